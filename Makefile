@@ -1,0 +1,35 @@
+# Two commands do all set-up on a fresh clone:
+#   make run    creates .venv if needed and runs `oligolab check` on the bundled assays and genomes
+#   make test   creates .venv if needed, installs the system tools the tests compare against, runs the tests
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test bench venv
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/oligolab check --assays data/sars-cov-2/assays/diagnostic-rt-pcr-assays.csv \
+		--assays data/sars-cov-2/assays/artic-v5.3.2.primer.bed \
+		--genomes data/sars-cov-2/pango-consensus-genomes.fasta.zst \
+		--reference data/sars-cov-2/NC_045512.2.fasta --annotation data/sars-cov-2/reference-annotation.gb \
+		--alias-key data/sars-cov-2/pango-alias-key.json \
+		--off-target data/coronavirus-neighbours/human-coronavirus-references.fasta \
+		--out out/check
+	@echo "report: out/check/report.html"
+
+test: $(STAMP)
+	scripts/install-system-tools.sh
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	scripts/install-system-tools.sh
+	$(BIN)/python benchmarks/run_all.py

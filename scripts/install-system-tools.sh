@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# System tools the tests and benchmarks compare against (peers): bowtie 1 for engine parity.
+set -euo pipefail
+need=()
+command -v bowtie >/dev/null 2>&1 || need+=(bowtie)
+if [ ${#need[@]} -eq 0 ]; then exit 0; fi
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+    echo "install-system-tools: need root to apt-get install ${need[*]}; parity tests will be skipped" >&2; exit 0; fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq >/dev/null
+$SUDO apt-get install -y -qq "${need[@]}" >/dev/null

@@ -1,0 +1,51 @@
+"""Command-line interface: a thin Typer shell over the library API.
+
+Each capability adds its commands here; bad input (:class:`oligolab.errors.InputError`) is printed as one
+line and the command exits with status 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from .errors import InputError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="oligolab: check assays against genomes, design CRISPR diagnostics and siRNAs, run the "
+                       "qPCR lab.")
+err_console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print a one-line error and exit."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+#: modules whose import registers their commands on ``app`` (one per capability)
+COMMAND_MODULES = [
+]
+
+
+def _register() -> None:
+    import importlib
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"{__package__}.{name}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``oligolab`` command."""
+    _register()
+    try:
+        app(args=argv, standalone_mode=True)
+    except InputError as exc:  # raised outside a command's own handler
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,407 @@
+"""Sequences and collections: streaming FASTA/GenBank readers (plain, gz, xz, zst), nucleotide encoding,
+IUPAC codes, and sample metadata (lineage, date, ...) joined on the record id.
+
+This is the project's one set of sequence readers; every capability reads genomes, transcripts and
+off-target sets through it.
+"""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import datetime as _dt
+import gzip
+import io
+import lzma
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Iterable, Iterator
+
+import numpy as np
+
+from .errors import InputError
+
+# ------------------------------------------------------------------------------------------------ codes
+
+#: Text codes used by the engine: 0..3 = A, C, G, T; 4 = unknown (N or any ambiguity code); 5 = separator.
+A, C, G, T, UNKNOWN, SEPARATOR = 0, 1, 2, 3, 4, 5
+
+#: IUPAC nucleotide code -> set of bases as a 4-bit mask (A=1, C=2, G=4, T=8).
+IUPAC_MASK: dict[str, int] = {
+    "A": 1, "C": 2, "G": 4, "T": 8, "U": 8,
+    "R": 1 | 4, "Y": 2 | 8, "S": 2 | 4, "W": 1 | 8, "K": 4 | 8, "M": 1 | 2,
+    "B": 2 | 4 | 8, "D": 1 | 4 | 8, "H": 1 | 2 | 8, "V": 1 | 2 | 4, "N": 15, "I": 15,
+}
+MASK_IUPAC: dict[int, str] = {v: k for k, v in IUPAC_MASK.items() if k not in ("U", "I")}
+_COMPLEMENT = str.maketrans("ACGTURYSWKMBDHVNIacgturyswkmbdhvni", "TGCAAYRSWMKVHDBNNtgcaayrswmkvhdbnn")
+
+_ENCODE = np.full(256, 255, dtype=np.uint8)
+for _ch, _code in (("A", A), ("C", C), ("G", G), ("T", T), ("U", T)):
+    _ENCODE[ord(_ch)] = _code
+    _ENCODE[ord(_ch.lower())] = _code
+for _ch in "RYSWKMBDHVN":
+    _ENCODE[ord(_ch)] = UNKNOWN
+    _ENCODE[ord(_ch.lower())] = UNKNOWN
+_DECODE = np.frombuffer(b"ACGTN-", dtype=np.uint8)
+
+#: characters allowed in a genome or transcript sequence (IUPAC plus alignment gaps '-' and '.')
+_SEQ_ALLOWED = b"ACGTURYSWKMBDHVNacgturyswkmbdhvn-.*"
+_GAP_CHARS = b"-."
+
+
+def reverse_complement(seq: str) -> str:
+    """Reverse complement of an IUPAC DNA/RNA string (U becomes A's partner T)."""
+    return seq.translate(_COMPLEMENT)[::-1]
+
+
+def encode(seq: bytes | str) -> np.ndarray:
+    """Encode a gap-free sequence into engine codes (uint8). Unknown letters must be filtered before."""
+    if isinstance(seq, str):
+        seq = seq.encode()
+    codes = _ENCODE[np.frombuffer(seq, dtype=np.uint8)]
+    return codes
+
+
+def decode(codes: np.ndarray) -> str:
+    """Engine codes back to a string (unknown -> N, separator -> '-')."""
+    return _DECODE[np.minimum(codes, 5)].tobytes().decode()
+
+
+def iupac_masks(seq: str) -> np.ndarray:
+    """IUPAC string -> per-position 4-bit base masks (uint8)."""
+    try:
+        return np.array([IUPAC_MASK[ch] for ch in seq.upper()], dtype=np.uint8)
+    except KeyError as exc:  # callers validate first; this is a programming error
+        raise ValueError(f"not an IUPAC nucleotide code: {exc.args[0]!r}") from None
+
+
+# ---------------------------------------------------------------------------------------- opening files
+
+_MAGIC = (
+    (b"\x1f\x8b", "gzip"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+    (b"BZh", "bz2"),
+)
+
+
+def compression_of(path: Path) -> str | None:
+    """Compression format from the file's first bytes (None = plain)."""
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    for magic, name in _MAGIC:
+        if head.startswith(magic):
+            return name
+    return None
+
+
+def open_binary(path: str | Path) -> BinaryIO:
+    """Open a possibly compressed file for streaming reads (gzip, xz, zstd, bz2 detected by magic bytes)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "file not found", "check the path")
+    if path.stat().st_size == 0:
+        raise InputError(path, "file is empty", "give a non-empty file")
+    kind = compression_of(path)
+    if kind is None:
+        return open(path, "rb")
+    if kind == "gzip":
+        return gzip.open(path, "rb")
+    if kind == "xz":
+        return lzma.open(path, "rb")
+    if kind == "bz2":
+        return bz2.open(path, "rb")
+    import zstandard
+
+    fh = open(path, "rb")
+    return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(fh, closefd=True), buffer_size=1 << 20)
+
+
+_DECOMPRESS_ERRORS: tuple[type[BaseException], ...] = (EOFError, lzma.LZMAError, gzip.BadGzipFile, OSError)
+try:
+    import zstandard as _zstd
+
+    _DECOMPRESS_ERRORS = _DECOMPRESS_ERRORS + (_zstd.ZstdError,)
+except ImportError:  # pragma: no cover
+    pass
+
+
+def _iter_lines(path: Path) -> Iterator[bytes]:
+    """Lines of a possibly compressed file; a truncated or corrupt stream becomes an InputError."""
+    kind = compression_of(path) if path.exists() and path.stat().st_size else None
+    fh = open_binary(path)
+    lineno = 0
+    try:
+        with fh:
+            for lineno, line in enumerate(fh, 1):  # noqa: B007
+                yield line
+    except _DECOMPRESS_ERRORS as exc:
+        raise InputError(path, f"the {kind or 'file'} stream is truncated or corrupt after line {lineno} ({exc})",
+                         "re-download or re-compress the file") from None
+
+
+# ---------------------------------------------------------------------------------------------- FASTA
+
+@dataclass(slots=True)
+class SeqRecord:
+    """One sequence: ``seq`` holds the letters as read, upper-cased, alignment gaps removed."""
+
+    id: str
+    description: str
+    seq: bytes
+    line: int = 0  #: line of the header in its file
+    aligned_length: int = 0  #: length before gap removal (= alignment columns for aligned input)
+
+    def codes(self) -> np.ndarray:
+        return encode(self.seq)
+
+    def text(self) -> str:
+        return self.seq.decode()
+
+
+def read_fasta(path: str | Path, *, keep_gaps: bool = False) -> Iterator[SeqRecord]:
+    """Stream FASTA records from a plain or compressed file.
+
+    Alignment gap characters ('-', '.') are removed unless ``keep_gaps``. Raises :class:`InputError` naming
+    the file, line and record for a missing header, illegal characters, an empty record or a truncated file.
+    """
+    path = Path(path)
+    header: bytes | None = None
+    header_line = 0
+    chunks: list[bytes] = []
+    n_records = 0
+
+    def finish() -> SeqRecord:
+        raw = b"".join(chunks).upper()
+        bad = raw.translate(None, _SEQ_ALLOWED)
+        rid, _, desc = header.decode(errors="replace").strip().partition(" ")
+        if bad:
+            ch = chr(bad[0])
+            offset = raw.index(bad[0])
+            raise InputError(path, f"illegal character {ch!r} at sequence position {offset + 1}",
+                             "sequences may contain only IUPAC nucleotide codes and '-'",
+                             line=header_line, record=rid)
+        aligned_length = len(raw)
+        if not keep_gaps:
+            raw = raw.translate(None, _GAP_CHARS)
+        raw = raw.replace(b"*", b"")
+        if not raw:
+            raise InputError(path, "record has no sequence", "remove the empty record", line=header_line,
+                             record=rid)
+        if not rid:
+            raise InputError(path, "header has no identifier", "write an id after '>'", line=header_line)
+        return SeqRecord(rid, desc.strip(), raw, header_line, aligned_length)
+
+    lineno = 0
+    for lineno, line in enumerate(_iter_lines(path), 1):
+        if line.startswith(b">"):
+            if header is not None:
+                n_records += 1
+                yield finish()
+            header = line[1:]
+            header_line = lineno
+            chunks = []
+        else:
+            stripped = line.strip()
+            if not stripped:
+                continue
+            if header is None:
+                if stripped.startswith(b";"):  # old-style comment lines
+                    continue
+                raise InputError(path, "sequence data before the first FASTA header", "start each record with a "
+                                 "'>id' line (is this a FASTA file?)", line=lineno)
+            chunks.append(stripped)
+    if header is not None:
+        yield finish()
+        n_records += 1
+    if n_records == 0:
+        raise InputError(path, "no FASTA records found", "give a FASTA file whose records start with '>'",
+                         line=lineno or None)
+
+
+def read_sequences(path: str | Path) -> list[SeqRecord]:
+    """Read FASTA or GenBank (by content) into memory; for small inputs such as transcripts."""
+    path = Path(path)
+    first = b""
+    for line in _iter_lines(path):
+        if line.strip():
+            first = line
+            break
+    if first.startswith(b"LOCUS"):
+        return [SeqRecord(r.id, r.description, r.seq, 0, len(r.seq)) for r in read_genbank(path)]
+    return list(read_fasta(path))
+
+
+# -------------------------------------------------------------------------------------------- GenBank
+
+@dataclass
+class Feature:
+    """A GenBank feature in 0-based half-open coordinates on the record."""
+
+    kind: str
+    start: int
+    end: int
+    strand: int
+    qualifiers: dict[str, list[str]]
+
+    @property
+    def name(self) -> str:
+        for key in ("gene", "product", "locus_tag", "note"):
+            if key in self.qualifiers:
+                return self.qualifiers[key][0]
+        return self.kind
+
+
+@dataclass
+class GenBankRecord:
+    id: str
+    description: str
+    seq: bytes
+    features: list[Feature] = field(default_factory=list)
+
+
+def read_genbank(path: str | Path) -> list[GenBankRecord]:
+    """Read GenBank records (Biopython's parser) with their features."""
+    from Bio import SeqIO
+
+    path = Path(path)
+    records = []
+    try:
+        with open_binary(path) as fh:
+            text = io.TextIOWrapper(fh, encoding="utf-8", errors="replace")
+            for rec in SeqIO.parse(text, "genbank"):
+                feats = []
+                for f in rec.features:
+                    try:
+                        start, end = int(f.location.start), int(f.location.end)
+                    except (TypeError, ValueError):
+                        continue
+                    feats.append(Feature(f.type, start, end, f.location.strand or 1,
+                                         {k: list(v) for k, v in f.qualifiers.items()}))
+                records.append(GenBankRecord(rec.id, rec.description, bytes(rec.seq).upper(), feats))
+    except (ValueError, AssertionError) as exc:
+        raise InputError(path, f"not a readable GenBank file ({exc})", "give a GenBank flat file") from None
+    if not records:
+        raise InputError(path, "no GenBank records found", "give a GenBank flat file starting with LOCUS")
+    return records
+
+
+# ------------------------------------------------------------------------------------------- metadata
+
+_ID_COLUMNS = ("id", "strain", "name", "seqname", "accession", "sequence_name", "taxon")
+_LINEAGE_COLUMNS = ("lineage", "pango_lineage", "pangolin_lineage", "pango", "clade")
+_DATE_COLUMNS = ("date", "collection_date", "sample_date")
+_DATE_RE = re.compile(r"^(\d{4})(?:-(\d{2}|XX|xx))?(?:-(\d{2}|XX|xx))?$")
+
+
+def parse_date(text: str) -> tuple[_dt.date | None, str]:
+    """Parse an ISO date, allowing month or year precision (2020-03, 2020-03-XX, 2020).
+
+    Returns (date, precision) with precision 'day', 'month', 'year' or '' for an empty value; raises
+    ValueError for text that is not a date.
+    """
+    text = text.strip()
+    if text in ("", "?", "NA", "na", "missing", "unknown"):
+        return None, ""
+    m = _DATE_RE.match(text)
+    if not m:
+        raise ValueError(text)
+    year = int(m.group(1))
+    month = m.group(2)
+    day = m.group(3)
+    if month is None or month.upper() == "XX":
+        return _dt.date(year, 1, 1), "year"
+    if day is None or day.upper() == "XX":
+        return _dt.date(year, int(month), 1), "month"
+    return _dt.date(year, int(month), int(day)), "day"
+
+
+@dataclass
+class Metadata:
+    """Per-record metadata: ``rows[id]`` is a dict of the file's columns plus parsed ``_date``/``_month``."""
+
+    path: Path | None
+    id_column: str
+    lineage_column: str | None
+    date_column: str | None
+    rows: dict[str, dict[str, object]]
+
+    def lineage(self, record_id: str) -> str | None:
+        row = self.rows.get(record_id)
+        if row is None or self.lineage_column is None:
+            return None
+        value = row.get(self.lineage_column)
+        return str(value) if value not in (None, "", "?") else None
+
+    def date(self, record_id: str) -> _dt.date | None:
+        row = self.rows.get(record_id)
+        return None if row is None else row.get("_date")  # type: ignore[return-value]
+
+    def month(self, record_id: str) -> str | None:
+        row = self.rows.get(record_id)
+        return None if row is None else row.get("_month")  # type: ignore[return-value]
+
+
+def _pick(columns: list[str], wanted: Iterable[str]) -> str | None:
+    lower = {c.lower(): c for c in columns}
+    for name in wanted:
+        if name in lower:
+            return lower[name]
+    return None
+
+
+def read_metadata(path: str | Path, *, id_column: str | None = None, lineage_column: str | None = None,
+                  date_column: str | None = None) -> Metadata:
+    """Read a TSV/CSV metadata table; dates are parsed (an unparsable date is an error naming the line)."""
+    path = Path(path)
+    lines = (line.decode("utf-8", errors="replace") for line in _iter_lines(path))
+    first = next(lines, "")
+    delimiter = "\t" if "\t" in first else ","
+    reader = csv.reader(_chain_first(first, lines), delimiter=delimiter)
+    header = next(reader, None)
+    if not header or len(header) < 2:
+        raise InputError(path, "metadata has no header row with at least two columns",
+                         "give a TSV/CSV with columns such as id, lineage, date", line=1)
+    header = [h.strip() for h in header]
+    idc = id_column or _pick(header, _ID_COLUMNS) or header[0]
+    if idc not in header:
+        raise InputError(path, f"no column '{idc}'", f"choose one of: {', '.join(header)}", line=1)
+    linc = lineage_column or _pick(header, _LINEAGE_COLUMNS)
+    datec = date_column or _pick(header, _DATE_COLUMNS)
+    rows: dict[str, dict[str, object]] = {}
+    for lineno, values in enumerate(reader, 2):
+        if not values or all(not v.strip() for v in values):
+            continue
+        if len(values) != len(header):
+            raise InputError(path, f"{len(values)} fields where the header has {len(header)}",
+                             "check the delimiters on this line", line=lineno)
+        row: dict[str, object] = dict(zip(header, (v.strip() for v in values)))
+        rid = str(row[idc])
+        if datec is not None:
+            try:
+                date, precision = parse_date(str(row[datec]))
+            except ValueError:
+                raise InputError(path, f"unparsable date {row[datec]!r} in column '{datec}'",
+                                 "write dates as YYYY-MM-DD (or YYYY-MM, YYYY-MM-XX)", line=lineno,
+                                 record=rid) from None
+            row["_date"] = date
+            row["_month"] = date.strftime("%Y-%m") if date and precision in ("day", "month") else None
+        rows[rid] = row
+    return Metadata(path, idc, linc, datec, rows)
+
+
+def _chain_first(first: str, rest: Iterator[str]) -> Iterator[str]:
+    yield first
+    yield from rest
+
+
+def warn_missing_ids(metadata: Metadata, seen_ids: set[str]) -> list[str]:
+    """Warn (not fail) when metadata names ids that are absent from the sequences; returns them."""
+    missing = sorted(set(metadata.rows) - seen_ids)
+    if missing:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        warnings.warn(f"{metadata.path}: {len(missing)} metadata ids are not in the FASTA ({shown})",
+                      stacklevel=2)
+    return missing
