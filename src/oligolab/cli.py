@@ -13,10 +13,15 @@ from rich.console import Console
 
 from .errors import InputError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
                   help="oligolab: check assays against genomes, design CRISPR diagnostics and siRNAs, run the "
                        "qPCR lab.")
 err_console = Console(stderr=True)
+
+
+@app.callback()
+def _root() -> None:
+    """oligolab: check assays against genomes, design CRISPR diagnostics and siRNAs, run the qPCR lab."""
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -27,6 +32,7 @@ def fail(message: str, code: int = 2) -> None:
 
 #: modules whose import registers their commands on ``app`` (one per capability)
 COMMAND_MODULES = [
+    "check_cli",
 ]
 
 

@@ -1,0 +1,1118 @@
+"""`oligolab check`: does an assay still detect what it must (inclusivity, per genome, lineage and month),
+which oligo is losing binding and why (mismatch positions from the 3' end, seed, PAM, Tm drop, the
+mutations behind it), and what else it could detect (exclusivity against off-target collections).
+
+The work streams: genomes are read, searched by the engine and called in batches; per-genome rows go to
+disk as they are made and only counts stay in memory, so a million genomes need no more memory than ten.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import math
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from .annotation import Annotation
+from .assays import Assay, AssaySet, Oligo, PRIMER_ROLES
+from .engine import Engine, Hits, PatternSet, SiteTable, pack_batch, search as engine_search
+from .errors import InputError
+from .knowledge import Enzyme, RuleSet, amplification, get_enzyme, load_rules, make_figures, strip_known_tail
+from .lineages import Lineages, group_lineages, looks_like_pango
+from .sequences import Metadata, SeqRecord, decode, read_fasta, read_metadata, reverse_complement, warn_missing_ids
+from .thermo import Conditions, duplex, perfect_duplex
+
+OLIGO_CALLS = ("binds", "degraded", "no data", "fails")  #: index = code, ordered from best to worst
+ASSAY_CALLS = ("detected", "at risk", "no data", "not detected")
+ON_LOCUS_NT = 3000  #: a site within this distance of the reference site counts as the expected site
+
+
+# ----------------------------------------------------------------------------------------- search oligos
+
+@dataclass
+class SearchOligo:
+    """One searched sequence: an oligo, or one half of a LAMP FIP/BIP."""
+
+    name: str
+    oligo: Oligo
+    part: str  #: '' for a whole oligo; 'F1c', 'F2', 'B1c', 'B2' for FIP/BIP halves
+    role: str  #: the role used for geometry (the part name for FIP/BIP halves)
+    group: str  #: rule group: primer, probe, Cas12a, Cas13a
+    core: str  #: binding sequence (IUPAC, oligo orientation)
+    enzyme: Enzyme | None = None
+    context5: int = 0
+    context3: int = 0
+    motif: str = ""
+    seed: tuple[int, int] = (1, 0)
+
+    @property
+    def pattern(self) -> str:
+        return "N" * self.context5 + self.core + "N" * self.context3
+
+
+def _split_inner_primer(o: Oligo, reference: np.ndarray | None) -> tuple[str, str]:
+    """FIP = F1c + F2 (BIP = B1c + B2): the split given with '|', or found on the reference as the cut
+    where both halves bind it (the 3' half reading like the strand the 5' half pairs against)."""
+    if o.parts is not None:
+        return o.parts
+    if reference is None:
+        raise InputError(o.source.split(":")[0], f"cannot split {o.role} '{o.name}' into its two parts without "
+                         "a reference", f"write it as {'F1c|F2' if o.role == 'FIP' else 'B1c|B2'} or pass --reference",
+                         line=int(o.source.split(":")[1]) if ":" in o.source else None)
+    seq = o.sequence
+    cuts = list(range(12, len(seq) - 11))
+    names, seqs = [], []
+    for i in cuts:
+        names += [f"a{i}", f"b{i}"]
+        seqs += [seq[:i], seq[i:]]
+    hits, sites = engine_search(PatternSet.from_oligos(names, seqs), [reference], 0, 0, threads=1)
+    found: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for p, s in zip(hits.pos, hits.site):
+        found[int(sites.pattern[s])].append((int(p), int(sites.pattern[s]) % 2))
+    best = None
+    for ci, i in enumerate(cuts):
+        a_sites, b_sites = found.get(4 * ci, []) + found.get(4 * ci + 1, []), found.get(4 * ci + 2, []) + \
+            found.get(4 * ci + 3, [])
+        for pa, sa in a_sites:
+            for pb, sb in b_sites:
+                if sa != sb and abs(pa - pb) < 300:
+                    score = min(i, len(seq) - i)
+                    if best is None or score > best[0]:
+                        best = (score, i)
+    if best is None:
+        raise InputError(o.source.split(":")[0], f"{o.role} '{o.name}': no split into two halves that both "
+                         "bind the reference", f"write it as {'F1c|F2' if o.role == 'FIP' else 'B1c|B2'}",
+                         line=int(o.source.split(":")[1]) if ":" in o.source else None)
+    return seq[: best[1]], seq[best[1]:]
+
+
+def compile_search_oligos(assays: AssaySet, reference: np.ndarray | None, enzymes_dir: str | None = None
+                          ) -> list[SearchOligo]:
+    """Search oligos for every oligo of every assay (tails stripped, FIP/BIP halves, guide context)."""
+    out: list[SearchOligo] = []
+    for o in assays.oligos:
+        if not o.tail and o.role in PRIMER_ROLES:
+            tail, core = strip_known_tail(o.sequence)
+            if tail:
+                o.tail, o.sequence = tail, core
+        if o.role in ("FIP", "BIP"):
+            first, second = _split_inner_primer(o, reference)
+            o.parts = (first, second)
+            names = ("F1c", "F2") if o.role == "FIP" else ("B1c", "B2")
+            for part, seq in zip(names, (first, second)):
+                out.append(SearchOligo(f"{o.name}:{part}", o, part, part, "primer", seq))
+        elif o.role == "crRNA":
+            enzyme = get_enzyme(o.enzyme or "", enzymes_dir)
+            c5, c3, motif = enzyme.oligo_context()
+            lo, hi = enzyme.spacer_lengths
+            if not lo <= len(o.sequence) <= hi:
+                raise InputError(o.source.split(":")[0], f"crRNA '{o.name}' spacer has {len(o.sequence)} nt; "
+                                 f"{enzyme.name} takes {lo}-{hi} nt", "give the spacer only (no direct repeat)",
+                                 line=int(o.source.split(":")[1]) if ":" in o.source else None)
+            out.append(SearchOligo(o.name, o, "", "crRNA", enzyme.family, o.sequence, enzyme, c5, c3, motif,
+                                   enzyme.seed))
+        else:
+            out.append(SearchOligo(o.name, o, "", o.role, "probe" if o.role == "probe" else "primer", o.sequence))
+    return out
+
+
+# ------------------------------------------------------------------------------------------- site facts
+
+def pattern_columns(m: int, gap1_pos: int, gap1_len: int, gap2_pos: int, gap2_len: int) -> np.ndarray:
+    """Target offset of each pattern position in an alignment (-1 for pattern bases opposite a deletion)."""
+    cols = np.empty(m, dtype=np.int64)
+    t = 0
+    events = {}
+    if gap1_pos >= 0:
+        events[gap1_pos] = gap1_len
+    if gap2_pos >= 0:
+        events[gap2_pos] = events.get(gap2_pos, 0) + gap2_len
+    skip = 0
+    for i in range(m):
+        if i in events:
+            length = events[i]
+            if length > 0:
+                t += length
+            else:
+                skip = -length
+        if skip > 0:
+            cols[i] = -1
+            skip -= 1
+            continue
+        cols[i] = t
+        t += 1
+    return cols
+
+
+@dataclass
+class SiteFacts:
+    """Everything about one distinct site, in oligo orientation (5'->3' of the searched sequence)."""
+
+    oligo: int  #: search-oligo index
+    strand: str  #: '+' when the genome's top strand reads like the oligo
+    span: int
+    mismatches: int
+    unknown: int
+    gaps: int
+    cost: int
+    mm_idx: np.ndarray  #: core indices (0-based, oligo orientation) of mismatches and unknowns
+    mm_from_3p: tuple[int, ...]
+    target: str  #: genome bases of the site read in the oligo's sense (core plus context)
+    columns: np.ndarray  #: per pattern position (oligo orientation): target offset, -1 if deleted
+    gap_core_idx: tuple[int, ...]  #: core positions where a gap event sits
+    motif_bases: str
+    motif_ok: bool
+    motif_unknown: bool
+    seed_mm: int
+
+
+class SiteBook:
+    """Lazily computed facts, thermodynamics and calls of sites (by engine site id)."""
+
+    def __init__(self, oligos: list[SearchOligo], sites: SiteTable, rules: RuleSet):
+        self.oligos = oligos
+        self.sites = sites
+        self.rules = rules
+        self._facts: dict[int, SiteFacts] = {}
+        self._calls: dict[int, tuple[int, str, float, float, float]] = {}
+        self._perfect: dict[int, float] = {}
+
+    def facts(self, sid: int) -> SiteFacts:
+        f = self._facts.get(sid)
+        if f is not None:
+            return f
+        s = self.sites
+        pattern = int(s.pattern[sid])
+        oi, strand = pattern // 2, pattern % 2
+        so = self.oligos[oi]
+        m = len(so.pattern)
+        span = int(s.span[sid])
+        codes = s.target[sid, :span]
+        top = decode(codes)
+        # pattern-orientation bit masks -> oligo orientation
+        bits = np.array([(int(s.mm_mask[sid]) >> i) & 1 or (int(s.unk_mask[sid]) >> i) & 1 for i in range(m)],
+                        dtype=bool)
+        cols = pattern_columns(m, int(s.gap1_pos[sid]), int(s.gap1_len[sid]), int(s.gap2_pos[sid]),
+                               int(s.gap2_len[sid]))
+        gap_pattern_pos = [p for p in (int(s.gap1_pos[sid]), int(s.gap2_pos[sid])) if p >= 0]
+        if strand == 1:
+            bits = bits[::-1]
+            target = reverse_complement(top)
+            # column of pattern position i maps to oligo position m-1-i, offset from the other end
+            cols = np.where(cols[::-1] >= 0, span - 1 - cols[::-1], -1)
+            gap_pattern_pos = [m - p for p in gap_pattern_pos]
+        else:
+            target = top
+        core_lo, core_hi = so.context5, m - so.context3
+        mm_idx = np.flatnonzero(bits[core_lo:core_hi])
+        core_len = core_hi - core_lo
+        gap_core = tuple(sorted(p - core_lo for p in gap_pattern_pos if core_lo <= p <= core_hi))
+        motif_cols = list(range(0, core_lo)) + list(range(core_hi, m))
+        motif_bases = "".join(target[cols[i]] if cols[i] >= 0 else "-" for i in motif_cols)
+        motif_ok, motif_unknown = True, False
+        if so.enzyme is not None and so.motif:
+            ok = so.enzyme.motif_matches(motif_bases)
+            motif_unknown = ok is None
+            motif_ok = bool(ok) if ok is not None else False
+        seed_lo, seed_hi = so.seed
+        seed_mm = int(sum(1 for i in mm_idx if seed_lo - 1 <= i <= seed_hi - 1)) + \
+            int(sum(1 for g in gap_core if seed_lo - 1 <= g <= seed_hi))
+        f = SiteFacts(oi, "+-"[strand], span, int(s.mismatches[sid]), int(s.unknown[sid]), int(s.gaps[sid]),
+                      int(s.cost[sid]), mm_idx, tuple(int(core_len - i) for i in mm_idx), target, cols,
+                      gap_core, motif_bases, motif_ok, motif_unknown, seed_mm)
+        self._facts[sid] = f
+        return f
+
+    def core_target(self, f: SiteFacts) -> str:
+        """The genome bases opposite the oligo's core, in oligo sense (gaps collapsed)."""
+        so = self.oligos[f.oligo]
+        m = len(so.pattern)
+        lo = so.context5
+        hi = m - so.context3
+        first = next((f.columns[i] for i in range(lo, hi) if f.columns[i] >= 0), 0)
+        last = next((f.columns[i] for i in range(hi - 1, lo - 1, -1) if f.columns[i] >= 0), 0)
+        return f.target[first:last + 1]
+
+    def perfect_tm(self, oi: int) -> float:
+        if oi not in self._perfect:
+            self._perfect[oi] = perfect_duplex(self.oligos[oi].core, self.rules.conditions).tm_C
+        return self._perfect[oi]
+
+    def call(self, sid: int) -> tuple[int, str, float, float, float]:
+        """(call code, reason, Tm on target °C, ΔG kcal/mol, Tm drop °C) of a site under the rules."""
+        c = self._calls.get(sid)
+        if c is not None:
+            return c
+        f = self.facts(sid)
+        so = self.oligos[f.oligo]
+        d = duplex(so.core, self.core_target(f), self.rules.conditions)
+        tm_drop = self.perfect_tm(f.oligo) - d.tm_C if not math.isnan(d.tm_C) else 99.0
+        core_len = len(so.core)
+        from_3p = f.mm_from_3p
+        gaps3 = tuple(core_len - g for g in f.gap_core_idx)
+
+        def mm3p(n: int) -> int:
+            return sum(1 for x in from_3p if x <= n) + sum(1 for x in gaps3 if x <= n)
+
+        figures = make_figures(f.mismatches, f.unknown, f.gaps, round(tm_drop, 2), d.tm_C, d.dg_kcal, f.seed_mm,
+                               f.motif_ok or not (so.enzyme is not None and so.enzyme.motif_required)
+                               if so.group == "Cas12a" else f.motif_ok, f.motif_unknown, core_len, mm3p)
+        call, why = self.rules.call(so.group, figures)
+        c = (OLIGO_CALLS.index(call), why, d.tm_C, d.dg_kcal, round(tm_drop, 2))
+        self._calls[sid] = c
+        return c
+
+
+# ------------------------------------------------------------------------------------------ the pipeline
+
+@dataclass
+class CheckOptions:
+    max_mismatches: int = 3
+    max_gaps: int = 2
+    rules_path: str | None = None
+    enzymes_dir: str | None = None
+    batch_nt: int = 4_000_000
+    threads: int | None = None
+    lineage_from_id: bool | None = None  #: None = automatic (ids that look like Pango lineages)
+    max_groups: int = 30
+
+
+@dataclass
+class GenomeInfo:
+    ids: list[str] = field(default_factory=list)
+    lineage: list[str] = field(default_factory=list)
+    month: list[str] = field(default_factory=list)
+    date: list[str] = field(default_factory=list)
+    length: list[int] = field(default_factory=list)
+    source: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ReferenceSite:
+    start: int
+    end: int
+    strand: str
+    target: str
+    columns: np.ndarray
+
+
+@dataclass
+class BatchResult:
+    """Per-genome results of one batch, as arrays aligned on (genome, search oligo) and (genome, assay)."""
+
+    genome_index: np.ndarray  #: global genome indices in the batch
+    oligo_call: np.ndarray  #: (n_genomes, n_oligos) int8 call codes
+    oligo_site: np.ndarray  #: (n_genomes, n_oligos) site id or -1
+    oligo_pos: np.ndarray  #: (n_genomes, n_oligos) site start or -1
+    oligo_nsites: np.ndarray  #: (n_genomes, n_oligos) number of sites anywhere in the genome
+    oligo_reason: list[list[str]]
+    assay_call: np.ndarray  #: (n_genomes, n_assays) int8
+    assay_reason: list[list[str]]
+    amplicon: np.ndarray  #: (n_genomes, n_assays, 2) start, end (-1 when none)
+
+
+class Checker:
+    """Holds what a check needs between batches: the engine, the site book, reference sites, counters."""
+
+    def __init__(self, assays: AssaySet, *, reference: SeqRecord | None = None, annotation: Annotation | None = None,
+                 options: CheckOptions = CheckOptions()):
+        self.assays = assays
+        self.options = options
+        self.rules = load_rules(options.rules_path)
+        self.reference = reference
+        self.annotation = annotation
+        ref_codes = reference.codes() if reference is not None else None
+        self.oligos = compile_search_oligos(assays, ref_codes, options.enzymes_dir)
+        self.patterns = PatternSet.from_oligos([o.name for o in self.oligos], [o.pattern for o in self.oligos],
+                                               [o.context5 for o in self.oligos], [o.context3 for o in self.oligos])
+        self.engine = Engine(self.patterns, options.max_mismatches, options.max_gaps, threads=options.threads)
+        self.book = SiteBook(self.oligos, self.engine.sites, self.rules)
+        self.assay_members = self._assay_members()
+        self.ref_sites: list[ReferenceSite | None] = [None] * len(self.oligos)
+        if reference is not None:
+            self._find_reference_sites(ref_codes)
+
+    # -- set-up
+    def _assay_members(self) -> list[dict[str, list[int]]]:
+        index = {id(o.oligo): [] for o in self.oligos}
+        for i, so in enumerate(self.oligos):
+            index[id(so.oligo)].append(i)
+        members = []
+        for a in self.assays.assays:
+            roles: dict[str, list[int]] = defaultdict(list)
+            for o in a.oligos:
+                for i in index[id(o)]:
+                    roles[self.oligos[i].role].append(i)
+            members.append(dict(roles))
+        return members
+
+    def _find_reference_sites(self, ref_codes: np.ndarray) -> None:
+        hits, sites = engine_search(self.patterns, [ref_codes], self.options.max_mismatches, self.options.max_gaps,
+                                    threads=1)
+        book = SiteBook(self.oligos, sites, self.rules)
+        best: dict[int, tuple[int, int, int]] = {}
+        for p, sid in zip(hits.pos, hits.site):
+            oi = int(sites.pattern[sid]) // 2
+            key = (int(sites.cost[sid]), int(p))
+            if oi not in best or key < best[oi][:2]:
+                best[oi] = (key[0], key[1], int(sid))
+        for oi, (_, pos, sid) in best.items():
+            f = book.facts(sid)
+            self.ref_sites[oi] = ReferenceSite(pos, pos + f.span, f.strand, f.target, f.columns)
+
+    # -- per batch
+    def process(self, codes: np.ndarray, ends: np.ndarray, unknown_runs: list[np.ndarray]) -> tuple[Hits, BatchResult]:
+        first = self.engine.n_genomes
+        hits = self.engine.search_codes(codes, ends)
+        n_gen = len(ends)
+        n_ol = len(self.oligos)
+        sites = self.engine.sites
+        oi = sites.pattern[hits.site] // 2
+        local = hits.genome - first
+        nsites = np.zeros((n_gen, n_ol), dtype=np.int32)
+        np.add.at(nsites, (local, oi), 1)
+        ref_start = np.array([r.start if r is not None else -1 for r in self.ref_sites], dtype=np.int64)
+        dist = np.where(ref_start[oi] >= 0, np.abs(hits.pos.astype(np.int64) - ref_start[oi]), 0)
+        on = dist <= ON_LOCUS_NT
+        cost = sites.cost[hits.site]
+        order = np.lexsort((dist[on], cost[on], oi[on], local[on]))
+        g_on, o_on, s_on, p_on = local[on][order], oi[on][order], hits.site[on][order], hits.pos[on][order]
+        firsts = np.ones(len(g_on), dtype=bool)
+        firsts[1:] = (g_on[1:] != g_on[:-1]) | (o_on[1:] != o_on[:-1])
+        best_site = np.full((n_gen, n_ol), -1, dtype=np.int64)
+        best_pos = np.full((n_gen, n_ol), -1, dtype=np.int64)
+        best_site[g_on[firsts], o_on[firsts]] = s_on[firsts]
+        best_pos[g_on[firsts], o_on[firsts]] = p_on[firsts]
+        call = np.full((n_gen, n_ol), OLIGO_CALLS.index("fails"), dtype=np.int8)
+        reasons = [[""] * n_ol for _ in range(n_gen)]
+        site_cache: dict[int, tuple[int, str]] = {}
+        for g, o in zip(*np.nonzero(best_site >= 0)):
+            sid = int(best_site[g, o])
+            if sid not in site_cache:
+                c = self.book.call(sid)
+                site_cache[sid] = (c[0], c[1])
+            call[g, o], reasons[g][o] = site_cache[sid]
+        # no site: lost, or not seen because the genome has unknown bases there
+        k = self.options.max_mismatches
+        for g in range(n_gen):
+            missing = np.flatnonzero(best_site[g] < 0)
+            if len(missing) == 0:
+                continue
+            runs = unknown_runs[g]
+            for o in missing:
+                if len(runs) and self._expected_in_unknown(g, o, runs, best_pos, ref_start):
+                    call[g, o] = OLIGO_CALLS.index("no data")
+                    reasons[g][o] = "the expected site lies in unknown bases"
+                else:
+                    reasons[g][o] = f"no site with <= {k} differences"
+        assay_call, assay_reason, amplicon = self._assay_calls(call, best_site, best_pos)
+        return hits, BatchResult(np.arange(first, first + n_gen), call, best_site, best_pos, nsites, reasons,
+                                 assay_call, assay_reason, amplicon)
+
+    def _expected_in_unknown(self, g: int, o: int, runs: np.ndarray, best_pos: np.ndarray,
+                             ref_start: np.ndarray) -> bool:
+        """Whether the expected location of oligo ``o`` in genome ``g`` overlaps unknown bases; the location
+        is the reference site shifted like the nearest oligo that was found in this genome."""
+        if ref_start[o] < 0:
+            return True
+        found = np.flatnonzero((best_pos[g] >= 0) & (ref_start >= 0))
+        if len(found):
+            nearest = found[np.argmin(np.abs(ref_start[found] - ref_start[o]))]
+            shift = best_pos[g, nearest] - ref_start[nearest]
+        else:
+            shift = 0
+        lo = ref_start[o] + shift - 30
+        hi = ref_start[o] + shift + len(self.oligos[o].pattern) + 30
+        return bool(np.any((runs[:, 0] < hi) & (runs[:, 1] > lo)))
+
+    def _assay_calls(self, call: np.ndarray, best_site: np.ndarray, best_pos: np.ndarray):
+        n_gen = call.shape[0]
+        n_as = len(self.assays.assays)
+        out = np.zeros((n_gen, n_as), dtype=np.int8)
+        amplicon = np.full((n_gen, n_as, 2), -1, dtype=np.int64)
+        reasons = [[""] * n_as for _ in range(n_gen)]
+        sites = self.engine.sites
+        strand = np.where(best_site >= 0, sites.pattern[np.maximum(best_site, 0)] % 2, -1)
+        span = np.where(best_site >= 0, sites.span[np.maximum(best_site, 0)], 0)
+        limits = amplification()
+        for ai, (assay, members) in enumerate(zip(self.assays.assays, self.assay_members)):
+            kind = assay.kind
+            required, optional = _required_roles(kind, members)
+            group_call = {}
+            group_pick = {}
+            for role in required + optional:
+                idx = np.array(members[role])
+                sub = call[:, idx]
+                pick = np.argmin(sub, axis=1)
+                group_call[role] = sub[np.arange(n_gen), pick]
+                group_pick[role] = idx[pick]
+            worst = np.zeros(n_gen, dtype=np.int8)
+            for role in required:
+                worst = np.maximum(worst, group_call[role])
+            for role in optional:  # loop primers: losing them slows LAMP down, it does not stop it
+                worst = np.maximum(worst, np.minimum(group_call[role], 1))
+            codes = worst.copy()  # oligo codes 0..3 map onto assay codes 0..3 one to one
+            max_amp = assay.max_amplicon or limits.get("lamp" if kind == "lamp" else "pcr", {}).get("max_amplicon",
+                                                                                                    2000)
+            for g in range(n_gen):
+                bad_roles = [r for r in required if group_call[r][g] == codes[g] and codes[g] > 0]
+                if codes[g] > 0:
+                    worst_names = [self.oligos[group_pick[r][g]].name for r in bad_roles]
+                    reasons[g][ai] = f"{OLIGO_CALLS[codes[g]]}: {', '.join(worst_names)}"
+                if codes[g] == 3 or kind == "oligos":
+                    continue
+                ok, why, lo, hi = self._geometry(kind, members, group_pick, g, best_pos, strand, span, max_amp)
+                if ok is None:
+                    continue
+                if not ok:
+                    codes[g] = 3
+                    reasons[g][ai] = why
+                else:
+                    amplicon[g, ai] = (lo, hi)
+            out[:, ai] = codes
+        return out, reasons, amplicon
+
+    def _geometry(self, kind, members, pick, g, pos, strand, span, max_amp):
+        """Whether the chosen sites make an amplicon (and the guide/probe lies in it)."""
+        def site(role):
+            o = pick[role][g]
+            if pos[g, o] < 0:
+                return None
+            return int(pos[g, o]), int(pos[g, o] + span[g, o]), int(strand[g, o]), o
+
+        if kind in ("pcr", "crispr") and "forward" in members and "reverse" in members:
+            f, r = site("forward"), site("reverse")
+            if f is None or r is None:
+                return None, "", -1, -1
+            if f[2] == r[2]:
+                return False, "forward and reverse primers bind the same strand", -1, -1
+            lo, hi = (f[0], r[1]) if f[2] == 0 else (r[0], f[1])
+            if hi <= lo or hi - lo > max_amp or (f[2] == 0 and f[0] > r[0]) or (f[2] == 1 and r[0] > f[0]):
+                return False, f"primers do not face each other within {max_amp} nt", -1, -1
+            for role in ("probe", "crRNA"):
+                if role in members:
+                    p = site(role)
+                    if p is not None and not (lo <= p[0] and p[1] <= hi):
+                        return False, f"{role} site outside the amplicon", -1, -1
+            if "crRNA" in members and self._t7_strand(members, pick, g) is not None:
+                p = site("crRNA")
+                t7 = self._t7_strand(members, pick, g)
+                so = self.oligos[pick["crRNA"][g]]
+                if p is not None and so.enzyme is not None and so.enzyme.target == "rna" and p[2] == t7:
+                    return False, "the guide does not pair with the T7 transcript", -1, -1
+            return True, "", lo, hi
+        if kind in ("lamp", "crispr") and {"F3", "B3", "F2", "B2", "F1c", "B1c"} <= set(members):
+            order = ["F3", "F2", "F1c", "B1c", "B2", "B3"]
+            s = [site(r) for r in order]
+            if any(x is None for x in s):
+                return None, "", -1, -1
+            top = s[0][2]
+            expected = [top, top, 1 - top, top, 1 - top, 1 - top]
+            if [x[2] for x in s] != expected:
+                return False, "LAMP primers are not on the expected strands", -1, -1
+            starts = [x[0] for x in s] if top == 0 else [-x[1] for x in s]
+            if starts != sorted(starts):
+                return False, "LAMP primers are out of order", -1, -1
+            lo, hi = min(x[0] for x in s), max(x[1] for x in s)
+            if hi - lo > max_amp:
+                return False, f"LAMP region longer than {max_amp} nt", -1, -1
+            if "crRNA" in members:
+                p = site("crRNA")
+                if p is not None and not (lo <= p[0] and p[1] <= hi):
+                    return False, "guide site outside the LAMP amplicon", -1, -1
+            return True, "", lo, hi
+        return None, "", -1, -1
+
+    def _t7_strand(self, members, pick, g):
+        for role in ("forward", "reverse"):
+            if role in members:
+                o = self.oligos[pick[role][g]]
+                if o.oligo.tail:
+                    return 0 if role == "forward" else 1
+        return None
+
+    # -- mutations
+    def mutations(self, sid: int) -> list[tuple[str, int, int]]:
+        """Mutations (vs the reference) under a site: (name like 'C28311T' or 'del28311', position from the
+        oligo's 3' end, reference position 1-based)."""
+        f = self.book.facts(sid)
+        ref = self.ref_sites[f.oligo]
+        if ref is None or ref.strand != f.strand:
+            return []
+        so = self.oligos[f.oligo]
+        m = len(so.pattern)
+        out = []
+        for i in range(so.context5, m - so.context3):
+            gc, rc = f.columns[i], ref.columns[i]
+            if rc < 0:
+                continue
+            # reference position of oligo position i (top-strand coordinates)
+            rpos = ref.start + (rc if ref.strand == "+" else ref.end - ref.start - 1 - rc)
+            rb = ref.target[rc]
+            gb = f.target[gc] if gc >= 0 else "-"
+            if gb == rb or gb == "N":
+                continue
+            from_3p = m - so.context3 - i
+            if ref.strand == "-":
+                rb, gb = _comp(rb), _comp(gb)
+            name = f"{rb}{rpos + 1}{gb}" if gb != "-" else f"del{rpos + 1}"
+            out.append((name, from_3p, rpos + 1))
+        return out
+
+    def close(self) -> None:
+        self.engine.close()
+
+
+def _comp(b: str) -> str:
+    return {"A": "T", "C": "G", "G": "C", "T": "A"}.get(b, b)
+
+
+def _required_roles(kind: str, members: dict[str, list[int]]) -> tuple[list[str], list[str]]:
+    roles = list(members)
+    optional = [r for r in roles if r in ("LF", "LB")]
+    required = [r for r in roles if r not in optional]
+    return required, optional
+
+
+# ----------------------------------------------------------------------------------------- reading input
+
+@dataclass
+class GenomeBatch:
+    records: list[SeqRecord]
+    codes: np.ndarray
+    ends: np.ndarray
+    unknown_runs: list[np.ndarray]
+    source: str
+
+
+def unknown_runs(codes: np.ndarray) -> np.ndarray:
+    """(start, end) of runs of unknown bases (code 4)."""
+    unk = codes == 4
+    if not unk.any():
+        return np.zeros((0, 2), dtype=np.int64)
+    d = np.diff(np.concatenate([[0], unk.astype(np.int8), [0]]))
+    return np.stack([np.flatnonzero(d == 1), np.flatnonzero(d == -1)], axis=1)
+
+
+def genome_batches(paths: list[str | Path], batch_nt: int) -> Iterator[GenomeBatch]:
+    """Genomes from several FASTA files, in batches of about ``batch_nt`` nucleotides."""
+    records: list[SeqRecord] = []
+    encoded: list[np.ndarray] = []
+    size = 0
+    source = ""
+    for path in paths:
+        source = str(path)
+        for rec in read_fasta(path):
+            c = rec.codes()
+            records.append(rec)
+            encoded.append(c)
+            size += len(c)
+            if size >= batch_nt:
+                codes, ends = pack_batch(encoded)
+                yield GenomeBatch(records, codes, ends, [unknown_runs(x) for x in encoded], source)
+                records, encoded, size = [], [], 0
+    if records:
+        codes, ends = pack_batch(encoded)
+        yield GenomeBatch(records, codes, ends, [unknown_runs(x) for x in encoded], source)
+
+
+# --------------------------------------------------------------------------------------- a whole check
+
+@dataclass
+class CheckInputs:
+    assays: list[str | Path]
+    genomes: list[str | Path]
+    metadata: str | Path | None = None
+    reference: str | Path | None = None
+    annotation: str | Path | None = None
+    alias_key: str | Path | None = None
+    off_targets: list[str | Path] = field(default_factory=list)
+
+
+class Aggregates:
+    """Counts kept in memory while rows stream to disk."""
+
+    def __init__(self, n_oligos: int, n_assays: int):
+        self.n_oligos, self.n_assays = n_oligos, n_assays
+        self.lineage_index: dict[str, int] = {}
+        self.month_index: dict[str, int] = {}
+        self.lin_oligo = np.zeros((0, n_oligos, 4), dtype=np.int64)
+        self.lin_assay = np.zeros((0, n_assays, 4), dtype=np.int64)
+        self.month_assay = np.zeros((0, n_assays, 4), dtype=np.int64)
+        self.site_use: Counter[tuple[int, int, int]] = Counter()  #: (site id, lineage idx, call) -> genomes
+        self.not_detected_examples: dict[int, list[str]] = defaultdict(list)
+
+    @staticmethod
+    def _index(mapping: dict[str, int], keys: list[str]) -> np.ndarray:
+        return np.array([mapping.setdefault(k, len(mapping)) for k in keys], dtype=np.int64)
+
+    @staticmethod
+    def _grow(arr: np.ndarray, n: int) -> np.ndarray:
+        if arr.shape[0] >= n:
+            return arr
+        out = np.zeros((max(n, 2 * arr.shape[0]),) + arr.shape[1:], dtype=arr.dtype)
+        out[: arr.shape[0]] = arr
+        return out
+
+    def add(self, lineages: list[str], months: list[str], ids: list[str], res: BatchResult) -> None:
+        li = self._index(self.lineage_index, lineages)
+        self.lin_oligo = self._grow(self.lin_oligo, len(self.lineage_index))
+        self.lin_assay = self._grow(self.lin_assay, len(self.lineage_index))
+        n_gen, n_ol = res.oligo_call.shape
+        np.add.at(self.lin_oligo, (np.repeat(li, n_ol), np.tile(np.arange(n_ol), n_gen), res.oligo_call.ravel()), 1)
+        n_as = res.assay_call.shape[1]
+        np.add.at(self.lin_assay, (np.repeat(li, n_as), np.tile(np.arange(n_as), n_gen), res.assay_call.ravel()), 1)
+        has_month = np.array([bool(m) for m in months])
+        if has_month.any():
+            mi = self._index(self.month_index, [m for m in months if m])
+            self.month_assay = self._grow(self.month_assay, len(self.month_index))
+            calls = res.assay_call[has_month]
+            np.add.at(self.month_assay, (np.repeat(mi, n_as), np.tile(np.arange(n_as), len(mi)), calls.ravel()), 1)
+        sel = (res.oligo_site >= 0) & (res.oligo_call > 0)
+        for g, o in zip(*np.nonzero(sel)):
+            self.site_use[(int(res.oligo_site[g, o]), int(li[g]), int(res.oligo_call[g, o]))] += 1
+        for g, a in zip(*np.nonzero(res.assay_call == 3)):
+            ex = self.not_detected_examples[int(a)]
+            if len(ex) < 20:
+                ex.append(ids[g])
+
+    def lineages(self) -> list[str]:
+        return sorted(self.lineage_index, key=self.lineage_index.get)
+
+    def months(self) -> list[str]:
+        return sorted(self.month_index, key=self.month_index.get)
+
+
+@dataclass
+class CheckResult:
+    checker: Checker
+    genomes: int
+    nucleotides: int
+    aggregates: Aggregates
+    lineage_groups: dict[str, str]
+    exclusivity_sites: "object"  #: pandas DataFrame
+    exclusivity_assays: "object"  #: pandas DataFrame
+    seconds: float
+    inputs: CheckInputs
+    outputs: dict[str, str] = field(default_factory=dict)
+    engine_stats: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _site_columns(checker: Checker, sids: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-site text and figures for the row tables, computed once per distinct site."""
+    uniq, inv = np.unique(sids, return_inverse=True)
+    cols: dict[str, list] = defaultdict(list)
+    for sid in uniq:
+        sid = int(sid)
+        if sid < 0:
+            for name in ("strand", "mismatch_from_3p", "motif", "target", "mutations"):
+                cols[name].append("")
+            for name in ("mismatches", "unknown", "gaps", "seed_mismatches", "span"):
+                cols[name].append(-1)
+            for name in ("tm_C", "dg_kcal", "tm_drop_C"):
+                cols[name].append(float("nan"))
+            continue
+        f = checker.book.facts(sid)
+        c = checker.book.call(sid)
+        cols["strand"].append(f.strand)
+        cols["mismatch_from_3p"].append(",".join(str(x) for x in f.mm_from_3p))
+        cols["motif"].append(f.motif_bases)
+        cols["target"].append(f.target)
+        cols["mutations"].append(" ".join(m[0] for m in checker.mutations(sid)))
+        cols["mismatches"].append(f.mismatches)
+        cols["unknown"].append(f.unknown)
+        cols["gaps"].append(f.gaps)
+        cols["seed_mismatches"].append(f.seed_mm if checker.oligos[f.oligo].enzyme is not None else -1)
+        cols["span"].append(f.span)
+        cols["tm_C"].append(c[2])
+        cols["dg_kcal"].append(c[3])
+        cols["tm_drop_C"].append(c[4])
+    out = {}
+    for name, values in cols.items():
+        arr = np.array(values, dtype=object if isinstance(values[0], str) else None)
+        out[name] = arr[inv]
+    return out
+
+
+class _RowWriter:
+    """Streams a table to TSV and Parquet (atomic: temporary files renamed when the check completes)."""
+
+    def __init__(self, stack: contextlib.ExitStack, out_dir: Path, stem: str):
+        from .reports import atomic_path
+
+        self.tsv_path = stack.enter_context(atomic_path(out_dir / f"{stem}.tsv"))
+        self.pq_path = stack.enter_context(atomic_path(out_dir / f"{stem}.parquet"))
+        self._tsv = None
+        self._pq = None
+        self._stack = stack
+        self.rows = 0
+
+    def write(self, columns: dict[str, np.ndarray]) -> None:
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+        import pyarrow.parquet as pq
+
+        table = pa.table({k: pa.array(v) for k, v in columns.items()})
+        if self._tsv is None:
+            self._tsv = pacsv.CSVWriter(str(self.tsv_path), table.schema,
+                                        write_options=pacsv.WriteOptions(delimiter="\t", quoting_style="needed"))
+            self._pq = pq.ParquetWriter(str(self.pq_path), table.schema, compression="zstd")
+            self._stack.callback(self._close)
+        self._tsv.write_table(table)
+        self._pq.write_table(table)
+        self.rows += len(table)
+
+    def _close(self) -> None:
+        if self._tsv is not None:
+            self._tsv.close()
+            self._pq.close()
+
+
+def run_check(inputs: CheckInputs, out_dir: str | Path, options: CheckOptions = CheckOptions(),
+              progress: Callable[[int, int], None] | None = None) -> CheckResult:
+    """Check assays against genomes (and off-target collections), writing every output into ``out_dir``.
+
+    Outputs are written atomically: an interrupted run leaves earlier files as they were.
+    """
+    import warnings as _warnings
+
+    from . import check_report
+    from .reports import write_json, write_table, write_text
+
+    t0 = time.perf_counter()
+    out_dir = Path(out_dir)
+    assays = read_assays_checked(inputs.assays)
+    reference = next(iter(read_fasta(inputs.reference)), None) if inputs.reference else None
+    annotation = Annotation.from_genbank(inputs.annotation) if inputs.annotation else None
+    lineages = Lineages(inputs.alias_key)
+    metadata: Metadata | None = read_metadata(inputs.metadata) if inputs.metadata else None
+    checker = Checker(assays, reference=reference, annotation=annotation, options=options)
+    agg = Aggregates(len(checker.oligos), len(assays.assays))
+    seen_ids: set[str] = set()
+    caught: list[str] = []
+    n_genomes = 0
+    n_nt = 0
+    oligo_names = np.array([o.name for o in checker.oligos], dtype=object)
+    oligo_assay = np.array([o.oligo.assay for o in checker.oligos], dtype=object)
+    oligo_role = np.array([o.role for o in checker.oligos], dtype=object)
+    assay_names = np.array([a.name for a in assays.assays], dtype=object)
+    lineage_from_id = options.lineage_from_id
+    with contextlib.ExitStack() as stack:
+        oligo_rows = _RowWriter(stack, out_dir, "oligo_calls")
+        assay_rows = _RowWriter(stack, out_dir, "assay_calls")
+        for batch in genome_batches(inputs.genomes, options.batch_nt):
+            ids = [r.id for r in batch.records]
+            if lineage_from_id is None:
+                lineage_from_id = metadata is None and looks_like_pango(ids)
+            lin, months, dates = [], [], []
+            for rid in ids:
+                if rid in seen_ids:
+                    raise InputError(batch.source, f"duplicate record id '{rid}'",
+                                     "give every genome a unique id", record=rid)
+                seen_ids.add(rid)
+                value = metadata.lineage(rid) if metadata is not None else None
+                lin.append(value or (rid if lineage_from_id else "unassigned"))
+                months.append((metadata.month(rid) if metadata is not None else None) or "")
+                d = metadata.date(rid) if metadata is not None else None
+                dates.append(d.isoformat() if d else "")
+            res = checker.process(batch.codes, batch.ends, batch.unknown_runs)[1]
+            n_gen, n_ol = res.oligo_call.shape
+            n_as = res.assay_call.shape[1]
+            sites = res.oligo_site.ravel()
+            sc = _site_columns(checker, sites)
+            pos = res.oligo_pos.ravel()
+            span = sc.pop("span")
+            oligo_rows.write({
+                "genome": np.repeat(np.array(ids, dtype=object), n_ol),
+                "lineage": np.repeat(np.array(lin, dtype=object), n_ol),
+                "date": np.repeat(np.array(dates, dtype=object), n_ol),
+                "assay": np.tile(oligo_assay, n_gen), "oligo": np.tile(oligo_names, n_gen),
+                "role": np.tile(oligo_role, n_gen),
+                "call": np.array(OLIGO_CALLS, dtype=object)[res.oligo_call.ravel()],
+                "reason": np.array([r for row in res.oligo_reason for r in row], dtype=object),
+                "start": np.where(pos >= 0, pos + 1, -1), "end": np.where(pos >= 0, pos + span, -1),
+                **sc, "n_sites": res.oligo_nsites.ravel(),
+            })
+            amp = res.amplicon.reshape(-1, 2)
+            assay_rows.write({
+                "genome": np.repeat(np.array(ids, dtype=object), n_as),
+                "lineage": np.repeat(np.array(lin, dtype=object), n_as),
+                "date": np.repeat(np.array(dates, dtype=object), n_as),
+                "assay": np.tile(assay_names, n_gen),
+                "call": np.array(ASSAY_CALLS, dtype=object)[res.assay_call.ravel()],
+                "reason": np.array([r for row in res.assay_reason for r in row], dtype=object),
+                "amplicon_start": np.where(amp[:, 0] >= 0, amp[:, 0] + 1, -1),
+                "amplicon_end": amp[:, 1],
+            })
+            agg.add(lin, months, ids, res)
+            n_genomes += n_gen
+            n_nt += int(len(batch.codes) - n_gen)
+            if progress:
+                progress(n_genomes, n_nt)
+        if n_genomes == 0:
+            raise InputError(inputs.genomes[0] if inputs.genomes else None, "no genomes read", "give FASTA genomes")
+        if metadata is not None:
+            with _warnings.catch_warnings(record=True) as w:
+                _warnings.simplefilter("always")
+                warn_missing_ids(metadata, seen_ids)
+                caught += [str(x.message) for x in w]
+        ex_sites, ex_assays = exclusivity(checker, inputs.off_targets)
+        groups = group_lineages(agg.lineages(), lineages, options.max_groups)
+        result = CheckResult(checker, n_genomes, n_nt, agg, groups, ex_sites, ex_assays,
+                             time.perf_counter() - t0, inputs, engine_stats=dict(checker.engine.stats),
+                             warnings=caught)
+        tables = summary_tables(result, lineages)
+        for name, frame in tables.items():
+            write_table(frame, out_dir / f"{name}.tsv")
+        write_table(ex_sites, out_dir / "exclusivity_sites.tsv")
+        write_table(ex_assays, out_dir / "exclusivity_assays.tsv")
+        result.seconds = time.perf_counter() - t0
+        summary = summary_json(result, tables)
+        write_json(out_dir / "summary.json", summary)
+        write_text(out_dir / "report.html", check_report.render(result, tables, summary))
+    checker.close()
+    result.outputs = {p.name: str(p) for p in sorted(out_dir.iterdir()) if not p.name.startswith(".")}
+    return result
+
+
+def read_assays_checked(paths: list[str | Path]) -> AssaySet:
+    from .assays import read_assays
+
+    return read_assays(paths)
+
+
+def exclusivity(checker: Checker, paths: list[str | Path]):
+    """Every site of every oligo in the off-target collections, and the amplicons/detections the assays could
+    form there. Returns (sites DataFrame, assay outcomes DataFrame)."""
+    import pandas as pd
+
+    site_rows, assay_rows = [], []
+    limits = amplification()
+    for path in paths:
+        records = list(read_fasta(path))
+        engine = Engine(checker.patterns, checker.options.max_mismatches, checker.options.max_gaps,
+                        threads=checker.options.threads)
+        try:
+            codes, ends = pack_batch([r.codes() for r in records])
+            hits = engine.search_codes(codes, ends)
+        finally:
+            engine.close()
+        book = SiteBook(checker.oligos, engine.sites, checker.rules)
+        per_record: dict[int, list[tuple[int, int, int, int, int]]] = defaultdict(list)
+        for g, p, sid in zip(hits.genome, hits.pos, hits.site):
+            f = book.facts(int(sid))
+            c = book.call(int(sid))
+            so = checker.oligos[f.oligo]
+            rec = records[int(g)]
+            site_rows.append({
+                "collection": Path(path).name, "record": rec.id, "description": rec.description,
+                "assay": so.oligo.assay, "oligo": so.name, "role": so.role, "call": OLIGO_CALLS[c[0]],
+                "strand": f.strand, "start": int(p) + 1, "end": int(p) + f.span, "mismatches": f.mismatches,
+                "gaps": f.gaps, "mismatch_from_3p": ",".join(map(str, f.mm_from_3p)), "target": f.target,
+                "tm_C": c[2], "tm_drop_C": c[4]})
+            per_record[int(g)].append((f.oligo, int(p), int(p) + f.span, 0 if f.strand == "+" else 1, c[0]))
+        for g, sites in per_record.items():
+            rec = records[g]
+            by_oligo: dict[int, list] = defaultdict(list)
+            for s in sites:
+                if s[4] <= 1:  # binds or degraded: could take part in a reaction
+                    by_oligo[s[0]].append(s)
+            for ai, (assay, members) in enumerate(zip(checker.assays.assays, checker.assay_members)):
+                outcome = _offtarget_assay(assay, members, by_oligo, limits)
+                if outcome is not None:
+                    assay_rows.append({"collection": Path(path).name, "record": rec.id,
+                                       "description": rec.description, "assay": assay.name, **outcome})
+    site_cols = ["collection", "record", "description", "assay", "oligo", "role", "call", "strand", "start", "end",
+                 "mismatches", "gaps", "mismatch_from_3p", "target", "tm_C", "tm_drop_C"]
+    assay_cols = ["collection", "record", "description", "assay", "outcome", "amplicon_start", "amplicon_end",
+                  "oligos"]
+    sites_df = pd.DataFrame(site_rows, columns=site_cols)
+    assays_df = pd.DataFrame(assay_rows, columns=assay_cols)
+    if len(sites_df):
+        sites_df = sites_df.sort_values(["collection", "record", "assay", "oligo", "start"], kind="stable")
+    if len(assays_df):
+        assays_df = assays_df.sort_values(["collection", "record", "assay"], kind="stable")
+    return sites_df.reset_index(drop=True), assays_df.reset_index(drop=True)
+
+
+def _offtarget_assay(assay: Assay, members: dict[str, list[int]], by_oligo, limits) -> dict | None:
+    """What an assay could do on an off-target record: 'detected' (amplicon plus probe/guide), 'amplicon'
+    (primers could amplify), 'guide binds' (guide-only assay), or None."""
+    kind = assay.kind
+    max_amp = assay.max_amplicon or limits.get("lamp" if kind == "lamp" else "pcr", {}).get("max_amplicon", 2000)
+
+    def sites_of(role):
+        return [s for o in members.get(role, []) for s in by_oligo.get(o, [])]
+
+    fwd, rev = sites_of("forward"), sites_of("reverse")
+    signal_roles = [r for r in ("probe", "crRNA") if r in members]
+    best = None
+    for f in fwd:
+        for r in rev:
+            if f[3] == r[3]:
+                continue
+            lo, hi = (f[1], r[2]) if f[3] == 0 else (r[1], f[2])
+            if not (0 < hi - lo <= max_amp):
+                continue
+            inside = all(any(lo <= s[1] and s[2] <= hi for s in sites_of(role)) for role in signal_roles)
+            cand = ("detected" if signal_roles and inside else "amplicon", lo, hi)
+            if best is None or (cand[0] == "detected" and best[0] != "detected"):
+                best = cand
+    if best is not None:
+        used = sorted({so for role in members for so in members[role] if by_oligo.get(so)})
+        return {"outcome": best[0] if signal_roles else "amplicon", "amplicon_start": best[1] + 1,
+                "amplicon_end": best[2], "oligos": len(used)}
+    if kind == "lamp" or (kind == "crispr" and not fwd and not rev):
+        needed = [r for r in members if r not in ("LF", "LB")]
+        if all(sites_of(r) for r in needed):
+            starts = [s[1] for r in needed for s in sites_of(r)]
+            ends = [s[2] for r in needed for s in sites_of(r)]
+            if max(ends) - min(starts) <= max(max_amp, 1):
+                return {"outcome": "guide binds" if kind == "crispr" else "amplicon",
+                        "amplicon_start": min(starts) + 1, "amplicon_end": max(ends), "oligos": len(needed)}
+    return None
+
+
+def summary_tables(result: CheckResult, lineages: Lineages) -> dict[str, "object"]:
+    """The summary tables written beside the per-genome rows (all small)."""
+    import pandas as pd
+
+    checker, agg = result.checker, result.aggregates
+    lin_names = agg.lineages()
+    groups = np.array([result.lineage_groups.get(n, n) for n in lin_names], dtype=object)
+    assays = checker.assays.assays
+    la = agg.lin_assay[: len(lin_names)]
+    lo = agg.lin_oligo[: len(lin_names)]
+    # per assay
+    tot = la.sum(axis=0)
+    rows = []
+    for ai, a in enumerate(assays):
+        n = int(tot[ai].sum())
+        rows.append({"assay": a.name, "panel": a.panel, "kind": a.kind, "oligos": len(a.oligos), "genomes": n,
+                     **{c.replace(" ", "_"): int(tot[ai, k]) for k, c in enumerate(ASSAY_CALLS)},
+                     "detected_fraction": round(tot[ai, 0] / n, 5) if n else float("nan"),
+                     "not_detected_fraction": round(tot[ai, 3] / n, 5) if n else float("nan")})
+    assay_summary = pd.DataFrame(rows)
+    # per lineage group and assay
+    group_names = sorted(set(groups))
+    rows = []
+    for gname in group_names:
+        sel = groups == gname
+        sub = la[sel].sum(axis=0)
+        for ai, a in enumerate(assays):
+            n = int(sub[ai].sum())
+            rows.append({"lineage_group": gname, "lineages": int(sel.sum()), "assay": a.name, "genomes": n,
+                         **{c.replace(" ", "_"): int(sub[ai, k]) for k, c in enumerate(ASSAY_CALLS)},
+                         "detected_fraction": round(sub[ai, 0] / n, 5) if n else float("nan")})
+    group_summary = pd.DataFrame(rows)
+    # per lineage and assay, only where not everything was detected
+    rows = []
+    for li, name in enumerate(lin_names):
+        for ai in np.flatnonzero(la[li, :, 0] < la[li].sum(axis=1)):
+            n = int(la[li, ai].sum())
+            rows.append({"lineage": name, "lineage_group": groups[li], "full_name": lineages.full(name),
+                         "assay": assays[ai].name, "genomes": n,
+                         **{c.replace(" ", "_"): int(la[li, ai, k]) for k, c in enumerate(ASSAY_CALLS)},
+                         "detected_fraction": round(la[li, ai, 0] / n, 5) if n else float("nan")})
+    lineage_summary = pd.DataFrame(rows, columns=["lineage", "lineage_group", "full_name", "assay", "genomes",
+                                                  *[c.replace(" ", "_") for c in ASSAY_CALLS],
+                                                  "detected_fraction"])
+    # per lineage group and oligo (heatmap source)
+    rows = []
+    for gname in group_names:
+        sub = lo[groups == gname].sum(axis=0)
+        for oi, so in enumerate(checker.oligos):
+            n = int(sub[oi].sum())
+            rows.append({"lineage_group": gname, "assay": so.oligo.assay, "oligo": so.name, "role": so.role,
+                         "genomes": n, **{c.replace(" ", "_"): int(sub[oi, k]) for k, c in enumerate(OLIGO_CALLS)},
+                         "binds_fraction": round(sub[oi, 0] / n, 5) if n else float("nan")})
+    oligo_groups = pd.DataFrame(rows)
+    # per month and assay
+    rows = []
+    for month in sorted(agg.months()):
+        mi = agg.month_index[month]
+        for ai, a in enumerate(assays):
+            c = agg.month_assay[mi, ai]
+            n = int(c.sum())
+            rows.append({"month": month, "assay": a.name, "genomes": n,
+                         **{k.replace(" ", "_"): int(c[j]) for j, k in enumerate(ASSAY_CALLS)},
+                         "detected_fraction": round(c[0] / n, 5) if n else float("nan")})
+    monthly = pd.DataFrame(rows, columns=["month", "assay", "genomes", *[c.replace(" ", "_") for c in ASSAY_CALLS],
+                                          "detected_fraction"])
+    return {"assay_summary": assay_summary, "group_summary": group_summary, "lineage_summary": lineage_summary,
+            "oligo_lineage_groups": oligo_groups, "monthly_summary": monthly,
+            "escape_mutations": escape_mutations(result, lin_names)}
+
+
+def escape_mutations(result: CheckResult, lin_names: list[str]):
+    """Mutations under degraded or failing oligo sites, ranked by the genomes they affect."""
+    import pandas as pd
+
+    checker = result.checker
+    stats: dict[tuple[int, str], dict] = {}
+    for (sid, li, call), n in result.aggregates.site_use.items():
+        oi = int(checker.engine.sites.pattern[sid]) // 2
+        for name, from_3p, refpos in checker.mutations(sid):
+            key = (oi, name)
+            s = stats.setdefault(key, {"genomes": 0, "degraded": 0, "fails": 0, "no_data": 0, "from_3p": from_3p,
+                                       "refpos": refpos, "lineages": Counter()})
+            s["genomes"] += n
+            s[OLIGO_CALLS[call].replace(" ", "_")] += n
+            s["lineages"][lin_names[li]] += n
+    rows = []
+    ann = checker.annotation
+    for (oi, name), s in stats.items():
+        so = checker.oligos[oi]
+        aa = ""
+        if ann is not None and not name.startswith("del"):
+            aa = ann.aa_change(s["refpos"] - 1, name[-1])
+        gene = ann.gene_of(s["refpos"] - 1) if ann is not None else ""
+        top = ", ".join(f"{k} ({v})" for k, v in sorted(s["lineages"].items(), key=lambda x: (-x[1], x[0]))[:8])
+        rows.append({"assay": so.oligo.assay, "oligo": so.name, "role": so.role, "mutation": name,
+                     "position": s["refpos"], "from_3p": s["from_3p"], "gene": gene, "amino_acid": aa,
+                     "genomes": s["genomes"], "degraded": s["degraded"], "fails": s["fails"],
+                     "lineages": len(s["lineages"]), "top_lineages": top})
+    cols = ["assay", "oligo", "role", "mutation", "position", "from_3p", "gene", "amino_acid", "genomes",
+            "degraded", "fails", "lineages", "top_lineages"]
+    df = pd.DataFrame(rows, columns=cols)
+    if len(df):
+        df = df.sort_values(["genomes", "fails", "assay", "oligo", "position"], ascending=[False, False, True, True,
+                                                                                          True], kind="stable")
+    return df.reset_index(drop=True)
+
+
+def summary_json(result: CheckResult, tables: dict) -> dict:
+    """Machine-readable summary (deterministic: no timings or paths that change between runs)."""
+    from . import __version__
+
+    checker = result.checker
+    opts = checker.options
+    assay_summary = tables["assay_summary"]
+    return {
+        "oligolab_version": __version__,
+        "parameters": {"max_mismatches": opts.max_mismatches, "max_gaps": opts.max_gaps,
+                       "rules": Path(checker.rules.path).name, "conditions": checker.rules.conditions.describe()},
+        "inputs": {"assays": [Path(p).name for p in result.inputs.assays],
+                   "genomes": [Path(p).name for p in result.inputs.genomes],
+                   "metadata": Path(result.inputs.metadata).name if result.inputs.metadata else None,
+                   "reference": Path(result.inputs.reference).name if result.inputs.reference else None,
+                   "off_targets": [Path(p).name for p in result.inputs.off_targets]},
+        "counts": {"genomes": result.genomes, "nucleotides": result.nucleotides,
+                   "lineages": len(result.aggregates.lineage_index), "assays": len(checker.assays.assays),
+                   "oligos": len(checker.oligos)},
+        "assays": assay_summary.to_dict(orient="records"),
+        "oligos_without_reference_site": [o.name for o, r in zip(checker.oligos, checker.ref_sites) if r is None]
+        if checker.reference is not None else [],
+        "top_escape_mutations": tables["escape_mutations"].head(25).to_dict(orient="records"),
+        "exclusivity": result.exclusivity_assays.to_dict(orient="records"),
+        "not_detected_examples": {checker.assays.assays[a].name: ex
+                                  for a, ex in sorted(result.aggregates.not_detected_examples.items())},
+        "warnings": result.warnings,
+    }

@@ -1,0 +1,222 @@
+"""Domain knowledge as data: CRISPR enzymes, amplification tails and limits, and the call rules of `check`.
+
+The shipped files live in ``oligolab/knowledge/``; a user adds an enzyme by dropping a TOML file into a
+folder named with ``--enzymes DIR`` (or ``OLIGOLAB_ENZYMES``), and changes the calls with ``--rules FILE``.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import tomllib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import InputError
+from .sequences import IUPAC_MASK, reverse_complement
+from .thermo import Conditions
+
+KNOWLEDGE_DIR = Path(__file__).with_name("knowledge")
+
+
+def _load_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(path, f"not valid TOML ({exc})", "fix the TOML syntax") from None
+    except FileNotFoundError:
+        raise InputError(path, "file not found", "check the path") from None
+
+
+# ------------------------------------------------------------------------------------------------ enzymes
+
+@dataclass(frozen=True)
+class Enzyme:
+    """A CRISPR effector as the tools need it. The motif (PAM or PFS) is stored as written in the file and
+    converted to the oligo orientation (the strand that reads like the spacer) by :meth:`oligo_context`."""
+
+    name: str
+    family: str
+    target: str  #: 'dna' or 'rna'
+    spacer_length: int
+    spacer_lengths: tuple[int, int]
+    motif: str
+    motif_side: str  #: '5prime' or '3prime' of the protospacer
+    motif_strand: str  #: 'non-target' or 'target'
+    motif_required: bool
+    seed: tuple[int, int]  #: 1-based spacer positions from the spacer's 5' end
+    direct_repeat: str
+    activity_model: str
+    path: str = ""
+    provenance: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def oligo_context(self) -> tuple[int, int, str]:
+        """(5' context length, 3' context length, motif in oligo orientation) for the engine's pattern."""
+        motif = self.motif
+        side = self.motif_side
+        if self.motif_strand == "target":
+            motif = reverse_complement(motif)
+            side = "5prime" if side == "3prime" else "3prime"
+        return (len(motif), 0, motif) if side == "5prime" else (0, len(motif), motif)
+
+    def motif_matches(self, bases: str) -> bool | None:
+        """Whether genome bases (oligo orientation) satisfy the motif; None when a base is unknown."""
+        _, _, motif = self.oligo_context()
+        if any(b not in "ACGT" for b in bases) or len(bases) != len(motif):
+            return None
+        return all(IUPAC_MASK[b] & IUPAC_MASK[m] for b, m in zip(bases, motif))
+
+
+def _enzyme_dirs(extra: str | Path | None = None) -> list[Path]:
+    dirs = [KNOWLEDGE_DIR / "enzymes"]
+    env = os.environ.get("OLIGOLAB_ENZYMES")
+    if env:
+        dirs.append(Path(env))
+    if extra:
+        dirs.append(Path(extra))
+    return dirs
+
+
+@lru_cache(maxsize=8)
+def load_enzymes(extra_dir: str | None = None) -> dict[str, Enzyme]:
+    """All enzymes, by name (case-insensitive lookup via :func:`get_enzyme`)."""
+    enzymes: dict[str, Enzyme] = {}
+    for d in _enzyme_dirs(extra_dir):
+        if not d.is_dir():
+            raise InputError(d, "enzyme folder not found", "give a folder of enzyme TOML files")
+        for path in sorted(d.glob("*.toml")):
+            data = _load_toml(path)
+            try:
+                e = Enzyme(
+                    name=data["name"], family=data["family"], target=data["target"],
+                    spacer_length=int(data["spacer_length"]),
+                    spacer_lengths=tuple(data.get("spacer_lengths", [data["spacer_length"]] * 2)),
+                    motif=data.get("motif", ""), motif_side=data.get("motif_side", "5prime"),
+                    motif_strand=data.get("motif_strand", "non-target"),
+                    motif_required=bool(data.get("motif_required", True)),
+                    seed=tuple(data.get("seed", [1, 0])), direct_repeat=data.get("direct_repeat", ""),
+                    activity_model=data.get("activity_model", ""), path=str(path),
+                    provenance=data.get("provenance", {}))
+            except KeyError as exc:
+                raise InputError(path, f"enzyme file lacks '{exc.args[0]}'",
+                                 "see the shipped enzymes/*.toml for the fields") from None
+            if e.motif_side not in ("5prime", "3prime") or e.motif_strand not in ("target", "non-target"):
+                raise InputError(path, "motif_side must be 5prime/3prime and motif_strand target/non-target",
+                                 "fix the enzyme file")
+            if any(ch not in IUPAC_MASK for ch in e.motif):
+                raise InputError(path, f"motif {e.motif!r} is not IUPAC", "fix the enzyme file")
+            enzymes[e.name.lower()] = e
+    return enzymes
+
+
+def get_enzyme(name: str, extra_dir: str | None = None) -> Enzyme:
+    enzymes = load_enzymes(extra_dir)
+    try:
+        return enzymes[name.lower()]
+    except KeyError:
+        raise InputError(None, f"unknown enzyme '{name}'",
+                         f"use one of {', '.join(e.name for e in enzymes.values())} or add an enzyme file "
+                         "with --enzymes DIR") from None
+
+
+@lru_cache(maxsize=1)
+def amplification() -> dict[str, Any]:
+    return _load_toml(KNOWLEDGE_DIR / "amplification.toml")
+
+
+def strip_known_tail(sequence: str) -> tuple[str, str]:
+    """Split a known 5' tail (e.g. the T7 promoter) off a primer: (tail, binding part)."""
+    for tail in amplification()["tails"].values():
+        if sequence.startswith(tail) and len(sequence) - len(tail) >= 10:
+            return tail, sequence[len(tail):]
+    return "", sequence
+
+
+# -------------------------------------------------------------------------------------------------- rules
+
+_ALLOWED_NODES = (ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, ast.Compare, ast.Name,
+                  ast.Load, ast.Constant, ast.Call, ast.BinOp, ast.Add, ast.Sub, ast.Mult, ast.USub,
+                  ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq, ast.NotEq)
+RULE_VARIABLES = ("mismatches", "unknown", "gaps", "tm_drop", "tm", "dg", "seed_mm", "motif_ok",
+                  "motif_unknown", "length")
+RULE_FUNCTIONS = ("mm3p",)
+CALLS = ("binds", "degraded", "fails", "no data")
+GROUPS = ("primer", "probe", "Cas12a", "Cas13a")
+
+
+@dataclass
+class Rule:
+    groups: tuple[str, ...]
+    when: str
+    call: str
+    why: str
+    code: Any
+
+
+@dataclass
+class RuleSet:
+    path: str
+    conditions: Conditions
+    rules: list[Rule]
+
+    def call(self, group: str, figures: dict[str, Any]) -> tuple[str, str]:
+        """(call, reason) for a site's figures; 'binds' when no rule fires."""
+        for rule in self.rules:
+            if group in rule.groups and eval(rule.code, {"__builtins__": {}}, figures):  # noqa: S307 (validated AST)
+                return rule.call, rule.why
+        return "binds", ""
+
+
+def _compile_rule(path: Path, index: int, text: str) -> Any:
+    try:
+        tree = ast.parse(text, mode="eval")
+    except SyntaxError as exc:
+        raise InputError(path, f"rule {index}: cannot parse when = {text!r} ({exc.msg})",
+                         "write an expression such as 'mismatches >= 2 or mm3p(5) >= 1'") from None
+    for node in ast.walk(tree):
+        if not isinstance(node, _ALLOWED_NODES):
+            raise InputError(path, f"rule {index}: '{type(node).__name__}' is not allowed in {text!r}",
+                             "use figures, numbers, comparisons, and/or/not, + - *")
+        if isinstance(node, ast.Name) and node.id not in RULE_VARIABLES + RULE_FUNCTIONS:
+            raise InputError(path, f"rule {index}: unknown figure '{node.id}' in {text!r}",
+                             f"use one of {', '.join(RULE_VARIABLES + RULE_FUNCTIONS)}")
+        if isinstance(node, ast.Call) and not (isinstance(node.func, ast.Name) and node.func.id in RULE_FUNCTIONS):
+            raise InputError(path, f"rule {index}: only {', '.join(RULE_FUNCTIONS)} may be called",
+                             "fix the expression")
+    return compile(tree, f"{path}:rule{index}", "eval")
+
+
+def load_rules(path: str | Path | None = None) -> RuleSet:
+    """Read a rule file (default: the shipped check-rules.toml), validating every expression."""
+    path = Path(path) if path else KNOWLEDGE_DIR / "check-rules.toml"
+    data = _load_toml(path)
+    cond = data.get("conditions", {})
+    try:
+        conditions = Conditions(**{k: float(v) for k, v in cond.items()})
+    except TypeError as exc:
+        raise InputError(path, f"unknown condition ({exc})",
+                         "use monovalent_mM, divalent_mM, dntp_mM, oligo_nM, temperature_C") from None
+    rules = []
+    for i, r in enumerate(data.get("rule", []), 1):
+        for key in ("groups", "when", "call"):
+            if key not in r:
+                raise InputError(path, f"rule {i} lacks '{key}'", "every [[rule]] needs groups, when, call")
+        if r["call"] not in CALLS:
+            raise InputError(path, f"rule {i}: call {r['call']!r} is not one of {', '.join(CALLS)}",
+                             "fix the call")
+        bad = [g for g in r["groups"] if g not in GROUPS]
+        if bad:
+            raise InputError(path, f"rule {i}: unknown group(s) {', '.join(bad)}", f"use {', '.join(GROUPS)}")
+        rules.append(Rule(tuple(r["groups"]), r["when"], r["call"], r.get("why", ""),
+                          _compile_rule(path, i, r["when"])))
+    return RuleSet(str(path), conditions, rules)
+
+
+def make_figures(mismatches: int, unknown: int, gaps: int, tm_drop: float, tm_value: float, dg: float,
+                 seed_mm: int, motif_ok: bool, motif_unknown: bool, length: int,
+                 mm3p: Callable[[int], int]) -> dict[str, Any]:
+    return dict(mismatches=mismatches, unknown=unknown, gaps=gaps, tm_drop=tm_drop, tm=tm_value, dg=dg,
+                seed_mm=seed_mm, motif_ok=motif_ok, motif_unknown=motif_unknown, length=length, mm3p=mm3p)
