@@ -311,9 +311,9 @@ class BatchResult:
     oligo_site: np.ndarray  #: (n_genomes, n_oligos) site id or -1
     oligo_pos: np.ndarray  #: (n_genomes, n_oligos) site start or -1
     oligo_nsites: np.ndarray  #: (n_genomes, n_oligos) number of sites anywhere in the genome
-    oligo_reason: list[list[str]]
+    oligo_reason: np.ndarray  #: (n_genomes, n_oligos) index into Checker.reasons
     assay_call: np.ndarray  #: (n_genomes, n_assays) int8
-    assay_reason: list[list[str]]
+    assay_reason: np.ndarray  #: (n_genomes, n_assays) index into Checker.reasons
     amplicon: np.ndarray  #: (n_genomes, n_assays, 2) start, end (-1 when none)
 
 
@@ -337,6 +337,15 @@ class Checker:
         self.ref_sites: list[ReferenceSite | None] = [None] * len(self.oligos)
         if reference is not None:
             self._find_reference_sites(ref_codes)
+        self._ref_start = np.array([r.start if r is not None else -1 for r in self.ref_sites], dtype=np.int64)
+        self.reasons: list[str] = [""]
+        self._reason_index: dict[str, int] = {"": 0}
+        self._reason_lost = self.reason_id(f"no site with <= {options.max_mismatches} differences")
+        self._reason_unknown = self.reason_id("the expected site lies in unknown bases")
+        self._site_code = np.zeros(0, dtype=np.int8)
+        self._site_reason = np.zeros(0, dtype=np.int32)
+        self._assay_reason_cache: dict[tuple, int] = {}
+        self._mutations: dict[int, list[tuple[str, int, int]]] = {}
 
     # -- set-up
     def _assay_members(self) -> list[dict[str, list[int]]]:
@@ -367,6 +376,30 @@ class Checker:
             self.ref_sites[oi] = ReferenceSite(pos, pos + f.span, f.strand, f.target, f.columns)
 
     # -- per batch
+    def reason_id(self, text: str) -> int:
+        """Index of a reason text in the shared vocabulary (rows store indices, not strings)."""
+        rid = self._reason_index.get(text)
+        if rid is None:
+            rid = self._reason_index[text] = len(self.reasons)
+            self.reasons.append(text)
+        return rid
+
+    def site_calls(self, sids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Call code and reason id of each site id (computed once per distinct site)."""
+        n = len(self.engine.sites)
+        if self._site_code.shape[0] < n:
+            grow = max(n, 2 * self._site_code.shape[0])
+            self._site_code = np.concatenate([self._site_code, np.full(grow - len(self._site_code), -1, np.int8)])
+            self._site_reason = np.concatenate([self._site_reason,
+                                                np.zeros(grow - len(self._site_reason), np.int32)])
+        todo = np.unique(sids[self._site_code[sids] < 0])
+        for sid in todo:
+            code, why = self.book.call(int(sid))[:2]
+            self._site_code[sid] = code
+            self._site_reason[sid] = self.reason_id(why)
+        return self._site_code[sids], self._site_reason[sids]
+
+    # -- per batch
     def process(self, codes: np.ndarray, ends: np.ndarray, unknown_runs: list[np.ndarray]) -> tuple[Hits, BatchResult]:
         first = self.engine.n_genomes
         hits = self.engine.search_codes(codes, ends)
@@ -377,7 +410,7 @@ class Checker:
         local = hits.genome - first
         nsites = np.zeros((n_gen, n_ol), dtype=np.int32)
         np.add.at(nsites, (local, oi), 1)
-        ref_start = np.array([r.start if r is not None else -1 for r in self.ref_sites], dtype=np.int64)
+        ref_start = self._ref_start
         dist = np.where(ref_start[oi] >= 0, np.abs(hits.pos.astype(np.int64) - ref_start[oi]), 0)
         on = dist <= ON_LOCUS_NT
         cost = sites.cost[hits.site]
@@ -390,29 +423,20 @@ class Checker:
         best_site[g_on[firsts], o_on[firsts]] = s_on[firsts]
         best_pos[g_on[firsts], o_on[firsts]] = p_on[firsts]
         call = np.full((n_gen, n_ol), OLIGO_CALLS.index("fails"), dtype=np.int8)
-        reasons = [[""] * n_ol for _ in range(n_gen)]
-        site_cache: dict[int, tuple[int, str]] = {}
-        for g, o in zip(*np.nonzero(best_site >= 0)):
-            sid = int(best_site[g, o])
-            if sid not in site_cache:
-                c = self.book.call(sid)
-                site_cache[sid] = (c[0], c[1])
-            call[g, o], reasons[g][o] = site_cache[sid]
+        reason = np.full((n_gen, n_ol), self._reason_lost, dtype=np.int32)
+        found = best_site >= 0
+        call[found], reason[found] = self.site_calls(best_site[found])
         # no site: lost, or not seen because the genome has unknown bases there
-        k = self.options.max_mismatches
-        for g in range(n_gen):
-            missing = np.flatnonzero(best_site[g] < 0)
-            if len(missing) == 0:
-                continue
+        for g in np.flatnonzero((~found).any(axis=1)):
             runs = unknown_runs[g]
-            for o in missing:
-                if len(runs) and self._expected_in_unknown(g, o, runs, best_pos, ref_start):
+            if not len(runs):
+                continue
+            for o in np.flatnonzero(~found[g]):
+                if self._expected_in_unknown(g, o, runs, best_pos, ref_start):
                     call[g, o] = OLIGO_CALLS.index("no data")
-                    reasons[g][o] = "the expected site lies in unknown bases"
-                else:
-                    reasons[g][o] = f"no site with <= {k} differences"
+                    reason[g, o] = self._reason_unknown
         assay_call, assay_reason, amplicon = self._assay_calls(call, best_site, best_pos)
-        return hits, BatchResult(np.arange(first, first + n_gen), call, best_site, best_pos, nsites, reasons,
+        return hits, BatchResult(np.arange(first, first + n_gen), call, best_site, best_pos, nsites, reason,
                                  assay_call, assay_reason, amplicon)
 
     def _expected_in_unknown(self, g: int, o: int, runs: np.ndarray, best_pos: np.ndarray,
@@ -432,115 +456,125 @@ class Checker:
         return bool(np.any((runs[:, 0] < hi) & (runs[:, 1] > lo)))
 
     def _assay_calls(self, call: np.ndarray, best_site: np.ndarray, best_pos: np.ndarray):
+        """Assay calls per genome: the best alternative of each required role, the worst role decides; then
+        the sites must form an amplicon (primers facing each other, probe/guide inside)."""
         n_gen = call.shape[0]
         n_as = len(self.assays.assays)
         out = np.zeros((n_gen, n_as), dtype=np.int8)
+        reason = np.zeros((n_gen, n_as), dtype=np.int32)
         amplicon = np.full((n_gen, n_as, 2), -1, dtype=np.int64)
-        reasons = [[""] * n_as for _ in range(n_gen)]
         sites = self.engine.sites
-        strand = np.where(best_site >= 0, sites.pattern[np.maximum(best_site, 0)] % 2, -1)
-        span = np.where(best_site >= 0, sites.span[np.maximum(best_site, 0)], 0)
+        safe = np.maximum(best_site, 0)
+        strand = np.where(best_site >= 0, sites.pattern[safe] % 2, -1)
+        end = np.where(best_site >= 0, best_pos + sites.span[safe], -1)
+        rows = np.arange(n_gen)
         limits = amplification()
         for ai, (assay, members) in enumerate(zip(self.assays.assays, self.assay_members)):
             kind = assay.kind
             required, optional = _required_roles(kind, members)
-            group_call = {}
-            group_pick = {}
+            group_call, pick = {}, {}
             for role in required + optional:
                 idx = np.array(members[role])
                 sub = call[:, idx]
-                pick = np.argmin(sub, axis=1)
-                group_call[role] = sub[np.arange(n_gen), pick]
-                group_pick[role] = idx[pick]
+                best = np.argmin(sub, axis=1)
+                group_call[role] = sub[rows, best]
+                pick[role] = idx[best]
             worst = np.zeros(n_gen, dtype=np.int8)
             for role in required:
                 worst = np.maximum(worst, group_call[role])
             for role in optional:  # loop primers: losing them slows LAMP down, it does not stop it
                 worst = np.maximum(worst, np.minimum(group_call[role], 1))
-            codes = worst.copy()  # oligo codes 0..3 map onto assay codes 0..3 one to one
-            max_amp = assay.max_amplicon or limits.get("lamp" if kind == "lamp" else "pcr", {}).get("max_amplicon",
-                                                                                                    2000)
-            for g in range(n_gen):
-                bad_roles = [r for r in required if group_call[r][g] == codes[g] and codes[g] > 0]
-                if codes[g] > 0:
-                    worst_names = [self.oligos[group_pick[r][g]].name for r in bad_roles]
-                    reasons[g][ai] = f"{OLIGO_CALLS[codes[g]]}: {', '.join(worst_names)}"
-                if codes[g] == 3 or kind == "oligos":
-                    continue
-                ok, why, lo, hi = self._geometry(kind, members, group_pick, g, best_pos, strand, span, max_amp)
-                if ok is None:
-                    continue
-                if not ok:
-                    codes[g] = 3
-                    reasons[g][ai] = why
-                else:
-                    amplicon[g, ai] = (lo, hi)
+            codes = worst  # oligo codes 0..3 map onto assay codes 0..3 one to one
+            for g in np.flatnonzero(codes > 0):
+                bad = tuple(int(pick[r][g]) for r in required + optional if group_call[r][g] == codes[g])
+                key = (int(codes[g]), bad)
+                rid = self._assay_reason_cache.get(key)
+                if rid is None:
+                    rid = self._assay_reason_cache[key] = self.reason_id(
+                        f"{OLIGO_CALLS[codes[g]]}: {', '.join(self.oligos[o].name for o in bad)}")
+                reason[g, ai] = rid
+            max_amp = assay.max_amplicon or limits.get("lamp" if kind == "lamp" else "pcr", {}).get(
+                "max_amplicon", 2000)
+
+            def take(role):
+                o = pick[role]
+                return best_pos[rows, o], end[rows, o], strand[rows, o]
+
+            bad_geom = np.zeros(n_gen, dtype=np.int32)  # reason id of a geometry failure (0 = none)
+            lo = hi = None
+            if kind in ("pcr", "crispr") and "forward" in members and "reverse" in members:
+                fp, fe, fs = take("forward")
+                rp, re_, rs = take("reverse")
+                have = (fp >= 0) & (rp >= 0) & (codes < 3)
+                lo = np.where(fs == 0, fp, rp)
+                hi = np.where(fs == 0, re_, fe)
+                same = have & (fs == rs)
+                facing = np.where(fs == 0, fp <= rp, rp <= fp) & (hi > lo) & (hi - lo <= max_amp)
+                bad_geom[same] = self.reason_id("forward and reverse primers bind the same strand")
+                bad_geom[have & ~same & ~facing & (bad_geom == 0)] = self.reason_id(
+                    f"primers do not face each other within {max_amp} nt")
+                for role in ("probe", "crRNA"):
+                    if role in members:
+                        pp, pe, ps = take(role)
+                        outside = have & (pp >= 0) & ~((pp >= lo) & (pe <= hi)) & (bad_geom == 0)
+                        bad_geom[outside] = self.reason_id(f"{role} site outside the amplicon")
+                t7 = self._t7_role(members, pick)
+                if "crRNA" in members and t7 is not None:
+                    pp, pe, ps = take("crRNA")
+                    t7_strand = take(t7)[2]
+                    rna = np.array([self.oligos[o].enzyme is not None and self.oligos[o].enzyme.target == "rna"
+                                    for o in pick["crRNA"]])
+                    wrong = have & (pp >= 0) & rna & (ps == t7_strand) & (bad_geom == 0)
+                    bad_geom[wrong] = self.reason_id("the guide does not pair with the T7 transcript")
+                ok = have & (bad_geom == 0)
+            elif kind in ("lamp", "crispr") and {"F3", "B3", "F2", "B2", "F1c", "B1c"} <= set(members):
+                parts = [take(r) for r in ("F3", "F2", "F1c", "B1c", "B2", "B3")]
+                have = np.all([p[0] >= 0 for p in parts], axis=0) & (codes < 3)
+                top = parts[0][2]
+                expected = [top, top, 1 - top, top, 1 - top, 1 - top]
+                strands_ok = np.all([p[2] == e for p, e in zip(parts, expected)], axis=0)
+                keys = [np.where(top == 0, p[0], -p[1]) for p in parts]
+                ordered = np.all([keys[i] <= keys[i + 1] for i in range(5)], axis=0)
+                lo = np.min([p[0] for p in parts], axis=0)
+                hi = np.max([p[1] for p in parts], axis=0)
+                bad_geom[have & ~strands_ok] = self.reason_id("LAMP primers are not on the expected strands")
+                bad_geom[have & strands_ok & ~ordered] = self.reason_id("LAMP primers are out of order")
+                bad_geom[have & (bad_geom == 0) & (hi - lo > max_amp)] = self.reason_id(
+                    f"LAMP region longer than {max_amp} nt")
+                if "crRNA" in members:
+                    pp, pe, ps = take("crRNA")
+                    outside = have & (pp >= 0) & ~((pp >= lo) & (pe <= hi)) & (bad_geom == 0)
+                    bad_geom[outside] = self.reason_id("guide site outside the LAMP amplicon")
+                ok = have & (bad_geom == 0)
+            else:
+                ok = np.zeros(n_gen, dtype=bool)
+            failed = bad_geom > 0
+            codes = np.where(failed, 3, codes).astype(np.int8)
+            reason[failed, ai] = bad_geom[failed]
+            if lo is not None:
+                amplicon[ok, ai, 0] = lo[ok]
+                amplicon[ok, ai, 1] = hi[ok]
             out[:, ai] = codes
-        return out, reasons, amplicon
+        return out, reason, amplicon
 
-    def _geometry(self, kind, members, pick, g, pos, strand, span, max_amp):
-        """Whether the chosen sites make an amplicon (and the guide/probe lies in it)."""
-        def site(role):
-            o = pick[role][g]
-            if pos[g, o] < 0:
-                return None
-            return int(pos[g, o]), int(pos[g, o] + span[g, o]), int(strand[g, o]), o
-
-        if kind in ("pcr", "crispr") and "forward" in members and "reverse" in members:
-            f, r = site("forward"), site("reverse")
-            if f is None or r is None:
-                return None, "", -1, -1
-            if f[2] == r[2]:
-                return False, "forward and reverse primers bind the same strand", -1, -1
-            lo, hi = (f[0], r[1]) if f[2] == 0 else (r[0], f[1])
-            if hi <= lo or hi - lo > max_amp or (f[2] == 0 and f[0] > r[0]) or (f[2] == 1 and r[0] > f[0]):
-                return False, f"primers do not face each other within {max_amp} nt", -1, -1
-            for role in ("probe", "crRNA"):
-                if role in members:
-                    p = site(role)
-                    if p is not None and not (lo <= p[0] and p[1] <= hi):
-                        return False, f"{role} site outside the amplicon", -1, -1
-            if "crRNA" in members and self._t7_strand(members, pick, g) is not None:
-                p = site("crRNA")
-                t7 = self._t7_strand(members, pick, g)
-                so = self.oligos[pick["crRNA"][g]]
-                if p is not None and so.enzyme is not None and so.enzyme.target == "rna" and p[2] == t7:
-                    return False, "the guide does not pair with the T7 transcript", -1, -1
-            return True, "", lo, hi
-        if kind in ("lamp", "crispr") and {"F3", "B3", "F2", "B2", "F1c", "B1c"} <= set(members):
-            order = ["F3", "F2", "F1c", "B1c", "B2", "B3"]
-            s = [site(r) for r in order]
-            if any(x is None for x in s):
-                return None, "", -1, -1
-            top = s[0][2]
-            expected = [top, top, 1 - top, top, 1 - top, 1 - top]
-            if [x[2] for x in s] != expected:
-                return False, "LAMP primers are not on the expected strands", -1, -1
-            starts = [x[0] for x in s] if top == 0 else [-x[1] for x in s]
-            if starts != sorted(starts):
-                return False, "LAMP primers are out of order", -1, -1
-            lo, hi = min(x[0] for x in s), max(x[1] for x in s)
-            if hi - lo > max_amp:
-                return False, f"LAMP region longer than {max_amp} nt", -1, -1
-            if "crRNA" in members:
-                p = site("crRNA")
-                if p is not None and not (lo <= p[0] and p[1] <= hi):
-                    return False, "guide site outside the LAMP amplicon", -1, -1
-            return True, "", lo, hi
-        return None, "", -1, -1
-
-    def _t7_strand(self, members, pick, g):
+    def _t7_role(self, members, pick) -> str | None:
+        """The primer role carrying a T7 promoter tail (its strand is the transcript's sense), if any."""
         for role in ("forward", "reverse"):
-            if role in members:
-                o = self.oligos[pick[role][g]]
-                if o.oligo.tail:
-                    return 0 if role == "forward" else 1
+            if role in members and any(self.oligos[o].oligo.tail for o in members[role]):
+                return role
         return None
 
     # -- mutations
     def mutations(self, sid: int) -> list[tuple[str, int, int]]:
         """Mutations (vs the reference) under a site: (name like 'C28311T' or 'del28311', position from the
         oligo's 3' end, reference position 1-based)."""
+        cached = self._mutations.get(sid)
+        if cached is not None:
+            return cached
+        self._mutations[sid] = out = self._compute_mutations(sid)
+        return out
+
+    def _compute_mutations(self, sid: int) -> list[tuple[str, int, int]]:
         f = self.book.facts(sid)
         ref = self.ref_sites[f.oligo]
         if ref is None or ref.strand != f.strand:
@@ -674,12 +708,15 @@ class Aggregates:
             self.month_assay = self._grow(self.month_assay, len(self.month_index))
             calls = res.assay_call[has_month]
             np.add.at(self.month_assay, (np.repeat(mi, n_as), np.tile(np.arange(n_as), len(mi)), calls.ravel()), 1)
-        sel = (res.oligo_site >= 0) & (res.oligo_call > 0)
-        for g, o in zip(*np.nonzero(sel)):
-            self.site_use[(int(res.oligo_site[g, o]), int(li[g]), int(res.oligo_call[g, o]))] += 1
-        for g, a in zip(*np.nonzero(res.assay_call == 3)):
+        g_idx, o_idx = np.nonzero((res.oligo_site >= 0) & (res.oligo_call > 0))
+        if len(g_idx):
+            keys = np.stack([res.oligo_site[g_idx, o_idx], li[g_idx], res.oligo_call[g_idx, o_idx]], axis=1)
+            uniq, counts = np.unique(keys, axis=0, return_counts=True)
+            for (sid, lin_i, code), n in zip(uniq.tolist(), counts.tolist()):
+                self.site_use[(sid, lin_i, code)] += n
+        for a in np.flatnonzero((res.assay_call == 3).any(axis=0)):
             ex = self.not_detected_examples[int(a)]
-            if len(ex) < 20:
+            for g in np.flatnonzero(res.assay_call[:, a] == 3)[: max(0, 20 - len(ex))]:
                 ex.append(ids[g])
 
     def lineages(self) -> list[str]:
@@ -705,39 +742,51 @@ class CheckResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def _site_columns(checker: Checker, sids: np.ndarray) -> dict[str, np.ndarray]:
+def _dict_column(indices: np.ndarray, values: list[str]):
+    """A dictionary-encoded string column: repeated texts are stored once."""
+    import pyarrow as pa
+
+    return pa.DictionaryArray.from_arrays(pa.array(np.asarray(indices, dtype=np.int32)),
+                                          pa.array(values, type=pa.string()))
+
+
+def _site_columns(checker: Checker, sids: np.ndarray) -> dict[str, object]:
     """Per-site text and figures for the row tables, computed once per distinct site."""
     uniq, inv = np.unique(sids, return_inverse=True)
-    cols: dict[str, list] = defaultdict(list)
+    text: dict[str, list[str]] = defaultdict(list)
+    nums: dict[str, list] = defaultdict(list)
     for sid in uniq:
         sid = int(sid)
         if sid < 0:
             for name in ("strand", "mismatch_from_3p", "motif", "target", "mutations"):
-                cols[name].append("")
+                text[name].append("")
             for name in ("mismatches", "unknown", "gaps", "seed_mismatches", "span"):
-                cols[name].append(-1)
+                nums[name].append(-1)
             for name in ("tm_C", "dg_kcal", "tm_drop_C"):
-                cols[name].append(float("nan"))
+                nums[name].append(float("nan"))
             continue
         f = checker.book.facts(sid)
         c = checker.book.call(sid)
-        cols["strand"].append(f.strand)
-        cols["mismatch_from_3p"].append(",".join(str(x) for x in f.mm_from_3p))
-        cols["motif"].append(f.motif_bases)
-        cols["target"].append(f.target)
-        cols["mutations"].append(" ".join(m[0] for m in checker.mutations(sid)))
-        cols["mismatches"].append(f.mismatches)
-        cols["unknown"].append(f.unknown)
-        cols["gaps"].append(f.gaps)
-        cols["seed_mismatches"].append(f.seed_mm if checker.oligos[f.oligo].enzyme is not None else -1)
-        cols["span"].append(f.span)
-        cols["tm_C"].append(c[2])
-        cols["dg_kcal"].append(c[3])
-        cols["tm_drop_C"].append(c[4])
-    out = {}
-    for name, values in cols.items():
-        arr = np.array(values, dtype=object if isinstance(values[0], str) else None)
-        out[name] = arr[inv]
+        text["strand"].append(f.strand)
+        text["mismatch_from_3p"].append(",".join(str(x) for x in f.mm_from_3p))
+        text["motif"].append(f.motif_bases)
+        text["target"].append(f.target)
+        text["mutations"].append(" ".join(m[0] for m in checker.mutations(sid)))
+        nums["mismatches"].append(f.mismatches)
+        nums["unknown"].append(f.unknown)
+        nums["gaps"].append(f.gaps)
+        nums["seed_mismatches"].append(f.seed_mm if checker.oligos[f.oligo].enzyme is not None else -1)
+        nums["span"].append(f.span)
+        nums["tm_C"].append(c[2])
+        nums["dg_kcal"].append(c[3])
+        nums["tm_drop_C"].append(c[4])
+    out: dict[str, object] = {}
+    for name in ("strand", "mismatches", "unknown", "gaps", "mismatch_from_3p", "seed_mismatches", "motif", "target",
+                 "tm_C", "dg_kcal", "tm_drop_C", "mutations", "span"):
+        if name in text:
+            out[name] = _dict_column(inv, text[name])
+        else:
+            out[name] = np.asarray(nums[name])[inv]
     return out
 
 
@@ -759,10 +808,12 @@ class _RowWriter:
         import pyarrow.csv as pacsv
         import pyarrow.parquet as pq
 
-        table = pa.table({k: pa.array(v) for k, v in columns.items()})
+        table = pa.table({k: v if isinstance(v, pa.Array) else pa.array(v) for k, v in columns.items()})
         if self._tsv is None:
-            self._tsv = pacsv.CSVWriter(str(self.tsv_path), table.schema,
-                                        write_options=pacsv.WriteOptions(delimiter="\t", quoting_style="needed"))
+            self._fh = open(self.tsv_path, "wb")
+            self._fh.write(("\t".join(table.column_names) + "\n").encode())
+            self._tsv = pacsv.CSVWriter(self._fh, table.schema, write_options=pacsv.WriteOptions(
+                delimiter="\t", quoting_style="none", include_header=False))
             self._pq = pq.ParquetWriter(str(self.pq_path), table.schema, compression="zstd")
             self._stack.callback(self._close)
         self._tsv.write_table(table)
@@ -772,6 +823,7 @@ class _RowWriter:
     def _close(self) -> None:
         if self._tsv is not None:
             self._tsv.close()
+            self._fh.close()
             self._pq.close()
 
 
@@ -799,10 +851,10 @@ def run_check(inputs: CheckInputs, out_dir: str | Path, options: CheckOptions = 
     caught: list[str] = []
     n_genomes = 0
     n_nt = 0
-    oligo_names = np.array([o.name for o in checker.oligos], dtype=object)
-    oligo_assay = np.array([o.oligo.assay for o in checker.oligos], dtype=object)
-    oligo_role = np.array([o.role for o in checker.oligos], dtype=object)
-    assay_names = np.array([a.name for a in assays.assays], dtype=object)
+    oligo_name_list = [o.name for o in checker.oligos]
+    oligo_role_list = [o.role for o in checker.oligos]
+    assay_name_list = [a.name for a in assays.assays]
+    oligo_assay_idx = np.array([assay_name_list.index(o.oligo.assay) for o in checker.oligos])
     lineage_from_id = options.lineage_from_id
     with contextlib.ExitStack() as stack:
         oligo_rows = _RowWriter(stack, out_dir, "oligo_calls")
@@ -825,29 +877,34 @@ def run_check(inputs: CheckInputs, out_dir: str | Path, options: CheckOptions = 
             res = checker.process(batch.codes, batch.ends, batch.unknown_runs)[1]
             n_gen, n_ol = res.oligo_call.shape
             n_as = res.assay_call.shape[1]
-            sites = res.oligo_site.ravel()
-            sc = _site_columns(checker, sites)
+            sc = _site_columns(checker, res.oligo_site.ravel())
             pos = res.oligo_pos.ravel()
             span = sc.pop("span")
+            genome_col = _dict_column(np.repeat(np.arange(n_gen), n_ol), ids)
+            lin_values = sorted(set(lin))
+            lin_idx = np.array([lin_values.index(x) for x in lin])
+            date_values = sorted(set(dates))
+            date_idx = np.array([date_values.index(x) for x in dates])
             oligo_rows.write({
-                "genome": np.repeat(np.array(ids, dtype=object), n_ol),
-                "lineage": np.repeat(np.array(lin, dtype=object), n_ol),
-                "date": np.repeat(np.array(dates, dtype=object), n_ol),
-                "assay": np.tile(oligo_assay, n_gen), "oligo": np.tile(oligo_names, n_gen),
-                "role": np.tile(oligo_role, n_gen),
-                "call": np.array(OLIGO_CALLS, dtype=object)[res.oligo_call.ravel()],
-                "reason": np.array([r for row in res.oligo_reason for r in row], dtype=object),
+                "genome": genome_col,
+                "lineage": _dict_column(np.repeat(lin_idx, n_ol), lin_values),
+                "date": _dict_column(np.repeat(date_idx, n_ol), date_values),
+                "assay": _dict_column(np.tile(oligo_assay_idx, n_gen), assay_name_list),
+                "oligo": _dict_column(np.tile(np.arange(n_ol), n_gen), oligo_name_list),
+                "role": _dict_column(np.tile(np.arange(n_ol), n_gen), oligo_role_list),
+                "call": _dict_column(res.oligo_call.ravel(), list(OLIGO_CALLS)),
+                "reason": _dict_column(res.oligo_reason.ravel(), checker.reasons),
                 "start": np.where(pos >= 0, pos + 1, -1), "end": np.where(pos >= 0, pos + span, -1),
                 **sc, "n_sites": res.oligo_nsites.ravel(),
             })
             amp = res.amplicon.reshape(-1, 2)
             assay_rows.write({
-                "genome": np.repeat(np.array(ids, dtype=object), n_as),
-                "lineage": np.repeat(np.array(lin, dtype=object), n_as),
-                "date": np.repeat(np.array(dates, dtype=object), n_as),
-                "assay": np.tile(assay_names, n_gen),
-                "call": np.array(ASSAY_CALLS, dtype=object)[res.assay_call.ravel()],
-                "reason": np.array([r for row in res.assay_reason for r in row], dtype=object),
+                "genome": _dict_column(np.repeat(np.arange(n_gen), n_as), ids),
+                "lineage": _dict_column(np.repeat(lin_idx, n_as), lin_values),
+                "date": _dict_column(np.repeat(date_idx, n_as), date_values),
+                "assay": _dict_column(np.tile(np.arange(n_as), n_gen), assay_name_list),
+                "call": _dict_column(res.assay_call.ravel(), list(ASSAY_CALLS)),
+                "reason": _dict_column(res.assay_reason.ravel(), checker.reasons),
                 "amplicon_start": np.where(amp[:, 0] >= 0, amp[:, 0] + 1, -1),
                 "amplicon_end": amp[:, 1],
             })

@@ -337,6 +337,48 @@ def _verify_start(text, s, seg_end, masks_j, ctx_j, m, k, g, out_int, out_mask, 
 
 
 @nb.njit(cache=True, nogil=True)
+def _myers_scan(text, a, n, lim, peq, j, m, g, e, cand):
+    """Myers' bit-parallel scan of text[a:a+n] for pattern ``j``: marks in ``cand`` every start (relative to
+    ``a``, below ``lim``) of an alignment with edit distance <= e; returns the marked range (lo, hi)."""
+    high = _U1 << np.uint64(m - 1)
+    pv = _ALL
+    mv = _U0
+    score = m
+    lo_mark = n
+    hi_mark = -1
+    for t in range(n):
+        eq = peq[j, text[a + t]]
+        xv = eq | mv
+        xh = (((eq & pv) + pv) ^ pv) | eq
+        ph = mv | ~(xh | pv)
+        mh = pv & xh
+        if ph & high:
+            score += 1
+        elif mh & high:
+            score -= 1
+        ph = ph << _U1
+        mh = mh << _U1
+        pv = mh | ~(xv | ph)
+        mv = ph & xv
+        if score <= e:
+            # alignment ends at t; starts within [t - m + 1 - g, t - m + 1 + g]
+            s0 = t - m + 1 - g
+            s1 = t - m + 1 + g
+            if s0 < 0:
+                s0 = 0
+            if s1 > lim - a - 1:
+                s1 = lim - a - 1
+            for s in range(s0, s1 + 1):
+                cand[s] = 1
+            if s0 <= s1:
+                if s0 < lo_mark:
+                    lo_mark = s0
+                if s1 > hi_mark:
+                    hi_mark = s1
+    return lo_mark, hi_mark
+
+
+@nb.njit(cache=True, nogil=True)
 def _search_patterns(text, seg_starts, seg_ends, seg_limits, pattern_ids, peq, lengths, masks, is_context,
                      k, g):
     """Search pattern-strands over text segments. Segment ``i`` covers text[seg_starts[i]:seg_ends[i]]; only
@@ -359,7 +401,6 @@ def _search_patterns(text, seg_starts, seg_ends, seg_limits, pattern_ids, peq, l
     for pj in range(pattern_ids.shape[0]):
         j = pattern_ids[pj]
         m = lengths[j]
-        high = _U1 << np.uint64(m - 1)
         masks_j = masks[j]
         ctx_j = is_context[j]
         for si in range(seg_starts.shape[0]):
@@ -369,45 +410,8 @@ def _search_patterns(text, seg_starts, seg_ends, seg_limits, pattern_ids, peq, l
             n = b - a
             if n < m - g:
                 continue
-            # --- Myers bit-parallel filter: candidate end positions with edit distance <= e
-            pv = _ALL
-            mv = _U0
-            score = m
-            any_cand = False
-            lo_mark = n
-            hi_mark = -1
-            for t in range(n):
-                c = text[a + t]
-                eq = peq[j, c]
-                xv = eq | mv
-                xh = (((eq & pv) + pv) ^ pv) | eq
-                ph = mv | ~(xh | pv)
-                mh = pv & xh
-                if ph & high:
-                    score += 1
-                elif mh & high:
-                    score -= 1
-                ph = ph << _U1
-                mh = mh << _U1
-                pv = mh | ~(xv | ph)
-                mv = ph & xv
-                if score <= e:
-                    # alignment ends at t; starts within [t - m + 1 - g, t - m + 1 + g]
-                    s0 = t - m + 1 - g
-                    s1 = t - m + 1 + g
-                    if s0 < 0:
-                        s0 = 0
-                    if s1 > lim - a - 1:
-                        s1 = lim - a - 1
-                    for s in range(s0, s1 + 1):
-                        cand[s] = 1
-                    if s0 <= s1:
-                        any_cand = True
-                        if s0 < lo_mark:
-                            lo_mark = s0
-                        if s1 > hi_mark:
-                            hi_mark = s1
-            if not any_cand:
+            lo_mark, hi_mark = _myers_scan(text, a, n, lim, peq, j, m, g, e, cand)
+            if hi_mark < lo_mark:
                 continue
             # --- verify each candidate start once
             for s in range(lo_mark, hi_mark + 1):
@@ -578,35 +582,40 @@ def _lookup_insert(codes, genome_ends, W, roll, unk, p_start, tab_val, ent_keys,
 
 @nb.njit(cache=True, nogil=True)
 def _segments(novel, genome_ends, W):
-    """Runs of novel positions within one genome -> (text start, text end, report limit) per segment."""
+    """Runs of novel positions within one genome -> (text start, text end, report limit) per segment.
+    Two passes (count, then fill): growing arrays inside a numba loop costs a reference count per step."""
     n = novel.shape[0]
-    starts = np.empty(1024, dtype=np.int64)
-    ends = np.empty(1024, dtype=np.int64)
-    limits = np.empty(1024, dtype=np.int64)
-    ns = 0
-    gi = 0
-    p = 0
-    while p < n:
-        while gi < genome_ends.shape[0] - 1 and p >= genome_ends[gi]:
-            gi += 1
-        if novel[p] == 0:
-            p += 1
-            continue
-        q = p
-        gend = genome_ends[gi]
-        while q < n and q < gend and novel[q] == 1:
-            q += 1
-        if ns == starts.shape[0]:
-            starts = _grow1(starts, ns * 2)
-            ends = _grow1(ends, ns * 2)
-            limits = _grow1(limits, ns * 2)
-        starts[ns] = p
-        e = q - 1 + W
-        ends[ns] = e if e < gend else gend
-        limits[ns] = q
-        ns += 1
-        p = q
-    return starts[:ns], ends[:ns], limits[:ns]
+    out = np.empty((2, 3), dtype=np.int64)
+    for rnd in range(2):
+        ns = 0
+        gi = 0
+        gend = genome_ends[0]
+        run_start = -1
+        for p in range(n):
+            nov = novel[p] == 1 and p < gend
+            if run_start >= 0 and not nov:
+                if rnd == 1:
+                    out[ns, 0] = run_start
+                    e = p - 1 + W
+                    out[ns, 1] = e if e < gend else gend
+                    out[ns, 2] = p
+                ns += 1
+                run_start = -1
+            if p >= gend:
+                gi += 1
+                gend = genome_ends[gi] if gi < genome_ends.shape[0] else n
+            if nov and run_start < 0:
+                run_start = p
+        if run_start >= 0:
+            if rnd == 1:
+                out[ns, 0] = run_start
+                e = n - 1 + W
+                out[ns, 1] = e if e < gend else gend
+                out[ns, 2] = n
+            ns += 1
+        if rnd == 0:
+            out = np.empty((ns, 3), dtype=np.int64)
+    return out[:, 0].copy(), out[:, 1].copy(), out[:, 2].copy()
 
 
 @nb.njit(cache=True, nogil=True)
@@ -831,13 +840,21 @@ class Engine:
                 np.concatenate([x[2] for x in parts]), np.concatenate([x[3] for x in parts]))
 
     def _suppress(self, hits: Hits) -> Hits:
-        pat = self.sites.pattern[hits.site]
-        order = np.lexsort((hits.pos, pat, hits.genome))
-        g, p, s = hits.genome[order], hits.pos[order], hits.site[order]
-        keep = _suppress_gapped(g, p, s, self.sites.pattern, self.sites.span, self.sites.gaps, self.sites.cost)
-        g, p, s = g[keep], p[keep], s[keep]
-        back = np.lexsort((self.sites.pattern[s], p, g))
-        return Hits(g[back], p[back], s[back])
+        """Drop gapped hits overlapping a better hit of the same genome and pattern-strand (only the
+        genome/pattern pairs that have a gapped hit are sorted and examined)."""
+        pat = self.sites.pattern[hits.site].astype(np.int64)
+        gapped = self.sites.gaps[hits.site] > 0
+        if not gapped.any():
+            return hits
+        key = hits.genome.astype(np.int64) * self.patterns.n_patterns + pat
+        involved = np.isin(key, np.unique(key[gapped]))
+        idx = np.flatnonzero(involved)
+        order = idx[np.lexsort((hits.pos[idx], pat[idx], hits.genome[idx]))]
+        keep_sub = _suppress_gapped(hits.genome[order], hits.pos[order], hits.site[order], self.sites.pattern,
+                                    self.sites.span, self.sites.gaps, self.sites.cost)
+        keep = np.ones(len(hits), dtype=bool)
+        keep[order[~keep_sub]] = False
+        return Hits(hits.genome[keep], hits.pos[keep], hits.site[keep])
 
     def close(self) -> None:
         if self._pool is not None:
