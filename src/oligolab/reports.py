@@ -150,10 +150,15 @@ def html_escape(value: Any) -> str:
 
 
 def figure_div(fig: Any, *, height: int | None = None) -> str:
-    """A Plotly figure as an HTML ``div`` (the page carries plotly.js once)."""
+    """A Plotly figure as an HTML ``div`` (the page carries plotly.js once). The div id is derived from the
+    figure's content, so the same figure always renders to the same bytes."""
+    import hashlib
+
     if height is not None:
         fig.update_layout(height=height)
-    return fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False, "responsive": True})
+    div_id = "fig-" + hashlib.sha1(fig.to_json().encode()).hexdigest()[:12]
+    return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id,
+                       config={"displaylogo": False, "responsive": True})
 
 
 def table_html(frame: "pd.DataFrame", *, max_rows: int = 200, classes: dict[str, Any] | None = None,

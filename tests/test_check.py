@@ -1,0 +1,152 @@
+"""`oligolab check` end to end on the shipped real data."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from oligolab.check import CheckInputs, CheckOptions, run_check
+from oligolab.sequences import read_fasta
+
+from conftest import (ALIAS_KEY, ANNOTATION, ARTIC, DIAG_ASSAYS, GENBANK, GENBANK_META, NEIGHBOURS, PANGO,
+                      REFERENCE)
+
+LINEAGES = ("A", "B", "B.1.1", "B.1.1.7", "B.1.617.2", "P.1", "BA.1", "BA.2", "BA.5.1", "XBB.1.5", "JN.1",
+            "KP.3", "LP.8.1", "BA.2.86")
+
+
+@pytest.fixture(scope="module")
+def pango_subset(tmp_path_factory):
+    """14 real lineage consensus genomes, written as a gzip FASTA (one of the supported compressions)."""
+    import gzip
+
+    path = tmp_path_factory.mktemp("pango") / "subset.fasta.gz"
+    with gzip.open(path, "wt") as fh:
+        for rec in read_fasta(PANGO, keep_gaps=True):
+            if rec.id in LINEAGES:
+                fh.write(f">{rec.id}\n{rec.text()}\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def pango_run(pango_subset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("check-pango")
+    inputs = CheckInputs([DIAG_ASSAYS, ARTIC], [pango_subset], None, REFERENCE, ANNOTATION, ALIAS_KEY, [NEIGHBOURS])
+    result = run_check(inputs, out, CheckOptions())
+    return result, out
+
+
+def _raw_columns(lineage: str, start1: int, end1: int) -> str:
+    """Bases of an aligned Pango record at reference columns [start1, end1] (1-based, read straight from the
+    shipped file: the consensus genomes are aligned to the reference, deletions written as '-')."""
+    for rec in read_fasta(PANGO, keep_gaps=True):
+        if rec.id == lineage:
+            return rec.text()[start1 - 1:end1]
+    raise KeyError(lineage)
+
+
+def test_china_cdc_n_forward_primer_loses_its_5prime_end_in_b_1_1(pango_run):
+    """Verified by hand: the China CDC N-gene forward primer GGGGAACTTCTCCTGCTAGAAT sits at reference
+    28881-28902; lineage B.1.1 and its descendants (here B.1.1.7) carry the GGG->AAC triple substitution at
+    28881-28883 (N:R203K, G204R), so the primer's three 5'-most bases mismatch (positions 22, 21, 20 from the
+    3' end). Lineage A keeps GGG."""
+    assert _raw_columns("B.1.1.7", 28881, 28902) == "AACGAACTTCTCCTGCTAGAAT"
+    assert _raw_columns("A", 28881, 28902) == "GGGGAACTTCTCCTGCTAGAAT"
+    result, out = pango_run
+    rows = pd.read_parquet(out / "oligo_calls.parquet")
+    alpha = rows[(rows.genome == "B.1.1.7") & (rows.oligo == "China-CDC-N-F")].iloc[0]
+    assert alpha["call"] == "degraded"
+    assert alpha["mismatch_from_3p"] == "22,21,20"
+    assert alpha["mutations"] == "G28881A G28882A G28883C"
+    # site start is in the genome's own coordinates: the reference position minus the deleted bases before it
+    assert alpha["start"] == 28881 - _raw_columns("B.1.1.7", 1, 28880).count("-")
+    lineage_a = rows[(rows.genome == "A") & (rows.oligo == "China-CDC-N-F")].iloc[0]
+    assert lineage_a["call"] == "binds" and lineage_a["mismatches"] == 0
+    escapes = pd.read_csv(out / "escape_mutations.tsv", sep="\t")
+    r203k = escapes[(escapes.oligo == "China-CDC-N-F") & (escapes.mutation == "G28881A")].iloc[0]
+    assert r203k["amino_acid"] == "N:R203K" and r203k["from_3p"] == 22
+
+
+def test_omicron_deletion_removes_the_nih_thailand_reverse_primer(pango_run):
+    """Verified by hand: BA.1 carries a 9-nt deletion at 28362-28370 (N:E31-S33del) inside the site of the
+    NIH Thailand N-gene reverse primer (reverse complement of CCCCACTGCGTTCTCCATT, 28351-28369): more than
+    two gap nucleotides, so no site; the assay is not detected in BA.1 but is in lineage B."""
+    assert _raw_columns("BA.1", 28362, 28370) == "---------"
+    result, out = pango_run
+    calls = pd.read_parquet(out / "oligo_calls.parquet")
+    ba1 = calls[(calls.genome == "BA.1") & (calls.oligo == "WH-NIC N-R")].iloc[0]
+    assert ba1["call"] == "fails" and ba1["start"] == -1
+    assays = pd.read_parquet(out / "assay_calls.parquet")
+    assert assays[(assays.genome == "BA.1") & (assays.assay == "NIH: N gene")].iloc[0]["call"] == "not detected"
+    assert assays[(assays.genome == "B") & (assays.assay == "NIH: N gene")].iloc[0]["call"] == "detected"
+
+
+def test_cdc_n1_probe_mismatch_in_omicron(pango_run):
+    """C28311T (N:P13L) lies under the CDC N1 probe (28309-28332) at the probe's 22nd base from its 3' end."""
+    assert _raw_columns("BA.1", 28311, 28311) == "T"
+    _, out = pango_run
+    calls = pd.read_parquet(out / "oligo_calls.parquet")
+    row = calls[(calls.genome == "BA.1") & (calls.oligo == "2019-nCoV-N1-P")].iloc[0]
+    assert row["call"] == "degraded" and row["mutations"] == "C28311T" and row["mismatch_from_3p"] == "22"
+    assays = pd.read_parquet(out / "assay_calls.parquet")
+    n1 = assays[(assays.genome == "BA.1") & (assays.assay == "US CDC: 2019-nCoV_N1")].iloc[0]
+    assert n1["call"] == "at risk" and "2019-nCoV-N1-P" in n1["reason"]
+    shift = _raw_columns("BA.1", 1, 28286).count("-")  # deletions upstream of the amplicon in BA.1
+    assert (n1["amplicon_start"], n1["amplicon_end"]) == (28287 - shift, 28358 - shift)
+
+
+def test_exclusivity_against_near_neighbours(pango_run):
+    """Sarbecovirus-wide assays (Charité E and RdRp, CDC N3, dropped by CDC for this reason) also detect
+    SARS-CoV-1; no assay detects MERS-CoV or the seasonal coronaviruses."""
+    _, out = pango_run
+    ex = pd.read_csv(out / "exclusivity_assays.tsv", sep="\t")
+    sars1 = set(ex[(ex.record == "NC_004718.3") & (ex.outcome == "detected")].assay)
+    assert {"WHO / Charité: E gene", "WHO / Charité: RdRP gene", "US CDC: 2019-nCoV_N3"} <= sars1
+    assert "US CDC: 2019-nCoV_N1" not in sars1
+    others = ex[ex.record != "NC_004718.3"]
+    assert not (others.outcome == "detected").any()
+
+
+def test_outputs_summary_and_report(pango_run):
+    result, out = pango_run
+    for name in ("oligo_calls.tsv", "oligo_calls.parquet", "assay_calls.tsv", "assay_calls.parquet", "summary.json",
+                 "report.html", "group_summary.tsv", "lineage_summary.tsv", "escape_mutations.tsv"):
+        assert (out / name).stat().st_size > 0, name
+    assert not list(out.glob(".*.part"))
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["counts"]["genomes"] == len(LINEAGES)
+    assert summary["counts"]["oligos"] == 247
+    rows = pd.read_csv(out / "oligo_calls.tsv", sep="\t")
+    assert len(rows) == len(LINEAGES) * 247
+    html = (out / "report.html").read_text()
+    assert "Plotly.newPlot" in html and "China-CDC-N-F" in html and "<script>" in html
+    groups = pd.read_csv(out / "group_summary.tsv", sep="\t")
+    assert set(groups.assay) == {a.name for a in result.checker.assays.assays}
+
+
+def test_deterministic_outputs(pango_subset, tmp_path):
+    inputs = CheckInputs([DIAG_ASSAYS], [pango_subset], None, REFERENCE, ANNOTATION, ALIAS_KEY, [])
+    run_check(inputs, tmp_path / "a", CheckOptions(threads=1))
+    run_check(inputs, tmp_path / "b", CheckOptions(threads=2, batch_nt=100_000))
+    for name in ("oligo_calls.tsv", "assay_calls.tsv", "summary.json", "escape_mutations.tsv", "report.html"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
+def test_dated_isolates_with_unknown_bases(tmp_path):
+    """418 GenBank isolates of 2020 with metadata: monthly summary, and 'no data' where N runs cover a site."""
+    inputs = CheckInputs([DIAG_ASSAYS], [GENBANK], GENBANK_META, REFERENCE, ANNOTATION, None, [])
+    result = run_check(inputs, tmp_path, CheckOptions())
+    monthly = pd.read_csv(tmp_path / "monthly_summary.tsv", sep="\t")
+    assert {"2020-01", "2020-03"} <= set(monthly.month)
+    calls = pd.read_parquet(tmp_path / "oligo_calls.parquet")
+    no_data = calls[calls.call == "no data"]
+    assert len(no_data) > 0
+    # every 'no data' row has unknown bases at its site, or no site where unknown bases lie
+    assert ((no_data.unknown > 0) | (no_data.reason == "the expected site lies in unknown bases")).all()
+    # and those genomes really hold N (or another ambiguity code)
+    seqs = {r.id: r.text() for r in read_fasta(GENBANK)}
+    for genome in set(no_data.genome):
+        assert any(ch not in "ACGT" for ch in seqs[genome])
+    assert result.genomes == 418
