@@ -676,9 +676,9 @@ class Aggregates:
         self.n_oligos, self.n_assays = n_oligos, n_assays
         self.lineage_index: dict[str, int] = {}
         self.month_index: dict[str, int] = {}
-        self.lin_oligo = np.zeros((0, n_oligos, 4), dtype=np.int64)
-        self.lin_assay = np.zeros((0, n_assays, 4), dtype=np.int64)
-        self.month_assay = np.zeros((0, n_assays, 4), dtype=np.int64)
+        self.lin_oligo = np.zeros((0, n_oligos, 4), dtype=np.int32)  # genomes per lineage, oligo and call
+        self.lin_assay = np.zeros((0, n_assays, 4), dtype=np.int32)
+        self.month_assay = np.zeros((0, n_assays, 4), dtype=np.int32)
         self.site_use: Counter[tuple[int, int, int]] = Counter()  #: (site id, lineage idx, call) -> genomes
         self.not_detected_examples: dict[int, list[str]] = defaultdict(list)
 

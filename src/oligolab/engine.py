@@ -746,7 +746,7 @@ class Engine:
         self._entry_count = np.zeros(1 << 15, dtype=np.int32)
         self._entry_sites = np.zeros(0, dtype=np.int32)
         self.n_genomes = 0
-        self.stats = {"positions": 0, "searched": 0, "segments": 0}
+        self.stats = {"positions": 0, "searched": 0, "segments": 0, "hits": 0}
         self._pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
         # group pattern-strands into per-thread shares balanced by length
         order = np.argsort(-patterns.lengths, kind="stable")
@@ -825,6 +825,7 @@ class Engine:
         hits = Hits(g, p, s)
         if self.g > 0 and len(hits):
             hits = self._suppress(hits)
+        self.stats["hits"] += len(hits)
         return hits
 
     def _search(self, codes, seg_s, seg_e, seg_l):
