@@ -20,9 +20,19 @@ on the Wuhan-Hu-1 reference (NC_045512.2, 1-based, inclusive coordinates):
   target RNA is the reverse complement of the spacer and the base 3' of the
   protospacer (on the target) is reported as the PFS (non-G = ``H`` expected).
 
+* rows whose ``notes`` carry ``target=NAME`` with a target other than the
+  SARS-CoV-2 reference (e.g. ``target=human_POP7`` for an RNase P control) are
+  not placed; their coordinate columns must be empty.  For such assays the
+  script only reports where a crRNA spacer shares sequence with the primers.
+
 The script compares what it finds with the ``reference_start``,
 ``reference_end`` and ``strand`` columns and prints OK or DIFF for each row.
-It only reads files; it exits 1 when a row is inconsistent.
+After the rows of a file it checks every assay as a whole: for LAMP sets the
+order F3 < F2 < LF < F1 ... B1 < LB < B2 < B3 with the expected strands (F3,
+F2, B1c, LB on +; LF, F1c, B2, B3 on -); for every crRNA whether its
+protospacer lies inside the amplicon (F3..B3, or forward..reverse primer) and
+which primer sites it overlaps.  It only reads files; it exits 1 when a row or
+an assay is inconsistent.
 
 Usage::
 
@@ -42,6 +52,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_REF = ROOT / "data" / "sars-cov-2" / "NC_045512.2.fasta"
 DEFAULT_DIR = ROOT / "data" / "published-crispr-assays"
+REFERENCE_NAME = "NC_045512.2"
 
 COLUMNS = ["assay", "oligo", "role", "sequence", "enzyme", "reference_start",
            "reference_end", "strand", "source_repo", "source_path",
@@ -216,6 +227,102 @@ def check_plain(ref: Reference, seq: str, notes: str) -> tuple[list[str], tuple[
     return lines, (h.start, h.end, h.strand), len(hits) == 1 and h.mismatches == 0
 
 
+def _unique_exact(ref: Reference, seq: str) -> Hit | None:
+    hits = ref.exact(seq)
+    return hits[0] if len(hits) == 1 else None
+
+
+def _overlaps(a: tuple[int, int], b: tuple[int, int]) -> int:
+    return max(0, min(a[1], b[1]) - max(a[0], b[0]) + 1)
+
+
+def _shared(spacer: str, oligo: str, k: int = 8) -> str:
+    """Longest stretch (>= k nt) that the spacer shares with the oligo or its reverse complement."""
+    best, how_best = "", ""
+    for query, how in ((oligo, "same sense"), (revcomp(oligo), "reverse complement")):
+        for i in range(len(spacer)):
+            j = i + max(len(best), k - 1) + 1
+            while j <= len(spacer) and spacer[i:j] in query:
+                best, how_best = spacer[i:j], how
+                j += 1
+    return f"{best} ({len(best)} nt, {how_best})" if best else ""
+
+
+def check_assays(ref: Reference, rows: list[dict]) -> int:
+    """Whole-assay checks: LAMP layout of all primers; crRNA inside the amplicon."""
+    problems = 0
+    assays: dict[str, list[dict]] = {}
+    for row in rows:
+        assays.setdefault(row["assay"], []).append(row)
+    for name, members in assays.items():
+        by_role: dict[str, list[dict]] = {}
+        for row in members:
+            by_role.setdefault(row["role"], []).append(row)
+        target = next((note_value(r["notes"], "target") for r in members
+                       if note_value(r["notes"], "target")), None)
+        print(f"-- assay {name}: roles {', '.join(sorted(by_role))}")
+        if target and target != REFERENCE_NAME:
+            for guide in by_role.get("crRNA", []):
+                spacer = guide["sequence"].upper()
+                for row in members:
+                    if row is guide:
+                        continue
+                    common = _shared(spacer, row["sequence"].upper().replace("|", ""))
+                    if common:
+                        print(f"  {guide['oligo']} shares with {row['oligo']}: {common}")
+            print(f"  target {target}: layout not checked (no reference sequence for it here)")
+            continue
+        sites: dict[str, Hit | None] = {}
+        for role in ("F3", "B3", "LF", "LB", "forward", "reverse"):
+            for row in by_role.get(role, [])[:1]:
+                binding = row["sequence"].upper()[int(note_value(row["notes"], "promoter_len") or 0):]
+                sites[role] = _unique_exact(ref, binding)
+        for role, parts in (("FIP", ("F1c", "F2")), ("BIP", ("B1c", "B2"))):
+            for row in by_role.get(role, [])[:1]:
+                if "|" in row["sequence"]:
+                    first, second = row["sequence"].upper().split("|")
+                    sites[parts[0]], sites[parts[1]] = _unique_exact(ref, first), _unique_exact(ref, second)
+        amplicon = None
+        if {"F3", "B3", "F2", "F1c", "B1c", "B2"} <= sites.keys():
+            order = ["F3", "F2", "LF", "F1c", "B1c", "LB", "B2", "B3"]
+            strands = {"F3": "+", "F2": "+", "LF": "-", "F1c": "-", "B1c": "+", "LB": "+", "B2": "-", "B3": "-"}
+            placed = [(k, sites[k]) for k in order if k in sites]
+            missing = [k for k, h in placed if h is None]
+            if missing:
+                print(f"  LAMP layout: {', '.join(missing)} not uniquely placed -> PROBLEM")
+                problems += 1
+                continue
+            bad_strand = [k for k, h in placed if h.strand != strands[k]]
+            bad_order = [f"{a}>{b}" for (a, ha), (b, hb) in zip(placed, placed[1:]) if ha.start > hb.start]
+            layout = " < ".join(f"{k} {h.start}-{h.end}({h.strand})" for k, h in placed)
+            ok = not bad_strand and not bad_order
+            print(f"  LAMP layout: {layout}: {'OK' if ok else 'PROBLEM'}"
+                  + (f" (strand: {', '.join(bad_strand)})" if bad_strand else "")
+                  + (f" (order: {', '.join(bad_order)})" if bad_order else ""))
+            problems += 0 if ok else 1
+            amplicon = (sites["F3"].start, sites["B3"].end)
+            print(f"  amplicon F3..B3: {amplicon[0]}-{amplicon[1]} ({amplicon[1] - amplicon[0] + 1} nt); "
+                  f"F1..B1 interior: {sites['F1c'].end + 1}-{sites['B1c'].start - 1}")
+        elif {"forward", "reverse"} <= sites.keys() and sites["forward"] and sites["reverse"]:
+            amplicon = (sites["forward"].start, sites["reverse"].end)
+            print(f"  amplicon forward..reverse: {amplicon[0]}-{amplicon[1]} ({amplicon[1] - amplicon[0] + 1} nt)")
+        for guide in by_role.get("crRNA", []):
+            if not guide["reference_start"]:
+                continue
+            span = (int(guide["reference_start"]), int(guide["reference_end"]))
+            if amplicon is None:
+                print(f"  {guide['oligo']} {span[0]}-{span[1]}: no amplicon to compare with")
+                continue
+            inside = amplicon[0] <= span[0] and span[1] <= amplicon[1]
+            hits = [f"{k} ({_overlaps(span, (h.start, h.end))} nt)" for k, h in sites.items()
+                    if h is not None and _overlaps(span, (h.start, h.end))]
+            print(f"  {guide['oligo']} protospacer {span[0]}-{span[1]}: "
+                  f"{'inside' if inside else 'OUTSIDE'} the amplicon; overlaps primer sites: "
+                  f"{', '.join(hits) or 'none'}")
+            problems += 0 if inside else 1
+    return problems
+
+
 def verify_file(ref: Reference, path: Path) -> int:
     problems = 0
     with open(path, newline="") as handle:
@@ -231,6 +338,22 @@ def verify_file(ref: Reference, path: Path) -> int:
         if role not in ROLES or not re.fullmatch(r"[ACGT|]+", seq):
             print("  INVALID role or alphabet")
             problems += 1
+            continue
+        if role == "crRNA":
+            full = re.search(r"full crRNA[^:]*:\s*([ACGU]+)", row["notes"] or "")
+            if full:
+                dna = full.group(1).replace("U", "T")
+                ok_full = dna.endswith(seq)
+                print(f"  full crRNA in notes ({len(dna)} nt) = 5' {dna[:len(dna) - len(seq)]} + spacer: "
+                      f"{'OK' if ok_full else 'does NOT end with the spacer -> DIFF'}")
+                problems += 0 if ok_full else 1
+        target = note_value(row["notes"], "target")
+        if target and target != REFERENCE_NAME:
+            declared = (row["reference_start"], row["reference_end"], row["strand"])
+            empty = not any(declared)
+            print(f"  target {target}: not on {REFERENCE_NAME}, not placed; coordinate columns "
+                  f"{'empty: OK' if empty else 'should be empty -> DIFF'}")
+            problems += 0 if empty else 1
             continue
         if role in ("FIP", "BIP"):
             lines, span, ok = check_inner(ref, role, seq)
@@ -252,6 +375,7 @@ def verify_file(ref: Reference, path: Path) -> int:
               f"{'' if ok else ' (not an exact, unique, well-laid-out hit)'}")
         if not same:
             problems += 1
+    problems += check_assays(ref, rows)
     return problems
 
 
