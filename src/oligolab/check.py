@@ -315,6 +315,7 @@ class BatchResult:
     assay_call: np.ndarray  #: (n_genomes, n_assays) int8
     assay_reason: np.ndarray  #: (n_genomes, n_assays) index into Checker.reasons
     amplicon: np.ndarray  #: (n_genomes, n_assays, 2) start, end (-1 when none)
+    lost: np.ndarray  #: (n_genomes, n_oligos) index into Checker.lost: mutations that removed a site
 
 
 class Checker:
@@ -328,6 +329,7 @@ class Checker:
         self.reference = reference
         self.annotation = annotation
         ref_codes = reference.codes() if reference is not None else None
+        self.ref_codes = ref_codes
         self.oligos = compile_search_oligos(assays, ref_codes, options.enzymes_dir)
         self.patterns = PatternSet.from_oligos([o.name for o in self.oligos], [o.pattern for o in self.oligos],
                                                [o.context5 for o in self.oligos], [o.context3 for o in self.oligos])
@@ -346,6 +348,9 @@ class Checker:
         self._site_reason = np.zeros(0, dtype=np.int32)
         self._assay_reason_cache: dict[tuple, int] = {}
         self._mutations: dict[int, list[tuple[str, int, int]]] = {}
+        self.lost: list[list[tuple[str, int, int]]] = [[]]  #: mutation lists explaining lost sites (id 0: none)
+        self._lost_index: dict[tuple[int, str], int] = {}
+        self._aligner = None
 
     # -- set-up
     def _assay_members(self) -> list[dict[str, list[int]]]:
@@ -426,18 +431,103 @@ class Checker:
         reason = np.full((n_gen, n_ol), self._reason_lost, dtype=np.int32)
         found = best_site >= 0
         call[found], reason[found] = self.site_calls(best_site[found])
-        # no site: lost, or not seen because the genome has unknown bases there
+        # no site: not seen because the genome has unknown bases there, or lost (then say by which mutations)
+        lost = np.zeros((n_gen, n_ol), dtype=np.int32)
+        starts = np.concatenate([[0], ends[:-1] + 1])
         for g in np.flatnonzero((~found).any(axis=1)):
             runs = unknown_runs[g]
-            if not len(runs):
-                continue
             for o in np.flatnonzero(~found[g]):
-                if self._expected_in_unknown(g, o, runs, best_pos, ref_start):
+                if len(runs) and self._expected_in_unknown(g, o, runs, best_pos, ref_start):
                     call[g, o] = OLIGO_CALLS.index("no data")
                     reason[g, o] = self._reason_unknown
+                elif ref_start[o] >= 0:
+                    lost[g, o] = self._explain_lost(o, codes[starts[g]:ends[g]], self._shift(g, o, best_pos))
         assay_call, assay_reason, amplicon = self._assay_calls(call, best_site, best_pos)
         return hits, BatchResult(np.arange(first, first + n_gen), call, best_site, best_pos, nsites, reason,
-                                 assay_call, assay_reason, amplicon)
+                                 assay_call, assay_reason, amplicon, lost)
+
+    def _shift(self, g: int, o: int, best_pos: np.ndarray) -> int:
+        """Offset between reference and genome coordinates near oligo ``o``, from the nearest oligo found."""
+        ref_start = self._ref_start
+        found = np.flatnonzero((best_pos[g] >= 0) & (ref_start >= 0))
+        if not len(found):
+            return 0
+        nearest = found[np.argmin(np.abs(ref_start[found] - ref_start[o]))]
+        return int(best_pos[g, nearest] - ref_start[nearest])
+
+    def _explain_lost(self, o: int, genome: np.ndarray, shift: int) -> int:
+        """Align the reference site of a lost oligo to the genome where it should be; returns the id of the
+        mutation list (substitutions, deletions, insertions in reference coordinates) that removed it."""
+        ref = self.ref_sites[o]
+        flank = 15  # reference context on each side, so that indels are placed where they really are
+        lo = max(0, ref.start + shift - flank - 40)
+        hi = min(len(genome), ref.end + shift + flank + 40)
+        if hi - lo < (ref.end - ref.start) // 2:
+            return 0
+        window = decode(genome[lo:hi])
+        key = (o, window)
+        lid = self._lost_index.get(key)
+        if lid is not None:
+            return lid
+        if self._aligner is None:
+            import warnings
+
+            from Bio import Align
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                al = Align.PairwiseAligner()
+                al.mode = "global"
+                al.match_score, al.mismatch_score = 2.0, -3.0
+                al.open_gap_score, al.extend_gap_score = -5.0, -1.0
+                al.end_insertion_score, al.end_deletion_score = -10.0, 0.0  # the genome window's flanks are free
+            self._aligner = al
+        r0 = max(0, ref.start - flank)
+        r1 = min(len(self.ref_codes), ref.end + flank)
+        ref_top = decode(self.ref_codes[r0:r1])
+        aln = self._aligner.align(window, ref_top)[0]
+        so = self.oligos[o]
+        m = len(so.pattern)
+        col_to_oligo = {int(c): i for i, c in enumerate(ref.columns) if c >= 0}
+
+        def in_site(p: int) -> bool:
+            return ref.start <= p < ref.end
+
+        def from_3p(p: int) -> int:
+            c = p - ref.start if ref.strand == "+" else ref.end - 1 - p
+            i = col_to_oligo.get(c)
+            return m - so.context3 - i if i is not None else 0
+
+        muts: list[tuple[str, int, int]] = []
+        (t_starts, q_starts) = aln.coordinates
+        dels: list[int] = []
+
+        def flush_dels():
+            if dels and any(in_site(p) for p in dels):
+                name = f"del{dels[0] + 1}" + (f"-{dels[-1] + 1}" if len(dels) > 1 else "")
+                muts.append((name, max(from_3p(p) for p in dels if in_site(p)), dels[0] + 1))
+            dels.clear()
+
+        for k in range(len(t_starts) - 1):
+            t0, t1, q0, q1 = int(t_starts[k]), int(t_starts[k + 1]), int(q_starts[k]), int(q_starts[k + 1])
+            if t1 > t0 and q1 > q0:  # aligned block
+                flush_dels()
+                for d in range(q1 - q0):
+                    rb, gb = ref_top[q0 + d], window[t0 + d]
+                    p = r0 + q0 + d
+                    if rb != gb and gb in "ACGT" and in_site(p):
+                        muts.append((f"{rb}{p + 1}{gb}", from_3p(p), p + 1))
+            elif q1 > q0:  # reference bases missing from the genome
+                dels.extend(r0 + q for q in range(q0, q1))
+            elif t1 > t0 and 0 < q0 < len(ref_top):  # bases inserted in the genome
+                flush_dels()
+                p = r0 + q0 - 1
+                if in_site(p) and in_site(p + 1):
+                    muts.append((f"{p + 1}_{p + 2}ins{window[t0:t1]}", from_3p(p), p + 1))
+        flush_dels()
+        self.lost.append(muts)
+        lid = self._lost_index[key] = len(self.lost) - 1
+        return lid
 
     def _expected_in_unknown(self, g: int, o: int, runs: np.ndarray, best_pos: np.ndarray,
                              ref_start: np.ndarray) -> bool:
@@ -445,12 +535,7 @@ class Checker:
         is the reference site shifted like the nearest oligo that was found in this genome."""
         if ref_start[o] < 0:
             return True
-        found = np.flatnonzero((best_pos[g] >= 0) & (ref_start >= 0))
-        if len(found):
-            nearest = found[np.argmin(np.abs(ref_start[found] - ref_start[o]))]
-            shift = best_pos[g, nearest] - ref_start[nearest]
-        else:
-            shift = 0
+        shift = self._shift(g, o, best_pos)
         lo = ref_start[o] + shift - 30
         hi = ref_start[o] + shift + len(self.oligos[o].pattern) + 30
         return bool(np.any((runs[:, 0] < hi) & (runs[:, 1] > lo)))
@@ -680,6 +765,7 @@ class Aggregates:
         self.lin_assay = np.zeros((0, n_assays, 4), dtype=np.int32)
         self.month_assay = np.zeros((0, n_assays, 4), dtype=np.int32)
         self.site_use: Counter[tuple[int, int, int]] = Counter()  #: (site id, lineage idx, call) -> genomes
+        self.lost_use: Counter[tuple[int, int, int]] = Counter()  #: (oligo, lineage idx, lost id) -> genomes
         self.not_detected_examples: dict[int, list[str]] = defaultdict(list)
 
     @staticmethod
@@ -714,6 +800,12 @@ class Aggregates:
             uniq, counts = np.unique(keys, axis=0, return_counts=True)
             for (sid, lin_i, code), n in zip(uniq.tolist(), counts.tolist()):
                 self.site_use[(sid, lin_i, code)] += n
+        g_idx, o_idx = np.nonzero(res.lost > 0)
+        if len(g_idx):
+            keys = np.stack([o_idx, li[g_idx], res.lost[g_idx, o_idx]], axis=1)
+            uniq, counts = np.unique(keys, axis=0, return_counts=True)
+            for (o, lin_i, lid), n in zip(uniq.tolist(), counts.tolist()):
+                self.lost_use[(o, lin_i, lid)] += n
         for a in np.flatnonzero((res.assay_call == 3).any(axis=0)):
             ex = self.not_detected_examples[int(a)]
             for g in np.flatnonzero(res.assay_call[:, a] == 3)[: max(0, 20 - len(ex))]:
@@ -743,11 +835,13 @@ class CheckResult:
 
 
 def _dict_column(indices: np.ndarray, values: list[str]):
-    """A dictionary-encoded string column: repeated texts are stored once."""
+    """A dictionary-encoded string column: repeated texts are stored once (the dictionary is made unique,
+    as readers such as pandas require)."""
     import pyarrow as pa
 
-    return pa.DictionaryArray.from_arrays(pa.array(np.asarray(indices, dtype=np.int32)),
-                                          pa.array(values, type=pa.string()))
+    uniq, inv = np.unique(np.asarray(values, dtype=object).astype(str), return_inverse=True)
+    return pa.DictionaryArray.from_arrays(pa.array(inv[np.asarray(indices)].astype(np.int32)),
+                                          pa.array(uniq.tolist(), type=pa.string()))
 
 
 def _site_columns(checker: Checker, sids: np.ndarray) -> dict[str, object]:
@@ -758,7 +852,7 @@ def _site_columns(checker: Checker, sids: np.ndarray) -> dict[str, object]:
     for sid in uniq:
         sid = int(sid)
         if sid < 0:
-            for name in ("strand", "mismatch_from_3p", "motif", "target", "mutations"):
+            for name in ("strand", "mismatch_from_3p", "gap_from_3p", "motif", "target", "mutations"):
                 text[name].append("")
             for name in ("mismatches", "unknown", "gaps", "seed_mismatches", "span"):
                 nums[name].append(-1)
@@ -769,6 +863,8 @@ def _site_columns(checker: Checker, sids: np.ndarray) -> dict[str, object]:
         c = checker.book.call(sid)
         text["strand"].append(f.strand)
         text["mismatch_from_3p"].append(",".join(str(x) for x in f.mm_from_3p))
+        core_len = len(checker.oligos[f.oligo].core)
+        text["gap_from_3p"].append(",".join(str(core_len - g) for g in f.gap_core_idx))
         text["motif"].append(f.motif_bases)
         text["target"].append(f.target)
         text["mutations"].append(" ".join(m[0] for m in checker.mutations(sid)))
@@ -781,7 +877,8 @@ def _site_columns(checker: Checker, sids: np.ndarray) -> dict[str, object]:
         nums["dg_kcal"].append(c[3])
         nums["tm_drop_C"].append(c[4])
     out: dict[str, object] = {}
-    for name in ("strand", "mismatches", "unknown", "gaps", "mismatch_from_3p", "seed_mismatches", "motif", "target",
+    for name in ("strand", "mismatches", "unknown", "gaps", "mismatch_from_3p", "gap_from_3p", "seed_mismatches",
+                 "motif", "target",
                  "tm_C", "dg_kcal", "tm_drop_C", "mutations", "span"):
         if name in text:
             out[name] = _dict_column(inv, text[name])
@@ -878,6 +975,12 @@ def run_check(inputs: CheckInputs, out_dir: str | Path, options: CheckOptions = 
             n_gen, n_ol = res.oligo_call.shape
             n_as = res.assay_call.shape[1]
             sc = _site_columns(checker, res.oligo_site.ravel())
+            lost = res.lost.ravel()
+            if lost.any():
+                muts = sc["mutations"].cast("string").to_numpy(zero_copy_only=False).astype(object)
+                texts = np.array([" ".join(m[0] for m in ml) for ml in checker.lost], dtype=object)
+                merged = np.where(lost > 0, texts[lost], muts)
+                sc["mutations"] = _dict_column(np.arange(len(merged)), merged)
             pos = res.oligo_pos.ravel()
             span = sc.pop("span")
             genome_col = _dict_column(np.repeat(np.arange(n_gen), n_ol), ids)
@@ -1123,12 +1226,19 @@ def escape_mutations(result: CheckResult, lin_names: list[str]):
             s["genomes"] += n
             s[OLIGO_CALLS[call].replace(" ", "_")] += n
             s["lineages"][lin_names[li]] += n
+    for (oi, li, lid), n in result.aggregates.lost_use.items():
+        for name, from_3p, refpos in checker.lost[lid]:
+            s = stats.setdefault((oi, name), {"genomes": 0, "degraded": 0, "fails": 0, "no_data": 0,
+                                              "from_3p": from_3p, "refpos": refpos, "lineages": Counter()})
+            s["genomes"] += n
+            s["fails"] += n
+            s["lineages"][lin_names[li]] += n
     rows = []
     ann = checker.annotation
     for (oi, name), s in stats.items():
         so = checker.oligos[oi]
         aa = ""
-        if ann is not None and not name.startswith("del"):
+        if ann is not None and name[0] in "ACGT" and name[-1] in "ACGT" and name[1:-1].isdigit():
             aa = ann.aa_change(s["refpos"] - 1, name[-1])
         gene = ann.gene_of(s["refpos"] - 1) if ann is not None else ""
         top = ", ".join(f"{k} ({v})" for k, v in sorted(s["lineages"].items(), key=lambda x: (-x[1], x[0]))[:8])
