@@ -53,5 +53,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
 
 
-if __name__ == "__main__":  # pragma: no cover
-    main()
+if __name__ == "__main__":  # pragma: no cover  (`python -m oligolab.cli`: use the package's module)
+    from oligolab.cli import main as _main
+
+    _main()
