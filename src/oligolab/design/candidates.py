@@ -1,0 +1,438 @@
+"""Candidate guides: every distinct protospacer (with a valid PAM or PFS) at every reference position and
+strand of the projected collection, with the set of genomes each one would detect.
+
+Coverage is decided by the same rule table as `oligolab check` (``knowledge/check-rules.toml`` or the user's
+``--rules``): for each candidate and each genome variant at its locus the site figures (mismatches, seed
+mismatches, PAM/PFS, gaps, unknown bases) are computed from 2-bit packed k-mers and the rule table gives
+binds / degraded / fails / no data. Only distinct (candidate, variant) combinations are called, so a column
+shared by thousands of genomes costs one call. The final numbers in a design come from a `check` run on the
+chosen assays; these pre-scores only rank candidates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numba as nb
+import numpy as np
+
+from ..check import OLIGO_CALLS
+from ..knowledge import Enzyme, RuleSet, make_figures
+from ..sequences import IUPAC_MASK
+from .collection import BASE_MASK, INSERT_FLAG, Collection
+
+KEY_BITS = 60  #: spacers up to 30 nt pack into the low bits of a uint64
+F_MOTIF_OK = np.uint64(1) << np.uint64(60)
+F_MOTIF_UNKNOWN = np.uint64(1) << np.uint64(61)
+F_GAP = np.uint64(1) << np.uint64(62)
+F_UNKNOWN = np.uint64(1) << np.uint64(63)
+KEY_MASK = (np.uint64(1) << np.uint64(KEY_BITS)) - np.uint64(1)
+_LOW = np.uint64(0x5555555555555555)
+BINDS, DEGRADED, NO_DATA, FAILS = (OLIGO_CALLS.index(c) for c in ("binds", "degraded", "no data", "fails"))
+POPCOUNT8 = np.array([bin(i).count("1") for i in range(256)], dtype=np.int64)
+
+
+@nb.njit(cache=True, nogil=True)
+def window_values(bases: np.ndarray, c0: int, c1: int, W: int, c5: int, L: int, motif_masks: np.ndarray,
+                  strand: int) -> np.ndarray:
+    """Packed oligo-orientation windows starting at columns c0..c1-1, as (genomes, columns) uint64.
+
+    The spacer is 2-bit packed in the low bits (first base most significant), plus flags: motif ok, motif
+    unknown, gap (a deleted base or an insertion inside the window), unknown base in the spacer. Strand 0 reads
+    the top strand; strand 1 the reverse complement (oligo orientation). Rolling keys and prefix counts make
+    each genome row one pass."""
+    G = bases.shape[0]
+    ncol = bases.shape[1]
+    n = c1 - c0
+    out = np.zeros((G, n), dtype=np.uint64)
+    span = n + W - 1
+    code = np.empty(span, dtype=np.int64)
+    gap_ps = np.zeros(span + 1, dtype=np.int64)
+    unk_ps = np.zeros(span + 1, dtype=np.int64)
+    ins_ps = np.zeros(span + 1, dtype=np.int64)
+    c3 = W - c5 - L
+    nm = motif_masks.shape[0]
+    kmask = (np.uint64(1) << np.uint64(2 * L)) - np.uint64(1)
+    for g in range(G):
+        for t in range(span):
+            col = c0 + t
+            if col >= ncol:
+                code[t] = 7
+                gap_ps[t + 1] = gap_ps[t]
+                unk_ps[t + 1] = unk_ps[t] + 1
+                ins_ps[t + 1] = ins_ps[t]
+                continue
+            raw = bases[g, col]
+            b = raw & BASE_MASK
+            code[t] = b
+            gap_ps[t + 1] = gap_ps[t] + (1 if b == 6 else 0)
+            unk_ps[t + 1] = unk_ps[t] + (1 if (b == 4 or b == 5 or b == 7) else 0)
+            ins_ps[t + 1] = ins_ps[t] + (1 if (raw & INSERT_FLAG) else 0)
+        key = np.uint64(0)
+        for jj in range(n):
+            # core columns (top-strand coordinates) of the window starting at jj
+            core_lo = jj + (c5 if strand == 0 else c3)
+            # rolling key over the core
+            if jj == 0:
+                key = np.uint64(0)
+                for i in range(L):
+                    if strand == 0:
+                        b = code[core_lo + i]
+                    else:
+                        b = code[core_lo + L - 1 - i]
+                    bb = b if b < 4 else 0
+                    if strand == 1:
+                        bb = 3 - bb
+                    key = (key << np.uint64(2)) | np.uint64(bb)
+            else:
+                if strand == 0:
+                    b = code[core_lo + L - 1]
+                    bb = b if b < 4 else 0
+                    key = ((key << np.uint64(2)) | np.uint64(bb)) & kmask
+                else:
+                    b = code[core_lo + L - 1]
+                    bb = 3 - (b if b < 4 else 0)
+                    key = (key >> np.uint64(2)) | (np.uint64(bb) << np.uint64(2 * (L - 1)))
+            gaps = gap_ps[jj + W] - gap_ps[jj] + ins_ps[jj + W] - ins_ps[jj + 1]
+            if gaps > 0:
+                out[g, jj] = F_GAP
+                continue
+            if unk_ps[core_lo + L] - unk_ps[core_lo] > 0:
+                out[g, jj] = F_UNKNOWN
+                continue
+            ok = True
+            unknown = False
+            for q in range(nm):
+                # motif position q in oligo orientation -> window offset
+                i = q if q < c5 else q + L
+                if strand == 0:
+                    b = code[jj + i]
+                else:
+                    b = code[jj + W - 1 - i]
+                if b > 3:
+                    unknown = True
+                    continue
+                if strand == 1:
+                    b = 3 - b
+                if (motif_masks[q] >> b) & 1 == 0:
+                    ok = False
+            v = key
+            if unknown:
+                v |= F_MOTIF_UNKNOWN
+            elif ok:
+                v |= F_MOTIF_OK
+            out[g, jj] = v
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def _mismatch_bits(x: np.uint64, L: int) -> np.int64:
+    """Positions (bit p = p nt from the 3' end, 0 = 3'-terminal) where two packed spacers differ."""
+    m = (x | (x >> np.uint64(1))) & _LOW
+    out = 0
+    for p in range(L):
+        if (m >> np.uint64(2 * p)) & np.uint64(1):
+            out |= 1 << p
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def _popcount(x: np.int64) -> int:
+    c = 0
+    while x:
+        x &= x - 1
+        c += 1
+    return c
+
+
+@nb.njit(cache=True, nogil=True)
+def _column_candidates(V: np.ndarray, row_count: np.ndarray, row_start: np.ndarray, row_genomes: np.ndarray,
+                       n_genomes: int, L: int, k: int, tab_k: np.ndarray, tab_v: np.ndarray, tab_bits: int,
+                       max_per_col: int, min_binds: int, out_jj: np.ndarray, out_key: np.ndarray,
+                       out_binds: np.ndarray, out_risk: np.ndarray, out_nb: np.ndarray, out_nr: np.ndarray) -> int:
+    """Candidates of a block of columns: distinct spacers with a valid motif, called against every distinct
+    variant of the column through the rule table ``tab``, with their genome bitsets.
+
+    ``V`` is (columns, distinct rows) from :func:`window_values` over the block's distinct genome rows; row r
+    stands for ``row_count[r]`` genomes listed in ``row_genomes[row_start[r]:row_start[r + 1]]``. Returns the
+    number of candidates written, or -1 when the output arrays are too small."""
+    n, D = V.shape
+    n_out = 0
+    order = np.empty(D, dtype=np.int64)
+    starts = np.empty(D + 1, dtype=np.int64)
+    vvals = np.empty(D, dtype=np.uint64)
+    vcount = np.empty(D, dtype=np.int64)
+    codes = np.empty(D, dtype=np.int8)
+    for jj in range(n):
+        col = V[jj]
+        any_ok = False
+        for t in range(D):
+            if (col[t] & F_MOTIF_OK) and (col[t] & (F_GAP | F_UNKNOWN)) == 0:
+                any_ok = True
+                break
+        if not any_ok:
+            continue
+        order[:] = np.argsort(col, kind="mergesort")
+        nv = 0
+        for t in range(D):
+            r = order[t]
+            v = col[r]
+            if t == 0 or v != vvals[nv - 1]:
+                vvals[nv] = v
+                starts[nv] = t
+                vcount[nv] = 0
+                nv += 1
+            vcount[nv - 1] += row_count[r]
+        starts[nv] = D
+        # candidate spacers: variants with a valid motif, most frequent first
+        cand_idx = np.empty(nv, dtype=np.int64)
+        cand_cnt = np.empty(nv, dtype=np.int64)
+        nc = 0
+        for v in range(nv):
+            val = vvals[v]
+            if (val & (F_GAP | F_UNKNOWN)) == 0 and (val & F_MOTIF_OK):
+                cand_idx[nc] = v
+                cand_cnt[nc] = vcount[v]
+                nc += 1
+        if nc == 0:
+            continue
+        sel = np.argsort(-cand_cnt[:nc], kind="mergesort")[:max_per_col]
+        for si in range(sel.shape[0]):
+            cv = cand_idx[sel[si]]
+            ckey = vvals[cv] & KEY_MASK
+            n_b = 0
+            n_r = 0
+            for v in range(nv):
+                val = vvals[v]
+                if val & F_UNKNOWN:
+                    codes[v] = NO_DATA
+                    continue
+                if val & F_GAP:
+                    codes[v] = FAILS
+                    continue
+                m1 = _mismatch_bits((val & KEY_MASK) ^ ckey, L)
+                if _popcount(m1) > k:
+                    codes[v] = FAILS
+                    continue
+                flag = 0
+                if val & F_MOTIF_UNKNOWN:
+                    flag = 2
+                elif val & F_MOTIF_OK:
+                    flag = 1
+                tkey = np.uint64(m1) | (np.uint64(flag) << np.uint64(40))
+                h = (tkey * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(64 - tab_bits)
+                code = FAILS
+                while tab_v[h] >= 0:
+                    if tab_k[h] == tkey:
+                        code = tab_v[h]
+                        break
+                    h = (h + np.uint64(1)) & np.uint64(tab_k.shape[0] - 1)
+                codes[v] = code
+                if code == BINDS:
+                    n_b += vcount[v]
+                if code == BINDS or code == DEGRADED:
+                    n_r += vcount[v]
+            if n_b < min_binds:
+                continue
+            if n_out >= out_jj.shape[0]:
+                return -1
+            out_jj[n_out] = jj
+            out_key[n_out] = ckey
+            out_nb[n_out] = n_b
+            out_nr[n_out] = n_r
+            out_binds[n_out, :] = 0
+            out_risk[n_out, :] = 0
+            for v in range(nv):
+                c = codes[v]
+                if c != BINDS and c != DEGRADED:
+                    continue
+                for t in range(starts[v], starts[v + 1]):
+                    r = order[t]
+                    for q in range(row_start[r], row_start[r + 1]):
+                        gidx = row_genomes[q]
+                        bit = np.uint8(1 << (7 - (gidx & 7)))
+                        out_risk[n_out, gidx >> 3] |= bit
+                        if c == BINDS:
+                            out_binds[n_out, gidx >> 3] |= bit
+            n_out += 1
+    return n_out
+
+
+def distinct_rows(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct rows of a (genomes, columns) uint8 block and each genome's row index (collections are highly
+    redundant: a few hundred distinct rows per few hundred columns among thousands of genomes)."""
+    block = np.ascontiguousarray(block)
+    view = block.view(np.dtype((np.void, block.shape[1])))[:, 0]
+    _, first, inv = np.unique(view, return_index=True, return_inverse=True)
+    return block[first], inv.ravel()
+
+
+def decode_key(key: int, length: int) -> str:
+    """A packed core back to its bases (first base in the most significant position)."""
+    return "".join("ACGT"[(int(key) >> (2 * (length - 1 - i))) & 3] for i in range(length))
+
+
+def encode_key(seq: str) -> int:
+    key = 0
+    for ch in seq:
+        key = (key << 2) | "ACGT".index(ch)
+    return key
+
+
+@dataclass
+class GuideCandidates:
+    """Distinct guides (oligo orientation, as written in an assay file) with the genomes each detects."""
+
+    enzyme: Enzyme
+    n_genomes: int
+    column: np.ndarray  #: first reference column of the site (context included)
+    strand: np.ndarray  #: 0: the genome's top strand reads like the oligo; 1: the bottom strand does
+    key: np.ndarray  #: packed spacer
+    binds: np.ndarray  #: (candidates, bytes) packed bitset of genomes where the guide binds
+    risk: np.ndarray  #: (candidates, bytes) genomes where it binds or is degraded
+    n_binds: np.ndarray  #: genomes where it binds
+    n_risk: np.ndarray  #: genomes where it binds or is degraded
+    footprint: int  #: site length in columns (context + spacer)
+    core_offset: np.ndarray = field(default=None)  #: first spacer column of each candidate
+
+    def __len__(self) -> int:
+        return len(self.key)
+
+    def spacer(self, i: int) -> str:
+        return decode_key(int(self.key[i]), self.enzyme.spacer_length)
+
+    def span(self, i: int) -> tuple[int, int]:
+        """Reference columns [start, end) of the whole site (PAM/PFS included)."""
+        return int(self.column[i]), int(self.column[i]) + self.footprint
+
+    def core_span(self, i: int) -> tuple[int, int]:
+        c5, c3, _ = self.enzyme.oligo_context()
+        start = int(self.column[i]) + (c5 if self.strand[i] == 0 else c3)
+        return start, start + self.enzyme.spacer_length
+
+
+class _CallCache:
+    """Rule-table calls of guide sites by their figures (few distinct figure sets exist)."""
+
+    def __init__(self, enzyme: Enzyme, rules: RuleSet, spacer_len: int, max_mismatches: int):
+        self.enzyme = enzyme
+        self.rules = rules
+        self.L = spacer_len
+        self.k = max_mismatches
+        lo, hi = enzyme.seed
+        self.seed_mask = 0
+        for i in range(max(0, lo - 1), min(spacer_len, hi)):
+            self.seed_mask |= 3 << (2 * (spacer_len - 1 - i))
+        self.seed_mask = np.uint64(self.seed_mask)
+        self.cache: dict[tuple, int] = {}
+
+    def call(self, mm_mask: int, motif_ok: bool, motif_unknown: bool) -> int:
+        key = (mm_mask, motif_ok, motif_unknown)
+        c = self.cache.get(key)
+        if c is not None:
+            return c
+        n_mm = bin(mm_mask).count("1")
+        if n_mm > self.k:
+            c = FAILS  # beyond the engine's search budget: `check` finds no site
+        else:
+            seed_mm = bin(mm_mask & int(self.seed_mask)).count("1")
+            L = self.L
+
+            def mm3p(n: int) -> int:
+                return bin(mm_mask & ((1 << (2 * n)) - 1)).count("1")
+
+            group = self.enzyme.family
+            ok = (motif_ok or not self.enzyme.motif_required) if group == "Cas12a" else motif_ok
+            figures = make_figures(n_mm, 0, 0, 0.0, float("nan"), 0.0, seed_mm, ok, motif_unknown, L, mm3p)
+            call, _ = self.rules.call(group, figures)
+            c = OLIGO_CALLS.index(call)
+        self.cache[key] = c
+        return c
+
+
+def motif_masks(enzyme: Enzyme) -> np.ndarray:
+    _, _, motif = enzyme.oligo_context()
+    return np.array([IUPAC_MASK[m] for m in motif] or [15], dtype=np.int64)
+
+
+def call_table(enzyme: Enzyme, rules: RuleSet, L: int, max_mismatches: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """The rule table's call for every mismatch pattern (up to ``max_mismatches`` positions) and motif state,
+    as a hash table for the kernels: key = mismatch bits | motif state << 40."""
+    from itertools import combinations
+
+    cache = _CallCache(enzyme, rules, L, max_mismatches)
+    keys, values = [], []
+    for n_mm in range(max_mismatches + 1):
+        for pos in combinations(range(L), n_mm):
+            m1 = 0
+            m2 = 0
+            for p in pos:
+                m1 |= 1 << p
+                m2 |= 1 << (2 * p)
+            for flag, (ok, unk) in enumerate(((False, False), (True, False), (False, True))):
+                keys.append(m1 | (flag << 40))
+                values.append(cache.call(m2, ok, unk))
+    from .collection import _hash_build
+
+    bits = max(10, int(np.ceil(np.log2(2 * len(keys) + 1))))
+    tk, tv = _hash_build(np.array(keys, dtype=np.uint64), np.array(values, dtype=np.int64), bits)
+    return tk, tv, bits
+
+
+def generate_guides(collection: Collection, enzyme: Enzyme, rules: RuleSet, *, max_mismatches: int = 3,
+                    columns: tuple[int, int] | None = None, min_binds: int = 1, block: int = 256,
+                    max_per_column: int = 12, progress=None) -> GuideCandidates:
+    """Every distinct spacer with a valid motif in the collection (the ``max_per_column`` most frequent at each
+    site), with the genomes where it binds and where it binds or is degraded.
+
+    ``columns`` limits sites to a reference range [start, end) (region constraint); ``min_binds`` drops
+    candidates that bind fewer genomes."""
+    L = enzyme.spacer_length
+    if not 1 <= L <= 30:
+        raise ValueError("spacer length must be 1..30 nt for design")
+    c5, c3, _ = enzyme.oligo_context()
+    W = c5 + L + c3
+    masks = motif_masks(enzyme)
+    bases = collection.bases
+    G, ncol = bases.shape
+    lo, hi = columns if columns is not None else (0, ncol)
+    lo, hi = max(0, lo), min(ncol - W + 1, hi - W + 1)
+    tab = call_table(enzyme, rules, L, max_mismatches)
+    nbytes = (G + 7) // 8
+    parts = []
+    for c0 in range(lo, max(lo, hi), block):
+        c1 = min(hi, c0 + block)
+        rows, inv = distinct_rows(bases[:, c0:c1 + W - 1])
+        row_count = np.bincount(inv, minlength=len(rows)).astype(np.int64)
+        row_genomes = np.argsort(inv, kind="stable").astype(np.int64)
+        row_start = np.concatenate([[0], np.cumsum(row_count)]).astype(np.int64)
+        for strand in (0, 1):
+            V = np.ascontiguousarray(window_values(rows, 0, c1 - c0, W, c5, L, masks, strand).T)
+            cap = 2 * (c1 - c0) + 64
+            while True:
+                o_jj = np.empty(cap, np.int64)
+                o_key = np.empty(cap, np.uint64)
+                o_b = np.empty((cap, nbytes), np.uint8)
+                o_r = np.empty((cap, nbytes), np.uint8)
+                o_nb = np.empty(cap, np.int64)
+                o_nr = np.empty(cap, np.int64)
+                n = _column_candidates(V, row_count, row_start, row_genomes, G, L, max_mismatches, *tab,
+                                       max_per_column, min_binds, o_jj, o_key, o_b, o_r, o_nb, o_nr)
+                if n >= 0:
+                    break
+                cap *= 4
+            parts.append((c0 + o_jj[:n], np.full(n, strand, np.int8), o_key[:n], o_b[:n].copy(), o_r[:n].copy(),
+                          o_nb[:n], o_nr[:n]))
+        if progress is not None:
+            progress(c1 - lo, hi - lo)
+    if parts:
+        cols = [np.concatenate([p[i] for p in parts]) for i in range(7)]
+    else:
+        cols = [np.zeros(0, np.int64), np.zeros(0, np.int8), np.zeros(0, np.uint64),
+                np.zeros((0, nbytes), np.uint8), np.zeros((0, nbytes), np.uint8), np.zeros(0, np.int64),
+                np.zeros(0, np.int64)]
+    order = np.lexsort((cols[1], cols[0]))
+    cols = [c[order] for c in cols]
+    cand = GuideCandidates(enzyme, G, cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6], W)
+    cand.core_offset = cand.column + np.where(cand.strand == 0, c5, c3)
+    return cand
