@@ -290,6 +290,35 @@ def _project_one(g: np.ndarray, r: np.ndarray, ag: np.ndarray, ar: np.ndarray, k
     return unknown
 
 
+@nb.njit(cache=True, nogil=True)
+def _column_profile(bases: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per column: counts of codes 0..7, and genomes with an insertion before it."""
+    G, L = bases.shape
+    counts = np.zeros((L, 8), dtype=np.int64)
+    ins = np.zeros(L, dtype=np.int64)
+    for g in range(G):
+        for j in range(L):
+            raw = bases[g, j]
+            counts[j, raw & BASE_MASK] += 1
+            if raw & INSERT_FLAG:
+                ins[j] += 1
+    return counts, ins, np.zeros(0, dtype=np.int64)
+
+
+@dataclass
+class Profile:
+    """Per reference column: the collection's majority base and how many genomes differ from it."""
+
+    consensus: np.ndarray  #: majority code among sequenced genomes (0..3, or DELETED)
+    differ: np.ndarray  #: genomes whose base differs (substitution, deletion, or insertion next to it)
+    unknown: np.ndarray  #: genomes with an unknown base or not sequenced there
+    counts: np.ndarray  #: (columns, 8) genomes per code
+
+    def sequence(self, start: int, end: int) -> str:
+        """Consensus bases of columns [start, end) (deleted columns left out)."""
+        return "".join("ACGT"[c] for c in self.consensus[start:end] if c < 4)
+
+
 # ------------------------------------------------------------------------------------------- the objects
 
 @dataclass
@@ -354,6 +383,18 @@ class Collection:
     @property
     def n(self) -> int:
         return len(self.ids)
+
+    def profile(self) -> Profile:
+        """Consensus and variability per column (computed once)."""
+        if getattr(self, "_profile", None) is None:
+            counts, ins, _ = _column_profile(self.bases)
+            seen = counts[:, [0, 1, 2, 3, DELETED]]
+            cons_idx = np.argmax(seen, axis=1)
+            consensus = np.array([0, 1, 2, 3, DELETED], dtype=np.uint8)[cons_idx]
+            differ = seen.sum(axis=1) - seen[np.arange(len(seen)), cons_idx] + ins
+            unknown = counts[:, 4] + counts[:, 5] + counts[:, ABSENT]
+            self._profile = Profile(consensus, differ.astype(np.int64), unknown.astype(np.int64), counts)
+        return self._profile
 
     def lineage_index(self) -> tuple[list[str], np.ndarray]:
         """(distinct lineages in first-seen order, lineage index of each genome)."""

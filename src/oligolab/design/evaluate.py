@@ -1,0 +1,76 @@
+"""Coverage of designed assays computed by `oligolab check` itself: the shortlisted assays are run through the
+check's :class:`~oligolab.check.Checker` over every target genome (one streaming pass for all of them), and
+the per-genome assay calls (detected / at risk / no data / not detected) are what the design reports and ranks
+by. Running `oligolab check` on the written assay table gives the same calls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from ..assays import AssaySet
+from ..check import ASSAY_CALLS, Checker, CheckOptions, unknown_runs
+from ..engine import pack_batch
+from ..sequences import SeqRecord, read_fasta
+
+
+@dataclass
+class CheckCoverage:
+    """Assay calls (codes into ``ASSAY_CALLS``) for every genome: ``calls[genome, assay]``."""
+
+    assay_names: list[str]
+    genome_ids: list[str]
+    calls: np.ndarray
+
+    def counts(self, assay: int, rows: np.ndarray | None = None) -> dict[str, int]:
+        c = self.calls[:, assay] if rows is None else self.calls[rows, assay]
+        return {name: int((c == k).sum()) for k, name in enumerate(ASSAY_CALLS)}
+
+    def index(self, name: str) -> int:
+        return self.assay_names.index(name)
+
+
+def _batches(paths: list[str | Path], keep: Callable[[str], bool] | None, batch_nt: int
+             ) -> Iterator[tuple[list[SeqRecord], np.ndarray, np.ndarray, list[np.ndarray]]]:
+    records: list[SeqRecord] = []
+    encoded: list[np.ndarray] = []
+    size = 0
+    for path in paths:
+        for rec in read_fasta(path):
+            if keep is not None and not keep(rec.id):
+                continue
+            c = rec.codes()
+            records.append(rec)
+            encoded.append(c)
+            size += len(c)
+            if size >= batch_nt:
+                codes, ends = pack_batch(encoded)
+                yield records, codes, ends, [unknown_runs(x) for x in encoded]
+                records, encoded, size = [], [], 0
+    if records:
+        codes, ends = pack_batch(encoded)
+        yield records, codes, ends, [unknown_runs(x) for x in encoded]
+
+
+def check_coverage(assays: AssaySet, genome_paths: list[str | Path], reference: SeqRecord | None,
+                   options: CheckOptions, keep: Callable[[str], bool] | None = None,
+                   progress: Callable[[int], None] | None = None) -> CheckCoverage:
+    """Per-genome assay calls of ``assays`` by the check machinery (``keep`` selects genomes by id)."""
+    checker = Checker(assays, reference=reference, options=options)
+    ids: list[str] = []
+    parts: list[np.ndarray] = []
+    try:
+        for records, codes, ends, runs in _batches(genome_paths, keep, options.batch_nt):
+            res = checker.process(codes, ends, runs)[1]
+            parts.append(res.assay_call.copy())
+            ids += [r.id for r in records]
+            if progress is not None:
+                progress(len(ids))
+    finally:
+        checker.close()
+    calls = np.concatenate(parts) if parts else np.zeros((0, len(assays.assays)), np.int8)
+    return CheckCoverage([a.name for a in assays.assays], ids, calls)

@@ -1,0 +1,306 @@
+"""Primer candidates shared by the three chemistries: composition and thermodynamic filters (primer3-py), and
+coverage of each candidate over the collection decided by the check rule table's primer rules (3'-end
+mismatches, Tm drop on the actual target, gaps), computed once per distinct genome variant of the site.
+
+Coordinates are reference columns [start, end). ``strand`` 0: the primer reads like the top strand (a forward
+primer, extended rightwards); 1: it reads like the bottom strand (a reverse primer, extended leftwards).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+import primer3
+
+from ..check import OLIGO_CALLS
+from ..knowledge import RuleSet, amplification, make_figures
+from ..sequences import reverse_complement
+from ..thermo import Conditions, duplex, perfect_duplex
+from .candidates import POPCOUNT8, distinct_rows
+from .collection import ABSENT, BASE_MASK, DELETED, INSERT_FLAG, Collection
+
+BINDS, DEGRADED, NO_DATA, FAILS = (OLIGO_CALLS.index(c) for c in ("binds", "degraded", "no data", "fails"))
+MAX_GAPS = 2
+
+
+@dataclass(frozen=True)
+class PrimerRules:
+    """Composition and thermodynamic limits of one primer kind (from ``amplification.toml``)."""
+
+    length: tuple[int, int]
+    tm: tuple[float, float] | None
+    gc: tuple[float, float]
+    max_homopolymer: int
+    min_hairpin_dg: float | None  #: kcal/mol at 37 °C
+    max_hairpin_tm: float | None  #: °C
+    max_dimer_tm: float  #: °C
+    conditions: Conditions
+
+    @classmethod
+    def from_table(cls, table: dict, tm_key: str | None = "tm_C", length_key: str = "primer_length_nt") -> "PrimerRules":
+        cond = Conditions(**{k: float(v) for k, v in table["conditions"].items()})
+        tm = tuple(table[tm_key]) if tm_key and tm_key in table else None
+        return cls(tuple(table[length_key]), tm, tuple(table["gc_fraction"]), int(table["max_homopolymer_nt"]),
+                   table.get("min_hairpin_dg_kcal"), table.get("max_hairpin_tm_C"), float(table["max_dimer_tm_C"]),
+                   cond)
+
+
+def design_table(chemistry: str) -> dict:
+    return amplification()[chemistry]["design"]
+
+
+@lru_cache(maxsize=200_000)
+def _thermo(seq: str, cond: Conditions) -> tuple[float, float, float, float]:
+    """(Tm, hairpin Tm, hairpin ΔG kcal/mol at 37 °C, homodimer Tm) of a DNA oligo."""
+    kw = dict(mv_conc=cond.monovalent_mM, dv_conc=cond.divalent_mM, dntp_conc=cond.dntp_mM, dna_conc=cond.oligo_nM)
+    tm = primer3.calc_tm(seq, **kw)
+    hp = primer3.calc_hairpin(seq[-60:], **kw)
+    hd = primer3.calc_homodimer(seq[-60:], **kw)
+    return (round(tm, 2), round(hp.tm, 2) if hp.structure_found else float("-inf"),
+            round(hp.dg / 1000.0, 3) if hp.structure_found else 0.0,
+            round(hd.tm, 2) if hd.structure_found else float("-inf"))
+
+
+@lru_cache(maxsize=200_000)
+def dimer_tm(a: str, b: str, cond: Conditions) -> float:
+    """Tm (°C) of the most stable heterodimer of two oligos (tails included), -inf when none forms."""
+    kw = dict(mv_conc=cond.monovalent_mM, dv_conc=cond.divalent_mM, dntp_conc=cond.dntp_mM, dna_conc=cond.oligo_nM)
+    r = primer3.calc_heterodimer(a[-60:], b[-60:], **kw)
+    return round(r.tm, 2) if r.structure_found else float("-inf")
+
+
+def longest_run(seq: str) -> int:
+    best = run = 1
+    for i in range(1, len(seq)):
+        run = run + 1 if seq[i] == seq[i - 1] else 1
+        best = max(best, run)
+    return best
+
+
+@dataclass
+class Primer:
+    """One primer site with its sequence (5'->3', binding part), thermodynamics and coverage."""
+
+    start: int
+    end: int
+    strand: int
+    sequence: str
+    tm: float
+    gc: float
+    hairpin_tm: float
+    hairpin_dg: float
+    homodimer_tm: float
+    binds: np.ndarray = field(repr=False, default=None)  #: packed bitset of genomes where it binds
+    n_binds: int = 0
+    n_risk: int = 0
+    variable_columns: int = 0  #: columns of the site where some genome differs from the consensus
+    variable_3p: int = 0  #: of those, within 5 nt of the 3' end
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start
+
+    @property
+    def three_prime(self) -> int:
+        """Reference column of the 3'-terminal base."""
+        return self.end - 1 if self.strand == 0 else self.start
+
+
+class PrimerFactory:
+    """Makes primer candidates on the consensus of a collection and scores their coverage with the check's
+    primer rules (cached per site)."""
+
+    def __init__(self, collection: Collection, rules: RuleSet, max_mismatches: int = 3):
+        self.collection = collection
+        self.rules = rules
+        self.k = max_mismatches
+        self.profile = collection.profile()
+        self.G = collection.n
+        self.nbytes = (self.G + 7) // 8
+        self._all = np.packbits(np.ones(self.G, dtype=bool))
+        diff = (self.profile.differ > 0).astype(np.int64)
+        self._var_ps = np.concatenate([[0], np.cumsum(diff)])
+        self._dif_ps = np.concatenate([[0], np.cumsum(self.profile.differ)])
+        unk = (self.profile.unknown > 0).astype(np.int64)
+        self._unk_ps = np.concatenate([[0], np.cumsum(unk)])
+        cons = self.profile.consensus
+        self._del_ps = np.concatenate([[0], np.cumsum(cons >= 4)])
+        self._cache: dict[tuple, Primer | None] = {}
+        self._call_cache: dict[tuple, int] = {}
+
+    # -- sequence helpers
+    def consensus_ok(self, start: int, end: int) -> bool:
+        """The consensus has a base (no deletion) in every column of [start, end)."""
+        return start >= 0 and end <= len(self.profile.consensus) and self._del_ps[end] - self._del_ps[start] == 0
+
+    def sequence(self, start: int, end: int, strand: int) -> str:
+        top = self.profile.sequence(start, end)
+        return top if strand == 0 else reverse_complement(top)
+
+    def variable(self, start: int, end: int) -> int:
+        return int(self._var_ps[end] - self._var_ps[start])
+
+    def genomes_differing(self, start: int, end: int, strand: int, n: int = 5) -> tuple[int, int]:
+        """(genome-columns differing from the consensus within the ``n`` 3'-terminal columns, in the site)."""
+        a, b = (end - n, end) if strand == 0 else (start, start + n)
+        return int(self._dif_ps[b] - self._dif_ps[a]), int(self._dif_ps[end] - self._dif_ps[start])
+
+    def variable_3p(self, start: int, end: int, strand: int, n: int = 5) -> int:
+        a, b = (end - n, end) if strand == 0 else (start, start + n)
+        return int(self._var_ps[b] - self._var_ps[a])
+
+    # -- candidates
+    def make(self, start: int, end: int, strand: int, spec: PrimerRules, *, tm_range=None,
+             check_coverage: bool = True) -> Primer | None:
+        """A primer at [start, end) on ``strand`` if it passes composition and thermodynamic limits (None
+        otherwise); coverage is computed when ``check_coverage``."""
+        key = (start, end, strand, spec, tm_range)
+        if key in self._cache:
+            p = self._cache[key]
+            if p is not None and check_coverage and p.binds is None:
+                self._cover(p)
+            return p
+        p = self._make(start, end, strand, spec, tm_range)
+        if p is not None and check_coverage:
+            self._cover(p)
+        self._cache[key] = p
+        return p
+
+    def _make(self, start, end, strand, spec: PrimerRules, tm_range) -> Primer | None:
+        if not self.consensus_ok(start, end):
+            return None
+        seq = self.sequence(start, end, strand)
+        gc = (seq.count("G") + seq.count("C")) / len(seq)
+        if not spec.gc[0] <= gc <= spec.gc[1] or longest_run(seq) > spec.max_homopolymer:
+            return None
+        tm, hp_tm, hp_dg, hd_tm = _thermo(seq, spec.conditions)
+        rng = tm_range or spec.tm
+        if rng is not None and not rng[0] <= tm <= rng[1]:
+            return None
+        if spec.min_hairpin_dg is not None and hp_dg < spec.min_hairpin_dg:
+            return None
+        if spec.max_hairpin_tm is not None and hp_tm > spec.max_hairpin_tm:
+            return None
+        if hd_tm > spec.max_dimer_tm:
+            return None
+        return Primer(start, end, strand, seq, tm, round(gc, 3), hp_tm, hp_dg, hd_tm,
+                      variable_columns=self.variable(start, end), variable_3p=self.variable_3p(start, end, strand))
+
+    # -- coverage
+    def _cover(self, p: Primer) -> None:
+        """Genomes where the primer binds (check primer rules on each distinct variant of the site)."""
+        start, end = p.start, p.end
+        ins_inside = False
+        if p.variable_columns == 0 and self._unk_ps[end] - self._unk_ps[start] == 0:
+            # every genome carries the consensus here (insertions are counted in `differ`)
+            p.binds, p.n_binds, p.n_risk = self._all, self.G, self.G
+            return
+        rows, inv = distinct_rows(self.collection.bases[:, start:end])
+        codes = np.array([self._call_row(p, r) for r in rows], dtype=np.int8)
+        per_genome = codes[inv]
+        b = per_genome == BINDS
+        p.binds = np.packbits(b)
+        p.n_binds = int(b.sum())
+        p.n_risk = int((b | (per_genome == DEGRADED)).sum())
+        del ins_inside
+
+    def _call_row(self, p: Primer, row: np.ndarray) -> int:
+        key = (p.sequence, p.start, p.strand, row.tobytes())
+        c = self._call_cache.get(key)
+        if c is None:
+            c = self._call_cache[key] = self.call_site(p.sequence, p.strand, row)
+        return c
+
+    def call_site(self, seq: str, strand: int, row: np.ndarray) -> int:
+        """Check-rule call of a primer (oligo orientation ``seq``) on one genome's columns ``row``."""
+        L = len(seq)
+        raw = row if strand == 0 else row[::-1]
+        bases = raw & BASE_MASK
+        ins = (raw & INSERT_FLAG) != 0
+        if strand == 0:
+            ins_inside = ins[1:].any()
+            ins_pos = np.flatnonzero(ins[1:]) + 1  # insertion before oligo position i
+        else:
+            ins_inside = ins[:-1].any()
+            ins_pos = np.flatnonzero(ins[:-1]) + 1  # reversed: insertion after oligo position i-1
+        if (bases == ABSENT).any() or (bases == 4).any() or (bases == 5).any():
+            return NO_DATA
+        target = []
+        mm_from_3p, gap_from_3p = [], []
+        deleted = 0
+        for i in range(L):
+            b = int(bases[i])
+            if b == DELETED:
+                deleted += 1
+                gap_from_3p.append(L - i)
+                continue
+            if strand == 1:
+                b = 3 - b
+            base = "ACGT"[b]
+            target.append(base)
+            if base != seq[i]:
+                mm_from_3p.append(L - i)
+        gaps = deleted + (len(ins_pos) if ins_inside else 0)
+        gap_from_3p += [L - i for i in ins_pos] if ins_inside else []
+        n_mm = len(mm_from_3p)
+        if gaps > MAX_GAPS or n_mm + gaps > self.k:
+            return FAILS
+        d = duplex(seq, "".join(target), self.rules.conditions)
+        perfect = perfect_duplex(seq, self.rules.conditions).tm_C
+        tm_drop = perfect - d.tm_C if not math.isnan(d.tm_C) else 99.0
+
+        def mm3p(n: int) -> int:
+            return sum(1 for x in mm_from_3p if x <= n) + sum(1 for x in gap_from_3p if x <= n)
+
+        figures = make_figures(n_mm, 0, gaps, round(tm_drop, 2), d.tm_C, d.dg_kcal, 0, True, False, L, mm3p)
+        call, _ = self.rules.call("primer", figures)
+        return OLIGO_CALLS.index(call)
+
+    # -- enumeration
+    def candidates(self, lo: int, hi: int, strand: int, spec: PrimerRules, *, tm_range=None,
+                   lengths: tuple[int, int] | None = None, limit: int = 40) -> list[Primer]:
+        """Primers lying inside [lo, hi), best first: most genomes bound, then fewest variable columns at the
+        3' end and overall, then Tm closest to the middle of its window.
+
+        Sites are first ordered by how many genomes differ from the consensus at their 3' end and over the
+        whole site (free, from the profile); thermodynamics (primer3) and
+        coverage are computed in that order until ``limit`` primers pass, so a region costs a few dozen
+        primer3 calls rather than thousands."""
+        lengths = lengths or spec.length
+        rng = tm_range or spec.tm
+        mid = (rng[0] + rng[1]) / 2 if rng is not None else None
+        sites = []
+        for L in range(lengths[0], lengths[1] + 1):
+            for a in range(max(0, lo), hi - L + 1):
+                b = a + L
+                if not self.consensus_ok(a, b):
+                    continue
+                d3, dall = self.genomes_differing(a, b, strand)
+                sites.append((d3, dall, self.variable(a, b), abs(L - sum(lengths) / 2), a, b))
+        sites.sort()
+        out: list[Primer] = []
+        for *_, a, b in sites:
+            p = self.make(a, b, strand, spec, tm_range=tm_range, check_coverage=True)
+            if p is not None:
+                out.append(p)
+                if len(out) >= limit:
+                    break
+        out.sort(key=lambda p: (-p.n_binds, p.variable_3p, p.variable_columns, -p.n_risk,
+                                abs(p.tm - mid) if mid is not None else 0, p.start))
+        return out
+
+
+def popcount(bits: np.ndarray) -> int:
+    return int(POPCOUNT8[bits].sum())
+
+
+def worst_dimer(seqs: list[str], cond: Conditions) -> float:
+    """Highest heterodimer or homodimer Tm (°C) among a set of oligos (full sequences, tails included)."""
+    worst = float("-inf")
+    for i, a in enumerate(seqs):
+        for b in seqs[i:]:
+            worst = max(worst, dimer_tm(a, b, cond))
+    return worst
