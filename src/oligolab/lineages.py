@@ -18,6 +18,7 @@ class Lineages:
 
     def __init__(self, alias_key: str | Path | None = None):
         self.aliasor = None
+        self._recombinants: dict[str, list[str]] = {}
         if alias_key is not None:
             from pango_aliasor.aliasor import Aliasor
 
@@ -28,6 +29,11 @@ class Lineages:
                 self.aliasor = Aliasor(str(path))
             except ValueError as exc:
                 raise InputError(path, f"not a Pango alias key ({exc})", "give alias_key.json") from None
+            import json
+
+            with open(path, encoding="utf-8") as fh:
+                self._recombinants = {k: [p.rstrip("*") for p in v] for k, v in json.load(fh).items()
+                                      if isinstance(v, list)}
 
     def full(self, name: str) -> str:
         """Unaliased name, e.g. JN.1 -> B.1.1.529.2.86.1.1 (recombinants stay as they are)."""
@@ -50,6 +56,21 @@ class Lineages:
         """True when ``name`` is ``ancestor`` or one of its descendants (through aliases)."""
         full, anc = self.full(name), self.full(ancestor)
         return full == anc or full.startswith(anc + ".")
+
+    def recombinant_parents(self, name: str) -> list[str]:
+        """Parent lineages of a recombinant (e.g. XBB -> BJ.1, BM.1.1.1) from the alias key; [] otherwise."""
+        root = self.full(name).split(".")[0]
+        return list(self._recombinants.get(root, []))
+
+    def has_ancestor(self, name: str, ancestor: str, _seen: frozenset = frozenset()) -> bool:
+        """Like :meth:`descends_from`, but a recombinant also counts when any of its parents (recursively)
+        descends from ``ancestor``: XBB (BJ.1 x BM.1.1.1) has B.1.1.529 as an ancestor."""
+        if self.descends_from(name, ancestor):
+            return True
+        root = self.full(name).split(".")[0]
+        if root in _seen:
+            return False
+        return any(self.has_ancestor(p, ancestor, _seen | {root}) for p in self.recombinant_parents(name))
 
 
 def looks_like_pango(names: list[str]) -> bool:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import pandas as pd
 
 from ..annotation import Annotation
 from ..check import ASSAY_CALLS, CheckOptions
@@ -91,6 +92,7 @@ class DesignResult:
     notes: list[str] = field(default_factory=list)
     offtarget_sites: "object" = None
     lineages: Lineages | None = None
+    final_names: dict[str, str] = field(default_factory=dict)  #: shortlist name -> final assay name
 
 
 def parse_region(text: str | None, reference: SeqRecord, annotation_path: str | Path | None) -> tuple[int, int]:
@@ -211,53 +213,86 @@ def design(inputs: DesignInputs, options: DesignOptions = DesignOptions(),
                          " has an off-target site or no window holds one", "widen --region or add --max-guides")
     timings["guide_sets_s"] = time.perf_counter() - t2
 
-    # primers around the best guide sets, one assay per region
+    # primers around the best guide sets, one assay per region; assays whose primers could amplify an
+    # off-target record are rebuilt without those primers, and more regions are tried until enough are specific
     t3 = time.perf_counter()
     factory = PrimerFactory(collection, rules, options.max_mismatches)
     build = {"rpa": design_rpa, "lamp": design_lamp, "pcr": design_pcr}[chemistry]
     shortlist_n = options.shortlist or max(8, 4 * options.n_assays)
-    made: list[DesignedAssay] = []
+    good: list[DesignedAssay] = []
+    bad: list[DesignedAssay] = []
     taken: list[tuple[int, int]] = []
-    for i, gs in enumerate(sets):
-        if len(made) >= shortlist_n:
+    site_frames = []
+    next_set = 0
+    serial = 0
+    retry: list[tuple[GuideSet, int]] = []
+    while len(good) < shortlist_n and (next_set < len(sets) or retry):
+        pending: list[tuple[DesignedAssay, GuideSet, int]] = []
+        while retry and len(pending) < shortlist_n - len(good):
+            gs, attempt = retry.pop(0)
+            serial += 1
+            a = build(f"cand{serial}", gs, cands, factory)
+            if a is not None:
+                pending.append((a, gs, attempt))
+        while next_set < len(sets) and len(pending) < shortlist_n - len(good):
+            gs = sets[next_set]
+            next_set += 1
+            step("primers", next_set / len(sets))
+            if any(gs.start < b and a < gs.end for a, b in taken):
+                continue
+            serial += 1
+            a = build(f"cand{serial}", gs, cands, factory)
+            if a is None:
+                continue
+            pending.append((a, gs, 0))
+            taken.append(a.amplicon)
+        if not pending:
             break
-        step("primers", i / len(sets))
-        if any(gs.start < b and a < gs.end for a, b in taken):
-            continue
-        a = build(f"cand{len(made) + 1}", gs, cands, factory)
-        if a is None:
-            continue
-        made.append(a)
-        taken.append(a.amplicon)
+        step("off-target screen of primer sets")
+        sites, outcomes = assay_offtargets(assay_set([p[0] for p in pending]), inputs.off_targets, reference,
+                                           check_opts)
+        spec = summarise(sites, outcomes, [p[0].name for p in pending])
+        if len(sites):
+            site_frames.append(sites)
+        for a, gs, attempt in pending:
+            a.scores["specificity"] = spec[a.name]
+            if spec[a.name]["specific"]:
+                good.append(a)
+                continue
+            bad.append(a)
+            if attempt < 2 and not spec[a.name]["guide_sites"]:
+                factory.banned |= _offtarget_primer_sites(a, sites)
+                retry.append((gs, attempt + 1))
     timings["primers_s"] = time.perf_counter() - t3
-    if not made:
-        raise InputError(None, f"no {chemistry.upper()} primers meet the constraints around the {len(sets)} best "
-                         f"guide sets{(' in ' + options.region) if options.region else ''}",
+    if not good:
+        what = (f"{len(bad)} primer sets were found but every one could amplify an off-target record"
+                if bad else f"no {chemistry.upper()} primers meet the constraints around the {len(sets)} best guide "
+                "sets")
+        raise InputError(None, f"no specific assay: {what}{(' in ' + options.region) if options.region else ''}",
                          "widen --region, try another --amplification, or relax [" + chemistry +
                          ".design] in a copy of knowledge/amplification.toml")
+    made = good[:shortlist_n]
+    sites = pd.concat(site_frames, ignore_index=True) if site_frames else None
 
-    # scores, specificity and coverage by the check itself
+    # scores and coverage by the check itself
     t4 = time.perf_counter()
     step("scoring guides")
     _score(made, cands, profile)
     step("checking the shortlist against the target genomes")
     keep_ids = set(collection.ids)
-    aset = assay_set(made)
-    coverage = check_coverage(aset, inputs.genomes, reference, check_opts,
+    coverage = check_coverage(assay_set(made), inputs.genomes, reference, check_opts,
                               keep=(lambda rid: rid in keep_ids) if inputs.keep is not None else None)
-    step("checking the shortlist against the off-target collections")
-    sites, outcomes = assay_offtargets(assay_set(made), inputs.off_targets, reference, check_opts)
-    spec = summarise(sites, outcomes, [a.name for a in made])
-    for k, a in enumerate(made):
-        counts = coverage.counts(coverage.index(a.name))
-        a.scores["check"] = counts
-        a.scores["specificity"] = spec[a.name]
+    for a in made:
+        a.scores["check"] = coverage.counts(coverage.index(a.name))
     timings["check_s"] = time.perf_counter() - t4
 
-    ranked = sorted(made, key=lambda a: _rank_key(a, enzyme))
-    good = [a for a in ranked if a.scores["specificity"]["specific"]]
-    bad = [a for a in ranked if not a.scores["specificity"]["specific"]]
-    final = good[: options.n_assays]
+    final: list[DesignedAssay] = []
+    for a in sorted(made, key=lambda a: _rank_key(a, enzyme)):  # best first, one assay per region
+        if any(a.amplicon[0] < f.amplicon[1] and f.amplicon[0] < a.amplicon[1] for f in final):
+            continue
+        final.append(a)
+        if len(final) == options.n_assays:
+            break
     # final names: design-1, design-2 ... (rename in the coverage table too)
     rename = {}
     for r, a in enumerate(final, 1):
@@ -266,11 +301,30 @@ def design(inputs: DesignInputs, options: DesignOptions = DesignOptions(),
         _rename(a, rename[a.name])
     coverage.assay_names = [rename.get(n, n) for n in coverage.assay_names]
     if len(final) < options.n_assays:
-        notes.append(f"{len(final)} of the {options.n_assays} requested assays are specific; "
-                     f"{len(bad)} shortlisted assays were rejected for off-target sites")
+        notes.append(f"only {len(final)} specific assays found for the {options.n_assays} requested; "
+                     f"{len(bad)} primer sets were rejected for off-target sites")
     timings["total_s"] = time.perf_counter() - t0
     return DesignResult(inputs, options, enzyme, collection, cands, final, bad, coverage, region, timings, notes,
-                        sites, lineages)
+                        sites, lineages, rename)
+
+
+def _offtarget_primer_sites(a: DesignedAssay, sites) -> set[tuple[int, int, int]]:
+    """Reference sites (start, end, strand) of the primers of ``a`` that bind or are degraded in an
+    off-target record (so the assay can be rebuilt without them)."""
+    out: set[tuple[int, int, int]] = set()
+    if sites is None or not len(sites):
+        return out
+    pos = sites[(sites["assay"] == a.name) & sites["call"].isin(("binds", "degraded"))]
+    names = set(pos["oligo"])
+    for o in a.primers:
+        if o.part_sites:
+            for part, (s, e), strand in zip(("F1c", "F2") if o.role == "FIP" else ("B1c", "B2"), o.part_sites,
+                                            (1 - o.strand, o.strand)):
+                if f"{o.name}:{part}" in names:
+                    out.add((s, e, strand))
+        elif o.name in names:
+            out.add((o.start, o.end, o.strand))
+    return out
 
 
 def _masked(cands: GuideCandidates, excluded: np.ndarray) -> GuideCandidates:
@@ -305,7 +359,8 @@ def _score(assays: list[DesignedAssay], cands: GuideCandidates, profile) -> None
 def _rank_key(a: DesignedAssay, enzyme: Enzyme) -> tuple:
     c = a.scores["check"]
     act = a.scores.get("activity", float("nan"))
-    return (-c["detected"], -(c["detected"] + c["at risk"]), a.scores["robustness_penalty"],
+    return (-c["detected"], -(c["detected"] + c["at risk"]), -a.prescore.get("loop_primers", 0),
+            a.scores["robustness_penalty"],
             -(act if not math.isnan(act) else 0.0), len(a.guide_members), a.amplicon[1] - a.amplicon[0],
             a.amplicon[0])
 

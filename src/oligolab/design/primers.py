@@ -129,6 +129,7 @@ class PrimerFactory:
         cons = self.profile.consensus
         self._del_ps = np.concatenate([[0], np.cumsum(cons >= 4)])
         self._cache: dict[tuple, Primer | None] = {}
+        self.banned: set[tuple[int, int, int]] = set()  #: (start, end, strand) of primers with off-target sites
         self._call_cache: dict[tuple, int] = {}
 
     # -- sequence helpers
@@ -276,7 +277,7 @@ class PrimerFactory:
         for L in range(lengths[0], lengths[1] + 1):
             for a in range(max(0, lo), hi - L + 1):
                 b = a + L
-                if not self.consensus_ok(a, b):
+                if not self.consensus_ok(a, b) or (a, b, strand) in self.banned:
                     continue
                 d3, dall = self.genomes_differing(a, b, strand)
                 sites.append((d3, dall, self.variable(a, b), abs(L - sum(lengths) / 2), a, b))

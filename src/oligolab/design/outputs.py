@@ -1,0 +1,172 @@
+"""Files written by `oligolab design` (all atomically, deterministic for the same inputs):
+
+``assays.tsv`` (readable by ``oligolab check --assays``), ``order_sheet.tsv``/``.csv``, ``design_summary.tsv``,
+``oligos.tsv``, ``guides.tsv``, ``lineage_coverage.tsv``, ``group_coverage.tsv``, ``genome_calls.tsv``,
+``offtarget_sites.tsv``, ``summary.json`` and ``report.html``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..check import ASSAY_CALLS
+from ..lineages import group_lineages
+from ..reports import write_json, write_table, write_text
+from .order import order_sheet
+
+ASSAY_TABLE_COLUMNS = ["assay", "oligo", "role", "sequence", "enzyme", "max_amplicon", "notes"]
+
+
+def _site(start: int, end: int, strand: int) -> str:
+    return f"{start + 1}-{end}({'+-'[strand]})"
+
+
+def _genes(result, start: int, end: int) -> str:
+    ann_path = result.inputs.annotation
+    if ann_path is None:
+        return ""
+    if not hasattr(result, "_annotation"):
+        from ..annotation import Annotation
+
+        result._annotation = Annotation.from_genbank(ann_path)
+    ann = result._annotation
+    names = set()
+    for p in range(start, end, 10):
+        g = ann.gene_of(p)
+        if g:
+            names.update(g.split(","))
+    return ",".join(sorted(names))
+
+
+def _rename_oligo(name: str, names: dict[str, str]) -> str:
+    prefix = name.split("-", 1)[0]
+    return names[prefix] + name[len(prefix):] if prefix in names else name
+
+
+def tables(result) -> dict[str, pd.DataFrame]:
+    """Every table of a design result."""
+    cov = result.coverage
+    col = result.collection
+    lineage_of = dict(zip(col.ids, col.lineages))
+    genome_lineage = np.array([lineage_of.get(g, "unassigned") for g in cov.genome_ids], dtype=object)
+    names = sorted(set(genome_lineage))
+    groups = group_lineages(names, result.lineages) if result.lineages is not None else {n: n for n in names}
+    out: dict[str, pd.DataFrame] = {}
+    rows = [r for a in result.assays for r in a.table_rows()]
+    out["assays"] = pd.DataFrame(rows, columns=ASSAY_TABLE_COLUMNS)
+    summary, oligos, guides, lin_rows, grp_rows, gen_rows = [], [], [], [], [], []
+    for rank, a in enumerate(result.assays, 1):
+        ai = cov.index(a.name)
+        calls = cov.calls[:, ai]
+        c = a.scores["check"]
+        n = int(len(calls))
+        lin_detected = 0
+        lin_total = 0
+        for lin in names:
+            sel = genome_lineage == lin
+            k = np.bincount(calls[sel], minlength=4)
+            lin_total += 1
+            lin_detected += int(k[0] == sel.sum())
+            lin_rows.append({"assay": a.name, "lineage": lin, "lineage_group": groups.get(lin, lin),
+                             "genomes": int(sel.sum()), **{ASSAY_CALLS[j].replace(" ", "_"): int(k[j]) for j in range(4)},
+                             "detected_fraction": round(k[0] / sel.sum(), 5)})
+        for g in sorted(set(groups.get(x, x) for x in names)):
+            sel = np.array([groups.get(x, x) == g for x in genome_lineage])
+            k = np.bincount(calls[sel], minlength=4)
+            grp_rows.append({"assay": a.name, "lineage_group": g, "genomes": int(sel.sum()),
+                             **{ASSAY_CALLS[j].replace(" ", "_"): int(k[j]) for j in range(4)},
+                             "detected_fraction": round(k[0] / sel.sum(), 5)})
+        for gid, code in zip(cov.genome_ids, calls):
+            gen_rows.append({"assay": a.name, "genome": gid, "lineage": lineage_of.get(gid, ""),
+                             "call": ASSAY_CALLS[int(code)]})
+        spec = a.scores["specificity"]
+        act = a.scores.get("activity", float("nan"))
+        summary.append({
+            "rank": rank, "assay": a.name, "enzyme": a.enzyme.name, "amplification": a.chemistry.upper(),
+            "genes": _genes(result, a.amplicon[0], a.amplicon[1]),
+            "amplicon": f"{a.amplicon[0] + 1}-{a.amplicon[1]}", "amplicon_nt": a.amplicon[1] - a.amplicon[0],
+            "guides": len(a.guides), "primers": len(a.primers), "genomes": n,
+            "detected": c["detected"], "at_risk": c["at risk"], "no_data": c["no data"],
+            "not_detected": c["not detected"], "detected_fraction": round(c["detected"] / n, 5) if n else float("nan"),
+            "lineages": lin_total, "lineages_detected": lin_detected,
+            "specific": spec["specific"], "offtarget_guide_sites": "; ".join(spec["guide_sites"]),
+            "offtarget_amplicons": "; ".join(spec["amplicons"]),
+            "activity": round(act, 3) if not math.isnan(act) else float("nan"),
+            "activity_kind": a.scores.get("activity_kind", ""),
+            "robustness_penalty": a.scores.get("robustness_penalty", float("nan")),
+            "variable_columns_under_oligos": a.prescore["primer_variable_columns"] + a.prescore["guide_variable_columns"],
+        })
+        for o in a.oligos:
+            oligos.append({"assay": a.name, "oligo": o.name, "role": o.role, "sequence": o.table_sequence,
+                           "length_nt": len(o.full_sequence), "site": _site(o.start, o.end, o.strand),
+                           "tm_C": o.tm_C, "gc_fraction": o.gc, "hairpin_dg_kcal": o.hairpin_dg_kcal,
+                           "design_genomes_bound": o.n_binds, "variable_columns": o.variable_columns,
+                           "notes": o.notes})
+        for o, g in zip(a.guides, a.scores.get("guides", [])):
+            guides.append({"assay": a.name, "oligo": o.name, "spacer": o.sequence, "crRNA": g.crrna,
+                           "site": _site(o.start, o.end, o.strand), "design_genomes_bound": o.n_binds,
+                           "crRNA_structure": g.structure, "crRNA_mfe_kcal": g.mfe_kcal,
+                           "repeat_intact": g.repeat_intact, "spacer_paired_nt": g.spacer_paired,
+                           "activity": g.activity, "activity_kind": g.activity_kind, "model_context": g.context})
+    out["design_summary"] = pd.DataFrame(summary)
+    out["oligos"] = pd.DataFrame(oligos)
+    out["guides"] = pd.DataFrame(guides)
+    out["lineage_coverage"] = pd.DataFrame(lin_rows)
+    out["group_coverage"] = pd.DataFrame(grp_rows)
+    out["genome_calls"] = pd.DataFrame(gen_rows)
+    sites = result.offtarget_sites
+    keep = {a.name for a in result.assays}
+    if sites is not None and len(sites):
+        # the off-target screen ran on the shortlist's working names; map them to the final names
+        sites = sites.copy()
+        sites["assay"] = sites["assay"].map(lambda x: result.final_names.get(x, x))
+        sites["oligo"] = [_rename_oligo(o, result.final_names) for o in sites["oligo"]]
+        sites = sites[sites["assay"].isin(keep)]
+    out["offtarget_sites"] = sites if sites is not None else pd.DataFrame()
+    out["order_sheet"] = order_sheet(result.assays)
+    return out
+
+
+def summary_json(result, tabs: dict[str, pd.DataFrame]) -> dict:
+    """Machine-readable summary (no timings or absolute paths, so it is deterministic)."""
+    from .. import __version__
+
+    o = result.options
+    return {
+        "oligolab_version": __version__,
+        "parameters": {"enzyme": result.enzyme.name, "amplification": o.amplification, "n_assays": o.n_assays,
+                       "max_guides": o.max_guides, "region": o.region,
+                       "region_columns": [result.region[0] + 1, result.region[1]],
+                       "max_mismatches": o.max_mismatches, "max_gaps": o.max_gaps,
+                       "rules": Path(o.rules_path).name if o.rules_path else "check-rules.toml"},
+        "inputs": {"genomes": [Path(p).name for p in result.inputs.genomes],
+                   "reference": result.collection.reference.name,
+                   "off_targets": [Path(p).name for p in result.inputs.off_targets]},
+        "counts": {"genomes": result.collection.n, "lineages": len(set(result.collection.lineages)),
+                   "candidate_guides": len(result.candidates), "shortlisted": len(result.assays) + len(result.rejected),
+                   "assays": len(result.assays)},
+        "assays": tabs["design_summary"].to_dict(orient="records"),
+        "rejected_for_specificity": [{"assay": a.name, **a.scores["specificity"]} for a in result.rejected],
+        "notes": result.notes,
+    }
+
+
+def write_outputs(result, out_dir: str | Path) -> dict[str, Path]:
+    """Write every output of a design into ``out_dir``; returns name -> path."""
+    from .report import render
+
+    out_dir = Path(out_dir)
+    tabs = tables(result)
+    paths: dict[str, Path] = {}
+    for name in ("assays", "design_summary", "oligos", "guides", "lineage_coverage", "group_coverage",
+                 "genome_calls", "offtarget_sites", "order_sheet"):
+        paths[name] = write_table(tabs[name], out_dir / f"{name}.tsv")
+    paths["order_sheet_csv"] = write_table(tabs["order_sheet"], out_dir / "order_sheet.csv")
+    summary = summary_json(result, tabs)
+    paths["summary"] = write_json(out_dir / "summary.json", summary)
+    paths["report"] = write_text(out_dir / "report.html", render(result, tabs, summary))
+    return paths

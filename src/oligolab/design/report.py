@@ -1,0 +1,157 @@
+"""The HTML report of `oligolab design`, written for an assay developer deciding what to order."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import plotly.graph_objects as go
+
+from ..reports import figure_div, html_escape, html_page, table_html
+
+_ROLE_COLOUR = {"forward": "#1f77b4", "reverse": "#1f77b4", "F3": "#1f77b4", "B3": "#1f77b4", "FIP": "#2ca02c",
+                "BIP": "#2ca02c", "LF": "#9467bd", "LB": "#9467bd", "crRNA": "#d62728"}
+
+
+def _pct(x: float) -> str:
+    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}%"
+
+
+def _cls_fraction(v) -> str:
+    if isinstance(v, (int, float)) and not (isinstance(v, float) and math.isnan(v)):
+        return "ok" if v >= 0.99999 else ("warn" if v >= 0.95 else "bad")
+    return ""
+
+
+def _amplicon_figure(a) -> str:
+    """Oligo sites along the amplicon (reference coordinates)."""
+    fig = go.Figure()
+    y = 0
+    for o in a.oligos:
+        sites = [(o.start, o.end, o.strand)]
+        if o.part_sites:
+            sites = [(s, e, 1 - o.strand if k == 0 else o.strand) for k, (s, e) in enumerate(o.part_sites)]
+        for s, e, strand in sites:
+            fig.add_trace(go.Scatter(x=[s + 1, e], y=[y, y], mode="lines", line=dict(width=10,
+                          color=_ROLE_COLOUR.get(o.role, "#7f7f7f")), name=o.name, showlegend=False,
+                          hovertemplate=f"{html_escape(o.name)} ({o.role}) {s + 1}-{e} {'+-'[strand]}<extra></extra>"))
+        y -= 1
+    fig.update_layout(height=60 + 22 * len(a.oligos), margin=dict(l=10, r=10, t=10, b=30),
+                      yaxis=dict(showticklabels=False, zeroline=False),
+                      xaxis=dict(title="reference position (nt)"), plot_bgcolor="#fff")
+    return figure_div(fig)
+
+
+def _heatmap(groups) -> str:
+    if not len(groups):
+        return ""
+    piv = groups.pivot(index="assay", columns="lineage_group", values="detected_fraction")
+    fig = go.Figure(go.Heatmap(z=piv.values, x=list(piv.columns), y=list(piv.index), zmin=0, zmax=1,
+                               colorscale=[[0, "#cf222e"], [0.9, "#f2cc60"], [1, "#1a7f37"]],
+                               colorbar=dict(title="detected")))
+    fig.update_layout(height=140 + 30 * len(piv.index), margin=dict(l=10, r=10, t=10, b=120))
+    return figure_div(fig)
+
+
+def render(result, tabs: dict, summary: dict) -> str:
+    col = result.collection
+    e = result.enzyme
+    o = result.options
+    sections = []
+    ds = tabs["design_summary"]
+    kpis = (
+        '<div class="kpis">'
+        f'<div class="kpi"><b>{col.n:,}</b>target genomes ({len(set(col.lineages)):,} lineages)</div>'
+        f'<div class="kpi"><b>{len(result.assays)}</b>assays ({e.name} + {o.amplification.upper()})</div>'
+        f'<div class="kpi"><b>{int((ds["detected_fraction"] >= 0.99999).sum()) if len(ds) else 0}</b>detect every genome</div>'
+        f'<div class="kpi"><b>{len(result.candidates):,}</b>candidate guides scored</div>'
+        f'<div class="kpi"><b>{result.timings.get("total_s", 0):.0f} s</b>design time</div>'
+        "</div>")
+    intro = (f'<p class="explain">Each assay below is a set of {e.name} crRNA(s) and the {o.amplification.upper()} '
+             "primers that amplify their target. <b>Detected</b> means every required oligo binds a genome and the "
+             "amplicon forms, exactly as <code>oligolab check</code> calls it (the numbers come from a check run over "
+             "all target genomes); <b>at risk</b> means an oligo is degraded (a mismatch) or a loop primer fails. "
+             "The assays are ranked by genomes detected, then by specificity, then by robustness (fewest columns "
+             "under the oligos that already vary among the genomes), then by predicted activity.</p>")
+    sections.append(("", kpis + intro + "".join(f'<p class="warn">{html_escape(n)}</p>' for n in result.notes)))
+    show = ds[["rank", "assay", "genes", "amplicon", "amplicon_nt", "guides", "primers", "detected", "at_risk",
+               "not_detected", "no_data", "detected_fraction", "lineages_detected", "lineages", "specific",
+               "activity", "activity_kind", "robustness_penalty"]] if len(ds) else ds
+    sections.append(("Assays to order", table_html(show, classes={"detected_fraction": _cls_fraction},
+                                                   formats={"detected_fraction": ".4f", "activity": ".3f"})
+                     + '<p class="muted">Files: assays.tsv (for <code>oligolab check --assays</code>), '
+                     "order_sheet.tsv/.csv, oligos.tsv, guides.tsv, lineage_coverage.tsv, genome_calls.tsv.</p>"))
+    sections.append(("Coverage by lineage group", '<p class="explain">Fraction of genomes detected in each lineage '
+                     "group (groups follow the Pango alias key).</p>" + _heatmap(tabs["group_coverage"])))
+    for a in result.assays:
+        olig = tabs["oligos"][tabs["oligos"]["assay"] == a.name].drop(columns=["assay"])
+        gd = tabs["guides"][tabs["guides"]["assay"] == a.name]
+        gcols = ["oligo", "spacer", "crRNA", "site", "design_genomes_bound", "crRNA_mfe_kcal", "repeat_intact",
+                 "spacer_paired_nt", "activity", "activity_kind"]
+        worst = tabs["lineage_coverage"]
+        worst = worst[(worst["assay"] == a.name) & (worst["detected_fraction"] < 1)]
+        miss = ""
+        if len(worst):
+            miss = ("<h3>Lineages not fully detected</h3>" + table_html(
+                worst[["lineage", "lineage_group", "genomes", "detected", "at_risk", "not_detected", "no_data"]],
+                max_rows=40))
+        sections.append((f"{a.name}: amplicon {a.amplicon[0] + 1}-{a.amplicon[1]} ({a.amplicon[1] - a.amplicon[0]} nt)",
+                         _amplicon_figure(a) + "<h3>Oligos</h3>" + table_html(olig, formats={"gc_fraction": ".2f"})
+                         + "<h3>Guides</h3>" + table_html(gd[gcols] if len(gd) else gd) + miss))
+    # specificity
+    offs = [Path(p).name for p in result.inputs.off_targets]
+    spec_txt = ('<p class="explain">Off-target collections screened with the check engine (up to '
+                f"{o.max_mismatches} differences, {o.max_gaps} of them gap nucleotides) and the check rules: "
+                + (", ".join(html_escape(x) for x in offs) if offs else "<b>none given</b>") + ". A guide is rejected "
+                "when any off-target site is called binds or degraded; an assay when its primers could form an "
+                "amplicon there. <b>Human background is not screened unless a human genome or transcriptome is "
+                "passed with --off-target</b> (none is shipped with oligolab).</p>")
+    sites = tabs["offtarget_sites"]
+    if sites is not None and len(sites):
+        spec_txt += "<h3>Off-target sites of the chosen assays (any call)</h3>" + table_html(
+            sites[[c for c in ("collection", "record", "assay", "oligo", "role", "call", "start", "end", "mismatches")
+                   if c in sites.columns]], max_rows=60)
+    if result.rejected:
+        rows = "".join(f"<li>{html_escape(a.name)}: {html_escape('; '.join(a.scores['specificity']['guide_sites'] + a.scores['specificity']['amplicons']))}</li>"
+                       for a in result.rejected)
+        spec_txt += f"<h3>Shortlisted assays rejected for off-target sites</h3><ul>{rows}</ul>"
+    sections.append(("Specificity", spec_txt))
+    # activity
+    if e.family == "Cas13a":
+        act = ('<p class="explain"><b>Heuristic, not measured.</b> No LwaCas13a activity data ships with oligolab, so '
+               "the activity column is a documented heuristic in [0, 1]: 0.5 if the direct repeat keeps its own "
+               "stem-loop inside the folded crRNA (ViennaRNA, 37 °C) plus 0.5 x the fraction of unpaired spacer "
+               "bases, following the crRNA-folding rules of the Lareau lab's Cas13a guide-design pipeline; a G "
+               "protospacer flanking site is already excluded by the check rules. Treat it as a tie-breaker.</p>")
+    else:
+        kind = result.assays[0].scores.get("activity_kind") if result.assays else "unavailable"
+        act = ('<p class="explain">Cas12a activity is the project\'s activity model (trained on Kim et al. 2018 '
+               "AsCas12a HT 1-1; predicted indel frequency, %) on each guide's 34-nt context from the collection "
+               "consensus. " + ("It was used for ranking." if kind == "model" else
+                                "<b>The model is not installed in this build, so activity was not used.</b>")
+               + "</p>")
+    sections.append(("Activity", act))
+    sections.append(("Order sheet", table_html(tabs["order_sheet"], max_rows=400)))
+    sections.append(("Method and limitations", _method(result)))
+    subtitle = (f"{e.name} + {o.amplification.upper()} on {col.n:,} genomes; reference {col.reference.name}; "
+                f"region {result.region[0] + 1}-{result.region[1]}")
+    return html_page("oligolab design", subtitle, sections, footer="oligolab design; deterministic for the same inputs")
+
+
+def _method(result) -> str:
+    return (
+        '<ul class="explain">'
+        "<li>Genomes are projected onto the reference by anchored alignment (unique 16-mers; indels aligned "
+        "between anchors). Every distinct spacer with a valid PAM/PFS is scored against every genome variant "
+        "at its site with the check's rule table.</li>"
+        "<li>Guide sets: greedy set cover within windows that fit one amplicon (at most "
+        f"{result.options.max_guides} guides); guides with an off-target site are removed.</li>"
+        "<li>Primers: composition and thermodynamic limits from knowledge/amplification.toml (primer3-py), "
+        "coverage by the check's primer rules (3'-end mismatches, Tm drop on the actual target).</li>"
+        "<li>Final coverage, lineage tables and specificity come from the check machinery itself; running "
+        "<code>oligolab check</code> on assays.tsv gives the same calls.</li>"
+        "<li>Limitations: calls are in-silico predictions from rules that a laboratory should confirm; "
+        "RT efficiency, target RNA structure in the sample and reaction kinetics are not modelled; genomes "
+        "below roughly 80 % identity to the reference lose anchors (those stretches count as no data).</li>"
+        "</ul>")
+
