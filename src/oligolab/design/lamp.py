@@ -6,7 +6,8 @@ the published DETECTR sets.
 Search: inner primers first (F1c, B1c around the guides), then each side's chain (F2 from F1, F3 from F2) is
 built from the few best candidates at each step; the two sides are combined under the F2-B2 span limit;
 the set that detects the most design genomes (every required oligo binds, per the check rules) wins, fewest
-variable columns breaking ties. Loop primers are added only when they do not lower the genomes detected.
+variable columns breaking ties. Loop primers are added only when they bind every genome the set detects
+and sit on columns where no design genome varies.
 """
 
 from __future__ import annotations
@@ -125,9 +126,11 @@ def _inner(name: str, role: str, p1: Primer, p2: Primer) -> DesignedOligo:
 
 def _loop(factory: PrimerFactory, spec: PrimerRules, lo: int, hi: int, strand: int, covered, n: int,
           others: list[str]) -> Primer | None:
-    """The best loop primer inside [lo, hi) that binds every genome the set detects and forms no dimer."""
+    """The best loop primer inside [lo, hi) that binds every genome the set detects, sits on columns where no
+    design genome varies (a loop primer is optional: one that may lose binding is left out) and forms no
+    dimer."""
     for p in factory.candidates(lo, hi, strand, spec, limit=12):
-        if popcount(covered & p.binds) < n:
+        if popcount(covered & p.binds) < n or p.variable_columns > 0:
             continue
         if worst_dimer(others + [p.sequence], spec.conditions) > spec.max_dimer_tm:
             continue

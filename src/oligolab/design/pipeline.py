@@ -68,7 +68,7 @@ class DesignOptions:
     rules_path: str | None = None
     enzymes_dir: str | None = None
     threads: int | None = None
-    shortlist: int = 0  #: assays checked in full (default 4 x n_assays, at least 8)
+    shortlist: int = 0  #: assays checked in full (default 5 x n_assays, at least 12)
     max_windows: int = 400  #: guide sets tried for primers at most
     window_step: int = 5  #: nt between guide-set windows
 
@@ -218,7 +218,7 @@ def design(inputs: DesignInputs, options: DesignOptions = DesignOptions(),
     t3 = time.perf_counter()
     factory = PrimerFactory(collection, rules, options.max_mismatches)
     build = {"rpa": design_rpa, "lamp": design_lamp, "pcr": design_pcr}[chemistry]
-    shortlist_n = options.shortlist or max(8, 4 * options.n_assays)
+    shortlist_n = options.shortlist or max(12, 5 * options.n_assays)
     good: list[DesignedAssay] = []
     bad: list[DesignedAssay] = []
     taken: list[tuple[int, int]] = []
@@ -359,8 +359,8 @@ def _score(assays: list[DesignedAssay], cands: GuideCandidates, profile) -> None
 def _rank_key(a: DesignedAssay, enzyme: Enzyme) -> tuple:
     c = a.scores["check"]
     act = a.scores.get("activity", float("nan"))
-    return (-c["detected"], -(c["detected"] + c["at risk"]), -a.prescore.get("loop_primers", 0),
-            a.scores["robustness_penalty"],
+    return (-c["detected"], -(c["detected"] + c["at risk"]), a.scores["robustness_penalty"],
+            -a.prescore.get("loop_primers", 0),
             -(act if not math.isnan(act) else 0.0), len(a.guide_members), a.amplicon[1] - a.amplicon[0],
             a.amplicon[0])
 
