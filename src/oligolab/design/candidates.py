@@ -32,94 +32,110 @@ BINDS, DEGRADED, NO_DATA, FAILS = (OLIGO_CALLS.index(c) for c in ("binds", "degr
 POPCOUNT8 = np.array([bin(i).count("1") for i in range(256)], dtype=np.int64)
 
 
+MAX_READ_THROUGH = 3  #: deleted columns a site may span (the genome's own bases are read through them)
+
+
 @nb.njit(cache=True, nogil=True)
 def window_values(bases: np.ndarray, c0: int, c1: int, W: int, c5: int, L: int, motif_masks: np.ndarray,
-                  strand: int) -> np.ndarray:
-    """Packed oligo-orientation windows starting at columns c0..c1-1, as (genomes, columns) uint64.
+                  strand: int, pad: int = 0) -> np.ndarray:
+    """Packed oligo-orientation windows of sites at columns c0..c1-1 of ``bases``, as (genomes, columns) uint64.
 
-    The spacer is 2-bit packed in the low bits (first base most significant), plus flags: motif ok, motif
-    unknown, gap (a deleted base or an insertion inside the window), unknown base in the spacer. Strand 0 reads
-    the top strand; strand 1 the reverse complement (oligo orientation). Rolling keys and prefix counts make
-    each genome row one pass."""
+    A site is read in the genome's own sequence: from its 5' anchor (the first column on strand 0, the last
+    column of the footprint on strand 1) the next W genome bases are taken, reading through deleted columns
+    (at most MAX_READ_THROUGH), so a deletion in a homopolymer gives the same window wherever the alignment put
+    it. The spacer is 2-bit packed in the low bits (first base most significant), plus flags: motif ok, motif
+    unknown, gap (an insertion inside, a deleted anchor, or a long deletion), unknown base in the spacer.
+    ``pad`` columns of ``bases`` before c0 and after the last footprint are context for reading through."""
     G = bases.shape[0]
     ncol = bases.shape[1]
     n = c1 - c0
     out = np.zeros((G, n), dtype=np.uint64)
-    span = n + W - 1
-    code = np.empty(span, dtype=np.int64)
-    gap_ps = np.zeros(span + 1, dtype=np.int64)
-    unk_ps = np.zeros(span + 1, dtype=np.int64)
-    ins_ps = np.zeros(span + 1, dtype=np.int64)
-    c3 = W - c5 - L
+    seq = np.empty(ncol, dtype=np.int64)
+    col_of = np.empty(ncol, dtype=np.int64)
+    ins_of = np.empty(ncol, dtype=np.int64)
+    first_at = np.empty(ncol + 1, dtype=np.int64)  # first compressed index with column >= c
+    last_at = np.empty(ncol, dtype=np.int64)  # last compressed index with column <= c
     nm = motif_masks.shape[0]
-    kmask = (np.uint64(1) << np.uint64(2 * L)) - np.uint64(1)
     for g in range(G):
-        for t in range(span):
-            col = c0 + t
-            if col >= ncol:
-                code[t] = 7
-                gap_ps[t + 1] = gap_ps[t]
-                unk_ps[t + 1] = unk_ps[t] + 1
-                ins_ps[t + 1] = ins_ps[t]
-                continue
-            raw = bases[g, col]
+        m = 0
+        for c in range(ncol):
+            raw = bases[g, c]
             b = raw & BASE_MASK
-            code[t] = b
-            gap_ps[t + 1] = gap_ps[t] + (1 if b == 6 else 0)
-            unk_ps[t + 1] = unk_ps[t] + (1 if (b == 4 or b == 5 or b == 7) else 0)
-            ins_ps[t + 1] = ins_ps[t] + (1 if (raw & INSERT_FLAG) else 0)
-        key = np.uint64(0)
-        for jj in range(n):
-            # core columns (top-strand coordinates) of the window starting at jj
-            core_lo = jj + (c5 if strand == 0 else c3)
-            # rolling key over the core
-            if jj == 0:
-                key = np.uint64(0)
-                for i in range(L):
-                    if strand == 0:
-                        b = code[core_lo + i]
-                    else:
-                        b = code[core_lo + L - 1 - i]
-                    bb = b if b < 4 else 0
-                    if strand == 1:
-                        bb = 3 - bb
-                    key = (key << np.uint64(2)) | np.uint64(bb)
-            else:
-                if strand == 0:
-                    b = code[core_lo + L - 1]
-                    bb = b if b < 4 else 0
-                    key = ((key << np.uint64(2)) | np.uint64(bb)) & kmask
-                else:
-                    b = code[core_lo + L - 1]
-                    bb = 3 - (b if b < 4 else 0)
-                    key = (key >> np.uint64(2)) | (np.uint64(bb) << np.uint64(2 * (L - 1)))
-            gaps = gap_ps[jj + W] - gap_ps[jj] + ins_ps[jj + W] - ins_ps[jj + 1]
-            if gaps > 0:
-                out[g, jj] = F_GAP
+            if b == 6:
                 continue
-            if unk_ps[core_lo + L] - unk_ps[core_lo] > 0:
+            seq[m] = b if b < 4 else 4
+            col_of[m] = c
+            ins_of[m] = 1 if (raw & INSERT_FLAG) else 0
+            m += 1
+        k = 0
+        for c in range(ncol):
+            while k < m and col_of[k] < c:
+                k += 1
+            first_at[c] = k
+        k = -1
+        for c in range(ncol):
+            while k + 1 < m and col_of[k + 1] <= c:
+                k += 1
+            last_at[c] = k
+        for jj in range(n):
+            col = c0 + jj + pad
+            if strand == 0:
+                k0 = first_at[col]
+                if k0 >= m or col_of[k0] != col:
+                    out[g, jj] = F_GAP  # the anchor column itself is deleted
+                    continue
+            else:
+                e = col + W - 1
+                if e >= ncol:
+                    out[g, jj] = F_UNKNOWN
+                    continue
+                k1 = last_at[e]
+                if k1 < 0 or col_of[k1] != e:
+                    out[g, jj] = F_GAP
+                    continue
+                k0 = k1 - W + 1
+            if k0 < 0 or k0 + W > m:
                 out[g, jj] = F_UNKNOWN
                 continue
-            ok = True
-            unknown = False
-            for q in range(nm):
-                # motif position q in oligo orientation -> window offset
-                i = q if q < c5 else q + L
-                if strand == 0:
-                    b = code[jj + i]
-                else:
-                    b = code[jj + W - 1 - i]
+            if col_of[k0 + W - 1] - col_of[k0] > W - 1 + MAX_READ_THROUGH:
+                out[g, jj] = F_GAP
+                continue
+            gap = False
+            for t in range(k0 + 1, k0 + W):
+                if ins_of[t]:
+                    gap = True
+                    break
+            if gap:
+                out[g, jj] = F_GAP
+                continue
+            key = np.uint64(0)
+            unknown_core = False
+            motif_ok = True
+            motif_unknown = False
+            for i in range(W):
+                b = seq[k0 + i] if strand == 0 else seq[k0 + W - 1 - i]
+                is_core = c5 <= i < c5 + L
                 if b > 3:
-                    unknown = True
+                    if is_core:
+                        unknown_core = True
+                    else:
+                        motif_unknown = True
                     continue
                 if strand == 1:
                     b = 3 - b
-                if (motif_masks[q] >> b) & 1 == 0:
-                    ok = False
+                if is_core:
+                    key = (key << np.uint64(2)) | np.uint64(b)
+                else:
+                    q = i if i < c5 else i - L
+                    if q < nm and (motif_masks[q] >> b) & 1 == 0:
+                        motif_ok = False
+            if unknown_core:
+                out[g, jj] = F_UNKNOWN
+                continue
             v = key
-            if unknown:
+            if motif_unknown:
                 v |= F_MOTIF_UNKNOWN
-            elif ok:
+            elif motif_ok:
                 v |= F_MOTIF_OK
             out[g, jj] = v
     return out
@@ -379,9 +395,63 @@ def call_table(enzyme: Enzyme, rules: RuleSet, L: int, max_mismatches: int) -> t
     return tk, tv, bits
 
 
+def _merge_shifted(cols: list[np.ndarray], max_shift: int = MAX_READ_THROUGH) -> list[np.ndarray]:
+    """One candidate per spacer and locus: the same spacer at columns a few nt apart (an indel in some genomes
+    shifts their site) is one guide; its genome sets are united and it keeps the column where it binds most."""
+    column, strand, key, binds, risk, nb, nr = cols
+    if len(key) < 2:
+        return cols
+    order = np.lexsort((column, key, strand))
+    column, strand, key, binds, risk, nb, nr = (c[order] for c in cols)
+    same = np.zeros(len(key), dtype=bool)
+    same[1:] = (strand[1:] == strand[:-1]) & (key[1:] == key[:-1]) & (column[1:] - column[:-1] <= max_shift)
+    if not same.any():
+        keep = np.argsort(order)  # restore the (column, strand) order
+        return [c[keep] for c in (column, strand, key, binds, risk, nb, nr)]
+    run = np.cumsum(~same) - 1
+    starts = np.flatnonzero(~same)
+    keep_idx = []
+    binds = binds.copy()
+    risk = risk.copy()
+    nb = nb.copy()
+    nr = nr.copy()
+    for r, a in enumerate(starts):
+        b = starts[r + 1] if r + 1 < len(starts) else len(key)
+        if b - a == 1:
+            keep_idx.append(a)
+            continue
+        best = a + int(np.argmax(nb[a:b]))
+        binds[best] = np.bitwise_or.reduce(binds[a:b], axis=0)
+        risk[best] = np.bitwise_or.reduce(risk[a:b], axis=0)
+        nb[best] = int(POPCOUNT8[binds[best]].sum())
+        nr[best] = int(POPCOUNT8[risk[best]].sum())
+        keep_idx.append(best)
+    del run
+    keep_idx = np.array(keep_idx, dtype=np.int64)
+    out = [c[keep_idx] for c in (column, strand, key, binds, risk, nb, nr)]
+    final = np.lexsort((out[1], out[0]))
+    return [c[final] for c in out]
+
+
+def _reference_repeats(collection: Collection, c5: int, L: int, W: int) -> np.ndarray:
+    """Spacer keys that occur more than once in the reference (either strand)."""
+    ref = collection.reference.codes[None, :].astype(np.uint8)
+    n = ref.shape[1] - W + 1
+    if n <= 0:
+        return np.zeros(0, np.uint64)
+    ones = np.ones(1, dtype=np.int64) * 15
+    keys = []
+    for strand in (0, 1):
+        v = window_values(ref, 0, n, W, c5, L, ones.repeat(max(1, W - L)), strand)[0]
+        keys.append(v[(v & (F_GAP | F_UNKNOWN)) == 0] & KEY_MASK)
+    k = np.concatenate(keys)
+    uniq, counts = np.unique(k, return_counts=True)
+    return uniq[counts > 1]
+
+
 def generate_guides(collection: Collection, enzyme: Enzyme, rules: RuleSet, *, max_mismatches: int = 3,
                     columns: tuple[int, int] | None = None, min_binds: int = 1, block: int = 256,
-                    max_per_column: int = 12, progress=None) -> GuideCandidates:
+                    max_per_column: int = 8, progress=None) -> GuideCandidates:
     """Every distinct spacer with a valid motif in the collection (the ``max_per_column`` most frequent at each
     site), with the genomes where it binds and where it binds or is degraded.
 
@@ -402,12 +472,14 @@ def generate_guides(collection: Collection, enzyme: Enzyme, rules: RuleSet, *, m
     parts = []
     for c0 in range(lo, max(lo, hi), block):
         c1 = min(hi, c0 + block)
-        rows, inv = distinct_rows(bases[:, c0:c1 + W - 1])
+        pl = min(MAX_READ_THROUGH, c0)
+        pr = min(MAX_READ_THROUGH, ncol - (c1 + W - 1))
+        rows, inv = distinct_rows(bases[:, c0 - pl:c1 + W - 1 + pr])
         row_count = np.bincount(inv, minlength=len(rows)).astype(np.int64)
         row_genomes = np.argsort(inv, kind="stable").astype(np.int64)
         row_start = np.concatenate([[0], np.cumsum(row_count)]).astype(np.int64)
         for strand in (0, 1):
-            V = np.ascontiguousarray(window_values(rows, 0, c1 - c0, W, c5, L, masks, strand).T)
+            V = np.ascontiguousarray(window_values(rows, 0, c1 - c0, W, c5, L, masks, strand, pl).T)
             cap = 2 * (c1 - c0) + 64
             while True:
                 o_jj = np.empty(cap, np.int64)
@@ -433,6 +505,13 @@ def generate_guides(collection: Collection, enzyme: Enzyme, rules: RuleSet, *, m
                 np.zeros(0, np.int64)]
     order = np.lexsort((cols[1], cols[0]))
     cols = [c[order] for c in cols]
+    # a spacer found more than once in the reference (a repeat, e.g. the coronavirus TRS motif) is dropped:
+    # `check` assigns each oligo to the locus where it binds the reference best, so such a guide is ambiguous
+    repeated = _reference_repeats(collection, c5, L, W)
+    if len(repeated):
+        keep = ~np.isin(cols[2], repeated)
+        cols = [c[keep] for c in cols]
+    cols = _merge_shifted(cols)
     cand = GuideCandidates(enzyme, G, cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6], W)
     cand.core_offset = cand.column + np.where(cand.strand == 0, c5, c3)
     return cand

@@ -246,13 +246,26 @@ def _project_one(g: np.ndarray, r: np.ndarray, ag: np.ndarray, ar: np.ndarray, k
             seg_d[ns] = d
             ns += 1
     unknown = 0
-    # before the first run: extend its diagonal backwards
+    # before the first run: align the genome's first bases to the reference (reference bases before the
+    # genome's first base are not sequenced: ABSENT)
     d = seg_d[0]
-    for gp in range(seg_g0[0] - 1, -1, -1):
-        rp = gp + d
-        if rp < 0:
-            break
-        row[rp] = g[gp]
+    g0 = seg_g0[0]
+    r0 = g0 + d
+    if g0 > 0 and r0 > 0:
+        ra = r0 - g0 - 50
+        if ra < 0:
+            ra = 0
+        if g0 * (r0 - ra) <= max_cells:
+            _align_fill(g, 0, g0, r, ra, r0, row)
+        else:
+            for gp in range(g0 - 1, -1, -1):
+                if gp + d < 0:
+                    break
+                row[gp + d] = g[gp]
+        j = ra
+        while j < r0 and (row[j] & BASE_MASK) == DELETED:
+            row[j] = ABSENT | (row[j] & INSERT_FLAG)
+            j += 1
     start = seg_g0[0]  # genome position from which the current run is copied
     for s in range(ns):
         d = seg_d[s]
@@ -281,12 +294,25 @@ def _project_one(g: np.ndarray, r: np.ndarray, ag: np.ndarray, ar: np.ndarray, k
         else:
             for gp in range(start, hi):
                 row[gp + d] = g[gp]
-            # after the last run: extend its diagonal forwards
-            for gp in range(hi, g.shape[0]):
-                rp = gp + d
-                if rp >= L:
-                    break
-                row[rp] = g[gp]
+            # after the last run: align the genome's last bases to the reference, then mark reference bases
+            # after the genome's end ABSENT
+            n_g = g.shape[0]
+            ra = hi + d
+            rb = ra + (n_g - hi) + 50
+            if rb > L:
+                rb = L
+            if n_g > hi and ra < L:
+                if (n_g - hi) * (rb - ra) <= max_cells:
+                    _align_fill(g, hi, n_g, r, ra, rb, row)
+                    j = rb - 1
+                    while j >= ra and (row[j] & BASE_MASK) == DELETED:
+                        row[j] = ABSENT
+                        j -= 1
+                else:
+                    for gp in range(hi, n_g):
+                        if gp + d >= L:
+                            break
+                        row[gp + d] = g[gp]
     return unknown
 
 

@@ -161,6 +161,8 @@ def design(inputs: DesignInputs, options: DesignOptions = DesignOptions(),
     lineages = Lineages(inputs.alias_key)
     for p in inputs.off_targets:  # fail early on unreadable off-target files
         next(iter(read_fasta(p)))
+    if reference is not None:  # and on a bad region, before the genomes are read
+        parse_region(options.region, reference, inputs.annotation)
     step("reading and projecting genomes")
     collection = read_collection(inputs.genomes, reference, inputs.metadata, keep=inputs.keep,
                                  progress=lambda i, n: step("reading and projecting genomes", i / n))
@@ -196,8 +198,8 @@ def design(inputs: DesignInputs, options: DesignOptions = DesignOptions(),
     screened: dict[str, list] = {}
     tiebreak = -variability.astype(np.float64)
     for _ in range(4):
-        sets = window_guide_sets(_masked(cands, excluded), window, options.window_step, options.max_guides,
-                                 tiebreak, variability, same_strand=enzyme.target == "rna", columns=region)
+        sets = window_guide_sets(cands, window, options.window_step, options.max_guides, tiebreak, variability,
+                                 same_strand=enzyme.target == "rna", columns=region, exclude=excluded)
         sets = rank_guide_sets(sets)[: options.max_windows]
         todo = sorted({cands.spacer(m) for g in sets for m in g.members} - set(screened))
         if not todo:
@@ -324,21 +326,6 @@ def _offtarget_primer_sites(a: DesignedAssay, sites) -> set[tuple[int, int, int]
                     out.add((s, e, strand))
         elif o.name in names:
             out.add((o.start, o.end, o.strand))
-    return out
-
-
-def _masked(cands: GuideCandidates, excluded: np.ndarray) -> GuideCandidates:
-    """Candidates without the excluded ones (same indices: excluded rows bind nothing)."""
-    if not excluded.any():
-        return cands
-    binds = cands.binds.copy()
-    binds[excluded] = 0
-    risk = cands.risk.copy()
-    risk[excluded] = 0
-    n_binds = np.where(excluded, 0, cands.n_binds)
-    out = GuideCandidates(cands.enzyme, cands.n_genomes, cands.column, cands.strand, cands.key, binds, risk,
-                          n_binds, np.where(excluded, 0, cands.n_risk), cands.footprint)
-    out.core_offset = cands.core_offset
     return out
 
 

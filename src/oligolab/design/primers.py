@@ -20,7 +20,7 @@ from ..knowledge import RuleSet, amplification, make_figures
 from ..sequences import reverse_complement
 from ..thermo import Conditions, duplex, perfect_duplex
 from .candidates import POPCOUNT8, distinct_rows
-from .collection import ABSENT, BASE_MASK, DELETED, INSERT_FLAG, Collection
+from .collection import BASE_MASK, DELETED, INSERT_FLAG, Collection
 
 BINDS, DEGRADED, NO_DATA, FAILS = (OLIGO_CALLS.index(c) for c in ("binds", "degraded", "no data", "fails"))
 MAX_GAPS = 2
@@ -191,65 +191,79 @@ class PrimerFactory:
                       variable_columns=self.variable(start, end), variable_3p=self.variable_3p(start, end, strand))
 
     # -- coverage
+    READ_THROUGH = 3  #: deleted columns, or shifts of the site, considered when reading a genome's site
+
     def _cover(self, p: Primer) -> None:
         """Genomes where the primer binds (check primer rules on each distinct variant of the site)."""
         start, end = p.start, p.end
-        ins_inside = False
         if p.variable_columns == 0 and self._unk_ps[end] - self._unk_ps[start] == 0:
             # every genome carries the consensus here (insertions are counted in `differ`)
             p.binds, p.n_binds, p.n_risk = self._all, self.G, self.G
             return
-        rows, inv = distinct_rows(self.collection.bases[:, start:end])
-        codes = np.array([self._call_row(p, r) for r in rows], dtype=np.int8)
+        pad = self.READ_THROUGH
+        lo, hi = max(0, start - pad), min(self.collection.bases.shape[1], end + pad)
+        rows, inv = distinct_rows(self.collection.bases[:, lo:hi])
+        codes = np.array([self._call_row(p, r, start - lo) for r in rows], dtype=np.int8)
         per_genome = codes[inv]
         b = per_genome == BINDS
         p.binds = np.packbits(b)
         p.n_binds = int(b.sum())
         p.n_risk = int((b | (per_genome == DEGRADED)).sum())
-        del ins_inside
 
-    def _call_row(self, p: Primer, row: np.ndarray) -> int:
-        key = (p.sequence, p.start, p.strand, row.tobytes())
+    def _call_row(self, p: Primer, row: np.ndarray, offset: int) -> int:
+        key = (p.sequence, p.start, p.strand, offset, row.tobytes())
         c = self._call_cache.get(key)
         if c is None:
-            c = self._call_cache[key] = self.call_site(p.sequence, p.strand, row)
+            c = self._call_cache[key] = self.call_site(p.sequence, p.strand, row, offset)
         return c
 
-    def call_site(self, seq: str, strand: int, row: np.ndarray) -> int:
-        """Check-rule call of a primer (oligo orientation ``seq``) on one genome's columns ``row``."""
+    def call_site(self, seq: str, strand: int, row: np.ndarray, offset: int = 0) -> int:
+        """Check-rule call of a primer (oligo orientation ``seq``) on one genome's columns ``row``, whose
+        column ``offset`` is the first column of the primer's reference site.
+
+        The genome's own sequence is read through deleted columns, and the window within a few nt of the
+        expected place that matches the primer best is called (as `check` takes the best site near the
+        expected one), so an indel placed anywhere inside a homopolymer gives the same call."""
         L = len(seq)
-        raw = row if strand == 0 else row[::-1]
-        bases = raw & BASE_MASK
-        ins = (raw & INSERT_FLAG) != 0
-        if strand == 0:
-            ins_inside = ins[1:].any()
-            ins_pos = np.flatnonzero(ins[1:]) + 1  # insertion before oligo position i
-        else:
-            ins_inside = ins[:-1].any()
-            ins_pos = np.flatnonzero(ins[:-1]) + 1  # reversed: insertion after oligo position i-1
-        if (bases == ABSENT).any() or (bases == 4).any() or (bases == 5).any():
+        base = row & BASE_MASK
+        keep = base != DELETED
+        b = base[keep].astype(np.int64)
+        cols = np.flatnonzero(keep)
+        ins = ((row & INSERT_FLAG) != 0)[keep]
+        m = len(b)
+        if m < L:
             return NO_DATA
-        target = []
-        mm_from_3p, gap_from_3p = [], []
-        deleted = 0
-        for i in range(L):
-            b = int(bases[i])
-            if b == DELETED:
-                deleted += 1
-                gap_from_3p.append(L - i)
+        want = np.frombuffer((seq if strand == 0 else reverse_complement(seq)).encode(), dtype=np.uint8)
+        want = np.searchsorted(np.frombuffer(b"ACGT", dtype=np.uint8), want)
+        best = None
+        for k0 in range(0, m - L + 1):
+            shift = abs(int(cols[k0]) - offset)
+            if shift > self.READ_THROUGH:
                 continue
-            if strand == 1:
-                b = 3 - b
-            base = "ACGT"[b]
-            target.append(base)
-            if base != seq[i]:
-                mm_from_3p.append(L - i)
-        gaps = deleted + (len(ins_pos) if ins_inside else 0)
-        gap_from_3p += [L - i for i in ins_pos] if ins_inside else []
+            win = b[k0:k0 + L]
+            n_mm = int(((win != want) & (win < 4)).sum())
+            cand = (n_mm, shift, k0)
+            if best is None or cand < best:
+                best = cand
+        if best is None:
+            return NO_DATA
+        k0 = best[2]
+        win = b[k0:k0 + L]
+        if (win > 3).any():
+            return NO_DATA
+        inserted = int(ins[k0 + 1:k0 + L].sum())
+        target_top = "".join("ACGT"[x] for x in win)
+        target = target_top if strand == 0 else reverse_complement(target_top)
+        mm_from_3p = [L - i for i in range(L) if target[i] != seq[i]]
+        gap_from_3p = []
+        if inserted:
+            pos = np.flatnonzero(ins[k0 + 1:k0 + L]) + 1
+            gap_from_3p = [L - int(i) if strand == 0 else int(i) for i in pos]
+        gaps = inserted
         n_mm = len(mm_from_3p)
         if gaps > MAX_GAPS or n_mm + gaps > self.k:
             return FAILS
-        d = duplex(seq, "".join(target), self.rules.conditions)
+        d = duplex(seq, target, self.rules.conditions)
         perfect = perfect_duplex(seq, self.rules.conditions).tm_C
         tm_drop = perfect - d.tm_C if not math.isnan(d.tm_C) else 99.0
 

@@ -81,12 +81,12 @@ def greedy_cover(cands: GuideCandidates, idx: np.ndarray, max_guides: int, tiebr
 
 def window_guide_sets(cands: GuideCandidates, window: int, step: int, max_guides: int, tiebreak: np.ndarray,
                       variability: np.ndarray, *, same_strand: bool = False, top: int = 48,
-                      columns: tuple[int, int] | None = None) -> list[GuideSet]:
+                      columns: tuple[int, int] | None = None, exclude: np.ndarray | None = None) -> list[GuideSet]:
     """Guide sets for windows of ``window`` reference columns every ``step`` columns.
 
     Only the ``top`` candidates of a window (by genomes bound, then tie-break) enter the greedy cover, which
     keeps each window to a few vectorised operations. ``same_strand`` makes every set single-stranded (Cas13a:
-    all guides must pair with the one T7 transcript)."""
+    all guides must pair with the one T7 transcript); ``exclude`` masks candidates out (off-target guides)."""
     if not len(cands):
         return []
     n = cands.n_genomes
@@ -100,6 +100,8 @@ def window_guide_sets(cands: GuideCandidates, window: int, step: int, max_guides
     seen: set[tuple] = set()
     strands = (0, 1) if same_strand else (None,)
     rank_score = cands.n_binds.astype(np.float64) * 1e3 + tiebreak
+    if exclude is not None and exclude.all():
+        return []
     for s in range(lo, max(lo + 1, hi - window + 1), step):
         a = np.searchsorted(sorted_start, s, side="left")
         b = np.searchsorted(sorted_start, s + window, side="left")
@@ -107,6 +109,8 @@ def window_guide_sets(cands: GuideCandidates, window: int, step: int, max_guides
             continue
         idx_all = order[a:b]
         idx_all = idx_all[end_col[idx_all] <= s + window]
+        if exclude is not None:
+            idx_all = idx_all[~exclude[idx_all]]
         for strand in strands:
             idx = idx_all if strand is None else idx_all[cands.strand[idx_all] == strand]
             if not len(idx):
