@@ -32,7 +32,8 @@ BINDS, DEGRADED, NO_DATA, FAILS = (OLIGO_CALLS.index(c) for c in ("binds", "degr
 POPCOUNT8 = np.array([bin(i).count("1") for i in range(256)], dtype=np.int64)
 
 
-MAX_READ_THROUGH = 3  #: deleted columns a site may span (the genome's own bases are read through them)
+MAX_READ_THROUGH = 30  #: deleted columns a site may span (the genome's own bases are read through them)
+MERGE_SHIFT = MAX_READ_THROUGH  #: the same spacer this close to itself (nt) is one guide at one locus
 
 
 @nb.njit(cache=True, nogil=True)
@@ -40,10 +41,10 @@ def window_values(bases: np.ndarray, c0: int, c1: int, W: int, c5: int, L: int, 
                   strand: int, pad: int = 0) -> np.ndarray:
     """Packed oligo-orientation windows of sites at columns c0..c1-1 of ``bases``, as (genomes, columns) uint64.
 
-    A site is read in the genome's own sequence: from its 5' anchor (the first column on strand 0, the last
-    column of the footprint on strand 1) the next W genome bases are taken, reading through deleted columns
-    (at most MAX_READ_THROUGH), so a deletion in a homopolymer gives the same window wherever the alignment put
-    it. The spacer is 2-bit packed in the low bits (first base most significant), plus flags: motif ok, motif
+    A site is read in the genome's own sequence: from its anchor (the spacer's 5'-most base in oligo
+    orientation) the spacer is read through deleted columns and the PAM/PFS context on the other side, so a
+    deletion gives the same window wherever the alignment put it, and a PAM that a deletion brings next to
+    the spacer counts as it does for the check's engine. The spacer is 2-bit packed in the low bits (first base most significant), plus flags: motif ok, motif
     unknown, gap (an insertion inside, a deleted anchor, or a long deletion), unknown base in the spacer.
     ``pad`` columns of ``bases`` before c0 and after the last footprint are context for reading through."""
     G = bases.shape[0]
@@ -79,21 +80,22 @@ def window_values(bases: np.ndarray, c0: int, c1: int, W: int, c5: int, L: int, 
             last_at[c] = k
         for jj in range(n):
             col = c0 + jj + pad
+            # anchor: the spacer's 5'-most base in oligo orientation; the spacer is read from it through
+            # deleted columns, the PAM/PFS context is read on the other side of it
             if strand == 0:
-                k0 = first_at[col]
-                if k0 >= m or col_of[k0] != col:
-                    out[g, jj] = F_GAP  # the anchor column itself is deleted
-                    continue
-            else:
-                e = col + W - 1
-                if e >= ncol:
+                a = col + c5
+                if a >= ncol:
                     out[g, jj] = F_UNKNOWN
                     continue
-                k1 = last_at[e]
-                if k1 < 0 or col_of[k1] != e:
-                    out[g, jj] = F_GAP
+                kc = first_at[a]
+                k0 = kc - c5
+            else:
+                a = col + W - 1 - c5
+                if a >= ncol:
+                    out[g, jj] = F_UNKNOWN
                     continue
-                k0 = k1 - W + 1
+                kc = last_at[a]
+                k0 = kc + c5 - W + 1
             if k0 < 0 or k0 + W > m:
                 out[g, jj] = F_UNKNOWN
                 continue
@@ -395,7 +397,7 @@ def call_table(enzyme: Enzyme, rules: RuleSet, L: int, max_mismatches: int) -> t
     return tk, tv, bits
 
 
-def _merge_shifted(cols: list[np.ndarray], max_shift: int = MAX_READ_THROUGH) -> list[np.ndarray]:
+def _merge_shifted(cols: list[np.ndarray], max_shift: int = MERGE_SHIFT) -> list[np.ndarray]:
     """One candidate per spacer and locus: the same spacer at columns a few nt apart (an indel in some genomes
     shifts their site) is one guide; its genome sets are united and it keeps the column where it binds most."""
     column, strand, key, binds, risk, nb, nr = cols
