@@ -61,6 +61,16 @@ def read_kim(path: Path) -> pd.DataFrame:
     return out
 
 
+def read_any(path: Path) -> pd.DataFrame:
+    """Contexts and indel frequencies (%) from a Kim-style CSV: the 34-nt context column and the last
+    column whose name starts with 'Indel fre' (covers this repo's files and the paper's supplementary table)."""
+    df = pd.read_csv(path, encoding="utf-8-sig")
+    names = [" ".join(str(c).split()) for c in df.columns]
+    ctx = next(c for c, n in zip(df.columns, names) if n.startswith(("Context Sequence", "34 bp")))
+    ind = [c for c, n in zip(df.columns, names) if n.lower().startswith(("indel frequency", "indel freqeuncy"))]
+    return pd.DataFrame({"context": df[ctx].astype(str).str.strip().str.upper(), "indel_pct": df[ind[-1]].astype(float)})
+
+
 # ------------------------------------------------------------------------------------------- torch part
 
 
@@ -178,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--evaluate-only", action="store_true",
                     help="recompute the held-out HT 1-2 figures from the shipped model and compare to the json")
+    ap.add_argument("--extra-test", type=Path, action="append", default=[],
+                    help="with --evaluate-only: also score another CSV of 34-nt contexts and indel frequencies "
+                         "(e.g. the paper's 1,292-row HT 1-2 from Kim 2018 Supplementary Table 1)")
     ap.add_argument("--out-dir", type=Path, default=cas12a.MODEL_PATH.parent)
     args = ap.parse_args(argv)
     model_path = args.out_dir / cas12a.MODEL_PATH.name
@@ -191,6 +204,10 @@ def main(argv: list[str] | None = None) -> int:
         rec = json.loads(info_path.read_text())["held_out"]
         print(f"HT 1-2 (n={got['n']}): Spearman {got['spearman']:.4f} (recorded {rec['spearman']:.4f}), "
               f"Pearson {got['pearson']:.4f} (recorded {rec['pearson']:.4f}); {time.time() - t:.1f} s")
+        for path in args.extra_test:
+            extra = read_any(path)
+            ev = evaluate(extra, cas12a.predict_cas12a_activity(extra.context.tolist()))
+            print(f"{path.name} (n={ev['n']}): Spearman {ev['spearman']:.4f}, Pearson {ev['pearson']:.4f}")
         return 0 if abs(got["spearman"] - rec["spearman"]) <= 0.005 else 1
 
     torch = _torch()
