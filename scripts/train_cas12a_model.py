@@ -2,10 +2,11 @@
 """Train the Cas12a guide-activity model (oligolab.models.cas12a) and write its versioned weights and metrics.
 
 Trains only on Kim et al. 2018 HT 1-1 (15,000 contexts): 5-fold cross-validation inside it gives the CV
-figure, then the ensemble is refit on all of HT 1-1 and evaluated once on HT 1-2 with the shipped numpy
+figure, then the ensemble is refit on all of HT 1-1 and evaluated once on Kim_2018_Test (labelled HT 1-2;
+see docs/models.md on how it relates to the paper's HT 1-2) with the shipped numpy
 inference code. Deterministic on CPU (fixed seeds, one thread). Needs the `train` extra (torch).
 
-    OMP_NUM_THREADS=1 PYTHONPATH=src python scripts/train_cas12a_model.py             # ~20-30 min, one core
+    OMP_NUM_THREADS=1 PYTHONPATH=src python scripts/train_cas12a_model.py             # ~17 min, one core
     OMP_NUM_THREADS=1 PYTHONPATH=src python scripts/train_cas12a_model.py --evaluate-only   # seconds
 """
 
