@@ -125,10 +125,21 @@ def render(result, tabs: dict, summary: dict) -> str:
                "protospacer flanking site is already excluded by the check rules. Treat it as a tie-breaker.</p>")
     else:
         kind = result.assays[0].scores.get("activity_kind") if result.assays else "unavailable"
+        figure = ""
+        try:
+            from ..models.cas12a import MODEL_INFO
+
+            ho, anchor = MODEL_INFO["held_out"], MODEL_INFO["anchor"]
+            figure = (f" Held-out figure of the shipped model ({MODEL_INFO['name']}): Spearman {ho['spearman']:.3f} "
+                      f"on {ho['n']:,} guides of the Kim 2018 test file, beside the published {anchor['model']} "
+                      f"{anchor['spearman']} on {anchor['test_set']} (docs/models.md).")
+        except (ImportError, KeyError, OSError, ValueError):
+            pass
         act = ('<p class="explain">Cas12a activity is the project\'s activity model (trained on Kim et al. 2018 '
-               "AsCas12a HT 1-1; predicted indel frequency, %) on each guide's 34-nt context from the collection "
-               "consensus. " + ("It was used for ranking." if kind == "model" else
-                                "<b>The model is not installed in this build, so activity was not used.</b>")
+               "AsCas12a HT 1-1 only; predicted indel frequency, %, a proxy for crRNA quality: LbCas12a and "
+               "trans-cleavage are not what it was trained on) on each guide's 34-nt context from the collection "
+               "consensus." + figure + " " + ("It was used to break ties in the ranking." if kind == "model" else
+                                               "<b>The model is not installed in this build, so activity was not used.</b>")
                + "</p>")
     sections.append(("Activity", act))
     sections.append(("Order sheet", table_html(tabs["order_sheet"], max_rows=400)))
