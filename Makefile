@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test bench venv
+.PHONY: run test bench venv design
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,3 +33,12 @@ test: $(STAMP)
 bench: $(STAMP)
 	scripts/install-system-tools.sh
 	$(BIN)/python benchmarks/run_all.py
+
+design: $(STAMP)
+	$(BIN)/oligolab design --genomes data/sars-cov-2/pango-consensus-genomes.fasta.zst \
+		--enzyme LbCas12a --amplification lamp \
+		--reference data/sars-cov-2/NC_045512.2.fasta --annotation data/sars-cov-2/reference-annotation.gb \
+		--alias-key data/sars-cov-2/pango-alias-key.json \
+		--off-target data/coronavirus-neighbours/human-coronavirus-references.fasta \
+		--out out/design
+	@echo "report: out/design/report.html"

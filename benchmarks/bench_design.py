@@ -77,8 +77,10 @@ def main() -> None:
         print(f"{r['config']}: {r['wall_s']:.1f} s wall, {r['cpu_s']:.1f} s CPU, {r['rss_mb']:.0f} MiB peak RSS; "
               f"detected {r['detected']}; specific {r['specific']}", flush=True)
     print()
-    print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    print("| configuration | wall (s) | CPU (s) | peak RSS (MiB) | vs ADAPT time | vs ADAPT memory | detected (all 3,585) |")
+    print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
+          f"Python {platform.python_version()}")
+    print("| configuration | wall (s) | CPU (s) | peak RSS (MiB) | vs ADAPT time | vs ADAPT memory "
+          "| detected (all 3,585) |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['config']} | {r['wall_s']:.0f} | {r['cpu_s']:.0f} | {r['rss_mb']:.0f} | "

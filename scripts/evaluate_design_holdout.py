@@ -97,7 +97,7 @@ def main() -> None:
                                 "design_genomes": res.collection.n})
     published = [PUBLISHED / "detectr-broughton-2020.tsv", PUBLISHED / "sherlock-zhang-2020.tsv"]
     check_out = out / "check-holdout"
-    result = run_check(CheckInputs(published + design_tsvs, [post], None, REFERENCE, ANNOTATION, ALIAS,
+    run_check(CheckInputs(published + design_tsvs, [post], None, REFERENCE, ANNOTATION, ALIAS,
                                    [NEIGHBOURS]), check_out, CheckOptions())
     summary = pd.read_csv(check_out / "assay_summary.tsv", sep="\t")
     ex = pd.read_csv(check_out / "exclusivity_assays.tsv", sep="\t")

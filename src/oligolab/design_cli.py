@@ -80,4 +80,5 @@ def design_command(
     console.print(table)
     for n in result.notes:
         console.print(f"[yellow]note:[/] {n}")
-    console.print(f"order sheet: [bold]{Path(out) / 'order_sheet.tsv'}[/]  report: [bold]{Path(out) / 'report.html'}[/]")
+    console.print(f"order sheet: [bold]{Path(out) / 'order_sheet.tsv'}[/]  "
+                  f"report: [bold]{Path(out) / 'report.html'}[/]")

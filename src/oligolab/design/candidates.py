@@ -44,7 +44,8 @@ def window_values(bases: np.ndarray, c0: int, c1: int, W: int, c5: int, L: int, 
     A site is read in the genome's own sequence: from its anchor (the spacer's 5'-most base in oligo
     orientation) the spacer is read through deleted columns and the PAM/PFS context on the other side, so a
     deletion gives the same window wherever the alignment put it, and a PAM that a deletion brings next to
-    the spacer counts as it does for the check's engine. The spacer is 2-bit packed in the low bits (first base most significant), plus flags: motif ok, motif
+    the spacer counts as it does for the check's engine. The spacer is 2-bit packed in the low bits (first
+    base most significant), plus flags: motif ok, motif
     unknown, gap (an insertion inside, a deleted anchor, or a long deletion), unknown base in the spacer.
     ``pad`` columns of ``bases`` before c0 and after the last footprint are context for reading through."""
     G = bases.shape[0]
@@ -167,7 +168,7 @@ def _popcount(x: np.int64) -> int:
 def _column_candidates(V: np.ndarray, row_count: np.ndarray, row_start: np.ndarray, row_genomes: np.ndarray,
                        n_genomes: int, L: int, k: int, tab_k: np.ndarray, tab_v: np.ndarray, tab_bits: int,
                        max_per_col: int, min_binds: int, out_jj: np.ndarray, out_key: np.ndarray,
-                       out_binds: np.ndarray, out_risk: np.ndarray, out_nb: np.ndarray, out_nr: np.ndarray) -> int:
+                       out_binds: np.ndarray, out_nb: np.ndarray, out_nr: np.ndarray) -> int:
     """Candidates of a block of columns: distinct spacers with a valid motif, called against every distinct
     variant of the column through the rule table ``tab``, with their genome bitsets.
 
@@ -259,19 +260,14 @@ def _column_candidates(V: np.ndarray, row_count: np.ndarray, row_start: np.ndarr
             out_nb[n_out] = n_b
             out_nr[n_out] = n_r
             out_binds[n_out, :] = 0
-            out_risk[n_out, :] = 0
             for v in range(nv):
-                c = codes[v]
-                if c != BINDS and c != DEGRADED:
+                if codes[v] != BINDS:
                     continue
                 for t in range(starts[v], starts[v + 1]):
                     r = order[t]
                     for q in range(row_start[r], row_start[r + 1]):
                         gidx = row_genomes[q]
-                        bit = np.uint8(1 << (7 - (gidx & 7)))
-                        out_risk[n_out, gidx >> 3] |= bit
-                        if c == BINDS:
-                            out_binds[n_out, gidx >> 3] |= bit
+                        out_binds[n_out, gidx >> 3] |= np.uint8(1 << (7 - (gidx & 7)))
             n_out += 1
     return n_out
 
@@ -307,7 +303,6 @@ class GuideCandidates:
     strand: np.ndarray  #: 0: the genome's top strand reads like the oligo; 1: the bottom strand does
     key: np.ndarray  #: packed spacer
     binds: np.ndarray  #: (candidates, bytes) packed bitset of genomes where the guide binds
-    risk: np.ndarray  #: (candidates, bytes) genomes where it binds or is degraded
     n_binds: np.ndarray  #: genomes where it binds
     n_risk: np.ndarray  #: genomes where it binds or is degraded
     footprint: int  #: site length in columns (context + spacer)
@@ -397,42 +392,29 @@ def call_table(enzyme: Enzyme, rules: RuleSet, L: int, max_mismatches: int) -> t
     return tk, tv, bits
 
 
-def _merge_shifted(cols: list[np.ndarray], max_shift: int = MERGE_SHIFT) -> list[np.ndarray]:
+def _merge_shifted(column, strand, key, nb, nr, max_shift: int = MERGE_SHIFT):
     """One candidate per spacer and locus: the same spacer at columns a few nt apart (an indel in some genomes
-    shifts their site) is one guide; its genome sets are united and it keeps the column where it binds most."""
-    column, strand, key, binds, risk, nb, nr = cols
-    if len(key) < 2:
-        return cols
+    shifts their site) is one guide, kept at the column where it binds most; returns (row to keep, rows to
+    unite into it) with the kept rows in (column, strand) order."""
     order = np.lexsort((column, key, strand))
-    column, strand, key, binds, risk, nb, nr = (c[order] for c in cols)
-    same = np.zeros(len(key), dtype=bool)
-    same[1:] = (strand[1:] == strand[:-1]) & (key[1:] == key[:-1]) & (column[1:] - column[:-1] <= max_shift)
-    if not same.any():
-        keep = np.argsort(order)  # restore the (column, strand) order
-        return [c[keep] for c in (column, strand, key, binds, risk, nb, nr)]
-    run = np.cumsum(~same) - 1
+    c, st, k = column[order], strand[order], key[order]
+    same = np.zeros(len(k), dtype=bool)
+    if len(k) > 1:
+        same[1:] = (st[1:] == st[:-1]) & (k[1:] == k[:-1]) & (c[1:] - c[:-1] <= max_shift)
     starts = np.flatnonzero(~same)
-    keep_idx = []
-    binds = binds.copy()
-    risk = risk.copy()
-    nb = nb.copy()
-    nr = nr.copy()
-    for r, a in enumerate(starts):
-        b = starts[r + 1] if r + 1 < len(starts) else len(key)
+    ends = np.concatenate([starts[1:], [len(k)]])
+    keep = np.empty(len(starts), dtype=np.int64)
+    groups: dict[int, np.ndarray] = {}
+    for r, (a, b) in enumerate(zip(starts, ends)):
         if b - a == 1:
-            keep_idx.append(a)
+            keep[r] = order[a]
             continue
-        best = a + int(np.argmax(nb[a:b]))
-        binds[best] = np.bitwise_or.reduce(binds[a:b], axis=0)
-        risk[best] = np.bitwise_or.reduce(risk[a:b], axis=0)
-        nb[best] = int(POPCOUNT8[binds[best]].sum())
-        nr[best] = int(POPCOUNT8[risk[best]].sum())
-        keep_idx.append(best)
-    del run
-    keep_idx = np.array(keep_idx, dtype=np.int64)
-    out = [c[keep_idx] for c in (column, strand, key, binds, risk, nb, nr)]
-    final = np.lexsort((out[1], out[0]))
-    return [c[final] for c in out]
+        members = order[a:b]
+        best = int(members[np.argmax(nb[members])])
+        keep[r] = best
+        groups[best] = members
+    keep = keep[np.lexsort((strand[keep], column[keep]))]
+    return keep, groups
 
 
 def _reference_repeats(collection: Collection, c5: int, L: int, W: int) -> np.ndarray:
@@ -487,33 +469,40 @@ def generate_guides(collection: Collection, enzyme: Enzyme, rules: RuleSet, *, m
                 o_jj = np.empty(cap, np.int64)
                 o_key = np.empty(cap, np.uint64)
                 o_b = np.empty((cap, nbytes), np.uint8)
-                o_r = np.empty((cap, nbytes), np.uint8)
                 o_nb = np.empty(cap, np.int64)
                 o_nr = np.empty(cap, np.int64)
                 n = _column_candidates(V, row_count, row_start, row_genomes, G, L, max_mismatches, *tab,
-                                       max_per_column, min_binds, o_jj, o_key, o_b, o_r, o_nb, o_nr)
+                                       max_per_column, min_binds, o_jj, o_key, o_b, o_nb, o_nr)
                 if n >= 0:
                     break
                 cap *= 4
-            parts.append((c0 + o_jj[:n], np.full(n, strand, np.int8), o_key[:n], o_b[:n].copy(), o_r[:n].copy(),
-                          o_nb[:n], o_nr[:n]))
+            parts.append((c0 + o_jj[:n], np.full(n, strand, np.int8), o_key[:n], o_b[:n].copy(), o_nb[:n],
+                          o_nr[:n]))
         if progress is not None:
             progress(c1 - lo, hi - lo)
     if parts:
-        cols = [np.concatenate([p[i] for p in parts]) for i in range(7)]
+        cols = [np.concatenate([p[i] for p in parts]) for i in range(6)]
     else:
         cols = [np.zeros(0, np.int64), np.zeros(0, np.int8), np.zeros(0, np.uint64),
-                np.zeros((0, nbytes), np.uint8), np.zeros((0, nbytes), np.uint8), np.zeros(0, np.int64),
-                np.zeros(0, np.int64)]
-    order = np.lexsort((cols[1], cols[0]))
-    cols = [c[order] for c in cols]
+                np.zeros((0, nbytes), np.uint8), np.zeros(0, np.int64), np.zeros(0, np.int64)]
+    del parts
+    column, strand, key, binds, nb, nr = cols
     # a spacer found more than once in the reference (a repeat, e.g. the coronavirus TRS motif) is dropped:
     # `check` assigns each oligo to the locus where it binds the reference best, so such a guide is ambiguous
     repeated = _reference_repeats(collection, c5, L, W)
-    if len(repeated):
-        keep = ~np.isin(cols[2], repeated)
-        cols = [c[keep] for c in cols]
-    cols = _merge_shifted(cols)
-    cand = GuideCandidates(enzyme, G, cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6], W)
+    ok = ~np.isin(key, repeated) if len(repeated) else np.ones(len(key), dtype=bool)
+    idx = np.flatnonzero(ok)
+    keep, groups = _merge_shifted(column[idx], strand[idx], key[idx], nb[idx], nr[idx])
+    rows = idx[keep]
+    out_binds = binds[rows]
+    out_nb, out_nr = nb[rows].copy(), nr[rows].copy()
+    for r, best in enumerate(keep):
+        members = groups.get(int(best))
+        if members is not None:
+            out_binds[r] = np.bitwise_or.reduce(binds[idx[members]], axis=0)
+            out_nb[r] = int(POPCOUNT8[out_binds[r]].sum())
+            out_nr[r] = max(out_nb[r], int(nr[idx[members]].max()))
+    del binds
+    cand = GuideCandidates(enzyme, G, column[rows], strand[rows], key[rows], out_binds, out_nb, out_nr, W)
     cand.core_offset = cand.column + np.where(cand.strand == 0, c5, c3)
     return cand

@@ -464,54 +464,51 @@ def read_collection(genome_paths: list[str | Path], reference: SeqRecord | None 
                     keep=None, progress=None) -> Collection:
     """Read target genomes (streamed by the project's FASTA reader) and project them onto the reference.
 
-    ``keep(record_id, lineage) -> bool`` filters genomes while reading (e.g. a temporal hold-out). Without a
-    reference the first genome is the reference. Lineages come from metadata, else from ids that look like
-    Pango names, else 'unassigned'.
+    ``keep(record_id, lineage) -> bool`` filters genomes while reading (e.g. a temporal hold-out; the lineage
+    is the metadata's, else the id). Without a reference the first genome is the reference. Lineages come from
+    metadata, else from ids that look like Pango names, else 'unassigned'.
     """
     from ..lineages import looks_like_pango
 
     metadata = read_metadata(metadata_path) if metadata_path else None
     ref = Reference.from_record(reference) if reference is not None else None
     ids: list[str] = []
-    lineages: list[str] = []
     rows: list[np.ndarray] = []
     reversed_ids: list[str] = []
     unanchored: dict[str, int] = {}
     seen: set[str] = set()
-    pending: list[SeqRecord] = []
-
-    def lineage_of(rid: str) -> str | None:
-        return metadata.lineage(rid) if metadata is not None else None
-
+    n_read = 0
+    # genomes are projected as they are read, so only one byte per reference column and genome is kept
     for path in genome_paths:
         for rec in read_fasta(path):
             if rec.id in seen:
                 raise InputError(path, f"duplicate record id '{rec.id}'", "give every genome a unique id",
                                  record=rec.id)
             seen.add(rec.id)
-            pending.append(rec)
-    if not pending:
+            n_read += 1
+            if ref is None:
+                ref = Reference.from_record(rec)
+            if keep is not None:
+                lin = metadata.lineage(rec.id) if metadata is not None else None
+                if not keep(rec.id, lin or rec.id):
+                    continue
+            row, rc, unknown = project(ref, rec.codes())
+            if rc:
+                reversed_ids.append(rec.id)
+            if unknown:
+                unanchored[rec.id] = unknown
+            ids.append(rec.id)
+            rows.append(row)
+            if progress is not None and n_read % 200 == 0:
+                progress(n_read, 0)
+    if n_read == 0:
         raise InputError(genome_paths[0] if genome_paths else None, "no genomes read", "give FASTA genomes")
-    if lineage_from_id is None:
-        lineage_from_id = metadata is None and looks_like_pango([r.id for r in pending])
-    if ref is None:
-        ref = Reference.from_record(pending[0])
-    for i, rec in enumerate(pending):
-        lin = lineage_of(rec.id) or (rec.id if lineage_from_id else "unassigned")
-        if keep is not None and not keep(rec.id, lin):
-            continue
-        row, rc, unknown = project(ref, rec.codes())
-        if rc:
-            reversed_ids.append(rec.id)
-        if unknown:
-            unanchored[rec.id] = unknown
-        ids.append(rec.id)
-        lineages.append(lin)
-        rows.append(row)
-        if progress is not None and i % 200 == 0:
-            progress(i + 1, len(pending))
     if not ids:
         raise InputError(genome_paths[0], "no genome left after filtering", "check the lineage filter")
+    if lineage_from_id is None:
+        lineage_from_id = metadata is None and looks_like_pango(ids)
+    lineages = [(metadata.lineage(i) if metadata is not None else None) or (i if lineage_from_id else "unassigned")
+                for i in ids]
     bases = np.stack(rows)
     weights = np.ones(len(ids), dtype=np.float64)
     return Collection(ref, ids, lineages, bases, weights, [str(p) for p in genome_paths], reversed_ids, unanchored)

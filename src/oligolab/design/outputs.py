@@ -72,7 +72,8 @@ def tables(result) -> dict[str, pd.DataFrame]:
             lin_total += 1
             lin_detected += int(k[0] == sel.sum())
             lin_rows.append({"assay": a.name, "lineage": lin, "lineage_group": groups.get(lin, lin),
-                             "genomes": int(sel.sum()), **{ASSAY_CALLS[j].replace(" ", "_"): int(k[j]) for j in range(4)},
+                             "genomes": int(sel.sum()),
+                             **{ASSAY_CALLS[j].replace(" ", "_"): int(k[j]) for j in range(4)},
                              "detected_fraction": round(k[0] / sel.sum(), 5)})
         for g in sorted(set(groups.get(x, x) for x in names)):
             sel = np.array([groups.get(x, x) == g for x in genome_lineage])
@@ -98,7 +99,8 @@ def tables(result) -> dict[str, pd.DataFrame]:
             "activity": round(act, 3) if not math.isnan(act) else float("nan"),
             "activity_kind": a.scores.get("activity_kind", ""),
             "robustness_penalty": a.scores.get("robustness_penalty", float("nan")),
-            "variable_columns_under_oligos": a.prescore["primer_variable_columns"] + a.prescore["guide_variable_columns"],
+            "variable_columns_under_oligos": (a.prescore["primer_variable_columns"]
+                                              + a.prescore["guide_variable_columns"]),
         })
         for o in a.oligos:
             oligos.append({"assay": a.name, "oligo": o.name, "role": o.role, "sequence": o.table_sequence,

@@ -165,7 +165,7 @@ def design(inputs: DesignInputs, options: DesignOptions = DesignOptions(),
         parse_region(options.region, reference, inputs.annotation)
     step("reading and projecting genomes")
     collection = read_collection(inputs.genomes, reference, inputs.metadata, keep=inputs.keep,
-                                 progress=lambda i, n: step("reading and projecting genomes", i / n))
+                                 progress=lambda i, n: step(f"reading and projecting genomes ({i:,})", 0.0))
     reference = collection.reference.record
     region = parse_region(options.region, reference, inputs.annotation)
     timings["read_project_s"] = time.perf_counter() - t0
@@ -211,7 +211,8 @@ def design(inputs: DesignInputs, options: DesignOptions = DesignOptions(),
             break
         excluded[newly] = True
     if not sets:
-        raise InputError(None, f"no guide set found: every candidate guide {('in ' + options.region) if options.region else ''}"
+        where = f" in {options.region}" if options.region else ""
+        raise InputError(None, f"no guide set found: every candidate guide{where}"
                          " has an off-target site or no window holds one", "widen --region or add --max-guides")
     timings["guide_sets_s"] = time.perf_counter() - t2
 

@@ -40,7 +40,8 @@ class PrimerRules:
     conditions: Conditions
 
     @classmethod
-    def from_table(cls, table: dict, tm_key: str | None = "tm_C", length_key: str = "primer_length_nt") -> "PrimerRules":
+    def from_table(cls, table: dict, tm_key: str | None = "tm_C",
+                   length_key: str = "primer_length_nt") -> "PrimerRules":
         cond = Conditions(**{k: float(v) for k, v in table["conditions"].items()})
         tm = tuple(table[tm_key]) if tm_key and tm_key in table else None
         return cls(tuple(table[length_key]), tm, tuple(table["gc_fraction"]), int(table["max_homopolymer_nt"]),

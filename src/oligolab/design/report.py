@@ -63,7 +63,8 @@ def render(result, tabs: dict, summary: dict) -> str:
         '<div class="kpis">'
         f'<div class="kpi"><b>{col.n:,}</b>target genomes ({len(set(col.lineages)):,} lineages)</div>'
         f'<div class="kpi"><b>{len(result.assays)}</b>assays ({e.name} + {o.amplification.upper()})</div>'
-        f'<div class="kpi"><b>{int((ds["detected_fraction"] >= 0.99999).sum()) if len(ds) else 0}</b>detect every genome</div>'
+        f'<div class="kpi"><b>{int((ds["detected_fraction"] >= 0.99999).sum()) if len(ds) else 0}</b>'
+        "detect every genome</div>"
         f'<div class="kpi"><b>{len(result.candidates):,}</b>candidate guides scored</div>'
         f'<div class="kpi"><b>{result.timings.get("total_s", 0):.0f} s</b>design time</div>'
         "</div>")
@@ -112,8 +113,9 @@ def render(result, tabs: dict, summary: dict) -> str:
             sites[[c for c in ("collection", "record", "assay", "oligo", "role", "call", "start", "end", "mismatches")
                    if c in sites.columns]], max_rows=60)
     if result.rejected:
-        rows = "".join(f"<li>{html_escape(a.name)}: {html_escape('; '.join(a.scores['specificity']['guide_sites'] + a.scores['specificity']['amplicons']))}</li>"
-                       for a in result.rejected)
+        rows = "".join(f"<li>{html_escape(a.name)}: " + html_escape("; ".join(
+            a.scores["specificity"]["guide_sites"] + a.scores["specificity"]["amplicons"])) + "</li>"
+            for a in result.rejected)
         spec_txt += f"<h3>Shortlisted assays rejected for off-target sites</h3><ul>{rows}</ul>"
     sections.append(("Specificity", spec_txt))
     # activity
@@ -138,8 +140,9 @@ def render(result, tabs: dict, summary: dict) -> str:
         act = ('<p class="explain">Cas12a activity is the project\'s activity model (trained on Kim et al. 2018 '
                "AsCas12a HT 1-1 only; predicted indel frequency, %, a proxy for crRNA quality: LbCas12a and "
                "trans-cleavage are not what it was trained on) on each guide's 34-nt context from the collection "
-               "consensus." + figure + " " + ("It was used to break ties in the ranking." if kind == "model" else
-                                               "<b>The model is not installed in this build, so activity was not used.</b>")
+               "consensus." + figure + " "
+               + ("It was used to break ties in the ranking." if kind == "model"
+                  else "<b>The model is not installed in this build, so activity was not used.</b>")
                + "</p>")
     sections.append(("Activity", act))
     sections.append(("Order sheet", table_html(tabs["order_sheet"], max_rows=400)))

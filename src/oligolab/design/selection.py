@@ -23,7 +23,7 @@ class GuideSet:
     members: list[int]  #: candidate indices, in the order chosen
     covered: np.ndarray  #: packed bitset of genomes where at least one member binds
     n_covered: int
-    n_risk: int  #: genomes where at least one member binds or is degraded
+    n_risk: int  #: genomes where the best member binds or is degraded (a tie-break)
     start: int  #: first reference column of the members' sites
     end: int  #: end (exclusive) of the members' sites
     strand: int  #: strand shared by the members (-1 when mixed)
@@ -47,24 +47,22 @@ def site_variability(cands: GuideCandidates, differ: np.ndarray) -> np.ndarray:
 
 
 def greedy_cover(cands: GuideCandidates, idx: np.ndarray, max_guides: int, tiebreak: np.ndarray,
-                 n_genomes: int) -> tuple[list[int], np.ndarray, np.ndarray]:
-    """Greedy set cover among candidates ``idx``: (chosen, binds bitset, binds-or-degraded bitset)."""
+                 n_genomes: int) -> tuple[list[int], np.ndarray]:
+    """Greedy set cover among candidates ``idx``: (chosen, bitset of genomes bound by one of them)."""
     covered = np.zeros(cands.binds.shape[1], dtype=np.uint8)
-    risk = np.zeros_like(covered)
     chosen: list[int] = []
     sub_b = cands.binds[idx]
-    sub_r = cands.risk[idx]
+    n_risk = cands.n_risk[idx].astype(np.float64)
     avail = np.ones(len(idx), dtype=bool)
     n_cov = 0
     for _ in range(max_guides):
         gain = POPCOUNT8[sub_b & ~covered].sum(axis=1)
-        gain_r = POPCOUNT8[sub_r & ~risk].sum(axis=1)
         gain = np.where(avail, gain, -1)
         if gain.max() <= 0:
             if chosen:
                 break
-        # lexicographic: gain, then gain in binds-or-degraded, then the tie-break score (higher better)
-        score = gain.astype(np.float64) * 1e6 + gain_r.astype(np.float64) + tiebreak[idx] * 1e-3
+        # lexicographic: gain, then genomes bound-or-degraded, then the tie-break score (higher better)
+        score = gain.astype(np.float64) * 1e6 + n_risk + tiebreak[idx] * 1e-3
         score = np.where(avail, score, -np.inf)
         best = int(np.argmax(score))
         if gain[best] <= 0 and chosen:
@@ -72,11 +70,10 @@ def greedy_cover(cands: GuideCandidates, idx: np.ndarray, max_guides: int, tiebr
         chosen.append(int(idx[best]))
         avail[best] = False
         covered |= sub_b[best]
-        risk |= sub_r[best]
         n_cov = int(POPCOUNT8[covered].sum())
         if n_cov >= n_genomes:
             break
-    return chosen, covered, risk
+    return chosen, covered
 
 
 def window_guide_sets(cands: GuideCandidates, window: int, step: int, max_guides: int, tiebreak: np.ndarray,
@@ -118,7 +115,7 @@ def window_guide_sets(cands: GuideCandidates, window: int, step: int, max_guides
             if len(idx) > top:
                 keep = np.argpartition(-rank_score[idx], top - 1)[:top]
                 idx = idx[keep]
-            chosen, covered, risk = greedy_cover(cands, idx, max_guides, tiebreak, n)
+            chosen, covered = greedy_cover(cands, idx, max_guides, tiebreak, n)
             if not chosen:
                 continue
             key = tuple(sorted(chosen))
@@ -126,7 +123,8 @@ def window_guide_sets(cands: GuideCandidates, window: int, step: int, max_guides
                 continue
             seen.add(key)
             st = {int(cands.strand[c]) for c in chosen}
-            out.append(GuideSet(chosen, covered, int(POPCOUNT8[covered].sum()), int(POPCOUNT8[risk].sum()),
+            out.append(GuideSet(chosen, covered, int(POPCOUNT8[covered].sum()),
+                                int(max(cands.n_risk[c] for c in chosen)),
                                 int(min(start_col[c] for c in chosen)), int(max(end_col[c] for c in chosen)),
                                 st.pop() if len(st) == 1 else -1, int(sum(variability[c] for c in chosen))))
     return out
