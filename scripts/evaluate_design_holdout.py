@@ -98,7 +98,7 @@ def main() -> None:
     published = [PUBLISHED / "detectr-broughton-2020.tsv", PUBLISHED / "sherlock-zhang-2020.tsv"]
     check_out = out / "check-holdout"
     run_check(CheckInputs(published + design_tsvs, [post], None, REFERENCE, ANNOTATION, ALIAS,
-                                   [NEIGHBOURS]), check_out, CheckOptions())
+                          [NEIGHBOURS]), check_out, CheckOptions())
     summary = pd.read_csv(check_out / "assay_summary.tsv", sep="\t")
     ex = pd.read_csv(check_out / "exclusivity_assays.tsv", sep="\t")
     design_df = pd.DataFrame(design_rows)

@@ -31,12 +31,15 @@ def _amplicon_figure(a) -> str:
         sites = [(o.start, o.end, o.strand)]
         if o.part_sites:
             sites = [(s, e, 1 - o.strand if k == 0 else o.strand) for k, (s, e) in enumerate(o.part_sites)]
-        for s, e, strand in sites:
+        labels = [o.role] if not o.part_sites else (["F1c", "F2"] if o.role == "FIP" else ["B1c", "B2"])
+        for (s, e, strand), label in zip(sites, labels):
             fig.add_trace(go.Scatter(x=[s + 1, e], y=[y, y], mode="lines", line=dict(width=10,
                           color=_ROLE_COLOUR.get(o.role, "#7f7f7f")), name=o.name, showlegend=False,
                           hovertemplate=f"{html_escape(o.name)} ({o.role}) {s + 1}-{e} {'+-'[strand]}<extra></extra>"))
+            fig.add_annotation(x=(s + 1 + e) / 2, y=y, text=f"{label} {'→' if strand == 0 else '←'}",
+                               showarrow=False, yshift=12, font=dict(size=11))
         y -= 1
-    fig.update_layout(height=60 + 22 * len(a.oligos), margin=dict(l=10, r=10, t=10, b=30),
+    fig.update_layout(height=70 + 30 * len(a.oligos), margin=dict(l=10, r=10, t=10, b=30),
                       yaxis=dict(showticklabels=False, zeroline=False),
                       xaxis=dict(title="reference position (nt)"), plot_bgcolor="#fff")
     return figure_div(fig)
@@ -85,7 +88,7 @@ def render(result, tabs: dict, summary: dict) -> str:
     sections.append(("Coverage by lineage group", '<p class="explain">Fraction of genomes detected in each lineage '
                      "group (groups follow the Pango alias key).</p>" + _heatmap(tabs["group_coverage"])))
     for a in result.assays:
-        olig = tabs["oligos"][tabs["oligos"]["assay"] == a.name].drop(columns=["assay"])
+        olig = tabs["oligos"][tabs["oligos"]["assay"] == a.name].drop(columns=["assay", "notes"])
         gd = tabs["guides"][tabs["guides"]["assay"] == a.name]
         gcols = ["oligo", "spacer", "crRNA", "site", "design_genomes_bound", "crRNA_mfe_kcal", "repeat_intact",
                  "spacer_paired_nt", "activity", "activity_kind"]
