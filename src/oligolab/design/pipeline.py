@@ -68,7 +68,7 @@ class DesignOptions:
     rules_path: str | None = None
     enzymes_dir: str | None = None
     threads: int | None = None
-    shortlist: int = 0  #: assays checked in full (default 5 x n_assays, at least 12)
+    shortlist: int = 0  #: assays checked in full (default 8 x n_assays, at least 24)
     max_windows: int = 400  #: guide sets tried for primers at most
     window_step: int = 5  #: nt between guide-set windows
 
@@ -221,7 +221,7 @@ def design(inputs: DesignInputs, options: DesignOptions = DesignOptions(),
     t3 = time.perf_counter()
     factory = PrimerFactory(collection, rules, options.max_mismatches)
     build = {"rpa": design_rpa, "lamp": design_lamp, "pcr": design_pcr}[chemistry]
-    shortlist_n = options.shortlist or max(12, 5 * options.n_assays)
+    shortlist_n = options.shortlist or max(24, 8 * options.n_assays)
     good: list[DesignedAssay] = []
     bad: list[DesignedAssay] = []
     taken: list[tuple[int, int]] = []
