@@ -101,6 +101,8 @@ def main() -> None:
                           [NEIGHBOURS]), check_out, CheckOptions())
     summary = pd.read_csv(check_out / "assay_summary.tsv", sep="\t")
     ex = pd.read_csv(check_out / "exclusivity_assays.tsv", sep="\t")
+    ex_sites = pd.read_csv(check_out / "exclusivity_sites.tsv", sep="\t")
+    guide_hits = ex_sites[(ex_sites["role"] == "crRNA") & ex_sites["call"].isin(["binds", "degraded"])]
     design_df = pd.DataFrame(design_rows)
     rows = []
     for r in summary.itertuples(index=False):
@@ -111,6 +113,12 @@ def main() -> None:
             source = "oligolab design"
         hits = ex[ex["assay"] == name]
         hit_txt = "; ".join(sorted({f"{x.record} ({x.outcome})" for x in hits.itertuples(index=False)})) or "none"
+        gh = guide_hits[guide_hits["assay"] == name]
+        guide_txt = "; ".join(sorted({f"{x.record} ({x.call}, {x.mismatches} mm)"
+                                      for x in gh.itertuples(index=False)}))
+        if "crRNA" not in set(ex_sites[ex_sites["assay"] == name]["role"]) and r.kind != "crispr":
+            guide_txt = "no guide"
+        guide_txt = guide_txt or "none"
         d = design_df[design_df["assay"] == name]
         rows.append({"assay": name, "source": source, "kind": r.kind, "oligos": r.oligos,
                      "design-set detected": (f"{int(d.design_detected.iloc[0])}/{int(d.design_genomes.iloc[0])}"
@@ -119,7 +127,7 @@ def main() -> None:
                      "not detected": int(r.not_detected), "hold-out lineages": int(r.genomes),
                      "detected %": round(100 * r.detected / r.genomes, 2),
                      "detected or at risk %": round(100 * (r.detected + r.at_risk) / r.genomes, 2),
-                     "off-target amplicons / detections": hit_txt})
+                     "off-target guide sites": guide_txt, "off-target amplicons / detections": hit_txt})
     table = pd.DataFrame(rows)
     order = {"published": 0, "oligolab design": 1}
     table = table.sort_values(["source", "assay"], key=lambda s: s.map(order) if s.name == "source" else s)
