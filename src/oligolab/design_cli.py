@@ -38,8 +38,8 @@ def design_command(
     alias_key: Optional[Path] = typer.Option(None, "--alias-key", help="Pango alias_key.json (lineage groups)."),
     off_target: list[Path] = typer.Option([], "--off-target", help="Off-target FASTA that designs must not "
                                           "detect (near neighbours, human background). Repeat."),
-    max_mismatches: int = typer.Option(3, "--max-mismatches", "-k", min=0, max=6,
-                                       help="Differences searched per site, as in check."),
+    max_mismatches: int = typer.Option(3, "--max-mismatches", "-k", min=0, max=4,
+                                       help="Differences searched per site, as in check (design: at most 4)."),
     max_gaps: int = typer.Option(2, "--max-gaps", min=0, max=2, help="Gap nucleotides per site, as in check."),
     rules: Optional[Path] = typer.Option(None, "--rules", help="Call rule file (TOML); default: shipped rules."),
     enzymes: Optional[Path] = typer.Option(None, "--enzymes", help="Folder of extra enzyme TOML files."),
