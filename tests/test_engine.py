@@ -188,3 +188,30 @@ def test_budgets_bound_the_hits(k):
     seqs = [r.codes() for r in pango_records(3)]
     hits, sites = search(ps, seqs, k, 0)
     assert (sites.mismatches[hits.site] + sites.unknown[hits.site]).max() <= k
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_seed_index_engine_finds_the_same_sites(k):
+    """The seed-index engine (for large non-redundant texts) reports exactly the mismatch-only sites of the
+    window-cache engine, on real isolates that carry ambiguity codes."""
+    from oligolab.assays import read_assays
+    from oligolab.engine import SeedEngine
+    from oligolab.sequences import read_fasta
+
+    from conftest import ARTIC, GENBANK
+
+    oligos = read_assays([DIAG_ASSAYS, ARTIC]).oligos
+    ps = PatternSet.from_oligos([o.name for o in oligos], [o.sequence for o in oligos])
+    seqs = [r.codes() for r in list(read_fasta(GENBANK))[:25]]
+    hits, sites = search(ps, seqs, k, 0)
+    expected = {(int(g), int(p), int(sites.pattern[x]), int(sites.mismatches[x]), int(sites.unknown[x]))
+                for g, p, x in zip(hits.genome, hits.pos, hits.site)}
+    engine = SeedEngine(ps, k, threads=2)
+    codes, ends = pack_batch(seqs)
+    got_hits = engine.search_codes(codes, ends)
+    engine.close()
+    s = engine.sites
+    got = {(int(g), int(p), int(s.pattern[x]), int(s.mismatches[x]), int(s.unknown[x]))
+           for g, p, x in zip(got_hits.genome, got_hits.pos, got_hits.site)}
+    assert len(expected) > 25 * 240
+    assert got == expected
