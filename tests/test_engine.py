@@ -213,5 +213,5 @@ def test_seed_index_engine_finds_the_same_sites(k):
     s = engine.sites
     got = {(int(g), int(p), int(s.pattern[x]), int(s.mismatches[x]), int(s.unknown[x]))
            for g, p, x in zip(got_hits.genome, got_hits.pos, got_hits.site)}
-    assert len(expected) > 25 * 240
+    assert len(expected) > 25 * 200  # (247 oligos, a few lost or weakened in some isolates)
     assert got == expected
