@@ -15,6 +15,15 @@ def _pill(call: str) -> str:
     return f'<span class="pill {_CALL_CLASS.get(call, "na")}">{html_escape(call)}</span>'
 
 
+def _verdict(row) -> str:
+    """A one-word verdict a laboratory director can act on."""
+    if row.not_detected_fraction >= 0.01:
+        return "failing"
+    if row.not_detected > 0 or (row.genomes and row.at_risk / row.genomes >= 0.10):
+        return "watch"
+    return "ok"
+
+
 def _pct(x: float) -> str:
     return "" if x != x else f"{100 * x:.1f}%"
 
@@ -49,15 +58,21 @@ def render(result, tables: dict, summary: dict) -> str:
     )
     sections.append(("Summary", kpis))
 
-    # assays at a glance
+    # assays at a glance, one table per panel (input file)
     view = assay_summary.sort_values(["not_detected_fraction", "at_risk", "assay"], ascending=[False, False, True])
-    view = view.assign(detected=view["detected_fraction"].map(_pct),
+    view = view.assign(verdict=[_verdict(r) for r in view.itertuples()],
+                       detected=view["detected_fraction"].map(_pct),
                        not_detected_pct=view["not_detected_fraction"].map(_pct))
-    cols = ["assay", "panel", "kind", "genomes", "detected", "at_risk", "no_data", "not_detected", "not_detected_pct"]
-    sections.append(("Assays at a glance", '<p class="explain">Sorted by the share of genomes an assay would '
-                     "miss. Counts are genomes.</p>" + table_html(
-                         view[cols].rename(columns={"detected": "detected %", "not_detected_pct": "missed %"}),
-                         max_rows=60)))
+    cols = ["verdict", "assay", "kind", "genomes", "detected", "at_risk", "no_data", "not_detected", "not_detected_pct"]
+    inner = ('<p class="explain">Sorted by the share of genomes an assay would miss. Counts are genomes. '
+             "<b>failing</b>: misses 1 % or more; <b>watch</b>: misses some, or 10 % or more are at risk; "
+             "<b>ok</b>: otherwise.</p>")
+    for panel in dict.fromkeys(view["panel"]):
+        sub = view[view["panel"] == panel][cols].rename(columns={"detected": "detected %",
+                                                                "not_detected_pct": "missed %"})
+        inner += f"<h3>{html_escape(panel)} ({len(sub)} assays)</h3>" + table_html(
+            sub, max_rows=40, classes={"verdict": lambda v: {"ok": "ok", "watch": "warn", "failing": "bad"}[v]})
+    sections.append(("Assays at a glance", inner))
 
     # heatmap: lineage groups x assays that are not perfect
     bad_assays = list(assay_summary.loc[assay_summary["detected_fraction"] < 0.99999, "assay"])
