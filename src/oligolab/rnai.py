@@ -285,8 +285,10 @@ class SirnaInputs:
 
 
 def read_variants(path: str | Path, transcript_id: str) -> list[tuple[int, float, str]]:
-    """Variants on the target transcript: (1-based position, allele frequency, label). TSV columns position,
-    frequency (optional transcript, id, ref, alt) or a VCF whose CHROM is the transcript id and INFO has AF."""
+    """Variants on the target transcript: (1-based position, allele frequency, label). A TSV with a position
+    column (position / transcript_position / nm_start, 1-based on the target transcript), a frequency column
+    (frequency / af) and optionally id / rsids and transcript_id; or a VCF whose CHROM is the transcript id and
+    whose INFO has AF. Compressed files are read as they are."""
     path = Path(path)
     out = []
     lines = [ln.decode("utf-8", errors="replace").rstrip("\n") for ln in _iter_lines(path)]
@@ -305,19 +307,26 @@ def read_variants(path: str | Path, transcript_id: str) -> list[tuple[int, float
             out.append((int(f[1]), float(m.group(1)), f[2] if f[2] != "." else f"{f[3]}{f[1]}{f[4]}"))
         return out
     header = [h.strip().lower() for h in lines[0].split("\t")]
-    if "position" not in header or "frequency" not in header:
-        raise InputError(path, "variant table needs columns 'position' and 'frequency'",
-                         "give a TSV with position (1-based on the target transcript) and frequency", line=1)
+    pos_col = next((c for c in ("position", "transcript_position", "nm_start") if c in header), None)
+    freq_col = next((c for c in ("frequency", "af", "allele_frequency") if c in header), None)
+    id_col = next((c for c in ("id", "rsids", "variant_id") if c in header), None)
+    if pos_col is None or freq_col is None:
+        raise InputError(path, "variant table needs a position column (position or nm_start, 1-based on the "
+                         "target transcript) and a frequency column (frequency or af)",
+                         "add the columns or give a VCF", line=1)
     for lineno, ln in enumerate(lines[1:], 2):
         if not ln.strip():
             continue
         row = dict(zip(header, ln.split("\t")))
-        if row.get("transcript") and row["transcript"] != transcript_id:
+        if row.get("transcript_id") and row["transcript_id"].split(".")[0] != transcript_id.split(".")[0]:
+            continue
+        if not row.get(pos_col) or not row.get(freq_col):
             continue
         try:
-            out.append((int(row["position"]), float(row["frequency"]), row.get("id") or f"pos{row['position']}"))
+            label = (row.get(id_col) or "") if id_col else ""
+            out.append((int(row[pos_col]), float(row[freq_col]), label or f"pos{row[pos_col]}"))
         except ValueError:
-            raise InputError(path, "position or frequency is not a number", "fix the row", line=lineno) from None
+            raise InputError(path, f"{pos_col} or {freq_col} is not a number", "fix the row", line=lineno) from None
     return out
 
 
