@@ -224,6 +224,27 @@ def missing_readings(run: Run) -> dict[int, np.ndarray]:
     return out
 
 
+def pad_unrecorded_start(run: Run) -> Run:
+    """Fill cycles that no curve recorded at the start of the run (files that begin at cycle 2 or 3).
+
+    Such cycles were never measured on the whole plate (an export or protocol choice, not a damaged reading);
+    they take each curve's first reading, as LinRegPCR does, and the run notes it.
+    """
+    used = (run.layout["role"] != "empty").to_numpy()
+    finite = np.isfinite(run.fluor[used]) if used.any() else np.isfinite(run.fluor)
+    recorded = finite.any(axis=0)
+    if not recorded.any() or recorded[0]:
+        return run
+    first = int(np.argmax(recorded))
+    fluor = run.fluor.copy()
+    fluor[:, :first] = fluor[:, first:first + 1]
+    meta = dict(run.meta)
+    meta["unrecorded_start"] = f"cycles 1-{first} were not recorded; each curve takes its cycle {first + 1} reading"
+    return Run(name=run.name, source=run.source, fluor=fluor, cycles=run.cycles, layout=run.layout,
+               instrument=run.instrument, fmt=run.fmt, plate_rows=run.plate_rows, plate_columns=run.plate_columns,
+               repaired=dict(run.repaired), meta=meta)
+
+
 def check_complete(run: Run) -> None:
     """Refuse a run with missing readings: one line naming the first well, its missing cycles and the count."""
     gaps = missing_readings(run)
