@@ -27,6 +27,7 @@ def fail(message: str, code: int = 2) -> None:
 
 #: modules whose import registers their commands on ``app`` (one per capability)
 COMMAND_MODULES = [
+    "lab_cli",
 ]
 
 

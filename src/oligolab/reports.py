@@ -16,7 +16,7 @@ import os
 import tempfile
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -60,6 +60,32 @@ def write_bytes(path: str | Path, data: bytes) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return Path(path)
+
+
+def append_line(path: str | Path, make_line: "Callable[[str], str]") -> str:
+    """Append one line to an append-only file under an exclusive lock, fsynced; returns the line written.
+
+    ``make_line`` receives the file's current content (to chain or number entries) and returns the new line
+    (without newline). Concurrent writers are serialised by the lock; nothing already written is rewritten.
+    """
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+", encoding="utf-8") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            fh.seek(0)
+            line = make_line(fh.read())
+            if "\n" in line:
+                raise ValueError("append_line writes exactly one line")
+            fh.seek(0, os.SEEK_END)
+            fh.write(line + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    return line
 
 
 def _json_default(obj: Any) -> Any:

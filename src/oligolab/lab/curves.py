@@ -165,6 +165,8 @@ def analyze_curves(run: Run, *, thresholds: dict[str, float] | None = None, min_
         "cq_td0": np.where(amplified, lrp.td0, np.nan),
         "cq_threshold": np.where(amplified, cq_thr, np.nan),
         "cq_sdm": np.where(amplified, cq_sdm, np.nan),
+        "cq_threshold_raw": cq_thr,
+        "cq_sdm_raw": cq_sdm,
         "threshold": thr_vec,
         "efficiency": np.where(lrp.baseline_error == 0, lrp.efficiency, np.nan),
         "mean_efficiency": np.where(lrp.mean_efficiency > 0, lrp.mean_efficiency, np.nan),

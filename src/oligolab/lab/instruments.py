@@ -177,6 +177,10 @@ def detect_format(path: str | Path) -> str:
     if fmt:
         return fmt
     first = next((ln for ln in text.split("\n") if ln.strip()), "")[:120]
+    cols = {c.strip().strip('"').lower() for c in first.split(_sniff_delimiter(first))}
+    if "well" in cols and ({"cq", "ct", "cт"} & cols) and "cycle" not in cols:
+        raise InputError(path, "this file holds Cq results but no amplification readings",
+                         "export the amplification data (cycle by cycle) and give this file as --plate-map", line=1)
     raise InputError(path, f"unknown instrument export (header: '{first}')", SUPPORTED_HELP, line=1)
 
 
@@ -518,3 +522,27 @@ def read_long(path: str | Path) -> Run:
                         "sample_type": "", "excluded": ""})
         curves.append((cyc, flu))
     return _curves_to_run(path, records, curves, "long", "", 8, 12)
+
+
+# ------------------------------------------------------------------------------------------------ writing
+
+def rdes_frame(run: Run) -> pd.DataFrame:
+    """A run as an RDES v1.0 amplification table (one row per curve, one column per cycle)."""
+    from .run import RDML_TYPE_OF_ROLE
+
+    lay = run.layout
+    used = (lay["role"] != "empty").to_numpy()
+    head = pd.DataFrame({
+        "Well": lay["well"], "Sample": lay["sample"],
+        "Sample Type": [st if st else RDML_TYPE_OF_ROLE[r] for st, r in zip(lay["sample_type"], lay["role"])],
+        "Target": lay["target"], "Target Type": "toi", "Dye": lay["dye"],
+        "Cq": lay["instrument_cq"] if "instrument_cq" in lay else np.nan})
+    values = pd.DataFrame(run.fluor, columns=[str(int(c)) for c in run.cycles])
+    return pd.concat([head, values], axis=1)[used].reset_index(drop=True)
+
+
+def write_rdes(run: Run, path: str | Path) -> Path:
+    """Write a run as an RDES v1.0 TSV file (atomically)."""
+    from ..reports import write_table
+
+    return write_table(rdes_frame(run), Path(path).with_suffix(".tsv"))

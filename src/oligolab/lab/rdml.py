@@ -9,6 +9,7 @@ curve per reaction ``data`` element (well x target). Melting curves and digital 
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 import zlib
 from functools import lru_cache
@@ -115,6 +116,9 @@ def read_rdml(path: str | Path, *, validate: bool = True) -> list[Run]:
         per: dict[str, str] = {}
         for t in s.findall(q("type")):
             per[t.get("targetId", "")] = (t.text or "unkn").strip()
+        for ann in s.findall(q("annotation")):
+            if (ann.findtext(q("property")) or "").strip() == ROLE_ANNOTATION:
+                per["__role__"] = (ann.findtext(q("value")) or "").strip()
         sample_types[s.get("id", "")] = per
     target_dye = {}
     for t in root.findall(q("target")):
@@ -189,8 +193,9 @@ def _read_run(path: Path, version: str, exp_id: str, run_el, q, sample_types, ta
             types = sample_types.get(sample, {})
             stype = types.get(target, types.get("", "unkn"))
             excl = (data.findtext(q("excl")) or "").strip()
+            role = types.get("__role__") or ROLE_OF_SAMPLE_TYPE.get(stype, "sample")
             records.append({"well": well, "sample": sample, "target": target, "dye": target_dye.get(target, ""),
-                            "role": ROLE_OF_SAMPLE_TYPE.get(stype, "sample"), "sample_type": stype,
+                            "role": role, "sample_type": stype,
                             "excluded": excl, "react_id": rid,
                             "instrument_cq": _opt_float(data.findtext(q("cq")))})
             curves.append((cyc.astype(np.int64), flu))
@@ -230,3 +235,86 @@ def load_rdml(path: str | Path, run: str | None = None, *, validate: bool = True
         if run in (r.meta["run"], r.name):
             return r
     raise InputError(path, f"no run '{run}'", "use one of: " + ", ".join(r.meta["run"] for r in runs))
+
+
+# ------------------------------------------------------------------------------------------------- writing
+
+#: sample annotation that carries oligolab's well role through RDML (RDML has no extraction-control type)
+ROLE_ANNOTATION = "oligolab role"
+
+
+def to_rdml_xml(run: Run, *, experiment: str = "oligolab", run_id: str | None = None) -> bytes:
+    """RDML 1.4 XML of a run (raw readings, layout and roles); valid against RDML_v1_4_CR.xsd."""
+    from .run import RDML_TYPE_OF_ROLE, well_sort_key
+
+    E = lambda tag, text=None, **attrs: _el(tag, text, **attrs)  # noqa: E731
+    root = etree.Element(f"{{{NS}}}rdml", nsmap={None: NS}, version="1.4")
+    used = run.layout[run.layout["role"] != "empty"]
+    root.append(E("dateMade", pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%dT%H:%M:%S")))
+    for dye in sorted(set(used["dye"]) | ({"unknown"} if (used["dye"] == "").any() else set())):
+        if dye:
+            root.append(E("dye", id=dye))
+    for sample, grp in used.groupby("sample", sort=False):
+        s = E("sample", id=sample)
+        role = grp["role"].iat[0]
+        ann = E("annotation")
+        ann.append(E("property", ROLE_ANNOTATION))
+        ann.append(E("value", role))
+        s.append(ann)
+        s.append(E("type", grp["sample_type"].iat[0] if grp["sample_type"].iat[0] in ROLE_OF_SAMPLE_TYPE
+                   else RDML_TYPE_OF_ROLE[role]))
+        root.append(s)
+    for target, grp in used.groupby("target", sort=False):
+        t = E("target", id=target)
+        t.append(E("type", "toi"))
+        t.append(E("dyeId", id=grp["dye"].iat[0] or "unknown"))
+        root.append(t)
+    exp = E("experiment", id=experiment)
+    r = E("run", id=run_id or run.name)
+    if run.instrument:
+        r.append(E("instrument", run.instrument))
+    fmt = E("pcrFormat")
+    for tag, text in (("rows", run.plate_rows), ("columns", run.plate_columns), ("rowLabel", "ABC"),
+                      ("columnLabel", "123")):
+        fmt.append(E(tag, str(text)))
+    r.append(fmt)
+    for well in sorted(used["well"].unique(), key=well_sort_key):
+        rows = used[used["well"] == well]
+        m = re.match(r"^([A-Z]+)(\d+)$", well)
+        pos = (ord(m.group(1)[-1]) - ord("A")) * run.plate_columns + int(m.group(2)) if m else int(well)
+        react = E("react", id=str(pos))
+        react.append(E("sample", id=rows["sample"].iat[0]))
+        for i in rows.index:
+            data = E("data")
+            data.append(E("tar", id=run.layout.at[i, "target"]))
+            if run.layout.at[i, "excluded"]:
+                data.append(E("excl", run.layout.at[i, "excluded"]))
+            for cyc, value in zip(run.cycles, run.fluor[i]):
+                if np.isfinite(value):
+                    adp = E("adp")
+                    adp.append(E("cyc", str(int(cyc))))
+                    adp.append(E("fluor", repr(float(value))))
+                    data.append(adp)
+            react.append(data)
+        r.append(react)
+    exp.append(r)
+    root.append(exp)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=False)
+
+
+def _el(tag: str, text: str | None = None, **attrs: str) -> etree._Element:
+    el = etree.Element(f"{{{NS}}}{tag}", **attrs)
+    if text is not None:
+        el.text = text
+    return el
+
+
+def write_rdml(run: Run, path: str | Path, **kwargs) -> Path:
+    """Write a run as an RDML 1.4 file (zip holding rdml_data.xml), atomically."""
+    from ..reports import atomic_path
+
+    data = to_rdml_xml(run, **kwargs)
+    with atomic_path(path) as tmp:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("rdml_data.xml", data)
+    return Path(path)

@@ -237,7 +237,10 @@ def pad_unrecorded_start(run: Run) -> Run:
         return run
     first = int(np.argmax(recorded))
     fluor = run.fluor.copy()
-    fluor[:, :first] = fluor[:, first:first + 1]
+    for i in range(fluor.shape[0]):
+        ok = np.flatnonzero(np.isfinite(fluor[i]))
+        if ok.size:
+            fluor[i, :first] = fluor[i, ok[0]]
     meta = dict(run.meta)
     meta["unrecorded_start"] = f"cycles 1-{first} were not recorded; each curve takes its cycle {first + 1} reading"
     return Run(name=run.name, source=run.source, fluor=fluor, cycles=run.cycles, layout=run.layout,

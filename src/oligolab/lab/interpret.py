@@ -1,0 +1,181 @@
+"""Apply a rule set to analysed curves: run validity from the controls, then one call per sample.
+
+Per target, a sample's curves give one outcome: ``positive`` (amplified, Cq below the target's cutoff),
+``negative`` (not amplified, or amplified at or after the cutoff), ``indeterminate`` (replicates disagree, the
+curve was excluded, or an amplified curve has no Cq by the rule set's method) or ``missing`` (not run).
+Controls must show their expected outcomes for every target run on the plate; one failed control makes the
+run invalid and every sample "run_invalid". Samples whose curves carry review flags, whose positives are weak,
+or that fall to the rule set's default row are held for review.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+from . import qc
+from .rules import RuleSet
+
+#: statuses of a sample result
+STATUS_RELEASE, STATUS_REVIEW, STATUS_RERUN = "release", "review", "rerun"
+
+
+@dataclass
+class Interpretation:
+    """Run validity, control checks and per-sample calls."""
+
+    samples: pd.DataFrame
+    controls: pd.DataFrame
+    valid: bool
+    problems: list[str] = field(default_factory=list)
+    unmapped_targets: list[str] = field(default_factory=list)
+
+
+def map_targets(table: pd.DataFrame, ruleset: RuleSet, source: str = "run") -> tuple[pd.Series, list[str]]:
+    """Rule target for each curve ('' for targets the rule set does not know) and the unknown target names."""
+    names = table["target"].astype(str)
+    lookup = {t: (ruleset.target_of(t) or "") for t in names.unique()}
+    mapped = names.map(lookup)
+    used = table["role"] != "empty"
+    unknown = sorted({t for t, m in lookup.items() if not m and (used & (names == t)).any()})
+    if used.any() and not (mapped[used] != "").any():
+        raise InputError(source, f"none of the run's targets ({', '.join(sorted(names[used].unique()))}) is a target "
+                         f"of rule set {ruleset.label()} ({', '.join(ruleset.targets)})",
+                         f"add the run's target names as aliases in a lab rule file (extends: {ruleset.id})")
+    return mapped, unknown
+
+
+def _curve_outcome(row: pd.Series, cq_col: str, cutoff: float) -> tuple[str, float]:
+    if row["excluded"]:
+        return "indeterminate", np.nan
+    if not row["amplified"]:
+        return "negative", np.nan
+    cq = row[cq_col]
+    if not np.isfinite(cq):
+        return "indeterminate", np.nan
+    return ("positive" if cq < cutoff else "negative"), float(cq)
+
+
+def group_outcome(curves: pd.DataFrame, cq_col: str, cutoff: float) -> tuple[str, float, str]:
+    """Outcome, mean Cq (cycles) and a note for one sample's curves of one target (replicates combined)."""
+    if curves.empty:
+        return "missing", np.nan, ""
+    results = [_curve_outcome(r, cq_col, cutoff) for _, r in curves.iterrows()]
+    kinds = {k for k, _ in results}
+    cqs = [c for _, c in results if np.isfinite(c)]
+    cq = float(np.mean(cqs)) if cqs else np.nan
+    if len(kinds) == 1:
+        return kinds.pop(), cq, ""
+    return "indeterminate", cq, "replicates disagree: " + ", ".join(k for k, _ in results)
+
+
+def _outcomes(group: pd.DataFrame, ruleset: RuleSet) -> dict[str, tuple[str, float, str]]:
+    out = {}
+    for name, t in ruleset.targets.items():
+        out[name] = group_outcome(group[group["rule_target"] == name], ruleset.cq_column, t.positive_below)
+    return out
+
+
+def _review_reasons(group: pd.DataFrame, outcomes: dict, ruleset: RuleSet) -> list[str]:
+    reasons = []
+    for _, r in group[group["rule_target"] != ""].iterrows():
+        for f in filter(None, str(r["flags"]).split(";")):
+            if qc.needs_review([f]):
+                reasons.append(f"{r['well']} {r['rule_target']}: {qc.describe(f)}")
+    for name, (kind, cq, note) in outcomes.items():
+        t = ruleset.targets[name]
+        if kind == "positive" and t.review_above is not None and cq >= t.review_above:
+            reasons.append(f"{name}: weak positive (Cq {cq:.1f} >= {t.review_above:g})")
+        if kind == "indeterminate":
+            reasons.append(f"{name}: indeterminate{' (' + note + ')' if note else ''}")
+    return reasons
+
+
+def check_controls(table: pd.DataFrame, ruleset: RuleSet) -> tuple[pd.DataFrame, list[str]]:
+    """One row per control well group with its outcomes and verdict, and the list of run problems."""
+    rows, problems = [], []
+    run_targets = set(table.loc[(table["role"] != "empty") & (table["rule_target"] != ""), "rule_target"])
+    for role, rule in ruleset.controls.items():
+        groups = table[table["role"] == role].groupby("sample", sort=False)
+        if len(groups) == 0:
+            if rule.required:
+                problems.append(f"no {rule.name} on the plate: the run cannot be validated")
+            continue
+        for sample, group in groups:
+            outcomes = _outcomes(group, ruleset)
+            failures = []
+            for target, expected in rule.expect.items():
+                if target not in run_targets or expected == "any":
+                    continue
+                kind, cq, _ = outcomes[target]
+                if kind != expected:
+                    got = f"{kind}" + (f" at Cq {cq:.1f}" if np.isfinite(cq) else "")
+                    failures.append(f"{target} {got}, expected {expected}")
+                lo, hi = rule.cq_range.get(target, (None, None))
+                if kind == "positive" and ((lo is not None and cq < lo) or (hi is not None and cq > hi)):
+                    failures.append(f"{target} Cq {cq:.1f} outside [{lo if lo is not None else '-'}, "
+                                    f"{hi if hi is not None else '-'}]")
+            review = _review_reasons(group, {k: v for k, v in outcomes.items() if k in run_targets}, ruleset)
+            row = {"role": role, "control": rule.name, "sample": sample,
+                   "wells": ",".join(sorted(set(group["well"]), key=_well_key)),
+                   "passed": not failures, "problems": "; ".join(failures), "review": "; ".join(review)}
+            for target, (kind, cq, _) in outcomes.items():
+                row[f"{target}_outcome"] = kind
+                row[f"{target}_cq"] = cq
+            rows.append(row)
+            if failures:
+                problems.append(f"{rule.name} '{sample}' failed ({'; '.join(failures)}): {rule.failure}")
+    return pd.DataFrame(rows), problems
+
+
+def _well_key(w: str):
+    from .run import well_sort_key
+
+    return well_sort_key(w)
+
+
+def interpret(table: pd.DataFrame, ruleset: RuleSet, source: str = "run") -> Interpretation:
+    """Validate the run by its controls and call every patient sample (role 'sample')."""
+    table = table.copy()
+    table["rule_target"], unknown = map_targets(table, ruleset, source)
+    controls, problems = check_controls(table, ruleset)
+    valid = not problems
+    rows = []
+    for sample, group in table[table["role"] == "sample"].groupby("sample", sort=False):
+        outcomes = _outcomes(group, ruleset)
+        rule = ruleset.interpret({k: v[0] for k, v in outcomes.items()})
+        reasons = _review_reasons(group, outcomes, ruleset)
+        if rule is ruleset.default:
+            reasons.append("no rule of the decision table matches")
+        if not valid:
+            call, status, report, action = "run_invalid", STATUS_RERUN, "Run invalid: " + problems[0], "Repeat the run"
+        else:
+            call, report, action = rule.call, rule.report, rule.action
+            status = STATUS_REVIEW if reasons else STATUS_RELEASE
+        row = {"sample": sample, "wells": ",".join(sorted(set(group["well"]), key=_well_key)), "call": call,
+               "rule_call": rule.call, "status": status, "report": report, "action": action,
+               "review_reasons": "; ".join(reasons)}
+        for target, (kind, cq, _) in outcomes.items():
+            row[f"{target}_outcome"] = kind
+            row[f"{target}_cq"] = cq
+        rows.append(row)
+    samples = pd.DataFrame(rows)
+    return Interpretation(samples=samples, controls=controls, valid=valid, problems=problems,
+                          unmapped_targets=unknown)
+
+
+def summarize_without_rules(table: pd.DataFrame) -> pd.DataFrame:
+    """Per-sample summary when no rule set applies: per target, amplification and mean TD0 Cq (cycles)."""
+    rows = []
+    used = table[table["role"] != "empty"]
+    for (sample, role), group in used.groupby(["sample", "role"], sort=False):
+        row = {"sample": sample, "role": role, "wells": ",".join(sorted(set(group["well"]), key=_well_key)),
+               "status": STATUS_REVIEW if group["review"].any() else STATUS_RELEASE}
+        for target, g in group.groupby("target", sort=False):
+            row[f"{target}_amplified"] = f"{int(g['amplified'].sum())}/{len(g)}"
+            row[f"{target}_cq"] = float(g["cq_td0"].mean()) if g["amplified"].any() else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
