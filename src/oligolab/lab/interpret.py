@@ -143,11 +143,15 @@ def interpret(table: pd.DataFrame, ruleset: RuleSet, source: str = "run") -> Int
     table["rule_target"], unknown = map_targets(table, ruleset, source)
     controls, problems = check_controls(table, ruleset)
     valid = not problems
+    held_by_controls = []
+    if not controls.empty:
+        held_by_controls = [f"control {r['sample']} flagged ({r['review']})"
+                            for _, r in controls.iterrows() if r["passed"] and r["review"]]
     rows = []
     for sample, group in table[table["role"] == "sample"].groupby("sample", sort=False):
         outcomes = _outcomes(group, ruleset)
         rule = ruleset.interpret({k: v[0] for k, v in outcomes.items()})
-        reasons = _review_reasons(group, outcomes, ruleset)
+        reasons = _review_reasons(group, outcomes, ruleset) + held_by_controls
         if rule is ruleset.default:
             reasons.append("no rule of the decision table matches")
         if not valid:
