@@ -173,13 +173,20 @@ def interpret(table: pd.DataFrame, ruleset: RuleSet, source: str = "run") -> Int
 
 def summarize_without_rules(table: pd.DataFrame) -> pd.DataFrame:
     """Per-sample summary when no rule set applies: per target, amplification and mean TD0 Cq (cycles)."""
+    groups: dict[tuple, list[int]] = {}
+    samples, roles, targets = (table[c].to_numpy(dtype=object) for c in ("sample", "role", "target"))
+    wells, amp, review = table["well"].to_numpy(dtype=object), table["amplified"].to_numpy(), table["review"].to_numpy()
+    cq = table["cq_td0"].to_numpy(dtype=np.float64)
+    for i in range(len(table)):
+        if roles[i] != "empty":
+            groups.setdefault((samples[i], roles[i]), []).append(i)
     rows = []
-    used = table[table["role"] != "empty"]
-    for (sample, role), group in used.groupby(["sample", "role"], sort=False):
-        row = {"sample": sample, "role": role, "wells": ",".join(sorted(set(group["well"]), key=_well_key)),
-               "status": STATUS_REVIEW if group["review"].any() else STATUS_RELEASE}
-        for target, g in group.groupby("target", sort=False):
-            row[f"{target}_amplified"] = f"{int(g['amplified'].sum())}/{len(g)}"
-            row[f"{target}_cq"] = float(g["cq_td0"].mean()) if g["amplified"].any() else np.nan
+    for (sample, role), idx in groups.items():
+        row = {"sample": sample, "role": role, "wells": ",".join(sorted({wells[i] for i in idx}, key=_well_key)),
+               "status": STATUS_REVIEW if review[idx].any() else STATUS_RELEASE}
+        for target in dict.fromkeys(targets[i] for i in idx):
+            sel = [i for i in idx if targets[i] == target]
+            row[f"{target}_amplified"] = f"{int(amp[sel].sum())}/{len(sel)}"
+            row[f"{target}_cq"] = float(np.nanmean(cq[sel])) if amp[sel].any() else np.nan
         rows.append(row)
     return pd.DataFrame(rows)

@@ -158,9 +158,11 @@ def curve_flags(run: Run, lrp: LinRegResult, table: pd.DataFrame, sigma: np.ndar
 def replicate_flags(table: pd.DataFrame, flags: list[list[str]], *, max_sd: float = REPLICATE_MAX_SD,
                     cq_column: str = "cq_td0") -> None:
     """Flag replicate groups (same sample, target, role) whose amplification calls or Cq values disagree."""
-    used = (table["role"] != "empty").to_numpy()
-    keys = (table["sample"] + "\x1f" + table["target"] + "\x1f" + table["role"]).to_numpy(dtype=object)
-    codes, _ = pd.factorize(keys)
+    roles = table["role"].to_numpy(dtype=object)
+    used = roles != "empty"
+    keys = list(zip(table["sample"].to_numpy(dtype=object), table["target"].to_numpy(dtype=object), roles))
+    index: dict[tuple, int] = {}
+    codes = np.array([index.setdefault(k, len(index)) for k in keys], dtype=np.int64)
     codes = np.where(used, codes, -1)
     amp = table["amplified"].to_numpy()
     cq = table[cq_column].to_numpy(dtype=np.float64)

@@ -37,7 +37,8 @@ def wells_frame(result: PlateResult) -> pd.DataFrame:
     t = result.table
     cols = [c for c in WELL_COLUMNS if c in t.columns]
     out = t[cols].rename(columns=WELL_COLUMNS)
-    order = sorted(range(len(out)), key=lambda i: (well_sort_key(out["well"].iat[i]), out["target"].iat[i]))
+    wells, targets = out["well"].tolist(), out["target"].tolist()
+    order = sorted(range(len(out)), key=lambda i: (well_sort_key(wells[i]), targets[i]))
     return out.iloc[order].reset_index(drop=True)
 
 
@@ -76,44 +77,50 @@ def write_outputs(result: PlateResult, out_dir: str | Path, *, html: bool = True
 # ------------------------------------------------------------------------------------------------ figures
 
 def _curve_figures(result: PlateResult) -> list[tuple[str, str]]:
-    import plotly.graph_objects as go
-
+    """One log-scale chart of baseline-corrected curves per target: amplified, not amplified, flagged."""
     t = result.table
     corrected = result.curves.corrected
-    cycles = result.run.cycles
+    cycles = result.run.cycles.tolist()
+    wells, samples, roles = (t[c].to_numpy(dtype=object) for c in ("well", "sample", "role"))
+    targets = t["target"].to_numpy(dtype=object)
+    review, amplified = t["review"].to_numpy(), t["amplified"].to_numpy()
+    colors = {"amplified": "#1a7f37", "not amplified": "#8c959f", "flagged for review": "#d4a72c"}
     out = []
-    used = t["role"] != "empty"
-    for target in pd.unique(t.loc[used, "target"]):
-        idx = np.flatnonzero((t["target"] == target).to_numpy() & used.to_numpy())
-        groups = {"amplified": [], "not amplified": [], "flagged for review": []}
+    used = roles != "empty"
+    for target in dict.fromkeys(targets[used]):
+        idx = np.flatnonzero((targets == target) & used)
+        groups: dict[str, list[int]] = {k: [] for k in colors}
         for i in idx:
-            key = "flagged for review" if t["review"].iat[i] else (
-                "amplified" if t["amplified"].iat[i] else "not amplified")
-            groups[key].append(i)
-        colors = {"amplified": "#1a7f37", "not amplified": "#8c959f", "flagged for review": "#d4a72c"}
+            key = "flagged for review" if review[i] else ("amplified" if amplified[i] else "not amplified")
+            groups[key].append(int(i))
         traces = []
         for name, members in groups.items():
             if not members:
                 continue
-            xs, ys, texts = [], [], []
+            xs: list = []
+            ys: list = []
+            texts: list = []
             for i in members:
-                label = f"{t['well'].iat[i]} {t['sample'].iat[i]} ({t['role'].iat[i]})"
-                xs.extend(cycles.tolist() + [None])
-                ys.extend(np.where(corrected[i] > 0, corrected[i], np.nan).tolist() + [None])
-                texts.extend([label] * len(cycles) + [None])
-            traces.append(go.Scattergl(x=xs, y=ys, text=texts, mode="lines", name=f"{name} ({len(members)})",
-                                       line={"color": colors[name], "width": 1.2},
-                                       hovertemplate="%{text}<br>cycle %{x}<br>%{y:.4g}<extra></extra>"))
+                y = corrected[i]
+                xs += cycles + [None]
+                ys += [float(v) if v > 0 else None for v in y] + [None]
+                texts += [f"{wells[i]} {samples[i]} ({roles[i]})"] * len(cycles) + [None]
+            traces.append({"type": "scattergl", "mode": "lines", "x": xs, "y": ys, "text": texts,
+                           "name": f"{name} ({len(members)})", "line": {"color": colors[name], "width": 1.2},
+                           "hovertemplate": "%{text}<br>cycle %{x}<br>%{y:.4g}<extra></extra>"})
+        layout = {"margin": {"l": 60, "r": 20, "t": 30, "b": 40}, "template": "plotly_white",
+                  "title": {"text": f"{target}: baseline-corrected fluorescence", "font": {"size": 14}},
+                  "xaxis": {"title": {"text": "cycle"}}, "yaxis": {"title": {"text": "fluorescence (log scale)"},
+                                                                   "type": "log"},
+                  "legend": {"orientation": "h", "y": -0.2}, "paper_bgcolor": "#fff", "plot_bgcolor": "#fff"}
         thr = result.curves.thresholds.get(str(target))
-        fig = go.Figure(traces)
         if thr and np.isfinite(thr):
-            fig.add_hline(y=thr, line={"dash": "dash", "color": "#cf222e", "width": 1},
-                          annotation_text="threshold", annotation_position="top left")
-        fig.update_layout(height=360, margin={"l": 60, "r": 20, "t": 30, "b": 40}, template="plotly_white",
-                          title={"text": f"{target}: baseline-corrected fluorescence", "font": {"size": 14}},
-                          xaxis_title="cycle", yaxis_title="fluorescence (log scale)", yaxis_type="log",
-                          legend={"orientation": "h", "y": -0.2})
-        out.append((str(target), reports.figure_div(fig)))
+            layout["shapes"] = [{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": thr, "y1": thr,
+                                 "line": {"dash": "dash", "color": "#cf222e", "width": 1}}]
+            layout["annotations"] = [{"xref": "paper", "x": 0, "y": float(np.log10(thr)), "text": "threshold",
+                                      "showarrow": False, "xanchor": "left", "yanchor": "bottom",
+                                      "font": {"color": "#cf222e", "size": 11}}]
+        out.append((str(target), reports.plotly_div(traces, layout, height=360)))
     return out
 
 
@@ -124,10 +131,11 @@ def _plate_grid(result: PlateResult) -> str:
     if not result.samples.empty and "final_call" in result.samples:
         call_of = dict(zip(result.samples["sample"], result.samples["final_call"]))
     by_well: dict[str, dict] = {}
-    for _, r in t.iterrows():
-        d = by_well.setdefault(r["well"], {"sample": r["sample"], "role": r["role"], "review": False, "amp": []})
-        d["review"] |= bool(r["review"])
-        d["amp"].append(f"{r['target']}{'+' if r['amplified'] else '-'}")
+    for well, sample, role, review, target, amp in zip(*(t[c].tolist() for c in (
+            "well", "sample", "role", "review", "target", "amplified"))):
+        d = by_well.setdefault(well, {"sample": sample, "role": role, "review": False, "amp": []})
+        d["review"] |= bool(review)
+        d["amp"].append(f"{target}{'+' if amp else '-'}")
     rows, cols = result.run.plate_rows, result.run.plate_columns
     head = "".join(f"<th>{c + 1}</th>" for c in range(cols))
     body = []

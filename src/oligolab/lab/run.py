@@ -163,24 +163,24 @@ def make_run(name: str, source: str | Path, fluor: np.ndarray, cycles: np.ndarra
         padded[:, cycles_f.astype(np.int64) - 1] = fluor
         fluor, cycles = padded, full
     cycles = full
-    layout = layout.reset_index(drop=True).copy()
-    for col in LAYOUT_COLUMNS:
-        if col not in layout.columns:
-            layout[col] = "" if col != "excluded" else ""
-    layout["well"] = layout["well"].map(normalize_well)
-    for col in ("sample", "target", "dye", "sample_type", "excluded"):
-        layout[col] = layout[col].fillna("").astype(str).str.strip()
     if len(layout) != fluor.shape[0]:
         raise InputError(source, "layout rows do not match the curves", "re-export the run")
-    layout["role"] = [normalize_role(r, path=source, well=w) for r, w in zip(layout["role"], layout["well"])]
-    for idx, row in layout.iterrows():
-        if row["role"] == "empty":
+    layout = layout.reset_index(drop=True)
+    cols: dict[str, list] = {}
+    for col in ("well", "sample", "target", "dye", "role", "sample_type", "excluded"):
+        values = layout[col].tolist() if col in layout.columns else [""] * len(layout)
+        cols[col] = ["" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v).strip() for v in values]
+    cols["well"] = [normalize_well(w) for w in cols["well"]]
+    cols["role"] = [normalize_role(r, path=source, well=w) for r, w in zip(cols["role"], cols["well"])]
+    for w, role, sample, target in zip(cols["well"], cols["role"], cols["sample"], cols["target"]):
+        if role == "empty":
             continue
-        missing = [c for c in ("sample", "target") if not row[c]]
+        missing = [c for c, v in (("sample", sample), ("target", target)) if not v]
         if missing:
             raise InputError(source, f"no {' or '.join(missing)} in the plate layout",
-                             "give every used well a sample and a target (plate map), or mark it empty",
-                             record=row["well"])
+                             "give every used well a sample and a target (plate map), or mark it empty", record=w)
+    extra = {c: layout[c].to_numpy() for c in layout.columns if c not in LAYOUT_COLUMNS}
+    layout = pd.DataFrame({**{c: np.array(v, dtype=object) for c, v in cols.items()}, **extra})
     dup = layout.duplicated(["well", "target"], keep=False) & (layout["role"] != "empty")
     if dup.any():
         first = layout[dup].iloc[0]
@@ -192,8 +192,7 @@ def make_run(name: str, source: str | Path, fluor: np.ndarray, cycles: np.ndarra
                          record=layout["well"].iat[r])
     if plate_rows is None or plate_columns is None:
         plate_rows, plate_columns = guess_plate(layout["well"])
-    return Run(name=name, source=source, fluor=fluor, cycles=cycles, layout=layout[LAYOUT_COLUMNS + [
-        c for c in layout.columns if c not in LAYOUT_COLUMNS]], instrument=instrument, fmt=fmt,
+    return Run(name=name, source=source, fluor=fluor, cycles=cycles, layout=layout, instrument=instrument, fmt=fmt,
         plate_rows=int(plate_rows), plate_columns=int(plate_columns), meta=dict(meta or {}))
 
 
