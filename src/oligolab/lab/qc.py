@@ -56,9 +56,10 @@ def describe(flag: str) -> str:
 
 
 def _jump_cycles(fluor: np.ndarray, sigma: np.ndarray, base: np.ndarray) -> np.ndarray:
-    """(curves x cycles) bool: readings far from a quadratic through their two neighbours on each side."""
+    """(curves x cycles) ratio of each reading's departure from a quadratic through its two neighbours on each
+    side to the allowed departure; above 1 is a jump (the worst reading of a jump has the largest ratio)."""
     n, c = fluor.shape
-    out = np.zeros((n, c), dtype=bool)
+    out = np.zeros((n, c))
     if c < 5:
         return out
     a1 = (fluor[:, 1:-3] + fluor[:, 3:-1]) / 2.0    # mean of the +-1 neighbours, centre index 2..c-3
@@ -67,7 +68,7 @@ def _jump_cycles(fluor: np.ndarray, sigma: np.ndarray, base: np.ndarray) -> np.n
     resid = np.abs(fluor[:, 2:-2] - predicted)
     height = np.abs(fluor[:, 2:-2] - base[:, None])
     limit = np.maximum(JUMP_NOISE_SD * sigma[:, None], JUMP_HEIGHT_FRACTION * height)
-    out[:, 2:-2] = resid > limit
+    out[:, 2:-2] = resid / limit
     return out
 
 
@@ -140,12 +141,12 @@ def curve_flags(run: Run, lrp: LinRegResult, table: pd.DataFrame, sigma: np.ndar
         scale = height[i] if amplified[i] else ref.get(targets[i], any_ref)
         if np.isfinite(drift[i]) and np.isfinite(scale) and scale > 0 and abs(drift[i]) > MAX_DRIFT_FRACTION * scale:
             f.append(f"baseline_drift:{'up' if drift[i] > 0 else 'down'} {abs(drift[i]) / scale:.0%} of height")
-        hits = np.flatnonzero(jumps[i])
-        late = hits[hits >= 5]
-        if late.size:
-            f.append(f"jump:cycle {int(late[0]) + 1}")
-        elif hits.size:
-            f.append(f"early_jump:cycle {int(hits[0]) + 1}")
+        ratio = jumps[i]
+        late = ratio[5:]
+        if late.size and late.max() > 1.0:
+            f.append(f"jump:cycle {int(np.argmax(late)) + 6}")
+        elif ratio[:5].max() > 1.0:
+            f.append(f"early_jump:cycle {int(np.argmax(ratio[:5])) + 1}")
         if saturated[i]:
             f.append("saturation")
         if amplified[i] and not lrp.plateau[i]:
