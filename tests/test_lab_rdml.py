@@ -18,6 +18,16 @@ DATA = Path(__file__).resolve().parents[1] / "data" / "qpcr"
 SHIPPED = sorted(p.name for p in DATA.glob("*.rdml"))
 
 
+_RESULTS: dict = {}
+
+
+def _analyzed(name: str):
+    """analyze_file once per shipped file for this module (the Vermeulen file holds 64 runs)."""
+    if name not in _RESULTS:
+        _RESULTS[name] = analyze_file(DATA / name, gaps="repair" if "matrix_gaps" in name else "refuse")
+    return _RESULTS[name]
+
+
 def test_all_shipped_rdml_files_are_covered():
     assert SHIPPED == ["eva_green_a.rdml", "eva_green_b.rdml", "own_mix_a.rdml", "technical_matrix_gaps.rdml",
                        "technical_shifted_baseline.rdml", "vermeulen_data_vermeulen_std_150000_15000.rdml"]
@@ -26,8 +36,7 @@ def test_all_shipped_rdml_files_are_covered():
 @pytest.mark.parametrize("name", SHIPPED)
 def test_every_shipped_run_end_to_end(name, tmp_path):
     """Import -> curves -> report for every run of every shipped RDML file (the damaged one repaired)."""
-    gaps = "repair" if "matrix_gaps" in name else "refuse"
-    results = analyze_file(DATA / name, gaps=gaps)
+    results = _analyzed(name)
     xml = read_xml_bytes(DATA / name)
     n_runs = len(re.findall(rb"<run[ >]", xml))
     n_data = len(re.findall(rb"<data>", xml))
@@ -51,7 +60,7 @@ def test_every_shipped_run_end_to_end(name, tmp_path):
 
 def test_vermeulen_cq_methods_agree_with_published_values():
     """Our Cq methods on the Vermeulen/Ruijter 2013 benchmark track the published per-gene Cq values."""
-    results = analyze_file(DATA / "vermeulen_data_vermeulen_std_150000_15000.rdml")
+    results = _analyzed("vermeulen_data_vermeulen_std_150000_15000.rdml")
     assert len(results) == 64
     pub = _published_cq("Standard-Cq")
     diffs = {"cq_td0": [], "cq_threshold": [], "cq_sdm": []}

@@ -101,13 +101,14 @@ def override_cmd(
     out_dir: Path = typer.Argument(..., help="Output folder of 'oligolab lab analyze' (holds result.json)."),
     user: str = typer.Option(..., "--user", "-u", help="Who makes the change."),
     reason: str = typer.Option(..., "--reason", help="Why (kept in the audit log)."),
-    sample: Optional[str] = typer.Option(None, "--sample", help="Sample whose call changes."),
-    call: Optional[str] = typer.Option(None, "--call", help="New call for --sample (the same call accepts a held result)."),
+    sample: list[str] = typer.Option([], "--sample", help="Sample whose call changes (repeatable)."),
+    call: Optional[str] = typer.Option(None, "--call", help="New call for the --sample(s)."),
+    accept: bool = typer.Option(False, "--accept", help="Accept the held call of the --sample(s) as it is (records who reviewed it)."),
     well: Optional[str] = typer.Option(None, "--well", help="Well of a curve whose amplification call changes."),
     target: Optional[str] = typer.Option(None, "--target", help="Target of that curve."),
     amplified: Optional[bool] = typer.Option(None, "--amplified/--not-amplified", help="New amplification call of the curve."),
 ) -> None:
-    """Record a manual override in the audit log and rewrite the results with it applied."""
+    """Record manual overrides in the audit log and rewrite the results with them applied."""
     from .lab import audit
     from .lab.analysis import reanalyze
     from .lab.report import write_outputs
@@ -115,32 +116,37 @@ def override_cmd(
     try:
         before = reanalyze(out_dir)
         log = out_dir / "audit.jsonl"
-        if sample is not None and call is not None:
-            hit = before.samples[before.samples["sample"] == sample]
-            if hit.empty:
-                raise InputError(out_dir / "samples.csv", f"no sample '{sample}' in this run", "check the name",
-                                 record=sample)
-            old = hit["final_call"].iat[0]
-            entry = audit.record_override(log, run_id=before.run_id, subject=sample, field="call", old=old,
-                                          new=call, user=user, reason=reason)
+        entries = []
+        if sample and (call is not None or accept):
+            if call is not None and accept:
+                raise InputError(None, "--call and --accept exclude each other", "give one of them")
+            current = dict(zip(before.samples["sample"], before.samples["final_call"])) if not before.samples.empty else {}
+            missing = [s for s in sample if s not in current]
+            if missing:
+                raise InputError(out_dir / "samples.csv", "no such sample in this run", "check the name",
+                                 record=missing[0])
+            for s in sample:
+                entries.append(audit.record_override(log, run_id=before.run_id, subject=s, field="call",
+                                                     old=current[s], new=current[s] if accept else call,
+                                                     user=user, reason=reason))
         elif well is not None and target is not None and amplified is not None:
             t = before.table
             hit = t[(t["well"] == well.upper()) & (t["target"] == target)]
             if hit.empty:
                 raise InputError(out_dir / "wells.csv", f"no curve for target '{target}'", "check well and target",
                                  record=well)
-            entry = audit.record_override(log, run_id=before.run_id, subject=f"{well.upper()}/{target}",
-                                          field="amplified", old=str(bool(hit["amplified"].iat[0])).lower(),
-                                          new=str(amplified).lower(), user=user, reason=reason)
+            entries.append(audit.record_override(log, run_id=before.run_id, subject=f"{well.upper()}/{target}",
+                                                 field="amplified", old=str(bool(hit["amplified"].iat[0])).lower(),
+                                                 new=str(amplified).lower(), user=user, reason=reason))
         else:
-            raise InputError(None, "nothing to override", "give --sample and --call, or --well, --target and "
-                             "--amplified/--not-amplified")
-        after = reanalyze(out_dir)
-        write_outputs(after, out_dir)
+            raise InputError(None, "nothing to override", "give --sample with --call or --accept, or --well, "
+                             "--target and --amplified/--not-amplified")
+        write_outputs(reanalyze(out_dir), out_dir)
     except InputError as exc:
         fail(str(exc))
-    console.print(f"recorded #{entry.seq}: {entry.field} of {entry.subject}: {entry.old} -> {entry.new} "
-                  f"by {entry.user}; results rewritten in {out_dir}", highlight=False)
+    for e in entries:
+        console.print(f"recorded #{e.seq}: {e.field} of {e.subject}: {e.old} -> {e.new} by {e.user}", highlight=False)
+    console.print(f"results rewritten in {out_dir}", highlight=False)
 
 
 @lab_app.command("sign")
