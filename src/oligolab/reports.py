@@ -182,11 +182,12 @@ def figure_div(fig: Any, *, height: int | None = None) -> str:
     return fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False, "responsive": True})
 
 
-def plotly_div(data: list[dict], layout: dict, *, height: int | None = None) -> str:
+def plotly_div(data: list[dict], layout: dict, *, height: int | None = None, nan_free: bool = False) -> str:
     """A Plotly chart as an HTML ``div`` from plain trace/layout dicts (no figure objects, no validation).
 
     For pages with many or large charts, where building ``plotly.graph_objects`` figures would dominate the
-    run time. NaN values become gaps (JSON null). The page must carry plotly.js (``html_page`` does).
+    run time. NaN values become gaps (JSON null); a caller whose data hold no float NaN (gaps already None)
+    may pass ``nan_free=True`` to skip that pass. The page must carry plotly.js (``html_page`` does).
     """
     import uuid
 
@@ -194,8 +195,8 @@ def plotly_div(data: list[dict], layout: dict, *, height: int | None = None) -> 
     if height is not None:
         layout["height"] = height
     div_id = f"plot-{uuid.uuid4().hex[:12]}"
-    spec = json.dumps({"data": _clean_nan(data), "layout": _clean_nan(layout)}, default=_json_default,
-                      allow_nan=False, separators=(",", ":")).replace("</", "<\\/")
+    payload = {"data": data, "layout": layout} if nan_free else {"data": _clean_nan(data), "layout": _clean_nan(layout)}
+    spec = json.dumps(payload, default=_json_default, allow_nan=False, separators=(",", ":")).replace("</", "<\\/")
     return (f'<div id="{div_id}" class="plotly-graph-div" style="height:{layout.get("height", 400)}px;width:100%">'
             f'</div><script>(function(){{var s={spec};Plotly.newPlot("{div_id}",s.data,s.layout,'
             f'{{"displaylogo":false,"responsive":true}});}})();</script>')

@@ -48,22 +48,36 @@ def map_targets(table: pd.DataFrame, ruleset: RuleSet, source: str = "run") -> t
     return mapped, unknown
 
 
-def _curve_outcome(row: pd.Series, cq_col: str, cutoff: float) -> tuple[str, float]:
-    if row["excluded"]:
-        return "indeterminate", np.nan
-    if not row["amplified"]:
-        return "negative", np.nan
-    cq = row[cq_col]
-    if not np.isfinite(cq):
-        return "indeterminate", np.nan
-    return ("positive" if cq < cutoff else "negative"), float(cq)
+class _Curves:
+    """The columns interpretation needs, as plain arrays, with curves grouped by (role, sample)."""
+
+    def __init__(self, table: pd.DataFrame, rule_target: pd.Series, cq_column: str):
+        self.well = table["well"].to_numpy(dtype=object)
+        self.sample = table["sample"].to_numpy(dtype=object)
+        self.role = table["role"].to_numpy(dtype=object)
+        self.target = rule_target.to_numpy(dtype=object)
+        self.excluded = (table["excluded"] != "").to_numpy()
+        self.amplified = table["amplified"].to_numpy(dtype=bool)
+        self.cq = table[cq_column].to_numpy(dtype=np.float64)
+        self.flags = table["flags"].to_numpy(dtype=object)
+        self.groups: dict[tuple[str, str], list[int]] = {}
+        for i, key in enumerate(zip(self.role, self.sample)):
+            self.groups.setdefault(key, []).append(i)
+
+    def outcome(self, i: int, cutoff: float) -> tuple[str, float]:
+        if self.excluded[i]:
+            return "indeterminate", np.nan
+        if not self.amplified[i]:
+            return "negative", np.nan
+        if not np.isfinite(self.cq[i]):
+            return "indeterminate", np.nan
+        return ("positive" if self.cq[i] < cutoff else "negative"), float(self.cq[i])
 
 
-def group_outcome(curves: pd.DataFrame, cq_col: str, cutoff: float) -> tuple[str, float, str]:
+def group_outcome(results: list[tuple[str, float]]) -> tuple[str, float, str]:
     """Outcome, mean Cq (cycles) and a note for one sample's curves of one target (replicates combined)."""
-    if curves.empty:
+    if not results:
         return "missing", np.nan, ""
-    results = [_curve_outcome(r, cq_col, cutoff) for _, r in curves.iterrows()]
     kinds = {k for k, _ in results}
     cqs = [c for _, c in results if np.isfinite(c)]
     cq = float(np.mean(cqs)) if cqs else np.nan
@@ -72,19 +86,21 @@ def group_outcome(curves: pd.DataFrame, cq_col: str, cutoff: float) -> tuple[str
     return "indeterminate", cq, "replicates disagree: " + ", ".join(k for k, _ in results)
 
 
-def _outcomes(group: pd.DataFrame, ruleset: RuleSet) -> dict[str, tuple[str, float, str]]:
+def _outcomes(curves: _Curves, idx: list[int], ruleset: RuleSet) -> dict[str, tuple[str, float, str]]:
     out = {}
     for name, t in ruleset.targets.items():
-        out[name] = group_outcome(group[group["rule_target"] == name], ruleset.cq_column, t.positive_below)
+        out[name] = group_outcome([curves.outcome(i, t.positive_below) for i in idx if curves.target[i] == name])
     return out
 
 
-def _review_reasons(group: pd.DataFrame, outcomes: dict, ruleset: RuleSet) -> list[str]:
+def _review_reasons(curves: _Curves, idx: list[int], outcomes: dict, ruleset: RuleSet) -> list[str]:
     reasons = []
-    for _, r in group[group["rule_target"] != ""].iterrows():
-        for f in filter(None, str(r["flags"]).split(";")):
+    for i in idx:
+        if not curves.target[i]:
+            continue
+        for f in filter(None, str(curves.flags[i]).split(";")):
             if qc.needs_review([f]):
-                reasons.append(f"{r['well']} {r['rule_target']}: {qc.describe(f)}")
+                reasons.append(f"{curves.well[i]} {curves.target[i]}: {qc.describe(f)}")
     for name, (kind, cq, note) in outcomes.items():
         t = ruleset.targets[name]
         if kind == "positive" and t.review_above is not None and cq >= t.review_above:
@@ -94,18 +110,22 @@ def _review_reasons(group: pd.DataFrame, outcomes: dict, ruleset: RuleSet) -> li
     return reasons
 
 
-def check_controls(table: pd.DataFrame, ruleset: RuleSet) -> tuple[pd.DataFrame, list[str]]:
+def _wells(curves: _Curves, idx: list[int]) -> str:
+    return ",".join(sorted({curves.well[i] for i in idx}, key=_well_key))
+
+
+def check_controls(curves: _Curves, ruleset: RuleSet) -> tuple[pd.DataFrame, list[str]]:
     """One row per control well group with its outcomes and verdict, and the list of run problems."""
     rows, problems = [], []
-    run_targets = set(table.loc[(table["role"] != "empty") & (table["rule_target"] != ""), "rule_target"])
+    run_targets = {t for t, r in zip(curves.target, curves.role) if t and r != "empty"}
     for role, rule in ruleset.controls.items():
-        groups = table[table["role"] == role].groupby("sample", sort=False)
-        if len(groups) == 0:
+        groups = [(sample, idx) for (r, sample), idx in curves.groups.items() if r == role]
+        if not groups:
             if rule.required:
                 problems.append(f"no {rule.name} on the plate: the run cannot be validated")
             continue
-        for sample, group in groups:
-            outcomes = _outcomes(group, ruleset)
+        for sample, idx in groups:
+            outcomes = _outcomes(curves, idx, ruleset)
             failures = []
             for target, expected in rule.expect.items():
                 if target not in run_targets or expected == "any":
@@ -118,9 +138,8 @@ def check_controls(table: pd.DataFrame, ruleset: RuleSet) -> tuple[pd.DataFrame,
                 if kind == "positive" and ((lo is not None and cq < lo) or (hi is not None and cq > hi)):
                     failures.append(f"{target} Cq {cq:.1f} outside [{lo if lo is not None else '-'}, "
                                     f"{hi if hi is not None else '-'}]")
-            review = _review_reasons(group, {k: v for k, v in outcomes.items() if k in run_targets}, ruleset)
-            row = {"role": role, "control": rule.name, "sample": sample,
-                   "wells": ",".join(sorted(set(group["well"]), key=_well_key)),
+            review = _review_reasons(curves, idx, {k: v for k, v in outcomes.items() if k in run_targets}, ruleset)
+            row = {"role": role, "control": rule.name, "sample": sample, "wells": _wells(curves, idx),
                    "passed": not failures, "problems": "; ".join(failures), "review": "; ".join(review)}
             for target, (kind, cq, _) in outcomes.items():
                 row[f"{target}_outcome"] = kind
@@ -139,19 +158,21 @@ def _well_key(w: str):
 
 def interpret(table: pd.DataFrame, ruleset: RuleSet, source: str = "run") -> Interpretation:
     """Validate the run by its controls and call every patient sample (role 'sample')."""
-    table = table.copy()
-    table["rule_target"], unknown = map_targets(table, ruleset, source)
-    controls, problems = check_controls(table, ruleset)
+    rule_target, unknown = map_targets(table, ruleset, source)
+    curves = _Curves(table, rule_target, ruleset.cq_column)
+    controls, problems = check_controls(curves, ruleset)
     valid = not problems
     held_by_controls = []
     if not controls.empty:
         held_by_controls = [f"control {r['sample']} flagged ({r['review']})"
-                            for _, r in controls.iterrows() if r["passed"] and r["review"]]
+                            for r in controls.to_dict("records") if r["passed"] and r["review"]]
     rows = []
-    for sample, group in table[table["role"] == "sample"].groupby("sample", sort=False):
-        outcomes = _outcomes(group, ruleset)
+    for (role, sample), idx in curves.groups.items():
+        if role != "sample":
+            continue
+        outcomes = _outcomes(curves, idx, ruleset)
         rule = ruleset.interpret({k: v[0] for k, v in outcomes.items()})
-        reasons = _review_reasons(group, outcomes, ruleset) + held_by_controls
+        reasons = _review_reasons(curves, idx, outcomes, ruleset) + held_by_controls
         if rule is ruleset.default:
             reasons.append("no rule of the decision table matches")
         if not valid:
@@ -159,7 +180,7 @@ def interpret(table: pd.DataFrame, ruleset: RuleSet, source: str = "run") -> Int
         else:
             call, report, action = rule.call, rule.report, rule.action
             status = STATUS_REVIEW if reasons else STATUS_RELEASE
-        row = {"sample": sample, "wells": ",".join(sorted(set(group["well"]), key=_well_key)), "call": call,
+        row = {"sample": sample, "wells": _wells(curves, idx), "call": call,
                "rule_call": rule.call, "status": status, "report": report, "action": action,
                "review_reasons": "; ".join(reasons)}
         for target, (kind, cq, _) in outcomes.items():

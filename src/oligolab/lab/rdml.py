@@ -170,12 +170,7 @@ def _read_run(path: Path, version: str, exp_id: str, run_el, q, sample_types, ta
             if target and target not in target_dye:
                 raise InputError(path, f"reaction refers to target '{target}' that the file does not define",
                                  "export the run again", line=data.sourceline, record=well)
-            adps = data.findall(q("adp"))
-            cyc = np.empty(len(adps))
-            flu = np.empty(len(adps))
-            for k, adp in enumerate(adps):
-                cyc[k] = _float(adp.findtext(q("cyc")), path, "cycle", well, adp.sourceline)
-                flu[k] = _float(adp.findtext(q("fluor")), path, "fluorescence", well, adp.sourceline)
+            cyc, flu = _readings(data, q, path, well)
             if cyc.size:
                 if np.isnan(cyc).any():
                     raise InputError(path, "a reading has no cycle number", "re-export the run",
@@ -213,6 +208,27 @@ def _read_run(path: Path, version: str, exp_id: str, run_el, q, sample_types, ta
                     fmt=f"rdml {version}", plate_rows=rows, plate_columns=cols,
                     meta={"experiment": exp_id, "run": run_id, "rdml_version": version,
                           "run_date": (run_el.findtext(q("runDate")) or "").strip()})
+
+
+def _readings(data, q, path: Path, well: str) -> tuple[np.ndarray, np.ndarray]:
+    """Cycle numbers and readings of one data element (fast path: two XPath lists; slow path names the bad one)."""
+    ns = {"r": NS} if q("adp").startswith("{") else None
+    pre = "r:" if ns else ""
+    try:
+        cyc_text = data.xpath(f"{pre}adp/{pre}cyc/text()", namespaces=ns)
+        flu_text = data.xpath(f"{pre}adp/{pre}fluor/text()", namespaces=ns)
+        n_adp = len(data.xpath(f"{pre}adp", namespaces=ns))
+        if len(cyc_text) == len(flu_text) == n_adp:
+            return np.asarray(cyc_text, dtype=np.float64), np.asarray(flu_text, dtype=np.float64)
+    except ValueError:
+        pass
+    adps = data.findall(q("adp"))
+    cyc = np.empty(len(adps))
+    flu = np.empty(len(adps))
+    for k, adp in enumerate(adps):
+        cyc[k] = _float(adp.findtext(q("cyc")), path, "cycle", well, adp.sourceline)
+        flu[k] = _float(adp.findtext(q("fluor")), path, "fluorescence", well, adp.sourceline)
+    return cyc, flu
 
 
 def _opt_float(text: str | None) -> float:

@@ -103,7 +103,7 @@ def _curve_figures(result: PlateResult) -> list[tuple[str, str]]:
             for i in members:
                 y = corrected[i]
                 xs += cycles + [None]
-                ys += [float(v) if v > 0 else None for v in y] + [None]
+                ys += [float(v) if v > 0 else None for v in y] + [None]  # NaN > 0 is False: no NaN left
                 texts += [f"{wells[i]} {samples[i]} ({roles[i]})"] * len(cycles) + [None]
             traces.append({"type": "scattergl", "mode": "lines", "x": xs, "y": ys, "text": texts,
                            "name": f"{name} ({len(members)})", "line": {"color": colors[name], "width": 1.2},
@@ -120,7 +120,7 @@ def _curve_figures(result: PlateResult) -> list[tuple[str, str]]:
             layout["annotations"] = [{"xref": "paper", "x": 0, "y": float(np.log10(thr)), "text": "threshold",
                                       "showarrow": False, "xanchor": "left", "yanchor": "bottom",
                                       "font": {"color": "#cf222e", "size": 11}}]
-        out.append((str(target), reports.plotly_div(traces, layout, height=360)))
+        out.append((str(target), reports.plotly_div(traces, layout, height=360, nan_free=True)))
     return out
 
 

@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -156,19 +157,37 @@ def _merge(base: dict, over: dict) -> dict:
 
 
 def load_ruleset(name_or_path: str | Path) -> RuleSet:
-    """Load a shipped rule set by id or a lab's YAML file (``extends`` resolved), validated."""
-    data, where = _read_yaml(name_or_path)
+    """Load a shipped rule set by id or a lab's YAML file (``extends`` resolved), validated.
+
+    Lists (aliases, the decision table ``calls``) in a lab file replace the parent's; mappings are merged key
+    by key. Each file is parsed once per version (size, modification time), so a batch of runs does not
+    re-read unchanged rule files while an edited file is read again.
+    """
+    data, where = _read_yaml_cached(name_or_path)
     seen = {where}
     while "extends" in data:
-        parent, pwhere = _read_yaml(data["extends"])
+        parent, pwhere = _read_yaml_cached(data["extends"])
         if pwhere in seen:
             raise InputError(where, f"'extends' loops back to {pwhere}", "remove the cycle")
         seen.add(pwhere)
-        child = {k: v for k, v in data.items() if k != "extends"}
-        if "calls" in child and "calls" in parent:
-            pass  # a lab's decision table replaces the parent's whole table
-        data = _merge(parent, child)
+        data = _merge(parent, {k: v for k, v in data.items() if k != "extends"})
     return _build(data, where)
+
+
+def _read_yaml_cached(name_or_path: str | Path) -> tuple[dict, str]:
+    path = Path(name_or_path)
+    if path.is_file():
+        st = path.stat()
+        stamp: tuple = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    else:
+        stamp = (str(name_or_path),)
+    data, where = _parsed(stamp, str(name_or_path))
+    return copy.deepcopy(data), where
+
+
+@lru_cache(maxsize=64)
+def _parsed(stamp: tuple, name_or_path: str) -> tuple[dict, str]:
+    return _read_yaml(name_or_path)
 
 
 def ruleset_from_dict(data: dict, where: str = "<rules>") -> RuleSet:
