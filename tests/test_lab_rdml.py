@@ -1,6 +1,5 @@
 """RDML import: every shipped run read and analysed end to end; older versions; damaged files refused."""
 
-import io
 import re
 import zipfile
 from pathlib import Path

@@ -12,8 +12,9 @@ This is an independent, vectorised implementation of the method as RDML-Tools / 
 * **Individual PCR efficiency** is 10^slope of that line (2.0 = doubling per cycle); the **mean efficiency
   of a target** is the mean over its usable reactions after a skewness-gated Grubbs outlier test.
 * **Amplification** needs a TD0, at least four rising cycles before it and an efficiency above 1.4;
-  **no plateau** is flagged when the fitted exponential would end more than 5x above the last reading ... it
-  is kept exactly as the reference defines it so that calls agree reaction for reaction.
+  **no plateau** is flagged when the fitted exponential, extended to the last cycle, stays below 5x the last
+  baseline-corrected reading. Both are kept exactly as the reference defines them, so that calls agree
+  reaction for reaction.
 
 Everything works on a (reactions x cycles) array at once; loops run over cycles or bisection steps, never over
 reactions. Inputs must be gap-free (see :func:`oligolab.lab.run.repair_gaps`).
@@ -255,8 +256,7 @@ def fit_windows(pos_fluor: np.ndarray, td0: np.ndarray, rise_start: np.ndarray) 
         w = win[found] - background[found][:, None]
         m = inside[found]
         y = _log10(w)
-        lf, uf = lower[found], upper[found]
-        high_slope = _masked_slope(y, uf)
+        high_slope = _masked_slope(y, upper[found])
         x = np.arange(width, dtype=np.float64)[None, :]
         mf = m.astype(np.float64)
         nin = mf.sum(axis=1)
@@ -273,7 +273,6 @@ def fit_windows(pos_fluor: np.ndarray, td0: np.ndarray, rise_start: np.ndarray) 
         mid_cycle[found] = sx / nin + start[found]
         mid_fluor[found] = np.power(10.0, sy / nin)
         n0[found] = np.power(10.0, intercept)
-        del lf
     return {"error": error, "background": background, "efficiency": efficiency, "r2": r2,
             "window_start": window_start, "window_stop": window_stop, "n_included": n_incl,
             "mid_cycle": mid_cycle, "mid_fluor": mid_fluor, "n0": n0}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import re
+import threading
 import zipfile
 import zlib
 from functools import lru_cache
@@ -32,10 +33,24 @@ ROLE_OF_SAMPLE_TYPE = {"unkn": "sample", "ntc": "ntc", "nac": "ntc", "ntp": "ntc
                        "std": "std", "opt": "empty"}
 
 
+_THREAD = threading.local()
+#: largest rdml_data.xml accepted (bytes, uncompressed): a guard against zip bombs
+MAX_XML_BYTES = 1 << 30
+
+
 @lru_cache(maxsize=None)
+def _schema_text(version: str) -> bytes:
+    return resources.files("oligolab.lab").joinpath("schema", _XSD[version]).read_bytes()
+
+
 def _schema(version: str) -> etree.XMLSchema:
-    text = resources.files("oligolab.lab").joinpath("schema", _XSD[version]).read_bytes()
-    return etree.XMLSchema(etree.parse(io.BytesIO(text)))
+    """The XSD validator of a version, one per thread (lxml validators keep per-call state)."""
+    cache = getattr(_THREAD, "schemas", None)
+    if cache is None:
+        cache = _THREAD.schemas = {}
+    if version not in cache:
+        cache[version] = etree.XMLSchema(etree.parse(io.BytesIO(_schema_text(version))))
+    return cache[version]
 
 
 def read_xml_bytes(path: str | Path) -> bytes:
@@ -54,6 +69,9 @@ def read_xml_bytes(path: str | Path) -> bytes:
                 if name is None:
                     raise InputError(path, "the RDML archive holds no rdml_data.xml",
                                      "export the run again as RDML from the instrument software")
+                if zf.getinfo(name).file_size > MAX_XML_BYTES:
+                    raise InputError(path, f"{name} unpacks to more than {MAX_XML_BYTES >> 20} MiB",
+                                     "split the file into runs or export only the amplification data")
                 return zf.read(name)
         except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
             raise InputError(path, f"the RDML archive is truncated or damaged ({exc})",
