@@ -86,7 +86,7 @@ def _print_summary(written, seconds: float) -> None:
     for res, folder in written:
         s = res.summary()
         valid = {None: "-", True: "[green]valid[/]", False: "[bold red]INVALID[/]"}[s["valid"]]
-        calls = ", ".join(f"{k or 'n/a'}: {v}" for k, v in (s.get("calls") or {}).items())
+        calls = ", ".join(f"{k}: {v}" for k, v in (s.get("calls") or {}).items() if k) or "- (no rule set)"
         table.add_row(s["run"], str(s["curves"]), str(s["amplified"]), str(s["flagged_curves"]), valid,
                       str(s["samples"]), calls, str(s.get("review", 0)))
     console.print(table)
