@@ -34,6 +34,7 @@ def fail(message: str, code: int = 2) -> None:
 COMMAND_MODULES = [
     "check_cli",
     "rnai_cli",
+    "lab_cli",
 ]
 
 
