@@ -1140,72 +1140,60 @@ def _offtarget_assay(assay: Assay, members: dict[str, list[int]], by_oligo, limi
     return None
 
 
-def summary_tables(result: CheckResult, lineages: Lineages) -> dict[str, "object"]:
-    """The summary tables written beside the per-genome rows (all small)."""
+def _count_frame(columns: dict[str, object], counts: np.ndarray, labels: tuple[str, ...], fraction: str):
+    """A table of call counts (one row per key, one column per call) with the first call's fraction."""
     import pandas as pd
 
+    counts = np.asarray(counts).reshape(-1, len(labels))
+    n = counts.sum(axis=1)
+    frame = pd.DataFrame(columns)
+    frame["genomes"] = n
+    for k, label in enumerate(labels):
+        frame[label.replace(" ", "_")] = counts[:, k]
+    frame[fraction] = np.where(n > 0, np.round(counts[:, 0] / np.maximum(n, 1), 5), np.nan)
+    return frame
+
+
+def summary_tables(result: CheckResult, lineages: Lineages) -> dict[str, "object"]:
+    """The summary tables written beside the per-genome rows (all small)."""
     checker, agg = result.checker, result.aggregates
     lin_names = agg.lineages()
     groups = np.array([result.lineage_groups.get(n, n) for n in lin_names], dtype=object)
-    assays = checker.assays.assays
-    la = agg.lin_assay[: len(lin_names)]
-    lo = agg.lin_oligo[: len(lin_names)]
-    # per assay
-    tot = la.sum(axis=0)
-    rows = []
-    for ai, a in enumerate(assays):
-        n = int(tot[ai].sum())
-        rows.append({"assay": a.name, "panel": a.panel, "kind": a.kind, "oligos": len(a.oligos), "genomes": n,
-                     **{c.replace(" ", "_"): int(tot[ai, k]) for k, c in enumerate(ASSAY_CALLS)},
-                     "detected_fraction": round(tot[ai, 0] / n, 5) if n else float("nan"),
-                     "not_detected_fraction": round(tot[ai, 3] / n, 5) if n else float("nan")})
-    assay_summary = pd.DataFrame(rows)
-    # per lineage group and assay
     group_names = sorted(set(groups))
-    rows = []
-    for gname in group_names:
-        sel = groups == gname
-        sub = la[sel].sum(axis=0)
-        for ai, a in enumerate(assays):
-            n = int(sub[ai].sum())
-            rows.append({"lineage_group": gname, "lineages": int(sel.sum()), "assay": a.name, "genomes": n,
-                         **{c.replace(" ", "_"): int(sub[ai, k]) for k, c in enumerate(ASSAY_CALLS)},
-                         "detected_fraction": round(sub[ai, 0] / n, 5) if n else float("nan")})
-    group_summary = pd.DataFrame(rows)
-    # per lineage and assay, only where not everything was detected
-    rows = []
-    for li, name in enumerate(lin_names):
-        for ai in np.flatnonzero(la[li, :, 0] < la[li].sum(axis=1)):
-            n = int(la[li, ai].sum())
-            rows.append({"lineage": name, "lineage_group": groups[li], "full_name": lineages.full(name),
-                         "assay": assays[ai].name, "genomes": n,
-                         **{c.replace(" ", "_"): int(la[li, ai, k]) for k, c in enumerate(ASSAY_CALLS)},
-                         "detected_fraction": round(la[li, ai, 0] / n, 5) if n else float("nan")})
-    lineage_summary = pd.DataFrame(rows, columns=["lineage", "lineage_group", "full_name", "assay", "genomes",
-                                                  *[c.replace(" ", "_") for c in ASSAY_CALLS],
-                                                  "detected_fraction"])
-    # per lineage group and oligo (heatmap source)
-    rows = []
-    for gname in group_names:
-        sub = lo[groups == gname].sum(axis=0)
-        for oi, so in enumerate(checker.oligos):
-            n = int(sub[oi].sum())
-            rows.append({"lineage_group": gname, "assay": so.oligo.assay, "oligo": so.name, "role": so.role,
-                         "genomes": n, **{c.replace(" ", "_"): int(sub[oi, k]) for k, c in enumerate(OLIGO_CALLS)},
-                         "binds_fraction": round(sub[oi, 0] / n, 5) if n else float("nan")})
-    oligo_groups = pd.DataFrame(rows)
-    # per month and assay
-    rows = []
-    for month in sorted(agg.months()):
-        mi = agg.month_index[month]
-        for ai, a in enumerate(assays):
-            c = agg.month_assay[mi, ai]
-            n = int(c.sum())
-            rows.append({"month": month, "assay": a.name, "genomes": n,
-                         **{k.replace(" ", "_"): int(c[j]) for j, k in enumerate(ASSAY_CALLS)},
-                         "detected_fraction": round(c[0] / n, 5) if n else float("nan")})
-    monthly = pd.DataFrame(rows, columns=["month", "assay", "genomes", *[c.replace(" ", "_") for c in ASSAY_CALLS],
-                                          "detected_fraction"])
+    group_idx = np.searchsorted(np.array(group_names, dtype=object), groups)
+    assays = checker.assays.assays
+    names = np.array([a.name for a in assays], dtype=object)
+    n_as, n_ol = len(assays), len(checker.oligos)
+    la = agg.lin_assay[: len(lin_names)].astype(np.int64)
+    lo = agg.lin_oligo[: len(lin_names)].astype(np.int64)
+    assay_summary = _count_frame({"assay": names, "panel": [a.panel for a in assays], "kind": [a.kind for a in assays],
+                                  "oligos": [len(a.oligos) for a in assays]}, la.sum(axis=0), ASSAY_CALLS,
+                                 "detected_fraction")
+    assay_summary["not_detected_fraction"] = np.where(
+        assay_summary["genomes"] > 0, np.round(assay_summary["not_detected"] / assay_summary["genomes"].clip(lower=1), 5),
+        np.nan)
+    by_group = np.zeros((len(group_names), n_as, 4), dtype=np.int64)
+    np.add.at(by_group, group_idx, la)
+    lineages_per_group = np.bincount(group_idx, minlength=len(group_names))
+    group_summary = _count_frame({"lineage_group": np.repeat(group_names, n_as),
+                                  "lineages": np.repeat(lineages_per_group, n_as), "assay": np.tile(names, len(group_names))},
+                                 by_group, ASSAY_CALLS, "detected_fraction")
+    li, ai = np.nonzero(la[:, :, 0] < la.sum(axis=2))  # lineage x assay pairs where not all were detected
+    lin_arr = np.array(lin_names, dtype=object)
+    lineage_summary = _count_frame({"lineage": lin_arr[li], "lineage_group": groups[li],
+                                    "full_name": [lineages.full(x) for x in lin_arr[li]], "assay": names[ai]},
+                                   la[li, ai], ASSAY_CALLS, "detected_fraction")
+    og = np.zeros((len(group_names), n_ol, 4), dtype=np.int64)
+    np.add.at(og, group_idx, lo)
+    oligo_groups = _count_frame({"lineage_group": np.repeat(group_names, n_ol),
+                                 "assay": np.tile([o.oligo.assay for o in checker.oligos], len(group_names)),
+                                 "oligo": np.tile([o.name for o in checker.oligos], len(group_names)),
+                                 "role": np.tile([o.role for o in checker.oligos], len(group_names))},
+                                og, OLIGO_CALLS, "binds_fraction")
+    months = sorted(agg.months())
+    month_counts = agg.month_assay[[agg.month_index[m] for m in months]] if months else np.zeros((0, n_as, 4))
+    monthly = _count_frame({"month": np.repeat(months, n_as), "assay": np.tile(names, len(months))},
+                           month_counts, ASSAY_CALLS, "detected_fraction")
     return {"assay_summary": assay_summary, "group_summary": group_summary, "lineage_summary": lineage_summary,
             "oligo_lineage_groups": oligo_groups, "monthly_summary": monthly,
             "escape_mutations": escape_mutations(result, lin_names)}

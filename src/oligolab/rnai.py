@@ -265,7 +265,7 @@ def kmer_code(seq: str) -> int:
 @dataclass
 class SirnaOptions:
     target_id: str | None = None
-    layout: str = "19+2"
+    layout: str = ""  #: '' = the modification pattern's layout
     overhang: str = "dTdT"
     pattern: str = "galnac-full"
     top: int = 20
@@ -492,7 +492,7 @@ def design_sirnas(inputs: SirnaInputs, options: SirnaOptions = SirnaOptions(),
     # transcript variants of the target gene: does each site occur in all of them?
     variant_hits = np.array([sum(s in v.seq for v in variants) for s in sites], dtype=np.int64)
 
-    # orthologs: fewest mismatches of each site in each ortholog transcript (up to 4)
+    # orthologs: fewest mismatches of each site in each ortholog transcript ('>4' when none within 4)
     ortholog_cols: dict[str, np.ndarray] = {}
     for path in inputs.orthologs:
         for t in read_transcripts(path, find_cds=False):
@@ -504,8 +504,8 @@ def design_sirnas(inputs: SirnaInputs, options: SirnaOptions = SirnaOptions(),
                 strand = st.pattern[hits.site] % 2
                 sel = strand == 0  # the ortholog mRNA must hold the site in sense
                 np.minimum.at(best, cand[sel], mm[sel])
-            label = _species(t.description) or t.id
-            ortholog_cols[f"mm_{label}"] = best
+            label = f"mm_{_species(t.description) or 'ortholog'}_{t.id}"
+            ortholog_cols[label] = np.where(best <= 4, best.astype(str), ">4").astype(object)
 
     # sequence rules
     gc = np.array([gc_percent(s) for s in sites])
