@@ -105,7 +105,8 @@ def site_accessibility(transcript: str, site_len: int = SITE_LEN) -> np.ndarray:
 
     Folds the transcript once (RNAplfold W = L = FLANK + site_len = 38 nt, ViennaRNA Turner 2004 at 37 degC)
     after padding FLANK N's on each side; every window averaged for a site lies inside its 57-nt context,
-    so this equals the per-context value the model was trained on (differences < 1e-2 in log space)."""
+    so this matches the per-context value the model was trained on up to RNAplfold's numerics (HAO1 mRNA,
+    1,739 sites: |delta ln P| median 0.005, 95th percentile 0.12; r = 0.9996)."""
     t = transcript.strip().upper().replace("T", "U").replace("X", "N")
     if len(t) < site_len:
         raise ValueError(f"transcript of {len(t)} nt is shorter than one {site_len}-nt site")
