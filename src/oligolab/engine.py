@@ -724,7 +724,7 @@ class Engine:
     """
 
     def __init__(self, patterns: PatternSet, max_mismatches: int = 3, max_gaps: int = 2, *,
-                 threads: int | None = None, cache: bool = True):
+                 threads: int | None = None, cache: bool = True, device: str = "cpu"):
         if not 0 <= max_mismatches <= MAX_MISMATCHES:
             raise ValueError(f"max_mismatches must be 0..{MAX_MISMATCHES}")
         if not 0 <= max_gaps <= MAX_GAPS:
@@ -735,6 +735,14 @@ class Engine:
         self.window = patterns.max_length + self.g
         self.threads = max(1, threads or min(os.cpu_count() or 1, 8))
         self.use_cache = cache
+        if device not in ("cpu", "cuda"):
+            raise ValueError("device must be 'cpu' or 'cuda'")
+        if device == "cuda":
+            from . import engine_cuda
+
+            if not engine_cuda.available():
+                raise ValueError("no CUDA device: use device='cpu'")
+        self.device = device
         self.sites = SiteTable.empty()
         # hash table of windows -> entry; entries -> slice of entry_sites
         self._tab_val = np.full(1 << 16, -1, dtype=np.int64)
@@ -832,6 +840,10 @@ class Engine:
         p = self.patterns
         args = (codes, seg_s, seg_e, seg_l)
         tail = (p.peq, p.lengths, p.masks, p.is_context, self.k, self.g)
+        if self.device == "cuda":
+            from .engine_cuda import search_patterns_cuda
+
+            return search_patterns_cuda(*args, np.arange(p.n_patterns, dtype=np.int64), *tail)
         if self._pool is None or len(seg_s) == 0:
             return _search_patterns(*args, np.arange(p.n_patterns, dtype=np.int64), *tail)
         futures = [self._pool.submit(_search_patterns, *args, share.astype(np.int64), *tail)
