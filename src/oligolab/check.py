@@ -282,6 +282,7 @@ class CheckOptions:
     lineage_from_id: bool | None = None  #: None = automatic (ids that look like Pango lineages)
     max_groups: int = 30
     shards: int = 1  #: genome shards checked in parallel processes (Dask)
+    device: str = "cpu"  #: 'cuda' runs the engine's filter on a GPU (same sites)
     dask_scheduler: str | None = None  #: address of a Dask cluster to run the shards on
 
 
@@ -335,7 +336,8 @@ class Checker:
         self.oligos = compile_search_oligos(assays, ref_codes, options.enzymes_dir)
         self.patterns = PatternSet.from_oligos([o.name for o in self.oligos], [o.pattern for o in self.oligos],
                                                [o.context5 for o in self.oligos], [o.context3 for o in self.oligos])
-        self.engine = Engine(self.patterns, options.max_mismatches, options.max_gaps, threads=options.threads)
+        self.engine = Engine(self.patterns, options.max_mismatches, options.max_gaps, threads=options.threads,
+                             device=options.device)
         self.book = SiteBook(self.oligos, self.engine.sites, self.rules)
         self.assay_members = self._assay_members()
         self.ref_sites: list[ReferenceSite | None] = [None] * len(self.oligos)

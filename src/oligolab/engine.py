@@ -741,7 +741,9 @@ class Engine:
             from . import engine_cuda
 
             if not engine_cuda.available():
-                raise ValueError("no CUDA device: use device='cpu'")
+                from .errors import InputError
+
+                raise InputError(None, "no CUDA device found", "run on the CPU (--device cpu)")
         self.device = device
         self.sites = SiteTable.empty()
         # hash table of windows -> entry; entries -> slice of entry_sites
