@@ -743,7 +743,7 @@ class Engine:
             if not engine_cuda.available():
                 from .errors import InputError
 
-                raise InputError(None, "no CUDA device found", "run on the CPU (--device cpu)")
+                raise InputError(None, "no CUDA device found", "use --device cpu")
         self.device = device
         self.sites = SiteTable.empty()
         # hash table of windows -> entry; entries -> slice of entry_sites
