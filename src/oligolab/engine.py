@@ -912,25 +912,25 @@ def _qmer_values(codes, q):
 
 
 @nb.njit(cache=True, nogil=True)
-def _seed_scan(codes, genome_ends, lo, hi, qv, offsets, pair_a, pair_b, q, starts_tab, pats_tab, lengths, masks,
-               k):
-    """Scan window starts lo..hi-1: look up every pair of pieces in its table, verify each candidate pattern
-    by Hamming distance (unknown bases count as differences) and report it from the first pair of pieces
-    that matches exactly (so every site is reported once)."""
+def _seed_scan_into(codes, genome_ends, lo, hi, qv, offsets, pair_a, pair_b, q, starts_tab, pats_tab, lengths, masks,
+                    k, out_start, out_int, out_mask, out_target):
+    """Scan window starts lo..hi-1 into preallocated output rows: look up every pair of pieces in its table,
+    verify each candidate pattern by Hamming distance (unknown bases count as differences) and report it from
+    the first pair of pieces that matches exactly (so every site is reported once). Returns (rows written,
+    next start): it stops early when the output is full (the arrays are never reallocated inside the loop,
+    which would cost a reference count per step)."""
     n_pairs = pair_a.shape[0]
     n_pieces = offsets.shape[0]
-    cap = 1024
+    cap = out_start.shape[0]
     n_out = 0
-    out_start = np.empty(cap, dtype=np.int64)
-    out_int = np.empty((cap, 10), dtype=np.int32)
-    out_mask = np.empty((cap, 2), dtype=np.uint64)
-    out_target = np.empty((cap, MAX_PATTERN + MAX_GAPS), dtype=np.uint8)
     gi = 0
     while gi < genome_ends.shape[0] - 1 and lo > genome_ends[gi]:
         gi += 1
     shift = np.int64(2 * q)
-    exact = np.zeros(n_pieces, dtype=np.bool_)
+    piece_mask = (_U1 << np.uint64(q)) - _U1
     for p in range(lo, hi):
+        if n_out + n_pairs * 64 > cap:
+            return n_out, p
         while gi < genome_ends.shape[0] - 1 and p > genome_ends[gi]:
             gi += 1
         gend = genome_ends[gi]
@@ -967,22 +967,15 @@ def _seed_scan(codes, genome_ends, lo, hi, qv, offsets, pair_a, pair_b, q, start
                 if d > k:
                     continue
                 bad = mmask | umask
-                for x in range(n_pieces):
-                    piece = ((_U1 << np.uint64(q)) - _U1) << np.uint64(offsets[x])
-                    exact[x] = (bad & piece) == _U0
                 first = -1
                 for u in range(n_pairs):
-                    if exact[pair_a[u]] and exact[pair_b[u]]:
+                    ea = (bad & (piece_mask << np.uint64(offsets[pair_a[u]]))) == _U0
+                    eb = (bad & (piece_mask << np.uint64(offsets[pair_b[u]]))) == _U0
+                    if ea and eb:
                         first = u
                         break
-                if first != t:
+                if first != t or n_out >= cap:
                     continue
-                if n_out == cap:
-                    cap *= 2
-                    out_start = _grow1(out_start, cap)
-                    out_int = _grow2i(out_int, cap)
-                    out_mask = _grow2u(out_mask, cap)
-                    out_target = _grow2b(out_target, cap)
                 nm = 0
                 x = mmask
                 while x:
@@ -1004,7 +997,27 @@ def _seed_scan(codes, genome_ends, lo, hi, qv, offsets, pair_a, pair_b, q, start
                 for y in range(MAX_PATTERN + MAX_GAPS):
                     out_target[n_out, y] = codes[p + y] if y < m else 255
                 n_out += 1
-    return out_start[:n_out], out_int[:n_out], out_mask[:n_out], out_target[:n_out]
+    return n_out, hi
+
+
+def _seed_scan(codes, genome_ends, lo, hi, qv, offsets, pair_a, pair_b, q, starts_tab, pats_tab, lengths, masks, k):
+    """All sites with window starts in lo..hi-1 (see :func:`_seed_scan_into`); grows the output as needed."""
+    parts = []
+    p = lo
+    cap = 1 << 14
+    while p < hi:
+        out_start = np.empty(cap, dtype=np.int64)
+        out_int = np.empty((cap, 10), dtype=np.int32)
+        out_mask = np.empty((cap, 2), dtype=np.uint64)
+        out_target = np.empty((cap, MAX_PATTERN + MAX_GAPS), dtype=np.uint8)
+        n, p = _seed_scan_into(codes, genome_ends, p, hi, qv, offsets, pair_a, pair_b, q, starts_tab, pats_tab,
+                               lengths, masks, k, out_start, out_int, out_mask, out_target)
+        parts.append((out_start[:n], out_int[:n], out_mask[:n], out_target[:n]))
+        cap *= 2
+    if not parts:
+        return (np.zeros(0, np.int64), np.zeros((0, 10), np.int32), np.zeros((0, 2), np.uint64),
+                np.zeros((0, MAX_PATTERN + MAX_GAPS), np.uint8))
+    return tuple(np.concatenate([x[i] for x in parts]) for i in range(4))
 
 
 class SeedEngine:

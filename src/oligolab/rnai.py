@@ -21,6 +21,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
+import numba as nb
 import numpy as np
 
 from .engine import Engine, PatternSet, SeedEngine, pack_batch
@@ -61,20 +62,50 @@ def gene_symbol(description: str) -> str | None:
 _CDS_HEADER = re.compile(r"CDS[=:](\d+)-(\d+)")
 
 
+@nb.njit(cache=True, nogil=True)
+def _longest_orf(codes):
+    """(start, end) of the longest ATG..stop reading frame in engine codes (A0 C1 G2 T3), or (-1, -1)."""
+    best_s, best_e = -1, -1
+    n = codes.shape[0]
+    for frame in range(3):
+        start = -1
+        for i in range(frame, n - 2, 3):
+            a, b, c = codes[i], codes[i + 1], codes[i + 2]
+            if start < 0 and a == 0 and b == 3 and c == 2:
+                start = i
+            elif start >= 0 and a == 3 and ((b == 0 and (c == 0 or c == 2)) or (b == 2 and c == 0)):
+                if best_s < 0 or i + 3 - start > best_e - best_s:
+                    best_s, best_e = start, i + 3
+                start = -1
+    return best_s, best_e
+
+
 def longest_orf(seq: str) -> tuple[int, int] | None:
     """Longest ATG..stop open reading frame on the given strand (0-based half-open, stop included)."""
-    best = None
-    for frame in range(3):
-        start = None
-        for i in range(frame, len(seq) - 2, 3):
-            codon = seq[i:i + 3]
-            if start is None and codon == "ATG":
-                start = i
-            elif start is not None and codon in ("TAA", "TAG", "TGA"):
-                if best is None or i + 3 - start > best[1] - best[0]:
-                    best = (start, i + 3)
-                start = None
-    return best
+    s, e = _longest_orf(encode(seq))
+    return (int(s), int(e)) if s >= 0 else None
+
+
+@nb.njit(cache=True, nogil=True)
+def _count_kmers_per_region(codes, starts, ends, k, counts, last, base_tag):
+    """For each region [starts[r], ends[r]) count every k-mer once (``last`` remembers the region, tagged
+    ``base_tag + r + 1``, that last counted a k-mer); k-mers holding a non-ACGT code are skipped."""
+    mask = (1 << (2 * k)) - 1
+    for r in range(starts.shape[0]):
+        v = 0
+        valid = 0
+        tag = base_tag + r + 1
+        for i in range(starts[r], ends[r]):
+            c = codes[i]
+            if c > 3:
+                valid = 0
+                v = 0
+                continue
+            v = ((v << 2) | c) & mask
+            valid += 1
+            if valid >= k and last[v] != tag:
+                last[v] = tag
+                counts[v] += 1
 
 
 def read_transcripts(path: str | Path, *, find_cds: bool = True) -> list[Transcript]:
@@ -221,36 +252,6 @@ def seed_duplex_dg(seed_rna: str) -> float:
     import RNA
 
     return round(RNA.duplexfold(seed_rna, _rc_rna(seed_rna)).energy, 2)
-
-
-def _kmer_codes(codes: np.ndarray, k: int) -> np.ndarray:
-    """2-bit value of every k-mer of an encoded sequence (-1 where it holds a non-ACGT base)."""
-    n = len(codes) - k + 1
-    if n <= 0:
-        return np.zeros(0, dtype=np.int64)
-    windows = np.lib.stride_tricks.sliding_window_view(codes.astype(np.int64), k)
-    weights = 4 ** np.arange(k - 1, -1, -1, dtype=np.int64)
-    vals = (windows & 3) @ weights
-    vals[(windows > 3).any(axis=1)] = -1
-    return vals
-
-
-def utr3_seed_counts(paths: list[Path], excluded: Callable[[Transcript], bool]) -> tuple[np.ndarray, int, int]:
-    """Number of off-target transcripts whose 3' UTR holds each 7-mer (index = 2-bit code); plus the count of
-    transcripts examined and of those whose CDS was guessed as the longest ORF."""
-    counts = np.zeros(4 ** 7, dtype=np.int64)
-    n = guessed = 0
-    for path in paths:
-        for t in read_transcripts(path):
-            if excluded(t):
-                continue
-            n += 1
-            guessed += t.cds_source == "longest ORF"
-            utr = t.seq[t.cds[1]:] if t.cds else t.seq
-            vals = _kmer_codes(encode(utr), 7)
-            vals = np.unique(vals[vals >= 0])
-            counts[vals] += 1
-    return counts, n, guessed
 
 
 def kmer_code(seq: str) -> int:
@@ -400,16 +401,20 @@ def design_sirnas(inputs: SirnaInputs, options: SirnaOptions = SirnaOptions(),
     contexts = [padded[p:p + SITE + 2 * FLANK] for p in positions]
     eff = np.asarray(predict_sirna_efficacy(guides19, contexts, accessibility=acc))
 
-    # near-perfect off-targets (guide: transcripts holding the site; passenger: holding the guide's sequence)
+    # One pass over the off-target transcripts: near-perfect matches of every site (guide off-targets: the
+    # transcript holds the site; passenger off-targets: it holds the guide's sequence), found by the seed-index
+    # engine, and the 7-mers present in each 3' UTR (for seed matches).
     excluded = _excluded_factory(target, variants)
     k_off = int(rules["offtarget"]["max_mismatches"])
     ps = PatternSet.from_oligos([f"s{p + 1}" for p in positions], sites)
-    guide_mm = np.full((len(sites), k_off + 1), 0, dtype=np.int64)
-    pass_mm = np.full((len(sites), k_off + 1), 0, dtype=np.int64)
+    guide_mm = np.zeros((len(sites), k_off + 1), dtype=np.int64)
+    pass_mm = np.zeros((len(sites), k_off + 1), dtype=np.int64)
+    utr_counts = np.zeros(4 ** 7, dtype=np.int64)
+    utr_last = np.zeros(4 ** 7, dtype=np.int64)
     hit_rows = []
-    examined = 0
+    examined = guessed = 0
     if inputs.off_targets:
-        say("searching near-perfect off-targets")
+        say("searching near-perfect off-targets and 3' UTR seed matches")
         engine = SeedEngine(ps, k_off, threads=options.threads)
         try:
             for path in inputs.off_targets:
@@ -417,7 +422,14 @@ def design_sirnas(inputs: SirnaInputs, options: SirnaOptions = SirnaOptions(),
                 size = 0
 
                 def flush(batch=batch):
-                    codes, ends = pack_batch([encode(t.seq) for t in batch])
+                    encoded = [encode(t.seq) for t in batch]
+                    codes, ends = pack_batch(encoded)
+                    starts = np.concatenate([[0], ends[:-1] + 1])
+                    utr_lo = np.empty(len(batch), dtype=np.int64)
+                    for i, (t, c) in enumerate(zip(batch, encoded)):
+                        cds_end = t.cds[1] if t.cds else int(_longest_orf(c)[1])
+                        utr_lo[i] = starts[i] + max(cds_end, 0)
+                    _count_kmers_per_region(codes, utr_lo, ends, 7, utr_counts, utr_last, examined)
                     base = engine.n_genomes
                     hits = engine.search_codes(codes, ends)
                     s = engine.sites
@@ -431,15 +443,17 @@ def design_sirnas(inputs: SirnaInputs, options: SirnaOptions = SirnaOptions(),
                 for t in read_transcripts(path, find_cds=False):
                     if excluded(t):
                         continue
-                    examined += 1
                     batch.append(t)
+                    guessed += t.cds is None
                     size += len(t.seq)
                     if size > 8_000_000:
                         flush()
+                        examined += len(batch)
                         batch.clear()
                         size = 0
                 if batch:
                     flush()
+                    examined += len(batch)
         finally:
             engine.close()
     seen = set()
@@ -455,19 +469,12 @@ def design_sirnas(inputs: SirnaInputs, options: SirnaOptions = SirnaOptions(),
         hits_df["site_position"] = positions[hits_df["candidate"].to_numpy()] + 1
         hits_df = hits_df.sort_values(["site_position", "strand", "mismatches", "transcript"], kind="stable")
 
-    # seed matches in 3' UTRs of the off-target set
-    guide_seed_target = [s[11:18] for s in sites]  # target of guide positions 2-8
-    pass_seed_target = [reverse_complement(s[1:8]) for s in sites]  # target of passenger positions 2-8
-    utr_note = ""
-    if inputs.off_targets:
-        say("counting seed matches in 3' UTRs")
-        counts, n_utr, guessed = utr3_seed_counts([Path(p) for p in inputs.off_targets], excluded)
-        guide_seed = np.array([counts[kmer_code(x)] for x in guide_seed_target])
-        pass_seed = np.array([counts[kmer_code(x)] for x in pass_seed_target])
-        if guessed:
-            utr_note = f"{guessed} of {n_utr} off-target transcripts had no CDS annotation: 3' UTR = after the longest ORF"
-    else:
-        guide_seed = pass_seed = np.zeros(len(sites), dtype=np.int64)
+    # seed matches: off-target transcripts whose 3' UTR holds the target of the guide seed (site nt 12-18) or of
+    # the passenger seed
+    guide_seed = np.array([utr_counts[kmer_code(s[11:18])] for s in sites], dtype=np.int64)
+    pass_seed = np.array([utr_counts[kmer_code(reverse_complement(s[1:8]))] for s in sites], dtype=np.int64)
+    utr_note = (f"{guessed} of {examined} off-target transcripts had no CDS annotation: their 3' UTR is taken "
+                "after the longest ORF" if guessed else "")
     seed_dg = np.array([seed_duplex_dg(g[1:8]) for g in guides19])
 
     # miRNA-like seeds
