@@ -336,13 +336,14 @@ def _verify_start(text, s, seg_end, masks_j, ctx_j, m, k, g, out_int, out_mask, 
     return True
 
 
-@nb.njit(cache=True, nogil=True)
-def _myers_scan(text, a, n, lim, peq, j, m, g, e, cand):
-    """Myers' bit-parallel scan of text[a:a+n] for pattern ``j``: marks in ``cand`` every start (relative to
-    ``a``, below ``lim``) of an alignment with edit distance <= e; returns the marked range (lo, hi)."""
-    high = _U1 << np.uint64(m - 1)
-    pv = _ALL
-    mv = _U0
+def _myers_scan_source(text, a, n, lim, peq, j, m, g, e, cand, row, base):
+    """Myers' bit-parallel scan of text[a:a+n] for pattern ``j``: marks ``cand[row, base + s]`` for every start
+    ``s`` (relative to ``a``, below ``lim``) of an alignment with edit distance <= e; returns the marked range
+    (lo, hi). Compiled twice from this one source: for the CPU (numba) and as a CUDA device function."""
+    one = np.uint64(1)
+    high = one << np.uint64(m - 1)
+    pv = ~np.uint64(0)
+    mv = np.uint64(0)
     score = m
     lo_mark = n
     hi_mark = -1
@@ -356,8 +357,8 @@ def _myers_scan(text, a, n, lim, peq, j, m, g, e, cand):
             score += 1
         elif mh & high:
             score -= 1
-        ph = ph << _U1
-        mh = mh << _U1
+        ph = ph << one
+        mh = mh << one
         pv = mh | ~(xv | ph)
         mv = ph & xv
         if score <= e:
@@ -369,7 +370,7 @@ def _myers_scan(text, a, n, lim, peq, j, m, g, e, cand):
             if s1 > lim - a - 1:
                 s1 = lim - a - 1
             for s in range(s0, s1 + 1):
-                cand[s] = 1
+                cand[row, base + s] = 1
             if s0 <= s1:
                 if s0 < lo_mark:
                     lo_mark = s0
@@ -378,88 +379,76 @@ def _myers_scan(text, a, n, lim, peq, j, m, g, e, cand):
     return lo_mark, hi_mark
 
 
+_myers_scan = nb.njit(cache=True, nogil=True)(_myers_scan_source)
+
+
+@nb.njit(cache=True, nogil=True)
+def _grow(a, cap):
+    """A copy of ``a`` with room for ``cap`` rows."""
+    b = np.empty((cap,) + a.shape[1:], dtype=a.dtype)
+    b[: a.shape[0]] = a
+    return b
+
+
+@nb.njit(cache=True, nogil=True)
+def _new_rows(cap):
+    return (np.empty(cap, dtype=np.int64), np.empty((cap, 10), dtype=np.int32), np.empty((cap, 2), dtype=np.uint64),
+            np.empty((cap, MAX_PATTERN + MAX_GAPS), dtype=np.uint8))
+
+
+@nb.njit(cache=True, nogil=True)
+def _verify_marked_range(text, a, b, cand, row, base, lo, hi, j, masks_j, ctx_j, m, k, g, out, n_out):
+    """Verify the candidate starts marked in ``cand[row, base + lo .. base + hi]`` (clearing the marks) and
+    append the sites to ``out`` (grown as needed); returns (out, n_out)."""
+    out_start, out_int, out_mask, out_target = out
+    row_int = np.zeros(10, dtype=np.int32)
+    row_mask = np.zeros(2, dtype=np.uint64)
+    row_target = np.zeros(MAX_PATTERN + MAX_GAPS, dtype=np.uint8)
+    for s in range(lo, hi + 1):
+        if cand[row, base + s] == 0:
+            continue
+        cand[row, base + s] = 0
+        if _verify_start(text, a + s, b, masks_j, ctx_j, m, k, g, row_int, row_mask, row_target):
+            if n_out == out_start.shape[0]:
+                cap = 2 * n_out
+                out_start = _grow(out_start, cap)
+                out_int = _grow(out_int, cap)
+                out_mask = _grow(out_mask, cap)
+                out_target = _grow(out_target, cap)
+            out_start[n_out] = a + s
+            row_int[0] = j
+            out_int[n_out] = row_int
+            out_mask[n_out] = row_mask
+            out_target[n_out] = row_target
+            n_out += 1
+    return (out_start, out_int, out_mask, out_target), n_out
+
+
 @nb.njit(cache=True, nogil=True)
 def _search_patterns(text, seg_starts, seg_ends, seg_limits, pattern_ids, peq, lengths, masks, is_context,
                      k, g):
     """Search pattern-strands over text segments. Segment ``i`` covers text[seg_starts[i]:seg_ends[i]]; only
     sites starting before ``seg_limits[i]`` are reported. Returns (starts, int fields, masks, targets)."""
-    e = k
-    cap = 1024
+    out = _new_rows(1024)
     n_out = 0
-    out_start = np.empty(cap, dtype=np.int64)
-    out_int = np.empty((cap, 10), dtype=np.int32)
-    out_mask = np.empty((cap, 2), dtype=np.uint64)
-    out_target = np.empty((cap, MAX_PATTERN + MAX_GAPS), dtype=np.uint8)
-    row_int = np.zeros(10, dtype=np.int32)
-    row_mask = np.zeros(2, dtype=np.uint64)
-    row_target = np.zeros(MAX_PATTERN + MAX_GAPS, dtype=np.uint8)
     max_seg = 0
     for si in range(seg_starts.shape[0]):
         if seg_ends[si] - seg_starts[si] > max_seg:
             max_seg = seg_ends[si] - seg_starts[si]
-    cand = np.zeros(max_seg + 1, dtype=np.uint8)
+    cand = np.zeros((1, max_seg + 1), dtype=np.uint8)
     for pj in range(pattern_ids.shape[0]):
         j = pattern_ids[pj]
         m = lengths[j]
-        masks_j = masks[j]
-        ctx_j = is_context[j]
         for si in range(seg_starts.shape[0]):
             a = seg_starts[si]
             b = seg_ends[si]
-            lim = seg_limits[si]
-            n = b - a
-            if n < m - g:
+            if b - a < m - g:
                 continue
-            lo_mark, hi_mark = _myers_scan(text, a, n, lim, peq, j, m, g, e, cand)
-            if hi_mark < lo_mark:
-                continue
-            # --- verify each candidate start once
-            for s in range(lo_mark, hi_mark + 1):
-                if cand[s] == 0:
-                    continue
-                cand[s] = 0
-                if _verify_start(text, a + s, b, masks_j, ctx_j, m, k, g, row_int, row_mask, row_target):
-                    if n_out == cap:
-                        cap *= 2
-                        out_start = _grow1(out_start, cap)
-                        out_int = _grow2i(out_int, cap)
-                        out_mask = _grow2u(out_mask, cap)
-                        out_target = _grow2b(out_target, cap)
-                    out_start[n_out] = a + s
-                    row_int[0] = j
-                    out_int[n_out] = row_int
-                    out_mask[n_out] = row_mask
-                    out_target[n_out] = row_target
-                    n_out += 1
-    return out_start[:n_out], out_int[:n_out], out_mask[:n_out], out_target[:n_out]
-
-
-@nb.njit(cache=True, nogil=True)
-def _grow1(a, cap):
-    b = np.empty(cap, dtype=a.dtype)
-    b[: a.shape[0]] = a
-    return b
-
-
-@nb.njit(cache=True, nogil=True)
-def _grow2i(a, cap):
-    b = np.empty((cap, a.shape[1]), dtype=a.dtype)
-    b[: a.shape[0]] = a
-    return b
-
-
-@nb.njit(cache=True, nogil=True)
-def _grow2u(a, cap):
-    b = np.empty((cap, a.shape[1]), dtype=a.dtype)
-    b[: a.shape[0]] = a
-    return b
-
-
-@nb.njit(cache=True, nogil=True)
-def _grow2b(a, cap):
-    b = np.empty((cap, a.shape[1]), dtype=a.dtype)
-    b[: a.shape[0]] = a
-    return b
+            lo, hi = _myers_scan(text, a, b - a, seg_limits[si], peq, j, m, g, k, cand, 0, 0)
+            if hi >= lo:
+                out, n_out = _verify_marked_range(text, a, b, cand, 0, 0, lo, hi, j, masks[j], is_context[j], m, k,
+                                                  g, out, n_out)
+    return out[0][:n_out], out[1][:n_out], out[2][:n_out], out[3][:n_out]
 
 
 # ----------------------------------------------------------------------------------------- window cache

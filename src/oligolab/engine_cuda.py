@@ -11,7 +11,7 @@ import numba as nb
 import numpy as np
 from numba import cuda
 
-from .engine import MAX_GAPS, MAX_PATTERN, _grow1, _grow2b, _grow2i, _grow2u, _verify_start
+from .engine import _myers_scan_source, _new_rows, _verify_marked_range
 
 
 def available() -> bool:
@@ -20,6 +20,9 @@ def available() -> bool:
         return bool(cuda.is_available())
     except Exception:  # noqa: BLE001  (no driver, no toolkit: simply not available)
         return False
+
+
+_myers_scan_device = cuda.jit(device=True)(_myers_scan_source)
 
 
 @cuda.jit
@@ -32,77 +35,23 @@ def _myers_kernel(text, seg_starts, seg_ends, seg_limits, seg_offsets, pattern_i
     pj = idx // n_seg
     si = idx % n_seg
     j = pattern_ids[pj]
-    m = lengths[j]
-    one = np.uint64(1)
-    high = one << np.uint64(m - 1)
-    pv = ~np.uint64(0)
-    mv = np.uint64(0)
-    score = m
     a = seg_starts[si]
-    n = seg_ends[si] - a
-    lim = seg_limits[si]
-    base = seg_offsets[si]
-    for t in range(n):
-        eq = peq[j, text[a + t]]
-        xv = eq | mv
-        xh = (((eq & pv) + pv) ^ pv) | eq
-        ph = mv | ~(xh | pv)
-        mh = pv & xh
-        if ph & high:
-            score += 1
-        elif mh & high:
-            score -= 1
-        ph = ph << one
-        mh = mh << one
-        pv = mh | ~(xv | ph)
-        mv = ph & xv
-        if score <= k:
-            s0 = t - m + 1 - g
-            s1 = t - m + 1 + g
-            if s0 < 0:
-                s0 = 0
-            if s1 > lim - a - 1:
-                s1 = lim - a - 1
-            for s in range(s0, s1 + 1):
-                cand[pj, base + s] = 1
+    _myers_scan_device(text, a, seg_ends[si] - a, seg_limits[si], peq, j, lengths[j], g, k, cand, pj, seg_offsets[si])
 
 
 @nb.njit(cache=True, nogil=True)
 def _verify_marked(text, seg_starts, seg_ends, seg_offsets, pattern_ids, lengths, masks, is_context, k, g, cand):
-    """Verify every marked candidate start (same routine and output layout as the CPU search)."""
-    cap = 1024
+    """Verify every marked candidate start with the CPU routine (same output layout as the CPU search)."""
+    out = _new_rows(1024)
     n_out = 0
-    out_start = np.empty(cap, dtype=np.int64)
-    out_int = np.empty((cap, 10), dtype=np.int32)
-    out_mask = np.empty((cap, 2), dtype=np.uint64)
-    out_target = np.empty((cap, MAX_PATTERN + MAX_GAPS), dtype=np.uint8)
-    row_int = np.zeros(10, dtype=np.int32)
-    row_mask = np.zeros(2, dtype=np.uint64)
-    row_target = np.zeros(MAX_PATTERN + MAX_GAPS, dtype=np.uint8)
     for pj in range(pattern_ids.shape[0]):
         j = pattern_ids[pj]
-        m = lengths[j]
         for si in range(seg_starts.shape[0]):
             a = seg_starts[si]
             b = seg_ends[si]
-            base = seg_offsets[si]
-            for s in range(b - a):
-                if cand[pj, base + s] == 0:
-                    continue
-                if _verify_start(text, a + s, b, masks[j], is_context[j], m, k, g, row_int, row_mask, row_target):
-                    if n_out == cap:
-                        cap *= 2
-                        out_start = _grow1(out_start, cap)
-                        out_int = _grow2i(out_int, cap)
-                        out_mask = _grow2u(out_mask, cap)
-                        out_target = _grow2b(out_target, cap)
-                    out_start[n_out] = a + s
-                    row_int[0] = j
-                    out_int[n_out] = row_int
-                    out_mask[n_out] = row_mask
-                    out_target[n_out] = row_target
-                    n_out += 1
-    return out_start[:n_out], out_int[:n_out], out_mask[:n_out], out_target[:n_out]
+            out, n_out = _verify_marked_range(text, a, b, cand, pj, seg_offsets[si], 0, b - a - 1, j, masks[j],
+                                              is_context[j], lengths[j], k, g, out, n_out)
+    return out[0][:n_out], out[1][:n_out], out[2][:n_out], out[3][:n_out]
 
 
 def search_patterns_cuda(text, seg_starts, seg_ends, seg_limits, pattern_ids, peq, lengths, masks, is_context, k, g):

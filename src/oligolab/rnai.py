@@ -27,8 +27,8 @@ import numpy as np
 from .engine import Engine, PatternSet, SeedEngine, pack_batch
 from .errors import InputError
 from .knowledge import KNOWLEDGE_DIR
-from .sequences import encode, read_fasta, read_genbank, reverse_complement
-from .sequences import _iter_lines  # noqa: PLC2701  (first-line sniffing shares the reader's decompression)
+from .sequences import _iter_lines  # noqa: PLC2701  (variant tables share the reader's decompression)
+from .sequences import encode, is_genbank, read_fasta, read_genbank, reverse_complement
 
 SITE = 19  #: nt, core duplex length the efficacy model describes
 SEED = (2, 8)  #: guide positions of the seed
@@ -112,13 +112,8 @@ def read_transcripts(path: str | Path, *, find_cds: bool = True) -> list[Transcr
     """Transcripts from FASTA or GenBank. The CDS comes from GenBank features, a 'CDS=a-b' / 'CDS:a-b' field
     in a FASTA header (1-based inclusive), or else the longest ORF (said so in ``cds_source``)."""
     path = Path(path)
-    first = b""
-    for line in _iter_lines(path):
-        if line.strip():
-            first = line
-            break
     out = []
-    if first.startswith(b"LOCUS"):
+    if is_genbank(path):
         for rec in read_genbank(path):
             cds = next(((f.start, f.end) for f in rec.features if f.kind == "CDS"), None)
             out.append(Transcript(rec.id, rec.description, rec.seq.decode().replace("U", "T"), cds,
