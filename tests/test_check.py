@@ -151,3 +151,18 @@ def test_dated_isolates_with_unknown_bases(tmp_path):
     for genome in set(no_data.genome):
         assert any(ch not in "ACGT" for ch in seqs[genome])
     assert result.genomes == 418
+
+
+def test_sharded_run_through_dask_gives_the_same_outputs(pango_subset, tmp_path):
+    """Shards checked in separate processes (Dask) merge into the same files as one process: the same result
+    whichever way it runs."""
+    inputs = CheckInputs([DIAG_ASSAYS], [pango_subset], None, REFERENCE, ANNOTATION, ALIAS_KEY, [NEIGHBOURS])
+    run_check(inputs, tmp_path / "one", CheckOptions(threads=1))
+    run_check(inputs, tmp_path / "three", CheckOptions(threads=1, shards=3))
+    for name in ("oligo_calls.tsv", "assay_calls.tsv", "summary.json", "escape_mutations.tsv", "group_summary.tsv",
+                 "lineage_summary.tsv", "report.html"):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "three" / name).read_bytes(), name
+    a = pd.read_parquet(tmp_path / "one" / "oligo_calls.parquet")
+    b = pd.read_parquet(tmp_path / "three" / "oligo_calls.parquet")
+    pd.testing.assert_frame_equal(a.astype(str), b.astype(str))
+    assert not [p for p in (tmp_path / "three").iterdir() if p.name.startswith(".")]  # no shard files left

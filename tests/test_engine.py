@@ -9,7 +9,7 @@ from oligolab.assays import read_assays
 from oligolab.engine import Engine, PatternSet, pack_batch, search
 from oligolab.sequences import IUPAC_MASK
 
-from conftest import DIAG_ASSAYS, pango_records
+from conftest import DIAG_ASSAYS, PANGO as PANGO_PATH, pango_records
 
 
 def _diag_patterns():
@@ -188,3 +188,63 @@ def test_budgets_bound_the_hits(k):
     seqs = [r.codes() for r in pango_records(3)]
     hits, sites = search(ps, seqs, k, 0)
     assert (sites.mismatches[hits.site] + sites.unknown[hits.site]).max() <= k
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_seed_index_engine_finds_the_same_sites(k):
+    """The seed-index engine (for large non-redundant texts) reports exactly the mismatch-only sites of the
+    window-cache engine, on real isolates that carry ambiguity codes."""
+    from oligolab.assays import read_assays
+    from oligolab.engine import SeedEngine
+    from oligolab.sequences import read_fasta
+
+    from conftest import ARTIC, GENBANK
+
+    oligos = read_assays([DIAG_ASSAYS, ARTIC]).oligos
+    ps = PatternSet.from_oligos([o.name for o in oligos], [o.sequence for o in oligos])
+    seqs = [r.codes() for r in list(read_fasta(GENBANK))[:25]]
+    hits, sites = search(ps, seqs, k, 0)
+    expected = {(int(g), int(p), int(sites.pattern[x]), int(sites.mismatches[x]), int(sites.unknown[x]))
+                for g, p, x in zip(hits.genome, hits.pos, hits.site)}
+    engine = SeedEngine(ps, k, threads=2)
+    codes, ends = pack_batch(seqs)
+    got_hits = engine.search_codes(codes, ends)
+    engine.close()
+    s = engine.sites
+    got = {(int(g), int(p), int(s.pattern[x]), int(s.mismatches[x]), int(s.unknown[x]))
+           for g, p, x in zip(got_hits.genome, got_hits.pos, got_hits.site)}
+    assert len(expected) > 25 * 200  # (247 oligos, a few lost or weakened in some isolates)
+    assert got == expected
+
+
+def test_cuda_path_gives_the_same_sites():
+    """The CUDA filter (run here under numba's CUDA simulator: CI has no GPU) + CPU verification reports the
+    same sites as the CPU engine, gapped search included."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import numpy as np
+        from oligolab.engine import Engine, PatternSet, pack_batch, search
+        from oligolab.sequences import read_fasta
+        recs = [r for r, _ in zip(read_fasta(%r), range(3))]
+        seqs = [r.codes()[27500:29800] for r in recs]
+        oligos = [("N1-F", "GACCCCAAAATCAGCGAAAT"), ("N1-P", "ACCCCGCATTACGTTTGGTGGACC"),
+                  ("N3-P", "AYCACATTGGCACCCGCAATCCTG")]
+        ps = PatternSet.from_oligos([o[0] for o in oligos], [o[1] for o in oligos])
+        def sites(engine):
+            codes, ends = pack_batch(seqs)
+            h = engine.search_codes(codes, ends)
+            s = engine.sites
+            return sorted((int(g), int(p), int(s.pattern[x]), int(s.cost[x]), int(s.mm_mask[x]))
+                          for g, p, x in zip(h.genome, h.pos, h.site))
+        cpu = sites(Engine(ps, 3, 2, threads=1))
+        gpu = sites(Engine(ps, 3, 2, threads=1, device="cuda"))
+        assert cpu == gpu and len(cpu) >= 9, (len(cpu), len(gpu))
+        print("identical", len(cpu))
+    """ % str(PANGO_PATH))
+    env = {**__import__("os").environ, "NUMBA_ENABLE_CUDASIM": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "identical" in out.stdout

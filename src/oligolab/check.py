@@ -281,6 +281,9 @@ class CheckOptions:
     threads: int | None = None
     lineage_from_id: bool | None = None  #: None = automatic (ids that look like Pango lineages)
     max_groups: int = 30
+    shards: int = 1  #: genome shards checked in parallel processes (Dask)
+    device: str = "cpu"  #: 'cuda' runs the engine's filter on a GPU (same sites)
+    dask_scheduler: str | None = None  #: address of a Dask cluster to run the shards on
 
 
 @dataclass
@@ -333,7 +336,8 @@ class Checker:
         self.oligos = compile_search_oligos(assays, ref_codes, options.enzymes_dir)
         self.patterns = PatternSet.from_oligos([o.name for o in self.oligos], [o.pattern for o in self.oligos],
                                                [o.context5 for o in self.oligos], [o.context3 for o in self.oligos])
-        self.engine = Engine(self.patterns, options.max_mismatches, options.max_gaps, threads=options.threads)
+        self.engine = Engine(self.patterns, options.max_mismatches, options.max_gaps, threads=options.threads,
+                             device=options.device)
         self.book = SiteBook(self.oligos, self.engine.sites, self.rules)
         self.assay_members = self._assay_members()
         self.ref_sites: list[ReferenceSite | None] = [None] * len(self.oligos)
@@ -766,6 +770,7 @@ class Aggregates:
         self.month_assay = np.zeros((0, n_assays, 4), dtype=np.int32)
         self.site_use: Counter[tuple[int, int, int]] = Counter()  #: (site id, lineage idx, call) -> genomes
         self.lost_use: Counter[tuple[int, int, int]] = Counter()  #: (oligo, lineage idx, lost id) -> genomes
+        self.mutation_stats: dict[tuple[int, str], dict] = {}  #: filled by finalize(): by oligo and mutation
         self.not_detected_examples: dict[int, list[str]] = defaultdict(list)
 
     @staticmethod
@@ -816,6 +821,52 @@ class Aggregates:
 
     def months(self) -> list[str]:
         return sorted(self.month_index, key=self.month_index.get)
+
+    def finalize(self, checker: "Checker") -> None:
+        """Turn site and lost-site counts (engine ids, local to this process) into mutation counts by name,
+        so that aggregates of several shards can be merged."""
+        lin_names = self.lineages()
+        stats = self.mutation_stats
+        for (sid, li, call), n in self.site_use.items():
+            oi = int(checker.engine.sites.pattern[sid]) // 2
+            for name, from_3p, refpos in checker.mutations(sid):
+                _add_mutation(stats, oi, name, from_3p, refpos, OLIGO_CALLS[call], lin_names[li], n)
+        for (oi, li, lid), n in self.lost_use.items():
+            for name, from_3p, refpos in checker.lost[lid]:
+                _add_mutation(stats, oi, name, from_3p, refpos, "fails", lin_names[li], n)
+        self.site_use.clear()
+        self.lost_use.clear()
+
+    def merge(self, other: "Aggregates") -> None:
+        """Add another shard's (finalized) counts; lineages and months are matched by name."""
+        li = self._index(self.lineage_index, other.lineages())
+        self.lin_oligo = self._grow(self.lin_oligo, len(self.lineage_index))
+        self.lin_assay = self._grow(self.lin_assay, len(self.lineage_index))
+        np.add.at(self.lin_oligo, li, other.lin_oligo[: len(li)])
+        np.add.at(self.lin_assay, li, other.lin_assay[: len(li)])
+        if other.month_index:
+            mi = self._index(self.month_index, other.months())
+            self.month_assay = self._grow(self.month_assay, len(self.month_index))
+            np.add.at(self.month_assay, mi, other.month_assay[: len(mi)])
+        for key, st in other.mutation_stats.items():
+            mine = self.mutation_stats.get(key)
+            if mine is None:
+                self.mutation_stats[key] = {**st, "lineages": Counter(st["lineages"])}
+            else:
+                for f in ("genomes", "degraded", "fails", "no_data"):
+                    mine[f] += st[f]
+                mine["lineages"].update(st["lineages"])
+        for a, ex in other.not_detected_examples.items():
+            mine_ex = self.not_detected_examples[a]
+            mine_ex.extend(ex[: max(0, 20 - len(mine_ex))])
+
+
+def _add_mutation(stats: dict, oi: int, name: str, from_3p: int, refpos: int, call: str, lineage: str, n: int):
+    s = stats.setdefault((oi, name), {"genomes": 0, "degraded": 0, "fails": 0, "no_data": 0, "from_3p": from_3p,
+                                      "refpos": refpos, "lineages": Counter()})
+    s["genomes"] += n
+    s[call.replace(" ", "_")] += n
+    s["lineages"][lineage] += n
 
 
 @dataclass
@@ -924,38 +975,45 @@ class _RowWriter:
             self._pq.close()
 
 
-def run_check(inputs: CheckInputs, out_dir: str | Path, options: CheckOptions = CheckOptions(),
-              progress: Callable[[int, int], None] | None = None) -> CheckResult:
-    """Check assays against genomes (and off-target collections), writing every output into ``out_dir``.
+@dataclass
+class ShardResult:
+    """What one shard of genomes sends back: counts (finalized, by name) and what it read."""
 
-    Outputs are written atomically: an interrupted run leaves earlier files as they were.
-    """
-    import warnings as _warnings
+    aggregates: Aggregates
+    genomes: int
+    nucleotides: int
+    ids: list[str]
+    engine_stats: dict
 
-    from . import check_report
-    from .reports import write_json, write_table, write_text
 
-    t0 = time.perf_counter()
-    out_dir = Path(out_dir)
+def _setup(inputs: CheckInputs, options: CheckOptions) -> tuple[Checker, Metadata | None]:
     assays = read_assays_checked(inputs.assays)
     reference = next(iter(read_fasta(inputs.reference)), None) if inputs.reference else None
     annotation = Annotation.from_genbank(inputs.annotation) if inputs.annotation else None
-    lineages = Lineages(inputs.alias_key)
-    metadata: Metadata | None = read_metadata(inputs.metadata) if inputs.metadata else None
-    checker = Checker(assays, reference=reference, annotation=annotation, options=options)
-    agg = Aggregates(len(checker.oligos), len(assays.assays))
-    seen_ids: set[str] = set()
-    caught: list[str] = []
-    n_genomes = 0
-    n_nt = 0
+    metadata = read_metadata(inputs.metadata) if inputs.metadata else None
+    return Checker(assays, reference=reference, annotation=annotation, options=options), metadata
+
+
+def check_shard(inputs: CheckInputs, options: CheckOptions, rows_dir: str | Path, *,
+                progress: Callable[[int, int], None] | None = None, checker: Checker | None = None,
+                metadata: Metadata | None = None) -> ShardResult:
+    """Check the genomes of ``inputs`` (one shard) and stream their rows into ``rows_dir``
+    (oligo_calls and assay_calls as TSV and Parquet, written atomically); returns the shard's counts."""
+    own = checker is None
+    if own:
+        checker, metadata = _setup(inputs, options)
+    rows_dir = Path(rows_dir)
+    agg = Aggregates(len(checker.oligos), len(checker.assays.assays))
+    seen_ids: dict[str, None] = {}
+    n_genomes = n_nt = 0
     oligo_name_list = [o.name for o in checker.oligos]
     oligo_role_list = [o.role for o in checker.oligos]
-    assay_name_list = [a.name for a in assays.assays]
+    assay_name_list = [a.name for a in checker.assays.assays]
     oligo_assay_idx = np.array([assay_name_list.index(o.oligo.assay) for o in checker.oligos])
     lineage_from_id = options.lineage_from_id
     with contextlib.ExitStack() as stack:
-        oligo_rows = _RowWriter(stack, out_dir, "oligo_calls")
-        assay_rows = _RowWriter(stack, out_dir, "assay_calls")
+        oligo_rows = _RowWriter(stack, rows_dir, "oligo_calls")
+        assay_rows = _RowWriter(stack, rows_dir, "assay_calls")
         for batch in genome_batches(inputs.genomes, options.batch_nt):
             ids = [r.id for r in batch.records]
             if lineage_from_id is None:
@@ -965,7 +1023,7 @@ def run_check(inputs: CheckInputs, out_dir: str | Path, options: CheckOptions = 
                 if rid in seen_ids:
                     raise InputError(batch.source, f"duplicate record id '{rid}'",
                                      "give every genome a unique id", record=rid)
-                seen_ids.add(rid)
+                seen_ids[rid] = None
                 value = metadata.lineage(rid) if metadata is not None else None
                 lin.append(value or (rid if lineage_from_id else "unassigned"))
                 months.append((metadata.month(rid) if metadata is not None else None) or "")
@@ -983,13 +1041,12 @@ def run_check(inputs: CheckInputs, out_dir: str | Path, options: CheckOptions = 
                 sc["mutations"] = _dict_column(np.arange(len(merged)), merged)
             pos = res.oligo_pos.ravel()
             span = sc.pop("span")
-            genome_col = _dict_column(np.repeat(np.arange(n_gen), n_ol), ids)
             lin_values = sorted(set(lin))
             lin_idx = np.array([lin_values.index(x) for x in lin])
             date_values = sorted(set(dates))
             date_idx = np.array([date_values.index(x) for x in dates])
             oligo_rows.write({
-                "genome": genome_col,
+                "genome": _dict_column(np.repeat(np.arange(n_gen), n_ol), ids),
                 "lineage": _dict_column(np.repeat(lin_idx, n_ol), lin_values),
                 "date": _dict_column(np.repeat(date_idx, n_ol), date_values),
                 "assay": _dict_column(np.tile(oligo_assay_idx, n_gen), assay_name_list),
@@ -1016,18 +1073,137 @@ def run_check(inputs: CheckInputs, out_dir: str | Path, options: CheckOptions = 
             n_nt += int(len(batch.codes) - n_gen)
             if progress:
                 progress(n_genomes, n_nt)
+    agg.finalize(checker)
+    stats = dict(checker.engine.stats)
+    if own:
+        checker.close()
+    return ShardResult(agg, n_genomes, n_nt, list(seen_ids), stats)
+
+
+def _shard_worker(inputs: CheckInputs, options: CheckOptions, rows_dir: str) -> ShardResult:
+    """Entry point of a shard run in another process or on a Dask worker."""
+    return check_shard(inputs, options, rows_dir)
+
+
+def _split_genomes(paths: list[str | Path], n: int, workdir: Path) -> list[list[Path]]:
+    """Shards of the genome input: whole files when there are at least ``n``; otherwise the records are
+    split into ``n`` contiguous blocks written as temporary FASTA files (input order is kept)."""
+    paths = [Path(p) for p in paths]
+    if len(paths) >= n:
+        k, r = divmod(len(paths), n)
+        out, i = [], 0
+        for s in range(n):
+            size = k + (1 if s < r else 0)
+            out.append(paths[i:i + size])
+            i += size
+        return out
+    total = sum(1 for p in paths for _ in read_fasta(p))
+    per = -(-total // n)
+    shards, fh, count, idx = [], None, 0, 0
+    for p in paths:
+        for rec in read_fasta(p, keep_gaps=False):
+            if fh is None or count == per:
+                if fh is not None:
+                    fh.close()
+                path = workdir / f"shard{idx:04d}.fa"
+                shards.append([path])
+                fh = open(path, "w")
+                idx += 1
+                count = 0
+            fh.write(f">{rec.id} {rec.description}\n{rec.text()}\n")
+            count += 1
+    if fh is not None:
+        fh.close()
+    return shards
+
+
+def _concat_rows(parts: list[Path], out_dir: Path, stack: contextlib.ExitStack) -> None:
+    """Concatenate shard row files, in shard order, into the final TSV and Parquet files (atomically)."""
+    import pyarrow.parquet as pq
+
+    from .reports import atomic_path
+
+    for stem in ("oligo_calls", "assay_calls"):
+        tsv = stack.enter_context(atomic_path(out_dir / f"{stem}.tsv"))
+        with open(tsv, "wb") as out:
+            for i, part in enumerate(parts):
+                with open(part / f"{stem}.tsv", "rb") as fh:
+                    header = fh.readline()
+                    if i == 0:
+                        out.write(header)
+                    while chunk := fh.read(1 << 22):
+                        out.write(chunk)
+        pqp = stack.enter_context(atomic_path(out_dir / f"{stem}.parquet"))
+        writer = None
+        for part in parts:
+            table = pq.read_table(part / f"{stem}.parquet")
+            if writer is None:
+                writer = pq.ParquetWriter(str(pqp), table.schema, compression="zstd")
+            writer.write_table(table)
+        if writer is not None:
+            writer.close()
+
+
+def run_check(inputs: CheckInputs, out_dir: str | Path, options: CheckOptions = CheckOptions(),
+              progress: Callable[[int, int], None] | None = None) -> CheckResult:
+    """Check assays against genomes (and off-target collections), writing every output into ``out_dir``.
+
+    With ``options.shards > 1`` the genomes are split into shards checked in parallel processes through Dask
+    (or on a Dask cluster named by ``options.dask_scheduler``); the outputs are the same as in one process.
+    Outputs are written atomically: an interrupted run leaves earlier files as they were.
+    """
+    import shutil
+    import tempfile
+    import warnings as _warnings
+
+    from . import check_report
+    from .reports import write_json, write_table, write_text
+
+    t0 = time.perf_counter()
+    out_dir = Path(out_dir)
+    lineages = Lineages(inputs.alias_key)
+    checker, metadata = _setup(inputs, options)
+    caught: list[str] = []
+    with contextlib.ExitStack() as stack:
+        if options.shards <= 1 and not options.dask_scheduler:
+            shard_results = [check_shard(inputs, options, out_dir, progress=progress, checker=checker,
+                                         metadata=metadata)]
+        else:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            work = Path(tempfile.mkdtemp(prefix=".oligolab-shards-", dir=out_dir))
+            stack.callback(shutil.rmtree, work, True)
+            shards = _split_genomes(inputs.genomes, max(1, options.shards), work)
+            parts = [work / f"part{i:04d}" for i in range(len(shards))]
+            shard_inputs = [CheckInputs(inputs.assays, files, inputs.metadata, inputs.reference, inputs.annotation,
+                                        inputs.alias_key, []) for files in shards]
+            shard_results = _run_shards(shard_inputs, options, parts)
+            _concat_rows(parts, out_dir, stack)
+        agg = Aggregates(len(checker.oligos), len(checker.assays.assays))
+        seen: set[str] = set()
+        n_genomes = n_nt = 0
+        for sr in shard_results:
+            dup = next((i for i in sr.ids if i in seen), None)
+            if dup is not None:
+                raise InputError(inputs.genomes[0], f"duplicate record id '{dup}'", "give every genome a unique id",
+                                 record=dup)
+            seen.update(sr.ids)
+            agg.merge(sr.aggregates)
+            n_genomes += sr.genomes
+            n_nt += sr.nucleotides
         if n_genomes == 0:
             raise InputError(inputs.genomes[0] if inputs.genomes else None, "no genomes read", "give FASTA genomes")
         if metadata is not None:
             with _warnings.catch_warnings(record=True) as w:
                 _warnings.simplefilter("always")
-                warn_missing_ids(metadata, seen_ids)
+                warn_missing_ids(metadata, seen)
                 caught += [str(x.message) for x in w]
         ex_sites, ex_assays = exclusivity(checker, inputs.off_targets)
         groups = group_lineages(agg.lineages(), lineages, options.max_groups)
+        stats: Counter = Counter()
+        for sr in shard_results:
+            stats.update(sr.engine_stats)
         result = CheckResult(checker, n_genomes, n_nt, agg, groups, ex_sites, ex_assays,
-                             time.perf_counter() - t0, inputs, engine_stats=dict(checker.engine.stats),
-                             warnings=caught)
+                             time.perf_counter() - t0, inputs, engine_stats=dict(stats), warnings=caught)
         tables = summary_tables(result, lineages)
         for name, frame in tables.items():
             write_table(frame, out_dir / f"{name}.tsv")
@@ -1040,6 +1216,24 @@ def run_check(inputs: CheckInputs, out_dir: str | Path, options: CheckOptions = 
     checker.close()
     result.outputs = {p.name: str(p) for p in sorted(out_dir.iterdir()) if not p.name.startswith(".")}
     return result
+
+
+def _run_shards(shard_inputs: list[CheckInputs], options: CheckOptions, parts: list[Path]) -> list[ShardResult]:
+    """Run shards with Dask: local worker processes, or the cluster at ``options.dask_scheduler``."""
+    import dask
+
+    worker_options = CheckOptions(**{**options.__dict__, "shards": 1, "dask_scheduler": None,
+                                     "threads": options.threads or 1})
+    tasks = [dask.delayed(_shard_worker)(inp, worker_options, str(part)) for inp, part in zip(shard_inputs, parts)]
+    if options.dask_scheduler:
+        try:
+            from distributed import Client
+        except ImportError:
+            raise InputError(None, "--dask-scheduler needs the 'distributed' package",
+                             "pip install distributed, or use --shards N on one machine") from None
+        with Client(options.dask_scheduler) as client:
+            return list(client.compute(tasks, sync=True))
+    return list(dask.compute(*tasks, scheduler="processes", num_workers=min(len(tasks), options.shards)))
 
 
 def read_assays_checked(paths: list[str | Path]) -> AssaySet:
@@ -1140,72 +1334,60 @@ def _offtarget_assay(assay: Assay, members: dict[str, list[int]], by_oligo, limi
     return None
 
 
-def summary_tables(result: CheckResult, lineages: Lineages) -> dict[str, "object"]:
-    """The summary tables written beside the per-genome rows (all small)."""
+def _count_frame(columns: dict[str, object], counts: np.ndarray, labels: tuple[str, ...], fraction: str):
+    """A table of call counts (one row per key, one column per call) with the first call's fraction."""
     import pandas as pd
 
+    counts = np.asarray(counts).reshape(-1, len(labels))
+    n = counts.sum(axis=1)
+    frame = pd.DataFrame(columns)
+    frame["genomes"] = n
+    for k, label in enumerate(labels):
+        frame[label.replace(" ", "_")] = counts[:, k]
+    frame[fraction] = np.where(n > 0, np.round(counts[:, 0] / np.maximum(n, 1), 5), np.nan)
+    return frame
+
+
+def summary_tables(result: CheckResult, lineages: Lineages) -> dict[str, "object"]:
+    """The summary tables written beside the per-genome rows (all small)."""
     checker, agg = result.checker, result.aggregates
     lin_names = agg.lineages()
     groups = np.array([result.lineage_groups.get(n, n) for n in lin_names], dtype=object)
-    assays = checker.assays.assays
-    la = agg.lin_assay[: len(lin_names)]
-    lo = agg.lin_oligo[: len(lin_names)]
-    # per assay
-    tot = la.sum(axis=0)
-    rows = []
-    for ai, a in enumerate(assays):
-        n = int(tot[ai].sum())
-        rows.append({"assay": a.name, "panel": a.panel, "kind": a.kind, "oligos": len(a.oligos), "genomes": n,
-                     **{c.replace(" ", "_"): int(tot[ai, k]) for k, c in enumerate(ASSAY_CALLS)},
-                     "detected_fraction": round(tot[ai, 0] / n, 5) if n else float("nan"),
-                     "not_detected_fraction": round(tot[ai, 3] / n, 5) if n else float("nan")})
-    assay_summary = pd.DataFrame(rows)
-    # per lineage group and assay
     group_names = sorted(set(groups))
-    rows = []
-    for gname in group_names:
-        sel = groups == gname
-        sub = la[sel].sum(axis=0)
-        for ai, a in enumerate(assays):
-            n = int(sub[ai].sum())
-            rows.append({"lineage_group": gname, "lineages": int(sel.sum()), "assay": a.name, "genomes": n,
-                         **{c.replace(" ", "_"): int(sub[ai, k]) for k, c in enumerate(ASSAY_CALLS)},
-                         "detected_fraction": round(sub[ai, 0] / n, 5) if n else float("nan")})
-    group_summary = pd.DataFrame(rows)
-    # per lineage and assay, only where not everything was detected
-    rows = []
-    for li, name in enumerate(lin_names):
-        for ai in np.flatnonzero(la[li, :, 0] < la[li].sum(axis=1)):
-            n = int(la[li, ai].sum())
-            rows.append({"lineage": name, "lineage_group": groups[li], "full_name": lineages.full(name),
-                         "assay": assays[ai].name, "genomes": n,
-                         **{c.replace(" ", "_"): int(la[li, ai, k]) for k, c in enumerate(ASSAY_CALLS)},
-                         "detected_fraction": round(la[li, ai, 0] / n, 5) if n else float("nan")})
-    lineage_summary = pd.DataFrame(rows, columns=["lineage", "lineage_group", "full_name", "assay", "genomes",
-                                                  *[c.replace(" ", "_") for c in ASSAY_CALLS],
-                                                  "detected_fraction"])
-    # per lineage group and oligo (heatmap source)
-    rows = []
-    for gname in group_names:
-        sub = lo[groups == gname].sum(axis=0)
-        for oi, so in enumerate(checker.oligos):
-            n = int(sub[oi].sum())
-            rows.append({"lineage_group": gname, "assay": so.oligo.assay, "oligo": so.name, "role": so.role,
-                         "genomes": n, **{c.replace(" ", "_"): int(sub[oi, k]) for k, c in enumerate(OLIGO_CALLS)},
-                         "binds_fraction": round(sub[oi, 0] / n, 5) if n else float("nan")})
-    oligo_groups = pd.DataFrame(rows)
-    # per month and assay
-    rows = []
-    for month in sorted(agg.months()):
-        mi = agg.month_index[month]
-        for ai, a in enumerate(assays):
-            c = agg.month_assay[mi, ai]
-            n = int(c.sum())
-            rows.append({"month": month, "assay": a.name, "genomes": n,
-                         **{k.replace(" ", "_"): int(c[j]) for j, k in enumerate(ASSAY_CALLS)},
-                         "detected_fraction": round(c[0] / n, 5) if n else float("nan")})
-    monthly = pd.DataFrame(rows, columns=["month", "assay", "genomes", *[c.replace(" ", "_") for c in ASSAY_CALLS],
-                                          "detected_fraction"])
+    group_idx = np.searchsorted(np.array(group_names, dtype=object), groups)
+    assays = checker.assays.assays
+    names = np.array([a.name for a in assays], dtype=object)
+    n_as, n_ol = len(assays), len(checker.oligos)
+    la = agg.lin_assay[: len(lin_names)].astype(np.int64)
+    lo = agg.lin_oligo[: len(lin_names)].astype(np.int64)
+    assay_summary = _count_frame({"assay": names, "panel": [a.panel for a in assays], "kind": [a.kind for a in assays],
+                                  "oligos": [len(a.oligos) for a in assays]}, la.sum(axis=0), ASSAY_CALLS,
+                                 "detected_fraction")
+    assay_summary["not_detected_fraction"] = np.where(
+        assay_summary["genomes"] > 0, np.round(assay_summary["not_detected"] / assay_summary["genomes"].clip(lower=1), 5),
+        np.nan)
+    by_group = np.zeros((len(group_names), n_as, 4), dtype=np.int64)
+    np.add.at(by_group, group_idx, la)
+    lineages_per_group = np.bincount(group_idx, minlength=len(group_names))
+    group_summary = _count_frame({"lineage_group": np.repeat(group_names, n_as),
+                                  "lineages": np.repeat(lineages_per_group, n_as), "assay": np.tile(names, len(group_names))},
+                                 by_group, ASSAY_CALLS, "detected_fraction")
+    li, ai = np.nonzero(la[:, :, 0] < la.sum(axis=2))  # lineage x assay pairs where not all were detected
+    lin_arr = np.array(lin_names, dtype=object)
+    lineage_summary = _count_frame({"lineage": lin_arr[li], "lineage_group": groups[li],
+                                    "full_name": [lineages.full(x) for x in lin_arr[li]], "assay": names[ai]},
+                                   la[li, ai], ASSAY_CALLS, "detected_fraction")
+    og = np.zeros((len(group_names), n_ol, 4), dtype=np.int64)
+    np.add.at(og, group_idx, lo)
+    oligo_groups = _count_frame({"lineage_group": np.repeat(group_names, n_ol),
+                                 "assay": np.tile([o.oligo.assay for o in checker.oligos], len(group_names)),
+                                 "oligo": np.tile([o.name for o in checker.oligos], len(group_names)),
+                                 "role": np.tile([o.role for o in checker.oligos], len(group_names))},
+                                og, OLIGO_CALLS, "binds_fraction")
+    months = sorted(agg.months())
+    month_counts = agg.month_assay[[agg.month_index[m] for m in months]] if months else np.zeros((0, n_as, 4))
+    monthly = _count_frame({"month": np.repeat(months, n_as), "assay": np.tile(names, len(months))},
+                           month_counts, ASSAY_CALLS, "detected_fraction")
     return {"assay_summary": assay_summary, "group_summary": group_summary, "lineage_summary": lineage_summary,
             "oligo_lineage_groups": oligo_groups, "monthly_summary": monthly,
             "escape_mutations": escape_mutations(result, lin_names)}
@@ -1216,23 +1398,7 @@ def escape_mutations(result: CheckResult, lin_names: list[str]):
     import pandas as pd
 
     checker = result.checker
-    stats: dict[tuple[int, str], dict] = {}
-    for (sid, li, call), n in result.aggregates.site_use.items():
-        oi = int(checker.engine.sites.pattern[sid]) // 2
-        for name, from_3p, refpos in checker.mutations(sid):
-            key = (oi, name)
-            s = stats.setdefault(key, {"genomes": 0, "degraded": 0, "fails": 0, "no_data": 0, "from_3p": from_3p,
-                                       "refpos": refpos, "lineages": Counter()})
-            s["genomes"] += n
-            s[OLIGO_CALLS[call].replace(" ", "_")] += n
-            s["lineages"][lin_names[li]] += n
-    for (oi, li, lid), n in result.aggregates.lost_use.items():
-        for name, from_3p, refpos in checker.lost[lid]:
-            s = stats.setdefault((oi, name), {"genomes": 0, "degraded": 0, "fails": 0, "no_data": 0,
-                                              "from_3p": from_3p, "refpos": refpos, "lineages": Counter()})
-            s["genomes"] += n
-            s["fails"] += n
-            s["lineages"][lin_names[li]] += n
+    stats = result.aggregates.mutation_stats
     rows = []
     ann = checker.annotation
     for (oi, name), s in stats.items():

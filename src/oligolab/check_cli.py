@@ -38,15 +38,22 @@ def check_command(
     rules: Optional[Path] = typer.Option(None, "--rules", help="Call rule file (TOML); default: shipped rules."),
     enzymes: Optional[Path] = typer.Option(None, "--enzymes", help="Folder of extra enzyme TOML files."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Threads (default: all cores)."),
+    shards: int = typer.Option(1, "--shards", min=1, help="Split the genomes into N shards checked in parallel "
+                               "processes (Dask); same outputs as one process."),
+    dask_scheduler: Optional[str] = typer.Option(None, "--dask-scheduler", help="Run the shards on a Dask "
+                                                 "cluster (e.g. tcp://10.0.0.5:8786)."),
+    device: str = typer.Option("cpu", "--device", help="cpu, or cuda to run the engine's filter on a GPU."),
 ) -> None:
     """Check assays against a genome collection: per genome, lineage and month, which oligos still bind,
     where the mismatches are, which variants escape, and what else the assays would detect."""
     inputs = CheckInputs(list(assays), list(genomes), metadata, reference, annotation, alias_key, list(off_target))
     options = CheckOptions(max_mismatches=max_mismatches, max_gaps=max_gaps,
                            rules_path=str(rules) if rules else None, enzymes_dir=str(enzymes) if enzymes else None,
-                           threads=threads)
+                           threads=threads, shards=shards, dask_scheduler=dask_scheduler, device=device)
     t0 = time.perf_counter()
     try:
+        if device not in ("cpu", "cuda"):
+            raise InputError(None, f"unknown device {device!r}", "use --device cpu or --device cuda")
         with Progress(SpinnerColumn(), TextColumn("[bold]checking[/]"), BarColumn(bar_width=None),
                       TextColumn("{task.fields[genomes]:,} genomes, {task.fields[mb]:.1f} Mb"), TimeElapsedColumn(),
                       console=console, transient=True) as progress:

@@ -15,6 +15,26 @@ def _pill(call: str) -> str:
     return f'<span class="pill {_CALL_CLASS.get(call, "na")}">{html_escape(call)}</span>'
 
 
+def _heatmap(frame, column: str, value: str, keep: list[str], label: str, margin: int) -> str:
+    """Lineage group x ``column`` heatmap of a fraction (green = 1, red = 0) for the listed columns."""
+    piv = frame[frame[column].isin(keep)].pivot(index="lineage_group", columns=column, values=value)[keep]
+    fig = go.Figure(go.Heatmap(z=piv.values, x=list(piv.columns), y=list(piv.index), zmin=0, zmax=1,
+                               colorscale=[[0, "#cf222e"], [0.5, "#d4a72c"], [1, "#2da44e"]],
+                               colorbar=dict(title=label.split()[0]),
+                               hovertemplate="%{y}<br>%{x}<br>" + label + " %{z:.1%}<extra></extra>"))
+    fig.update_layout(margin=dict(l=10, r=10, t=10, b=10), xaxis=dict(tickangle=-45))
+    return figure_div(fig, height=max(420, 18 * len(piv.index) + margin))
+
+
+def _verdict(row) -> str:
+    """A one-word verdict a laboratory director can act on."""
+    if row.not_detected_fraction >= 0.01:
+        return "failing"
+    if row.not_detected > 0 or (row.genomes and row.at_risk / row.genomes >= 0.10):
+        return "watch"
+    return "ok"
+
+
 def _pct(x: float) -> str:
     return "" if x != x else f"{100 * x:.1f}%"
 
@@ -49,48 +69,36 @@ def render(result, tables: dict, summary: dict) -> str:
     )
     sections.append(("Summary", kpis))
 
-    # assays at a glance
+    # assays at a glance, one table per panel (input file)
     view = assay_summary.sort_values(["not_detected_fraction", "at_risk", "assay"], ascending=[False, False, True])
-    view = view.assign(detected=view["detected_fraction"].map(_pct),
+    view = view.assign(verdict=[_verdict(r) for r in view.itertuples()],
+                       detected=view["detected_fraction"].map(_pct),
                        not_detected_pct=view["not_detected_fraction"].map(_pct))
-    cols = ["assay", "panel", "kind", "genomes", "detected", "at_risk", "no_data", "not_detected", "not_detected_pct"]
-    sections.append(("Assays at a glance", '<p class="explain">Sorted by the share of genomes an assay would '
-                     "miss. Counts are genomes.</p>" + table_html(
-                         view[cols].rename(columns={"detected": "detected %", "not_detected_pct": "missed %"}),
-                         max_rows=60)))
+    cols = ["verdict", "assay", "kind", "genomes", "detected", "at_risk", "no_data", "not_detected", "not_detected_pct"]
+    inner = ('<p class="explain">Sorted by the share of genomes an assay would miss. Counts are genomes. '
+             "<b>failing</b>: misses 1 % or more; <b>watch</b>: misses some, or 10 % or more are at risk; "
+             "<b>ok</b>: otherwise.</p>")
+    for panel in dict.fromkeys(view["panel"]):
+        sub = view[view["panel"] == panel][cols].rename(columns={"detected": "detected %",
+                                                                "not_detected_pct": "missed %"})
+        inner += f"<h3>{html_escape(panel)} ({len(sub)} assays)</h3>" + table_html(
+            sub, max_rows=40, classes={"verdict": lambda v: {"ok": "ok", "watch": "warn", "failing": "bad"}[v]})
+    sections.append(("Assays at a glance", inner))
 
-    # heatmap: lineage groups x assays that are not perfect
+    # heatmaps: lineage groups x assays that miss genomes, and x oligos that weaken
     bad_assays = list(assay_summary.loc[assay_summary["detected_fraction"] < 0.99999, "assay"])
     if bad_assays:
-        piv = groups[groups["assay"].isin(bad_assays)].pivot(index="lineage_group", columns="assay",
-                                                                 values="detected_fraction")
-        piv = piv[bad_assays[:80]]
-        fig = go.Figure(go.Heatmap(z=piv.values, x=list(piv.columns), y=list(piv.index), zmin=0, zmax=1,
-                                   colorscale=[[0, "#cf222e"], [0.5, "#d4a72c"], [1, "#2da44e"]],
-                                   colorbar=dict(title="detected"),
-                                   hovertemplate="%{y}<br>%{x}<br>detected %{z:.1%}<extra></extra>"))
-        fig.update_layout(margin=dict(l=10, r=10, t=10, b=10), xaxis=dict(tickangle=-45))
         sections.append(("Where assays lose genomes (lineage group x assay)",
                          '<p class="explain">Share of genomes detected, per lineage group, for the assays that miss '
                          "some genomes. Green = all detected, red = none.</p>" +
-                         figure_div(fig, height=max(420, 18 * len(piv.index) + 160))))
-
-    # heatmap: lineage groups x oligos with problems
-    og = oligo_groups.copy()
-    weak = og.groupby("oligo")["binds_fraction"].min()
-    weak_oligos = [o for o in dict.fromkeys(og["oligo"]) if weak[o] < 0.99999][:100]
+                         _heatmap(groups, "assay", "detected_fraction", bad_assays[:80], "detected", 160)))
+    weak = oligo_groups.groupby("oligo")["binds_fraction"].min()
+    weak_oligos = [o for o in dict.fromkeys(oligo_groups["oligo"]) if weak[o] < 0.99999][:100]
     if weak_oligos:
-        piv = og[og["oligo"].isin(weak_oligos)].pivot(index="lineage_group", columns="oligo", values="binds_fraction")
-        piv = piv[weak_oligos]
-        fig = go.Figure(go.Heatmap(z=piv.values, x=list(piv.columns), y=list(piv.index), zmin=0, zmax=1,
-                                   colorscale=[[0, "#cf222e"], [0.5, "#d4a72c"], [1, "#2da44e"]],
-                                   colorbar=dict(title="binds"),
-                                   hovertemplate="%{y}<br>%{x}<br>binds in %{z:.1%}<extra></extra>"))
-        fig.update_layout(margin=dict(l=10, r=10, t=10, b=10), xaxis=dict(tickangle=-45))
         sections.append(("Which oligo loses binding (lineage group x oligo)",
                          '<p class="explain">Share of genomes in which each oligo still binds as designed; only '
                          "oligos that weaken somewhere are shown.</p>" +
-                         figure_div(fig, height=max(420, 18 * len(piv.index) + 200))))
+                         _heatmap(oligo_groups, "oligo", "binds_fraction", weak_oligos, "binds in", 200)))
 
     # over time
     if len(monthly):

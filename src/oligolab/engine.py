@@ -336,13 +336,14 @@ def _verify_start(text, s, seg_end, masks_j, ctx_j, m, k, g, out_int, out_mask, 
     return True
 
 
-@nb.njit(cache=True, nogil=True)
-def _myers_scan(text, a, n, lim, peq, j, m, g, e, cand):
-    """Myers' bit-parallel scan of text[a:a+n] for pattern ``j``: marks in ``cand`` every start (relative to
-    ``a``, below ``lim``) of an alignment with edit distance <= e; returns the marked range (lo, hi)."""
-    high = _U1 << np.uint64(m - 1)
-    pv = _ALL
-    mv = _U0
+def _myers_scan_source(text, a, n, lim, peq, j, m, g, e, cand, row, base):
+    """Myers' bit-parallel scan of text[a:a+n] for pattern ``j``: marks ``cand[row, base + s]`` for every start
+    ``s`` (relative to ``a``, below ``lim``) of an alignment with edit distance <= e; returns the marked range
+    (lo, hi). Compiled twice from this one source: for the CPU (numba) and as a CUDA device function."""
+    one = np.uint64(1)
+    high = one << np.uint64(m - 1)
+    pv = ~np.uint64(0)
+    mv = np.uint64(0)
     score = m
     lo_mark = n
     hi_mark = -1
@@ -356,8 +357,8 @@ def _myers_scan(text, a, n, lim, peq, j, m, g, e, cand):
             score += 1
         elif mh & high:
             score -= 1
-        ph = ph << _U1
-        mh = mh << _U1
+        ph = ph << one
+        mh = mh << one
         pv = mh | ~(xv | ph)
         mv = ph & xv
         if score <= e:
@@ -369,7 +370,7 @@ def _myers_scan(text, a, n, lim, peq, j, m, g, e, cand):
             if s1 > lim - a - 1:
                 s1 = lim - a - 1
             for s in range(s0, s1 + 1):
-                cand[s] = 1
+                cand[row, base + s] = 1
             if s0 <= s1:
                 if s0 < lo_mark:
                     lo_mark = s0
@@ -378,88 +379,76 @@ def _myers_scan(text, a, n, lim, peq, j, m, g, e, cand):
     return lo_mark, hi_mark
 
 
+_myers_scan = nb.njit(cache=True, nogil=True)(_myers_scan_source)
+
+
+@nb.njit(cache=True, nogil=True)
+def _grow(a, cap):
+    """A copy of ``a`` with room for ``cap`` rows."""
+    b = np.empty((cap,) + a.shape[1:], dtype=a.dtype)
+    b[: a.shape[0]] = a
+    return b
+
+
+@nb.njit(cache=True, nogil=True)
+def _new_rows(cap):
+    return (np.empty(cap, dtype=np.int64), np.empty((cap, 10), dtype=np.int32), np.empty((cap, 2), dtype=np.uint64),
+            np.empty((cap, MAX_PATTERN + MAX_GAPS), dtype=np.uint8))
+
+
+@nb.njit(cache=True, nogil=True)
+def _verify_marked_range(text, a, b, cand, row, base, lo, hi, j, masks_j, ctx_j, m, k, g, out, n_out):
+    """Verify the candidate starts marked in ``cand[row, base + lo .. base + hi]`` (clearing the marks) and
+    append the sites to ``out`` (grown as needed); returns (out, n_out)."""
+    out_start, out_int, out_mask, out_target = out
+    row_int = np.zeros(10, dtype=np.int32)
+    row_mask = np.zeros(2, dtype=np.uint64)
+    row_target = np.zeros(MAX_PATTERN + MAX_GAPS, dtype=np.uint8)
+    for s in range(lo, hi + 1):
+        if cand[row, base + s] == 0:
+            continue
+        cand[row, base + s] = 0
+        if _verify_start(text, a + s, b, masks_j, ctx_j, m, k, g, row_int, row_mask, row_target):
+            if n_out == out_start.shape[0]:
+                cap = 2 * n_out
+                out_start = _grow(out_start, cap)
+                out_int = _grow(out_int, cap)
+                out_mask = _grow(out_mask, cap)
+                out_target = _grow(out_target, cap)
+            out_start[n_out] = a + s
+            row_int[0] = j
+            out_int[n_out] = row_int
+            out_mask[n_out] = row_mask
+            out_target[n_out] = row_target
+            n_out += 1
+    return (out_start, out_int, out_mask, out_target), n_out
+
+
 @nb.njit(cache=True, nogil=True)
 def _search_patterns(text, seg_starts, seg_ends, seg_limits, pattern_ids, peq, lengths, masks, is_context,
                      k, g):
     """Search pattern-strands over text segments. Segment ``i`` covers text[seg_starts[i]:seg_ends[i]]; only
     sites starting before ``seg_limits[i]`` are reported. Returns (starts, int fields, masks, targets)."""
-    e = k
-    cap = 1024
+    out = _new_rows(1024)
     n_out = 0
-    out_start = np.empty(cap, dtype=np.int64)
-    out_int = np.empty((cap, 10), dtype=np.int32)
-    out_mask = np.empty((cap, 2), dtype=np.uint64)
-    out_target = np.empty((cap, MAX_PATTERN + MAX_GAPS), dtype=np.uint8)
-    row_int = np.zeros(10, dtype=np.int32)
-    row_mask = np.zeros(2, dtype=np.uint64)
-    row_target = np.zeros(MAX_PATTERN + MAX_GAPS, dtype=np.uint8)
     max_seg = 0
     for si in range(seg_starts.shape[0]):
         if seg_ends[si] - seg_starts[si] > max_seg:
             max_seg = seg_ends[si] - seg_starts[si]
-    cand = np.zeros(max_seg + 1, dtype=np.uint8)
+    cand = np.zeros((1, max_seg + 1), dtype=np.uint8)
     for pj in range(pattern_ids.shape[0]):
         j = pattern_ids[pj]
         m = lengths[j]
-        masks_j = masks[j]
-        ctx_j = is_context[j]
         for si in range(seg_starts.shape[0]):
             a = seg_starts[si]
             b = seg_ends[si]
-            lim = seg_limits[si]
-            n = b - a
-            if n < m - g:
+            if b - a < m - g:
                 continue
-            lo_mark, hi_mark = _myers_scan(text, a, n, lim, peq, j, m, g, e, cand)
-            if hi_mark < lo_mark:
-                continue
-            # --- verify each candidate start once
-            for s in range(lo_mark, hi_mark + 1):
-                if cand[s] == 0:
-                    continue
-                cand[s] = 0
-                if _verify_start(text, a + s, b, masks_j, ctx_j, m, k, g, row_int, row_mask, row_target):
-                    if n_out == cap:
-                        cap *= 2
-                        out_start = _grow1(out_start, cap)
-                        out_int = _grow2i(out_int, cap)
-                        out_mask = _grow2u(out_mask, cap)
-                        out_target = _grow2b(out_target, cap)
-                    out_start[n_out] = a + s
-                    row_int[0] = j
-                    out_int[n_out] = row_int
-                    out_mask[n_out] = row_mask
-                    out_target[n_out] = row_target
-                    n_out += 1
-    return out_start[:n_out], out_int[:n_out], out_mask[:n_out], out_target[:n_out]
-
-
-@nb.njit(cache=True, nogil=True)
-def _grow1(a, cap):
-    b = np.empty(cap, dtype=a.dtype)
-    b[: a.shape[0]] = a
-    return b
-
-
-@nb.njit(cache=True, nogil=True)
-def _grow2i(a, cap):
-    b = np.empty((cap, a.shape[1]), dtype=a.dtype)
-    b[: a.shape[0]] = a
-    return b
-
-
-@nb.njit(cache=True, nogil=True)
-def _grow2u(a, cap):
-    b = np.empty((cap, a.shape[1]), dtype=a.dtype)
-    b[: a.shape[0]] = a
-    return b
-
-
-@nb.njit(cache=True, nogil=True)
-def _grow2b(a, cap):
-    b = np.empty((cap, a.shape[1]), dtype=a.dtype)
-    b[: a.shape[0]] = a
-    return b
+            lo, hi = _myers_scan(text, a, b - a, seg_limits[si], peq, j, m, g, k, cand, 0, 0)
+            if hi >= lo:
+                out, n_out = _verify_marked_range(text, a, b, cand, 0, 0, lo, hi, j, masks[j], is_context[j], m, k,
+                                                  g, out, n_out)
+    return out[0][:n_out], out[1][:n_out], out[2][:n_out], out[3][:n_out]
 
 
 # ----------------------------------------------------------------------------------------- window cache
@@ -724,7 +713,7 @@ class Engine:
     """
 
     def __init__(self, patterns: PatternSet, max_mismatches: int = 3, max_gaps: int = 2, *,
-                 threads: int | None = None, cache: bool = True):
+                 threads: int | None = None, cache: bool = True, device: str = "cpu"):
         if not 0 <= max_mismatches <= MAX_MISMATCHES:
             raise ValueError(f"max_mismatches must be 0..{MAX_MISMATCHES}")
         if not 0 <= max_gaps <= MAX_GAPS:
@@ -735,6 +724,16 @@ class Engine:
         self.window = patterns.max_length + self.g
         self.threads = max(1, threads or min(os.cpu_count() or 1, 8))
         self.use_cache = cache
+        if device not in ("cpu", "cuda"):
+            raise ValueError("device must be 'cpu' or 'cuda'")
+        if device == "cuda":
+            from . import engine_cuda
+
+            if not engine_cuda.available():
+                from .errors import InputError
+
+                raise InputError(None, "no CUDA device found", "use --device cpu")
+        self.device = device
         self.sites = SiteTable.empty()
         # hash table of windows -> entry; entries -> slice of entry_sites
         self._tab_val = np.full(1 << 16, -1, dtype=np.int64)
@@ -832,6 +831,10 @@ class Engine:
         p = self.patterns
         args = (codes, seg_s, seg_e, seg_l)
         tail = (p.peq, p.lengths, p.masks, p.is_context, self.k, self.g)
+        if self.device == "cuda":
+            from .engine_cuda import search_patterns_cuda
+
+            return search_patterns_cuda(*args, np.arange(p.n_patterns, dtype=np.int64), *tail)
         if self._pool is None or len(seg_s) == 0:
             return _search_patterns(*args, np.arange(p.n_patterns, dtype=np.int64), *tail)
         futures = [self._pool.submit(_search_patterns, *args, share.astype(np.int64), *tail)
@@ -872,6 +875,242 @@ def _reinsert(n_entries, ent_keys, ent_len, tab_val):
         while tab_val[h] >= 0:
             h = (h + _U1) & mask
         tab_val[h] = e
+
+
+# ------------------------------------------------------------------------------------ seed-index engine
+
+@nb.njit(cache=True, nogil=True)
+def _qmer_values(codes, q):
+    """2-bit value of the q-mer starting at each position, -1 where it holds a non-ACGT code."""
+    n = codes.shape[0]
+    out = np.full(n, -1, dtype=np.int64)
+    mask = (1 << (2 * q)) - 1
+    v = 0
+    bad_until = -1
+    for i in range(n):
+        c = codes[i]
+        if c > 3:
+            bad_until = i
+            v = 0
+        else:
+            v = ((v << 2) | c) & mask
+        start = i - q + 1
+        if start >= 0 and bad_until < start:
+            out[start] = v
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def _seed_scan_into(codes, genome_ends, lo, hi, qv, offsets, pair_a, pair_b, q, starts_tab, pats_tab, lengths, masks,
+                    k, out_start, out_int, out_mask, out_target):
+    """Scan window starts lo..hi-1 into preallocated output rows: look up every pair of pieces in its table,
+    verify each candidate pattern by Hamming distance (unknown bases count as differences) and report it from
+    the first pair of pieces that matches exactly (so every site is reported once). Returns (rows written,
+    next start): it stops early when the output is full (the arrays are never reallocated inside the loop,
+    which would cost a reference count per step)."""
+    n_pairs = pair_a.shape[0]
+    n_pieces = offsets.shape[0]
+    cap = out_start.shape[0]
+    n_out = 0
+    gi = 0
+    while gi < genome_ends.shape[0] - 1 and lo > genome_ends[gi]:
+        gi += 1
+    shift = np.int64(2 * q)
+    piece_mask = (_U1 << np.uint64(q)) - _U1
+    for p in range(lo, hi):
+        if n_out + n_pairs * 64 > cap:
+            return n_out, p
+        while gi < genome_ends.shape[0] - 1 and p > genome_ends[gi]:
+            gi += 1
+        gend = genome_ends[gi]
+        if p >= gend:
+            continue
+        for t in range(n_pairs):
+            pa = p + offsets[pair_a[t]]
+            pb = p + offsets[pair_b[t]]
+            if pb + q > gend:
+                continue
+            va = qv[pa]
+            vb = qv[pb]
+            if va < 0 or vb < 0:
+                continue
+            key = (va << shift) | vb
+            for e in range(starts_tab[t, key], starts_tab[t, key + 1]):
+                j = pats_tab[e]
+                m = lengths[j]
+                if p + m > gend:
+                    continue
+                mmask = _U0
+                umask = _U0
+                d = 0
+                for i in range(m):
+                    c = codes[p + i]
+                    if c == 4:
+                        umask |= _U1 << np.uint64(i)
+                        d += 1
+                    elif (masks[j, i] >> c) & 1 == 0:
+                        mmask |= _U1 << np.uint64(i)
+                        d += 1
+                    if d > k:
+                        break
+                if d > k:
+                    continue
+                bad = mmask | umask
+                first = -1
+                for u in range(n_pairs):
+                    ea = (bad & (piece_mask << np.uint64(offsets[pair_a[u]]))) == _U0
+                    eb = (bad & (piece_mask << np.uint64(offsets[pair_b[u]]))) == _U0
+                    if ea and eb:
+                        first = u
+                        break
+                if first != t or n_out >= cap:
+                    continue
+                nm = 0
+                x = mmask
+                while x:
+                    x &= x - _U1
+                    nm += 1
+                out_start[n_out] = p
+                out_int[n_out, 0] = j
+                out_int[n_out, 1] = m
+                out_int[n_out, 2] = nm
+                out_int[n_out, 3] = d - nm
+                out_int[n_out, 4] = 0
+                out_int[n_out, 5] = -1
+                out_int[n_out, 6] = 0
+                out_int[n_out, 7] = -1
+                out_int[n_out, 8] = 0
+                out_int[n_out, 9] = d
+                out_mask[n_out, 0] = mmask
+                out_mask[n_out, 1] = umask
+                for y in range(MAX_PATTERN + MAX_GAPS):
+                    out_target[n_out, y] = codes[p + y] if y < m else 255
+                n_out += 1
+    return n_out, hi
+
+
+def _seed_scan(codes, genome_ends, lo, hi, qv, offsets, pair_a, pair_b, q, starts_tab, pats_tab, lengths, masks, k):
+    """All sites with window starts in lo..hi-1 (see :func:`_seed_scan_into`); grows the output as needed."""
+    parts = []
+    p = lo
+    cap = 1 << 14
+    while p < hi:
+        out_start = np.empty(cap, dtype=np.int64)
+        out_int = np.empty((cap, 10), dtype=np.int32)
+        out_mask = np.empty((cap, 2), dtype=np.uint64)
+        out_target = np.empty((cap, MAX_PATTERN + MAX_GAPS), dtype=np.uint8)
+        n, p = _seed_scan_into(codes, genome_ends, p, hi, qv, offsets, pair_a, pair_b, q, starts_tab, pats_tab,
+                               lengths, masks, k, out_start, out_int, out_mask, out_target)
+        parts.append((out_start[:n], out_int[:n], out_mask[:n], out_target[:n]))
+        cap *= 2
+    if not parts:
+        return (np.zeros(0, np.int64), np.zeros((0, 10), np.int32), np.zeros((0, 2), np.uint64),
+                np.zeros((0, MAX_PATTERN + MAX_GAPS), np.uint8))
+    return tuple(np.concatenate([x[i] for x in parts]) for i in range(4))
+
+
+class SeedEngine:
+    """Mismatch-only search of many short patterns in large, non-redundant texts (a transcriptome, a human
+    genome): each pattern is cut into ``k + 2`` pieces, at least two of which match exactly in any site
+    with <= k differences (pigeonhole), and every pair of pieces is looked up in a direct-address table.
+    Same interface and same sites as :class:`Engine` with ``max_gaps = 0`` (tested)."""
+
+    MAX_PIECE = 5  #: nt per piece: a pair key of 10 nt addresses a 4 MiB table
+
+    def __init__(self, patterns: PatternSet, max_mismatches: int = 2, *, threads: int | None = None):
+        if patterns.is_context.any():
+            raise ValueError("the seed engine takes patterns without context positions")
+        self.patterns = patterns
+        self.k = int(max_mismatches)
+        self.g = 0
+        n_pieces = self.k + 2
+        lmin = int(patterns.lengths.min())
+        q = min(self.MAX_PIECE, lmin // n_pieces)
+        if q < 3:
+            raise ValueError(f"patterns of {lmin} nt are too short for a seed index at {self.k} mismatches")
+        self.q = q
+        step = lmin // n_pieces
+        self.offsets = np.array([i * step for i in range(n_pieces)], dtype=np.int64)
+        pairs = [(a, b) for a in range(n_pieces) for b in range(a + 1, n_pieces)]
+        self.pair_a = np.array([a for a, _ in pairs], dtype=np.int64)
+        self.pair_b = np.array([b for _, b in pairs], dtype=np.int64)
+        self._build_tables(pairs)
+        self.threads = max(1, threads or min(os.cpu_count() or 1, 8))
+        self._pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
+        self.sites = SiteTable.empty()
+        self.n_genomes = 0
+        self.stats = {"positions": 0, "searched": 0, "segments": 0, "hits": 0}
+
+    def _piece_values(self, j: int, off: int) -> list[int]:
+        """All concrete 2-bit values of a pattern piece (degenerate codes expanded)."""
+        values = [0]
+        for i in range(off, off + self.q):
+            bases = [b for b in range(4) if (self.patterns.masks[j, i] >> b) & 1]
+            values = [(v << 2) | b for v in values for b in bases]
+            if len(values) > 4096:
+                raise ValueError(f"pattern {j} is too degenerate for the seed index")
+        return values
+
+    def _build_tables(self, pairs) -> None:
+        n_keys = 1 << (4 * self.q)
+        keys_per_pair = []
+        for a, b in pairs:
+            keys, pats = [], []
+            for j in range(self.patterns.n_patterns):
+                va = self._piece_values(j, int(self.offsets[a]))
+                vb = self._piece_values(j, int(self.offsets[b]))
+                for x in va:
+                    for y in vb:
+                        keys.append((x << (2 * self.q)) | y)
+                        pats.append(j)
+            keys_per_pair.append((np.array(keys, dtype=np.int64), np.array(pats, dtype=np.int64)))
+        self.starts_tab = np.zeros((len(pairs), n_keys + 1), dtype=np.int64)
+        pats_all = []
+        base = 0
+        for t, (keys, pats) in enumerate(keys_per_pair):
+            order = np.argsort(keys, kind="stable")
+            counts = np.bincount(keys, minlength=n_keys)
+            self.starts_tab[t, 1:] = base + np.cumsum(counts)
+            self.starts_tab[t, 0] = base
+            pats_all.append(pats[order])
+            base += len(keys)
+        self.pats_tab = np.concatenate(pats_all) if pats_all else np.zeros(0, dtype=np.int64)
+
+    def search_codes(self, codes: np.ndarray, genome_ends: np.ndarray) -> Hits:
+        genome_ends = np.asarray(genome_ends, dtype=np.int64)
+        qv = _qmer_values(codes, self.q)
+        n = codes.shape[0]
+        bounds = np.linspace(0, n, self.threads + 1).astype(np.int64)
+        args = (self.offsets, self.pair_a, self.pair_b, self.q, self.starts_tab, self.pats_tab,
+                self.patterns.lengths, self.patterns.masks, self.k)
+        if self._pool is None:
+            parts = [_seed_scan(codes, genome_ends, 0, n, qv, *args)]
+        else:
+            futures = [self._pool.submit(_seed_scan, codes, genome_ends, int(bounds[i]), int(bounds[i + 1]), qv, *args)
+                       for i in range(self.threads)]
+            parts = [f.result() for f in futures]
+        starts = np.concatenate([x[0] for x in parts])
+        raw_int = np.concatenate([x[1] for x in parts])
+        raw_mask = np.concatenate([x[2] for x in parts])
+        raw_target = np.concatenate([x[3] for x in parts])
+        order = np.lexsort((raw_int[:, 0], starts))
+        starts, raw_int, raw_mask, raw_target = starts[order], raw_int[order], raw_mask[order], raw_target[order]
+        base_id = len(self.sites)
+        self.sites.extend(raw_int, raw_mask, raw_target)
+        genome_starts = np.concatenate([[0], genome_ends[:-1] + 1])
+        g = np.searchsorted(genome_ends, starts, side="left")
+        hits = Hits((self.n_genomes + g).astype(np.int32), (starts - genome_starts[g]).astype(np.int32),
+                    np.arange(base_id, base_id + len(starts), dtype=np.int32))
+        self.n_genomes += len(genome_ends)
+        self.stats["positions"] += int(n - len(genome_ends))
+        self.stats["searched"] += int(n - len(genome_ends))
+        self.stats["hits"] += len(hits)
+        return hits
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
 
 
 # ------------------------------------------------------------------------------------ convenience helpers

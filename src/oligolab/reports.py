@@ -16,7 +16,7 @@ import os
 import tempfile
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -60,6 +60,32 @@ def write_bytes(path: str | Path, data: bytes) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return Path(path)
+
+
+def append_line(path: str | Path, make_line: "Callable[[str], str]") -> str:
+    """Append one line to an append-only file under an exclusive lock, fsynced; returns the line written.
+
+    ``make_line`` receives the file's current content (to chain or number entries) and returns the new line
+    (without newline). Concurrent writers are serialised by the lock; nothing already written is rewritten.
+    """
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+", encoding="utf-8") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            fh.seek(0)
+            line = make_line(fh.read())
+            if "\n" in line:
+                raise ValueError("append_line writes exactly one line")
+            fh.seek(0, os.SEEK_END)
+            fh.write(line + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    return line
 
 
 def _json_default(obj: Any) -> Any:
@@ -159,6 +185,26 @@ def figure_div(fig: Any, *, height: int | None = None) -> str:
     div_id = "fig-" + hashlib.sha1(fig.to_json().encode()).hexdigest()[:12]
     return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id,
                        config={"displaylogo": False, "responsive": True})
+
+
+def plotly_div(data: list[dict], layout: dict, *, height: int | None = None, nan_free: bool = False) -> str:
+    """A Plotly chart as an HTML ``div`` from plain trace/layout dicts (no figure objects, no validation).
+
+    For pages with many or large charts, where building ``plotly.graph_objects`` figures would dominate the
+    run time. NaN values become gaps (JSON null); a caller whose data hold no float NaN (gaps already None)
+    may pass ``nan_free=True`` to skip that pass. The page must carry plotly.js (``html_page`` does).
+    """
+    import uuid
+
+    layout = dict(layout)
+    if height is not None:
+        layout["height"] = height
+    div_id = f"plot-{uuid.uuid4().hex[:12]}"
+    payload = {"data": data, "layout": layout} if nan_free else {"data": _clean_nan(data), "layout": _clean_nan(layout)}
+    spec = json.dumps(payload, default=_json_default, allow_nan=False, separators=(",", ":")).replace("</", "<\\/")
+    return (f'<div id="{div_id}" class="plotly-graph-div" style="height:{layout.get("height", 400)}px;width:100%">'
+            f'</div><script>(function(){{var s={spec};Plotly.newPlot("{div_id}",s.data,s.layout,'
+            f'{{"displaylogo":false,"responsive":true}});}})();</script>')
 
 
 def table_html(frame: "pd.DataFrame", *, max_rows: int = 200, classes: dict[str, Any] | None = None,

@@ -244,17 +244,12 @@ def _parse_block(path: Path, block: bytes, line: int, keep_gaps: bool) -> Iterat
         line += part.count(b"\n") + 1
 
 
-def read_sequences(path: str | Path) -> list[SeqRecord]:
-    """Read FASTA or GenBank (by content) into memory; for small inputs such as transcripts."""
-    path = Path(path)
-    first = b""
-    for line in _iter_lines(path):
+def is_genbank(path: str | Path) -> bool:
+    """Whether a (possibly compressed) sequence file is GenBank rather than FASTA (first line 'LOCUS')."""
+    for line in _iter_lines(Path(path)):
         if line.strip():
-            first = line
-            break
-    if first.startswith(b"LOCUS"):
-        return [SeqRecord(r.id, r.description, r.seq, 0, len(r.seq)) for r in read_genbank(path)]
-    return list(read_fasta(path))
+            return line.startswith(b"LOCUS")
+    return False
 
 
 # -------------------------------------------------------------------------------------------- GenBank

@@ -1,1 +1,1 @@
-"""Shipped, versioned prediction models (weights in this folder, inference in numpy, loaded lazily, offline)."""
+"""Trained models shipped with oligolab: versioned weights next to their loaders, loaded lazily and offline."""

@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""Benchmark of `oligolab lab`: a 384-well run from import to report, and 1,000 runs back to back.
+
+The 384-well run is built from real readings: the 246 reactions of eva_green_b.rdml and the 98 of
+eva_green_a.rdml (both 40 cycles), plus 40 wells that repeat real eva_green_b curves (their samples are named
+REP-..., "replicate copies"). Wells are relabelled as a CDC N1/N2/RP plate with NTC, positive and extraction
+controls (the nine real non-amplifying reactions stand in for negatives) and written as RDML 1.4. Each run
+goes through the whole pipeline: RDML read + XSD validation, LinRegPCR, QC flags, controls, CDC calls, and
+samples.csv, wells.csv, controls.csv, result.json and report.html.
+
+Usage: python benchmarks/bench_lab.py [--runs 1000] [--repeat 20]
+Peer figure (../shared/PEERS.md): rdmlpython 2.x LinRegPCR, 246 reactions: 0.07 s load + 0.16 s analysis.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from oligolab.lab.analysis import analyze_file, analyze_run  # noqa: E402
+from oligolab.lab.curves import analyze_curves, prepare  # noqa: E402
+from oligolab.lab.rdml import load_rdml, write_rdml  # noqa: E402
+from oligolab.lab.report import write_outputs  # noqa: E402
+from oligolab.lab.run import make_run, well_from_position  # noqa: E402
+
+DATA = ROOT / "data" / "qpcr"
+WORK = ROOT / "benchmarks" / "_work"
+
+
+def rss_mib() -> float:
+    """Resident set size of this process (MiB), from /proc."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def build_384_run() -> Path:
+    """Write the 384-well CDC-style RDML run described in the module docstring; returns its path."""
+    b, a = load_rdml(DATA / "eva_green_b.rdml"), load_rdml(DATA / "eva_green_a.rdml")
+    assert b.n_cycles == a.n_cycles == 40
+    fluor = np.vstack([b.fluor, a.fluor])
+    source = [f"eva_green_b {w}" for w in b.layout["well"]] + [f"eva_green_a {w}" for w in a.layout["well"]]
+    amplified = np.concatenate([analyze_curves(prepare(b)).table["amplified"].to_numpy(),
+                                analyze_curves(prepare(a)).table["amplified"].to_numpy()])
+    neg = list(np.flatnonzero(~amplified))
+    pos = list(np.flatnonzero(amplified))
+    assert len(neg) == 9
+    rep = pos[:40]                                   # replicate copies of 40 real amplified curves
+    rows: list[tuple[int, str, str, str]] = []       # (source curve, sample, role, target)
+    n, p = iter(neg), iter(pos + rep)
+    rows += [(next(n), "NTC", "ntc", t) for t in ("N1", "N2", "RP")]
+    rows += [(next(p), "nCoVPC", "pc", t) for t in ("N1", "N2", "RP")]
+    rows += [(next(n), "HSC", "ec", "N1"), (next(n), "HSC", "ec", "N2"), (next(p), "HSC", "ec", "RP")]
+    rows += [(next(n), "S-001", "sample", "N1"), (next(n), "S-001", "sample", "N2"), (next(p), "S-001", "sample", "RP")]
+    rows += [(next(n), "S-002", "sample", "N1"), (next(p), "S-002", "sample", "N2"), (next(p), "S-002", "sample", "RP")]
+    rows += [(next(p), "S-003", "sample", "N1"), (next(n), "S-003", "sample", "N2"), (next(p), "S-003", "sample", "RP")]
+    while len(rows) < 384:
+        rows += [(next(p), "", "sample", t) for t in ("N1", "N2", "RP")]
+    # samples whose curves include a replicate copy (the last 40 curves used) are named REP-..., others S-...
+    first_copy_row = 384 - 40
+    for start in range(18, 384, 3):
+        name = f"{'REP' if start + 2 >= first_copy_row else 'S'}-{(start - 18) // 3 + 4:03d}"
+        for j in range(start, start + 3):
+            rows[j] = (rows[j][0], name, rows[j][2], rows[j][3])
+    assert len(rows) == 384 and len({r[0] for r in rows[:first_copy_row]}) == first_copy_row
+    layout = pd.DataFrame({"well": [well_from_position(i + 1, 24) for i in range(384)],
+                           "sample": [r[1] for r in rows], "role": [r[2] for r in rows],
+                           "target": [r[3] for r in rows], "dye": "FAM",
+                           "source": [source[r[0]] for r in rows]})
+    run = make_run("CDC plate 384 (real curves)", "bench", fluor[[r[0] for r in rows]], np.arange(1, 41), layout,
+                   instrument="QuantStudio Dx (curves of eva_green_a/b)", plate_rows=16, plate_columns=24)
+    WORK.mkdir(parents=True, exist_ok=True)
+    return write_rdml(run, WORK / "cdc_plate_384.rdml")
+
+
+def one_run(path: Path, out: Path, validate: bool = True) -> dict:
+    """Import to report once; wall-clock and CPU ("compute") seconds of each part."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    plate = analyze_file(path, rules="cdc-2019-ncov", validate=validate)[0]
+    t1, c1 = time.perf_counter(), time.process_time()
+    write_outputs(plate, out)
+    t2, c2 = time.perf_counter(), time.process_time()
+    return {"analyse_s": t1 - t0, "report_s": t2 - t1, "total_s": t2 - t0,
+            "analyse_cpu": c1 - c0, "report_cpu": c2 - c1, "total_cpu": c2 - c0, "plate": plate}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", type=int, default=1000, help="runs back to back for the memory check")
+    ap.add_argument("--repeat", type=int, default=20, help="timed repetitions of the 384-well run")
+    args = ap.parse_args()
+
+    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")), platform.machine())
+    print(f"machine: {cpu}, {os.cpu_count()} cores, {platform.platform()}, python {platform.python_version()}")
+    path = build_384_run()
+    out = WORK / "out_384"
+    t_cold = time.perf_counter()
+    first = one_run(path, out)
+    cold = time.perf_counter() - t_cold
+    plate = first["plate"]
+    s = plate.summary()
+    print(f"384-well run: {s['curves']} curves, {s['amplified']} amplified, run valid={s['valid']}, calls={s['calls']}")
+    print(f"first run in this process (includes lazy imports and plotly.js load): {cold * 1000:.0f} ms")
+
+    timings = [one_run(path, out) for _ in range(args.repeat)]
+    keys = ("analyse_s", "report_s", "total_s", "analyse_cpu", "report_cpu", "total_cpu")
+    med = {k: float(np.median([t[k] for t in timings])) for k in keys}
+    nov = [one_run(path, out, validate=False)["total_cpu"] for _ in range(max(3, args.repeat // 4))]
+    print(f"384 wells, import to report (median of {args.repeat}), compute (CPU): {med['total_cpu'] * 1000:.0f} ms "
+          f"= import+analysis+calls {med['analyse_cpu'] * 1000:.0f} ms + report files {med['report_cpu'] * 1000:.0f} ms; "
+          f"without XSD validation {np.median(nov) * 1000:.0f} ms; wall clock {med['total_s'] * 1000:.0f} ms "
+          f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+
+    # like-for-like with the peer: load and analysis of the 246 reactions of eva_green_b (with melt data)
+    eb = DATA / "eva_green_b.rdml"
+    loads, analyses = [], []
+    for _ in range(5):
+        t0 = time.process_time()
+        run = load_rdml(eb)
+        t1 = time.process_time()
+        analyze_run(run)
+        t2 = time.process_time()
+        loads.append(t1 - t0)
+        analyses.append(t2 - t1)
+    print(f"eva_green_b (246 reactions): load {np.median(loads):.3f} s (incl. XSD validation of a 6 MB file with melt "
+          f"curves) + analysis {np.median(analyses):.3f} s; peer rdmlpython: 0.07 s load + 0.16 s analysis")
+
+    gc.collect()
+    rss = []
+    t0, c0 = time.perf_counter(), time.process_time()
+    for i in range(1, args.runs + 1):
+        one_run(path, out)
+        if i % max(1, args.runs // 10) == 0:
+            gc.collect()
+            rss.append((i, rss_mib()))
+            print(f"  run {i:5d}: RSS {rss[-1][1]:.1f} MiB", flush=True)
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+    growth = rss[-1][1] - rss[0][1]
+    print(f"{args.runs} runs back to back: {elapsed:.0f} s wall, {cpu / args.runs * 1000:.0f} ms CPU per run; RSS after "
+          f"run {rss[0][0]}: {rss[0][1]:.1f} MiB, after run {rss[-1][0]}: {rss[-1][1]:.1f} MiB (growth {growth:+.1f} MiB)")
+
+
+if __name__ == "__main__":
+    main()
