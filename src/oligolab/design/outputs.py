@@ -1,4 +1,5 @@
-"""Files written by `oligolab design` (all atomically, deterministic for the same inputs):
+"""Files written by `oligolab design` (all atomically; the same inputs give the same files, except the run
+time shown in report.html):
 
 ``assays.tsv`` (readable by ``oligolab check --assays``), ``order_sheet.tsv``/``.csv``, ``design_summary.tsv``,
 ``oligos.tsv``, ``guides.tsv``, ``lineage_coverage.tsv``, ``group_coverage.tsv``, ``genome_calls.tsv``,

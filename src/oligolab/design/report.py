@@ -152,7 +152,7 @@ def render(result, tabs: dict, summary: dict) -> str:
     sections.append(("Method and limitations", _method(result)))
     subtitle = (f"{e.name} + {o.amplification.upper()} on {col.n:,} genomes; reference {col.reference.name}; "
                 f"region {result.region[0] + 1}-{result.region[1]}")
-    return html_page("oligolab design", subtitle, sections, footer="oligolab design; deterministic for the same inputs")
+    return html_page("oligolab design", subtitle, sections, footer="oligolab design; the same inputs give the same assays and tables")
 
 
 def _method(result) -> str:
