@@ -170,6 +170,9 @@ def design(inputs: DesignInputs, options: DesignOptions = DesignOptions(),
     region = parse_region(options.region, reference, inputs.annotation)
     timings["read_project_s"] = time.perf_counter() - t0
     notes: list[str] = []
+    if not inputs.off_targets:
+        notes.append("no off-target collection was given: specificity was not screened (pass near neighbours and "
+                     "human background with --off-target)")
     if collection.reversed_ids:
         notes.append(f"{len(collection.reversed_ids)} genomes were given as reverse complement and were turned "
                      f"({', '.join(collection.reversed_ids[:5])}{' ...' if len(collection.reversed_ids) > 5 else ''})")
