@@ -9,7 +9,6 @@ disk as they are made and only counts stay in memory, so a million genomes need 
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import math
 import time
 from collections import Counter, defaultdict
@@ -26,7 +25,7 @@ from .errors import InputError
 from .knowledge import Enzyme, RuleSet, amplification, get_enzyme, load_rules, make_figures, strip_known_tail
 from .lineages import Lineages, group_lineages, looks_like_pango
 from .sequences import Metadata, SeqRecord, decode, read_fasta, read_metadata, reverse_complement, warn_missing_ids
-from .thermo import Conditions, duplex, perfect_duplex
+from .thermo import duplex, perfect_duplex
 
 OLIGO_CALLS = ("binds", "degraded", "no data", "fails")  #: index = code, ordered from best to worst
 ASSAY_CALLS = ("detected", "at risk", "no data", "not detected")
@@ -723,8 +722,10 @@ def unknown_runs(codes: np.ndarray) -> np.ndarray:
     return np.stack([np.flatnonzero(d == 1), np.flatnonzero(d == -1)], axis=1)
 
 
-def genome_batches(paths: list[str | Path], batch_nt: int) -> Iterator[GenomeBatch]:
-    """Genomes from several FASTA files, in batches of about ``batch_nt`` nucleotides."""
+def genome_batches(paths: list[str | Path], batch_nt: int,
+                   keep: Callable[[str], bool] | None = None) -> Iterator[GenomeBatch]:
+    """Genomes from several FASTA files (those whose id ``keep`` accepts), in batches of about ``batch_nt``
+    nucleotides."""
     records: list[SeqRecord] = []
     encoded: list[np.ndarray] = []
     size = 0
@@ -732,6 +733,8 @@ def genome_batches(paths: list[str | Path], batch_nt: int) -> Iterator[GenomeBat
     for path in paths:
         source = str(path)
         for rec in read_fasta(path):
+            if keep is not None and not keep(rec.id):
+                continue
             c = rec.codes()
             records.append(rec)
             encoded.append(c)

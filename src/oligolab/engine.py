@@ -909,7 +909,6 @@ def _seed_scan_into(codes, genome_ends, lo, hi, qv, offsets, pair_a, pair_b, q, 
     next start): it stops early when the output is full (the arrays are never reallocated inside the loop,
     which would cost a reference count per step)."""
     n_pairs = pair_a.shape[0]
-    n_pieces = offsets.shape[0]
     cap = out_start.shape[0]
     n_out = 0
     gi = 0

@@ -24,11 +24,11 @@ from typing import Callable
 import numba as nb
 import numpy as np
 
-from .engine import Engine, PatternSet, SeedEngine, pack_batch
+from .engine import PatternSet, SeedEngine, pack_batch
 from .errors import InputError
 from .knowledge import KNOWLEDGE_DIR
 from .sequences import _iter_lines  # noqa: PLC2701  (variant tables share the reader's decompression)
-from .sequences import encode, is_genbank, read_fasta, read_genbank, reverse_complement
+from .sequences import encode, is_genbank, kmer_code, read_fasta, read_genbank, reverse_complement
 
 SITE = 19  #: nt, core duplex length the efficacy model describes
 SEED = (2, 8)  #: guide positions of the seed
@@ -247,13 +247,6 @@ def seed_duplex_dg(seed_rna: str) -> float:
     import RNA
 
     return round(RNA.duplexfold(seed_rna, _rc_rna(seed_rna)).energy, 2)
-
-
-def kmer_code(seq: str) -> int:
-    v = 0
-    for ch in seq:
-        v = (v << 2) | "ACGT".index(ch)
-    return v
 
 
 # ----------------------------------------------------------------------------------------- the design

@@ -56,6 +56,14 @@ def reverse_complement(seq: str) -> str:
     return seq.translate(_COMPLEMENT)[::-1]
 
 
+def kmer_code(seq: str) -> int:
+    """2-bit packing of an ACGT string (first base most significant): the index of a k-mer in tables."""
+    key = 0
+    for ch in seq:
+        key = (key << 2) | "ACGT".index(ch)
+    return key
+
+
 def encode(seq: bytes | str) -> np.ndarray:
     """Encode a gap-free sequence into engine codes (uint8). Unknown letters must be filtered before."""
     if isinstance(seq, str):

@@ -286,13 +286,6 @@ def decode_key(key: int, length: int) -> str:
     return "".join("ACGT"[(int(key) >> (2 * (length - 1 - i))) & 3] for i in range(length))
 
 
-def encode_key(seq: str) -> int:
-    key = 0
-    for ch in seq:
-        key = (key << 2) | "ACGT".index(ch)
-    return key
-
-
 @dataclass
 class GuideCandidates:
     """Distinct guides (oligo orientation, as written in an assay file) with the genomes each detects."""

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 
 from ..assays import AssaySet
-from ..check import ASSAY_CALLS, Checker, CheckOptions, unknown_runs
-from ..engine import pack_batch
-from ..sequences import SeqRecord, read_fasta
+from ..check import ASSAY_CALLS, Checker, CheckOptions, genome_batches
+from ..sequences import SeqRecord
 
 
 @dataclass
@@ -34,28 +33,6 @@ class CheckCoverage:
         return self.assay_names.index(name)
 
 
-def _batches(paths: list[str | Path], keep: Callable[[str], bool] | None, batch_nt: int
-             ) -> Iterator[tuple[list[SeqRecord], np.ndarray, np.ndarray, list[np.ndarray]]]:
-    records: list[SeqRecord] = []
-    encoded: list[np.ndarray] = []
-    size = 0
-    for path in paths:
-        for rec in read_fasta(path):
-            if keep is not None and not keep(rec.id):
-                continue
-            c = rec.codes()
-            records.append(rec)
-            encoded.append(c)
-            size += len(c)
-            if size >= batch_nt:
-                codes, ends = pack_batch(encoded)
-                yield records, codes, ends, [unknown_runs(x) for x in encoded]
-                records, encoded, size = [], [], 0
-    if records:
-        codes, ends = pack_batch(encoded)
-        yield records, codes, ends, [unknown_runs(x) for x in encoded]
-
-
 def check_coverage(assays: AssaySet, genome_paths: list[str | Path], reference: SeqRecord | None,
                    options: CheckOptions, keep: Callable[[str], bool] | None = None,
                    progress: Callable[[int], None] | None = None) -> CheckCoverage:
@@ -64,10 +41,10 @@ def check_coverage(assays: AssaySet, genome_paths: list[str | Path], reference: 
     ids: list[str] = []
     parts: list[np.ndarray] = []
     try:
-        for records, codes, ends, runs in _batches(genome_paths, keep, options.batch_nt):
-            res = checker.process(codes, ends, runs)[1]
+        for batch in genome_batches(genome_paths, options.batch_nt, keep):
+            res = checker.process(batch.codes, batch.ends, batch.unknown_runs)[1]
             parts.append(res.assay_call.copy())
-            ids += [r.id for r in records]
+            ids += [r.id for r in batch.records]
             if progress is not None:
                 progress(len(ids))
     finally:

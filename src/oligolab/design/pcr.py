@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import primer3
 
-from ..knowledge import amplification
 from .candidates import GuideCandidates
 from .model import DesignedAssay
-from .primers import PrimerFactory, PrimerRules, design_table, popcount, worst_dimer
-from .rpa import guide_oligos, primer_oligo, t7_strand
+from .primers import PrimerFactory, popcount, worst_dimer
+from .rpa import amplicon_setup, guide_oligos, primer_oligo
 from .selection import GuideSet
 
 VARIABLE_FRACTION = 0.01  #: consensus columns where at least this fraction of genomes differ become N
@@ -20,14 +19,11 @@ VARIABLE_FRACTION = 0.01  #: consensus columns where at least this fraction of g
 def design_pcr(name: str, gs: GuideSet, cands: GuideCandidates, factory: PrimerFactory, *,
                n_return: int = 20) -> DesignedAssay | None:
     """The best PCR primer pair for a guide set, or None when primer3 finds none."""
-    table = design_table("pcr")
-    spec = PrimerRules.from_table(table)
-    amp_lo, amp_hi = table["amplicon_nt"]
-    enzyme = cands.enzyme
-    t7 = t7_strand(enzyme, gs)
-    if enzyme.target == "rna" and t7 is None:
+    setup = amplicon_setup("pcr", gs, cands.enzyme)
+    if setup is None:
         return None
-    tail = amplification()["tails"]["T7"] if t7 is not None else ""
+    spec, amp_lo, amp_hi, t7, tail = setup
+    enzyme = cands.enzyme
     prof = factory.profile
     lo = max(0, gs.end - amp_hi)
     hi = min(len(prof.consensus), gs.start + amp_hi)

@@ -37,17 +37,27 @@ def t7_strand(enzyme: Enzyme, gs: GuideSet) -> int | None:
     return 1 - gs.strand if gs.strand in (0, 1) else None
 
 
-def design_rpa(name: str, gs: GuideSet, cands: GuideCandidates, factory: PrimerFactory, *,
-               top: int = 12) -> DesignedAssay | None:
-    """The best RPA primer pair for a guide set, or None when no pair meets the constraints."""
-    table = design_table("rpa")
-    spec = PrimerRules.from_table(table, tm_key=None)
-    amp_lo, amp_hi = table["amplicon_nt"]
-    enzyme = cands.enzyme
+def amplicon_setup(kind: str, gs: GuideSet, enzyme: Enzyme, tm_key: str | None = "tm_C"):
+    """Primer rules, amplicon size range (nt), T7 strand and tail for a guide set, or None when an
+    RNA-targeting guide set has no transcript orientation."""
+    table = design_table(kind)
+    spec = PrimerRules.from_table(table, tm_key=tm_key)
     t7 = t7_strand(enzyme, gs)
     if enzyme.target == "rna" and t7 is None:
         return None
     tail = amplification()["tails"]["T7"] if t7 is not None else ""
+    amp_lo, amp_hi = table["amplicon_nt"]
+    return spec, amp_lo, amp_hi, t7, tail
+
+
+def design_rpa(name: str, gs: GuideSet, cands: GuideCandidates, factory: PrimerFactory, *,
+               top: int = 12) -> DesignedAssay | None:
+    """The best RPA primer pair for a guide set, or None when no pair meets the constraints."""
+    setup = amplicon_setup("rpa", gs, cands.enzyme, tm_key=None)
+    if setup is None:
+        return None
+    spec, amp_lo, amp_hi, t7, tail = setup
+    enzyme = cands.enzyme
     fwd = factory.candidates(gs.end - amp_hi, gs.start, 0, spec, limit=top * 3)
     rev = factory.candidates(gs.end, gs.start + amp_hi, 1, spec, limit=top * 3)
     if not fwd or not rev:
