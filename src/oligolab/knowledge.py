@@ -127,6 +127,12 @@ def amplification() -> dict[str, Any]:
     return _load_toml(KNOWLEDGE_DIR / "amplification.toml")
 
 
+@lru_cache(maxsize=1)
+def lab_service() -> dict[str, Any]:
+    """Seed assays of a new lab and the FHIR coding of calls (knowledge/lab-service.toml)."""
+    return _load_toml(KNOWLEDGE_DIR / "lab-service.toml")
+
+
 def strip_known_tail(sequence: str) -> tuple[str, str]:
     """Split a known 5' tail (e.g. the T7 promoter) off a primer: (tail, binding part)."""
     for tail in amplification()["tails"].values():

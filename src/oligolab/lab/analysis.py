@@ -90,13 +90,15 @@ def load_runs(path: str | Path, *, fmt: str | None = None, run: str | None = Non
 
 def analyze_run(run: Run, rules: str | Path | RuleSet | None = None, *, plate_map: str | Path | pd.DataFrame | None = None,
                 gaps: str = "refuse", thresholds: dict[str, float] | None = None,
-                audit_log: str | Path | None = None, input_sha256: str = "") -> PlateResult:
+                audit_log: str | Path | None = None, input_sha256: str = "",
+                overrides: list[audit.Entry] | None = None) -> PlateResult:
     """Analyse one run: layout, gap policy, curves, controls, calls, overrides.
 
     ``rules`` is a shipped rule-set id, a YAML path or a loaded :class:`RuleSet` (None: no interpretation);
     ``plate_map`` a path or a DataFrame from :func:`read_plate_map`; ``gaps`` 'refuse' or 'repair';
     ``thresholds`` fixes per-target thresholds (baseline-corrected fluorescence units) for ``cq_threshold``;
-    ``audit_log`` is read for manual overrides of this run.
+    ``audit_log`` is read for manual overrides of this run; ``overrides`` gives them directly instead (the
+    web service keeps them in its database).
     """
     if plate_map is not None:
         pm = read_plate_map(plate_map) if not isinstance(plate_map, pd.DataFrame) else plate_map
@@ -109,7 +111,7 @@ def analyze_run(run: Run, rules: str | Path | RuleSet | None = None, *, plate_ma
     ruleset = load_ruleset(rules) if isinstance(rules, (str, Path)) else rules
     run_id = f"{(input_sha256 or _run_digest(run))[:16]}:{run.name}"
     entries = audit.read(audit_log) if audit_log else []
-    mine = audit.overrides_for(entries, run_id)
+    mine = audit.overrides_for(entries, run_id) if overrides is None else list(overrides)
     if mine:
         curves.table = audit.apply_curve_overrides(curves.table, mine)
     if ruleset is not None:
