@@ -36,6 +36,7 @@ COMMAND_MODULES = [
     "rnai_cli",
     "lab_cli",
     "design_cli",
+    "service_cli",
 ]
 
 

@@ -113,3 +113,27 @@ def sign_out(db: Session, token: str | None) -> None:
 
 def csrf_ok(session: LoginSession, given: str | None) -> bool:
     return bool(given) and secrets.compare_digest(session.csrf_token, given)
+
+
+def bootstrap(db: Session, *, lab_name: str = "Regional laboratory", demo_password: str | None = None
+              ) -> list[str]:
+    """First start: create the lab with its default assays and an admin (random password), or with
+    ``demo_password`` the training accounts tech, reviewer and admin. Returns lines to show the operator."""
+    from .batches import record, seed_lab
+
+    if db.scalar(select(User.id).limit(1)) is not None:
+        return []
+    lab = get_or_create_lab(db, lab_name)
+    seed_lab(db, lab.id)
+    if demo_password:
+        accounts = [("tech", "technician"), ("reviewer", "reviewer"), ("admin", "admin")]
+        password = demo_password
+    else:
+        accounts, password = [("admin", "admin")], secrets.token_urlsafe(12)
+    for name, role in accounts:
+        create_user(db, lab=lab, username=name, password=password, role=role)
+        record(db, user="system", lab_id=lab.id, action="create", entity="user", entity_id=name,
+               after={"username": name, "role": role})
+    names = ", ".join(n for n, _ in accounts)
+    return [f"created lab '{lab_name}' with its default assays and the account(s) {names}",
+            f"password: {password}  (change it: add your staff on the Admin page, then retire these accounts)"]

@@ -317,7 +317,8 @@ def versions(db: Session, batch: Batch) -> list[BatchVersion]:
 # ------------------------------------------------------------------------------------- review, sign-off
 
 def correct(db: Session, user: User, batch: Batch, changes: list[dict], reason: str) -> BatchVersion:
-    """A reviewer's correction: overrides of sample calls (``{"sample", "call"}``) or curve calls
+    """A reviewer's correction: overrides of sample calls (``{"sample", "call"}``; ``{"sample", "accept": True}``
+    keeps the shown call and releases a sample held for review) or curve calls
     (``{"well", "target", "amplified"}``) on top of the current version's, analysed into a new version.
     A signed version stays as it was; the batch goes back to review until the new version is signed."""
     reason = (reason or "").strip()
@@ -333,7 +334,9 @@ def correct(db: Session, user: User, batch: Batch, changes: list[dict], reason: 
         if "sample" in ch:
             if ch["sample"] not in samples:
                 raise InputError("correction", f"no sample '{ch['sample']}' in this batch", "pick a sample of the batch")
-            old, field, subject, value = samples[ch["sample"]].get("final_call", ""), "call", ch["sample"], str(ch["call"]).strip()
+            old = samples[ch["sample"]].get("final_call", "")
+            field, subject = "call", ch["sample"]
+            value = old if ch.get("accept") else str(ch.get("call", "")).strip()
         else:
             if (ch.get("well"), ch.get("target")) not in wells:
                 raise InputError("correction", f"no curve {ch.get('well')}/{ch.get('target')} in this batch",

@@ -140,23 +140,32 @@ class Worker:
     def _loop(self) -> None:
         backoff = self.poll_s
         while not self._stop.is_set():
+            batch_id = None
             try:
-                if run_once(self.factory):
+                batch_id = claim(self.factory)
+                if batch_id is not None:
+                    process(self.factory, batch_id)
                     backoff = self.poll_s
                     continue
                 backoff = self.poll_s
             except (OperationalError, DBAPIError) as exc:   # database restarting: wait, then try again
                 log.warning("database unavailable (%s); retrying", str(exc).splitlines()[0])
                 backoff = min(backoff * 2, 5.0)
-                self._requeue_after_outage()
+                if batch_id is not None:
+                    self._requeue(batch_id)
             self._stop.wait(backoff)
 
-    def _requeue_after_outage(self) -> None:
-        """A batch whose result could not be stored during an outage goes back to the queue."""
-        try:
-            recover(self.factory)
-        except (OperationalError, DBAPIError):
-            pass
+    def _requeue(self, batch_id: int) -> None:
+        """Put a batch whose result could not be stored during an outage back in the queue, once the database
+        answers again (its upload is safe in the database; the analysis is simply repeated)."""
+        while not self._stop.is_set():
+            try:
+                with self.factory.begin() as db:
+                    db.execute(update(Batch).where(Batch.id == batch_id, Batch.status == "running")
+                               .values(status="queued", progress="queued again after a database outage"))
+                return
+            except (OperationalError, DBAPIError):
+                self._stop.wait(1.0)
 
     def _watch(self) -> None:
         """Run assay watch once at start if no result exists for the bundled data (outside the batch queue)."""

@@ -1,0 +1,61 @@
+"""``oligolab serve``: the lab web service (a thin shell over :mod:`oligolab.service`)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from .cli import app, fail
+from .errors import InputError
+
+console = Console(stderr=True)
+
+
+@app.command("serve")
+def serve(
+    db: str = typer.Option("sqlite:///oligolab-lab.db", "--db",
+                           help="database URL: sqlite:///FILE (default, nothing to install) or "
+                                "postgresql+psycopg://USER@HOST:PORT/NAME"),
+    host: str = typer.Option("127.0.0.1", help="address to listen on (127.0.0.1: this computer only)"),
+    port: int = typer.Option(8000, help="TCP port"),
+    workers: int = typer.Option(1, help="analysis threads (the queue of uploaded plates)"),
+    demo: bool = typer.Option(False, help="on a new database, create training accounts tech, reviewer and "
+                                          "admin with --demo-password (never on a production database)"),
+    demo_password: str = typer.Option("oligolab-demo", help="password of the training accounts"),
+    lab_name: str = typer.Option("Regional laboratory", help="name of the lab created on a new database"),
+    no_watch: bool = typer.Option(False, "--no-watch", help="skip assay watch (oligolab check on the bundled "
+                                                            "genomes at start-up)"),
+    secure_cookies: bool = typer.Option(False, help="mark cookies Secure (behind an HTTPS proxy)"),
+    log_level: str = typer.Option("warning", help="uvicorn log level"),
+    access_log: bool = typer.Option(False, help="log every request"),
+    root_path: Optional[str] = typer.Option(None, help="URL prefix when served behind a proxy"),
+) -> None:
+    """Run the lab service: upload plates, review, sign, export; opens on http://HOST:PORT/."""
+    import uvicorn
+
+    from .service import auth
+    from .service.app import Settings, create_app
+    from .service.db import make_engine, migrate, session_factory
+    from .service.watch import WatchInputs
+
+    try:
+        migrate(db)
+        engine = make_engine(db)
+        with session_factory(engine).begin() as s:
+            lines = auth.bootstrap(s, lab_name=lab_name, demo_password=demo_password if demo else None)
+        engine.dispose()
+    except InputError as exc:
+        fail(str(exc))
+    except Exception as exc:  # unreachable database, wrong URL
+        fail(f"{db}: cannot open the database ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+             "check --db and that the server runs")
+    for line in lines:
+        console.print(f"[bold green]{line}[/]", highlight=False)
+    settings = Settings(db_url=db, worker_threads=workers, watch_inputs=None if no_watch else WatchInputs(),
+                        secure_cookies=secure_cookies)
+    console.print(f"oligolab lab service on http://{host}:{port}/  (database {db.split('@')[-1]}); Ctrl-C stops it",
+                  highlight=False)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=access_log,
+                root_path=root_path or "")
