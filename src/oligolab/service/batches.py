@@ -8,6 +8,7 @@ call only these functions.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import csv
 import datetime as _dt
 import hashlib
@@ -108,8 +109,7 @@ def resolve_ruleset(db: Session, lab_id: int, name: str) -> RuleSet:
         path = Path(tmp) / f"{name}.yaml"
         path.write_text(row.yaml_text, encoding="utf-8")
         rs = load_ruleset(path)
-    rs.path = f"lab rule set '{name}' (sha256 {row.sha256[:12]})"
-    return rs
+    return dataclasses.replace(rs, path=f"lab rule set '{name}' (sha256 {row.sha256[:12]})")
 
 
 def save_ruleset(db: Session, user: User, name: str, yaml_text: str) -> RuleSetRow:

@@ -12,6 +12,7 @@ from pathlib import Path
 from sqlalchemy import (JSON, Boolean, DateTime, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint,
                         create_engine, event)
 from sqlalchemy.engine import Engine
+from sqlalchemy.types import TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 #: the embedded default database (a file in the working folder)
@@ -20,6 +21,18 @@ DEFAULT_URL = "sqlite:///oligolab-lab.db"
 
 def utcnow() -> _dt.datetime:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
+
+
+class UTCDateTime(TypeDecorator):
+    """A timestamp stored with its time zone and always read back as an aware UTC datetime (SQLite drops it)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=_dt.timezone.utc)
+        return value
 
 
 class Base(DeclarativeBase):
@@ -43,7 +56,7 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(20))             # technician | reviewer | admin
     password_hash: Mapped[str] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
-    created_at: Mapped[_dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[_dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class LoginSession(Base):
@@ -53,7 +66,7 @@ class LoginSession(Base):
     token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     csrf_token: Mapped[str] = mapped_column(String(64))
-    expires_at: Mapped[_dt.datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[_dt.datetime] = mapped_column(UTCDateTime)
 
 
 class RuleSetRow(Base):
@@ -67,7 +80,7 @@ class RuleSetRow(Base):
     yaml_text: Mapped[str] = mapped_column(Text)
     sha256: Mapped[str] = mapped_column(String(64))
     created_by: Mapped[str] = mapped_column(String(100))
-    created_at: Mapped[_dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[_dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Assay(Base):
@@ -105,7 +118,7 @@ class Batch(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     current_version: Mapped[int] = mapped_column(Integer, default=0)
     created_by: Mapped[str] = mapped_column(String(100))
-    created_at: Mapped[_dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    created_at: Mapped[_dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
 class BatchVersion(Base):
@@ -121,9 +134,9 @@ class BatchVersion(Base):
     result: Mapped[dict] = mapped_column(JSON)                    # summary, samples, wells, controls, curves
     reason: Mapped[str] = mapped_column(Text, default="")
     created_by: Mapped[str] = mapped_column(String(100))
-    created_at: Mapped[_dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[_dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     signed_by: Mapped[str] = mapped_column(String(100), default="")
-    signed_at: Mapped[_dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    signed_at: Mapped[_dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class AuditEvent(Base):
@@ -132,7 +145,7 @@ class AuditEvent(Base):
     __tablename__ = "audit_events"
     id: Mapped[int] = mapped_column(primary_key=True)
     lab_id: Mapped[int | None] = mapped_column(Integer, index=True, nullable=True)
-    at: Mapped[_dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    at: Mapped[_dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     username: Mapped[str] = mapped_column(String(100))
     action: Mapped[str] = mapped_column(String(50))
     entity: Mapped[str] = mapped_column(String(50))
@@ -149,7 +162,7 @@ class WatchResult(Base):
     assay_key: Mapped[str] = mapped_column(String(300), index=True)   # sorted watch assay names, '|'-joined
     genomes: Mapped[str] = mapped_column(String(500))
     summary: Mapped[dict] = mapped_column(JSON)
-    created_at: Mapped[_dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[_dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 # --------------------------------------------------------------------------------------- engine and set-up

@@ -1,0 +1,83 @@
+"""Helpers shared by the lab service tests: an app on a given database, signed-in clients, PostgreSQL
+databases made and dropped per test module, and the shipped real run."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN = ROOT / "data" / "qpcr" / "eva_green_b.rdml"
+PLATE_MAP = ROOT / "data" / "qpcr" / "exports" / "eva_green_b_cdc_platemap.csv"
+PASSWORD = "oligolab-demo"
+PG_ADMIN = os.environ.get("OLIGOLAB_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+def pg_available() -> bool:
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_ADMIN.replace("+psycopg", ""), connect_timeout=3):
+            return True
+    except Exception:
+        return False
+
+
+@contextlib.contextmanager
+def pg_database():
+    """A fresh PostgreSQL database (URL) dropped afterwards; skips the test when no server answers."""
+    if not pg_available():
+        pytest.skip("PostgreSQL at 127.0.0.1:5432 not reachable")
+    import psycopg
+
+    name = f"oligolab_test_{uuid.uuid4().hex[:10]}"
+    admin = PG_ADMIN.replace("+psycopg", "")
+    with psycopg.connect(admin, autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{name}"')
+    url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+    try:
+        yield url
+    finally:
+        with psycopg.connect(admin, autocommit=True) as c:
+            c.execute(f"ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS true")
+            c.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+            c.execute(f'DROP DATABASE IF EXISTS "{name}"')
+
+
+def make_app(url: str, *, start_worker: bool = False):
+    """The service app on ``url`` with the demo accounts (tech, reviewer, admin) of lab 'Regional laboratory'."""
+    from oligolab.service import auth
+    from oligolab.service.app import Settings, create_app
+    from oligolab.service.db import make_engine, migrate, session_factory
+
+    migrate(url)
+    engine = make_engine(url)
+    with session_factory(engine).begin() as db:
+        auth.bootstrap(db, demo_password=PASSWORD)
+    engine.dispose()
+    return create_app(Settings(db_url=url, start_worker=start_worker, watch_inputs=None))
+
+
+def token(client, username: str, password: str = PASSWORD) -> dict:
+    r = client.post("/api/login", json={"username": username, "password": password})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['token']}"}
+
+
+def upload(client, headers, run: Path = RUN, plate_map: Path | None = PLATE_MAP, assay_id: int = 1,
+           name: str = "plate", run_name: str | None = None, run_bytes: bytes | None = None):
+    files = {"run_file": (run_name or run.name, run_bytes if run_bytes is not None else run.read_bytes())}
+    if plate_map is not None:
+        files["plate_map"] = (plate_map.name, plate_map.read_bytes())
+    return client.post("/api/batches", headers=headers, data={"assay_id": str(assay_id), "name": name},
+                       files=files)
+
+
+def drain(app) -> int:
+    from oligolab.service.worker import drain as _drain
+
+    return _drain(app.state.factory)
