@@ -599,6 +599,8 @@ def _plate_grid(result: dict) -> dict:
     calls = {str(s["sample"]): s.get("final_call") or s.get("call") or "" for s in result["samples"]}
     wells: dict[str, dict] = {}
     for w in result["wells"]:
+        if w["role"] == "empty":          # read by the instrument but not used by the plate map
+            continue
         cell = wells.setdefault(w["well"], {"sample": str(w["sample"]), "role": w["role"], "targets": [],
                                             "review": False})
         cell["targets"].append(w["target"])
@@ -631,7 +633,8 @@ def _curve_chart(result: dict, wells: list[dict]) -> str:
             continue
         data.append({"type": "scatter", "mode": "lines+markers", "x": cycles,
                      "y": [v if v is not None and v > 0 else None for v in y],
-                     "name": f"{w['target']} ({w['well']}) Cq {w.get('cq_threshold') or '-'}",
+                     "name": f"{w['target']} ({w['well']}) Cq "
+                             + (f"{w['cq_threshold']:.2f}" if w.get("cq_threshold") is not None else "-"),
                      "marker": {"size": 4}})
     for target, thr in (result.get("thresholds") or {}).items():
         if thr and any(w["target"] == target for w in wells):
@@ -639,5 +642,5 @@ def _curve_chart(result: dict, wells: list[dict]) -> str:
                                   "line": {"dash": "dot", "width": 1}})
     layout = {"xaxis": {"title": {"text": "cycle"}}, "yaxis": {"title": {"text": "baseline-corrected fluorescence"},
                                                              "type": "log"},
-              "shapes": layout_shapes, "margin": {"t": 20}, "legend": {"orientation": "h"}}
+              "shapes": layout_shapes, "margin": {"t": 20}, "legend": {"orientation": "h", "y": -0.25}}
     return reports.plotly_div(data, layout, height=420)

@@ -196,7 +196,20 @@ def _one_run(run_path: Path, *, validate: bool = True):
     return runs[0]
 
 
-def validate_upload(run_name: str, run_bytes: bytes, map_name: str, map_bytes: bytes | None) -> str:
+def _read_named(name: str, read: Callable):
+    """Run a reader on an uploaded file; its errors name the uploaded file, never the temporary copy, and a
+    reader failing on hostile bytes gives a one-line refusal, not a server fault."""
+    try:
+        return read()
+    except InputError as exc:
+        raise InputError(name, exc.problem, exc.fix, line=exc.line, record=exc.record) from None
+    except Exception as exc:
+        raise InputError(name, f"could not be read ({type(exc).__name__})",
+                         "upload the file exported by the instrument (RDML or a supported table)") from None
+
+
+def validate_upload(run_name: str, run_bytes: bytes, map_name: str, map_bytes: bytes | None,
+                    ruleset: RuleSet | None = None) -> str:
     """Check an upload the way the analysis will read it; returns a one-line description of the run.
 
     InputError (naming the uploaded file, line or well, and the fix) on anything the analysis would refuse.
@@ -209,19 +222,19 @@ def validate_upload(run_name: str, run_bytes: bytes, map_name: str, map_bytes: b
         _check_size(map_bytes, map_name, "plate map")
         _check_zip(map_bytes, map_name)
     with _files(run_name, run_bytes, map_name, map_bytes) as (run_path, map_path):
-        try:
-            run = _one_run(run_path)
-            if map_path is not None:
-                run = apply_plate_map(run, read_plate_map(map_path), map_name)
-        except InputError as exc:   # name the uploaded file, not the temporary copy
-            where = map_name if map_path is not None and str(map_path) in str(exc.path) else run_name
-            raise InputError(where, exc.problem, exc.fix, line=exc.line, record=exc.record) from None
-        except Exception as exc:  # a reader failing on hostile bytes must not look like a server fault
-            raise InputError(run_name, f"could not be read ({type(exc).__name__})",
-                             "upload the file exported by the instrument (RDML or a supported table)") from None
+        run = _read_named(run_name, lambda: _one_run(run_path))
+        if map_path is not None:
+            run = _read_named(map_name, lambda: apply_plate_map(run, read_plate_map(map_path), map_name))
         if (run.layout["role"] == "empty").all():
             raise InputError(run_name, "the run has no plate layout (samples, targets, roles)",
                              "upload the plate map with it (columns well, sample, role, target)")
+        if ruleset is not None:
+            used = sorted(set(run.layout.loc[run.layout["role"] != "empty", "target"].astype(str)))
+            if not any(ruleset.target_of(t) for t in used):
+                raise InputError(map_name if map_bytes else run_name,
+                                 f"none of the plate's targets ({', '.join(used[:6])}{'…' if len(used) > 6 else ''}) "
+                                 f"belongs to the assay's rule set ({', '.join(ruleset.targets)})",
+                                 "choose the right assay, or upload the plate map that names the targets")
         return run.describe()
 
 
@@ -231,7 +244,8 @@ def create_batch(db: Session, user: User, *, assay_id: int, name: str, run_name:
     assay = db.get(Assay, assay_id)
     if assay is None or assay.lab_id != user.lab_id or not assay.active:
         raise InputError("assay", "unknown assay", "choose one of your lab's assays")
-    description = validate_upload(run_name, run_bytes, map_name, map_bytes)
+    description = validate_upload(run_name, run_bytes, map_name, map_bytes,
+                                  resolve_ruleset(db, user.lab_id, assay.ruleset))
     batch = Batch(lab_id=user.lab_id, assay_id=assay.id, name=(name or Path(run_name).stem).strip()[:200],
                   run_filename=Path(run_name).name, run_bytes=run_bytes,
                   run_sha256=hashlib.sha256(run_bytes).hexdigest(),
