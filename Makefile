@@ -1,12 +1,13 @@
 # Two commands do all set-up on a fresh clone:
 #   make run    creates .venv if needed and runs `oligolab check` on the bundled assays and genomes
 #   make test   creates .venv if needed, installs the system tools the tests compare against, runs the tests
+#   make serve  starts the lab web service on SQLite with training accounts (http://127.0.0.1:8000/)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test bench venv design
+.PHONY: run test bench venv design serve
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,3 +43,6 @@ design: $(STAMP)
 		--off-target data/coronavirus-neighbours/human-coronavirus-references.fasta \
 		--out out/design
 	@echo "report: out/design/report.html"
+
+serve: $(STAMP)
+	$(BIN)/oligolab serve --db sqlite:///oligolab-lab.db --demo
