@@ -31,6 +31,7 @@ from ..lab.analysis import PlateResult, analyze_run, load_runs
 from ..lab.platemap import apply_plate_map, read_plate_map
 from ..lab.report import render_html, samples_frame, wells_frame
 from ..lab.rules import RuleSet, load_ruleset, shipped_rulesets
+from ..lab.run import guess_plate
 from ..reports import to_json
 from .db import Assay, AuditEvent, Batch, BatchVersion, RuleSetRow, User, utcnow
 
@@ -301,7 +302,7 @@ def result_document(plate: PlateResult) -> dict:
         "wells": _records(wells_frame(plate)), "controls": _records(plate.controls),
         "thresholds": plate.curves.thresholds, "cycles": np.asarray(plate.run.cycles).tolist(),
         "curves": curves, "provenance": json.loads(to_json(plate.provenance)),
-        "plate": {"rows": int(plate.run.meta.get("rows", 0) or 0), "columns": int(plate.run.meta.get("columns", 0) or 0)},
+        "plate": dict(zip(("rows", "columns"), map(int, guess_plate(plate.run.layout["well"])))),
     }
 
 
