@@ -203,3 +203,20 @@ def test_passwords_are_hashed_with_argon2(client):
     assert hashes and all(h.startswith("$argon2id$") and "oligolab-demo" not in h for h in hashes)
     r = client.post("/api/login", json={"username": "tech", "password": "wrong-password"})
     assert r.status_code == 401
+
+
+def test_admin_forms_add_a_user_and_show_errors(client):
+    csrf = _browser_login(client, "admin")
+    r = client.post("/admin/users", data={"csrf_token": csrf, "username": "bea", "role": "technician",
+                                          "password": "bea-long-password"})
+    assert r.status_code == 303 and r.headers["location"] == "/admin"
+    assert "bea" in client.get("/admin").text
+    r = client.post("/admin/users", data={"csrf_token": csrf, "username": "cy", "role": "technician",
+                                          "password": "short"})
+    assert r.status_code == 303 and "error=" in r.headers["location"]
+    assert "shorter than 10 characters" in client.get(r.headers["location"]).text
+    r = client.post("/admin/assays", data={"csrf_token": csrf, "name": "X", "ruleset": "no-such-rules"})
+    assert "no+rule+set" in r.headers["location"] or "no%20rule%20set" in r.headers["location"]
+    audit = client.get("/api/audit", headers={"X-CSRF-Token": csrf}).json()
+    assert [a["entity_id"] for a in audit if a["entity"] == "user" and a["user"] == "admin"] == ["bea"]
+    assert token(client, "bea", "bea-long-password")

@@ -167,6 +167,17 @@ def create_app(settings: Settings) -> FastAPI:
             raise HTTPException(404, "no result yet: the batch is still " + b.status)
         return v
 
+    def form_result(db: Session, action, done: str, back: str) -> RedirectResponse:
+        """Run a page form's action: commit and go to ``done``, or roll back and show the one-line error on
+        ``back`` (the form's page)."""
+        try:
+            result = action()
+        except InputError as exc:
+            db.rollback()
+            return RedirectResponse(f"{back}{'&' if '?' in back else '?'}error={_q(str(exc))}", status_code=303)
+        db.commit()
+        return RedirectResponse(done.format(result=result), status_code=303)
+
     def lab_assays(db: Session, user: User) -> list[Assay]:
         return list(db.scalars(select(Assay).where(Assay.lab_id == user.lab_id).order_by(Assay.id)))
 
@@ -337,11 +348,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.post("/api/users", status_code=201)
     def api_add_user(body: dict, user: User = Depends(need("admin")), db: Session = Depends(get_db)):
-        u = auth.create_user(db, lab=db.get(Lab, user.lab_id), username=str(body.get("username", "")),
-                             password=str(body.get("password", "")), role=str(body.get("role", "")),
-                             full_name=str(body.get("full_name", "")))
-        svc.record(db, user=user, lab_id=user.lab_id, action="create", entity="user", entity_id=u.username,
-                   after={"username": u.username, "role": u.role})
+        u = _add_user(db, user, body)
         db.commit()
         return {"username": u.username, "role": u.role}
 
@@ -356,6 +363,14 @@ def create_app(settings: Settings) -> FastAPI:
         row = svc.save_ruleset(db, user, str(body.get("name", "")), str(body.get("yaml", "")))
         db.commit()
         return {"name": row.name, "sha256": row.sha256}
+
+    def _add_user(db: Session, admin: User, body: dict) -> User:
+        u = auth.create_user(db, lab=db.get(Lab, admin.lab_id), username=str(body.get("username", "")),
+                             password=str(body.get("password", "")), role=str(body.get("role", "")),
+                             full_name=str(body.get("full_name", "")))
+        svc.record(db, user=admin, lab_id=admin.lab_id, action="create", entity="user", entity_id=u.username,
+                   after={"username": u.username, "role": u.role})
+        return u
 
     def _save_assay(db: Session, user: User, body: dict) -> Assay:
         name, ruleset = str(body.get("name", "")).strip(), str(body.get("ruleset", "")).strip()
@@ -434,14 +449,10 @@ def create_app(settings: Settings) -> FastAPI:
         await check_csrf(request)
         run_name, run_bytes = await read_upload(run_file)
         map_name, map_bytes = await read_upload(plate_map)
-        try:
-            b = svc.create_batch(db, user, assay_id=assay_id, name=name, run_name=run_name, run_bytes=run_bytes,
-                                 map_name=map_name, map_bytes=map_bytes or None)
-        except InputError as exc:
-            db.rollback()
-            return RedirectResponse(f"/?error={_q(str(exc))}", status_code=303)
-        db.commit()
-        return RedirectResponse(f"/batches/{b.id}", status_code=303)
+        return form_result(db, lambda: svc.create_batch(db, user, assay_id=assay_id, name=name, run_name=run_name,
+                                                        run_bytes=run_bytes, map_name=map_name,
+                                                        map_bytes=map_bytes or None),
+                           "/batches/{result.id}", "/")
 
     @app.get("/batches/{batch_id}", response_class=HTMLResponse, include_in_schema=False)
     def batch_page(request: Request, batch_id: int, version: int | None = None, error: str = "",
@@ -486,26 +497,15 @@ def create_app(settings: Settings) -> FastAPI:
         if form.get("well"):
             changes.append({"well": str(form["well"]), "target": str(form.get("target", "")),
                             "amplified": str(form.get("amplified", ""))})
-        try:
-            svc.correct(db, user, b, changes, str(form.get("reason", "")))
-        except InputError as exc:
-            db.rollback()
-            return RedirectResponse(f"/batches/{b.id}?error={_q(str(exc))}", status_code=303)
-        db.commit()
-        return RedirectResponse(f"/batches/{b.id}", status_code=303)
+        return form_result(db, lambda: svc.correct(db, user, b, changes, str(form.get("reason", ""))),
+                           f"/batches/{b.id}", f"/batches/{b.id}")
 
     @app.post("/batches/{batch_id}/sign", include_in_schema=False)
     async def sign_page(request: Request, batch_id: int, version: int = Form(0),
                         user: User = Depends(need("sign")), db: Session = Depends(get_db)):
         await check_csrf(request)
         b = get_batch(db, user, batch_id)
-        try:
-            svc.sign(db, user, b, version)
-        except InputError as exc:
-            db.rollback()
-            return RedirectResponse(f"/batches/{b.id}?error={_q(str(exc))}", status_code=303)
-        db.commit()
-        return RedirectResponse(f"/batches/{b.id}", status_code=303)
+        return form_result(db, lambda: svc.sign(db, user, b, version), f"/batches/{b.id}", f"/batches/{b.id}")
 
     @app.get("/audit", response_class=HTMLResponse, include_in_schema=False)
     def audit_page(request: Request, user: User = Depends(need("view")), db: Session = Depends(get_db)):
@@ -540,24 +540,17 @@ def create_app(settings: Settings) -> FastAPI:
                            db: Session = Depends(get_db)):
         await check_csrf(request)
         form = {k: str(v) for k, v in (await request.form()).items()}
-        try:
+
+        def act():
             if what == "users":
-                u = auth.create_user(db, lab=db.get(Lab, user.lab_id), username=form.get("username", ""),
-                                     password=form.get("password", ""), role=form.get("role", ""),
-                                     full_name=form.get("full_name", ""))
-                svc.record(db, user=user, lab_id=user.lab_id, action="create", entity="user", entity_id=u.username,
-                           after={"username": u.username, "role": u.role})
+                _add_user(db, user, form)
             elif what == "assays":
                 _save_assay(db, user, form)
             elif what == "rulesets":
                 svc.save_ruleset(db, user, form.get("name", ""), form.get("yaml", ""))
             else:
                 raise HTTPException(404, "unknown admin form")
-        except InputError as exc:
-            db.rollback()
-            return RedirectResponse(f"/admin?error={_q(str(exc))}", status_code=303)
-        db.commit()
-        return RedirectResponse("/admin", status_code=303)
+        return form_result(db, act, "/admin", "/admin")
 
     return app
 
