@@ -81,3 +81,55 @@ def drain(app) -> int:
     from oligolab.service.worker import drain as _drain
 
     return _drain(app.state.factory)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(db_url: str, log_path: Path, *args: str, port: int | None = None):
+    """``oligolab serve --db URL ARGS`` as a real process (own process group); returns (process, base URL) once
+    /api/health answers, or fails with the server's log."""
+    import json
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    port = port or free_port()
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "oligolab.cli", "serve", "--db", db_url, "--port", str(port),
+                                 *args], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"oligolab serve exited with {proc.returncode}:\n{log_path.read_text()}")
+        try:
+            with urllib.request.urlopen(base + "/api/health", timeout=2) as r:
+                if json.load(r).get("status") == "ok":
+                    return proc, base
+        except OSError:
+            pass
+        time.sleep(0.25)
+    stop_server(proc)
+    pytest.fail(f"oligolab serve did not answer /api/health in 60 s:\n{log_path.read_text()}")
+
+
+def stop_server(proc) -> None:
+    import os
+    import signal
+    import subprocess
+
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=15)

@@ -233,3 +233,26 @@ def test_audit_table_refuses_update_and_delete(client):
     with engine.connect() as c:
         assert c.scalar(select(func.count()).select_from(AuditEvent)) == n
         assert "mallory" not in json.dumps([list(r) for r in c.execute(text("SELECT username FROM audit_events"))])
+
+
+def test_serve_starts_on_sqlite_with_one_command(tmp_path):
+    """`oligolab serve` on a new SQLite file: creates the lab and an admin, prints the password once, and the
+    first page opens and signs that admin in."""
+    import re
+
+    import httpx
+    from serve_support import start_server, stop_server
+
+    log = tmp_path / "serve.log"
+    proc, base = start_server(f"sqlite:///{tmp_path}/fresh.db", log, "--no-watch")
+    try:
+        password = re.search(r"password: (\S+)", log.read_text()).group(1)
+        with httpx.Client(base_url=base, follow_redirects=True) as http:
+            first = http.get("/")
+            assert first.status_code == 200 and "Sign in" in first.text and str(first.url).endswith("/login?next=/")
+            login_csrf = re.search(r'name="login_csrf" value="([^"]+)"', first.text).group(1)
+            home = http.post("/login", data={"username": "admin", "password": password, "next": "/",
+                                             "login_csrf": login_csrf})
+            assert home.status_code == 200 and "Upload a plate" in home.text and "CDC 2019-nCoV" in home.text
+    finally:
+        stop_server(proc)

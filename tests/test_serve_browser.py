@@ -17,10 +17,6 @@ import json
 import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -30,13 +26,10 @@ import pytest
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
-RUN_FILE = ROOT / "data" / "qpcr" / "eva_green_b.rdml"
-PLATE_MAP = ROOT / "data" / "qpcr" / "exports" / "eva_green_b_cdc_platemap.csv"
 BAD_FILE = ROOT / "README.md"
 ASSAY = "CDC 2019-nCoV RT-PCR (N1, N2, RP)"
 RUN_NAME = "Eva Green B / Run 1"          # the run's name inside the RDML file
 BATCH_NAME = "browser walk: eva green B"
-PASSWORD = "oligolab-demo"
 N_SAMPLES = 25
 CHANGED, CHANGED_TO = "S-005", "inconclusive"   # the call the reviewer changes
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
@@ -60,49 +53,20 @@ from selenium.webdriver.chrome.options import Options  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
+from serve_support import PASSWORD, PLATE_MAP, RUN as RUN_FILE, start_server, stop_server  # noqa: E402
 
 
 # ------------------------------------------------------------------------------------------- fixtures
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
     """``oligolab serve`` on a fresh SQLite database with the demo accounts; yields its base URL."""
     tmp = tmp_path_factory.mktemp("serve-browser")
-    port = _free_port()
-    log_path = tmp / "server.log"
-    cmd = [sys.executable, "-m", "oligolab.cli", "serve", "--db", f"sqlite:///{tmp}/browser.db", "--demo",
-           "--no-watch", "--port", str(port)]
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
+    proc, base = start_server(f"sqlite:///{tmp}/browser.db", tmp / "server.log", "--demo", "--no-watch")
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"oligolab serve exited with {proc.returncode}:\n{log_path.read_text()}")
-            try:
-                with urllib.request.urlopen(base + "/api/health", timeout=2) as r:
-                    if json.load(r).get("status") == "ok":
-                        break
-            except (urllib.error.URLError, ConnectionError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"oligolab serve did not answer /api/health in 60 s:\n{log_path.read_text()}")
-            time.sleep(0.25)
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
+        stop_server(proc)
 
 
 @pytest.fixture(scope="module")

@@ -7,17 +7,13 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from serve_support import PG_ADMIN, RUN, make_app, pg_database, token, upload
+from serve_support import PG_ADMIN, RUN, free_port, make_app, pg_database, start_server, stop_server, token, upload
 
 pytestmark = pytest.mark.slow
 
@@ -117,35 +113,13 @@ def test_upload_during_outage_is_refused_then_accepted():
         app.state.engine.dispose()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start_server(url: str, port: int, log) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "oligolab.cli", "serve", "--db", url, "--demo", "--no-watch",
-                             "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2):
-                return proc
-        except OSError:
-            time.sleep(0.3)
-    proc.kill()
-    raise AssertionError("the service did not start")
-
-
 def test_service_killed_mid_analysis_resumes_on_restart(tmp_path):
     import httpx
 
     with pg_database() as url:
-        port = _free_port()
-        log = open(tmp_path / "serve.log", "wb")
-        proc = _start_server(url, port, log)
-        base = f"http://127.0.0.1:{port}"
+        port = free_port()
+        log = tmp_path / "serve.log"
+        proc, base = start_server(url, log, "--demo", "--no-watch", port=port)
         try:
             with httpx.Client(base_url=base, timeout=30) as http:
                 tech = token(http, "tech")
@@ -167,7 +141,7 @@ def test_service_killed_mid_analysis_resumes_on_restart(tmp_path):
                         break
             assert killed is not None, "never caught an analysis in progress"
             assert _state(url, killed)[0] == "running" and _state(url, killed)[2] == 0   # nothing half-written
-            proc = _start_server(url, port, log)
+            proc, _ = start_server(url, log, "--demo", "--no-watch", port=port)
             deadline = time.time() + 60
             while time.time() < deadline and _state(url, killed)[0] != "analysed":
                 time.sleep(0.3)
@@ -183,7 +157,4 @@ def test_service_killed_mid_analysis_resumes_on_restart(tmp_path):
                 res = http.get(f"/api/batches/{killed}", headers=tech).json()["result"]
                 assert res["summary"]["samples"] == 25
         finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(20)
-            log.close()
+            stop_server(proc)
