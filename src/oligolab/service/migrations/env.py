@@ -2,7 +2,6 @@
 ``-x url=...``) against the URL in the configuration."""
 
 from alembic import context
-from sqlalchemy import pool
 
 from oligolab.service.db import Base, make_engine
 
