@@ -286,7 +286,7 @@ def create_app(settings: Settings) -> FastAPI:
         b = get_batch(db, user, batch_id)
         return [{"version": v.version, "created_by": v.created_by, "created_at": v.created_at.isoformat(),
                  "reason": v.reason, "signed_by": v.signed_by, "overrides": v.overrides,
-                 "calls": v.result["summary"].get("calls", {})} for v in svc.versions(db, b)]
+                 "calls": v.summary.get("calls", {})} for v in svc.versions(db, b)]
 
     @app.post("/api/batches/{batch_id}/corrections")
     def api_correct(batch_id: int, body: dict, user: User = Depends(need("review")), db: Session = Depends(get_db)):
@@ -433,11 +433,7 @@ def create_app(settings: Settings) -> FastAPI:
         assays = lab_assays(db, user)
         res = watch.latest(db, settings.watch_inputs)
         watch_lines = {a.id: watch.for_assay(res, a.watch_assays) for a in assays}
-        calls = {}
-        for b in rows:
-            if b.current_version:
-                v = svc.version(db, b)
-                calls[b.id] = v.result["summary"].get("calls", {})
+        calls = {bid: s.get("calls", {}) for bid, s in svc.current_summaries(db, rows).items()}
         return page(request, "batches.html", user, batches=rows, assays={a.id: a for a in assays},
                     watch=watch_lines, watch_result=res, calls=calls, error=error,
                     max_mb=svc.MAX_UPLOAD_BYTES >> 20)
@@ -482,7 +478,7 @@ def create_app(settings: Settings) -> FastAPI:
         if s is None and not wells:
             raise HTTPException(404, "no such sample in this batch")
         return page(request, "sample.html", user, b=b, v=v, s=s, wells=wells, sample=sample,
-                    chart=_curve_chart(v.result, wells), can_review=auth.can(user, "review"),
+                    chart=_curve_chart(v.result, v.curves, wells), can_review=auth.can(user, "review"),
                     calls=_call_choices(v.result))
 
     @app.post("/batches/{batch_id}/correct", include_in_schema=False)
@@ -616,12 +612,12 @@ def _plate_grid(result: dict) -> dict:
     return {"columns": list(range(1, cols_n + 1)), "rows": grid}
 
 
-def _curve_chart(result: dict, wells: list[dict]) -> str:
+def _curve_chart(result: dict, curves: dict, wells: list[dict]) -> str:
     """Baseline-corrected amplification curves of a sample's wells (log scale), with each target's threshold."""
     cycles = result["cycles"]
     data, layout_shapes = [], []
     for w in wells:
-        y = result["curves"].get(f"{w['well']}/{w['target']}")
+        y = curves.get(f"{w['well']}/{w['target']}")
         if y is None:
             continue
         data.append({"type": "scatter", "mode": "lines+markers", "x": cycles,

@@ -291,8 +291,8 @@ def _records(frame: pd.DataFrame) -> list[dict]:
     return json.loads(to_json(frame.to_dict(orient="records")))
 
 
-def result_document(plate: PlateResult) -> dict:
-    """What a version stores: summary, samples, wells, controls, problems, provenance and the curves."""
+def result_document(plate: PlateResult) -> tuple[dict, dict]:
+    """What a version stores: (summary, samples, wells, controls, problems, provenance; the curves)."""
     t = plate.table
     curves = {f"{w}/{tg}": np.round(plate.curves.corrected[i], 4).tolist()
               for i, (w, tg) in enumerate(zip(t["well"], t["target"]))}
@@ -301,17 +301,18 @@ def result_document(plate: PlateResult) -> dict:
         "problems": list(plate.problems), "samples": _records(samples_frame(plate)),
         "wells": _records(wells_frame(plate)), "controls": _records(plate.controls),
         "thresholds": plate.curves.thresholds, "cycles": np.asarray(plate.run.cycles).tolist(),
-        "curves": curves, "provenance": json.loads(to_json(plate.provenance)),
+        "provenance": json.loads(to_json(plate.provenance)),
         "plate": dict(zip(("rows", "columns"), map(int, guess_plate(plate.run.layout["well"])))),
-    }
+    }, curves
 
 
 def store_version(db: Session, batch: Batch, plate: PlateResult, *, user: str, reason: str,
                   overrides: list[dict]) -> BatchVersion:
     """A new immutable version with the batch pointing at it (caller commits both at once)."""
     number = batch.current_version + 1
-    v = BatchVersion(batch_id=batch.id, version=number, overrides=overrides, result=result_document(plate),
-                     reason=reason, created_by=user, created_at=utcnow())
+    result, curves = result_document(plate)
+    v = BatchVersion(batch_id=batch.id, version=number, overrides=overrides, summary=result["summary"],
+                     result=result, curves=curves, reason=reason, created_by=user, created_at=utcnow())
     db.add(v)
     batch.current_version = number
     return v
@@ -464,6 +465,16 @@ def _uuid(text: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, "oligolab:" + text))
 
 
+def current_summaries(db: Session, rows: list[Batch]) -> dict[int, dict]:
+    """Batch id -> summary of its current version, without loading the versions' results."""
+    current = {(b.id, b.current_version) for b in rows if b.current_version}
+    if not current:
+        return {}
+    q = select(BatchVersion.batch_id, BatchVersion.version, BatchVersion.summary).where(
+        BatchVersion.batch_id.in_([bid for bid, _ in current]))
+    return {bid: summary for bid, ver, summary in db.execute(q) if (bid, ver) in current}
+
+
 def daily_summary(db: Session, lab_id: int, day: _dt.date) -> dict:
     """Batches uploaded on ``day`` (UTC) with their status, and the final calls of their current versions."""
     start = _dt.datetime.combine(day, _dt.time(0), _dt.timezone.utc)
@@ -473,15 +484,14 @@ def daily_summary(db: Session, lab_id: int, day: _dt.date) -> dict:
     assays = {a.id: a.name for a in db.scalars(select(Assay).where(Assay.lab_id == lab_id))}
     per_assay: dict[str, dict] = {}
     status: dict[str, int] = {}
+    summaries = current_summaries(db, rows)
     for b in rows:
         status[b.status] = status.get(b.status, 0) + 1
-        v = version(db, b)
-        if v is None:
+        if b.id not in summaries:
             continue
         counts = per_assay.setdefault(assays.get(b.assay_id, "?"), {"batches": 0, "samples": 0, "calls": {}})
         counts["batches"] += 1
-        for s in v.result["samples"]:
-            counts["samples"] += 1
-            call = s.get("final_call") or s.get("call") or "none"
-            counts["calls"][call] = counts["calls"].get(call, 0) + 1
+        counts["samples"] += summaries[b.id].get("samples", 0)
+        for call, n in summaries[b.id].get("calls", {}).items():
+            counts["calls"][call] = counts["calls"].get(call, 0) + n
     return {"date": day.isoformat(), "batches": len(rows), "status": status, "assays": per_assay}

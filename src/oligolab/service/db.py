@@ -131,7 +131,10 @@ class BatchVersion(Base):
     batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id"), index=True)
     version: Mapped[int] = mapped_column(Integer)
     overrides: Mapped[list] = mapped_column(JSON, default=list)   # lab-core override entries (dicts)
-    result: Mapped[dict] = mapped_column(JSON)                    # summary, samples, wells, controls, curves
+    summary: Mapped[dict] = mapped_column(JSON, default=dict)     # counts for lists and the daily summary
+    # loaded only when a page needs them (a 384-well plate's curves are ~0.5 MB of JSON)
+    result: Mapped[dict] = mapped_column(JSON, deferred=True)     # samples, wells, controls, provenance
+    curves: Mapped[dict] = mapped_column(JSON, default=dict, deferred=True)  # "WELL/TARGET" -> fluorescence
     reason: Mapped[str] = mapped_column(Text, default="")
     created_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[_dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
