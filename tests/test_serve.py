@@ -178,7 +178,7 @@ def test_failed_analysis_is_reported_not_fatal(client, monkeypatch):
     def boom(*_a, **_k):
         raise RuntimeError("simulated fault in the analysis")
 
-    monkeypatch.setattr(worker.svc, "analyse", boom)
+    monkeypatch.setattr(worker.svc, "document_job", boom)
     drain(client.app)
     b = client.get(f"/api/batches/{bid}", headers=tech).json()
     assert b["status"] == "failed" and "simulated fault" in b["error"]
@@ -256,3 +256,24 @@ def test_serve_starts_on_sqlite_with_one_command(tmp_path):
             assert home.status_code == 200 and "Upload a plate" in home.text and "CDC 2019-nCoV" in home.text
     finally:
         stop_server(proc)
+
+
+def test_analysis_process_gives_the_same_result():
+    """The service analyses in a separate process: the stored document is the same as in-process."""
+    from oligolab.lab.rules import load_ruleset
+    from oligolab.service import batches as svc
+
+    job = svc.AnalysisJob(RUN.name, RUN.read_bytes(), PLATE_MAP.name, PLATE_MAP.read_bytes(),
+                          load_ruleset("cdc-2019-ncov"), "0" * 64,
+                          ({"time": "2026-01-01T00:00:00+00:00", "user": "r", "subject": "S-003", "field": "call",
+                            "new": "inconclusive", "reason": "test"},))
+    here = svc.document_job(job)
+    svc.use_analysis_processes(1)
+    try:
+        there = svc.compute(svc.document_job, job)
+    finally:
+        svc.use_analysis_processes(0)
+    for doc in (here[0], there[0]):
+        doc["provenance"].pop("analysed_at")
+    assert there == here
+    assert {s["sample"]: s["final_call"] for s in there[0]["samples"]}["S-003"] == "inconclusive"

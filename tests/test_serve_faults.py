@@ -55,20 +55,20 @@ def _count(url: str, sql: str, *args) -> int:
 def test_database_outage_mid_analysis_loses_nothing(monkeypatch):
     from oligolab.service import worker as worker_mod
 
-    real_analyse = worker_mod.svc.analyse
+    real_analyse = worker_mod.svc.document_job
     calls = {"n": 0}
     with pg_database() as url:
         dbname = url.rsplit("/", 1)[1]
         ender: list[threading.Thread] = []
 
         def analyse_then_outage(*args, **kwargs):
-            plate = real_analyse(*args, **kwargs)
+            document = real_analyse(*args, **kwargs)
             calls["n"] += 1
             if calls["n"] == 1:      # the first analysis finishes just as the database goes away
                 ender.append(_outage(dbname, 3.0))
-            return plate
+            return document
 
-        monkeypatch.setattr(worker_mod.svc, "analyse", analyse_then_outage)
+        monkeypatch.setattr(worker_mod.svc, "document_job", analyse_then_outage)
         app = make_app(url, start_worker=True)
         with TestClient(app) as client:
             tech = token(client, "tech")

@@ -27,3 +27,11 @@ class InputError(ValueError):
         if self.fix:
             msg += f" (fix: {self.fix})"
         return msg.replace("\n", " ")
+
+    def __reduce__(self):
+        """Picklable with its keyword fields (errors travel back from analysis processes)."""
+        return _rebuild_input_error, (self.path, self.problem, self.fix, self.line, self.record)
+
+
+def _rebuild_input_error(path, problem, fix, line, record) -> InputError:
+    return InputError(path, problem, fix, line=line, record=record)

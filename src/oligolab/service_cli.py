@@ -20,7 +20,9 @@ def serve(
                                 "postgresql+psycopg://USER@HOST:PORT/NAME"),
     host: str = typer.Option("127.0.0.1", help="address to listen on (127.0.0.1: this computer only)"),
     port: int = typer.Option(8000, help="TCP port"),
-    workers: int = typer.Option(1, help="analysis threads (the queue of uploaded plates)"),
+    workers: int = typer.Option(1, help="queue threads taking uploaded plates"),
+    analysis_processes: int = typer.Option(1, help="processes the analyses run in (0: inside the service "
+                                                   "process; more than the cores gains nothing)"),
     demo: bool = typer.Option(False, help="on a new database, create training accounts tech, reviewer and "
                                           "admin with --demo-password (never on a production database)"),
     demo_password: str = typer.Option("oligolab-demo", help="password of the training accounts"),
@@ -54,7 +56,7 @@ def serve(
     for line in lines:
         console.print(f"[bold green]{line}[/]", highlight=False)
     settings = Settings(db_url=db, worker_threads=workers, watch_inputs=None if no_watch else WatchInputs(),
-                        secure_cookies=secure_cookies)
+                        secure_cookies=secure_cookies, analysis_processes=analysis_processes)
     console.print(f"oligolab lab service on http://{host}:{port}/  (database {db.split('@')[-1]}); Ctrl-C stops it",
                   highlight=False)
     uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=access_log,

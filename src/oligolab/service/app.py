@@ -16,6 +16,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -48,6 +49,7 @@ class Settings:
     start_worker: bool = True
     watch_inputs: watch.WatchInputs | None = field(default_factory=watch.WatchInputs)
     secure_cookies: bool = False
+    analysis_processes: int = 0      #: analyses in separate processes (0: in the worker/request thread)
 
 
 class Unauthenticated(Exception):
@@ -67,10 +69,12 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(_app: FastAPI):
         migrate(settings.db_url)
         recover(factory)
+        svc.use_analysis_processes(settings.analysis_processes)
         if settings.start_worker:
             worker.start()
         yield
         worker.stop()
+        svc.use_analysis_processes(0)
         engine.dispose()
 
     app = FastAPI(title="oligolab lab service", version=__version__, lifespan=lifespan,
@@ -256,9 +260,9 @@ def create_app(settings: Settings) -> FastAPI:
                          user: User = Depends(need("upload")), db: Session = Depends(get_db)):
         run_name, run_bytes = await read_upload(run_file)
         map_name, map_bytes = await read_upload(plate_map)
-        b = svc.create_batch(db, user, assay_id=assay_id, name=name, run_name=run_name, run_bytes=run_bytes,
-                             map_name=map_name, map_bytes=map_bytes or None)
-        db.commit()
+        b = await run_in_threadpool(svc.create_batch, db, user, assay_id=assay_id, name=name, run_name=run_name,
+                                    run_bytes=run_bytes, map_name=map_name, map_bytes=map_bytes or None)
+        await run_in_threadpool(db.commit)
         return {"id": b.id, "status": b.status, "url": f"/batches/{b.id}"}
 
     def batch_json(db: Session, b: Batch, detail: bool = False) -> dict:
@@ -445,7 +449,7 @@ def create_app(settings: Settings) -> FastAPI:
         await check_csrf(request)
         run_name, run_bytes = await read_upload(run_file)
         map_name, map_bytes = await read_upload(plate_map)
-        return form_result(db, lambda: svc.create_batch(db, user, assay_id=assay_id, name=name, run_name=run_name,
+        return await run_in_threadpool(form_result, db, lambda: svc.create_batch(db, user, assay_id=assay_id, name=name, run_name=run_name,
                                                         run_bytes=run_bytes, map_name=map_name,
                                                         map_bytes=map_bytes or None),
                            "/batches/{result.id}", "/")
@@ -493,7 +497,7 @@ def create_app(settings: Settings) -> FastAPI:
         if form.get("well"):
             changes.append({"well": str(form["well"]), "target": str(form.get("target", "")),
                             "amplified": str(form.get("amplified", ""))})
-        return form_result(db, lambda: svc.correct(db, user, b, changes, str(form.get("reason", ""))),
+        return await run_in_threadpool(form_result, db, lambda: svc.correct(db, user, b, changes, str(form.get("reason", ""))),
                            f"/batches/{b.id}", f"/batches/{b.id}")
 
     @app.post("/batches/{batch_id}/sign", include_in_schema=False)
@@ -501,7 +505,8 @@ def create_app(settings: Settings) -> FastAPI:
                         user: User = Depends(need("sign")), db: Session = Depends(get_db)):
         await check_csrf(request)
         b = get_batch(db, user, batch_id)
-        return form_result(db, lambda: svc.sign(db, user, b, version), f"/batches/{b.id}", f"/batches/{b.id}")
+        return await run_in_threadpool(form_result, db, lambda: svc.sign(db, user, b, version), f"/batches/{b.id}",
+                                       f"/batches/{b.id}")
 
     @app.get("/audit", response_class=HTMLResponse, include_in_schema=False)
     def audit_page(request: Request, user: User = Depends(need("view")), db: Session = Depends(get_db)):
@@ -546,7 +551,7 @@ def create_app(settings: Settings) -> FastAPI:
                 svc.save_ruleset(db, user, form.get("name", ""), form.get("yaml", ""))
             else:
                 raise HTTPException(404, "unknown admin form")
-        return form_result(db, act, "/admin", "/admin")
+        return await run_in_threadpool(form_result, db, act, "/admin", "/admin")
 
     return app
 

@@ -245,8 +245,8 @@ def create_batch(db: Session, user: User, *, assay_id: int, name: str, run_name:
     assay = db.get(Assay, assay_id)
     if assay is None or assay.lab_id != user.lab_id or not assay.active:
         raise InputError("assay", "unknown assay", "choose one of your lab's assays")
-    description = validate_upload(run_name, run_bytes, map_name, map_bytes,
-                                  resolve_ruleset(db, user.lab_id, assay.ruleset))
+    description = compute(validate_upload, run_name, run_bytes, map_name, map_bytes,
+                          resolve_ruleset(db, user.lab_id, assay.ruleset))
     batch = Batch(lab_id=user.lab_id, assay_id=assay.id, name=(name or Path(run_name).stem).strip()[:200],
                   run_filename=Path(run_name).name, run_bytes=run_bytes,
                   run_sha256=hashlib.sha256(run_bytes).hexdigest(),
@@ -262,29 +262,81 @@ def create_batch(db: Session, user: User, *, assay_id: int, name: str, run_name:
 
 # -------------------------------------------------------------------------------------------- analysis
 
-def _entries(overrides: list[dict], run_id: str) -> list[lab_audit.Entry]:
-    return [lab_audit.Entry(seq=i + 1, kind="override", time=o["time"], user=o["user"], run_id=run_id,
-                            subject=o["subject"], field=o["field"], old=o.get("old", ""), new=o["new"],
-                            reason=o["reason"], prev="", hash="")
-            for i, o in enumerate(overrides)]
+@dataclasses.dataclass(frozen=True)
+class AnalysisJob:
+    """Everything one analysis of a stored batch needs; picklable, so it runs in an analysis process."""
+
+    run_name: str
+    run_bytes: bytes
+    map_name: str
+    map_bytes: bytes | None
+    ruleset: RuleSet
+    run_sha256: str
+    overrides: tuple[dict, ...] = ()
 
 
-def analyse(db: Session, batch: Batch, overrides: list[dict] | None = None,
-            progress: Callable[[str], None] | None = None) -> PlateResult:
-    """The lab core's analysis of a stored batch, with a version's overrides applied."""
-    say = progress or (lambda _m: None)
+def job_for(db: Session, batch: Batch, overrides: list[dict] | None = None) -> AnalysisJob:
     assay = db.get(Assay, batch.assay_id)
-    ruleset = resolve_ruleset(db, batch.lab_id, assay.ruleset)
-    with _files(batch.run_filename, batch.run_bytes, batch.map_filename, batch.map_bytes) as (run_path, map_path):
-        say("reading the run file")
+    return AnalysisJob(batch.run_filename, batch.run_bytes, batch.map_filename, batch.map_bytes,
+                       resolve_ruleset(db, batch.lab_id, assay.ruleset), batch.run_sha256, tuple(overrides or ()))
+
+
+def run_job(job: AnalysisJob) -> PlateResult:
+    """The lab core's analysis of an upload, with a version's overrides (lab-core entries) applied."""
+    entries = [lab_audit.Entry(seq=i + 1, kind="override", time=o["time"], user=o["user"], run_id="",
+                               subject=o["subject"], field=o["field"], old=o.get("old", ""), new=o["new"],
+                               reason=o["reason"], prev="", hash="")
+               for i, o in enumerate(job.overrides)]
+    with _files(job.run_name, job.run_bytes, job.map_name, job.map_bytes) as (run_path, map_path):
         run = _one_run(run_path, validate=False)   # validated at upload
-        say(f"analysing {run.n_curves} curves")
-        first = analyze_run(run, ruleset, plate_map=map_path, input_sha256=batch.run_sha256, overrides=[])
-        if not overrides:
-            return first
-        say("applying the review's corrections")
-        return analyze_run(run, ruleset, plate_map=map_path, input_sha256=batch.run_sha256,
-                           overrides=_entries(overrides, first.run_id))
+        plate = analyze_run(run, job.ruleset, plate_map=map_path, input_sha256=job.run_sha256, overrides=entries)
+    # the uploaded names, not the temporary copies analysed
+    plate.provenance.update(input=job.run_name, plate_map=job.map_name if job.map_bytes else "")
+    return plate
+
+
+def document_job(job: AnalysisJob) -> tuple[dict, dict]:
+    """A job's result as a version stores it (see :func:`result_document`)."""
+    return result_document(run_job(job))
+
+
+def report_job(job: AnalysisJob, signoff: lab_audit.Entry | None) -> str:
+    """A job's printable report (the lab core's), with the version's sign-off."""
+    plate = run_job(job)
+    if signoff is not None:
+        plate.signoff = dataclasses.replace(signoff, run_id=plate.run_id)
+    return render_html(plate)
+
+
+# Analyses run in a separate process when the service has one, so pages stay responsive on a small machine
+# (the analysis is CPU-bound Python); tests and the CLI run them in the calling thread.
+_pool = None
+
+
+def use_analysis_processes(n: int) -> None:
+    """Run analyses in ``n`` worker processes (0: in the calling thread)."""
+    global _pool
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    if _pool is not None:
+        _pool.shutdown(cancel_futures=True)
+        _pool = None
+    if n > 0:
+        _pool = ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"))
+
+
+def compute(fn: Callable, *args):
+    """``fn(*args)`` in the analysis process (restarted once if it died), or here without one."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    if _pool is None:
+        return fn(*args)
+    try:
+        return _pool.submit(fn, *args).result()
+    except BrokenProcessPool:
+        use_analysis_processes(_pool._max_workers)
+        return _pool.submit(fn, *args).result()
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
@@ -306,11 +358,12 @@ def result_document(plate: PlateResult) -> tuple[dict, dict]:
     }, curves
 
 
-def store_version(db: Session, batch: Batch, plate: PlateResult, *, user: str, reason: str,
+def store_version(db: Session, batch: Batch, document: tuple[dict, dict], *, user: str, reason: str,
                   overrides: list[dict]) -> BatchVersion:
-    """A new immutable version with the batch pointing at it (caller commits both at once)."""
+    """A new immutable version from a :func:`document_job` result, the batch pointing at it (caller commits
+    both at once)."""
     number = batch.current_version + 1
-    result, curves = result_document(plate)
+    result, curves = document
     v = BatchVersion(batch_id=batch.id, version=number, overrides=overrides, summary=result["summary"],
                      result=result, curves=curves, reason=reason, created_by=user, created_at=utcnow())
     db.add(v)
@@ -367,9 +420,9 @@ def correct(db: Session, user: User, batch: Batch, changes: list[dict], reason: 
     if not new:
         raise InputError("correction", "nothing to change", "choose a sample and its new call")
     overrides = list(current.overrides or []) + new
-    plate = analyse(db, batch, overrides)
+    document = compute(document_job, job_for(db, batch, overrides))
     before = {"version": current.version, "signed_by": current.signed_by, "status": batch.status}
-    v = store_version(db, batch, plate, user=user.username, reason=reason, overrides=overrides)
+    v = store_version(db, batch, document, user=user.username, reason=reason, overrides=overrides)
     batch.status = "analysed"
     db.flush()
     record(db, user=user, lab_id=batch.lab_id, action="correct", entity="batch", entity_id=batch.id,
@@ -409,13 +462,13 @@ def samples_csv(v: BatchVersion) -> str:
 
 def report_html(db: Session, batch: Batch, v: BatchVersion) -> str:
     """The lab core's printable report of one version (analysed again: the same bytes give the same result)."""
-    plate = analyse(db, batch, v.overrides)
+    signoff = None
     if v.signed_by:
-        plate.signoff = lab_audit.Entry(seq=0, kind="sign", time=v.signed_at.isoformat(), user=v.signed_by,
-                                        run_id=plate.run_id, subject="", field="results_sha256", old="",
-                                        new=hashlib.sha256(samples_csv(v).encode()).hexdigest(),
-                                        reason="results reviewed and released", prev="", hash="")
-    return render_html(plate)
+        signoff = lab_audit.Entry(seq=0, kind="sign", time=v.signed_at.isoformat(), user=v.signed_by, run_id="",
+                                  subject="", field="results_sha256", old="",
+                                  new=hashlib.sha256(samples_csv(v).encode()).hexdigest(),
+                                  reason="results reviewed and released", prev="", hash="")
+    return compute(report_job, job_for(db, batch, v.overrides), signoff)
 
 
 def fhir_observations(batch: Batch, assay: Assay, v: BatchVersion, lab_name: str) -> dict:

@@ -64,27 +64,28 @@ def process(factory: sessionmaker, batch_id: int) -> str:
     """Analyse one claimed batch; returns its final status."""
     with factory() as db:
         batch = db.get(Batch, batch_id)
+        _progress(factory, batch_id, f"analysing {batch.run_filename}")
         try:
-            plate = svc.analyse(db, batch, progress=lambda m: _progress(factory, batch_id, m))
+            document = svc.compute(svc.document_job, svc.job_for(db, batch))
         except InputError as exc:
             error = str(exc)
-            plate = None
+            document = None
         except (OperationalError, DBAPIError):
             raise
         except Exception as exc:  # a fault in the analysis fails the batch, never the service
             log.exception("analysis of batch %s failed", batch_id)
             error = f"analysis failed ({type(exc).__name__}: {exc}); contact the lab's administrator"
-            plate = None
+            document = None
     with factory.begin() as db:
         batch = db.get(Batch, batch_id)
         if batch.status != "running":        # recovered or changed meanwhile: leave it
             return batch.status
-        if plate is None:
+        if document is None:
             batch.status, batch.progress, batch.error = "failed", "failed", error
             svc.record(db, user="system", lab_id=batch.lab_id, action="analysis_failed", entity="batch",
                        entity_id=batch.id, after={"error": error})
             return "failed"
-        v = svc.store_version(db, batch, plate, user="system", reason="automatic analysis", overrides=[])
+        v = svc.store_version(db, batch, document, user="system", reason="automatic analysis", overrides=[])
         batch.status, batch.progress, batch.error = "analysed", "done", ""
         s = v.result["summary"]
         svc.record(db, user="system", lab_id=batch.lab_id, action="analyse", entity="batch", entity_id=batch.id,
