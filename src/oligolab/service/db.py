@@ -108,10 +108,10 @@ class Batch(Base):
     assay_id: Mapped[int] = mapped_column(ForeignKey("assays.id"))
     name: Mapped[str] = mapped_column(String(200))
     run_filename: Mapped[str] = mapped_column(String(300))
-    run_bytes: Mapped[bytes] = mapped_column(LargeBinary)
+    run_bytes: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)      # loaded only to analyse
     run_sha256: Mapped[str] = mapped_column(String(64))
     map_filename: Mapped[str] = mapped_column(String(300), default="")
-    map_bytes: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    map_bytes: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, deferred=True)
     status: Mapped[str] = mapped_column(String(20), default="queued", index=True)  # queued|running|analysed|failed|signed
     progress: Mapped[str] = mapped_column(String(300), default="waiting in the queue")
     error: Mapped[str] = mapped_column(Text, default="")
