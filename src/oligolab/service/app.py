@@ -19,7 +19,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Red
 from fastapi.concurrency import run_in_threadpool
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import func, select, text
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session
 
 from .. import __version__, reports
@@ -144,8 +145,16 @@ def create_app(settings: Settings) -> FastAPI:
             return page(request, "message.html", None, status_code=400, title="Not accepted", message=str(exc))
         return JSONResponse({"error": str(exc)}, status_code=400)
 
+    @app.exception_handler(IntegrityError)
+    async def _conflict(request: Request, exc):
+        msg = "someone changed this at the same time; nothing was stored by this request. Reload and try again."
+        if wants_html(request):
+            return page(request, "message.html", None, status_code=409, title="Changed meanwhile", message=msg)
+        return JSONResponse({"error": msg}, status_code=409)
+
     @app.exception_handler(OperationalError)
     @app.exception_handler(DBAPIError)
+    @app.exception_handler(PoolTimeoutError)
     async def _db_down(request: Request, exc):
         log.warning("database error: %s", str(exc).splitlines()[0])
         msg = ("the database is not reachable right now; nothing was stored by this request. "

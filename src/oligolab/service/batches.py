@@ -246,7 +246,7 @@ def create_batch(db: Session, user: User, *, assay_id: int, name: str, run_name:
     if assay is None or assay.lab_id != user.lab_id or not assay.active:
         raise InputError("assay", "unknown assay", "choose one of your lab's assays")
     description = compute(validate_upload, run_name, run_bytes, map_name, map_bytes,
-                          resolve_ruleset(db, user.lab_id, assay.ruleset))
+                          resolve_ruleset(db, user.lab_id, assay.ruleset), db=db)
     batch = Batch(lab_id=user.lab_id, assay_id=assay.id, name=(name or Path(run_name).stem).strip()[:200],
                   run_filename=Path(run_name).name, run_bytes=run_bytes,
                   run_sha256=hashlib.sha256(run_bytes).hexdigest(),
@@ -326,10 +326,16 @@ def use_analysis_processes(n: int) -> None:
         _pool = ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"))
 
 
-def compute(fn: Callable, *args):
-    """``fn(*args)`` in the analysis process (restarted once if it died), or here without one."""
+def compute(fn: Callable, *args, db: Session | None = None):
+    """``fn(*args)`` in the analysis process (restarted once if it died), or here without one.
+
+    ``db``: a session that has read but not yet written; its transaction is ended first, so its pooled
+    connection serves other requests while this one waits for the analysis.
+    """
     from concurrent.futures.process import BrokenProcessPool
 
+    if db is not None:
+        db.commit()
     if _pool is None:
         return fn(*args)
     try:
@@ -420,7 +426,7 @@ def correct(db: Session, user: User, batch: Batch, changes: list[dict], reason: 
     if not new:
         raise InputError("correction", "nothing to change", "choose a sample and its new call")
     overrides = list(current.overrides or []) + new
-    document = compute(document_job, job_for(db, batch, overrides))
+    document = compute(document_job, job_for(db, batch, overrides), db=db)
     before = {"version": current.version, "signed_by": current.signed_by, "status": batch.status}
     v = store_version(db, batch, document, user=user.username, reason=reason, overrides=overrides)
     batch.status = "analysed"
@@ -468,7 +474,7 @@ def report_html(db: Session, batch: Batch, v: BatchVersion) -> str:
                                   subject="", field="results_sha256", old="",
                                   new=hashlib.sha256(samples_csv(v).encode()).hexdigest(),
                                   reason="results reviewed and released", prev="", hash="")
-    return compute(report_job, job_for(db, batch, v.overrides), signoff)
+    return compute(report_job, job_for(db, batch, v.overrides), signoff, db=db)
 
 
 def fhir_observations(batch: Batch, assay: Assay, v: BatchVersion, lab_name: str) -> dict:
