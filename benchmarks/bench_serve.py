@@ -284,6 +284,7 @@ def bench_backend(backend: str, db_url: str, run_path: Path, args) -> dict | Non
     log_path = WORK / f"serve_{backend}_server.log"
     server_log = open(log_path, "w")
     extra = ["--analysis-processes", str(args.analysis_processes)] if args.analysis_processes is not None else []
+    extra += ["--web-processes", str(args.web_processes)]
     server = subprocess.Popen(oligolab_command() + ["serve", "--db", db_url, "--demo", "--no-watch",
                                                     "--host", "127.0.0.1", "--port", str(port),
                                                     "--workers", str(args.workers)] + extra,
@@ -372,7 +373,7 @@ def _drive(backend: str, db_url: str, base: str, server: subprocess.Popen, run_p
             if args.plates_per_hour else "each technician uploads again as soon as the last plate is analysed")
     print(f"\n== {backend} ({db_url.split('@')[-1]}, code {code_version()}): {args.users} users "
           f"({n_tech} technicians, {n_rev} reviewers), "
-          f"{args.run_time} s, service --workers {args.workers}"
+          f"{args.run_time} s, service --web-processes {args.web_processes} --workers {args.workers}"
           f"{f' --analysis-processes {args.analysis_processes}' if args.analysis_processes is not None else ''} "
           f"on {base}; {pace}", flush=True)
     load_before = os.getloadavg()
@@ -517,6 +518,9 @@ def main() -> None:
     ap.add_argument("--pg-url", default=PG_URL, help="PostgreSQL database to (re)create for the run")
     ap.add_argument("--keep-db", action="store_true", help="keep the PostgreSQL database afterwards")
     ap.add_argument("--workers", type=int, default=1, help="the service's --workers (threads taking queued plates)")
+    ap.add_argument("--web-processes", type=int, default=1,
+                    help="the service's --web-processes (processes answering requests; the service CPU figure "
+                         "then counts only the parent)")
     ap.add_argument("--analysis-processes", type=int, default=None,
                     help="the service's --analysis-processes (default: the service's own default)")
     ap.add_argument("--drain-timeout", type=float, default=300.0, help="seconds to wait for the queue after a run")

@@ -277,3 +277,52 @@ def test_analysis_process_gives_the_same_result():
         doc["provenance"].pop("analysed_at")
     assert there == here
     assert {s["sample"]: s["final_call"] for s in there[0]["samples"]}["S-003"] == "inconclusive"
+
+
+def test_batch_list_pages(tmp_path):
+    """The batch list shows the newest 50 and links to older ones."""
+    from oligolab.service.app import PAGE_ROWS
+    from oligolab.service.db import Batch
+
+    app = make_app(f"sqlite:///{tmp_path}/lab.db")
+    with TestClient(app) as client:
+        tech = token(client, "tech")
+        upload(client, tech)
+        with app.state.factory.begin() as db:      # copies of the stored upload, as a busy week leaves them
+            first = db.get(Batch, 1)
+            for i in range(PAGE_ROWS + 4):
+                db.add(Batch(lab_id=first.lab_id, assay_id=first.assay_id, name=f"plate {i + 2}",
+                             run_filename=first.run_filename, run_bytes=first.run_bytes, run_sha256=first.run_sha256,
+                             created_by="tech"))
+        page1 = client.get("/", headers=tech).text
+        assert "plate 55" in page1 and 'href="/?before=6"' in page1
+        page2 = client.get("/?before=6", headers=tech).text
+        assert "plate 5<" in page2 and 'href="/batches/1"' in page2 and 'id="older"' not in page2
+
+
+def test_two_web_processes_share_one_queue(tmp_path):
+    """`--web-processes 2`: two processes answer requests and take plates from the same queue, each plate once."""
+    import time
+
+    import httpx
+    from serve_support import start_server, stop_server
+
+    proc, base = start_server(f"sqlite:///{tmp_path}/lab.db", tmp_path / "serve.log", "--demo", "--no-watch",
+                              "--web-processes", "2")
+    try:
+        with httpx.Client(base_url=base, timeout=60) as http:
+            tech = token(http, "tech")
+            ids = [upload(http, tech, name=f"plate {i}").json()["id"] for i in range(4)]
+            deadline = time.time() + 90
+            while time.time() < deadline:
+                states = [http.get(f"/api/batches/{i}", headers=tech).json() for i in ids]
+                if all(s["status"] == "analysed" for s in states):
+                    break
+                time.sleep(0.5)
+            assert [s["status"] for s in states] == ["analysed"] * 4
+            for i in ids:
+                assert [v["version"] for v in http.get(f"/api/batches/{i}/versions", headers=tech).json()] == [1]
+                actions = [a["action"] for a in http.get(f"/api/audit?batch={i}", headers=tech).json()]
+                assert sorted(actions) == ["analyse", "upload"]
+    finally:
+        stop_server(proc)

@@ -20,7 +20,9 @@ def serve(
                                 "postgresql+psycopg://USER@HOST:PORT/NAME"),
     host: str = typer.Option("127.0.0.1", help="address to listen on (127.0.0.1: this computer only)"),
     port: int = typer.Option(8000, help="TCP port"),
-    workers: int = typer.Option(1, help="queue threads taking uploaded plates"),
+    web_processes: int = typer.Option(1, help="processes answering requests (each with its own queue thread "
+                                              "and analysis process); 2 on a 2-core machine under heavy use"),
+    workers: int = typer.Option(1, help="queue threads taking uploaded plates (per web process)"),
     analysis_processes: int = typer.Option(1, help="processes the analyses run in (0: inside the service "
                                                    "process; more than the cores gains nothing)"),
     demo: bool = typer.Option(False, help="on a new database, create training accounts tech, reviewer and "
@@ -38,7 +40,7 @@ def serve(
     import uvicorn
 
     from .service import auth
-    from .service.app import Settings, create_app
+    from .service.app import SETTINGS_ENV, Settings, create_app
     from .service.db import make_engine, migrate, session_factory
     from .service.watch import WatchInputs
 
@@ -55,9 +57,21 @@ def serve(
              "check --db and that the server runs")
     for line in lines:
         console.print(f"[bold green]{line}[/]", highlight=False)
-    settings = Settings(db_url=db, worker_threads=workers, watch_inputs=None if no_watch else WatchInputs(),
-                        secure_cookies=secure_cookies, analysis_processes=analysis_processes)
+    settings = dict(db_url=db, worker_threads=workers, secure_cookies=secure_cookies,
+                    analysis_processes=analysis_processes)
     console.print(f"oligolab lab service on http://{host}:{port}/  (database {db.split('@')[-1]}); Ctrl-C stops it",
                   highlight=False)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=access_log,
-                root_path=root_path or "")
+    common = dict(host=host, port=port, log_level=log_level, access_log=access_log, root_path=root_path or "")
+    if web_processes > 1:
+        import json
+        import os
+
+        from .service.worker import recover
+
+        engine = make_engine(db)
+        recover(session_factory(engine))
+        engine.dispose()
+        os.environ[SETTINGS_ENV] = json.dumps(dict(settings, watch=not no_watch))
+        uvicorn.run("oligolab.service.app:app_from_environment", factory=True, workers=web_processes, **common)
+    else:
+        uvicorn.run(create_app(Settings(**settings, watch_inputs=None if no_watch else WatchInputs())), **common)

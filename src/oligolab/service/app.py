@@ -35,6 +35,8 @@ log = logging.getLogger("oligolab.service")
 COOKIE = "oligolab_session"
 LOGIN_CSRF_COOKIE = "oligolab_login_csrf"
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+#: batches per page of the batch list (a busy lab runs a few dozen plates a day)
+PAGE_ROWS = 50
 #: shipped real runs offered by the walkthrough (file, plate map, assay)
 GUIDE_FILES = {
     "eva_green_b.rdml": "qpcr/eva_green_b.rdml",
@@ -51,6 +53,7 @@ class Settings:
     watch_inputs: watch.WatchInputs | None = field(default_factory=watch.WatchInputs)
     secure_cookies: bool = False
     analysis_processes: int = 0      #: analyses in separate processes (0: in the worker/request thread)
+    recover_on_start: bool = True    #: requeue batches a killed service left running (once per service start)
 
 
 class Unauthenticated(Exception):
@@ -61,6 +64,21 @@ class Forbidden(Exception):
     pass
 
 
+#: environment variable carrying the settings to uvicorn's worker processes (``oligolab serve --web-processes``)
+SETTINGS_ENV = "OLIGOLAB_SERVE_SETTINGS"
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one of several web processes: settings from :data:`SETTINGS_ENV` (JSON)."""
+    import os
+
+    raw = json.loads(os.environ[SETTINGS_ENV])
+    watch_on = raw.pop("watch")
+    # the parent command recovered the queue once before starting the processes
+    return create_app(Settings(**raw, watch_inputs=watch.WatchInputs() if watch_on else None,
+                               recover_on_start=False))
+
+
 def create_app(settings: Settings) -> FastAPI:
     engine = make_engine(settings.db_url)
     factory = session_factory(engine)
@@ -69,7 +87,8 @@ def create_app(settings: Settings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI):
         migrate(settings.db_url)
-        recover(factory)
+        if settings.recover_on_start:
+            recover(factory)
         svc.use_analysis_processes(settings.analysis_processes)
         if settings.start_worker:
             worker.start()
@@ -441,15 +460,20 @@ def create_app(settings: Settings) -> FastAPI:
         return resp
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def home(request: Request, error: str = "", user: User = Depends(need("view")), db: Session = Depends(get_db)):
-        rows = list(db.scalars(select(Batch).where(Batch.lab_id == user.lab_id).order_by(Batch.id.desc()).limit(200)))
+    def home(request: Request, error: str = "", before: int | None = None, user: User = Depends(need("view")),
+             db: Session = Depends(get_db)):
+        q = select(Batch).where(Batch.lab_id == user.lab_id)
+        if before:
+            q = q.where(Batch.id < before)
+        rows = list(db.scalars(q.order_by(Batch.id.desc()).limit(PAGE_ROWS)))
         assays = lab_assays(db, user)
         res = watch.latest(db, settings.watch_inputs)
         watch_lines = {a.id: watch.for_assay(res, a.watch_assays) for a in assays}
         calls = {bid: s.get("calls", {}) for bid, s in svc.current_summaries(db, rows).items()}
         return page(request, "batches.html", user, batches=rows, assays={a.id: a for a in assays},
                     watch=watch_lines, watch_result=res, calls=calls, error=error,
-                    max_mb=svc.MAX_UPLOAD_BYTES >> 20)
+                    max_mb=svc.MAX_UPLOAD_BYTES >> 20,
+                    older=rows[-1].id if len(rows) == PAGE_ROWS else None)
 
     @app.post("/batches", include_in_schema=False)
     async def upload_page(request: Request, assay_id: int = Form(0), name: str = Form(""),

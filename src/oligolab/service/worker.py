@@ -41,8 +41,9 @@ def recover(factory: sessionmaker) -> int:
     return len(stuck)
 
 
-def claim(factory: sessionmaker) -> int | None:
-    """Take the oldest queued batch (atomically: two workers never take the same one)."""
+def claim(factory: sessionmaker) -> tuple[int, int] | None:
+    """Take the oldest queued batch (atomically: two workers never take the same one); returns its id and
+    attempt number, which only this claim may store a result under."""
     with factory.begin() as db:
         q = select(Batch.id).where(Batch.status == "queued").order_by(Batch.id).limit(1)
         if db.bind.dialect.name == "postgresql":
@@ -52,7 +53,9 @@ def claim(factory: sessionmaker) -> int | None:
             return None
         done = db.execute(update(Batch).where(Batch.id == batch_id, Batch.status == "queued")
                           .values(status="running", progress="starting", attempts=Batch.attempts + 1))
-        return batch_id if done.rowcount == 1 else None
+        if done.rowcount != 1:
+            return None
+        return batch_id, db.scalar(select(Batch.attempts).where(Batch.id == batch_id))
 
 
 def _progress(factory: sessionmaker, batch_id: int, message: str) -> None:
@@ -60,7 +63,7 @@ def _progress(factory: sessionmaker, batch_id: int, message: str) -> None:
         db.execute(update(Batch).where(Batch.id == batch_id).values(progress=message[:300]))
 
 
-def process(factory: sessionmaker, batch_id: int) -> str:
+def process(factory: sessionmaker, batch_id: int, attempt: int) -> str:
     """Analyse one claimed batch; returns its final status."""
     with factory() as db:
         batch = db.get(Batch, batch_id)
@@ -78,7 +81,7 @@ def process(factory: sessionmaker, batch_id: int) -> str:
             document = None
     with factory.begin() as db:
         batch = db.get(Batch, batch_id)
-        if batch.status != "running":        # recovered or changed meanwhile: leave it
+        if batch.status != "running" or batch.attempts != attempt:   # recovered and re-claimed meanwhile
             return batch.status
         if document is None:
             batch.status, batch.progress, batch.error = "failed", "failed", error
@@ -97,10 +100,10 @@ def process(factory: sessionmaker, batch_id: int) -> str:
 
 def run_once(factory: sessionmaker) -> bool:
     """Process one queued batch if there is one; True if one was processed."""
-    batch_id = claim(factory)
-    if batch_id is None:
+    claimed = claim(factory)
+    if claimed is None:
         return False
-    process(factory, batch_id)
+    process(factory, *claimed)
     return True
 
 
@@ -140,19 +143,19 @@ class Worker:
     def _loop(self) -> None:
         backoff = self.poll_s
         while not self._stop.is_set():
-            batch_id = None
+            claimed = None
             try:
-                batch_id = claim(self.factory)
-                if batch_id is not None:
-                    process(self.factory, batch_id)
+                claimed = claim(self.factory)
+                if claimed is not None:
+                    process(self.factory, *claimed)
                     backoff = self.poll_s
                     continue
                 backoff = self.poll_s
             except (OperationalError, DBAPIError) as exc:   # database restarting: wait, then try again
                 log.warning("database unavailable (%s); retrying", str(exc).splitlines()[0])
                 backoff = min(backoff * 2, 5.0)
-                if batch_id is not None:
-                    self._requeue(batch_id)
+                if claimed is not None:
+                    self._requeue(claimed[0])
             self._stop.wait(backoff)
 
     def _requeue(self, batch_id: int) -> None:
