@@ -20,8 +20,9 @@ def serve(
                                 "postgresql+psycopg://USER@HOST:PORT/NAME"),
     host: str = typer.Option("127.0.0.1", help="address to listen on (127.0.0.1: this computer only)"),
     port: int = typer.Option(8000, help="TCP port"),
-    web_processes: int = typer.Option(1, help="processes answering requests (each with its own queue thread "
-                                              "and analysis process); 2 on a 2-core machine under heavy use"),
+    web_processes: int = typer.Option(2, help="processes answering requests, each with its own queue thread and "
+                                              "analysis process (2 keeps page p99 under 1 s for 50 users on 2 "
+                                              "cores; 1 for a small machine)"),
     workers: int = typer.Option(1, help="queue threads taking uploaded plates (per web process)"),
     analysis_processes: int = typer.Option(1, help="processes the analyses run in (0: inside the service "
                                                    "process; more than the cores gains nothing)"),
@@ -66,12 +67,13 @@ def serve(
         import json
         import os
 
-        from .service.worker import recover
+        from .service.worker import Worker, recover
 
         engine = make_engine(db)
         recover(session_factory(engine))
-        engine.dispose()
-        os.environ[SETTINGS_ENV] = json.dumps(dict(settings, watch=not no_watch))
+        if not no_watch:     # assay watch once, in this parent process, not once per web process
+            Worker(session_factory(engine), threads=0, watch_inputs=WatchInputs()).start()
+        os.environ[SETTINGS_ENV] = json.dumps(settings)
         uvicorn.run("oligolab.service.app:app_from_environment", factory=True, workers=web_processes, **common)
     else:
         uvicorn.run(create_app(Settings(**settings, watch_inputs=None if no_watch else WatchInputs())), **common)

@@ -73,10 +73,8 @@ def app_from_environment() -> FastAPI:
     import os
 
     raw = json.loads(os.environ[SETTINGS_ENV])
-    watch_on = raw.pop("watch")
-    # the parent command recovered the queue once before starting the processes
-    return create_app(Settings(**raw, watch_inputs=watch.WatchInputs() if watch_on else None,
-                               recover_on_start=False))
+    # the parent command recovered the queue and runs assay watch, once for all processes
+    return create_app(Settings(**raw, watch_inputs=None, recover_on_start=False))
 
 
 def create_app(settings: Settings) -> FastAPI:
