@@ -105,6 +105,17 @@ class LabUser(HttpUser):
     def page(self, url: str, name: str):
         return self.client.get(url, name="page: " + name)
 
+    def post(self, url: str, name: str, expect: int, done: str, refused: str, **kw):
+        """POST and count the outcome; returns the parsed JSON answer, or None (counted as a failure) when the
+        status is not ``expect``."""
+        with self.client.post(url, name=f"api: POST {name}", catch_response=True, **kw) as r:
+            if r.status_code != expect:
+                _counts[refused] += 1
+                r.failure(f"{name} refused: {r.status_code} {r.text[:200]}")
+                return None
+            _counts[done] += 1
+            return r.json()
+
     def api(self, method: str, url: str, name: str, **kw):
         return self.client.request(method, url, name=f"api: {method} {name}", **kw)
 
@@ -126,16 +137,12 @@ class Technician(LabUser):
             return
         self.next_upload = time.time() + UPLOAD_INTERVAL_S
         name = f"{self.username} plate {int(time.time() * 1000)}"
-        with self.client.post("/api/batches", name="api: POST batches (384-well upload)",
-                              data={"assay_id": str(ASSAY_ID), "name": name},
-                              files={"run_file": (RUN_PATH.name, RUN_BYTES, "application/octet-stream")},
-                              catch_response=True) as r:
-            if r.status_code != 201:
-                _counts["uploads_refused"] += 1
-                r.failure(f"upload refused: {r.status_code} {r.text[:200]}")
-                return
-            _counts["uploads_accepted"] += 1
-            batch_id = r.json()["id"]
+        answer = self.post("/api/batches", "batches (384-well upload)", 201, "uploads_accepted", "uploads_refused",
+                           data={"assay_id": str(ASSAY_ID), "name": name},
+                           files={"run_file": (RUN_PATH.name, RUN_BYTES, "application/octet-stream")})
+        if answer is None:
+            return
+        batch_id = answer["id"]
         self.page(f"/batches/{batch_id}", "/batches/{id}")
         t0 = time.time()
         while time.time() - t0 < POLL_LIMIT_S:
@@ -146,6 +153,12 @@ class Technician(LabUser):
         else:
             return
         _counts["plates_seen_done"] += 1
+        self.look_at(batch_id)
+        self.wait()
+        self.page("/", "/ (batch list)")
+
+    def look_at(self, batch_id: int):
+        """A batch's page, its detail, then one of its samples."""
         self.page(f"/batches/{batch_id}", "/batches/{id}")
         self.wait()
         detail = self.api("GET", f"/api/batches/{batch_id}", "/api/batches/{id}")
@@ -154,8 +167,6 @@ class Technician(LabUser):
             self.wait()
             self.page(f"/batches/{batch_id}/samples/{random.choice(samples)['sample']}",
                       "/batches/{id}/samples/{sample}")
-        self.wait()
-        self.page("/", "/ (batch list)")
 
     def browse(self):
         """Between paced uploads: the batch list, then a recent batch and one of its samples."""
@@ -163,15 +174,8 @@ class Technician(LabUser):
         listing = self.api("GET", "/api/batches?limit=20", "/api/batches")
         done = [b["id"] for b in listing.json() if b["version"]] if listing.ok else []
         if done:
-            batch_id = random.choice(done)
             self.wait()
-            self.page(f"/batches/{batch_id}", "/batches/{id}")
-            detail = self.api("GET", f"/api/batches/{batch_id}", "/api/batches/{id}")
-            samples = (detail.json().get("result") or {}).get("samples", []) if detail.ok else []
-            if samples:
-                self.wait()
-                self.page(f"/batches/{batch_id}/samples/{random.choice(samples)['sample']}",
-                          "/batches/{id}/samples/{sample}")
+            self.look_at(random.choice(done))
 
 
 class Reviewer(LabUser):
@@ -210,21 +214,13 @@ class Reviewer(LabUser):
         held = [s["sample"] for s in samples if s.get("status") == "review"]
         self.wait()
         if held:
-            with self.client.post(f"/api/batches/{batch_id}/corrections", name="api: POST corrections (accept)",
-                                  json={"changes": [{"sample": s, "accept": True} for s in held],
-                                        "reason": "curves checked; flagged baselines acceptable"},
-                                  catch_response=True) as r:
-                if r.status_code != 200:
-                    _counts["review_conflicts"] += 1
-                    r.failure(f"correction refused: {r.status_code} {r.text[:200]}")
-                    return
-                _counts["corrections"] += 1
-                version = r.json()["version"]
-        with self.client.post(f"/api/batches/{batch_id}/sign", name="api: POST sign", json={"version": version},
-                              catch_response=True) as r:
-            if r.status_code != 200:
-                _counts["review_conflicts"] += 1
-                r.failure(f"sign refused: {r.status_code} {r.text[:200]}")
+            answer = self.post(f"/api/batches/{batch_id}/corrections", "corrections (accept)", 200, "corrections",
+                               "review_conflicts", json={"changes": [{"sample": s, "accept": True} for s in held],
+                                                         "reason": "curves checked; flagged baselines acceptable"})
+            if answer is None:
                 return
-            _counts["signed"] += 1
+            version = answer["version"]
+        if self.post(f"/api/batches/{batch_id}/sign", "sign", 200, "signed", "review_conflicts",
+                     json={"version": version}) is None:
+            return
         self.page(f"/batches/{batch_id}", "/batches/{id}")
