@@ -27,7 +27,8 @@ WELL_COLUMNS = {
     "threshold": "threshold", "instrument_cq": "instrument_cq", "flags": "flags", "review": "review",
     "excluded": "excluded",
 }
-_CALL_CLASS = {"positive": "bad", "negative": "ok", "inconclusive": "warn", "invalid": "warn",
+#: CSS class (report style) of each call, shared with the web service's pages
+CALL_CLASS = {"positive": "bad", "negative": "ok", "inconclusive": "warn", "invalid": "warn",
                "screen_positive": "bad", "review": "warn", "run_invalid": "bad"}
 _STATUS_CLASS = {"release": "ok", "review": "warn", "rerun": "bad"}
 
@@ -148,7 +149,7 @@ def _plate_grid(result: PlateResult) -> str:
                 cells.append('<td class="muted"></td>')
                 continue
             tag = call_of.get(d["sample"], d["role"]) if d["role"] == "sample" else d["role"].upper()
-            cls = _CALL_CLASS.get(str(tag), "") if d["role"] == "sample" else "muted"
+            cls = CALL_CLASS.get(str(tag), "") if d["role"] == "sample" else "muted"
             mark = " &#9873;" if d["review"] else ""
             tip = reports.html_escape(f"{d['sample']}: {' '.join(d['amp'])}")
             cells.append(f'<td title="{tip}" style="font-size:10px"><span class="{cls}">'
@@ -197,8 +198,8 @@ def render_html(result: PlateResult, samples_sha256: str = "") -> str:
     if not samples.empty:
         show = [c for c in samples.columns if c not in ("run", "rule_call")]
         sections.append(("Samples", reports.table_html(
-            samples[show], max_rows=1000, classes={"final_call": lambda v: _CALL_CLASS.get(str(v), ""),
-                                                   "call": lambda v: _CALL_CLASS.get(str(v), ""),
+            samples[show], max_rows=1000, classes={"final_call": lambda v: CALL_CLASS.get(str(v), ""),
+                                                   "call": lambda v: CALL_CLASS.get(str(v), ""),
                                                    "status": lambda v: _STATUS_CLASS.get(str(v), "")})))
     if not result.controls.empty:
         sections.append(("Controls", reports.table_html(

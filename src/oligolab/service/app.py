@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from .. import __version__, reports
 from ..errors import InputError
+from ..lab.report import CALL_CLASS
 from ..lab.rules import shipped_rulesets
 from . import auth, watch
 from . import batches as svc
@@ -35,6 +36,7 @@ log = logging.getLogger("oligolab.service")
 COOKIE = "oligolab_session"
 LOGIN_CSRF_COOKIE = "oligolab_login_csrf"
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+TEMPLATES.env.globals["call_class"] = CALL_CLASS
 #: batches per page of the batch list (a busy lab runs a few dozen plates a day)
 PAGE_ROWS = 50
 #: shipped real runs offered by the walkthrough (file, plate map, assay)
@@ -609,10 +611,6 @@ def _parse_day(day: str | None) -> _dt.date:
         raise InputError("day", f"'{day}' is not a date", "use YYYY-MM-DD") from None
 
 
-_CALL_CLASS = {"positive": "bad", "negative": "ok", "inconclusive": "warn", "invalid": "warn", "review": "warn",
-               "run_invalid": "bad"}
-
-
 def _call_choices(result: dict) -> list[str]:
     """Calls a reviewer may choose: the rule set's calls seen in this batch plus the standard ones."""
     seen = {str(s.get("call", "")) for s in result["samples"]} | {"positive", "negative", "inconclusive", "invalid"}
@@ -641,7 +639,7 @@ def _plate_grid(result: dict) -> dict:
             if cell:
                 call = calls.get(cell["sample"], "") if cell["role"] == "sample" else cell["role"]
                 row.append({"well": f"{r}{c}", **cell, "call": call,
-                            "cls": _CALL_CLASS.get(call, "na") if cell["role"] == "sample" else "ctl"})
+                            "cls": CALL_CLASS.get(call, "na") if cell["role"] == "sample" else "ctl"})
             else:
                 row.append({"well": f"{r}{c}", "sample": "", "role": "empty", "call": "", "cls": "empty"})
         grid.append({"row": r, "cells": row})
