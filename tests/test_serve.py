@@ -326,3 +326,23 @@ def test_two_web_processes_share_one_queue(tmp_path):
                 assert sorted(actions) == ["analyse", "upload"]
     finally:
         stop_server(proc)
+
+
+def test_csv_upload_gives_the_rdml_result(tmp_path):
+    """The same real run exported as a table (RDES CSV, written by the lab core) with its plate map gives the
+    same calls and Cq as the RDML upload."""
+    from oligolab.lab.analysis import load_runs
+    from oligolab.lab.instruments import write_rdes
+
+    csv_path = write_rdes(load_runs(RUN)[0], tmp_path / "eva_green_b.csv")
+    app = make_app(f"sqlite:///{tmp_path}/lab.db")
+    with TestClient(app) as client:
+        tech = token(client, "tech")
+        ids = [upload(client, tech).json()["id"], upload(client, tech, run=csv_path).json()["id"]]
+        drain(app)
+        rdml, table = ({s["sample"]: (s["final_call"], s["N1_cq"]) for s in
+                        client.get(f"/api/batches/{i}", headers=tech).json()["result"]["samples"]} for i in ids)
+    assert set(rdml) == set(table) and len(rdml) == 25
+    for name, (call, cq) in rdml.items():
+        assert table[name][0] == call
+        assert (cq is None and table[name][1] is None) or table[name][1] == pytest.approx(cq, abs=1e-6)
