@@ -158,3 +158,49 @@ def test_service_killed_mid_analysis_resumes_on_restart(tmp_path):
                 assert res["summary"]["samples"] == 25
         finally:
             stop_server(proc)
+
+
+def test_application_role_cannot_rewrite_the_audit_trail():
+    """Production layout: the owner role migrates, the service connects as an application role with data rights
+    only. That role works normally, but cannot UPDATE, DELETE or TRUNCATE audit events, nor drop the triggers."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import DBAPIError
+
+    role = f"oligolab_app_{uuid.uuid4().hex[:8]}"
+    with pg_database() as url:
+        app = make_app(url)                  # migrated and seeded by the owner (the admin role here)
+        app.state.engine.dispose()
+        with _admin() as c:
+            c.execute(f'CREATE ROLE "{role}" LOGIN')
+        try:
+            with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as c:
+                # a generous grant, as a hurried administrator might give: every data right on every table
+                c.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA public TO "{role}"')
+                c.execute(f'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO "{role}"')
+            app_url = url.replace("postgres@", f"{role}@")
+            app = make_app(app_url)
+            with TestClient(app) as client:
+                tech = token(client, "tech")
+                assert upload(client, tech).status_code == 201        # the service works as this role
+            app.state.engine.dispose()
+            engine = create_engine(app_url)
+            for sql in ["UPDATE audit_events SET username = 'mallory'", "DELETE FROM audit_events",
+                        "TRUNCATE audit_events", "DROP TRIGGER audit_events_no_update ON audit_events",
+                        "ALTER TABLE audit_events DISABLE TRIGGER ALL"]:
+                with pytest.raises(DBAPIError):
+                    with engine.begin() as c:
+                        c.execute(text(sql))
+            with engine.connect() as c:
+                actions = [r[0] for r in c.execute(text("SELECT action FROM audit_events ORDER BY id"))]
+            engine.dispose()
+            assert "upload" in actions and "mallory" not in actions
+        finally:
+            with _admin() as c:
+                c.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (role,))
+            with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as c:
+                c.execute(f'REVOKE ALL ON ALL TABLES IN SCHEMA public FROM "{role}"')
+                c.execute(f'REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM "{role}"')
+            with _admin() as c:
+                c.execute(f'DROP ROLE IF EXISTS "{role}"')
