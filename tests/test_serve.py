@@ -77,6 +77,10 @@ def test_upload_analyse_review_sign_export(client):
     assert "reviewer" in v3["S-003"]["override"] and "late N2 rise re-read" in v3["S-003"]["override"]
     assert all(s["status"] != "review" for s in v3.values())
 
+    # only the rule set's calls can be given
+    r = client.post(f"/api/batches/{bid}/corrections", headers=rev,
+                    json={"changes": [{"sample": "S-004", "call": "probably fine"}], "reason": "x"})
+    assert r.status_code == 400 and "inconclusive, invalid, negative, positive" in r.json()["error"]
     # a stale version cannot be signed; the current one can, once
     assert client.post(f"/api/batches/{bid}/sign", headers=rev, json={"version": 2}).status_code == 400
     r = client.post(f"/api/batches/{bid}/sign", headers=rev, json={"version": 3})

@@ -498,7 +498,7 @@ def create_app(settings: Settings) -> FastAPI:
                     plate=_plate_grid(v.result) if v else None, error=error,
                     audit=svc.audit_rows(db, user.lab_id, entity="batch", entity_id=str(b.id)),
                     watch=watch.for_assay(res, assay.watch_assays), can_review=auth.can(user, "review"),
-                    calls=_call_choices(v.result) if v else [])
+                    calls=svc.call_choices(svc.resolve_ruleset(db, user.lab_id, assay.ruleset)) if v else [])
 
     @app.get("/batches/{batch_id}/status", include_in_schema=False)
     def batch_status(batch_id: int, user: User = Depends(need("view")), db: Session = Depends(get_db)):
@@ -516,7 +516,8 @@ def create_app(settings: Settings) -> FastAPI:
             raise HTTPException(404, "no such sample in this batch")
         return page(request, "sample.html", user, b=b, v=v, s=s, wells=wells, sample=sample,
                     chart=_curve_chart(v.result, v.curves, wells), can_review=auth.can(user, "review"),
-                    calls=_call_choices(v.result))
+                    calls=svc.call_choices(svc.resolve_ruleset(db, user.lab_id,
+                                                               db.get(Assay, b.assay_id).ruleset)))
 
     @app.post("/batches/{batch_id}/correct", include_in_schema=False)
     async def correct_page(request: Request, batch_id: int, user: User = Depends(need("review")),
@@ -609,12 +610,6 @@ def _parse_day(day: str | None) -> _dt.date:
         return _dt.date.fromisoformat(day)
     except ValueError:
         raise InputError("day", f"'{day}' is not a date", "use YYYY-MM-DD") from None
-
-
-def _call_choices(result: dict) -> list[str]:
-    """Calls a reviewer may choose: the rule set's calls seen in this batch plus the standard ones."""
-    seen = {str(s.get("call", "")) for s in result["samples"]} | {"positive", "negative", "inconclusive", "invalid"}
-    return sorted(c for c in seen if c and c not in ("review", "run_invalid"))
 
 
 def _plate_grid(result: dict) -> dict:

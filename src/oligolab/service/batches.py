@@ -391,6 +391,11 @@ def versions(db: Session, batch: Batch) -> list[BatchVersion]:
 
 # ------------------------------------------------------------------------------------- review, sign-off
 
+def call_choices(ruleset: RuleSet) -> list[str]:
+    """The calls a reviewer may give a sample: the rule set's own (its table and default), 'review' excepted."""
+    return sorted(({c.call for c in ruleset.calls} | {ruleset.default.call}) - {"review"})
+
+
 def correct(db: Session, user: User, batch: Batch, changes: list[dict], reason: str) -> BatchVersion:
     """A reviewer's correction: overrides of sample calls (``{"sample", "call"}``; ``{"sample", "accept": True}``
     keeps the shown call and releases a sample held for review) or curve calls
@@ -402,6 +407,7 @@ def correct(db: Session, user: User, batch: Batch, changes: list[dict], reason: 
     if batch.status not in ("analysed", "signed"):
         raise InputError(f"batch {batch.id}", f"the batch is {batch.status}", "wait until the analysis is done")
     current = version(db, batch)
+    allowed = call_choices(resolve_ruleset(db, batch.lab_id, db.get(Assay, batch.assay_id).ruleset))
     samples = {s["sample"]: s for s in current.result["samples"]}
     wells = {(w["well"], w["target"]) for w in current.result["wells"]}
     new = []
@@ -412,6 +418,9 @@ def correct(db: Session, user: User, batch: Batch, changes: list[dict], reason: 
             old = samples[ch["sample"]].get("final_call", "")
             field, subject = "call", ch["sample"]
             value = old if ch.get("accept") else str(ch.get("call", "")).strip()
+            if not ch.get("accept") and value and value not in allowed:
+                raise InputError("correction", f"'{value}' is not a call of this assay's rule set",
+                                 "use one of: " + ", ".join(allowed))
         else:
             if (ch.get("well"), ch.get("target")) not in wells:
                 raise InputError("correction", f"no curve {ch.get('well')}/{ch.get('target')} in this batch",
