@@ -19,6 +19,8 @@ import csv
 import sys
 from pathlib import Path
 
+from oligolab.sequences import read_fasta
+
 ROOT = Path(__file__).resolve().parent.parent
 TABLE = ROOT / "data" / "sirna-drugs" / "approved-sirnas.tsv"
 FASTA = ROOT / "data" / "rnai-targets" / "human-rnai-target-mrnas.fasta"
@@ -26,17 +28,10 @@ CORE = 19
 COMP = str.maketrans("ACGTU", "TGCAA")
 
 
-def read_fasta(path):
-    seqs, name = {}, None
-    for line in open(path):
-        line = line.rstrip()
-        if line.startswith(">"):
-            name = line[1:].split()[0]
-            gene = line.split("(")[1].split(")")[0] if "(" in line else ""
-            seqs[name] = [gene, []]
-        elif name:
-            seqs[name][1].append(line.upper())
-    return {k: (g, "".join(s)) for k, (g, s) in seqs.items()}
+def transcripts_by_id(path):
+    """RefSeq id -> (gene symbol from the '(GENE)' in the description, sequence)."""
+    return {r.id: (r.description.split("(")[1].split(")")[0] if "(" in r.description else "", r.text())
+            for r in read_fasta(path)}
 
 
 def revcomp_dna(rna):
@@ -102,7 +97,7 @@ def map_row(row, transcripts):
 
 
 def main(argv):
-    transcripts = read_fasta(FASTA)
+    transcripts = transcripts_by_id(FASTA)
     rows = list(csv.DictReader(open(TABLE), delimiter="\t"))
     fields = list(rows[0].keys())
     print(f"transcripts: {len(transcripts)} from {FASTA.relative_to(ROOT)}")

@@ -33,45 +33,18 @@ from Bio import Align
 from Bio.Align import substitution_matrices
 from Bio.Seq import Seq
 
+from oligolab.rnai import longest_orf
+from oligolab.sequences import read_fasta
+
 ROOT = Path(__file__).resolve().parent.parent
 ORTHO_DIR = ROOT / "data" / "rnai-targets" / "orthologs"
 HUMAN = ROOT / "data" / "rnai-targets" / "human-rnai-target-mrnas.fasta"
 DRUGS = ROOT / "data" / "sirna-drugs" / "approved-sirnas.tsv"
 SITE = 19
-STOPS = ("TAA", "TAG", "TGA")
-
-
-def read_fasta(path):
-    recs, name = [], None
-    for line in open(path):
-        line = line.rstrip("\n")
-        if line.startswith(">"):
-            recs.append([line[1:], []])
-        elif recs:
-            recs[-1][1].append(line.strip().upper())
-    return [(h, "".join(s)) for h, s in recs]
 
 
 def tags(header):
     return dict(re.findall(r"\[(\w+)=([^\]]*)\]", header))
-
-
-def longest_orf(seq):
-    """(start0, end0_exclusive) of the longest ATG..stop ORF (stop included); ties -> 5'-most."""
-    best = (0, 0)
-    for frame in range(3):
-        i = frame
-        while i + 3 <= len(seq):
-            if seq[i:i + 3] == "ATG":
-                j = i
-                while j + 3 <= len(seq) and seq[j:j + 3] not in STOPS:
-                    j += 3
-                if j + 3 <= len(seq) and (j + 3 - i) > best[1] - best[0]:
-                    best = (i, j + 3)
-                i = j + 3
-            else:
-                i += 3
-    return best
 
 
 def nt_aligner(mode):
@@ -129,7 +102,7 @@ def guide_mm(site, other):
 
 
 def main():
-    human = {h.split()[0]: s for h, s in read_fasta(HUMAN)}
+    human = {r.id: r.text() for r in read_fasta(HUMAN)}
     drugs = [r for r in csv.DictReader(open(DRUGS), delimiter="\t") if r["strand"] == "antisense"]
     files = sorted(ORTHO_DIR.glob("*.fasta"))
     if not files:
@@ -137,8 +110,8 @@ def main():
     glob_nt, loc_nt, glob_aa = nt_aligner("global"), nt_aligner("local"), aa_aligner()
     cds_by_key = {}
     for path in files:
-        for header, seq in read_fasta(path):
-            rid, t = header.split()[0], tags(header)
+        for rec in read_fasta(path):
+            rid, seq, t = rec.id, rec.text(), tags(rec.description)
             gene, href = t.get("gene", ""), t.get("human", "")
             hseq = human[href]
             hs, he = longest_orf(hseq)

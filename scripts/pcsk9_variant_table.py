@@ -33,6 +33,9 @@ import re
 import sys
 from pathlib import Path
 
+from oligolab.rnai import longest_orf
+from oligolab.sequences import read_fasta
+
 ROOT = Path(__file__).resolve().parent.parent
 VDIR = ROOT / "data" / "rnai-targets" / "variants"
 HUMAN = ROOT / "data" / "rnai-targets" / "human-rnai-target-mrnas.fasta"
@@ -54,38 +57,6 @@ COLS = ["dataset", "genome_build", "variant_id", "chrom", "pos", "ref", "alt", "
         "exome_ac", "exome_an", "exome_ac_hom", "exome_filters",
         "genome_ac", "genome_an", "genome_ac_hom", "genome_filters",
         "ac", "an", "af", "clinvar_significance", "clinvar_variation_id"]
-STOPS = ("TAA", "TAG", "TGA")
-
-
-def read_fasta(path):
-    seqs, name = {}, None
-    for line in open(path):
-        line = line.strip()
-        if line.startswith(">"):
-            name = line[1:].split()[0]
-            seqs[name] = []
-        elif name:
-            seqs[name].append(line.upper())
-    return {k: "".join(v) for k, v in seqs.items()}
-
-
-def longest_orf(seq):
-    best = (0, 0)
-    for frame in range(3):
-        i = frame
-        while i + 3 <= len(seq):
-            if seq[i:i + 3] == "ATG":
-                j = i
-                while j + 3 <= len(seq) and seq[j:j + 3] not in STOPS:
-                    j += 3
-                if j + 3 <= len(seq) and (j + 3 - i) > best[1] - best[0]:
-                    best = (i, j + 3)
-                i = j + 3
-            else:
-                i += 3
-    return best
-
-
 POS = r"([-*]?)(\d+)"
 
 
@@ -189,7 +160,7 @@ def clinvar_rows(label, build, path, tx, cds_start, cds_end):
 
 def main():
     write = "--write" in sys.argv[1:]
-    tx = read_fasta(HUMAN)[NM]
+    tx = next(r.text() for r in read_fasta(HUMAN) if r.id == NM)
     s0, e0 = longest_orf(tx)
     cds_start, cds_end = s0 + 1, e0
     print(f"{NM}: {len(tx)} nt, CDS {cds_start}..{cds_end} (longest ORF)")
