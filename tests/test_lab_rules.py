@@ -133,3 +133,17 @@ def test_rule_files_cite_their_sources_and_mark_lab_defaults():
         text = f.read_text()
         assert "LAB-CONFIGURABLE DEFAULT" in text
         assert "Source" in text or "Sources" in text
+
+
+def test_rule_set_from_stored_yaml_matches_the_file(tmp_path):
+    """A service's stored YAML (with `extends`) builds the same rule set as the same text in a file."""
+    from oligolab.lab.rules import ruleset_from_yaml
+
+    text = "extends: cdc-2019-ncov\nid: cdc-strict\nversion: '1.0.0'\ntargets:\n  N1: {review_above: 35.0}\n"
+    path = tmp_path / "cdc-strict.yaml"
+    path.write_text(text)
+    from_file, stored = load_ruleset(path), ruleset_from_yaml(text, "stored")
+    assert stored.sha256 == from_file.sha256 and stored.targets["N1"].review_above == 35.0
+    assert stored.calls == from_file.calls and len(stored.calls) == 5
+    with pytest.raises(InputError, match="stored, line 1: not valid YAML"):
+        ruleset_from_yaml("targets: [unclosed", "stored")

@@ -135,6 +135,10 @@ def _read_yaml(name_or_path: str | Path) -> tuple[dict, str]:
             raise InputError(None, f"no rule set '{name_or_path}'",
                              "use a shipped one (" + ", ".join(shipped_rulesets()) + ") or a path to a .yaml file")
         text, where = res.read_text(encoding="utf-8"), f"oligolab/lab/rulesets/{name_or_path}.yaml"
+    return _parse_yaml(text, where), where
+
+
+def _parse_yaml(text: str, where: str) -> dict:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -143,7 +147,7 @@ def _read_yaml(name_or_path: str | Path) -> tuple[dict, str]:
                          line=mark.line + 1 if mark else None) from None
     if not isinstance(data, dict):
         raise InputError(where, "a rule file must be a YAML mapping", "see docs/lab.md, rule-set format")
-    return data, where
+    return data
 
 
 def _merge(base: dict, over: dict) -> dict:
@@ -164,6 +168,11 @@ def load_ruleset(name_or_path: str | Path) -> RuleSet:
     re-read unchanged rule files while an edited file is read again.
     """
     data, where = _read_yaml_cached(name_or_path)
+    return _build(_with_parents(data, where), where)
+
+
+def _with_parents(data: dict, where: str) -> dict:
+    """``data`` merged over the rule sets it ``extends`` (shipped ids or files), parents first."""
     seen = {where}
     while "extends" in data:
         parent, pwhere = _read_yaml_cached(data["extends"])
@@ -171,7 +180,7 @@ def load_ruleset(name_or_path: str | Path) -> RuleSet:
             raise InputError(where, f"'extends' loops back to {pwhere}", "remove the cycle")
         seen.add(pwhere)
         data = _merge(parent, {k: v for k, v in data.items() if k != "extends"})
-    return _build(data, where)
+    return data
 
 
 def _read_yaml_cached(name_or_path: str | Path) -> tuple[dict, str]:
@@ -191,8 +200,13 @@ def _parsed(stamp: tuple, name_or_path: str) -> tuple[dict, str]:
 
 
 def ruleset_from_dict(data: dict, where: str = "<rules>") -> RuleSet:
-    """Validate and build a rule set from an already-parsed mapping (used by services that store rules)."""
-    return _build(copy.deepcopy(data), where)
+    """Validate and build a rule set from an already-parsed mapping (``extends`` resolved)."""
+    return _build(_with_parents(copy.deepcopy(data), where), where)
+
+
+def ruleset_from_yaml(text: str, where: str = "<rules>") -> RuleSet:
+    """Validate and build a rule set from YAML text (``extends`` resolved): for services that store rules."""
+    return _build(_with_parents(_parse_yaml(text, where), where), where)
 
 
 def _need(cond: bool, where: str, key: str, problem: str, fix: str) -> None:

@@ -30,7 +30,7 @@ from ..lab import audit as lab_audit
 from ..lab.analysis import PlateResult, analyze_run, load_runs
 from ..lab.platemap import apply_plate_map, read_plate_map
 from ..lab.report import render_html, samples_frame, wells_frame
-from ..lab.rules import RuleSet, load_ruleset, shipped_rulesets
+from ..lab.rules import RuleSet, load_ruleset, ruleset_from_yaml, shipped_rulesets
 from ..lab.run import guess_plate
 from ..reports import to_json
 from .db import Assay, AuditEvent, Batch, BatchVersion, RuleSetRow, User, utcnow
@@ -106,11 +106,8 @@ def resolve_ruleset(db: Session, lab_id: int, name: str) -> RuleSet:
     row = db.scalar(select(RuleSetRow).where(RuleSetRow.lab_id == lab_id, RuleSetRow.name == name))
     if row is None:
         return load_ruleset(name)
-    with tempfile.TemporaryDirectory(prefix="oligolab-rules-") as tmp:
-        path = Path(tmp) / f"{name}.yaml"
-        path.write_text(row.yaml_text, encoding="utf-8")
-        rs = load_ruleset(path)
-    return dataclasses.replace(rs, path=f"lab rule set '{name}' (sha256 {row.sha256[:12]})")
+    return dataclasses.replace(ruleset_from_yaml(row.yaml_text, f"rule set {name}"),
+                               path=f"lab rule set '{name}' (sha256 {row.sha256[:12]})")
 
 
 def save_ruleset(db: Session, user: User, name: str, yaml_text: str) -> RuleSetRow:
@@ -120,13 +117,7 @@ def save_ruleset(db: Session, user: User, name: str, yaml_text: str) -> RuleSetR
         raise InputError("rule set", "the name must be letters, digits, - or _", "choose a plain name")
     if name in shipped_rulesets():
         raise InputError("rule set", f"'{name}' is a shipped rule set", "choose another name (extends: it)")
-    with tempfile.TemporaryDirectory(prefix="oligolab-rules-") as tmp:
-        path = Path(tmp) / f"{name}.yaml"
-        path.write_text(yaml_text, encoding="utf-8")
-        try:
-            load_ruleset(path)
-        except InputError as exc:
-            raise InputError(f"rule set {name}", exc.problem, exc.fix, line=exc.line) from None
+    ruleset_from_yaml(yaml_text, f"rule set {name}")       # InputError (file, line, fix) when invalid
     sha = hashlib.sha256(yaml_text.encode()).hexdigest()
     row = db.scalar(select(RuleSetRow).where(RuleSetRow.lab_id == user.lab_id, RuleSetRow.name == name))
     before = {"name": row.name, "sha256": row.sha256, "yaml": row.yaml_text} if row else None
@@ -407,7 +398,8 @@ def correct(db: Session, user: User, batch: Batch, changes: list[dict], reason: 
     if batch.status not in ("analysed", "signed"):
         raise InputError(f"batch {batch.id}", f"the batch is {batch.status}", "wait until the analysis is done")
     current = version(db, batch)
-    allowed = call_choices(resolve_ruleset(db, batch.lab_id, db.get(Assay, batch.assay_id).ruleset))
+    base = job_for(db, batch)
+    allowed = call_choices(base.ruleset)
     samples = {s["sample"]: s for s in current.result["samples"]}
     wells = {(w["well"], w["target"]) for w in current.result["wells"]}
     new = []
@@ -435,7 +427,7 @@ def correct(db: Session, user: User, batch: Batch, changes: list[dict], reason: 
     if not new:
         raise InputError("correction", "nothing to change", "choose a sample and its new call")
     overrides = list(current.overrides or []) + new
-    document = compute(document_job, job_for(db, batch, overrides), db=db)
+    document = compute(document_job, dataclasses.replace(base, overrides=tuple(overrides)), db=db)
     before = {"version": current.version, "signed_by": current.signed_by, "status": batch.status}
     v = store_version(db, batch, document, user=user.username, reason=reason, overrides=overrides)
     batch.status = "analysed"
