@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test bench venv design serve
+.PHONY: run test bench venv design serve fuzz
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ run: $(STAMP)
 test: $(STAMP)
 	scripts/install-system-tools.sh
 	$(BIN)/python -m pytest -q
+
+# every reader under property-based fuzzing for longer than CI does (FUZZ_EXAMPLES examples per reader test);
+# prints examples and time per test; any exception other than the project's InputError fails it
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q -m fuzz --hypothesis-show-statistics -p no:cacheprovider
 
 bench: $(STAMP)
 	scripts/install-system-tools.sh

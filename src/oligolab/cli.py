@@ -55,6 +55,9 @@ def main(argv: list[str] | None = None) -> None:
     except InputError as exc:  # raised outside a command's own handler
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
+    except OSError as exc:  # disk full, permission denied, a file where a folder should be: one line, no traceback
+        err_console.print(f"[bold red]error:[/] {InputError.from_os_error(exc)}", highlight=False, soft_wrap=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":  # pragma: no cover  (`python -m oligolab.cli`: use the package's module)

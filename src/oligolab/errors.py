@@ -2,7 +2,22 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
+
+#: what to do about an operating-system failure, by errno (the rest get a generic fix)
+_OS_FIXES = {
+    errno.ENOSPC: "free disk space or write the output elsewhere",
+    errno.EDQUOT: "free space in your quota or write the output elsewhere",
+    errno.EACCES: "choose a location you may write to, or ask for write permission",
+    errno.EPERM: "choose a location you may write to, or ask for write permission",
+    errno.EROFS: "the file system is read-only: write the output elsewhere",
+    errno.ENOTDIR: "a file stands where a folder is expected: choose another path",
+    errno.EISDIR: "a folder stands where a file is expected: choose another path",
+    errno.EEXIST: "something already exists at that path: choose another path",
+    errno.ENOENT: "check that the path exists",
+    errno.ENAMETOOLONG: "choose a shorter path",
+}
 
 
 class InputError(ValueError):
@@ -27,6 +42,14 @@ class InputError(ValueError):
         if self.fix:
             msg += f" (fix: {self.fix})"
         return msg.replace("\n", " ")
+
+    @classmethod
+    def from_os_error(cls, exc: OSError, path: str | Path | None = None) -> "InputError":
+        """The one-line form of an operating-system failure (disk full, permission denied, ...)."""
+        where = path if path is not None else (exc.filename or None)
+        problem = exc.strerror or str(exc)
+        fix = _OS_FIXES.get(exc.errno or 0, "check the path and the file system, then run again")
+        return cls(where, problem, fix)
 
     def __reduce__(self):
         """Picklable with its keyword fields (errors travel back from analysis processes)."""

@@ -1,51 +1,263 @@
-"""The report toolkit shared by every capability: atomic file writes, tables (TSV, CSV, Parquet), JSON, and
-self-contained HTML pages with Plotly figures.
+"""The report toolkit shared by every capability: atomic file writes, transactional output folders, tables
+(TSV, CSV, Parquet), JSON, and self-contained HTML pages with Plotly figures.
 
-Every output goes through :func:`atomic_path`, so an interrupted run leaves either the previous file or the
-complete new one, never a half-written file.
+Every file goes through :func:`atomic_path` and every result folder through :func:`output_folder`, so an
+interrupted run leaves either the previous complete result or the new complete one, never a mixture. Files and
+folders get the modes the user's umask allows (a lab group can read what a colleague wrote).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import datetime as _dt
+import errno
+import hashlib
 import html
 import json
 import math
 import os
+import re
+import secrets
+import shutil
 import tempfile
+import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
+from .errors import InputError
+
 try:  # pandas is a hard dependency; imported lazily in helpers for start-up speed
     import pandas as pd
 except ImportError:  # pragma: no cover
     pd = None
+
+_UMASK_LOCK = threading.Lock()
+#: the file every result folder carries: the files it holds and their SHA-256 (written last)
+MANIFEST = "manifest.json"
+
+
+def current_umask() -> int:
+    """The process umask (read without changing it for longer than two system calls)."""
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def apply_umask(path: str | Path, *, folder: bool = False) -> None:
+    """Give ``path`` the mode a plain ``open``/``mkdir`` would have given it (tempfile makes 0600/0700)."""
+    os.chmod(path, (0o777 if folder else 0o666) & ~current_umask())
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _stale(name: str, pattern: re.Pattern[str]) -> bool:
+    """True for a temporary name of ours whose writing process is gone."""
+    m = pattern.fullmatch(name)
+    return bool(m) and int(m.group("pid")) != os.getpid() and not _pid_alive(int(m.group("pid")))
+
+
+def _remove(path: Path) -> None:
+    """Remove a file or folder of ours; a failure to tidy up never hides the error that caused it."""
+    with contextlib.suppress(OSError):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
+def _part_pattern(name: str) -> re.Pattern[str]:
+    return re.compile(re.escape(f".{name}.") + r"(?P<pid>\d+)\.[^.]+\.part")
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is fsynced and renamed onto ``path``.
 
-    On any exception the temporary file is removed and ``path`` is left as it was.
+    On any exception the temporary file is removed and ``path`` is left as it was. Temporary files left by a
+    killed writer (its process is gone) are removed on the next write of the same file. Operating-system
+    failures (disk full, permission denied) become :class:`InputError` naming the path.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path: Path | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pattern = _part_pattern(path.name)
+        for sibling in path.parent.glob(f".{path.name}.*.part"):
+            if _stale(sibling.name, pattern):
+                _remove(sibling)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".part", dir=path.parent)
+        os.close(fd)
+        tmp_path = Path(tmp)
+        apply_umask(tmp_path)
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp_path, path)
+    except OSError as exc:
+        if tmp_path is not None:
+            _remove(tmp_path)
+        raise InputError.from_os_error(exc, exc.filename or path) from exc
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp_path.unlink()
+        if tmp_path is not None:
+            _remove(tmp_path)
         raise
+
+
+# ------------------------------------------------------------------------------------ output folders
+
+def _folder_pattern(name: str) -> re.Pattern[str]:
+    return re.compile(re.escape(f".{name}.") + r"(?:tmp|old)-(?P<pid>\d+)-[0-9a-f]+")
+
+
+@lru_cache(maxsize=1)
+def _renameat2() -> Callable[..., int] | None:
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    return fn
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two existing paths in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``); False if unsupported."""
+    fn = _renameat2()
+    if fn is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def recover_output_folder(target: str | Path) -> None:
+    """Tidy what a killed run left beside ``target``: remove its temporary folders and, if a kill fell between
+    the two renames of a swap on a file system without atomic exchange, put the previous result back."""
+    target = Path(target)
+    parent = target.parent
+    if not parent.is_dir():
+        return
+    pattern = _folder_pattern(target.name)
+    olds = []
+    for entry in parent.glob(f".{target.name}.*-*-*"):
+        if not _stale(entry.name, pattern):
+            continue
+        if ".old-" in entry.name:
+            olds.append(entry)
+        else:
+            _remove(entry)
+    for old in sorted(olds):
+        if not target.exists():
+            os.rename(old, target)
+        else:
+            _remove(old)
+
+
+def _replaceable(target: Path, new_names: set[str]) -> bool:
+    """An existing folder may be replaced when it is one of our results (it has a manifest) or holds only
+    files the new result writes (a result of a version before manifests)."""
+    if (target / MANIFEST).is_file():
+        return True
+    names = {p.name for p in target.iterdir() if not p.name.endswith(".part")}
+    return names <= new_names
+
+
+def _write_manifest(folder: Path) -> None:
+    files = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST):
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        files[path.relative_to(folder).as_posix()] = digest.hexdigest()
+    from . import __version__
+
+    write_text(folder / MANIFEST, to_json({"oligolab": __version__, "files": files}))
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as fh:
+                os.fsync(fh.fileno())
+    _fsync_dir(folder)
+
+
+def _swap_in(tmp: Path, target: Path) -> None:
+    """Move the finished folder ``tmp`` onto ``target`` as one step where the file system allows."""
+    if not target.exists():
+        os.rename(tmp, target)
+        return
+    if _exchange(tmp, target):
+        _remove(tmp)                     # now holds the previous result
+        return
+    old = target.parent / f".{target.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
+    os.rename(target, old)               # a kill here is undone by recover_output_folder
+    os.rename(tmp, target)
+    _remove(old)
+
+
+@contextlib.contextmanager
+def output_folder(path: str | Path) -> Iterator[Path]:
+    """Write a whole result folder as one transaction.
+
+    Yields an empty temporary folder beside ``path``; when the block finishes, a ``manifest.json`` (every file
+    and its SHA-256) is written and the folder replaces ``path`` in one step. An exception or a kill at any
+    moment leaves the previous complete result (or nothing) at ``path``; leftovers of a killed run are removed
+    on the next start. A ``path`` that is a file, or a folder holding files that oligolab did not write, is
+    refused (nothing of the user's is ever deleted). OS failures become one-line :class:`InputError`.
+    """
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise InputError(target, "is a file, not a folder", "give the output option a folder path")
+    tmp: Path | None = None
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        recover_output_folder(target)
+        fresh = target.parent / f".{target.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+        fresh.mkdir()
+        tmp = fresh
+        apply_umask(tmp, folder=True)
+        yield tmp
+        new_names = {p.name for p in tmp.iterdir()} | {MANIFEST}
+        if target.is_dir() and not _replaceable(target, new_names):
+            raise InputError(target, "the folder holds files oligolab did not write, so it is not replaced",
+                             "choose a new or empty output folder")
+        _write_manifest(tmp)
+        _fsync_tree(tmp)
+        _swap_in(tmp, target)
+        _fsync_dir(target.parent)
+        tmp = None
+    except OSError as exc:
+        raise InputError.from_os_error(exc, exc.filename or target) from exc
+    finally:
+        if tmp is not None:
+            _remove(tmp)
 
 
 def write_text(path: str | Path, text: str) -> Path:
