@@ -33,7 +33,7 @@ from Bio import Align
 from Bio.Align import substitution_matrices
 from Bio.Seq import Seq
 
-from oligolab.rnai import longest_orf
+from oligolab.sirna import longest_orf
 from oligolab.sequences import read_fasta
 
 ROOT = Path(__file__).resolve().parent.parent

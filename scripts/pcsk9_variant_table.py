@@ -33,7 +33,7 @@ import re
 import sys
 from pathlib import Path
 
-from oligolab.rnai import longest_orf
+from oligolab.sirna import longest_orf
 from oligolab.sequences import read_fasta
 
 ROOT = Path(__file__).resolve().parent.parent

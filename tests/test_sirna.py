@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from oligolab.cli import _register, app
 from oligolab.engine import PatternSet, SeedEngine, pack_batch
-from oligolab.rnai import (SirnaInputs, SirnaOptions, design_sirnas, duplex_strands, load_patterns,
+from oligolab.sirna import (SirnaInputs, SirnaOptions, design_sirnas, duplex_strands, load_patterns,
                            modified_notation, read_transcripts)
 from oligolab.sequences import encode, reverse_complement
 

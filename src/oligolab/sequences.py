@@ -150,6 +150,9 @@ def _iter_lines(path: Path) -> Iterator[bytes]:
                          "re-download or re-compress the file") from None
 
 
+iter_lines = _iter_lines  #: public name: lines (bytes) of a possibly compressed file, InputError when corrupt
+
+
 # ---------------------------------------------------------------------------------------------- FASTA
 
 @dataclass(slots=True)

@@ -1,23 +1,26 @@
-"""`oligolab sirna`: command-line shell over :func:`oligolab.rnai.design_sirnas`."""
+"""`oligolab sirna`: command-line shell over :func:`oligolab.sirna.design_sirnas`; it writes the result folder."""
 
 from __future__ import annotations
 
 import re
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
+import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from .cli import app, fail
-from .errors import InputError
+from ..cli import app, fail
+from ..errors import InputError
+from ..reports import output_folder, write_json, write_table, write_text
 
 console = Console()
 
 
-def _ranges(text: str) -> list[tuple[int, int]]:
+def parse_ranges(text: str) -> list[tuple[int, int]]:
+    """'1-60,900-950' -> [(1, 60), (900, 950)]."""
     out = []
     for part in filter(None, (p.strip() for p in text.split(","))):
         m = re.fullmatch(r"(\d+)-(\d+)", part)
@@ -25,6 +28,18 @@ def _ranges(text: str) -> list[tuple[int, int]]:
             raise InputError(None, f"--avoid range {part!r} is not START-END", "write e.g. --avoid 1-60,900-950")
         out.append((int(m.group(1)), int(m.group(2))))
     return out
+
+
+def write_files(files: dict[str, Any], out: Path) -> None:
+    """Write a result's files (tables, JSON, text) as one output-folder transaction."""
+    with output_folder(out) as tmp:
+        for name, content in files.items():
+            if isinstance(content, pd.DataFrame):
+                write_table(content, tmp / name)
+            elif isinstance(content, str):
+                write_text(tmp / name, content)
+            else:
+                write_json(tmp / name, content)
 
 
 @app.command("sirna")
@@ -50,18 +65,18 @@ def sirna_command(
     threads: Optional[int] = typer.Option(None, "--threads"),
 ) -> None:
     """Design siRNA duplexes against a transcript: efficacy, off-targets, SNPs, orthologs, chemistry."""
-    from .rnai import SirnaInputs, SirnaOptions, design_sirnas
-    from .rnai_report import write_outputs
+    from .design import SirnaInputs, SirnaOptions, design_sirnas
+    from .report import output_files
 
     t0 = time.perf_counter()
     try:
         inputs = SirnaInputs(target, list(off_target), list(ortholog), variants, mirnas, known)
-        options = SirnaOptions(target_id=target_id, layout=layout, pattern=pattern, top=top, avoid=_ranges(avoid),
-                               rules_path=str(rules) if rules else None, threads=threads)
+        options = SirnaOptions(target_id=target_id, layout=layout, pattern=pattern, top=top,
+                               avoid=parse_ranges(avoid), rules_path=str(rules) if rules else None, threads=threads)
         with console.status("designing siRNAs") as status:
             result = design_sirnas(inputs, options, progress=lambda msg: status.update(msg))
             status.update("writing outputs")
-            write_outputs(result, out, top)
+            write_files(output_files(result, top), out)
     except InputError as exc:
         fail(str(exc))
     table = Table(title=f"{result.info['candidates']:,} candidates on {result.target.id} in "
