@@ -17,6 +17,7 @@ import pandas as pd
 from ..check import ASSAY_CALLS
 from ..lineages import group_lineages
 from ..reports import write_json, write_table, write_text
+from ..sequences import reverse_complement
 from .order import order_sheet
 
 ASSAY_TABLE_COLUMNS = ["assay", "oligo", "role", "sequence", "enzyme", "max_amplicon", "notes"]
@@ -43,6 +44,19 @@ def _genes(result, start: int, end: int) -> str:
     return ",".join(sorted(names))
 
 
+def motif_on_target(enzyme, profile, start: int, end: int, strand: int) -> str:
+    """The consensus PAM/PFS of a guide site as the enzyme file writes it (the PAM on the non-target strand,
+    the PFS on the target RNA), not in the oligo's orientation: a Cas13a PFS of C is shown as C, not as the
+    G that faces it in the spacer's orientation."""
+    c5, c3, _ = enzyme.oligo_context()
+    if not c5 and not c3:
+        return ""
+    top = profile.sequence(start, end)
+    oligo = top if strand == 0 else reverse_complement(top)
+    bases = oligo[:c5] if c5 else oligo[len(oligo) - c3:]
+    return reverse_complement(bases) if enzyme.motif_strand == "target" else bases
+
+
 def _rename_oligo(name: str, names: dict[str, str]) -> str:
     prefix = name.split("-", 1)[0]
     return names[prefix] + name[len(prefix):] if prefix in names else name
@@ -55,8 +69,10 @@ def tables(result) -> dict[str, pd.DataFrame]:
     lineage_of = dict(zip(col.ids, col.lineages))
     genome_lineage = np.array([lineage_of.get(g, "unassigned") for g in cov.genome_ids], dtype=object)
     names = sorted(set(genome_lineage))
+    has_lineages = any(x != "unassigned" for x in names)  # without metadata or Pango ids: no lineage counts
     groups = group_lineages(names, result.lineages) if result.lineages is not None else {n: n for n in names}
     out: dict[str, pd.DataFrame] = {}
+    profile = col.profile()
     rows = [r for a in result.assays for r in a.table_rows()]
     out["assays"] = pd.DataFrame(rows, columns=ASSAY_TABLE_COLUMNS)
     summary, oligos, guides, lin_rows, grp_rows, gen_rows = [], [], [], [], [], []
@@ -94,7 +110,8 @@ def tables(result) -> dict[str, pd.DataFrame]:
             "guides": len(a.guides), "primers": len(a.primers), "genomes": n,
             "detected": c["detected"], "at_risk": c["at risk"], "no_data": c["no data"],
             "not_detected": c["not detected"], "detected_fraction": round(c["detected"] / n, 5) if n else float("nan"),
-            "lineages": lin_total, "lineages_detected": lin_detected,
+            "lineages": lin_total if has_lineages else None,
+            "lineages_detected": lin_detected if has_lineages else None,
             "specific": spec["specific"], "offtarget_guide_sites": "; ".join(spec["guide_sites"]),
             "offtarget_amplicons": "; ".join(spec["amplicons"]),
             "activity": round(act, 3) if not math.isnan(act) else float("nan"),
@@ -110,8 +127,11 @@ def tables(result) -> dict[str, pd.DataFrame]:
                            "design_genomes_bound": o.n_binds, "variable_columns": o.variable_columns,
                            "notes": o.notes})
         for o, g in zip(a.guides, a.scores.get("guides", [])):
+            motif = motif_on_target(a.enzyme, profile, o.start, o.end, o.strand)
             guides.append({"assay": a.name, "oligo": o.name, "spacer": o.sequence, "crRNA": g.crrna,
-                           "site": _site(o.start, o.end, o.strand), "design_genomes_bound": o.n_binds,
+                           "site": _site(o.start, o.end, o.strand),
+                           "motif": f"{motif} ({a.enzyme.motif_strand} strand; needs {a.enzyme.motif})" if motif else "",
+                           "design_genomes_bound": o.n_binds,
                            "crRNA_structure": g.structure, "crRNA_mfe_kcal": g.mfe_kcal,
                            "repeat_intact": g.repeat_intact, "spacer_paired_nt": g.spacer_paired,
                            "activity": g.activity, "activity_kind": g.activity_kind, "model_context": g.context})

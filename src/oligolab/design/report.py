@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import plotly.graph_objects as go
@@ -11,6 +12,11 @@ from ..reports import figure_div, html_escape, html_page, table_html
 
 _ROLE_COLOUR = {"forward": "#1f77b4", "reverse": "#1f77b4", "F3": "#1f77b4", "B3": "#1f77b4", "FIP": "#2ca02c",
                 "BIP": "#2ca02c", "LF": "#9467bd", "LB": "#9467bd", "crRNA": "#d62728"}
+
+
+def _table(frame, **kw) -> str:
+    """A table in a horizontally scrolling box, so wide tables are never cut at the page's 1,400 px."""
+    return '<div style="overflow-x:auto;max-width:100%">' + table_html(frame, **kw) + "</div>"
 
 
 def _pct(x: float) -> str:
@@ -45,10 +51,17 @@ def _amplicon_figure(a) -> str:
     return figure_div(fig)
 
 
+def natural_key(text: str) -> tuple:
+    """Sort key that orders embedded numbers by value (RPA-2 before RPA-10)."""
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(text)))
+
+
 def _heatmap(groups) -> str:
     if not len(groups):
         return ""
     piv = groups.pivot(index="assay", columns="lineage_group", values="detected_fraction")
+    piv = piv.reindex(sorted(piv.index, key=natural_key, reverse=True))  # rank 1 at the top
+    piv = piv[sorted(piv.columns, key=natural_key)]
     fig = go.Figure(go.Heatmap(z=piv.values, x=list(piv.columns), y=list(piv.index), zmin=0, zmax=1,
                                colorscale=[[0, "#cf222e"], [0.9, "#f2cc60"], [1, "#1a7f37"]],
                                colorbar=dict(title="detected")))
@@ -77,11 +90,14 @@ def render(result, tabs: dict, summary: dict) -> str:
              "all target genomes); <b>at risk</b> means an oligo is degraded (a mismatch) or a loop primer fails. "
              "The assays are ranked by genomes detected, then by specificity, then by robustness (fewest columns "
              "under the oligos that already vary among the genomes), then by predicted activity.</p>")
+    if len(ds) and ds["lineages"].isna().all():
+        intro += ('<p class="explain">No lineage information: the genomes carry no metadata and their ids are not '
+                  "Pango lineage names, so lineage counts are left empty (give --metadata with a lineage column).</p>")
     sections.append(("", kpis + intro + "".join(f'<p class="warn">{html_escape(n)}</p>' for n in result.notes)))
     show = ds[["rank", "assay", "genes", "amplicon", "amplicon_nt", "guides", "primers", "detected", "at_risk",
                "not_detected", "no_data", "detected_fraction", "lineages_detected", "lineages", "specific",
                "activity", "activity_kind", "robustness_penalty"]] if len(ds) else ds
-    sections.append(("Assays to order", table_html(show, classes={"detected_fraction": _cls_fraction},
+    sections.append(("Assays to order", _table(show, classes={"detected_fraction": _cls_fraction},
                                                    formats={"detected_fraction": ".4f", "activity": ".3f"})
                      + '<p class="muted">Files: assays.tsv (for <code>oligolab check --assays</code>), '
                      "order_sheet.tsv/.csv, oligos.tsv, guides.tsv, lineage_coverage.tsv, genome_calls.tsv.</p>"))
@@ -90,18 +106,18 @@ def render(result, tabs: dict, summary: dict) -> str:
     for a in result.assays:
         olig = tabs["oligos"][tabs["oligos"]["assay"] == a.name].drop(columns=["assay", "notes"])
         gd = tabs["guides"][tabs["guides"]["assay"] == a.name]
-        gcols = ["oligo", "spacer", "crRNA", "site", "design_genomes_bound", "crRNA_mfe_kcal", "repeat_intact",
+        gcols = ["oligo", "spacer", "crRNA", "site", "motif", "design_genomes_bound", "crRNA_mfe_kcal", "repeat_intact",
                  "spacer_paired_nt", "activity", "activity_kind"]
         worst = tabs["lineage_coverage"]
         worst = worst[(worst["assay"] == a.name) & (worst["detected_fraction"] < 1)]
         miss = ""
         if len(worst):
-            miss = ("<h3>Lineages not fully detected</h3>" + table_html(
+            miss = ("<h3>Lineages not fully detected</h3>" + _table(
                 worst[["lineage", "lineage_group", "genomes", "detected", "at_risk", "not_detected", "no_data"]],
                 max_rows=40))
         sections.append((f"{a.name}: amplicon {a.amplicon[0] + 1}-{a.amplicon[1]} ({a.amplicon[1] - a.amplicon[0]} nt)",
-                         _amplicon_figure(a) + "<h3>Oligos</h3>" + table_html(olig, formats={"gc_fraction": ".2f"})
-                         + "<h3>Guides</h3>" + table_html(gd[gcols] if len(gd) else gd) + miss))
+                         _amplicon_figure(a) + "<h3>Oligos</h3>" + _table(olig, formats={"gc_fraction": ".2f"})
+                         + "<h3>Guides</h3>" + _table(gd[gcols] if len(gd) else gd) + miss))
     # specificity
     offs = [Path(p).name for p in result.inputs.off_targets]
     spec_txt = ('<p class="explain">Off-target collections screened with the check engine (up to '
@@ -112,7 +128,7 @@ def render(result, tabs: dict, summary: dict) -> str:
                 "passed with --off-target</b> (none is shipped with oligolab).</p>")
     sites = tabs["offtarget_sites"]
     if sites is not None and len(sites):
-        spec_txt += "<h3>Off-target sites of the chosen assays (any call)</h3>" + table_html(
+        spec_txt += "<h3>Off-target sites of the chosen assays (any call)</h3>" + _table(
             sites[[c for c in ("collection", "record", "assay", "oligo", "role", "call", "start", "end", "mismatches")
                    if c in sites.columns]], max_rows=60)
     if result.rejected:
@@ -148,7 +164,7 @@ def render(result, tabs: dict, summary: dict) -> str:
                   else "<b>The model is not installed in this build, so activity was not used.</b>")
                + "</p>")
     sections.append(("Activity", act))
-    sections.append(("Order sheet", table_html(tabs["order_sheet"], max_rows=400)))
+    sections.append(("Order sheet", _table(tabs["order_sheet"], max_rows=400)))
     sections.append(("Method and limitations", _method(result)))
     subtitle = (f"{e.name} + {o.amplification.upper()} on {col.n:,} genomes; reference {col.reference.name}; "
                 f"region {result.region[0] + 1}-{result.region[1]}")
