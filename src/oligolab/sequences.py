@@ -136,14 +136,22 @@ except ImportError:  # pragma: no cover
     pass
 
 
-def _iter_lines(path: Path) -> Iterator[bytes]:
-    """Lines of a possibly compressed file; a truncated or corrupt stream becomes an InputError."""
+def _iter_lines(path: Path, max_line: int | None = None) -> Iterator[bytes]:
+    """Lines of a possibly compressed file; a truncated or corrupt stream becomes an InputError. With
+    ``max_line`` (bytes), a longer line is refused before it is read whole (bounded memory)."""
     kind = compression_of(path) if path.exists() and path.stat().st_size else None
     fh = open_binary(path)
     lineno = 0
     try:
         with fh:
-            for lineno, line in enumerate(fh, 1):  # noqa: B007
+            if max_line is None:
+                for lineno, line in enumerate(fh, 1):  # noqa: B007
+                    yield line
+                return
+            for lineno, line in enumerate(iter(lambda: fh.readline(max_line + 1), b""), 1):  # noqa: B007
+                if len(line) > max_line:
+                    raise InputError(path, f"line longer than {max_line:,} bytes", "check that this is the "
+                                     "right file (a text table, one record per line)", line=lineno)
                 yield line
     except _DECOMPRESS_ERRORS as exc:
         raise InputError(path, f"the {kind or 'file'} stream is truncated or corrupt after line {lineno} ({exc})",

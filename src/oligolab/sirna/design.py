@@ -20,7 +20,7 @@ from ..errors import InputError
 from ..sequences import reverse_complement
 from .chemistry import duplex_strands, modified_notation, rc_rna
 from .figures import gc_percent, immune_motifs, longest_run, seed_duplex_dg
-from .inputs import read_known, read_mirna_seeds, read_variants
+from .inputs import KnownSirna, Variant, read_known, read_mirna_seeds, read_variants
 from .offtarget import (OfftargetSearch, ortholog_mismatches, search_offtargets, seed_match_counts,
                         site_patterns)
 from .rules import load_patterns, load_sirna_rules
@@ -116,17 +116,31 @@ def excluded_factory(target: Transcript, variants: list[Transcript]) -> Callable
     return excluded
 
 
-def snp_flags(variants_path: str | Path | None, target: Transcript, positions: np.ndarray,
-              min_frequency: float) -> tuple[list[str], list[bool]]:
+def snp_flags(var_list: list[Variant], positions: np.ndarray, min_frequency: float) -> tuple[list[str], list[bool]]:
     """Per candidate: the variants at or above ``min_frequency`` inside its site, and whether one is in the
     seed target (site nt 12-18)."""
-    var_list = read_variants(variants_path, target.id) if variants_path else []
     flags, in_seed = [], []
     for p in positions:
-        inside = [(pos, f, lab) for pos, f, lab in var_list if p + 1 <= pos <= p + SITE and f >= min_frequency]
-        flags.append(",".join(f"{lab}({f:g})" for pos, f, lab in inside))
-        in_seed.append(any(p + 12 <= pos <= p + 18 for pos, _, _ in inside))
+        inside = [v for v in var_list if p + 1 <= v.position <= p + SITE and v.frequency >= min_frequency]
+        flags.append(",".join(f"{v.label}({v.frequency:g})" for v in inside))
+        in_seed.append(any(p + 12 <= v.position <= p + 18 for v in inside))
     return flags, in_seed
+
+
+@dataclass
+class UserTables:
+    """The optional inputs, read and validated before any computing."""
+
+    variants: list[Variant]
+    mirna_seeds: dict[str, list[str]]
+    known: list[KnownSirna]
+
+
+def read_user_tables(inputs: SirnaInputs, target: Transcript) -> UserTables:
+    """Variants on the target, miRNA seeds and reference siRNAs (each optional)."""
+    return UserTables(read_variants(inputs.variants, target.id, len(target.seq)) if inputs.variants else [],
+                      read_mirna_seeds(inputs.mirnas) if inputs.mirnas else {},
+                      read_known(inputs.known) if inputs.known else [])
 
 
 @dataclass
@@ -147,8 +161,8 @@ class Checks:
     immune: list[str]
 
 
-def run_checks(inputs: SirnaInputs, options: SirnaOptions, rules: dict[str, Any], target: Transcript,
-               variants: list[Transcript], positions: np.ndarray, guides19: list[str],
+def run_checks(inputs: SirnaInputs, tables: UserTables, options: SirnaOptions, rules: dict[str, Any],
+               target: Transcript, variants: list[Transcript], positions: np.ndarray, guides19: list[str],
                say: Callable[[str], None]) -> Checks:
     """Off-targets, seeds, SNPs, orthologs, transcript variants and sequence rules of every candidate."""
     seq = target.seq
@@ -157,8 +171,8 @@ def run_checks(inputs: SirnaInputs, options: SirnaOptions, rules: dict[str, Any]
     off = search_offtargets(ps, inputs.off_targets, excluded_factory(target, variants),
                             int(rules["offtarget"]["max_mismatches"]), options.threads, say)
     guide_seed, pass_seed = seed_match_counts(sites, off.utr_counts)
-    seeds = read_mirna_seeds(inputs.mirnas) if inputs.mirnas else {}
-    snps, in_seed = snp_flags(inputs.variants, target, positions, float(rules["snp"]["min_frequency"]))
+    seeds = tables.mirna_seeds
+    snps, in_seed = snp_flags(tables.variants, positions, float(rules["snp"]["min_frequency"]))
     motifs = rules["immune"]["motifs"]
     return Checks(
         off=off, guide_seed=guide_seed, pass_seed=pass_seed,
@@ -261,9 +275,10 @@ def design_sirnas(inputs: SirnaInputs, options: SirnaOptions = SirnaOptions(),
     positions = candidate_positions(target.seq, options.avoid, layout)
     if len(positions) == 0:
         raise InputError(inputs.target, "no candidate site left", "narrow the --avoid ranges", record=target.id)
+    tables = read_user_tables(inputs, target)
     say(f"{len(positions)} candidate sites on {target.id}")
     eff, acc, guides19 = predict_efficacy(target.seq, positions)
-    checks = run_checks(inputs, options, rules, target, variants, positions, guides19, say)
+    checks = run_checks(inputs, tables, options, rules, target, variants, positions, guides19, say)
     duplexes = [duplex_strands(target.seq, int(p), layout, options.overhang if layout == "19+2" else "")
                 for p in positions]
     strands = ([d.sense for d in duplexes], [d.guide for d in duplexes],
@@ -273,7 +288,7 @@ def design_sirnas(inputs: SirnaInputs, options: SirnaOptions = SirnaOptions(),
     score = eff - penalty
     flags = flag_texts(rules, checks, hard, gc_out, run_bad, len(variants))
     table = candidate_table(target, positions, eff, acc, checks, strands, hard, score, flags)
-    known = locate_known(inputs.known, target, table) if inputs.known else []
+    known = locate_known(tables.known, target, table)
     info = design_info(inputs, target, variants, table, layout, pattern, checks.off)
     info["known"] = known
     return SirnaResult(target, variants, table, checks.off.hits_frame(positions), info)
@@ -298,14 +313,14 @@ def design_info(inputs: SirnaInputs, target: Transcript, variants: list[Transcri
     }
 
 
-def locate_known(path: str | Path, target: Transcript, table: pd.DataFrame) -> list[dict[str, Any]]:
+def locate_known(known: list[KnownSirna], target: Transcript, table: pd.DataFrame) -> list[dict[str, Any]]:
     """Where reference siRNAs (e.g. approved drugs, table columns drug, strand, sequence) targeting this
     transcript fall in the ranking: their guide's 19-nt core matched to a candidate site."""
     out = []
-    for row in read_known(path):
-        if row.get("strand") != "antisense":
+    for row in known:
+        if row.strand != "antisense":
             continue
-        guide = row["sequence"].upper().replace("T", "U")
+        guide = row.sequence
         # the guide's 5'-most 19 nt pair with the candidate's site
         core = reverse_complement(guide[:SITE].replace("U", "T"))
         p = target.seq.find(core)
@@ -315,7 +330,7 @@ def locate_known(path: str | Path, target: Transcript, table: pd.DataFrame) -> l
         if not len(match):
             continue
         r = match.iloc[0]
-        out.append({"name": row.get("drug", ""), "position": p + 1, "rank": int(r["rank"]),
+        out.append({"name": row.name, "position": p + 1, "rank": int(r["rank"]),
                     "of": int(len(table)), "percentile": round(100.0 * (1 - (r["rank"] - 1) / len(table)), 1),
                     "predicted_efficacy": float(r["predicted_efficacy"]), "flags": r["flags"]})
     return out
