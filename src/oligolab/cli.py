@@ -32,7 +32,7 @@ def fail(message: str, code: int = 2) -> None:
 
 #: modules whose import registers their commands on ``app`` (one per capability)
 COMMAND_MODULES = [
-    "check_cli",
+    "check.cli",
     "sirna.cli",
     "lab_cli",
     "design_cli",

@@ -149,7 +149,8 @@ _ALLOWED_NODES = (ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.
 RULE_VARIABLES = ("mismatches", "unknown", "gaps", "tm_drop", "tm", "dg", "seed_mm", "motif_ok",
                   "motif_unknown", "length")
 RULE_FUNCTIONS = ("mm3p",)
-CALLS = ("binds", "degraded", "fails", "no data")
+CALLS = ("binds", "degraded", "no data", "fails")  #: an oligo at a site; index = call code, best to worst
+ASSAY_CALLS = ("detected", "at risk", "no data", "not detected")  #: an assay in a genome; same codes as CALLS
 GROUPS = ("primer", "probe", "Cas12a", "Cas13a")
 
 

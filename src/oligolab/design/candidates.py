@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numba as nb
 import numpy as np
 
-from ..check import OLIGO_CALLS
+from ..knowledge import CALLS as OLIGO_CALLS
 from ..knowledge import Enzyme, RuleSet, make_figures
 from ..sequences import IUPAC_MASK
 from .collection import BASE_MASK, INSERT_FLAG, Collection

@@ -15,7 +15,7 @@ from functools import lru_cache
 import numpy as np
 import primer3
 
-from ..check import OLIGO_CALLS
+from ..knowledge import CALLS as OLIGO_CALLS
 from ..knowledge import RuleSet, amplification, make_figures
 from ..sequences import reverse_complement
 from ..thermo import Conditions, duplex, perfect_duplex

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from .reports import figure_div, html_escape, html_page, table_html
+from ..reports import figure_div, html_escape, html_page, table_html
 
 _CALL_CLASS = {"detected": "ok", "binds": "ok", "at risk": "warn", "degraded": "warn", "no data": "na",
                "not detected": "bad", "fails": "bad"}
@@ -175,7 +175,7 @@ def render(result, tables: dict, summary: dict) -> str:
         "<code>exclusivity_*.tsv</code>, <code>summary.json</code>.</p>"
     )
     sections.append(("How this was computed", methods))
-    from . import __version__
+    from .. import __version__
 
     return html_page("oligolab check: assay inclusivity and exclusivity",
                      f"{counts['genomes']:,} genomes x {n_assays} assays", sections,

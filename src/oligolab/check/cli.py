@@ -1,4 +1,4 @@
-"""`oligolab check`: command-line shell over :func:`oligolab.check.run_check`."""
+"""`oligolab check`: the command-line shell over :func:`oligolab.check.run_check`."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .check import CheckInputs, CheckOptions, run_check
-from .cli import app, fail
-from .errors import InputError
+from ..cli import app, fail
+from ..engine import MAX_GAPS, MAX_MISMATCHES
+from ..errors import InputError
+from .options import CheckInputs, CheckOptions
+from .pipeline import run_check
 
 console = Console()
 
@@ -32,9 +34,11 @@ def check_command(
                                               "amino-acid names)."),
     alias_key: Optional[Path] = typer.Option(None, "--alias-key", help="Pango alias_key.json (lineage groups)."),
     off_target: list[Path] = typer.Option([], "--off-target", help="Off-target FASTA for exclusivity. Repeat."),
-    max_mismatches: int = typer.Option(3, "--max-mismatches", "-k", min=0, max=6,
+    max_mismatches: int = typer.Option(CheckOptions.max_mismatches, "--max-mismatches", "-k", min=0,
+                                       max=MAX_MISMATCHES,
                                        help="Differences allowed per site (mismatches + gap nt)."),
-    max_gaps: int = typer.Option(2, "--max-gaps", min=0, max=2, help="Gap nucleotides allowed per site."),
+    max_gaps: int = typer.Option(CheckOptions.max_gaps, "--max-gaps", min=0, max=MAX_GAPS,
+                                 help="Gap nucleotides allowed per site."),
     rules: Optional[Path] = typer.Option(None, "--rules", help="Call rule file (TOML); default: shipped rules."),
     enzymes: Optional[Path] = typer.Option(None, "--enzymes", help="Folder of extra enzyme TOML files."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Threads (default: all cores)."),

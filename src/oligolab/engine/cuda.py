@@ -2,7 +2,7 @@
 thread per (pattern, text segment); candidate starts come back and are verified by the same CPU routine as
 the CPU path, so the sites are identical by construction (tested under numba's CUDA simulator; CI has no GPU).
 
-Used by ``Engine(..., device="cuda")`` when a CUDA GPU is present.
+Used by ``Engine(..., device="cuda")`` (:mod:`.cache`) when a CUDA GPU is present.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numba as nb
 import numpy as np
 from numba import cuda
 
-from .engine import _myers_scan_source, _new_rows, _verify_marked_range
+from .kernels import myers_scan_source, new_rows, verify_marked_range
 
 
 def available() -> bool:
@@ -22,7 +22,7 @@ def available() -> bool:
         return False
 
 
-_myers_scan_device = cuda.jit(device=True)(_myers_scan_source)
+_myers_scan_device = cuda.jit(device=True)(myers_scan_source)
 
 
 @cuda.jit
@@ -42,20 +42,20 @@ def _myers_kernel(text, seg_starts, seg_ends, seg_limits, seg_offsets, pattern_i
 @nb.njit(cache=True, nogil=True)
 def _verify_marked(text, seg_starts, seg_ends, seg_offsets, pattern_ids, lengths, masks, is_context, k, g, cand):
     """Verify every marked candidate start with the CPU routine (same output layout as the CPU search)."""
-    out = _new_rows(1024)
+    out = new_rows(1024)
     n_out = 0
     for pj in range(pattern_ids.shape[0]):
         j = pattern_ids[pj]
         for si in range(seg_starts.shape[0]):
             a = seg_starts[si]
             b = seg_ends[si]
-            out, n_out = _verify_marked_range(text, a, b, cand, pj, seg_offsets[si], 0, b - a - 1, j, masks[j],
+            out, n_out = verify_marked_range(text, a, b, cand, pj, seg_offsets[si], 0, b - a - 1, j, masks[j],
                                               is_context[j], lengths[j], k, g, out, n_out)
     return out[0][:n_out], out[1][:n_out], out[2][:n_out], out[3][:n_out]
 
 
 def search_patterns_cuda(text, seg_starts, seg_ends, seg_limits, pattern_ids, peq, lengths, masks, is_context, k, g):
-    """GPU filter + CPU verification; same return value as ``engine._search_patterns``."""
+    """GPU filter + CPU verification; same return value as :func:`.kernels.search_patterns`."""
     lens = (seg_ends - seg_starts).astype(np.int64)
     offsets = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64)
     total = int(lens.sum())

@@ -1,0 +1,123 @@
+"""Counts kept in memory while per-genome rows stream to disk: genomes per lineage, oligo and call, per lineage,
+assay and call, per month, and the mutations under weakened or lost sites (merged across shards by name)."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+import numpy as np
+
+from ..knowledge import CALLS
+from .checker import BatchResult, Checker
+
+
+class Aggregates:
+    """Counts kept in memory while rows stream to disk."""
+
+    def __init__(self, n_oligos: int, n_assays: int):
+        self.n_oligos, self.n_assays = n_oligos, n_assays
+        self.lineage_index: dict[str, int] = {}
+        self.month_index: dict[str, int] = {}
+        self.lin_oligo = np.zeros((0, n_oligos, 4), dtype=np.int32)  # genomes per lineage, oligo and call
+        self.lin_assay = np.zeros((0, n_assays, 4), dtype=np.int32)
+        self.month_assay = np.zeros((0, n_assays, 4), dtype=np.int32)
+        self.site_use: Counter[tuple[int, int, int]] = Counter()  #: (site id, lineage idx, call) -> genomes
+        self.lost_use: Counter[tuple[int, int, int]] = Counter()  #: (oligo, lineage idx, lost id) -> genomes
+        self.mutation_stats: dict[tuple[int, str], dict] = {}  #: filled by finalize(): by oligo and mutation
+        self.not_detected_examples: dict[int, list[str]] = defaultdict(list)
+
+    @staticmethod
+    def _index(mapping: dict[str, int], keys: list[str]) -> np.ndarray:
+        return np.array([mapping.setdefault(k, len(mapping)) for k in keys], dtype=np.int64)
+
+    @staticmethod
+    def _grow(arr: np.ndarray, n: int) -> np.ndarray:
+        if arr.shape[0] >= n:
+            return arr
+        out = np.zeros((max(n, 2 * arr.shape[0]),) + arr.shape[1:], dtype=arr.dtype)
+        out[: arr.shape[0]] = arr
+        return out
+
+    def add(self, lineages: list[str], months: list[str], ids: list[str], res: BatchResult) -> None:
+        li = self._index(self.lineage_index, lineages)
+        self.lin_oligo = self._grow(self.lin_oligo, len(self.lineage_index))
+        self.lin_assay = self._grow(self.lin_assay, len(self.lineage_index))
+        n_gen, n_ol = res.oligo_call.shape
+        np.add.at(self.lin_oligo, (np.repeat(li, n_ol), np.tile(np.arange(n_ol), n_gen), res.oligo_call.ravel()), 1)
+        n_as = res.assay_call.shape[1]
+        np.add.at(self.lin_assay, (np.repeat(li, n_as), np.tile(np.arange(n_as), n_gen), res.assay_call.ravel()), 1)
+        has_month = np.array([bool(m) for m in months])
+        if has_month.any():
+            mi = self._index(self.month_index, [m for m in months if m])
+            self.month_assay = self._grow(self.month_assay, len(self.month_index))
+            calls = res.assay_call[has_month]
+            np.add.at(self.month_assay, (np.repeat(mi, n_as), np.tile(np.arange(n_as), len(mi)), calls.ravel()), 1)
+        g_idx, o_idx = np.nonzero((res.oligo_site >= 0) & (res.oligo_call > 0))
+        if len(g_idx):
+            keys = np.stack([res.oligo_site[g_idx, o_idx], li[g_idx], res.oligo_call[g_idx, o_idx]], axis=1)
+            uniq, counts = np.unique(keys, axis=0, return_counts=True)
+            for (sid, lin_i, code), n in zip(uniq.tolist(), counts.tolist()):
+                self.site_use[(sid, lin_i, code)] += n
+        g_idx, o_idx = np.nonzero(res.lost > 0)
+        if len(g_idx):
+            keys = np.stack([o_idx, li[g_idx], res.lost[g_idx, o_idx]], axis=1)
+            uniq, counts = np.unique(keys, axis=0, return_counts=True)
+            for (o, lin_i, lid), n in zip(uniq.tolist(), counts.tolist()):
+                self.lost_use[(o, lin_i, lid)] += n
+        for a in np.flatnonzero((res.assay_call == 3).any(axis=0)):
+            ex = self.not_detected_examples[int(a)]
+            for g in np.flatnonzero(res.assay_call[:, a] == 3)[: max(0, 20 - len(ex))]:
+                ex.append(ids[g])
+
+    def lineages(self) -> list[str]:
+        return sorted(self.lineage_index, key=self.lineage_index.get)
+
+    def months(self) -> list[str]:
+        return sorted(self.month_index, key=self.month_index.get)
+
+    def finalize(self, checker: Checker) -> None:
+        """Turn site and lost-site counts (engine ids, local to this process) into mutation counts by name,
+        so that aggregates of several shards can be merged."""
+        lin_names = self.lineages()
+        stats = self.mutation_stats
+        for (sid, li, call), n in self.site_use.items():
+            oi = int(checker.engine.sites.pattern[sid]) // 2
+            for name, from_3p, refpos in checker.mutations(sid):
+                add_mutation(stats, oi, name, from_3p, refpos, CALLS[call], lin_names[li], n)
+        for (oi, li, lid), n in self.lost_use.items():
+            for name, from_3p, refpos in checker.lost[lid]:
+                add_mutation(stats, oi, name, from_3p, refpos, "fails", lin_names[li], n)
+        self.site_use.clear()
+        self.lost_use.clear()
+
+    def merge(self, other: "Aggregates") -> None:
+        """Add another shard's (finalized) counts; lineages and months are matched by name."""
+        li = self._index(self.lineage_index, other.lineages())
+        self.lin_oligo = self._grow(self.lin_oligo, len(self.lineage_index))
+        self.lin_assay = self._grow(self.lin_assay, len(self.lineage_index))
+        np.add.at(self.lin_oligo, li, other.lin_oligo[: len(li)])
+        np.add.at(self.lin_assay, li, other.lin_assay[: len(li)])
+        if other.month_index:
+            mi = self._index(self.month_index, other.months())
+            self.month_assay = self._grow(self.month_assay, len(self.month_index))
+            np.add.at(self.month_assay, mi, other.month_assay[: len(mi)])
+        for key, st in other.mutation_stats.items():
+            mine = self.mutation_stats.get(key)
+            if mine is None:
+                self.mutation_stats[key] = {**st, "lineages": Counter(st["lineages"])}
+            else:
+                for f in ("genomes", "degraded", "fails", "no_data"):
+                    mine[f] += st[f]
+                mine["lineages"].update(st["lineages"])
+        for a, ex in other.not_detected_examples.items():
+            mine_ex = self.not_detected_examples[a]
+            mine_ex.extend(ex[: max(0, 20 - len(mine_ex))])
+
+
+def add_mutation(stats: dict, oi: int, name: str, from_3p: int, refpos: int, call: str, lineage: str, n: int):
+    s = stats.setdefault((oi, name), {"genomes": 0, "degraded": 0, "fails": 0, "no_data": 0, "from_3p": from_3p,
+                                      "refpos": refpos, "lineages": Counter()})
+    s["genomes"] += n
+    s[call.replace(" ", "_")] += n
+    s["lineages"][lineage] += n
+

@@ -1,0 +1,132 @@
+"""The small summary tables written beside the per-genome rows (per assay, lineage group, lineage, oligo,
+month; escape mutations) and the machine-readable ``summary.json``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..knowledge import ASSAY_CALLS, CALLS
+from ..lineages import Lineages
+
+if TYPE_CHECKING:
+    from .pipeline import CheckResult
+
+
+def count_frame(columns: dict[str, object], counts: np.ndarray, labels: tuple[str, ...], fraction: str):
+    """A table of call counts (one row per key, one column per call) with the first call's fraction."""
+    import pandas as pd
+
+    counts = np.asarray(counts).reshape(-1, len(labels))
+    n = counts.sum(axis=1)
+    frame = pd.DataFrame(columns)
+    frame["genomes"] = n
+    for k, label in enumerate(labels):
+        frame[label.replace(" ", "_")] = counts[:, k]
+    frame[fraction] = np.where(n > 0, np.round(counts[:, 0] / np.maximum(n, 1), 5), np.nan)
+    return frame
+
+
+def summary_tables(result: CheckResult, lineages: Lineages) -> dict[str, "object"]:
+    """The summary tables written beside the per-genome rows (all small)."""
+    checker, agg = result.checker, result.aggregates
+    lin_names = agg.lineages()
+    groups = np.array([result.lineage_groups.get(n, n) for n in lin_names], dtype=object)
+    group_names = sorted(set(groups))
+    group_idx = np.searchsorted(np.array(group_names, dtype=object), groups)
+    assays = checker.assays.assays
+    names = np.array([a.name for a in assays], dtype=object)
+    n_as, n_ol = len(assays), len(checker.oligos)
+    la = agg.lin_assay[: len(lin_names)].astype(np.int64)
+    lo = agg.lin_oligo[: len(lin_names)].astype(np.int64)
+    assay_summary = count_frame({"assay": names, "panel": [a.panel for a in assays], "kind": [a.kind for a in assays],
+                                  "oligos": [len(a.oligos) for a in assays]}, la.sum(axis=0), ASSAY_CALLS,
+                                 "detected_fraction")
+    assay_summary["not_detected_fraction"] = np.where(
+        assay_summary["genomes"] > 0, np.round(assay_summary["not_detected"] / assay_summary["genomes"].clip(lower=1), 5),
+        np.nan)
+    by_group = np.zeros((len(group_names), n_as, 4), dtype=np.int64)
+    np.add.at(by_group, group_idx, la)
+    lineages_per_group = np.bincount(group_idx, minlength=len(group_names))
+    group_summary = count_frame({"lineage_group": np.repeat(group_names, n_as),
+                                  "lineages": np.repeat(lineages_per_group, n_as), "assay": np.tile(names, len(group_names))},
+                                 by_group, ASSAY_CALLS, "detected_fraction")
+    li, ai = np.nonzero(la[:, :, 0] < la.sum(axis=2))  # lineage x assay pairs where not all were detected
+    lin_arr = np.array(lin_names, dtype=object)
+    lineage_summary = count_frame({"lineage": lin_arr[li], "lineage_group": groups[li],
+                                    "full_name": [lineages.full(x) for x in lin_arr[li]], "assay": names[ai]},
+                                   la[li, ai], ASSAY_CALLS, "detected_fraction")
+    og = np.zeros((len(group_names), n_ol, 4), dtype=np.int64)
+    np.add.at(og, group_idx, lo)
+    oligo_groups = count_frame({"lineage_group": np.repeat(group_names, n_ol),
+                                 "assay": np.tile([o.oligo.assay for o in checker.oligos], len(group_names)),
+                                 "oligo": np.tile([o.name for o in checker.oligos], len(group_names)),
+                                 "role": np.tile([o.role for o in checker.oligos], len(group_names))},
+                                og, CALLS, "binds_fraction")
+    months = sorted(agg.months())
+    month_counts = agg.month_assay[[agg.month_index[m] for m in months]] if months else np.zeros((0, n_as, 4))
+    monthly = count_frame({"month": np.repeat(months, n_as), "assay": np.tile(names, len(months))},
+                           month_counts, ASSAY_CALLS, "detected_fraction")
+    return {"assay_summary": assay_summary, "group_summary": group_summary, "lineage_summary": lineage_summary,
+            "oligo_lineage_groups": oligo_groups, "monthly_summary": monthly,
+            "escape_mutations": escape_mutations(result, lin_names)}
+
+
+def escape_mutations(result: CheckResult, lin_names: list[str]):
+    """Mutations under degraded or failing oligo sites, ranked by the genomes they affect."""
+    import pandas as pd
+
+    checker = result.checker
+    stats = result.aggregates.mutation_stats
+    rows = []
+    ann = checker.annotation
+    for (oi, name), s in stats.items():
+        so = checker.oligos[oi]
+        aa = ""
+        if ann is not None and name[0] in "ACGT" and name[-1] in "ACGT" and name[1:-1].isdigit():
+            aa = ann.aa_change(s["refpos"] - 1, name[-1])
+        gene = ann.gene_of(s["refpos"] - 1) if ann is not None else ""
+        top = ", ".join(f"{k} ({v})" for k, v in sorted(s["lineages"].items(), key=lambda x: (-x[1], x[0]))[:8])
+        rows.append({"assay": so.oligo.assay, "oligo": so.name, "role": so.role, "mutation": name,
+                     "position": s["refpos"], "from_3p": s["from_3p"], "gene": gene, "amino_acid": aa,
+                     "genomes": s["genomes"], "degraded": s["degraded"], "fails": s["fails"],
+                     "lineages": len(s["lineages"]), "top_lineages": top})
+    cols = ["assay", "oligo", "role", "mutation", "position", "from_3p", "gene", "amino_acid", "genomes",
+            "degraded", "fails", "lineages", "top_lineages"]
+    df = pd.DataFrame(rows, columns=cols)
+    if len(df):
+        df = df.sort_values(["genomes", "fails", "assay", "oligo", "position"], ascending=[False, False, True, True,
+                                                                                          True], kind="stable")
+    return df.reset_index(drop=True)
+
+
+def summary_json(result: CheckResult, tables: dict) -> dict:
+    """Machine-readable summary (deterministic: no timings or paths that change between runs)."""
+    from .. import __version__
+
+    checker = result.checker
+    opts = checker.options
+    assay_summary = tables["assay_summary"]
+    return {
+        "oligolab_version": __version__,
+        "parameters": {"max_mismatches": opts.max_mismatches, "max_gaps": opts.max_gaps,
+                       "rules": Path(checker.rules.path).name, "conditions": checker.rules.conditions.describe()},
+        "inputs": {"assays": [Path(p).name for p in result.inputs.assays],
+                   "genomes": [Path(p).name for p in result.inputs.genomes],
+                   "metadata": Path(result.inputs.metadata).name if result.inputs.metadata else None,
+                   "reference": Path(result.inputs.reference).name if result.inputs.reference else None,
+                   "off_targets": [Path(p).name for p in result.inputs.off_targets]},
+        "counts": {"genomes": result.genomes, "nucleotides": result.nucleotides,
+                   "lineages": len(result.aggregates.lineage_index), "assays": len(checker.assays.assays),
+                   "oligos": len(checker.oligos)},
+        "assays": assay_summary.to_dict(orient="records"),
+        "oligos_without_reference_site": [o.name for o, r in zip(checker.oligos, checker.ref_sites) if r is None]
+        if checker.reference is not None else [],
+        "top_escape_mutations": tables["escape_mutations"].head(25).to_dict(orient="records"),
+        "exclusivity": result.exclusivity_assays.to_dict(orient="records"),
+        "not_detected_examples": {checker.assays.assays[a].name: ex
+                                  for a, ex in sorted(result.aggregates.not_detected_examples.items())},
+        "warnings": result.warnings,
+    }
