@@ -133,3 +133,44 @@ def stop_server(proc) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=15)
+
+
+
+#: a lab rule set for tests that need a valid run whatever the amplification caller makes of this plate's
+#: controls (every well of the shipped EvaGreen run holds template, so its "NTC" wells may amplify)
+LENIENT_RULES = """extends: cdc-2019-ncov
+id: cdc-test-controls
+version: '1.0.0'
+controls:
+  ntc: {expect: {N1: any, N2: any, RP: any}}
+  pc: {expect: {N1: any, N2: any, RP: any}}
+  ec: {expect: {N1: any, N2: any, RP: any}}
+"""
+
+
+def lenient_assay(client, admin_headers, name: str = "CDC (test controls)") -> int:
+    """A lab assay on :data:`LENIENT_RULES` (created once per database); returns its id."""
+    r = client.post("/api/rulesets", headers=admin_headers, json={"name": "cdc-test-controls", "yaml": LENIENT_RULES})
+    assert r.status_code in (201, 200), r.text
+    r = client.post("/api/assays", headers=admin_headers, json={"name": name, "ruleset": "cdc-test-controls"})
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def ntc_amplified_map(dest: Path) -> Path:
+    """The shipped CDC plate map with its NTC's N1 well swapped with the run's most strongly amplified well
+    (lowest instrument Cq): an invalid run whatever the amplification caller."""
+    import csv as _csv
+
+    import numpy as np
+
+    from oligolab.lab.analysis import load_runs
+
+    run = load_runs(RUN)[0]
+    strongest = run.layout["well"].iloc[int(np.nanargmin(run.layout["instrument_cq"].to_numpy(dtype=float)))]
+    rows = list(_csv.reader(PLATE_MAP.read_text().splitlines()))
+    body = {r[0]: r[1:] for r in rows[1:]}
+    ntc = next(w for w, r in body.items() if r[1] == "ntc" and r[2] == "N1")
+    body[ntc], body[strongest] = body.get(strongest, ["", "empty", ""]), body[ntc]
+    dest.write_text("\n".join(",".join(r) for r in [rows[0]] + [[w, *r] for w, r in body.items()]) + "\n")
+    return dest

@@ -218,7 +218,7 @@ def test_technician_uploads_and_sees_the_analysed_plate(server, driver, state):
 
     # a sample page with its amplification curves drawn by plotly
     find(driver, "#samples tr[data-sample='S-002'] a").click()
-    wait(driver).until(lambda d: "/samples/S-002" in d.current_url)
+    wait(driver).until(lambda d: "/sample?id=S-002" in d.current_url)
     wait(driver, 30).until(lambda d: find_all(d, "#curves .main-svg") or find_all(d, "#curves .js-plotly-plot"))
     assert find(driver, "#final-call").text == "positive"
     traces = find_all(driver, "#curves .scatterlayer .trace")

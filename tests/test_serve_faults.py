@@ -55,7 +55,7 @@ def _count(url: str, sql: str, *args) -> int:
 def test_database_outage_mid_analysis_loses_nothing(monkeypatch):
     from oligolab.service import worker as worker_mod
 
-    real_analyse = worker_mod.svc.document_job
+    real_analyse = worker_mod.analysis.document_job
     calls = {"n": 0}
     with pg_database() as url:
         dbname = url.rsplit("/", 1)[1]
@@ -68,7 +68,7 @@ def test_database_outage_mid_analysis_loses_nothing(monkeypatch):
                 ender.append(_outage(dbname, 3.0))
             return document
 
-        monkeypatch.setattr(worker_mod.svc, "document_job", analyse_then_outage)
+        monkeypatch.setattr(worker_mod.analysis, "document_job", analyse_then_outage)
         app = make_app(url, start_worker=True)
         with TestClient(app) as client:
             tech = token(client, "tech")

@@ -107,7 +107,7 @@ def test_csrf_on_browser_forms(client):
 
 def test_labs_are_separated(client):
     from oligolab.service import auth
-    from oligolab.service.batches import seed_lab
+    from oligolab.service.rulesets import seed_lab
 
     tech = token(client, "tech")
     bid = upload(client, tech).json()["id"]

@@ -129,8 +129,14 @@ def amplification() -> dict[str, Any]:
 
 @lru_cache(maxsize=1)
 def lab_service() -> dict[str, Any]:
-    """Seed assays of a new lab and the FHIR coding of calls (knowledge/lab-service.toml)."""
+    """Seed assays of a new lab (knowledge/lab-service.toml)."""
     return _load_toml(KNOWLEDGE_DIR / "lab-service.toml")
+
+
+@lru_cache(maxsize=1)
+def lab_exports() -> dict[str, Any]:
+    """How final calls are coded in exports (knowledge/lab-exports.toml): FHIR codings, LOINC per rule set."""
+    return _load_toml(KNOWLEDGE_DIR / "lab-exports.toml")
 
 
 def strip_known_tail(sequence: str) -> tuple[str, str]:

@@ -231,3 +231,21 @@ def rules_cmd(name: Optional[str] = typer.Argument(None, help="Rule set id or YA
                         for t in rs.targets], row.call, row.report)
     table.add_row(*["(otherwise)"] + [""] * (len(rs.targets) - 1), rs.default.call, rs.default.report)
     console.print(table)
+
+
+@lab_app.command("export")
+def export_cmd(
+    out_dir: Path = typer.Argument(..., help="Output folder of 'oligolab lab analyze'."),
+    fmt: str = typer.Option("fhir", "--format", "-f", help="fhir (HL7 FHIR R4 Observations) or csv (spreadsheet-safe samples)."),
+    dest: Optional[Path] = typer.Option(None, "--to", help="Folder to write into (default: OUT_DIR)."),
+    performer: str = typer.Option("laboratory", "--lab", help="Name of the laboratory (FHIR performer)."),
+    loinc: str = typer.Option("", "--loinc", help="LOINC code of the test (default: the rule set's, from knowledge/lab-exports.toml)."),
+) -> None:
+    """Export the per-sample results for a hospital system: final only while the sign-off matches samples.csv."""
+    from .lab.exports.folder import export
+
+    try:
+        path = export(out_dir, fmt, dest, performer=performer, loinc=loinc)
+    except InputError as exc:
+        fail(str(exc))
+    console.print(f"wrote {path}", highlight=False)

@@ -24,6 +24,7 @@ from .. import __version__
 from ..errors import InputError
 from . import audit
 from .curves import CurveResults, analyze_curves, prepare
+from .exports.calls import with_final_texts
 from .instruments import detect_format, read_table_run
 from .interpret import Interpretation, interpret, summarize_without_rules
 from .platemap import apply_plate_map, read_plate_map
@@ -124,7 +125,7 @@ def analyze_run(run: Run, rules: str | Path | RuleSet | None = None, *, plate_ma
         samples, controls, valid, problems = summarize_without_rules(curves.table), pd.DataFrame(), None, []
         if not samples.empty:
             samples["call"] = ""
-    samples = audit.apply_call_overrides(samples, mine)
+    samples = with_final_texts(audit.apply_call_overrides(samples, mine), ruleset)
     provenance = {
         "software": f"oligolab {__version__}",
         "analysed_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

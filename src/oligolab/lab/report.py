@@ -164,8 +164,9 @@ def _pill(value: str, mapping: dict) -> str:
     return f'<span class="pill {mapping.get(value, "na")}">{reports.html_escape(value)}</span>'
 
 
-def render_html(result: PlateResult, samples_sha256: str = "") -> str:
-    """The printable per-plate report."""
+def render_html(result: PlateResult, samples_sha256: str = "", *, release_html: str | None = None) -> str:
+    """The printable per-plate report. ``release_html`` replaces the sign-off line (a service that stores the
+    report and adds its release state when it is exported)."""
     run, prov = result.run, result.provenance
     sections: list[tuple[str, str]] = []
 
@@ -191,6 +192,8 @@ def render_html(result: PlateResult, samples_sha256: str = "") -> str:
                 f"{reports.html_escape(result.signoff.user)}; sign again after review</p>")
     else:
         sign = '<p><span class="pill na">NOT SIGNED</span> results await review and sign-off</p>'
+    if release_html is not None:
+        sign = release_html
     sections.append(("Run", verdict + (f"<ul>{problems}</ul>" if problems else "") + sign
                      + f'<div class="kpis">{kpi_html}{calls}</div>' + (f"<h3>Notes</h3><ul>{notes}</ul>" if notes else "")))
 

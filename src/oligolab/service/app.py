@@ -28,7 +28,7 @@ from ..errors import InputError
 from ..lab.report import CALL_CLASS
 from ..lab.rules import shipped_rulesets
 from . import auth, watch
-from . import batches as svc
+from . import analysis, audit, exports, review, rulesets, summary, uploads
 from .db import Assay, Batch, Lab, RuleSetRow, User, make_engine, migrate, session_factory
 from .worker import Worker, recover
 
@@ -89,12 +89,12 @@ def create_app(settings: Settings) -> FastAPI:
         migrate(settings.db_url)
         if settings.recover_on_start:
             recover(factory)
-        svc.use_analysis_processes(settings.analysis_processes)
+        analysis.use_analysis_processes(settings.analysis_processes)
         if settings.start_worker:
             worker.start()
         yield
         worker.stop()
-        svc.use_analysis_processes(0)
+        analysis.use_analysis_processes(0)
         engine.dispose()
 
     app = FastAPI(title="oligolab lab service", version=__version__, lifespan=lifespan,
@@ -194,7 +194,7 @@ def create_app(settings: Settings) -> FastAPI:
         return b
 
     def get_version(db: Session, b: Batch, number: int | None):
-        v = svc.version(db, b, number)
+        v = analysis.version(db, b, number)
         if v is None:
             raise HTTPException(404, "no result yet: the batch is still " + b.status)
         return v
@@ -217,14 +217,14 @@ def create_app(settings: Settings) -> FastAPI:
         """The uploaded file's name and bytes, read no further than the size limit."""
         if upload is None or not upload.filename:
             return "", b""
-        data = await upload.read(svc.MAX_UPLOAD_BYTES + 1)
+        data = await upload.read(uploads.MAX_UPLOAD_BYTES + 1)
         return upload.filename, data
 
     @app.middleware("http")
     async def limit_body(request: Request, call_next):
         length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > 2 * svc.MAX_UPLOAD_BYTES + (1 << 20):
-            return JSONResponse({"error": f"upload larger than {svc.MAX_UPLOAD_BYTES >> 20} MiB per file refused"},
+        if length and length.isdigit() and int(length) > 2 * uploads.MAX_UPLOAD_BYTES + (1 << 20):
+            return JSONResponse({"error": f"upload larger than {uploads.MAX_UPLOAD_BYTES >> 20} MiB per file refused"},
                                 status_code=413)
         response = await call_next(request)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
@@ -280,7 +280,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/api/assays")
     def api_assays(user: User = Depends(need("view")), db: Session = Depends(get_db)):
-        return [svc.assay_dict(a) for a in lab_assays(db, user)]
+        return [rulesets.assay_dict(a) for a in lab_assays(db, user)]
 
     @app.post("/api/batches", status_code=201)
     async def api_upload(request: Request, assay_id: int = Form(...), name: str = Form(""),
@@ -288,17 +288,22 @@ def create_app(settings: Settings) -> FastAPI:
                          user: User = Depends(need("upload")), db: Session = Depends(get_db)):
         run_name, run_bytes = await read_upload(run_file)
         map_name, map_bytes = await read_upload(plate_map)
-        b = await run_in_threadpool(svc.create_batch, db, user, assay_id=assay_id, name=name, run_name=run_name,
+        b = await run_in_threadpool(uploads.create_batch, db, user, assay_id=assay_id, name=name, run_name=run_name,
                                     run_bytes=run_bytes, map_name=map_name, map_bytes=map_bytes or None)
         await run_in_threadpool(db.commit)
-        return {"id": b.id, "status": b.status, "url": f"/batches/{b.id}"}
+        same = uploads.duplicates(db, b)
+        out = {"id": b.id, "status": b.status, "url": f"/batches/{b.id}", "duplicate_of": same}
+        if same:
+            out["warning"] = (f"the same run file (SHA-256 {b.run_sha256[:12]}…) was uploaded before as batch "
+                              + ", ".join(map(str, same)))
+        return out
 
     def batch_json(db: Session, b: Batch, detail: bool = False) -> dict:
         out = {"id": b.id, "name": b.name, "assay_id": b.assay_id, "status": b.status, "progress": b.progress,
                "error": b.error, "version": b.current_version, "created_by": b.created_by,
                "created_at": b.created_at.isoformat(), "run_file": b.run_filename, "run_sha256": b.run_sha256}
         if detail and b.current_version:
-            v = svc.version(db, b)
+            v = analysis.version(db, b)
             out["result"] = {k: v.result[k] for k in ("summary", "valid", "problems", "samples", "controls")}
             out["signed_by"], out["signed_at"] = v.signed_by, v.signed_at.isoformat() if v.signed_at else None
         return out
@@ -317,20 +322,22 @@ def create_app(settings: Settings) -> FastAPI:
     def api_versions(batch_id: int, user: User = Depends(need("view")), db: Session = Depends(get_db)):
         b = get_batch(db, user, batch_id)
         return [{"version": v.version, "created_by": v.created_by, "created_at": v.created_at.isoformat(),
-                 "reason": v.reason, "signed_by": v.signed_by, "overrides": v.overrides,
-                 "calls": v.summary.get("calls", {})} for v in svc.versions(db, b)]
+                 "reason": v.reason, "signed_by": v.signed_by,
+                 "signed_at": v.signed_at.isoformat() if v.signed_at else None, "overrides": v.overrides,
+                 "ruleset_sha256": v.ruleset_sha256, "content_sha256": v.content_sha256,
+                 "calls": v.summary.get("calls", {})} for v in analysis.versions(db, b)]
 
     @app.post("/api/batches/{batch_id}/corrections")
     def api_correct(batch_id: int, body: dict, user: User = Depends(need("review")), db: Session = Depends(get_db)):
         b = get_batch(db, user, batch_id)
-        v = svc.correct(db, user, b, list(body.get("changes") or []), str(body.get("reason", "")))
+        v = review.correct(db, user, b, list(body.get("changes") or []), str(body.get("reason", "")))
         db.commit()
         return {"version": v.version, "status": b.status}
 
     @app.post("/api/batches/{batch_id}/sign")
     def api_sign(batch_id: int, body: dict, user: User = Depends(need("sign")), db: Session = Depends(get_db)):
         b = get_batch(db, user, batch_id)
-        v = svc.sign(db, user, b, int(body.get("version", 0)))
+        v = review.sign(db, user, b, int(body.get("version", 0)))
         db.commit()
         return {"version": v.version, "status": b.status, "signed_by": v.signed_by}
 
@@ -339,13 +346,12 @@ def create_app(settings: Settings) -> FastAPI:
         v = get_version(db, b, number)
         stem = f"batch-{b.id}-v{v.version}"
         if kind == "csv":
-            return Response(svc.samples_csv(v), media_type="text/csv",
+            return Response(exports.samples_csv(db, b, v), media_type="text/csv",
                             headers={"Content-Disposition": f'attachment; filename="{stem}.csv"'})
         if kind == "html":
-            return HTMLResponse(svc.report_html(db, b, v),
+            return HTMLResponse(exports.report_html(db, b, v),
                                 headers={"Content-Disposition": f'inline; filename="{stem}.html"'})
-        bundle = svc.fhir_observations(b, db.get(Assay, b.assay_id), v, db.get(Lab, b.lab_id).name)
-        return Response(json.dumps(bundle, indent=1), media_type="application/fhir+json",
+        return Response(exports.fhir_json(db, b, v), media_type="application/fhir+json",
                         headers={"Content-Disposition": f'attachment; filename="{stem}-fhir.json"'})
 
     @app.get("/api/batches/{batch_id}/export.{kind}")
@@ -360,17 +366,17 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/audit.csv", include_in_schema=False)
     def api_audit(request: Request, format: str = "json", batch: int | None = None,
                   user: User = Depends(need("view")), db: Session = Depends(get_db)):
-        rows = svc.audit_rows(db, user.lab_id, entity="batch" if batch else None,
+        rows = audit.audit_rows(db, user.lab_id, entity="batch" if batch else None,
                               entity_id=str(batch) if batch else None)
         if format == "csv" or request.url.path.endswith(".csv"):
-            return PlainTextResponse(svc.audit_csv(rows), media_type="text/csv",
+            return PlainTextResponse(audit.audit_csv(rows), media_type="text/csv",
                                      headers={"Content-Disposition": 'attachment; filename="audit.csv"'})
         return [{"id": r.id, "at": r.at.isoformat(), "user": r.username, "action": r.action, "entity": r.entity,
                  "entity_id": r.entity_id, "before": r.before, "after": r.after} for r in rows]
 
     @app.get("/api/summary/daily")
     def api_daily(day: str | None = None, user: User = Depends(need("view")), db: Session = Depends(get_db)):
-        return svc.daily_summary(db, user.lab_id, _parse_day(day))
+        return summary.daily_summary(db, user.lab_id, _parse_day(day))
 
     @app.get("/api/watch")
     def api_watch(user: User = Depends(need("view")), db: Session = Depends(get_db)):
@@ -388,11 +394,11 @@ def create_app(settings: Settings) -> FastAPI:
     def api_add_assay(body: dict, user: User = Depends(need("admin")), db: Session = Depends(get_db)):
         a = _save_assay(db, user, body)
         db.commit()
-        return svc.assay_dict(a)
+        return rulesets.assay_dict(a)
 
     @app.post("/api/rulesets", status_code=201)
     def api_add_ruleset(body: dict, user: User = Depends(need("admin")), db: Session = Depends(get_db)):
-        row = svc.save_ruleset(db, user, str(body.get("name", "")), str(body.get("yaml", "")))
+        row = rulesets.save_ruleset(db, user, str(body.get("name", "")), str(body.get("yaml", "")))
         db.commit()
         return {"name": row.name, "sha256": row.sha256}
 
@@ -400,7 +406,7 @@ def create_app(settings: Settings) -> FastAPI:
         u = auth.create_user(db, lab=db.get(Lab, admin.lab_id), username=str(body.get("username", "")),
                              password=str(body.get("password", "")), role=str(body.get("role", "")),
                              full_name=str(body.get("full_name", "")))
-        svc.record(db, user=admin, lab_id=admin.lab_id, action="create", entity="user", entity_id=u.username,
+        audit.record(db, user=admin, lab_id=admin.lab_id, action="create", entity="user", entity_id=u.username,
                    after={"username": u.username, "role": u.role})
         return u
 
@@ -408,7 +414,7 @@ def create_app(settings: Settings) -> FastAPI:
         name, ruleset = str(body.get("name", "")).strip(), str(body.get("ruleset", "")).strip()
         if not name:
             raise InputError("assay", "the assay needs a name", "give a name")
-        svc.resolve_ruleset(db, user.lab_id, ruleset)       # InputError if unknown
+        rulesets.resolve_ruleset(db, user.lab_id, ruleset)       # InputError if unknown
         if db.scalar(select(Assay).where(Assay.lab_id == user.lab_id, Assay.name == name)):
             raise InputError("assay", f"an assay '{name}' exists", "choose another name")
         watch_names = body.get("watch_assays") or []
@@ -419,8 +425,8 @@ def create_app(settings: Settings) -> FastAPI:
                   loinc_display=str(body.get("loinc_display", "")).strip())
         db.add(a)
         db.flush()
-        svc.record(db, user=user, lab_id=user.lab_id, action="create", entity="assay", entity_id=a.id,
-                   after=svc.assay_dict(a))
+        audit.record(db, user=user, lab_id=user.lab_id, action="create", entity="assay", entity_id=a.id,
+                   after=rulesets.assay_dict(a))
         return a
 
     # ------------------------------------------------------------------------------------- pages
@@ -469,10 +475,10 @@ def create_app(settings: Settings) -> FastAPI:
         assays = lab_assays(db, user)
         res = watch.latest(db, settings.watch_inputs)
         watch_lines = {a.id: watch.for_assay(res, a.watch_assays) for a in assays}
-        calls = {bid: s.get("calls", {}) for bid, s in svc.current_summaries(db, rows).items()}
+        calls = {bid: s.get("calls", {}) for bid, s in summary.current_summaries(db, rows).items()}
         return page(request, "batches.html", user, batches=rows, assays={a.id: a for a in assays},
                     watch=watch_lines, watch_result=res, calls=calls, error=error,
-                    max_mb=svc.MAX_UPLOAD_BYTES >> 20,
+                    max_mb=uploads.MAX_UPLOAD_BYTES >> 20,
                     older=rows[-1].id if len(rows) == PAGE_ROWS else None)
 
     @app.post("/batches", include_in_schema=False)
@@ -482,7 +488,7 @@ def create_app(settings: Settings) -> FastAPI:
         await check_csrf(request)
         run_name, run_bytes = await read_upload(run_file)
         map_name, map_bytes = await read_upload(plate_map)
-        return await run_in_threadpool(form_result, db, lambda: svc.create_batch(db, user, assay_id=assay_id, name=name, run_name=run_name,
+        return await run_in_threadpool(form_result, db, lambda: uploads.create_batch(db, user, assay_id=assay_id, name=name, run_name=run_name,
                                                         run_bytes=run_bytes, map_name=map_name,
                                                         map_bytes=map_bytes or None),
                            "/batches/{result.id}", "/")
@@ -492,20 +498,27 @@ def create_app(settings: Settings) -> FastAPI:
                    user: User = Depends(need("view")), db: Session = Depends(get_db)):
         b = get_batch(db, user, batch_id)
         assay = db.get(Assay, b.assay_id)
-        v = svc.version(db, b, version) if b.current_version else None
+        v = analysis.version(db, b, version) if b.current_version else None
         res = watch.latest(db, settings.watch_inputs)
-        return page(request, "batch.html", user, b=b, assay=assay, v=v, versions=svc.versions(db, b),
+        return page(request, "batch.html", user, b=b, assay=assay, v=v, versions=analysis.versions(db, b),
+                    duplicates=uploads.duplicates(db, b),
                     plate=_plate_grid(v.result) if v else None, error=error,
-                    audit=svc.audit_rows(db, user.lab_id, entity="batch", entity_id=str(b.id)),
+                    audit=audit.audit_rows(db, user.lab_id, entity="batch", entity_id=str(b.id)),
                     watch=watch.for_assay(res, assay.watch_assays), can_review=auth.can(user, "review"),
-                    calls=svc.call_choices(svc.resolve_ruleset(db, user.lab_id, assay.ruleset)) if v else [])
+                    calls=rulesets.call_choices(analysis.version_ruleset(db, b, v)) if v else [])
 
     @app.get("/batches/{batch_id}/status", include_in_schema=False)
     def batch_status(batch_id: int, user: User = Depends(need("view")), db: Session = Depends(get_db)):
         b = get_batch(db, user, batch_id)
         return {"status": b.status, "progress": b.progress, "error": b.error, "version": b.current_version}
 
-    @app.get("/batches/{batch_id}/samples/{sample}", response_class=HTMLResponse, include_in_schema=False)
+    @app.get("/batches/{batch_id}/sample", response_class=HTMLResponse, include_in_schema=False)
+    def sample_query_page(request: Request, batch_id: int, id: str, version: int | None = None,
+                          user: User = Depends(need("view")), db: Session = Depends(get_db)):
+        """A sample's page; the id as a query parameter, so any sample id (with '/', '?', '..') works."""
+        return sample_page(request, batch_id, id, version, user, db)
+
+    @app.get("/batches/{batch_id}/samples/{sample:path}", response_class=HTMLResponse, include_in_schema=False)
     def sample_page(request: Request, batch_id: int, sample: str, version: int | None = None,
                     user: User = Depends(need("view")), db: Session = Depends(get_db)):
         b = get_batch(db, user, batch_id)
@@ -516,8 +529,7 @@ def create_app(settings: Settings) -> FastAPI:
             raise HTTPException(404, "no such sample in this batch")
         return page(request, "sample.html", user, b=b, v=v, s=s, wells=wells, sample=sample,
                     chart=_curve_chart(v.result, v.curves, wells), can_review=auth.can(user, "review"),
-                    calls=svc.call_choices(svc.resolve_ruleset(db, user.lab_id,
-                                                               db.get(Assay, b.assay_id).ruleset)))
+                    calls=rulesets.call_choices(analysis.version_ruleset(db, b, v)))
 
     @app.post("/batches/{batch_id}/correct", include_in_schema=False)
     async def correct_page(request: Request, batch_id: int, user: User = Depends(need("review")),
@@ -531,7 +543,7 @@ def create_app(settings: Settings) -> FastAPI:
         if form.get("well"):
             changes.append({"well": str(form["well"]), "target": str(form.get("target", "")),
                             "amplified": str(form.get("amplified", ""))})
-        return await run_in_threadpool(form_result, db, lambda: svc.correct(db, user, b, changes, str(form.get("reason", ""))),
+        return await run_in_threadpool(form_result, db, lambda: review.correct(db, user, b, changes, str(form.get("reason", ""))),
                            f"/batches/{b.id}", f"/batches/{b.id}")
 
     @app.post("/batches/{batch_id}/sign", include_in_schema=False)
@@ -539,17 +551,17 @@ def create_app(settings: Settings) -> FastAPI:
                         user: User = Depends(need("sign")), db: Session = Depends(get_db)):
         await check_csrf(request)
         b = get_batch(db, user, batch_id)
-        return await run_in_threadpool(form_result, db, lambda: svc.sign(db, user, b, version), f"/batches/{b.id}",
+        return await run_in_threadpool(form_result, db, lambda: review.sign(db, user, b, version), f"/batches/{b.id}",
                                        f"/batches/{b.id}")
 
     @app.get("/audit", response_class=HTMLResponse, include_in_schema=False)
     def audit_page(request: Request, user: User = Depends(need("view")), db: Session = Depends(get_db)):
-        return page(request, "audit.html", user, rows=svc.audit_rows(db, user.lab_id, limit=500))
+        return page(request, "audit.html", user, rows=audit.audit_rows(db, user.lab_id, limit=500))
 
     @app.get("/summary", response_class=HTMLResponse, include_in_schema=False)
     def summary_page(request: Request, day: str | None = None, user: User = Depends(need("view")),
                      db: Session = Depends(get_db)):
-        return page(request, "summary.html", user, s=svc.daily_summary(db, user.lab_id, _parse_day(day)))
+        return page(request, "summary.html", user, s=summary.daily_summary(db, user.lab_id, _parse_day(day)))
 
     @app.get("/guide", response_class=HTMLResponse, include_in_schema=False)
     def guide_page(request: Request, user: User = Depends(need("view")), db: Session = Depends(get_db)):
@@ -582,7 +594,7 @@ def create_app(settings: Settings) -> FastAPI:
             elif what == "assays":
                 _save_assay(db, user, form)
             elif what == "rulesets":
-                svc.save_ruleset(db, user, form.get("name", ""), form.get("yaml", ""))
+                rulesets.save_ruleset(db, user, form.get("name", ""), form.get("yaml", ""))
             else:
                 raise HTTPException(404, "unknown admin form")
         return await run_in_threadpool(form_result, db, act, "/admin", "/admin")

@@ -119,7 +119,8 @@ def bootstrap(db: Session, *, lab_name: str = "Regional laboratory", demo_passwo
               ) -> list[str]:
     """First start: create the lab with its default assays and an admin (random password), or with
     ``demo_password`` the training accounts tech, reviewer and admin. Returns lines to show the operator."""
-    from .batches import record, seed_lab
+    from .audit import record
+    from .rulesets import seed_lab
 
     if db.scalar(select(User.id).limit(1)) is not None:
         return []

@@ -109,9 +109,12 @@ class Batch(Base):
     name: Mapped[str] = mapped_column(String(200))
     run_filename: Mapped[str] = mapped_column(String(300))
     run_bytes: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)      # loaded only to analyse
-    run_sha256: Mapped[str] = mapped_column(String(64))
+    run_sha256: Mapped[str] = mapped_column(String(64), index=True)
     map_filename: Mapped[str] = mapped_column(String(300), default="")
     map_bytes: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, deferred=True)
+    # the rule set the batch is analysed with, resolved once at upload (rulesets.frozen); empty for old batches
+    ruleset_text: Mapped[str | None] = mapped_column(Text, nullable=True, deferred=True)
+    ruleset_sha256: Mapped[str] = mapped_column(String(64), default="")
     status: Mapped[str] = mapped_column(String(20), default="queued", index=True)  # queued|running|analysed|failed|signed
     progress: Mapped[str] = mapped_column(String(300), default="waiting in the queue")
     error: Mapped[str] = mapped_column(Text, default="")
@@ -135,6 +138,12 @@ class BatchVersion(Base):
     # loaded only when a page needs them (a 384-well plate's curves are ~0.5 MB of JSON)
     result: Mapped[dict] = mapped_column(JSON, deferred=True)     # samples, wells, controls, provenance
     curves: Mapped[dict] = mapped_column(JSON, default=dict, deferred=True)  # "WELL/TARGET" -> fluorescence
+    # the lab core's printable report as rendered for this version (analysis.pack_report), and the rule set
+    report_html: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, deferred=True)
+    ruleset_text: Mapped[str | None] = mapped_column(Text, nullable=True, deferred=True)
+    ruleset_sha256: Mapped[str] = mapped_column(String(64), default="")
+    #: SHA-256 of everything the version shows (analysis.content_sha256); a sign-off carries it
+    content_sha256: Mapped[str] = mapped_column(String(64), default="")
     reason: Mapped[str] = mapped_column(Text, default="")
     created_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[_dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

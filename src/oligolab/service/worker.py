@@ -17,8 +17,8 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import sessionmaker
 
 from ..errors import InputError
-from . import batches as svc
-from . import watch
+from . import analysis, watch
+from .audit import record
 from .db import Batch
 
 log = logging.getLogger("oligolab.service.worker")
@@ -36,7 +36,7 @@ def recover(factory: sessionmaker) -> int:
                 b.error = f"the analysis was interrupted {b.attempts} times; upload the run again"
             else:
                 b.status, b.progress = "queued", "queued again after a service restart"
-            svc.record(db, user="system", lab_id=b.lab_id, action="recover", entity="batch", entity_id=b.id,
+            record(db, user="system", lab_id=b.lab_id, action="recover", entity="batch", entity_id=b.id,
                        before={"status": "running"}, after={"status": b.status})
     return len(stuck)
 
@@ -69,7 +69,8 @@ def process(factory: sessionmaker, batch_id: int, attempt: int) -> str:
         batch = db.get(Batch, batch_id)
         _progress(factory, batch_id, f"analysing {batch.run_filename}")
         try:
-            document = svc.compute(svc.document_job, svc.job_for(db, batch))
+            ruleset = analysis.batch_ruleset(db, batch)
+            document = analysis.compute(analysis.document_job, analysis.job_for(db, batch, ruleset))
         except InputError as exc:
             error = str(exc)
             document = None
@@ -85,16 +86,18 @@ def process(factory: sessionmaker, batch_id: int, attempt: int) -> str:
             return batch.status
         if document is None:
             batch.status, batch.progress, batch.error = "failed", "failed", error
-            svc.record(db, user="system", lab_id=batch.lab_id, action="analysis_failed", entity="batch",
+            record(db, user="system", lab_id=batch.lab_id, action="analysis_failed", entity="batch",
                        entity_id=batch.id, after={"error": error})
             return "failed"
-        v = svc.store_version(db, batch, document, user="system", reason="automatic analysis", overrides=[])
+        v = analysis.store_version(db, batch, document, ruleset, user="system", reason="automatic analysis",
+                                   overrides=[])
         batch.status, batch.progress, batch.error = "analysed", "done", ""
         s = v.result["summary"]
-        svc.record(db, user="system", lab_id=batch.lab_id, action="analyse", entity="batch", entity_id=batch.id,
+        record(db, user="system", lab_id=batch.lab_id, action="analyse", entity="batch", entity_id=batch.id,
                    before={"status": "running"},
                    after={"status": "analysed", "version": v.version, "valid": s.get("valid"),
-                          "calls": s.get("calls", {}), "rules": v.result["provenance"].get("rules")})
+                          "calls": s.get("calls", {}), "rules": v.result["provenance"].get("rules"),
+                          "content_sha256": v.content_sha256})
         return "analysed"
 
 

@@ -1,0 +1,106 @@
+"""Review and sign-off: a reviewer's corrections (lab-core overrides analysed into a new version) and the
+sign-off that releases one version."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from ..errors import InputError
+from .analysis import compute, content_sha256, document_job, job_for, need_version, store_version, version_ruleset
+from .audit import record
+from .db import Batch, BatchVersion, User, utcnow
+from .rulesets import call_choices
+
+
+def _sample_override(ch: dict, samples: dict, allowed: list[str]) -> tuple[str, str, str, str]:
+    if ch["sample"] not in samples:
+        raise InputError("correction", f"no sample '{ch['sample']}' in this batch", "pick a sample of the batch")
+    old = samples[ch["sample"]].get("final_call", "")
+    value = old if ch.get("accept") else str(ch.get("call", "")).strip()
+    if not ch.get("accept") and value and value not in allowed:
+        raise InputError("correction", f"'{value}' is not a call of this assay's rule set",
+                         "use one of: " + ", ".join(allowed))
+    return "call", str(ch["sample"]), value, str(old)
+
+
+def _curve_override(ch: dict, wells: set) -> tuple[str, str, str, str]:
+    if (ch.get("well"), ch.get("target")) not in wells:
+        raise InputError("correction", f"no curve {ch.get('well')}/{ch.get('target')} in this batch",
+                         "pick a well and target of the batch")
+    value = str(ch["amplified"]).lower()
+    if value not in ("true", "false"):
+        raise InputError("correction", "amplified must be true or false", "choose true or false")
+    return "amplified", f"{ch['well']}/{ch['target']}", value, ""
+
+
+def overrides_of(user: User, current: BatchVersion, changes: list[dict], reason: str, allowed: list[str]
+                 ) -> list[dict]:
+    """Lab-core override entries for a reviewer's changes to a version (InputError on any bad change)."""
+    samples = {s["sample"]: s for s in current.result["samples"]}
+    wells = {(w["well"], w["target"]) for w in current.result["wells"]}
+    new = []
+    for ch in changes:
+        field, subject, value, old = (_sample_override(ch, samples, allowed) if "sample" in ch
+                                      else _curve_override(ch, wells))
+        if not value:
+            raise InputError("correction", "the new call is empty", "choose the new call")
+        new.append({"time": utcnow().isoformat(), "user": user.username, "subject": subject, "field": field,
+                    "old": old, "new": value, "reason": reason})
+    if not new:
+        raise InputError("correction", "nothing to change", "choose a sample and its new call")
+    return new
+
+
+def correct(db: Session, user: User, batch: Batch, changes: list[dict], reason: str) -> BatchVersion:
+    """A reviewer's correction: overrides of sample calls (``{"sample", "call"}``; ``{"sample", "accept": True}``
+    keeps the shown call and releases a sample held for review) or curve calls
+    (``{"well", "target", "amplified"}``) on top of the current version's, analysed with the version's own
+    rule set into a new version. A signed version stays as it was; the batch goes back to review until the new
+    version is signed."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise InputError("correction", "a correction needs a reason", "say why the result is changed")
+    if batch.status not in ("analysed", "signed"):
+        raise InputError(f"batch {batch.id}", f"the batch is {batch.status}", "wait until the analysis is done")
+    current = need_version(db, batch)
+    ruleset = version_ruleset(db, batch, current)
+    new = overrides_of(user, current, changes, reason, call_choices(ruleset))
+    overrides = list(current.overrides or []) + new
+    document = compute(document_job, job_for(db, batch, ruleset, overrides), db=db)
+    before = {"version": current.version, "signed_by": current.signed_by, "status": batch.status}
+    v = store_version(db, batch, document, ruleset, user=user.username, reason=reason, overrides=overrides)
+    batch.status = "analysed"
+    db.flush()
+    record(db, user=user, lab_id=batch.lab_id, action="correct", entity="batch", entity_id=batch.id,
+           before=before, after={"version": v.version, "changes": new, "status": batch.status,
+                                 "content_sha256": v.content_sha256})
+    return v
+
+
+def sign(db: Session, user: User, batch: Batch, number: int, statement: str = "results reviewed and released"
+         ) -> BatchVersion:
+    """Sign the batch's current version (``number`` guards against signing a version the reviewer did not
+    see); refused while samples still need review. The sign-off carries the content hash of the version."""
+    if batch.status != "analysed":
+        raise InputError(f"batch {batch.id}", f"the batch is {batch.status}", "only an analysed batch is signed")
+    v = need_version(db, batch)
+    if v.version != number:
+        raise InputError(f"batch {batch.id}", f"version {number} is not the current one ({batch.current_version})",
+                         "reload the page and review the current version")
+    pending = [s["sample"] for s in v.result["samples"] if s.get("status") == "review"]
+    if pending:
+        raise InputError(f"batch {batch.id}", f"{len(pending)} samples still need review ({', '.join(pending[:5])})",
+                         "accept or correct each flagged sample first")
+    sha = content_sha256(batch, v)
+    if v.content_sha256 and sha != v.content_sha256:
+        raise InputError(f"batch {batch.id}", f"version {number} changed after it was stored",
+                         "do not sign; ask the administrator to run 'oligolab serve verify'")
+    v.signed_by, v.signed_at = user.username, utcnow()
+    batch.status = "signed"
+    db.flush()
+    record(db, user=user, lab_id=batch.lab_id, action="sign", entity="batch", entity_id=batch.id,
+           before={"status": "analysed", "version": v.version},
+           after={"status": "signed", "version": v.version, "statement": statement, "content_sha256": sha})
+    return v
+
+
