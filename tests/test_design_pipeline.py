@@ -4,6 +4,7 @@ shipped near neighbours. Nothing here is a stored result: every expectation is r
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 
 import pandas as pd
@@ -12,7 +13,8 @@ import pytest
 
 from oligolab.check import CheckInputs, CheckOptions, run_check
 from oligolab.design import DesignInputs, DesignOptions, run_design
-from oligolab.knowledge import amplification, get_enzyme
+from oligolab.design.order import COLUMNS, order_sheet
+from oligolab.knowledge import amplification, get_enzyme, load_enzymes
 from oligolab.lineages import Lineages
 from oligolab.sequences import read_fasta, reverse_complement
 
@@ -59,6 +61,12 @@ def rpa(subsets, tmp_path_factory):
     return _design(subsets, tmp_path_factory, "LwaCas13a", "rpa", "26000-29800")
 
 
+@pytest.fixture(scope="module")
+def cas12b(subsets, tmp_path_factory):
+    """A Cas12b family design (an enzyme added as data) with PCR, on the shipped genomes."""
+    return _design(subsets, tmp_path_factory, "AacCas12b", "pcr", "N")
+
+
 def _check(tmp_path_factory, assays, genomes, off_targets=()):
     out = tmp_path_factory.mktemp("check")
     run_check(CheckInputs(list(assays), [genomes], None, REFERENCE, ANNOTATION, ALIAS_KEY, list(off_targets)),
@@ -66,7 +74,7 @@ def _check(tmp_path_factory, assays, genomes, off_targets=()):
     return out
 
 
-@pytest.mark.parametrize("which", ["lamp", "rpa"])
+@pytest.mark.parametrize("which", ["lamp", "rpa", "cas12b"])
 def test_check_on_the_design_output_agrees_with_the_design(which, request, subsets, tmp_path_factory):
     """The coverage a design reports is what `oligolab check` says about its assays.tsv, genome by genome."""
     res, out = request.getfixturevalue(which)
@@ -89,9 +97,13 @@ def _genomes(path):
     return [r.text() for r in read_fasta(path)]
 
 
-def test_cas12a_guides_sit_behind_a_tttv_pam(lamp, subsets):
-    res, out = lamp
-    enzyme = get_enzyme("LbCas12a")
+@pytest.mark.parametrize("which", ["lamp", "cas12b"])
+def test_type_v_guides_sit_behind_their_pam(which, request, subsets):
+    """LbCas12a guides behind TTTV, AacCas12b guides behind TTN (as their enzyme files say)."""
+    res, out = request.getfixturevalue(which)
+    enzyme = res.enzyme
+    n = len(enzyme.motif)
+    assert enzyme.motif == {"lamp": "TTTV", "cas12b": "TTN"}[which]
     genomes = _genomes(subsets[0])
     for a in res.assays:
         detected = set()
@@ -100,10 +112,10 @@ def test_cas12a_guides_sit_behind_a_tttv_pam(lamp, subsets):
             for k, text in enumerate(genomes):
                 for strand_text in (text, reverse_complement(text)):
                     i = strand_text.find(g.sequence)
-                    if i >= 4:
+                    if i >= n:
                         found += 1
                         detected.add(k)
-                        assert enzyme.motif_matches(strand_text[i - 4:i]), (g.name, strand_text[i - 4:i])
+                        assert enzyme.motif_matches(strand_text[i - n:i]), (g.name, strand_text[i - n:i])
             assert found >= 1, g.name
         # every design genome carries an exact protospacer (PAM-strand spacer) of at least one of the guides
         assert len(detected) == len(genomes)
@@ -198,22 +210,71 @@ def test_holdout_subset_checked_beside_detectr(lamp, subsets, tmp_path_factory):
     assert best >= detectr["detected"] + detectr["at_risk"]
 
 
-def test_order_sheet_has_full_crrnas_ivt_templates_and_primers(lamp, rpa):
+def test_order_sheet_has_full_guides_ivt_templates_primers_and_controls(lamp, rpa):
     ivt = amplification()["ivt"]
     for res, out in (lamp, rpa):
-        sheet = pd.read_csv(out / "order_sheet.tsv", sep="\t")
+        sheet = pd.read_csv(out / "order_sheet.tsv", sep="\t", keep_default_na=False)
+        assert list(sheet.columns) == COLUMNS
         enzyme = res.enzyme
         for a in res.assays:
             for g in a.guides:
-                rna = sheet[(sheet["item"] == g.name)].iloc[0]["sequence_5to3"]
-                assert rna == (enzyme.direct_repeat + g.sequence).replace("T", "U")
+                row = sheet[(sheet["item"] == g.name)].iloc[0]
+                assert row["sequence_5to3"] == (enzyme.direct_repeat + g.sequence).replace("T", "U")
+                assert row["vendor_sequence"] == "".join("r" + b for b in row["sequence_5to3"])
                 template = sheet[sheet["item"] == g.name + "-IVT"].iloc[0]["sequence_5to3"]
-                assert reverse_complement(template) == ivt["promoter_transcribed"] + rna.replace("U", "T")
+                assert reverse_complement(template) == ivt["promoter_transcribed"] + row["sequence_5to3"].replace("U", "T")
             for o in a.primers:
                 row = sheet[sheet["item"] == o.name].iloc[0]
                 expected = o.tail + (o.sequence if o.parts is None else o.parts[0] + o.parts[1])
                 assert row["sequence_5to3"] == expected and row["length_nt"] == len(expected)
+            # positive control: T7 promoter + consensus over the amplicon (every primer site inside), and its RNA
+            dna = sheet[sheet["item"] == a.name + "-PC-DNA"].iloc[0]["sequence_5to3"]
+            rna = sheet[sheet["item"] == a.name + "-PC-RNA"].iloc[0]["sequence_5to3"]
+            t7 = amplification()["tails"]["T7"]
+            assert dna.startswith(t7) and rna == dna[len(t7) - 3:].replace("T", "U")
+            for o in a.primers:
+                core = o.sequence if o.parts is None else o.parts[1]
+                assert core in dna or reverse_complement(core) in dna, o.name
         assert (sheet["sequence_5to3"] == ivt["promoter_top_strand"]).any()
+        reporters = sheet[sheet["role"] == "reporter"]
+        assert len(reporters) == len(enzyme.reporters) and reporters["purification"].eq("HPLC").all()
         html = (out / "report.html").read_text()
         assert "Specificity" in html and "Human background is not screened" in html
     assert "heuristic" in (rpa[1] / "report.html").read_text().lower()
+
+
+@pytest.mark.parametrize("enzyme_name", sorted(e.name for e in load_enzymes().values()))
+@pytest.mark.parametrize("which", ["lamp", "rpa", "cas12b"])
+def test_order_sheet_columns_for_every_enzyme_and_chemistry(enzyme_name, which, request):
+    """Every enzyme file with every chemistry gives a complete sheet: the columns, a scale and purification by
+    length and modification on every orderable row, IDT notation for RNA and reporters, the enzyme's reporters
+    and a positive control per assay. (The assays of one real design per chemistry are given each enzyme.)"""
+    res, _ = request.getfixturevalue(which)
+    enzyme = get_enzyme(enzyme_name)
+    assays = [dataclasses.replace(a, enzyme=enzyme) for a in res.assays]
+    sheet = order_sheet(assays, res.collection.profile())
+    assert list(sheet.columns) == COLUMNS
+    orderable = sheet[sheet["kind"] != "reporter (not shipped)"]
+    assert orderable["scale"].str.len().gt(0).all() and orderable["purification"].str.len().gt(0).all()
+    for row in orderable.itertuples():
+        if row.kind.startswith("DNA oligo"):
+            assert row.vendor_sequence == row.sequence_5to3
+            assert row.purification == ("standard desalting" if row.length_nt <= 40 else "PAGE"), row
+        elif row.kind.startswith("RNA oligo"):
+            assert row.vendor_sequence == "".join("r" + b for b in row.sequence_5to3)
+            assert row.purification.startswith("HPLC") or row.length_nt > 80
+        elif row.role == "reporter":
+            assert row.vendor_sequence.startswith("/56-FAM/") and row.vendor_sequence.endswith("/3IABkFQ/")
+            assert ("rU" in row.vendor_sequence) == (enzyme.collateral == "ssRNA")
+    assert len(sheet[sheet["role"] == "reporter"]) == max(1, len(enzyme.reporters))
+    roles = set(sheet["role"])
+    expected = {"lamp": {"F3", "B3", "FIP", "BIP"}, "rpa": {"forward", "reverse"}, "pcr": {"forward", "reverse"}}
+    assert expected[res.options.amplification] <= roles
+    n_guides = sum(len(a.guides) for a in assays)
+    assert (sheet["role"] == "crRNA").sum() == n_guides
+    assert (sheet["role"] == "crRNA template").sum() == (n_guides if enzyme.direct_repeat else 0)
+    for a in assays:
+        assert {a.name + "-PC-DNA", a.name + "-PC-RNA"} <= set(sheet["item"])
+        if a.chemistry == "lamp":
+            loops = [o for o in a.primers if o.role in ("LF", "LB")]
+            assert len(loops) == 2 or any("loop primer" in n for n in a.notes)

@@ -33,41 +33,79 @@ def _load_toml(path: Path) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------------------ enzymes
 
+def cas13b_pfs(five: str, three: str) -> bool:
+    """Cas13b's double-sided protospacer flanking site on the target RNA (Smargon et al. 2017, Mol Cell 65:618,
+    BzCas13b): the base 5' of the protospacer is not C (D) and the 3' flank reads NAN or NNA. ``five`` and
+    ``three`` are the target bases 5' and 3' of the protospacer (1 and 3 nt)."""
+    return five in ("A", "G", "T") and len(three) == 3 and (three[1] == "A" or three[2] == "A")
+
+
+#: Motif rules an enzyme file names with ``motif_rule`` when its PAM/PFS is not one IUPAC pattern. Each takes the
+#: flanks as the enzyme file writes them (5' flank, 3' flank) and says whether the motif is satisfied.
+MOTIF_RULES: dict[str, Callable[[str, str], bool]] = {"cas13b_pfs": cas13b_pfs}
+
+
 @dataclass(frozen=True)
 class Enzyme:
-    """A CRISPR effector as the tools need it. The motif (PAM or PFS) is stored as written in the file and
-    converted to the oligo orientation (the strand that reads like the spacer) by :meth:`oligo_context`."""
+    """A CRISPR effector as the tools need it. The motif (PAM or PFS) is stored as written in the file (on the
+    strand ``motif_strand``: 5' flank ``motif5``, 3' flank ``motif3``) and converted to the oligo orientation (the
+    strand that reads like the spacer) by :meth:`oligo_context`."""
 
     name: str
     family: str
     target: str  #: 'dna' or 'rna'
     spacer_length: int
     spacer_lengths: tuple[int, int]
-    motif: str
-    motif_side: str  #: '5prime' or '3prime' of the protospacer
+    motif: str  #: the motif as one text for messages ('TTTV', 'H', 'D|NNN')
+    motif_side: str  #: '5prime', '3prime' or 'both' (of the protospacer)
     motif_strand: str  #: 'non-target' or 'target'
     motif_required: bool
     seed: tuple[int, int]  #: 1-based spacer positions from the spacer's 5' end
-    direct_repeat: str
+    direct_repeat: str  #: the repeat / scaffold of the guide RNA ('' when no public source was found)
     activity_model: str
     path: str = ""
     provenance: dict = field(default_factory=dict, compare=False, hash=False)
+    motif5: str = ""  #: flank 5' of the protospacer on ``motif_strand`` (IUPAC)
+    motif3: str = ""  #: flank 3' of the protospacer on ``motif_strand`` (IUPAC)
+    motif_rule: str = ""  #: name in :data:`MOTIF_RULES` applied on top of the IUPAC flanks
+    repeat_side: str = "5prime"  #: where the repeat sits in the guide RNA relative to the spacer
+    guide_kind: str = "crRNA"  #: 'crRNA' or 'sgRNA' (a fused crRNA-tracrRNA)
+    collateral: str = ""  #: what the activated enzyme cleaves: 'ssDNA' or 'ssRNA'
+    reporters: tuple = field(default=(), compare=False, hash=False)  #: dicts: name, sequence (vendor notation), ...
 
     def oligo_context(self) -> tuple[int, int, str]:
-        """(5' context length, 3' context length, motif in oligo orientation) for the engine's pattern."""
-        motif = self.motif
-        side = self.motif_side
+        """(5' context length, 3' context length, motif in oligo orientation: 5' part then 3' part) for the
+        engine's pattern."""
+        m5, m3 = self.motif5, self.motif3
         if self.motif_strand == "target":
-            motif = reverse_complement(motif)
-            side = "5prime" if side == "3prime" else "3prime"
-        return (len(motif), 0, motif) if side == "5prime" else (0, len(motif), motif)
+            m5, m3 = reverse_complement(m3), reverse_complement(m5)
+        return len(m5), len(m3), m5 + m3
 
     def motif_matches(self, bases: str) -> bool | None:
-        """Whether genome bases (oligo orientation) satisfy the motif; None when a base is unknown."""
-        _, _, motif = self.oligo_context()
+        """Whether genome bases (oligo orientation, 5' part then 3' part) satisfy the motif; None when a base is
+        unknown."""
+        c5, _, motif = self.oligo_context()
         if any(b not in "ACGT" for b in bases) or len(bases) != len(motif):
             return None
-        return all(IUPAC_MASK[b] & IUPAC_MASK[m] for b, m in zip(bases, motif))
+        if not all(IUPAC_MASK[b] & IUPAC_MASK[m] for b, m in zip(bases, motif)):
+            return False
+        if not self.motif_rule:
+            return True
+        five, three = bases[:c5], bases[c5:]
+        if self.motif_strand == "target":
+            five, three = reverse_complement(three), reverse_complement(five)
+        return MOTIF_RULES[self.motif_rule](five, three)
+
+    @property
+    def motif_name(self) -> str:
+        """'PAM' for DNA-targeting enzymes, 'PFS' (protospacer flanking site) for RNA-targeting ones."""
+        return "PAM" if self.target == "dna" else "PFS"
+
+    def guide_rna(self, spacer: str) -> str:
+        """The full guide RNA (RNA letters) of a spacer: repeat/scaffold and spacer in the enzyme's layout."""
+        rep = self.direct_repeat.upper().replace("T", "U")
+        sp = spacer.upper().replace("T", "U")
+        return rep + sp if self.repeat_side == "5prime" else sp + rep
 
 
 def _enzyme_dirs(extra: str | Path | None = None) -> list[Path]:
@@ -80,6 +118,51 @@ def _enzyme_dirs(extra: str | Path | None = None) -> list[Path]:
     return dirs
 
 
+def _enzyme_motif(path: Path, data: dict[str, Any]) -> dict[str, Any]:
+    """The motif fields of an enzyme file: one-sided (``motif`` + ``motif_side``) or two-sided (``motif5`` and
+    ``motif3``), plus an optional ``motif_rule``."""
+    side = data.get("motif_side", "5prime")
+    if "motif5" in data or "motif3" in data:
+        m5, m3, side = str(data.get("motif5", "")), str(data.get("motif3", "")), "both"
+    else:
+        motif = str(data.get("motif", ""))
+        m5, m3 = (motif, "") if side == "5prime" else ("", motif)
+    strand = data.get("motif_strand", "non-target")
+    if side not in ("5prime", "3prime", "both") or strand not in ("target", "non-target"):
+        raise InputError(path, "motif_side must be 5prime/3prime and motif_strand target/non-target",
+                         "fix the enzyme file")
+    for m in (m5, m3):
+        if any(ch not in IUPAC_MASK for ch in m):
+            raise InputError(path, f"motif {m!r} is not IUPAC", "fix the enzyme file")
+    rule = str(data.get("motif_rule", ""))
+    if rule and rule not in MOTIF_RULES:
+        raise InputError(path, f"unknown motif_rule {rule!r}", f"use one of {', '.join(MOTIF_RULES)}")
+    text = data.get("motif") or (f"{m5}|{m3}" if m5 and m3 else m5 or m3)
+    return dict(motif=text, motif_side=side, motif_strand=strand, motif5=m5, motif3=m3, motif_rule=rule)
+
+
+def _enzyme_from_file(path: Path) -> Enzyme:
+    data = _load_toml(path)
+    try:
+        reporters = tuple(dict(r) for r in data.get("reporter", []))
+        return Enzyme(
+            name=data["name"], family=data["family"], target=data["target"],
+            spacer_length=int(data["spacer_length"]),
+            spacer_lengths=tuple(data.get("spacer_lengths", [data["spacer_length"]] * 2)),
+            motif_required=bool(data.get("motif_required", True)),
+            seed=tuple(data.get("seed", [1, 0])), direct_repeat=data.get("direct_repeat", ""),
+            activity_model=data.get("activity_model", ""), path=str(path),
+            provenance=data.get("provenance", {}), repeat_side=data.get("repeat_side", "5prime"),
+            guide_kind=data.get("guide_kind", "crRNA"), collateral=data.get("collateral", ""),
+            reporters=reporters, **_enzyme_motif(path, data))
+    except KeyError as exc:
+        raise InputError(path, f"enzyme file lacks '{exc.args[0]}'",
+                         "see the shipped enzymes/*.toml for the fields") from None
+    except (TypeError, ValueError) as exc:
+        raise InputError(path, f"enzyme file has a value of the wrong type ({exc})",
+                         "see the shipped enzymes/*.toml for the fields") from None
+
+
 @lru_cache(maxsize=8)
 def load_enzymes(extra_dir: str | None = None) -> dict[str, Enzyme]:
     """All enzymes, by name (case-insensitive lookup via :func:`get_enzyme`)."""
@@ -88,26 +171,7 @@ def load_enzymes(extra_dir: str | None = None) -> dict[str, Enzyme]:
         if not d.is_dir():
             raise InputError(d, "enzyme folder not found", "give a folder of enzyme TOML files")
         for path in sorted(d.glob("*.toml")):
-            data = _load_toml(path)
-            try:
-                e = Enzyme(
-                    name=data["name"], family=data["family"], target=data["target"],
-                    spacer_length=int(data["spacer_length"]),
-                    spacer_lengths=tuple(data.get("spacer_lengths", [data["spacer_length"]] * 2)),
-                    motif=data.get("motif", ""), motif_side=data.get("motif_side", "5prime"),
-                    motif_strand=data.get("motif_strand", "non-target"),
-                    motif_required=bool(data.get("motif_required", True)),
-                    seed=tuple(data.get("seed", [1, 0])), direct_repeat=data.get("direct_repeat", ""),
-                    activity_model=data.get("activity_model", ""), path=str(path),
-                    provenance=data.get("provenance", {}))
-            except KeyError as exc:
-                raise InputError(path, f"enzyme file lacks '{exc.args[0]}'",
-                                 "see the shipped enzymes/*.toml for the fields") from None
-            if e.motif_side not in ("5prime", "3prime") or e.motif_strand not in ("target", "non-target"):
-                raise InputError(path, "motif_side must be 5prime/3prime and motif_strand target/non-target",
-                                 "fix the enzyme file")
-            if any(ch not in IUPAC_MASK for ch in e.motif):
-                raise InputError(path, f"motif {e.motif!r} is not IUPAC", "fix the enzyme file")
+            e = _enzyme_from_file(path)
             enzymes[e.name.lower()] = e
     return enzymes
 
@@ -157,7 +221,7 @@ RULE_VARIABLES = ("mismatches", "unknown", "gaps", "tm_drop", "tm", "dg", "seed_
 RULE_FUNCTIONS = ("mm3p",)
 CALLS = ("binds", "degraded", "no data", "fails")  #: an oligo at a site; index = call code, best to worst
 ASSAY_CALLS = ("detected", "at risk", "no data", "not detected")  #: an assay in a genome; same codes as CALLS
-GROUPS = ("primer", "probe", "Cas12a", "Cas13a")
+GROUPS = ("primer", "probe")  #: oligo groups; guides form one group per enzyme family (see rule_groups)
 
 
 @dataclass
@@ -169,14 +233,27 @@ class Rule:
     code: Any
 
 
+def rule_groups(enzymes_dir: str | None = None) -> tuple[str, ...]:
+    """Groups a rule may name: primer, probe, and the family of every known enzyme (Cas12a, Cas13a, ...)."""
+    return GROUPS + tuple(sorted({e.family for e in load_enzymes(enzymes_dir).values()}))
+
+
 @dataclass
 class RuleSet:
     path: str
     conditions: Conditions
     rules: list[Rule]
 
+    def covers(self, group: str) -> bool:
+        """Whether any rule names ``group``."""
+        return any(group in rule.groups for rule in self.rules)
+
     def call(self, group: str, figures: dict[str, Any]) -> tuple[str, str]:
-        """(call, reason) for a site's figures; 'binds' when no rule fires."""
+        """(call, reason) for a site's figures; 'binds' when no rule fires. A guide group (enzyme family) that
+        no rule names is refused: every site would bind, a wrong result that must not pass silently."""
+        if group not in GROUPS and not self.covers(group):
+            raise InputError(self.path, f"no rule for {group} guides",
+                             f"add [[rule]] entries with groups = [\"{group}\"] (see the shipped check-rules.toml)")
         for rule in self.rules:
             if group in rule.groups and eval(rule.code, {"__builtins__": {}}, figures):  # noqa: S307 (validated AST)
                 return rule.call, rule.why
@@ -202,9 +279,11 @@ def _compile_rule(path: Path, index: int, text: str) -> Any:
     return compile(tree, f"{path}:rule{index}", "eval")
 
 
-def load_rules(path: str | Path | None = None) -> RuleSet:
-    """Read a rule file (default: the shipped check-rules.toml), validating every expression."""
+def load_rules(path: str | Path | None = None, enzymes_dir: str | None = None) -> RuleSet:
+    """Read a rule file (default: the shipped check-rules.toml), validating every expression; groups are
+    primer, probe and the families of the enzymes known (shipped, ``OLIGOLAB_ENZYMES``, ``enzymes_dir``)."""
     path = Path(path) if path else KNOWLEDGE_DIR / "check-rules.toml"
+    groups = rule_groups(enzymes_dir)
     data = _load_toml(path)
     cond = data.get("conditions", {})
     try:
@@ -220,9 +299,11 @@ def load_rules(path: str | Path | None = None) -> RuleSet:
         if r["call"] not in CALLS:
             raise InputError(path, f"rule {i}: call {r['call']!r} is not one of {', '.join(CALLS)}",
                              "fix the call")
-        bad = [g for g in r["groups"] if g not in GROUPS]
+        if not isinstance(r["groups"], list) or not all(isinstance(g, str) for g in r["groups"]):
+            raise InputError(path, f"rule {i}: groups must be a list of names", "write groups = [\"primer\"]")
+        bad = [g for g in r["groups"] if g not in groups]
         if bad:
-            raise InputError(path, f"rule {i}: unknown group(s) {', '.join(bad)}", f"use {', '.join(GROUPS)}")
+            raise InputError(path, f"rule {i}: unknown group(s) {', '.join(bad)}", f"use {', '.join(groups)}")
         rules.append(Rule(tuple(r["groups"]), r["when"], r["call"], r.get("why", ""),
                           _compile_rule(path, i, r["when"])))
     return RuleSet(str(path), conditions, rules)

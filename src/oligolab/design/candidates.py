@@ -18,7 +18,7 @@ import numpy as np
 
 from ..knowledge import CALLS as OLIGO_CALLS
 from ..knowledge import Enzyme, RuleSet, make_figures
-from ..sequences import IUPAC_MASK
+from ..errors import InputError
 from .collection import BASE_MASK, INSERT_FLAG, Collection
 
 KEY_BITS = 60  #: spacers up to 30 nt pack into the low bits of a uint64
@@ -37,7 +37,7 @@ MERGE_SHIFT = MAX_READ_THROUGH  #: the same spacer this close to itself (nt) is 
 
 
 @nb.njit(cache=True, nogil=True)
-def window_values(bases: np.ndarray, c0: int, c1: int, W: int, c5: int, L: int, motif_masks: np.ndarray,
+def window_values(bases: np.ndarray, c0: int, c1: int, W: int, c5: int, L: int, motif_table: np.ndarray,
                   strand: int, pad: int = 0) -> np.ndarray:
     """Packed oligo-orientation windows of sites at columns c0..c1-1 of ``bases``, as (genomes, columns) uint64.
 
@@ -57,7 +57,6 @@ def window_values(bases: np.ndarray, c0: int, c1: int, W: int, c5: int, L: int, 
     ins_of = np.empty(ncol, dtype=np.int64)
     first_at = np.empty(ncol + 1, dtype=np.int64)  # first compressed index with column >= c
     last_at = np.empty(ncol, dtype=np.int64)  # last compressed index with column <= c
-    nm = motif_masks.shape[0]
     for g in range(G):
         m = 0
         for c in range(ncol):
@@ -113,7 +112,7 @@ def window_values(bases: np.ndarray, c0: int, c1: int, W: int, c5: int, L: int, 
                 continue
             key = np.uint64(0)
             unknown_core = False
-            motif_ok = True
+            motif_key = 0
             motif_unknown = False
             for i in range(W):
                 b = seq[k0 + i] if strand == 0 else seq[k0 + W - 1 - i]
@@ -129,9 +128,8 @@ def window_values(bases: np.ndarray, c0: int, c1: int, W: int, c5: int, L: int, 
                 if is_core:
                     key = (key << np.uint64(2)) | np.uint64(b)
                 else:
-                    q = i if i < c5 else i - L
-                    if q < nm and (motif_masks[q] >> b) & 1 == 0:
-                        motif_ok = False
+                    motif_key = motif_key * 4 + b
+            motif_ok = motif_table[motif_key] if not motif_unknown else False
             if unknown_core:
                 out[g, jj] = F_UNKNOWN
                 continue
@@ -356,9 +354,18 @@ class _CallCache:
         return c
 
 
-def motif_masks(enzyme: Enzyme) -> np.ndarray:
+def motif_table(enzyme: Enzyme) -> np.ndarray:
+    """Whether each PAM/PFS (packed 2 bits a base, oligo orientation, 5' part then 3' part) satisfies the
+    enzyme's motif, by :meth:`Enzyme.motif_matches` itself (IUPAC flanks and any motif rule), so the kernels
+    need no copy of the rule."""
+    from itertools import product
+
     _, _, motif = enzyme.oligo_context()
-    return np.array([IUPAC_MASK[m] for m in motif] or [15], dtype=np.int64)
+    if len(motif) > 10:
+        raise InputError(enzyme.path or None, f"{enzyme.name}: a PAM/PFS of {len(motif)} nt is longer than design "
+                         "supports (10 nt)", "shorten the motif in the enzyme file")
+    return np.array([bool(enzyme.motif_matches("".join(bases))) for bases in product("ACGT", repeat=len(motif))],
+                    dtype=np.bool_)
 
 
 def call_table(enzyme: Enzyme, rules: RuleSet, L: int, max_mismatches: int) -> tuple[np.ndarray, np.ndarray, int]:
@@ -416,10 +423,10 @@ def _reference_repeats(collection: Collection, c5: int, L: int, W: int) -> np.nd
     n = ref.shape[1] - W + 1
     if n <= 0:
         return np.zeros(0, np.uint64)
-    ones = np.ones(1, dtype=np.int64) * 15
+    anything = np.ones(4 ** (W - L), dtype=np.bool_)
     keys = []
     for strand in (0, 1):
-        v = window_values(ref, 0, n, W, c5, L, ones.repeat(max(1, W - L)), strand)[0]
+        v = window_values(ref, 0, n, W, c5, L, anything, strand)[0]
         keys.append(v[(v & (F_GAP | F_UNKNOWN)) == 0] & KEY_MASK)
     k = np.concatenate(keys)
     uniq, counts = np.unique(k, return_counts=True)
@@ -439,7 +446,7 @@ def generate_guides(collection: Collection, enzyme: Enzyme, rules: RuleSet, *, m
         raise ValueError("spacer length must be 1..30 nt for design")
     c5, c3, _ = enzyme.oligo_context()
     W = c5 + L + c3
-    masks = motif_masks(enzyme)
+    masks = motif_table(enzyme)
     bases = collection.bases
     G, ncol = bases.shape
     lo, hi = columns if columns is not None else (0, ncol)

@@ -6,8 +6,8 @@ the published DETECTR sets.
 Search: inner primers first (F1c, B1c around the guides), then each side's chain (F2 from F1, F3 from F2) is
 built from the few best candidates at each step; the two sides are combined under the F2-B2 span limit;
 the set that detects the most design genomes (every required oligo binds, per the check rules) wins, fewest
-variable columns breaking ties. Loop primers are added only when they bind every genome the set detects
-and sit on columns where no design genome varies.
+variable columns breaking ties. A loop primer is added whenever one fits the loop, binds every genome the set
+detects and forms no dimer; otherwise the assay's notes say why there is none.
 """
 
 from __future__ import annotations
@@ -90,8 +90,8 @@ def design_lamp(name: str, gs: GuideSet, cands: GuideCandidates, factory: Primer
         if worst_dimer(seqs, outer.conditions) > outer.max_dimer_tm:
             continue
         covered = guides & f3.binds & f2.binds & f1.binds & b1.binds & b2.binds & b3.binds
-        lf = _loop(factory, loop, f2.end, f1.start, 1, covered, n, seqs)
-        lb = _loop(factory, loop, b1.end, b2.start, 0, covered, n, seqs + ([lf.sequence] if lf else []))
+        lf, why_lf = _loop(factory, loop, f2.end, f1.start, 1, covered, n, seqs)
+        lb, why_lb = _loop(factory, loop, b1.end, b2.start, 0, covered, n, seqs + ([lf.sequence] if lf else []))
         oligos = [primer_oligo(f3, f"{name}-F3", "F3"), primer_oligo(b3, f"{name}-B3", "B3"),
                   _inner(f"{name}-FIP", "FIP", f1, f2), _inner(f"{name}-BIP", "BIP", b1, b2)]
         if lf is not None:
@@ -106,8 +106,9 @@ def design_lamp(name: str, gs: GuideSet, cands: GuideCandidates, factory: Primer
                     "guide_variable_columns": int(gs.variable_columns),
                     "primers_min_binds": int(min(p.n_binds for p in prim)),
                     "loop_primers": int((lf is not None) + (lb is not None))}
+        notes = [f"no {role} loop primer: {why}" for role, why in (("LF", why_lf), ("LB", why_lb)) if why]
         return DesignedAssay(name, "lamp", cands.enzyme, list(gs.members), oligos, (f3.start, b3.end),
-                             prescore=prescore, covered=covered)
+                             prescore=prescore, covered=covered, notes=notes)
     return None
 
 
@@ -125,14 +126,27 @@ def _inner(name: str, role: str, p1: Primer, p2: Primer) -> DesignedOligo:
 
 
 def _loop(factory: PrimerFactory, spec: PrimerRules, lo: int, hi: int, strand: int, covered, n: int,
-          others: list[str]) -> Primer | None:
-    """The best loop primer inside [lo, hi) that binds every genome the set detects, sits on columns where no
-    design genome varies (a loop primer is optional: one that may lose binding is left out) and forms no
-    dimer."""
-    for p in factory.candidates(lo, hi, strand, spec, limit=12):
-        if popcount(covered & p.binds) < n or p.variable_columns > 0:
-            continue
-        if worst_dimer(others + [p.sequence], spec.conditions) > spec.max_dimer_tm:
-            continue
-        return p
-    return None
+          others: list[str]) -> tuple[Primer | None, str]:
+    """The best loop primer inside the loop [lo, hi), or None and why none fits.
+
+    A loop primer is optional (losing it slows LAMP down; the check then calls the genome at risk), so one that
+    misses at most ``max_loop_miss_fraction`` of the genomes the set detects is accepted; among those the one
+    missing fewest, then on the fewest variable columns (then the factory's order) is taken, provided it forms
+    no dimer with the other primers."""
+    if hi - lo < spec.length[0]:
+        return None, f"the loop is {hi - lo} nt, shorter than a {spec.length[0]}-nt loop primer"
+    cands = factory.candidates(lo, hi, strand, spec, limit=24)
+    if not cands:
+        return None, (f"no {spec.length[0]}-{spec.length[1]} nt primer in the {hi - lo}-nt loop meets Tm "
+                      f"{spec.tm[0]:g}-{spec.tm[1]:g} °C, GC {spec.gc[0]:.0%}-{spec.gc[1]:.0%}, homopolymer and "
+                      "hairpin limits")
+    tolerated = int(float(design_table("lamp")["max_loop_miss_fraction"]) * n)
+    miss = {id(p): n - popcount(covered & p.binds) for p in cands}
+    binding = [p for p in cands if miss[id(p)] <= tolerated]
+    if not binding:
+        return None, (f"each of the {len(cands)} candidates misses more than {tolerated} of the {n:,} genomes the "
+                      "set detects")
+    for p in sorted(binding, key=lambda p: (miss[id(p)], p.variable_3p, p.variable_columns)):
+        if worst_dimer(others + [p.sequence], spec.conditions) <= spec.max_dimer_tm:
+            return p, ""
+    return None, f"each of the {len(binding)} candidates forms a dimer above {spec.max_dimer_tm:g} °C"

@@ -58,6 +58,7 @@ class DesignedAssay:
     prescore: dict = field(default_factory=dict)
     scores: dict = field(default_factory=dict)  #: activity, folding, specificity, check-based coverage, ...
     covered: np.ndarray | None = field(default=None, repr=False)  #: pre-score bitset of detected genomes
+    notes: list[str] = field(default_factory=list)  #: what the design could not do (e.g. why no loop primer)
 
     @property
     def guides(self) -> list[DesignedOligo]:

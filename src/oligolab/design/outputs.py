@@ -119,6 +119,9 @@ def tables(result) -> dict[str, pd.DataFrame]:
             "robustness_penalty": a.scores.get("robustness_penalty", float("nan")),
             "variable_columns_under_oligos": (a.prescore["primer_variable_columns"]
                                               + a.prescore["guide_variable_columns"]),
+            "loop_primers": ", ".join(o.role for o in a.primers if o.role in ("LF", "LB")) if a.chemistry == "lamp"
+            else "",
+            "notes": "; ".join(a.notes),
         })
         for o in a.oligos:
             oligos.append({"assay": a.name, "oligo": o.name, "role": o.role, "sequence": o.table_sequence,
@@ -150,7 +153,7 @@ def tables(result) -> dict[str, pd.DataFrame]:
         sites["oligo"] = [_rename_oligo(o, result.final_names) for o in sites["oligo"]]
         sites = sites[sites["assay"].isin(keep)]
     out["offtarget_sites"] = sites if sites is not None else pd.DataFrame()
-    out["order_sheet"] = order_sheet(result.assays)
+    out["order_sheet"] = order_sheet(result.assays, profile)
     return out
 
 

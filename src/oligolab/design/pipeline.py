@@ -186,7 +186,7 @@ def design(inputs: DesignInputs, options: DesignOptions = DesignOptions(),
     if not len(cands):
         where = f"in {options.region}" if options.region else "in the genomes"
         raise InputError(None, f"no candidate {enzyme.name} guide {where}: no {enzyme.spacer_length}-nt site with a "
-                         f"{enzyme.motif} {'PAM' if enzyme.family == 'Cas12a' else 'flanking site'} binds any genome",
+                         f"{enzyme.motif} {enzyme.motif_name} binds any genome",
                          "widen --region, or choose another --enzyme")
     profile = collection.profile()
     variability = site_variability(cands, profile.differ)
@@ -336,7 +336,7 @@ def _offtarget_primer_sites(a: DesignedAssay, sites) -> set[tuple[int, int, int]
 def _score(assays: list[DesignedAssay], cands: GuideCandidates, profile) -> None:
     members = sorted({m for a in assays for m in a.guide_members})
     contexts = [cas12a_context(profile, int(cands.column[m]), int(cands.strand[m]), cands.footprint)
-                if cands.enzyme.family == "Cas12a" else None for m in members]
+                if cands.enzyme.activity_model == "cas12a_activity_v1" else None for m in members]
     scores = dict(zip(members, score_guides(cands.enzyme, [cands.spacer(m) for m in members], contexts)))
     for a in assays:
         gsc = [scores[m] for m in a.guide_members]

@@ -96,7 +96,7 @@ def render(result, tabs: dict, summary: dict) -> str:
     sections.append(("", kpis + intro + "".join(f'<p class="warn">{html_escape(n)}</p>' for n in result.notes)))
     show = ds[["rank", "assay", "genes", "amplicon", "amplicon_nt", "guides", "primers", "detected", "at_risk",
                "not_detected", "no_data", "detected_fraction", "lineages_detected", "lineages", "specific",
-               "activity", "activity_kind", "robustness_penalty"]] if len(ds) else ds
+               "activity", "activity_kind", "robustness_penalty", "loop_primers", "notes"]] if len(ds) else ds
     sections.append(("Assays to order", _table(show, classes={"detected_fraction": _cls_fraction},
                                                    formats={"detected_fraction": ".4f", "activity": ".3f"})
                      + '<p class="muted">Files: assays.tsv (for <code>oligolab check --assays</code>), '
@@ -138,14 +138,17 @@ def render(result, tabs: dict, summary: dict) -> str:
         spec_txt += f"<h3>Shortlisted assays rejected for off-target sites</h3><ul>{rows}</ul>"
     sections.append(("Specificity", spec_txt))
     # activity
-    if e.family == "Cas13a":
+    kind = result.assays[0].scores.get("activity_kind") if result.assays else "unavailable"
+    if kind == "heuristic":
         act = ('<p class="explain"><b>Heuristic, not measured.</b> No LwaCas13a activity data ships with oligolab, so '
                "the activity column is a documented heuristic in [0, 1]: 0.5 if the direct repeat keeps its own "
                "stem-loop inside the folded crRNA (ViennaRNA, 37 °C) plus 0.5 x the fraction of unpaired spacer "
                "bases, following the crRNA-folding rules of the Lareau lab's Cas13a guide-design pipeline; a G "
                "protospacer flanking site is already excluded by the check rules. Treat it as a tie-breaker.</p>")
+    elif e.activity_model != "cas12a_activity_v1":
+        act = (f'<p class="explain">No activity model or heuristic is shipped for {html_escape(e.name)} '
+               f"({html_escape(e.family)}): guides are ranked on coverage and conservation only.</p>")
     else:
-        kind = result.assays[0].scores.get("activity_kind") if result.assays else "unavailable"
         figure = ""
         try:
             from ..models.cas12a import MODEL_INFO

@@ -19,7 +19,7 @@ def guide_oligos(gs: GuideSet, cands: GuideCandidates, prefix: str) -> list[Desi
         out.append(DesignedOligo(f"{prefix}-crRNA{k}", "crRNA", cands.spacer(c), a, b, int(cands.strand[c]),
                                  n_binds=int(cands.n_binds[c]),
                                  notes=f"site {a + 1}-{b}({'+-'[int(cands.strand[c])]}) incl. "
-                                       f"{'PAM' if cands.enzyme.family == 'Cas12a' else 'PFS'}"))
+                                       f"{cands.enzyme.motif_name}"))
     return out
 
 

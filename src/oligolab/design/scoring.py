@@ -43,21 +43,23 @@ class GuideScore:
 
 
 def crrna(enzyme: Enzyme, spacer: str) -> str:
-    """Full crRNA (RNA letters): the enzyme's direct repeat followed by the spacer."""
-    return (enzyme.direct_repeat + spacer).upper().replace("T", "U")
+    """Full guide RNA (RNA letters): the enzyme's repeat/scaffold and the spacer in the enzyme's layout."""
+    return enzyme.guide_rna(spacer)
 
 
 def fold_crrna(enzyme: Enzyme, spacer: str) -> tuple[str, float, bool, int]:
-    """(structure, MFE kcal/mol, repeat keeps its own stem-loop, paired spacer bases) of the full crRNA."""
+    """(structure, MFE kcal/mol, repeat keeps its own stem-loop, paired spacer bases) of the full guide RNA."""
     rna = crrna(enzyme, spacer)
     structure, mfe = rna_mfe(rna)
     rep = enzyme.direct_repeat.upper().replace("T", "U")
     rep_alone, _ = rna_mfe(rep) if rep else ("", 0.0)
     n = len(rep)
-    own = structure[:n]
+    lo = 0 if enzyme.repeat_side == "5prime" else len(rna) - n
+    own = structure[lo:lo + n]
     # the repeat is intact when its part of the fold equals its fold alone and pairs only within itself
-    intact = bool(rep) and own == rep_alone and _pairs_within(structure, 0, n)
-    spacer_paired = sum(1 for ch in structure[n:] if ch != ".")
+    intact = bool(rep) and own == rep_alone and _pairs_within(structure, lo, lo + n)
+    spacer_fold = structure[n:] if enzyme.repeat_side == "5prime" else structure[:len(rna) - n]
+    spacer_paired = sum(1 for ch in spacer_fold if ch != ".")
     return structure, mfe, intact, spacer_paired
 
 
@@ -101,25 +103,37 @@ def cas12a_model():
     return predict_cas12a_activity
 
 
+def _cas12a_model_activity(spacers: list[str], contexts: list[str | None], folds: list) -> tuple[np.ndarray, str]:
+    activity = np.full(len(spacers), np.nan)
+    model = cas12a_model()
+    ok = [i for i, c in enumerate(contexts) if c is not None]
+    if model is None or not ok:
+        return activity, "unavailable"
+    try:
+        activity[ok] = np.asarray(model([contexts[i] for i in ok]), dtype=float)
+    except (FileNotFoundError, OSError, ValueError):
+        return activity, "unavailable"
+    return activity, "model"
+
+
+def _cas13a_fold_heuristic(spacers: list[str], contexts: list[str | None], folds: list) -> tuple[np.ndarray, str]:
+    activity = np.array([round(0.5 * float(intact) + 0.5 * (1 - paired / max(1, len(s))), 3)
+                         for s, (_, _, intact, paired) in zip(spacers, folds)], dtype=float)
+    return activity, "heuristic"
+
+
+#: activity scorers by the enzyme file's ``activity_model`` (an enzyme without one gets no activity figure)
+ACTIVITY_SCORERS = {"cas12a_activity_v1": _cas12a_model_activity, "cas13a_fold_heuristic": _cas13a_fold_heuristic}
+
+
 def score_guides(enzyme: Enzyme, spacers: list[str], contexts: list[str | None]) -> list[GuideScore]:
     """Folding and activity of guides (one call to the activity model for all of them)."""
     folds = [fold_crrna(enzyme, s) for s in spacers]
-    activity = np.full(len(spacers), np.nan)
-    kind = "unavailable"
-    if enzyme.family == "Cas12a":
-        model = cas12a_model()
-        ok = [i for i, c in enumerate(contexts) if c is not None]
-        if model is not None and ok:
-            try:
-                pred = np.asarray(model([contexts[i] for i in ok]), dtype=float)
-                activity[ok] = pred
-                kind = "model"
-            except (FileNotFoundError, OSError, ValueError):
-                kind = "unavailable"
-    elif enzyme.family == "Cas13a":
-        for i, (_, _, intact, paired) in enumerate(folds):
-            activity[i] = round(0.5 * float(intact) + 0.5 * (1 - paired / max(1, len(spacers[i]))), 3)
-        kind = "heuristic"
+    scorer = ACTIVITY_SCORERS.get(enzyme.activity_model)
+    if scorer is None:
+        activity, kind = np.full(len(spacers), np.nan), "unavailable"
+    else:
+        activity, kind = scorer(spacers, contexts, folds)
     out = []
     for s, (structure, mfe, intact, paired), a, ctx in zip(spacers, folds, activity, contexts):
         out.append(GuideScore(s, crrna(enzyme, s), structure, mfe, intact, paired,
