@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 import numba as nb
 import numpy as np
 
-from ..knowledge import CALLS as OLIGO_CALLS
-from ..knowledge import Enzyme, RuleSet, make_figures
 from ..errors import InputError
-from .collection import BASE_MASK, INSERT_FLAG, Collection
+from ..knowledge import Enzyme, RuleSet
+from ..sitecall import BINDS, DEGRADED, FAILS, NO_DATA, SiteDifferences, SiteThermo, call_site, rule_group
+from .collection import BASE_MASK, INSERT_FLAG, Collection, hash_build
 
 KEY_BITS = 60  #: spacers up to 30 nt pack into the low bits of a uint64
 F_MOTIF_OK = np.uint64(1) << np.uint64(60)
@@ -28,7 +28,6 @@ F_GAP = np.uint64(1) << np.uint64(62)
 F_UNKNOWN = np.uint64(1) << np.uint64(63)
 KEY_MASK = (np.uint64(1) << np.uint64(KEY_BITS)) - np.uint64(1)
 _LOW = np.uint64(0x5555555555555555)
-BINDS, DEGRADED, NO_DATA, FAILS = (OLIGO_CALLS.index(c) for c in ("binds", "degraded", "no data", "fails"))
 POPCOUNT8 = np.array([bin(i).count("1") for i in range(256)], dtype=np.int64)
 
 
@@ -340,16 +339,10 @@ class _CallCache:
             c = FAILS  # beyond the engine's search budget: `check` finds no site
         else:
             seed_mm = bin(mm_mask & int(self.seed_mask)).count("1")
-            L = self.L
-
-            def mm3p(n: int) -> int:
-                return bin(mm_mask & ((1 << (2 * n)) - 1)).count("1")
-
-            group = self.enzyme.family
-            ok = (motif_ok or not self.enzyme.motif_required) if group == "Cas12a" else motif_ok
-            figures = make_figures(n_mm, 0, 0, 0.0, float("nan"), 0.0, seed_mm, ok, motif_unknown, L, mm3p)
-            call, _ = self.rules.call(group, figures)
-            c = OLIGO_CALLS.index(call)
+            from_3p = tuple(p + 1 for p in range(self.L) if (mm_mask >> (2 * p)) & 3)
+            diffs = SiteDifferences(self.L, n_mm, 0, 0, from_3p, (), seed_mm, motif_ok, motif_unknown)
+            # guides are called without thermodynamics (the shipped guide rules use none; see docs/design.md)
+            c, _ = call_site(self.rules, rule_group("crRNA", self.enzyme), diffs, SiteThermo.none(), self.enzyme)
         self.cache[key] = c
         return c
 
@@ -385,10 +378,8 @@ def call_table(enzyme: Enzyme, rules: RuleSet, L: int, max_mismatches: int) -> t
             for flag, (ok, unk) in enumerate(((False, False), (True, False), (False, True))):
                 keys.append(m1 | (flag << 40))
                 values.append(cache.call(m2, ok, unk))
-    from .collection import _hash_build
-
     bits = max(10, int(np.ceil(np.log2(2 * len(keys) + 1))))
-    tk, tv = _hash_build(np.array(keys, dtype=np.uint64), np.array(values, dtype=np.int64), bits)
+    tk, tv = hash_build(np.array(keys, dtype=np.uint64), np.array(values, dtype=np.int64), bits)
     return tk, tv, bits
 
 

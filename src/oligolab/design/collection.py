@@ -57,7 +57,7 @@ def kmer_keys(codes: np.ndarray, k: int) -> np.ndarray:
 
 
 @nb.njit(cache=True, nogil=True)
-def _hash_build(keys: np.ndarray, values: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+def hash_build(keys: np.ndarray, values: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
     """Open-addressing hash table (size 2**bits) of distinct uint64 keys -> int64 values."""
     size = 1 << bits
     tk = np.full(size, np.uint64(0xFFFFFFFFFFFFFFFF), dtype=np.uint64)
@@ -73,8 +73,8 @@ def _hash_build(keys: np.ndarray, values: np.ndarray, bits: int) -> tuple[np.nda
 
 
 @nb.njit(cache=True, nogil=True)
-def _hash_lookup(keys: np.ndarray, tk: np.ndarray, tv: np.ndarray, bits: int) -> np.ndarray:
-    """Value of each key in a table from :func:`_hash_build` (-1 when absent)."""
+def hash_lookup(keys: np.ndarray, tk: np.ndarray, tv: np.ndarray, bits: int) -> np.ndarray:
+    """Value of each key in a table from :func:`hash_build` (-1 when absent)."""
     size = tk.shape[0]
     mask = np.uint64(size - 1)
     out = np.full(keys.shape[0], -1, dtype=np.int64)
@@ -383,8 +383,8 @@ class Reference:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         if not self._table:
             bits = max(10, int(np.ceil(np.log2(2 * len(self.anchor_keys) + 1))))
-            self._table = (*_hash_build(self.anchor_keys, self.anchor_pos.astype(np.int64), bits), bits)
-        found = _hash_lookup(keys, *self._table)
+            self._table = (*hash_build(self.anchor_keys, self.anchor_pos.astype(np.int64), bits), bits)
+        found = hash_lookup(keys, *self._table)
         gpos = np.flatnonzero(found >= 0).astype(np.int64)
         rpos = found[gpos]
         if len(rpos) < 2 or bool(np.all(rpos[1:] > rpos[:-1])):  # the usual case: already co-linear

@@ -8,22 +8,20 @@ primer, extended rightwards); 1: it reads like the bottom strand (a reverse prim
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
 import primer3
 
-from ..knowledge import CALLS as OLIGO_CALLS
-from ..knowledge import RuleSet, amplification, make_figures
+from ..knowledge import RuleSet, amplification
 from ..sequences import reverse_complement
-from ..thermo import Conditions, duplex, perfect_duplex
+from ..sitecall import BINDS, DEGRADED, FAILS, NO_DATA, SiteDifferences, call_site, site_thermo
+from ..thermo import Conditions
 from .candidates import POPCOUNT8, distinct_rows
 from .collection import BASE_MASK, DELETED, INSERT_FLAG, Collection
 
-BINDS, DEGRADED, NO_DATA, FAILS = (OLIGO_CALLS.index(c) for c in ("binds", "degraded", "no data", "fails"))
-MAX_GAPS = 2
+MAX_GAPS = 2  #: gap nucleotides the engine searches (the check's default budget)
 
 
 @dataclass(frozen=True)
@@ -261,19 +259,11 @@ class PrimerFactory:
             pos = np.flatnonzero(ins[k0 + 1:k0 + L]) + 1
             gap_from_3p = [L - int(i) if strand == 0 else int(i) for i in pos]
         gaps = inserted
-        n_mm = len(mm_from_3p)
-        if gaps > MAX_GAPS or n_mm + gaps > self.k:
+        if gaps > MAX_GAPS or len(mm_from_3p) + gaps > self.k:
             return FAILS
-        d = duplex(seq, target, self.rules.conditions)
-        perfect = perfect_duplex(seq, self.rules.conditions).tm_C
-        tm_drop = perfect - d.tm_C if not math.isnan(d.tm_C) else 99.0
-
-        def mm3p(n: int) -> int:
-            return sum(1 for x in mm_from_3p if x <= n) + sum(1 for x in gap_from_3p if x <= n)
-
-        figures = make_figures(n_mm, 0, gaps, round(tm_drop, 2), d.tm_C, d.dg_kcal, 0, True, False, L, mm3p)
-        call, _ = self.rules.call("primer", figures)
-        return OLIGO_CALLS.index(call)
+        diffs = SiteDifferences(L, len(mm_from_3p), 0, gaps, tuple(mm_from_3p), tuple(gap_from_3p))
+        code, _ = call_site(self.rules, "primer", diffs, site_thermo(seq, target, self.rules.conditions))
+        return code
 
     # -- enumeration
     def candidates(self, lo: int, hi: int, strand: int, spec: PrimerRules, *, tm_range=None,
