@@ -15,7 +15,8 @@ Data flows one way, readers -> engine -> calls -> aggregates -> tables and repor
 * :mod:`.aggregates`: counts kept in memory while per-genome rows stream to disk (:mod:`.rows`).
 * :mod:`.offtarget`: exclusivity (sites and possible amplicons in off-target collections).
 * :mod:`.tables`: the summary tables and ``summary.json``; :mod:`.report`: the HTML report.
-* :mod:`.pipeline`: :func:`run_check`, a whole check in one process or in shards (Dask).
+* :mod:`.pipeline`: :func:`check`, a whole check in one process or in shards (Dask), returning the result.
+* :mod:`.outputs`: writes a result folder as one transaction; :func:`run_check` = check + write.
 * :mod:`.cli`: the ``oligolab check`` command.
 
 The work streams: genomes are read, searched by the engine and called in batches; per-genome rows go to disk as
@@ -29,7 +30,8 @@ from .checker import BatchResult, Checker
 from .genomes import genome_batches
 from .offtarget import exclusivity
 from .options import CheckInputs, CheckOptions
-from .pipeline import CheckResult, run_check
+from .outputs import run_check, write_outputs
+from .pipeline import CheckResult, check
 
 __all__ = ["ASSAY_CALLS", "CALLS", "BatchResult", "CheckInputs", "CheckOptions", "CheckResult", "Checker",
-           "exclusivity", "genome_batches", "run_check"]
+           "check", "exclusivity", "genome_batches", "run_check", "write_outputs"]

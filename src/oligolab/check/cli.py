@@ -15,7 +15,7 @@ from ..cli import app, fail
 from ..engine import MAX_GAPS, MAX_MISMATCHES
 from ..errors import InputError
 from .options import CheckInputs, CheckOptions
-from .pipeline import run_check
+from .outputs import run_check
 
 console = Console()
 

@@ -21,7 +21,7 @@ from .genomes import genome_batches, split_genomes
 from .offtarget import exclusivity
 from .options import CheckInputs, CheckOptions
 from .rows import CallRows, concat_rows
-from .tables import summary_json, summary_tables
+from .tables import summary_tables
 
 
 @dataclass
@@ -38,6 +38,7 @@ class CheckResult:
     outputs: dict[str, str] = field(default_factory=dict)
     engine_stats: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    tables: dict[str, Any] = field(default_factory=dict)  #: summary tables (pandas DataFrames) by file stem
 
 
 @dataclass
@@ -120,77 +121,76 @@ def _shard_worker(inputs: CheckInputs, options: CheckOptions, rows_dir: str) -> 
     return check_shard(inputs, options, rows_dir)
 
 
-def run_check(inputs: CheckInputs, out_dir: str | Path, options: CheckOptions = CheckOptions(),
-              progress: Callable[[int, int], None] | None = None) -> CheckResult:
-    """Check assays against genomes (and off-target collections), writing every output into ``out_dir``.
+def check(inputs: CheckInputs, options: CheckOptions, rows_dir: str | Path,
+          progress: Callable[[int, int], None] | None = None) -> CheckResult:
+    """Check assays against genomes (and off-target collections); returns the counts, tables and calls.
 
+    The per-genome rows (genome x oligo, genome x assay) stream into ``rows_dir`` as they are made (a million
+    genomes would not fit in memory); everything else is in the result, which :mod:`.outputs` writes.
     With ``options.shards > 1`` the genomes are split into shards checked in parallel processes through Dask
-    (or on a Dask cluster named by ``options.dask_scheduler``); the outputs are the same as in one process.
-    Outputs are written atomically: an interrupted run leaves earlier files as they were.
+    (or on a Dask cluster named by ``options.dask_scheduler``); the result is the same as in one process.
     """
     import shutil
     import tempfile
-    import warnings as _warnings
-
-    from ..reports import write_json, write_table, write_text
-    from .report import render as render_report
 
     t0 = time.perf_counter()
-    out_dir = Path(out_dir)
-    lineages = Lineages(inputs.alias_key)
+    rows_dir = Path(rows_dir)
     checker, metadata = _setup(inputs, options)
-    caught: list[str] = []
-    with contextlib.ExitStack() as stack:
+    try:
         if options.shards <= 1 and not options.dask_scheduler:
-            shard_results = [check_shard(inputs, options, out_dir, progress=progress, checker=checker,
+            shard_results = [check_shard(inputs, options, rows_dir, progress=progress, checker=checker,
                                          metadata=metadata)]
         else:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            work = Path(tempfile.mkdtemp(prefix=".oligolab-shards-", dir=out_dir))
-            stack.callback(shutil.rmtree, work, True)
-            shards = split_genomes(inputs.genomes, max(1, options.shards), work)
-            parts = [work / f"part{i:04d}" for i in range(len(shards))]
-            shard_inputs = [CheckInputs(inputs.assays, files, inputs.metadata, inputs.reference, inputs.annotation,
-                                        inputs.alias_key, []) for files in shards]
-            shard_results = _run_shards(shard_inputs, options, parts)
-            concat_rows(parts, out_dir, stack)
-        agg = Aggregates(len(checker.oligos), len(checker.assays.assays))
-        seen: set[str] = set()
-        n_genomes = n_nt = 0
-        for sr in shard_results:
-            dup = next((i for i in sr.ids if i in seen), None)
-            if dup is not None:
-                raise InputError(inputs.genomes[0], f"duplicate record id '{dup}'", "give every genome a unique id",
-                                 record=dup)
-            seen.update(sr.ids)
-            agg.merge(sr.aggregates)
-            n_genomes += sr.genomes
-            n_nt += sr.nucleotides
-        if n_genomes == 0:
-            raise InputError(inputs.genomes[0] if inputs.genomes else None, "no genomes read", "give FASTA genomes")
-        if metadata is not None:
-            with _warnings.catch_warnings(record=True) as w:
-                _warnings.simplefilter("always")
-                warn_missing_ids(metadata, seen)
-                caught += [str(x.message) for x in w]
-        ex_sites, ex_assays = exclusivity(checker, inputs.off_targets)
-        groups = group_lineages(agg.lineages(), lineages, options.max_groups)
-        stats: Counter = Counter()
-        for sr in shard_results:
-            stats.update(sr.engine_stats)
-        result = CheckResult(checker, n_genomes, n_nt, agg, groups, ex_sites, ex_assays,
-                             time.perf_counter() - t0, inputs, engine_stats=dict(stats), warnings=caught)
-        tables = summary_tables(result, lineages)
-        for name, frame in tables.items():
-            write_table(frame, out_dir / f"{name}.tsv")
-        write_table(ex_sites, out_dir / "exclusivity_sites.tsv")
-        write_table(ex_assays, out_dir / "exclusivity_assays.tsv")
-        result.seconds = time.perf_counter() - t0
-        summary = summary_json(result, tables)
-        write_json(out_dir / "summary.json", summary)
-        write_text(out_dir / "report.html", render_report(result, tables, summary))
-    checker.close()
-    result.outputs = {p.name: str(p) for p in sorted(out_dir.iterdir()) if not p.name.startswith(".")}
+            work = Path(tempfile.mkdtemp(prefix=".oligolab-shards-", dir=rows_dir))
+            try:
+                shards = split_genomes(inputs.genomes, max(1, options.shards), work)
+                parts = [work / f"part{i:04d}" for i in range(len(shards))]
+                shard_inputs = [CheckInputs(inputs.assays, files, inputs.metadata, inputs.reference,
+                                            inputs.annotation, inputs.alias_key, []) for files in shards]
+                shard_results = _run_shards(shard_inputs, options, parts)
+                concat_rows(parts, rows_dir)
+            finally:
+                shutil.rmtree(work, True)
+        result = _merge(inputs, options, checker, metadata, shard_results)
+    finally:
+        checker.close()
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _merge(inputs: CheckInputs, options: CheckOptions, checker: Checker, metadata: Metadata | None,
+           shard_results: list[ShardResult]) -> CheckResult:
+    """One result from the shards' counts (in shard order), with exclusivity and the summary tables."""
+    import warnings
+
+    agg = Aggregates(len(checker.oligos), len(checker.assays.assays))
+    seen: set[str] = set()
+    n_genomes = n_nt = 0
+    stats: Counter = Counter()
+    for sr in shard_results:
+        dup = next((i for i in sr.ids if i in seen), None)
+        if dup is not None:
+            raise InputError(inputs.genomes[0], f"duplicate record id '{dup}'", "give every genome a unique id",
+                             record=dup)
+        seen.update(sr.ids)
+        agg.merge(sr.aggregates)
+        n_genomes += sr.genomes
+        n_nt += sr.nucleotides
+        stats.update(sr.engine_stats)
+    if n_genomes == 0:
+        raise InputError(inputs.genomes[0] if inputs.genomes else None, "no genomes read", "give FASTA genomes")
+    caught: list[str] = []
+    if metadata is not None:
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            warn_missing_ids(metadata, seen)
+            caught += [str(x.message) for x in w]
+    ex_sites, ex_assays = exclusivity(checker, inputs.off_targets)
+    lineages = Lineages(inputs.alias_key)
+    groups = group_lineages(agg.lineages(), lineages, options.max_groups)
+    result = CheckResult(checker, n_genomes, n_nt, agg, groups, ex_sites, ex_assays, 0.0, inputs,
+                         engine_stats=dict(stats), warnings=caught)
+    result.tables = summary_tables(result, lineages)
     return result
 
 

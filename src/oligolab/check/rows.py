@@ -67,13 +67,11 @@ def site_columns(checker: Checker, sids: np.ndarray) -> dict[str, object]:
 
 
 class RowWriter:
-    """Streams a table to TSV and Parquet (atomic: temporary files renamed when the check completes)."""
+    """Streams a table to TSV and Parquet."""
 
     def __init__(self, stack: contextlib.ExitStack, out_dir: Path, stem: str):
-        from ..reports import atomic_path
-
-        self.tsv_path = stack.enter_context(atomic_path(out_dir / f"{stem}.tsv"))
-        self.pq_path = stack.enter_context(atomic_path(out_dir / f"{stem}.parquet"))
+        self.tsv_path = out_dir / f"{stem}.tsv"
+        self.pq_path = out_dir / f"{stem}.parquet"
         self._tsv = None
         self._pq = None
         self._stack = stack
@@ -104,14 +102,12 @@ class RowWriter:
 
 
 
-def concat_rows(parts: list[Path], out_dir: Path, stack: contextlib.ExitStack) -> None:
-    """Concatenate shard row files, in shard order, into the final TSV and Parquet files (atomically)."""
+def concat_rows(parts: list[Path], out_dir: Path) -> None:
+    """Concatenate shard row files, in shard order, into the final TSV and Parquet files."""
     import pyarrow.parquet as pq
 
-    from ..reports import atomic_path
-
     for stem in ("oligo_calls", "assay_calls"):
-        tsv = stack.enter_context(atomic_path(out_dir / f"{stem}.tsv"))
+        tsv = out_dir / f"{stem}.tsv"
         with open(tsv, "wb") as out:
             for i, part in enumerate(parts):
                 with open(part / f"{stem}.tsv", "rb") as fh:
@@ -120,7 +116,7 @@ def concat_rows(parts: list[Path], out_dir: Path, stack: contextlib.ExitStack) -
                         out.write(header)
                     while chunk := fh.read(1 << 22):
                         out.write(chunk)
-        pqp = stack.enter_context(atomic_path(out_dir / f"{stem}.parquet"))
+        pqp = out_dir / f"{stem}.parquet"
         writer = None
         for part in parts:
             table = pq.read_table(part / f"{stem}.parquet")
@@ -138,6 +134,7 @@ class CallRows:
 
     def __init__(self, stack: contextlib.ExitStack, rows_dir: Path, checker: Checker):
         self.checker = checker
+        rows_dir.mkdir(parents=True, exist_ok=True)
         self.oligo_rows = RowWriter(stack, rows_dir, "oligo_calls")
         self.assay_rows = RowWriter(stack, rows_dir, "assay_calls")
         self.oligo_names = [o.name for o in checker.oligos]

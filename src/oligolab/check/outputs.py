@@ -1,0 +1,37 @@
+"""Writing a check's result: the summary tables, exclusivity tables, ``summary.json`` and ``report.html`` beside
+the per-genome rows, the whole folder as one transaction (:func:`oligolab.reports.output_folder`: a kill at any
+moment leaves the previous complete result or the new one)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from ..reports import output_folder, write_json, write_table, write_text
+from .options import CheckInputs, CheckOptions
+from .pipeline import CheckResult, check
+from .report import render
+from .tables import summary_json
+
+
+def write_outputs(result: CheckResult, folder: Path) -> None:
+    """Write everything but the per-genome rows (which the check streamed into ``folder``)."""
+    for name, frame in result.tables.items():
+        write_table(frame, folder / f"{name}.tsv")
+    write_table(result.exclusivity_sites, folder / "exclusivity_sites.tsv")
+    write_table(result.exclusivity_assays, folder / "exclusivity_assays.tsv")
+    summary = summary_json(result, result.tables)
+    write_json(folder / "summary.json", summary)
+    write_text(folder / "report.html", render(result, result.tables, summary))
+
+
+def run_check(inputs: CheckInputs, out_dir: str | Path, options: CheckOptions = CheckOptions(),
+              progress: Callable[[int, int], None] | None = None) -> CheckResult:
+    """Check and write the result folder ``out_dir`` (replaced as a whole only when the check succeeded)."""
+    out_dir = Path(out_dir)
+    with output_folder(out_dir) as tmp:
+        result = check(inputs, options, tmp, progress)
+        write_outputs(result, tmp)
+        names = sorted(p.name for p in tmp.iterdir())
+    result.outputs = {name: str(out_dir / name) for name in names}
+    return result
