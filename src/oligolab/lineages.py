@@ -103,7 +103,7 @@ def group_lineages(names: list[str], lineages: Lineages, max_groups: int = 30) -
     # split the group with the most members of its own until the budget is used
     while len(groups) < max_groups:
         best = None
-        for g in groups:
+        for g in sorted(groups):  # sorted: ties go to the same group whatever the hash seed
             kids = [c for c in children.get(g, ()) if c not in groups]
             if not kids:
                 continue
