@@ -65,3 +65,54 @@ def order_bundle(n: int, *, prefix: str = "ARH", test: str = "SARS-CoV-2 RNA") -
         ]
     return json.dumps({"resourceType": "Bundle", "type": "transaction", "entry": entries},
                       ensure_ascii=False).encode()
+
+
+# ------------------------------------------------------------------------------------------ the day's run
+
+def _eva_green_b_curves():
+    """The shipped real run data/qpcr/eva_green_b.rdml and, per curve, whether it amplified without a QC flag
+    (the lab core's own analysis)."""
+    from oligolab.lab.analysis import load_runs
+    from oligolab.lab.curves import analyze_curves, prepare
+
+    from serve_support import RUN
+
+    run = load_runs(RUN)[0]
+    table = analyze_curves(prepare(run)).table
+    clean = table["flags"].astype(str) == ""
+    amplified = [i for i in range(len(table)) if table["amplified"].iat[i] and clean.iat[i]]
+    flat = [i for i in range(len(table)) if not table["amplified"].iat[i]]
+    return run, amplified, flat
+
+
+def day_run(plate_map, positives: set[str] = frozenset(), name: str = "day run") -> bytes:
+    """An RDML run for a worklist's plate map made of REAL curves of data/qpcr/eva_green_b.rdml, relabelled:
+    each used well of the map gets a real curve, amplified where the well should amplify (every RP target,
+    the positive control, N1/N2 of ``positives``) and one of the run's seven non-amplifying curves elsewhere.
+    Curves are reused across wells (the shipped run has 246); the samples in the file are named after their
+    wells, so only the plate map tells which specimen is where."""
+    import numpy as np
+    import pandas as pd
+
+    from oligolab.lab.rdml import to_rdml_xml
+    from oligolab.lab.run import make_run
+
+    run, amplified, flat = _eva_green_b_curves()
+    rows, layout = [], []
+    k_amp = k_flat = 0
+    for r in plate_map.itertuples(index=False):
+        if r.role == "empty":
+            continue
+        up = r.target == "RP" and r.role != "ntc" or r.role == "pc" or (r.role == "sample" and r.sample in positives)
+        if up:
+            rows.append(amplified[k_amp % len(amplified)])
+            k_amp += 1
+        else:
+            rows.append(flat[k_flat % len(flat)])
+            k_flat += 1
+        layout.append({"well": r.well, "sample": f"well {r.well}", "target": r.target, "dye": r.dye or "FAM",
+                       "role": "sample"})
+    rows_n, cols_n = (16, 24) if len(plate_map) > 96 else (8, 12)
+    fresh = make_run(name, "day", run.fluor[np.array(rows)], run.cycles, pd.DataFrame(layout),
+                     plate_rows=rows_n, plate_columns=cols_n)
+    return to_rdml_xml(fresh, run_id=name)
