@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from oligolab.lab.analysis import analyze_file, analyze_run  # noqa: E402
 from oligolab.lab.curves import analyze_curves, prepare  # noqa: E402
-from oligolab.lab.rdml import load_rdml, write_rdml  # noqa: E402
+from oligolab.lab.formats.rdml import load_rdml, write_rdml  # noqa: E402
 from oligolab.lab.report import write_outputs  # noqa: E402
 from oligolab.lab.run import make_run, well_from_position  # noqa: E402
 

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from oligolab.lab.analysis import analyze_file  # noqa: E402
-from oligolab.lab.rdml import load_rdml  # noqa: E402
+from oligolab.lab.formats.rdml import load_rdml  # noqa: E402
 from oligolab.lab.run import well_from_position, well_sort_key  # noqa: E402
 
 DATA = ROOT / "data" / "qpcr"
@@ -206,8 +206,75 @@ def build_demo_plate_maps() -> None:
     pd.DataFrame(rows).to_csv(OUT / "eva_green_b_who_platemap.csv", index=False, lineterminator="\n")
 
 
+#: the developers' shared real-world runs (../shared/data beside the checkout, or further up for worktrees)
+REALWORLD = next((p / "shared" / "data" / "qpcr-realworld" for p in ROOT.parents
+                  if (p / "shared" / "data" / "qpcr-realworld").is_dir()), ROOT.parent / "shared" / "data" / "qpcr-realworld")
+LC480 = "Edward_qPCR_Nrd1_calibration_2019-02-02"
+
+
+def build_lc480_demo() -> None:
+    """A trimmed real LightCycler 480 run and CDC / WHO demo plate maps on it (ground truth: the LC480's Cp).
+
+    The raw-data export keeps its title, header and every amplification-program row (Prog# 2), byte for byte;
+    the melt program is left out. Negatives are wells where the LightCycler found no Cp, positives wells with a
+    Cp below 32, both in plate order: the instrument decides, not oligolab. Not SARS-CoV-2 data: real curves
+    relabelled to exercise the interpretation end to end.
+    """
+    src = REALWORLD / "tidyqpcr" / f"{LC480}.txt"
+    lines = src.read_bytes().split(b"\n")
+    keep = lines[:2] + [ln for ln in lines[2:] if ln.split(b"\t")[2:3] == [b"2"]]
+    (DATA / f"{LC480}_amplification.txt").write_bytes(b"\n".join(keep) + b"\n")
+    cq = pd.read_csv(REALWORLD / "tidyqpcr" / f"{LC480}_Cq.txt", sep="\t", skiprows=1)
+    cq["key"] = cq["Pos"].map(well_sort_key)
+    cq = cq.sort_values("key")
+    (DATA / f"{LC480}_Cq.txt").write_bytes((REALWORLD / "tidyqpcr" / f"{LC480}_Cq.txt").read_bytes())
+    neg = list(cq.loc[cq["Cp"].isna(), "Pos"])
+    pos = list(cq.loc[cq["Cp"] < 32, "Pos"])
+    rows: list[dict] = []
+
+    def put(well: str, sample: str, role: str, target: str) -> None:
+        rows.append({"well": well, "sample": sample, "role": role, "target": target})
+
+    n, p = iter(neg), iter(pos)
+    for tgt in ("N1", "N2", "RP"):
+        put(next(n), "NTC", "ntc", tgt)
+    put(next(n), "HSC", "ec", "N1")
+    put(next(n), "HSC", "ec", "N2")
+    put(next(p), "HSC", "ec", "RP")
+    for tgt in ("N1", "N2", "RP"):
+        put(next(p), "nCoVPC", "pc", tgt)
+    put(next(n), "S-001", "sample", "N1")
+    put(next(n), "S-001", "sample", "N2")
+    put(next(p), "S-001", "sample", "RP")
+    for k in range(2, 26):
+        for tgt in ("N1", "N2", "RP"):
+            put(next(p), f"S-{k:03d}", "sample", tgt)
+    taken = {r["well"] for r in rows}
+    rows += [{"well": w, "sample": "", "role": "empty", "target": ""} for w in cq["Pos"] if w not in taken]
+    pd.DataFrame(rows).to_csv(OUT / "lc480_cdc_platemap.csv", index=False, lineterminator="\n")
+
+    rows = []
+    n, p = iter(neg), iter(pos)
+    put(next(n), "NTC", "ntc", "E")
+    put(next(n), "NTC", "ntc", "RdRp")
+    put(next(p), "PC", "pc", "E")
+    put(next(p), "PC", "pc", "RdRp")
+    put(next(p), "W-001", "sample", "E")             # E+ RdRp+ -> positive
+    put(next(p), "W-001", "sample", "RdRp")
+    put(next(p), "W-002", "sample", "E")             # E+ RdRp- -> inconclusive
+    put(next(n), "W-002", "sample", "RdRp")
+    put(next(n), "W-003", "sample", "E")             # E- -> negative
+    put(next(p), "W-004", "sample", "E")             # E+ only -> screen positive
+    put(next(n), "W-005", "sample", "E")             # E- RdRp+ -> inconclusive
+    put(next(p), "W-005", "sample", "RdRp")
+    taken = {r["well"] for r in rows}
+    rows += [{"well": w, "sample": "", "role": "empty", "target": ""} for w in cq["Pos"] if w not in taken]
+    pd.DataFrame(rows).to_csv(OUT / "lc480_who_platemap.csv", index=False, lineterminator="\n")
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
+    build_lc480_demo()
     build_quantstudio()
     build_7500()
     build_cfx()

@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-RUN = ROOT / "data" / "qpcr" / "eva_green_b.rdml"
-PLATE_MAP = ROOT / "data" / "qpcr" / "exports" / "eva_green_b_cdc_platemap.csv"
+# a real LightCycler 480 run whose NTC and negative wells are flat (the eva_green_b demo plate is invalid: its
+# NTC wells amplify; see data/qpcr/SOURCE.md)
+RUN = ROOT / "data" / "qpcr" / "Edward_qPCR_Nrd1_calibration_2019-02-02_amplification.txt"
+PLATE_MAP = ROOT / "data" / "qpcr" / "exports" / "lc480_cdc_platemap.csv"
 PASSWORD = "oligolab-demo"
 PG_ADMIN = os.environ.get("OLIGOLAB_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 

@@ -8,12 +8,12 @@ import pytest
 
 from oligolab.errors import InputError
 from oligolab.lab import audit
-from oligolab.lab.analysis import analyze_file, reanalyze
+from oligolab.lab.analysis import analyze_file, load_runs, reanalyze
 from oligolab.lab.report import write_outputs
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "qpcr"
-RUN = DATA / "eva_green_b.rdml"
-CDC_MAP = DATA / "exports" / "eva_green_b_cdc_platemap.csv"
+RUN = DATA / "Edward_qPCR_Nrd1_calibration_2019-02-02_amplification.txt"  # a valid plate (flat NTCs)
+CDC_MAP = DATA / "exports" / "lc480_cdc_platemap.csv"
 
 
 def test_entries_are_chained_and_verified(tmp_path):

@@ -23,8 +23,8 @@ def _run(*args):
 
 def test_analyze_review_override_sign_audit(tmp_path):
     out = tmp_path / "plate"
-    res = _run("lab", "analyze", DATA / "eva_green_b.rdml", "--plate-map",
-               DATA / "exports" / "eva_green_b_cdc_platemap.csv", "--rules", "cdc-2019-ncov", "--out", out)
+    res = _run("lab", "analyze", DATA / "Edward_qPCR_Nrd1_calibration_2019-02-02_amplification.txt", "--plate-map",
+               DATA / "exports" / "lc480_cdc_platemap.csv", "--rules", "cdc-2019-ncov", "--out", out)
     assert res.exit_code == 0, res.output
     assert "valid" in res.output and "report:" in res.output
     for name in ("samples.csv", "wells.csv", "controls.csv", "result.json", "report.html"):

@@ -1,4 +1,5 @@
-"""Interpretation on real curves: demo plate maps relabel real eva_green_b wells as CDC and WHO plates."""
+"""Interpretation on real curves: demo plate maps relabel real LightCycler 480 wells (negatives: no instrument
+Cp) as CDC and WHO plates; the eva_green_b demo plate, whose NTC wells amplify, is invalid."""
 
 from pathlib import Path
 
@@ -6,19 +7,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from oligolab.lab.analysis import analyze_file, analyze_run
-from oligolab.lab.rdml import load_rdml
+from oligolab.lab.analysis import analyze_file, analyze_run, load_runs
 from oligolab.lab.rules import load_ruleset
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "qpcr"
-RUN = DATA / "eva_green_b.rdml"
-CDC_MAP = DATA / "exports" / "eva_green_b_cdc_platemap.csv"
-WHO_MAP = DATA / "exports" / "eva_green_b_who_platemap.csv"
+RUN = DATA / "Edward_qPCR_Nrd1_calibration_2019-02-02_amplification.txt"  # a valid plate (flat NTCs)
+CDC_MAP = DATA / "exports" / "lc480_cdc_platemap.csv"
+WHO_MAP = DATA / "exports" / "lc480_who_platemap.csv"
 
 
 @pytest.fixture(scope="module")
 def run():
-    return load_rdml(RUN)
+    return load_runs(RUN)[0]
 
 
 @pytest.fixture(scope="module")
@@ -54,11 +54,11 @@ def test_cdc_controls_pass_and_odd_control_curves_hold_results(cdc_plate):
     assert c["passed"].all()
     assert c.loc["ntc", "N1_outcome"] == "negative" and c.loc["pc", "N1_outcome"] == "positive"
     assert c.loc["ec", "RP_outcome"] == "positive" and c.loc["ec", "N2_outcome"] == "negative"
-    # the stand-in NTC curves rise without amplifying (real failed reactions): they are flagged, and while a
-    # control is flagged no sample result is released
-    assert "baseline drifts" in c.loc["ntc", "review"]
+    # a late rise in an extraction-control well is doubtful: it is named, and while a control is flagged no
+    # sample result is released
+    assert "needs a person's eyes" in c.loc["ec", "review"]
     assert (cdc_plate.samples["status"] == "review").all()
-    assert cdc_plate.samples["review_reasons"].str.contains("control NTC flagged").all()
+    assert cdc_plate.samples["review_reasons"].str.contains("control HSC flagged").all()
 
 
 def _variant(tmp_path, edit) -> Path:

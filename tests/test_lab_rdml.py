@@ -10,7 +10,7 @@ from lxml import etree
 
 from oligolab.errors import InputError
 from oligolab.lab.analysis import analyze_file
-from oligolab.lab.rdml import load_rdml, parse, read_rdml, read_xml_bytes, write_rdml
+from oligolab.lab.formats.rdml import load_rdml, parse, read_rdml, read_xml_bytes, write_rdml
 from oligolab.lab.report import write_outputs
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "qpcr"
@@ -51,7 +51,9 @@ def test_every_shipped_run_end_to_end(name, tmp_path):
             assert (ok | amp["review"]).all(), col
             assert ok.mean() > 0.95, col
         assert t.loc[~t["amplified"], "cq_td0"].isna().all()
-        assert amp["efficiency"].between(1.0, 2.6).all()
+        # LinRegPCR's efficiency is a quantification column: NaN where it finds no window of linearity
+        eff = amp["efficiency"].dropna()
+        assert eff.between(1.0, 2.6).all() and len(eff) >= 0.9 * len(amp)
     paths = write_outputs(results[0], tmp_path / "out")
     html = paths["report"].read_text()
     assert "Curves:" in html and results[0].run.name in html

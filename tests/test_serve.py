@@ -92,7 +92,7 @@ def test_upload_analyse_review_sign_export(client):
     rows = list(csv.DictReader(io.StringIO(text)))
     assert len(rows) == 25 and {r["sample"]: r["final_call"] for r in rows}["S-003"] == "inconclusive"
     html = client.get(f"/api/batches/{bid}/export.html", headers=tech).text
-    assert "Eva Green B / Run 1" in html and "S-025" in html and "reviewer" in html
+    assert "Edward qPCR Nrd1 calibration" in html and "S-025" in html and "reviewer" in html
     bundle = client.get(f"/api/batches/{bid}/export.fhir.json", headers=tech).json()
     assert bundle["resourceType"] == "Bundle" and len(bundle["entry"]) == 25
     obs = {e["resource"]["specimen"]["display"]: e["resource"] for e in bundle["entry"]}
@@ -147,7 +147,7 @@ def test_pages_render_for_a_real_batch(client):
     assert 'id="sign"' not in page          # a technician is not offered sign-off
     sample = client.get(f"/batches/{bid}/samples/S-002", headers=tech).text
     assert "Plotly.newPlot" in sample and "positive" in sample
-    assert client.get("/guide/files/eva_green_b.rdml", headers=tech).content == RUN.read_bytes()
+    assert client.get("/guide/files/eva_green_b.rdml", headers=tech).content == (RUN.parent / "eva_green_b.rdml").read_bytes()
 
 
 def test_admin_adds_user_assay_and_rule_set(client):
@@ -336,7 +336,7 @@ def test_csv_upload_gives_the_rdml_result(tmp_path):
     """The same real run exported as a table (RDES CSV, written by the lab core) with its plate map gives the
     same calls and Cq as the RDML upload."""
     from oligolab.lab.analysis import load_runs
-    from oligolab.lab.instruments import write_rdes
+    from oligolab.lab.formats.rdes import write_rdes
 
     csv_path = write_rdes(load_runs(RUN)[0], tmp_path / "eva_green_b.csv")
     app = make_app(f"sqlite:///{tmp_path}/lab.db")

@@ -25,10 +25,9 @@ from ..errors import InputError
 from . import audit
 from .curves import CurveResults, analyze_curves, prepare
 from .exports.calls import with_final_texts
-from .instruments import detect_format, read_table_run
+from .formats import read_runs
 from .interpret import Interpretation, interpret, summarize_without_rules
 from .platemap import apply_plate_map, read_plate_map
-from .rdml import read_rdml
 from .rules import RuleSet, load_ruleset
 from .run import Run
 
@@ -80,8 +79,7 @@ def load_runs(path: str | Path, *, fmt: str | None = None, run: str | None = Non
               dye: str | None = None) -> list[Run]:
     """Every run in a file (RDML may hold several; tables hold one), or only the run named ``run``."""
     path = Path(path)
-    fmt = fmt or detect_format(path)
-    runs = read_rdml(path, validate=validate) if fmt == "rdml" else [read_table_run(path, fmt, dye=dye)]
+    runs = read_runs(path, fmt, validate=validate, dye=dye)
     if run is not None:
         runs = [r for r in runs if run in (r.meta.get("run"), r.name)]
         if not runs:

@@ -8,11 +8,10 @@
 * ``cq_sdm``: the second-derivative maximum of the baseline-corrected curve, refined by a parabola through the
   three discrete second differences around the peak.
 
-The amplification call is LinRegPCR's (a TD0 after four rising cycles, efficiency > 1.4) and, in addition, a
-rise of at least :data:`MIN_RISE_SNR` times the curve's own noise: noise and drift can produce four rising
-cycles and a steep log slope after baseline subtraction, never a rise of many noise units. On the shipped real
-runs the smallest rise of an amplified curve is 49 noise units; the false calls LinRegPCR's criteria make on
-white noise and on drifting real baselines (tests/test_lab_curves.py) stay below 15.
+The amplification call is the diagnostic one of :mod:`.calling` (robust baseline, threshold crossing,
+logistic shape: ``amplified``, ``not amplified`` or ``review`` with a reason). LinRegPCR's own call stays as
+the ``amplified_linregpcr`` column and its efficiency and window as quantification columns; they no longer
+decide detection.
 """
 
 from __future__ import annotations
@@ -24,11 +23,10 @@ import pandas as pd
 
 from ..errors import InputError
 from . import qc
+from .calling import AMPLIFIED, call_curves
 from .linregpcr import NEGATIVE_SAMPLE_TYPES, LinRegResult, linregpcr
 from .run import Run, check_complete, pad_unrecorded_start, repair_gaps
 
-#: an amplified curve must rise by at least this many noise SDs between the start of its rise and TD0 + 1
-MIN_RISE_SNR = 20.0
 #: cycles that may be missing at the start of every curve before the run is refused
 MAX_UNRECORDED_START = 5
 CQ_METHODS = ("td0", "threshold", "sdm")
@@ -67,31 +65,6 @@ def prepare(run: Run, gaps: str = "refuse") -> Run:
         check_complete(run)
         return run
     return repair_gaps(run) if np.isnan(run.fluor).any() else run
-
-
-def _noise_sigma(fluor: np.ndarray, rise_start: np.ndarray, amplified: np.ndarray,
-                 groups: np.ndarray | None = None) -> np.ndarray:
-    """Robust SD of single readings from the second differences of the pre-rise part of each curve.
-
-    A curve's own estimate can be too small when few cycles precede its rise; it is never taken below the
-    median estimate of its group (same target, hence same dye and chemistry on the plate).
-    """
-    n, c = fluor.shape
-    d2 = np.diff(fluor, 2, axis=1)
-    end = np.where(amplified, np.maximum(rise_start - 2, 8), c - 2)
-    mask = np.arange(c - 2)[None, :] < np.minimum(end, c - 2)[:, None]
-    vals = np.where(mask, d2, np.nan)
-    med = np.nanmedian(vals, axis=1)
-    mad = np.nanmedian(np.abs(vals - med[:, None]), axis=1)
-    sigma = 1.4826 * mad / np.sqrt(6.0)
-    sigma = np.nan_to_num(sigma)
-    floor = np.zeros(n)
-    if groups is not None:
-        for g in np.unique(groups):
-            sel = groups == g
-            floor[sel] = np.median(sigma[sel])
-    level = np.nanmedian(np.abs(fluor), axis=1)
-    return np.maximum.reduce([sigma, floor, 1e-9 * (level + 1.0)])
 
 
 def auto_thresholds(targets: np.ndarray, mid_fluor: np.ndarray, usable: np.ndarray) -> dict[str, float]:
@@ -142,7 +115,7 @@ def sdm_cq(corrected: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return np.where(valid, kk + 1 + offset, np.nan)
 
 
-def analyze_curves(run: Run, *, thresholds: dict[str, float] | None = None, min_rise_snr: float = MIN_RISE_SNR,
+def analyze_curves(run: Run, *, thresholds: dict[str, float] | None = None,
                    replicate_max_sd: float = qc.REPLICATE_MAX_SD) -> CurveResults:
     """Analyse every curve of a gap-free run (see :func:`prepare`)."""
     if np.isnan(run.fluor).any():
@@ -156,13 +129,10 @@ def analyze_curves(run: Run, *, thresholds: dict[str, float] | None = None, min_
     groups = pd.factorize(lay["target"])[0]
     lrp = linregpcr(run.fluor, groups, negative | excluded)
 
-    sigma = _noise_sigma(run.fluor, lrp.rise_start, lrp.amplified, groups)
-    rows = np.arange(n)
-    top = np.clip(np.where(lrp.td0 > 0, np.round(lrp.td0).astype(np.int64), c - 1), 0, c - 1)
-    rise = run.fluor[rows, top] - run.fluor[rows, np.clip(lrp.rise_start - 1, 0, c - 1)]
-    snr = rise / sigma
-    amplified = lrp.amplified & (snr >= min_rise_snr)
-
+    used = (roles != "empty") & ~excluded
+    dx = call_curves(run.fluor, targets, used=used, thresholds=thresholds)
+    amplified = (dx.call == AMPLIFIED) & used
+    sigma = dx.noise
     usable = amplified & (lrp.baseline_error == 0) & (roles != "empty") & ~excluded
     thr = auto_thresholds(targets, lrp.window_mid_fluor, usable)
     if thresholds:
@@ -187,9 +157,14 @@ def analyze_curves(run: Run, *, thresholds: dict[str, float] | None = None, min_
         "window_start": lrp.window_start,
         "window_stop": lrp.window_stop,
         "n_log_phase": lrp.n_log_phase,
-        "rise_snr": snr,
+        "rise_snr": dx.rise_sd,
         "amplified_linregpcr": lrp.amplified,
         "amplified": amplified,
+        "call": np.where(roles == "empty", "", dx.call),
+        "call_reason": np.where(used, dx.reason, ""),
+        "cq_detect": dx.cq_detect,
+        "detection_threshold": dx.threshold,
+        "sigmoid_r2": dx.sigmoid_r2,
         "plateau": lrp.plateau,
         "baseline_error": lrp.baseline_error,
         "efficiency_outlier": lrp.efficiency_outlier,

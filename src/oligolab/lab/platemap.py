@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from .instruments import _col, _excel_sheets, _frame_from_text, _is_excel, _read_text, _rows_to_text
+from .formats import common
 from .run import Run, make_run, normalize_role, normalize_well
 
 _CONTENT = {"unkn": "sample", "neg ctrl": "ntc", "pos ctrl": "pc", "ntc": "ntc", "std": "std", "unknown": "sample",
@@ -37,16 +37,15 @@ def read_plate_map(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise InputError(path, "plate map not found", "check the --plate-map path")
-    text = _rows_to_text(next(iter(_excel_sheets(path).values()))) if _is_excel(path) else _read_text(path)
-    frame = _frame_from_text(text, path)
-    well_c = _col(frame, "well", "well position", "position")
+    frame = common.frame_from_text(common.table_text(path), path)
+    well_c = common.col(frame, "well", "well position", "position")
     if well_c is None:
         raise InputError(path, "the plate map has no 'well' column", "columns: well, sample, role, target, dye",
                          line=1)
-    cols = {"sample": _col(frame, "sample", "sample name", "sample id"),
-            "role": _col(frame, "role", "content", "task", "type", "sample type"),
-            "target": _col(frame, "target", "target name", "assay"),
-            "dye": _col(frame, "dye", "fluor", "reporter", "channel")}
+    cols = {"sample": common.col(frame, "sample", "sample name", "sample id"),
+            "role": common.col(frame, "role", "content", "task", "type", "sample type"),
+            "target": common.col(frame, "target", "target name", "assay"),
+            "dye": common.col(frame, "dye", "fluor", "reporter", "channel")}
     out = pd.DataFrame({"well": [normalize_well(w) for w in frame[well_c]]})
     for key, col in cols.items():
         out[key] = frame[col].fillna("").astype(str).str.strip() if col else ""

@@ -17,11 +17,10 @@ from .run import Run
 FLAGS: dict[str, tuple[str, str]] = {
     "excluded": ("review", "excluded in the run file or unrepairable (no usable readings)"),
     "gap_repaired": ("review", "missing readings were interpolated"),
-    "weak_rise": ("review", "LinRegPCR would call amplification, but the rise is within noise"),
-    "low_signal": ("review", "amplified with a small rise over noise"),
+    "doubtful": ("review", "the amplification call needs a person's eyes"),
     "late_rise": ("review", "rise starts in the last 5 cycles: no room to confirm the curve shape"),
-    "baseline_error": ("review", "the curve rises but no log-linear window could be fitted"),
-    "atypical_efficiency": ("review", "PCR efficiency outside 1.5-2.2 (not a normal amplification shape)"),
+    "baseline_error": ("info", "the curve rises but no log-linear window could be fitted"),
+    "atypical_efficiency": ("info", "PCR efficiency outside 1.5-2.2 (not a normal amplification shape)"),
     "baseline_drift": ("review", "the baseline drifts by more than 15% of the amplification height"),
     "jump": ("review", "a single reading or step departs from the smooth curve"),
     "early_jump": ("info", "a step in the first 5 cycles (instrument settling)"),
@@ -39,7 +38,6 @@ MAX_DRIFT_FRACTION = 0.15
 JUMP_NOISE_SD = 12.0
 #: ... and as a fraction of the reading's height above baseline (amplification curves are smooth to ~4%)
 JUMP_HEIGHT_FRACTION = 0.15
-LOW_SIGNAL_SNR = 40.0
 EFFICIENCY_RANGE = (1.5, 2.2)
 
 
@@ -104,7 +102,7 @@ def curve_flags(run: Run, lrp: LinRegResult, table: pd.DataFrame, sigma: np.ndar
     roles = table["role"].to_numpy(dtype=object)
     targets = table["target"].to_numpy(dtype=object)
     excluded = (table["excluded"] != "").to_numpy()
-    snr = table["rise_snr"].to_numpy()
+    calls, reasons = table["call"].to_numpy(dtype=object), table["call_reason"].to_numpy(dtype=object)
 
     base_level = np.median(fluor[:, 2:8], axis=1)
     height = np.mean(fluor[:, -3:], axis=1) - base_level
@@ -127,10 +125,8 @@ def curve_flags(run: Run, lrp: LinRegResult, table: pd.DataFrame, sigma: np.ndar
             f.append("excluded")
         if i in run.repaired:
             f.append(f"gap_repaired:cycles {run.repaired[i]}")
-        if lrp.amplified[i] and not amplified[i]:
-            f.append(f"weak_rise:{snr[i]:.0f} noise SD")
-        if amplified[i] and snr[i] < LOW_SIGNAL_SNR:
-            f.append(f"low_signal:{snr[i]:.0f} noise SD")
+        if calls[i] == "review":
+            f.append(f"doubtful:{reasons[i]}")
         if amplified[i] and lrp.td0[i] > c - 5:
             f.append(f"late_rise:TD0 {lrp.td0[i]:.1f} of {c}")
         if lrp.four_rising[i] and lrp.baseline_error[i] != 0 and lrp.td0[i] > 0:

@@ -32,8 +32,17 @@ ROLE_SYNONYMS = {
     "empty": "empty", "none": "empty", "skip": "empty", "opt": "empty",
 }
 
+#: RDML (and RDES) sample type -> well role
+ROLE_OF_SAMPLE_TYPE = {"unkn": "sample", "ntc": "ntc", "nac": "ntc", "ntp": "ntc", "nrt": "ntc", "pos": "pc",
+                       "std": "std", "opt": "empty"}
+
 #: RDML sample types per role, for export
 RDML_TYPE_OF_ROLE = {"sample": "unkn", "ntc": "ntc", "pc": "pos", "ec": "unkn", "std": "std", "empty": "opt"}
+
+#: highest cycle number a run may have (qPCR protocols run 40-60 cycles; stops typos such as 2.3e16)
+MAX_CYCLES = 1000
+#: most curves in one run (a 1536-well plate read in 6 channels)
+MAX_CURVES = 9216
 
 LAYOUT_COLUMNS = ["well", "sample", "target", "dye", "role", "sample_type", "excluded"]
 
@@ -148,6 +157,13 @@ def make_run(name: str, source: str | Path, fluor: np.ndarray, cycles: np.ndarra
         raise InputError(source, "cycle count does not match the readings", "re-export the run")
     if cycles.size < 10:
         raise InputError(source, f"only {cycles.size} cycles of data", "export the full amplification run")
+    if fluor.shape[0] > MAX_CURVES:
+        raise InputError(source, f"{fluor.shape[0]:,} curves, more than the {MAX_CURVES:,} a run may have",
+                         "export one run (one plate) per file")
+    cycles_f = cycles.astype(np.float64)
+    if not np.isfinite(cycles_f).all() or cycles_f.max() > MAX_CYCLES:
+        raise InputError(source, f"cycle numbers must be whole numbers from 1 to {MAX_CYCLES}",
+                         "export the amplification data with cycle numbers 1, 2, 3, ...")
     steps = np.diff(cycles.astype(np.float64))
     if (steps <= 0).any():
         bad = int(np.flatnonzero(steps <= 0)[0])

@@ -21,26 +21,43 @@ import numpy as np
 import pandas as pd
 from lxml import etree
 
-from ..errors import InputError
-from .run import Run, make_run, normalize_well, well_from_position
+from ...errors import InputError
+from ..run import MAX_CURVES, MAX_CYCLES, ROLE_OF_SAMPLE_TYPE, Run, make_run, normalize_well, well_from_position
+from . import common
+
+NAMES = ("rdml",)
 
 NS = "http://www.rdml.org"
 SUPPORTED_VERSIONS = ("1.0", "1.1", "1.2", "1.3", "1.4")
 _XSD = {"1.3": "RDML_v1_3_REC.xsd", "1.4": "RDML_v1_4_CR.xsd"}
 
-#: RDML sample type -> well role
-ROLE_OF_SAMPLE_TYPE = {"unkn": "sample", "ntc": "ntc", "nac": "ntc", "ntp": "ntc", "nrt": "ntc", "pos": "pc",
-                       "std": "std", "opt": "empty"}
 
 
 _THREAD = threading.local()
-#: largest rdml_data.xml accepted (bytes, uncompressed): a guard against zip bombs
-MAX_XML_BYTES = 1 << 30
+#: deepest XML element nesting accepted (RDML nests 6 levels; libxml2 refuses beyond 256 on its own)
+MAX_XML_DEPTH = 64
 
 
 @lru_cache(maxsize=None)
 def _schema_text(version: str) -> bytes:
     return resources.files("oligolab.lab").joinpath("schema", _XSD[version]).read_bytes()
+
+
+def detect(probe: common.Probe) -> str | None:
+    """RDML: a zip holding rdml_data.xml (or any .xml that is not an instrument document), or RDML XML."""
+    if probe.is_zip and not probe.is_excel:
+        names = probe.zip_names
+        if "rdml_data.xml" in names or probe.suffix == ".rdml":
+            return "rdml"
+        return None
+    start = probe.head.lstrip()[:400]
+    if start.startswith(b"<rdml") or (start.startswith(b"<?xml") and b"rdml" in probe.head[:4096]):
+        return "rdml"
+    return "rdml" if probe.suffix == ".rdml" else None
+
+
+def read(path: Path, fmt: str = "rdml", *, validate: bool = True, **_: object) -> list[Run]:
+    return read_rdml(path, validate=validate)
 
 
 def _schema(version: str) -> etree.XMLSchema:
@@ -54,8 +71,9 @@ def _schema(version: str) -> etree.XMLSchema:
 
 
 def read_xml_bytes(path: str | Path) -> bytes:
-    """The RDML XML text of ``path`` (zip archive or plain XML); :class:`InputError` if damaged."""
+    """The RDML XML text of ``path`` (zip archive or plain XML); :class:`InputError` if damaged or too large."""
     path = Path(path)
+    common.check_size(path)
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -69,12 +87,9 @@ def read_xml_bytes(path: str | Path) -> bytes:
                 if name is None:
                     raise InputError(path, "the RDML archive holds no rdml_data.xml",
                                      "export the run again as RDML from the instrument software")
-                if zf.getinfo(name).file_size > MAX_XML_BYTES:
-                    raise InputError(path, f"{name} unpacks to more than {MAX_XML_BYTES >> 20} MiB",
-                                     "split the file into runs or export only the amplification data")
-                return zf.read(name)
-        except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
-            raise InputError(path, f"the RDML archive is truncated or damaged ({exc})",
+                return common.read_member(path, zf, name)
+        except (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError, ValueError) as exc:
+            raise InputError(path, f"the RDML archive is truncated or damaged ({type(exc).__name__})",
                              "copy or export the file again; the transfer was incomplete") from None
     if raw.lstrip()[:1] != b"<":
         raise InputError(path, "not an RDML file (neither a zip archive nor XML)",
@@ -82,10 +97,16 @@ def read_xml_bytes(path: str | Path) -> bytes:
     return raw
 
 
-def parse(path: str | Path, *, validate: bool = True) -> tuple[etree._Element, str]:
-    """Parse and (for 1.3/1.4) schema-validate an RDML file; returns (root element, version)."""
+def parse(path: str | Path, *, validate: bool = True, warnings: list[str] | None = None) -> tuple[etree._Element, str]:
+    """Parse and (for 1.3/1.4) schema-validate an RDML file; returns (root element, version).
+
+    Schema problems that do not change the data (a whole number written as ``600.0`` where the schema wants
+    an integer) are read and reported in ``warnings``; any other schema problem refuses the file. The XML
+    parser resolves no entities, reaches no network and keeps libxml2's limits (element depth 256, text nodes
+    of 10 MB).
+    """
     data = read_xml_bytes(path)
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True, remove_comments=True)
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, remove_comments=True)
     try:
         root = etree.fromstring(data, parser)
     except etree.XMLSyntaxError as exc:
@@ -102,10 +123,30 @@ def parse(path: str | Path, *, validate: bool = True) -> tuple[etree._Element, s
     if validate and version in _XSD:
         schema = _schema(version)
         if not schema.validate(root.getroottree()):
-            err = schema.error_log.filter_from_errors()[0]
-            raise InputError(path, f"does not follow the RDML {version} schema: {err.message}",
-                             "export the run again; do not edit RDML by hand", line=err.line)
+            errors = schema.error_log.filter_from_errors()
+            fatal = [e for e in errors if not _harmless(e.message)]
+            if fatal:
+                raise InputError(path, f"does not follow the RDML {version} schema: {fatal[0].message}",
+                                 "export the run again; do not edit RDML by hand", line=fatal[0].line)
+            if warnings is not None:
+                warnings.append(f"{len(errors)} RDML schema deviation(s) that do not change the data were read "
+                                f"as numbers (first, line {errors[0].line}: {errors[0].message})")
     return root, version
+
+
+_INTEGER_TYPE = re.compile(r"'([^']*)' is not a valid value of the atomic type 'xs:(?:\w*[Ii]nteger|long|int)'")
+
+
+def _harmless(message: str) -> bool:
+    """A schema error about a whole number written with a decimal point (600.0 for 600)."""
+    m = _INTEGER_TYPE.search(message)
+    if not m:
+        return False
+    try:
+        value = float(m.group(1))
+    except ValueError:
+        return False
+    return value == value and abs(value) < 1e15 and value == int(value)
 
 
 def _q(tag: str, ns: str) -> str:
@@ -123,7 +164,8 @@ def _float(text: str | None, path: Path, what: str, well: str, line: int | None)
 def read_rdml(path: str | Path, *, validate: bool = True) -> list[Run]:
     """All runs of an RDML file, in file order (one :class:`Run` per experiment/run)."""
     path = Path(path)
-    root, version = parse(path, validate=validate)
+    warnings: list[str] = []
+    root, version = parse(path, validate=validate, warnings=warnings)
     ns = etree.QName(root).namespace or ""
     q = lambda tag: _q(tag, ns)  # noqa: E731
 
@@ -147,16 +189,18 @@ def read_rdml(path: str | Path, *, validate: bool = True) -> list[Run]:
     for exp in root.findall(q("experiment")):
         for run_el in exp.findall(q("run")):
             runs.append(_read_run(path, version, exp.get("id", ""), run_el, q, sample_types, target_dye))
+            if warnings:
+                runs[-1].meta["warnings"] = list(warnings)
     if not runs:
         raise InputError(path, "the RDML file has no experiment with a run", "export a run with amplification data")
     return runs
 
 
-def _plate_format(run_el, q) -> tuple[int, int, str, str]:
+def _plate_format(run_el, q, path: Path) -> tuple[int, int, str, str]:
     fmt = run_el.find(q("pcrFormat"))
     if fmt is not None and fmt.find(q("columns")) is not None:
-        rows = int(fmt.findtext(q("rows")) or 8)
-        cols = int(fmt.findtext(q("columns")) or 12)
+        rows = _dimension(fmt.findtext(q("rows")), 8, "rows", path, fmt.sourceline)
+        cols = _dimension(fmt.findtext(q("columns")), 12, "columns", path, fmt.sourceline)
         return rows, cols, (fmt.findtext(q("rowLabel")) or "ABC"), (fmt.findtext(q("columnLabel")) or "123")
     text = (fmt.text or "") if fmt is not None else ""  # RDML 1.0: "96-well plate; A1-H12"
     if text.startswith("384"):
@@ -166,15 +210,32 @@ def _plate_format(run_el, q) -> tuple[int, int, str, str]:
     return 8, 12, "ABC", "123"
 
 
+def _dimension(text: str | None, default: int, what: str, path: Path, line: int | None) -> int:
+    """A plate dimension from pcrFormat: a whole number 1..1536 (rotor positions count as columns)."""
+    if not (text or "").strip():
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not (1 <= value <= 1536 and value == int(value)):
+        raise InputError(path, f"pcrFormat {what} '{text}' is not a whole number from 1 to 1536",
+                         "export the run again", line=line)
+    return int(value)
+
+
 def _read_run(path: Path, version: str, exp_id: str, run_el, q, sample_types, target_dye) -> Run:
     run_id = run_el.get("id", "")
     name = f"{exp_id} / {run_id}" if exp_id else run_id
-    rows, cols, row_label, col_label = _plate_format(run_el, q)
+    rows, cols, row_label, col_label = _plate_format(run_el, q, path)
     records = []
     curves: list[tuple[np.ndarray, np.ndarray]] = []
     max_cycle = 0
     for react in run_el.findall(q("react")):
         rid = react.get("id", "")
+        if rid.isdigit() and not 1 <= int(rid[:12]) <= rows * cols:
+            raise InputError(path, f"reaction id {rid[:20]} is not a position of the {rows} x {cols} plate",
+                             "export the run again", line=react.sourceline)
         well = (well_from_position(int(rid), cols, row_label, col_label) if rid.isdigit()
                 else normalize_well(rid))
         sample_el = react.find(q("sample"))
@@ -190,9 +251,9 @@ def _read_run(path: Path, version: str, exp_id: str, run_el, q, sample_types, ta
                                  "export the run again", line=data.sourceline, record=well)
             cyc, flu = _readings(data, q, path, well)
             if cyc.size:
-                if np.isnan(cyc).any():
-                    raise InputError(path, "a reading has no cycle number", "re-export the run",
-                                     line=data.sourceline, record=well)
+                if not np.isfinite(cyc).all() or cyc.max() > MAX_CYCLES:
+                    raise InputError(path, f"a cycle number is missing or not from 1 to {MAX_CYCLES}",
+                                     "re-export the run", line=data.sourceline, record=well)
                 cyc = np.ceil(cyc).astype(np.int64)
                 if cyc.min() < 1:
                     raise InputError(path, f"cycle number {cyc.min()} is below 1", "re-export the run",
@@ -212,6 +273,8 @@ def _read_run(path: Path, version: str, exp_id: str, run_el, q, sample_types, ta
                             "excluded": excl, "react_id": rid,
                             "instrument_cq": _opt_float(data.findtext(q("cq")))})
             curves.append((cyc.astype(np.int64), flu))
+            if len(curves) > MAX_CURVES:
+                raise InputError(path, f"run '{name}' has more than {MAX_CURVES:,} curves", "export one run per file")
     if not records:
         raise InputError(path, f"run '{name}' has no reactions with data", "export the amplification data")
     if max_cycle == 0:
@@ -279,7 +342,7 @@ ROLE_ANNOTATION = "oligolab role"
 
 def to_rdml_xml(run: Run, *, experiment: str = "oligolab", run_id: str | None = None) -> bytes:
     """RDML 1.4 XML of a run (raw readings, layout and roles); valid against RDML_v1_4_CR.xsd."""
-    from .run import RDML_TYPE_OF_ROLE, well_sort_key
+    from ..run import RDML_TYPE_OF_ROLE, well_sort_key
 
     E = lambda tag, text=None, **attrs: _el(tag, text, **attrs)  # noqa: E731
     root = etree.Element(f"{{{NS}}}rdml", nsmap={None: NS}, version="1.4")
@@ -345,7 +408,7 @@ def _el(tag: str, text: str | None = None, **attrs: str) -> etree._Element:
 
 def write_rdml(run: Run, path: str | Path, **kwargs) -> Path:
     """Write a run as an RDML 1.4 file (zip holding rdml_data.xml), atomically."""
-    from ..reports import atomic_path
+    from ...reports import atomic_path
 
     data = to_rdml_xml(run, **kwargs)
     with atomic_path(path) as tmp:

@@ -1,0 +1,404 @@
+"""The diagnostic amplification call: each curve is ``amplified``, ``not amplified`` or ``review``.
+
+LinRegPCR's calls (kept as the ``amplified_linregpcr`` column) are made for quantification: a curve without a
+clean window of linearity is "not amplified" even when it rises by hundreds of noise units. A diagnostic
+decision must never let such a curve through as negative, so the call here stands on what the curve shows:
+
+1. **Robust baseline.** Up to 14 cycles before the rise (the rise starts :data:`ONSET_CYCLES` before the
+   curve's steepest acceleration, when that stands out of the noise; otherwise, as for noisy or
+   slowly rising curves, two cycles before the curve leaves the level of its first cycles for good) are fitted with a straight line, then again without readings more than 3.5
+   robust SDs off (an early spike or settling step); after the window the baseline keeps its last value, so
+   a drift is never extrapolated into a rise. Fewer than 8 such cycles give a constant (their median). The
+   noise SD is the robust SD (1.4826 x MAD) of the residuals (with fewer than 8 baseline cycles never below
+   half the target's median noise), never below the readings' own resolution (instruments that print two decimals).
+2. **Threshold crossing.** Per target, the detection threshold is :data:`THRESHOLD_NOISE_SD` times the target's
+   median noise SD above the baseline (the usual "10 SD of the baseline" rule), or the value a rule set or the
+   user fixes. A crossing counts when the curve then stays above the threshold (at least 4 or to the end of the run; a SYBR curve that declines after its plateau still counts).
+   ``cq_detect`` is the crossing cycle.
+3. **Shape.** A four-parameter logistic (offset, height, midpoint, slope) is fitted to the baseline-corrected
+   curve up to two cycles after its highest point by damped Gauss-Newton, all curves at once. The shape is an amplification when the logistic explains
+   at least :data:`MIN_SIGMOID_R2` of the variance, fits at least 4x better than a straight line (a drifting
+   baseline is a line) and rises over 0.4-12 cycles per e-fold; late-rising curves (midpoint after the last
+   cycle) are included.
+
+A curve that crosses, rises by at least :data:`CLEAR_RISE_SD` noise SDs (over its baseline and over the level
+of its first cycles) and has the shape, with its crossing before the last :data:`LATE_CYCLES` cycles, is
+``amplified``. A curve with no crossing and a rise below
+:data:`FLAT_RISE_SD` is ``not amplified``. Everything between is ``review``, with the reason in words a
+technician reads at the bench (weak rise, rise in the last cycles, not an amplification shape, falls back
+below the threshold). Thresholds were set on the real runs in data/ and ../shared/data/qpcr-realworld
+(tests/test_lab_calling.py writes the figures per file).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+AMPLIFIED, NOT_AMPLIFIED, REVIEW = "amplified", "not amplified", "review"
+CALLS = (AMPLIFIED, NOT_AMPLIFIED, REVIEW)
+#: rise over the baseline (noise SDs) of a clear amplification
+CLEAR_RISE_SD = 20.0
+#: rise (noise SDs) below which a curve without a threshold crossing is flat
+FLAT_RISE_SD = 8.0
+#: automatic detection threshold, in the target's median noise SDs above the baseline
+THRESHOLD_NOISE_SD = 10.0
+#: cycles a curve must stay above the threshold after crossing it
+SUSTAIN_CYCLES = 4
+#: a crossing in the last cycles leaves no room to see the shape
+LATE_CYCLES = 3
+#: least variance of the corrected curve the fitted logistic must explain
+MIN_SIGMOID_R2 = 0.97
+#: the logistic must leave at most this fraction of a straight line's residual (drift is a line)
+MAX_SIGMOID_VS_LINE = 0.25
+#: logistic slope range (cycles per e-fold) of an amplification
+SIGMOID_SCALE_RANGE = (0.4, 12.0)
+#: baseline cycles needed to fit a slope (fewer: constant baseline)
+MIN_LINE_CYCLES = 8
+#: the first cycles skipped by the baseline (lamp and detector settling)
+SKIP_CYCLES = 2
+#: the baseline window ends this many cycles before the steepest acceleration of the curve
+ONSET_CYCLES = 5
+#: the baseline window holds at most this many cycles (the ones nearest the rise: early drift is curved)
+MAX_WINDOW_CYCLES = 14
+
+
+@dataclass
+class CallResult:
+    """Per-curve results of the diagnostic call (arrays over curves; fluorescence in the file's units)."""
+
+    call: np.ndarray            # AMPLIFIED / NOT_AMPLIFIED / REVIEW
+    reason: np.ndarray          # '' or the technician's words
+    corrected: np.ndarray       # (curves, cycles) readings minus the robust baseline
+    noise: np.ndarray           # noise SD of single readings
+    rise_sd: np.ndarray         # highest 3-cycle mean of the corrected curve, in noise SDs
+    threshold: np.ndarray       # detection threshold of each curve's target
+    cq_detect: np.ndarray       # cycle where the curve crosses the detection threshold for good (NaN: never)
+    sigmoid_r2: np.ndarray      # variance explained by the fitted logistic (NaN: not fitted)
+    sigmoid_mid: np.ndarray     # its midpoint (cycle)
+    sigmoid_scale: np.ndarray   # its slope (cycles per e-fold)
+    shape_ok: np.ndarray        # bool: the shape is an amplification
+
+
+def baseline_window_end(fluor: np.ndarray) -> np.ndarray:
+    """Index where each curve's baseline window ends: a few cycles before its steepest acceleration.
+
+    The acceleration is the 3-cycle mean of the second difference; its peak is an amplification's onset only
+    when it stands out of the curve's own second-difference noise (robust SD over the whole curve, where the
+    rise occupies a minority of cycles). A curve without such a peak (flat or drifting) uses every cycle.
+    """
+    n, c = fluor.shape
+    if c < 8:
+        return np.full(n, c)
+    d2 = np.diff(fluor, 2, axis=1)
+    acc = (d2[:, :-2] + d2[:, 1:-1] + d2[:, 2:]) / 3.0          # centred on cycle index k + 2
+    search = acc.copy()
+    search[:, :SKIP_CYCLES] = -np.inf                             # settling of the first cycles is no onset
+    peak = np.argmax(search, axis=1)
+    # the noise of the acceleration before the peak (the deceleration after it is part of the curve)
+    k = np.arange(acc.shape[1])[None, :]
+    before = (k >= SKIP_CYCLES) & (k < (peak - 3)[:, None])
+    before = np.where((before.sum(axis=1) >= 6)[:, None], before, True)
+    centre = _masked_median(acc, before, np.zeros(n))
+    spread = 1.4826 * _masked_median(np.abs(acc - centre[:, None]), before, np.zeros(n))
+    acc = search
+    standout = acc[np.arange(n), peak] > 3.0 * np.maximum(spread, _resolution(fluor))
+    return np.where(standout, peak + 2 - ONSET_CYCLES, _level_rise_end(fluor))
+
+
+def _level_rise_end(fluor: np.ndarray) -> np.ndarray:
+    """For curves without a sharp onset: two cycles before the 3-cycle mean leaves the level of the first
+    cycles (by 5 step-noise SDs) for good; the first half of the run when it never does."""
+    n, c = fluor.shape
+    lo = min(SKIP_CYCLES, max(c - 6, 0))
+    level = np.median(fluor[:, lo:lo + 6], axis=1)
+    steps = np.diff(fluor[:, lo:min(c, lo + MAX_WINDOW_CYCLES)], axis=1)
+    noise = 1.4826 * np.median(np.abs(steps - np.median(steps, axis=1)[:, None]), axis=1) / np.sqrt(2.0)
+    noise = np.maximum(noise, _resolution(fluor))
+    smooth = fluor.copy()
+    smooth[:, 1:-1] = (fluor[:, :-2] + fluor[:, 1:-1] + fluor[:, 2:]) / 3.0
+    above = smooth > (level + 5.0 * noise)[:, None]
+    stays = np.cumsum(above[:, ::-1], axis=1)[:, ::-1] == np.arange(c, 0, -1)[None, :]
+    start = np.where(stays.any(axis=1), np.argmax(stays, axis=1), c)
+    return np.where(start < c - 2, start - 2, max(SKIP_CYCLES + MIN_LINE_CYCLES, c // 2))
+
+
+def _line_fit(x: np.ndarray, y: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares intercept and slope per row over the masked cycles."""
+    m = mask.astype(np.float64)
+    k = np.maximum(m.sum(axis=1), 1.0)
+    yy = np.where(mask, y, 0.0)
+    sx, sy = (m * x).sum(1), yy.sum(1)
+    sxx, sxy = (m * x * x).sum(1), (yy * x).sum(1)
+    den = sxx - sx * sx / k
+    with np.errstate(invalid="ignore", divide="ignore"):
+        slope = np.where(den > 0, (sxy - sx * sy / k) / den, 0.0)
+    return (sy - slope * sx) / k, slope
+
+
+def robust_baseline(fluor: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(baseline values (curves, cycles), noise SD per curve): see the module docstring, step 1.
+
+    The window is fitted twice: when the first fit shows the curve already rising for good inside its window
+    (a slow rise without a sharp onset), the window is cut before that rise and fitted again.
+    """
+    n, c = fluor.shape
+    x = np.arange(c, dtype=np.float64)[None, :]
+    lo = min(SKIP_CYCLES, max(c - 4, 0))
+    end = np.maximum(baseline_window_end(fluor), lo + 3)
+    base, sigma = _fit_window(fluor, x, lo, end)
+    above = (fluor - base) > 4.0 * sigma[:, None]
+    tail = np.cumsum(above[:, ::-1], axis=1)[:, ::-1] >= 0.9 * np.arange(c, 0, -1)[None, :]
+    rising = tail & above
+    start = np.where(rising.any(axis=1), np.argmax(rising, axis=1), c)
+    cut = np.maximum(np.minimum(end, start - 1), lo + 3)
+    if (cut < end).any():
+        base2, sigma2 = _fit_window(fluor, x, lo, cut)
+        redo = cut < end
+        base, sigma = np.where(redo[:, None], base2, base), np.where(redo, sigma2, sigma)
+    # a window that holds the start of a slow rise overstates the noise: the first cycles' step-to-step noise
+    # (a drift does not change the steps) caps it
+    steps = np.diff(fluor[:, lo:min(c, lo + MAX_WINDOW_CYCLES)], axis=1)
+    early = 1.4826 * np.median(np.abs(steps - np.median(steps, axis=1)[:, None]), axis=1) / np.sqrt(2.0)
+    sigma = np.minimum(sigma, np.where(early > 0, early, np.inf))
+    floor = np.zeros(n)
+    few = (np.minimum(cut, end) - np.maximum(lo, np.minimum(cut, end) - MAX_WINDOW_CYCLES)) < MIN_LINE_CYCLES
+    for g in np.unique(groups):   # a curve with few baseline cycles: not below half its target's median noise
+        sel = groups == g
+        floor[sel & few] = 0.5 * np.median(sigma[sel])
+    level = np.abs(np.median(fluor, axis=1))
+    sigma = np.maximum.reduce([sigma, floor, _resolution(fluor), 1e-9 * (level + 1.0)])
+    return base, sigma
+
+
+def _fit_window(fluor: np.ndarray, x: np.ndarray, lo: int, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Robust line (or constant, for short windows) through cycles [end - 14, end) of each curve, and the
+    robust SD of its residuals."""
+    n = fluor.shape[0]
+    first = np.maximum(lo, end - MAX_WINDOW_CYCLES)
+    mask = (x >= first[:, None]) & (x < end[:, None])
+    sigma0 = _resolution(fluor)
+    line = mask.sum(axis=1) >= MIN_LINE_CYCLES
+    med = _masked_median(fluor, mask, np.zeros(n))
+    a, b = _line_fit(x, fluor, mask)
+    a, b = np.where(line, a, med), np.where(line, b, 0.0)
+    for _ in range(2):
+        resid = fluor - (a[:, None] + b[:, None] * x)
+        r = np.where(mask, resid, np.nan)
+        mad = 1.4826 * np.nanmedian(np.abs(r - np.nanmedian(r, axis=1)[:, None]), axis=1)
+        keep = mask & (np.abs(resid) <= 3.5 * np.maximum(mad, sigma0)[:, None])
+        a2, b2 = _line_fit(x, fluor, keep)
+        med2 = _masked_median(fluor, keep, med)
+        a, b = np.where(line, a2, med2), np.where(line, b2, 0.0)
+    resid = np.where(mask, fluor - (a[:, None] + b[:, None] * x), np.nan)
+    sigma = np.nan_to_num(1.4826 * np.nanmedian(np.abs(resid - np.nanmedian(resid, axis=1)[:, None]), axis=1))
+    # after the window the baseline stays at its last value: a drift is not extrapolated into a "rise"
+    held = np.minimum(x, (end - 1)[:, None].astype(np.float64))
+    return a[:, None] + b[:, None] * held, np.maximum(sigma, sigma0)
+
+
+def _masked_median(values: np.ndarray, mask: np.ndarray, default: np.ndarray) -> np.ndarray:
+    """Median of each row over its masked cells (``default`` where none)."""
+    with np.errstate(invalid="ignore"):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            med = np.nanmedian(np.where(mask, values, np.nan), axis=1)
+    return np.where(mask.any(axis=1), med, default)
+
+
+def _resolution(fluor: np.ndarray) -> np.ndarray:
+    """Half the smallest step between readings of each curve (the printed resolution; 0 for float exports)."""
+    steps = np.abs(np.diff(fluor, axis=1))
+    steps = np.where(steps > 0, steps, np.inf)
+    smallest = steps.min(axis=1) if steps.size else np.zeros(fluor.shape[0])
+    return np.where(np.isfinite(smallest), 0.5 * smallest, 0.0)
+
+
+def detection_thresholds(noise: np.ndarray, targets: np.ndarray, fixed: dict[str, float] | None) -> np.ndarray:
+    """Per-curve detection threshold: the fixed value of its target, else THRESHOLD_NOISE_SD x the target's
+    median noise SD."""
+    out = np.empty(noise.size)
+    fixed = fixed or {}
+    for t in pd.unique(targets):
+        sel = targets == t
+        value = fixed.get(str(t))
+        out[sel] = float(value) if value is not None else THRESHOLD_NOISE_SD * float(np.median(noise[sel]))
+    return out
+
+
+def sustained_crossing(corrected: np.ndarray, threshold: np.ndarray) -> np.ndarray:
+    """Fractional cycle (1-based) where each curve crosses its threshold into the stretch above it that holds
+    the curve's highest point, when that stretch lasts at least :data:`SUSTAIN_CYCLES` cycles (or to the end of
+    the run); NaN otherwise.
+
+    A spike or bubble crosses for a cycle or two; an amplification stays up (a SYBR curve may decline after
+    its plateau, which is still an amplification).
+    """
+    n, c = corrected.shape
+    above = corrected >= threshold[:, None]
+    run = np.zeros((n, c), dtype=np.int64)          # readings above the threshold from each cycle on, in a row
+    run[:, -1] = above[:, -1]
+    for k in range(c - 2, -1, -1):
+        run[:, k] = np.where(above[:, k], run[:, k + 1] + 1, 0)
+    # the stretch above the threshold that holds the curve's highest 3-cycle mean (the amplification)
+    smooth = corrected.copy()
+    smooth[:, 1:-1] = (corrected[:, :-2] + corrected[:, 1:-1] + corrected[:, 2:]) / 3.0
+    peak = np.argmax(smooth, axis=1)
+    rows_ = np.arange(n)
+    below_before = ~above & (np.arange(c)[None, :] < peak[:, None])
+    last_below = np.where(below_before.any(axis=1), c - 1 - np.argmax(below_before[:, ::-1], axis=1), -1)
+    k = last_below + 1
+    kk = np.minimum(k, c - 1)
+    has = above[rows_, peak] & (run[rows_, kk] >= np.minimum(SUSTAIN_CYCLES, c - kk))
+    rows = np.arange(n)
+    lo, hi = corrected[rows, np.maximum(k - 1, 0)], corrected[rows, k]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frac = np.where(hi > lo, (threshold - lo) / (hi - lo), 1.0)
+    frac = np.clip(np.nan_to_num(frac, nan=1.0), 0.0, 1.0)
+    cycle = np.where(k > 0, k + frac, 1.0)   # index k is cycle k+1; the crossing lies between k and k+1
+    return np.where(has, cycle, np.nan)
+
+
+def fit_logistic(y: np.ndarray, fit: np.ndarray, *, steps: int = 40) -> tuple[np.ndarray, ...]:
+    """Fit d + h / (1 + exp(-(x - m) / s)) to the rows of ``y`` selected by ``fit`` (x = cycle 1..c).
+
+    Damped Gauss-Newton (Levenberg-Marquardt) on all rows at once; returns (r2, midpoint, scale, height,
+    sse of the logistic, sse of a straight line), NaN where not fitted.
+    """
+    n, c = y.shape
+    out = [np.full(n, np.nan) for _ in range(6)]
+    idx = np.flatnonzero(fit)
+    if idx.size == 0 or c < 6:
+        return tuple(out)
+    yy = y[idx]
+    x = np.arange(1, c + 1, dtype=np.float64)[None, :]
+    # the fit ends two cycles after the highest 3-cycle mean: a decline after the plateau (the "hook" of SYBR
+    # curves) is not part of the amplification shape
+    smooth = yy.copy()
+    smooth[:, 1:-1] = (yy[:, :-2] + yy[:, 1:-1] + yy[:, 2:]) / 3.0
+    stop = np.maximum(np.argmax(smooth, axis=1) + 3, 6)
+    w = (np.arange(c)[None, :] < stop[:, None]).astype(np.float64)
+    top = ((yy[:, :-2] + yy[:, 1:-1] + yy[:, 2:]) / 3.0).max(axis=1)   # 3-cycle mean: starting height
+    h = np.maximum(top, 1e-12)
+    half = yy >= (h / 2)[:, None]
+    m = np.where(half.any(axis=1), np.argmax(half, axis=1) + 1.0, float(c))
+    p = np.stack([np.zeros(idx.size), h, m, np.log(np.full(idx.size, 1.5))], axis=1)
+    lam = np.full(idx.size, 1e-2)
+    sse = _logistic_sse(p, x, yy, w)
+    for _ in range(steps):
+        jac, resid = _logistic_jacobian(p, x, yy)
+        jac, resid = jac * w[:, :, None], resid * w
+        jtj = np.einsum("nci,ncj->nij", jac, jac)
+        jtr = np.einsum("nci,nc->ni", jac, resid)
+        diag = np.einsum("nii->ni", jtj)
+        a = jtj + lam[:, None, None] * (np.eye(4)[None] * (diag[:, :, None] + 1e-12))
+        try:
+            delta = np.linalg.solve(a, jtr[:, :, None])[:, :, 0]
+        except np.linalg.LinAlgError:
+            break
+        trial = p + delta
+        trial[:, 3] = np.clip(trial[:, 3], np.log(0.05), np.log(50.0))
+        trial[:, 2] = np.clip(trial[:, 2], -c, 3.0 * c)
+        new = _logistic_sse(trial, x, yy, w)
+        better = np.isfinite(new) & (new < sse)
+        p = np.where(better[:, None], trial, p)
+        sse = np.where(better, new, sse)
+        lam = np.where(better, lam * 0.3, lam * 10.0)
+    mean = (yy * w).sum(axis=1) / w.sum(axis=1)
+    total = (w * (yy - mean[:, None]) ** 2).sum(axis=1)
+    a0, b0 = _line_fit(x, yy, w > 0)
+    line_sse = (w * (yy - (a0[:, None] + b0[:, None] * x)) ** 2).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r2 = 1.0 - sse / total
+    for arr, values in zip(out, (r2, p[:, 2], np.exp(p[:, 3]), p[:, 1], sse, line_sse)):
+        arr[idx] = values
+    return tuple(out)
+
+
+def _logistic_sse(p: np.ndarray, x: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        g = p[:, 0:1] + p[:, 1:2] / (1.0 + np.exp(-(x - p[:, 2:3]) / np.exp(p[:, 3:4])))
+    return (w * (y - g) ** 2).sum(axis=1)
+
+
+def _logistic_jacobian(p: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    s = np.exp(p[:, 3:4])
+    z = np.clip((x - p[:, 2:3]) / s, -60, 60)
+    e = 1.0 / (1.0 + np.exp(-z))
+    g = p[:, 0:1] + p[:, 1:2] * e
+    de = e * (1.0 - e)
+    jac = np.stack([np.ones_like(e), e, -p[:, 1:2] * de / s, -p[:, 1:2] * de * z], axis=2)
+    return jac, y - g
+
+
+def call_curves(fluor: np.ndarray, targets: np.ndarray, *, used: np.ndarray | None = None,
+                thresholds: dict[str, float] | None = None) -> CallResult:
+    """The diagnostic call for every curve of a gap-free (curves x cycles) array of raw readings."""
+    n, c = fluor.shape
+    groups = pd.factorize(pd.Series(targets, dtype=object))[0]
+    baseline, noise = robust_baseline(fluor, groups)
+    corrected = fluor - baseline
+    if c >= 3:
+        smooth = (corrected[:, :-2] + corrected[:, 1:-1] + corrected[:, 2:]) / 3.0
+        top = smooth.max(axis=1)
+    else:
+        top = corrected.max(axis=1)
+    rise_sd = top / noise
+    thr = detection_thresholds(noise, np.asarray(targets, dtype=object), thresholds)
+    cq = sustained_crossing(corrected, thr)
+    crossed = np.isfinite(cq)
+    fit = (crossed | (rise_sd >= FLAT_RISE_SD)) & (used if used is not None else True)
+    r2, mid, scale, _height, sse, line_sse = fit_logistic(corrected, fit)
+    with np.errstate(invalid="ignore"):
+        shape_ok = ((r2 >= MIN_SIGMOID_R2) & (sse <= MAX_SIGMOID_VS_LINE * line_sse)
+                    & (scale >= SIGMOID_SCALE_RANGE[0]) & (scale <= SIGMOID_SCALE_RANGE[1]) & (mid <= c + 8))
+    lo = min(SKIP_CYCLES, max(c - 6, 0))
+    start_level = np.median(fluor[:, lo:lo + 6], axis=1)
+    drift_sd = (np.median(fluor[:, -3:], axis=1) - start_level) / noise
+    raw_top = ((fluor[:, :-2] + fluor[:, 1:-1] + fluor[:, 2:]) / 3.0).max(axis=1) if c >= 3 else fluor.max(axis=1)
+    above_start = (raw_top - start_level) / noise
+    call, reason = decide(crossed, cq, rise_sd, shape_ok, c, drift_sd)
+    back = (call == AMPLIFIED) & (above_start < CLEAR_RISE_SD)
+    call[back] = REVIEW
+    reason[back] = [f"rises back from a dip only to {a:.0f}x the noise above its first cycles: drift or "
+                    "amplification? look at the curve" for a in above_start[back]]
+    return CallResult(call=call, reason=reason, corrected=corrected, noise=noise, rise_sd=rise_sd, threshold=thr,
+                      cq_detect=cq, sigmoid_r2=r2, sigmoid_mid=mid, sigmoid_scale=scale, shape_ok=shape_ok)
+
+
+def decide(crossed: np.ndarray, cq: np.ndarray, rise_sd: np.ndarray, shape_ok: np.ndarray, n_cycles: int,
+           drift_sd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Call and reason per curve from the three tests (see the module docstring).
+
+    ``drift_sd`` is the change from the first cycles to the last, in noise SDs: a curve that ends far above
+    where it started is never "not amplified", whatever its baseline line says.
+    """
+    n = crossed.size
+    call = np.full(n, REVIEW, dtype=object)
+    reason = np.full(n, "", dtype=object)
+    clear = rise_sd >= CLEAR_RISE_SD
+    late = crossed & (cq > n_cycles - LATE_CYCLES)
+    flat = ~crossed & (rise_sd < FLAT_RISE_SD) & (drift_sd < CLEAR_RISE_SD)
+    call[flat] = NOT_AMPLIFIED
+    good = crossed & clear & shape_ok & ~late
+    call[good] = AMPLIFIED
+    for i in np.flatnonzero(~flat & ~good):
+        if late[i]:
+            reason[i] = (f"rises only in the last {LATE_CYCLES} cycles (threshold crossed at cycle {cq[i]:.1f} of "
+                         f"{n_cycles}): too late to confirm the curve shape")
+        elif not crossed[i] and rise_sd[i] < FLAT_RISE_SD:
+            reason[i] = (f"ends {drift_sd[i]:.0f}x the noise above its first cycles without an amplification "
+                         "shape (drift?): look at the curve")
+        elif crossed[i] and clear[i]:
+            reason[i] = (f"rises {rise_sd[i]:.0f}x the noise but not with an amplification shape "
+                         "(drift, step or bubble?): look at the curve")
+        elif crossed[i]:
+            reason[i] = f"weak rise ({rise_sd[i]:.0f}x the noise) above the threshold: weak or late amplification?"
+        else:
+            reason[i] = (f"rises {rise_sd[i]:.0f}x the noise but does not stay above the detection threshold "
+                         "to the end of the run")
+    return call, reason
