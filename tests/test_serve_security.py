@@ -155,7 +155,7 @@ def _hostile_cases(tmp: Path) -> list[tuple[str, dict, str]]:
         ("oversized", {"plate_map": big}, "larger than 32 MiB"),
         ("empty", {"run_name": "empty.rdml", "run_bytes": b""}, "empty"),
         ("wrong type", {"run_name": "run.exe", "run_bytes": b"MZ\x90\x00"}, "not a run file type"),
-        ("plate of another assay", {"plate_map": None}, "none of the plate's targets (FSTL_1_A_047"),
+        ("plate of another assay", {"plate_map": None}, "none of the plate's targets (483-533)"),
     ]
 
 

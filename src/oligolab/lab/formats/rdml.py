@@ -53,7 +53,7 @@ def detect(probe: common.Probe) -> str | None:
     start = probe.head.lstrip()[:400]
     if start.startswith(b"<rdml") or (start.startswith(b"<?xml") and b"rdml" in probe.head[:4096]):
         return "rdml"
-    return "rdml" if probe.suffix == ".rdml" else None
+    return "rdml" if probe.suffix == ".rdml" and start.startswith(b"<") else None
 
 
 def read(path: Path, fmt: str = "rdml", *, validate: bool = True, **_: object) -> list[Run]:
