@@ -11,10 +11,42 @@ from .cli import app, fail
 from .errors import InputError
 
 console = Console(stderr=True)
+serve_app = typer.Typer(invoke_without_command=True, no_args_is_help=False,
+                        help="The lab web service (runs it without a subcommand); 'verify' checks its records.")
+app.add_typer(serve_app, name="serve")
 
 
-@app.command("serve")
+@serve_app.command("verify")
+def verify_cmd(
+    db: str = typer.Option("sqlite:///oligolab-lab.db", "--db", help="database URL of the service"),
+) -> None:
+    """Recompute the audit chain, every result version's hash and every sign-off; name each break (exit 1)."""
+    from .service.db import make_engine, migrate, session_factory
+    from .service.verify import verify
+
+    try:
+        migrate(db)
+        engine = make_engine(db)
+        with session_factory(engine)() as s:
+            report = verify(s)
+        engine.dispose()
+    except Exception as exc:  # unreachable database, wrong URL
+        fail(f"{db}: cannot open the database ({type(exc).__name__}: {str(exc).splitlines()[0]})")
+    out = Console()
+    out.print(f"{report.events} audit events, chain head {report.head[0]} {report.head[1][:16]}…; "
+              f"{report.versions} result versions, {report.signoffs} sign-offs, {report.users} users checked",
+              highlight=False)
+    for b in report.breaks:
+        out.print(f"BREAK {b}", highlight=False, soft_wrap=True)
+    if report.breaks:
+        out.print(f"[bold red]{len(report.breaks)} break(s): the records were changed outside the service[/]")
+        raise typer.Exit(1)
+    out.print("[bold green]intact[/]: every event chains, every version and sign-off matches its audited hash")
+
+
+@serve_app.callback()
 def serve(
+    ctx: typer.Context,
     db: str = typer.Option("sqlite:///oligolab-lab.db", "--db",
                            help="database URL: sqlite:///FILE (default, nothing to install) or "
                                 "postgresql+psycopg://USER@HOST:PORT/NAME"),
@@ -38,6 +70,8 @@ def serve(
     root_path: Optional[str] = typer.Option(None, help="URL prefix when served behind a proxy"),
 ) -> None:
     """Run the lab service: upload plates, review, sign, export; opens on http://HOST:PORT/."""
+    if ctx.invoked_subcommand is not None:
+        return
     import uvicorn
 
     from .service import auth

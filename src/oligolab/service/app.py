@@ -406,8 +406,7 @@ def create_app(settings: Settings) -> FastAPI:
         u = auth.create_user(db, lab=db.get(Lab, admin.lab_id), username=str(body.get("username", "")),
                              password=str(body.get("password", "")), role=str(body.get("role", "")),
                              full_name=str(body.get("full_name", "")))
-        audit.record(db, user=admin, lab_id=admin.lab_id, action="create", entity="user", entity_id=u.username,
-                   after={"username": u.username, "role": u.role})
+        auth.audit_user(db, admin, u, "create")
         return u
 
     def _save_assay(db: Session, user: User, body: dict) -> Assay:
@@ -581,6 +580,13 @@ def create_app(settings: Settings) -> FastAPI:
         rulesets = list(db.scalars(select(RuleSetRow).where(RuleSetRow.lab_id == user.lab_id)))
         return page(request, "admin.html", user, users=users, assays=lab_assays(db, user), rulesets=rulesets,
                     shipped=shipped_rulesets(), roles=auth.ROLES, error=error)
+
+    @app.get("/admin/verify", response_class=HTMLResponse, include_in_schema=False)
+    async def verify_page(request: Request, user: User = Depends(need("admin")), db: Session = Depends(get_db)):
+        from .verify import verify
+
+        report = await run_in_threadpool(verify, db)
+        return page(request, "verify.html", user, report=report, breaks=report.for_lab(user.lab_id))
 
     @app.post("/admin/{what}", include_in_schema=False)
     async def admin_submit(request: Request, what: str, user: User = Depends(need("admin")),

@@ -1,20 +1,27 @@
-"""The service's audit trail: who did what, when, with the record before and after.
+"""The service's audit trail: who did what, when, with the record before and after, as a hash chain.
 
 Events are appended in the transaction of the change they describe (they commit together or not at all); the
-database refuses UPDATE and DELETE of them (triggers of the migrations).
+database refuses UPDATE and DELETE of them (triggers of the migrations). Each event carries its number
+(``seq``), the SHA-256 of the event before it and its own SHA-256 over both (:func:`event_sha256`), so an
+edited, removed, reordered or inserted event breaks the chain where it happened; the one-row ``audit_head``
+table holds the end of the chain, so removed last events are found too (``oligolab serve verify``).
+
+The hash is frozen: changing :func:`event_sha256` would break every stored chain.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
+import datetime as _dt
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ..reports import to_json
-from .db import AuditEvent, User, utcnow
+from .db import AuditEvent, AuditHead, User, utcnow
 
 
 def plain(obj: object) -> object:
@@ -22,13 +29,36 @@ def plain(obj: object) -> object:
     return None if obj is None else json.loads(to_json(obj))
 
 
+GENESIS = "0" * 64
+
+
+def event_sha256(seq: int, lab_id: int | None, at: _dt.datetime, username: str, action: str, entity: str,
+                 entity_id: str, before: object, after: object, prev_sha256: str) -> str:
+    """SHA-256 of one event and the hash of the event before it (canonical JSON; times in UTC)."""
+    body = {"seq": seq, "lab_id": lab_id, "at": at.astimezone(_dt.timezone.utc).isoformat(), "user": username,
+            "action": action, "entity": entity, "entity_id": entity_id, "before": before, "after": after,
+            "prev": prev_sha256}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+                          .encode()).hexdigest()
+
+
+def sha_of_event(ev: AuditEvent) -> str:
+    return event_sha256(ev.seq or 0, ev.lab_id, ev.at, ev.username, ev.action, ev.entity, ev.entity_id, ev.before,
+                        ev.after, ev.prev_sha256)
+
+
 def record(db: Session, *, user: User | str, lab_id: int | None, action: str, entity: str, entity_id: object,
            before: dict | None = None, after: dict | None = None) -> AuditEvent:
-    """Append one audit event in the caller's transaction (it commits with the change it describes)."""
+    """Append one audit event in the caller's transaction (it commits with the change it describes), chained
+    to the event before it. Taking the chain head's row lock serialises appends until commit."""
     name = user.username if isinstance(user, User) else user
-    ev = AuditEvent(lab_id=lab_id, at=utcnow(), username=name, action=action, entity=entity,
-                    entity_id=str(entity_id), before=plain(before), after=plain(after))
+    seq, prev = db.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq + 1)
+                           .returning(AuditHead.seq, AuditHead.sha256)).one()
+    ev = AuditEvent(seq=seq, prev_sha256=prev, lab_id=lab_id, at=utcnow(), username=name, action=action,
+                    entity=entity, entity_id=str(entity_id), before=plain(before), after=plain(after))
+    ev.sha256 = sha_of_event(ev)
     db.add(ev)
+    db.execute(update(AuditHead).where(AuditHead.id == 1).values(sha256=ev.sha256))
     return ev
 
 

@@ -73,6 +73,23 @@ def create_user(db: Session, *, lab: Lab, username: str, password: str, role: st
     return user
 
 
+def user_state(user: User) -> dict:
+    """What the audit trail records of a user at each change (the password as a hash of its hash), and what
+    ``oligolab serve verify`` compares the users table with."""
+    return {"username": user.username, "lab_id": user.lab_id, "role": user.role, "active": bool(user.active),
+            "full_name": user.full_name, "password_sha256": hashlib.sha256(user.password_hash.encode()).hexdigest()}
+
+
+def audit_user(db: Session, actor: User | str, user: User, action: str, before: dict | None = None, **extra: object
+               ) -> None:
+    """Record a user's creation or change with its new state (in the caller's transaction)."""
+    from .audit import record
+
+    db.flush()
+    record(db, user=actor, lab_id=user.lab_id, action=action, entity="user", entity_id=user.username,
+           before=before, after={"state": user_state(user), **extra})
+
+
 def _sha(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -119,7 +136,6 @@ def bootstrap(db: Session, *, lab_name: str = "Regional laboratory", demo_passwo
               ) -> list[str]:
     """First start: create the lab with its default assays and an admin (random password), or with
     ``demo_password`` the training accounts tech, reviewer and admin. Returns lines to show the operator."""
-    from .audit import record
     from .rulesets import seed_lab
 
     if db.scalar(select(User.id).limit(1)) is not None:
@@ -132,9 +148,7 @@ def bootstrap(db: Session, *, lab_name: str = "Regional laboratory", demo_passwo
     else:
         accounts, password = [("admin", "admin")], secrets.token_urlsafe(12)
     for name, role in accounts:
-        create_user(db, lab=lab, username=name, password=password, role=role)
-        record(db, user="system", lab_id=lab.id, action="create", entity="user", entity_id=name,
-               after={"username": name, "role": role})
+        audit_user(db, "system", create_user(db, lab=lab, username=name, password=password, role=role), "create")
     names = ", ".join(n for n, _ in accounts)
     return [f"created lab '{lab_name}' with its default assays and the account(s) {names}",
             f"password: {password}  (change it: add your staff on the Admin page, then retire these accounts)"]

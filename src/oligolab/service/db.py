@@ -13,7 +13,7 @@ from sqlalchemy import (JSON, Boolean, DateTime, ForeignKey, Integer, LargeBinar
                         create_engine, event)
 from sqlalchemy.engine import Engine
 from sqlalchemy.types import TypeDecorator
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
 
 #: the embedded default database (a file in the working folder)
 DEFAULT_URL = "sqlite:///oligolab-lab.db"
@@ -147,15 +147,45 @@ class BatchVersion(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     created_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[_dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-    signed_by: Mapped[str] = mapped_column(String(100), default="")
-    signed_at: Mapped[_dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    signoff: Mapped["Signoff | None"] = relationship(back_populates="version_row", uselist=False, lazy="selectin")
+
+    @property
+    def signed_by(self) -> str:
+        return self.signoff.signed_by if self.signoff is not None else ""
+
+    @property
+    def signed_at(self) -> _dt.datetime | None:
+        return self.signoff.signed_at if self.signoff is not None else None
+
+
+class Signoff(Base):
+    """The release of one version: who signed, when, and the SHA-256 of the exact content signed. Signed
+    versions and sign-offs are refused UPDATE and DELETE by the database (triggers), like the audit table."""
+
+    __tablename__ = "signoffs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("batch_versions.id"), unique=True)
+    batch_id: Mapped[int] = mapped_column(Integer, index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    lab_id: Mapped[int] = mapped_column(Integer)
+    signed_by: Mapped[str] = mapped_column(String(100))
+    signed_at: Mapped[_dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    statement: Mapped[str] = mapped_column(Text, default="")
+    content_sha256: Mapped[str] = mapped_column(String(64))
+    #: why a run the controls invalidated was signed (released as an invalid run: no sample results)
+    invalid_reason: Mapped[str] = mapped_column(Text, default="")
+    version_row: Mapped[BatchVersion] = relationship(back_populates="signoff")
 
 
 class AuditEvent(Base):
-    """Append-only: who did what, when, with the record before and after (UPDATE/DELETE refused by triggers)."""
+    """Append-only: who did what, when, with the record before and after (UPDATE/DELETE refused by triggers).
+    Events form a hash chain: each carries its number, the SHA-256 of the one before and its own."""
 
     __tablename__ = "audit_events"
     id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int | None] = mapped_column(Integer, unique=True, nullable=True)
+    prev_sha256: Mapped[str] = mapped_column(String(64), default="")
+    sha256: Mapped[str] = mapped_column(String(64), default="")
     lab_id: Mapped[int | None] = mapped_column(Integer, index=True, nullable=True)
     at: Mapped[_dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     username: Mapped[str] = mapped_column(String(100))
@@ -164,6 +194,16 @@ class AuditEvent(Base):
     entity_id: Mapped[str] = mapped_column(String(100))
     before: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     after: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+
+
+class AuditHead(Base):
+    """The end of the audit chain (one row): the last event's number and hash. Appending takes its row lock,
+    so events chain in commit order; ``oligolab serve verify`` checks that no event after it is missing."""
+
+    __tablename__ = "audit_head"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, default=0)
+    sha256: Mapped[str] = mapped_column(String(64), default="")
 
 
 class WatchResult(Base):

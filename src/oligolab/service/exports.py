@@ -14,7 +14,7 @@ from ..lab.exports import csv as csv_export
 from ..lab.exports import fhir
 from ..lab.exports.release import Previous, Release, final_call
 from .analysis import unpack_report
-from .db import Assay, Batch, BatchVersion, Lab
+from .db import Assay, Batch, BatchVersion, Lab, Signoff
 
 
 def _iso(t: object) -> str:
@@ -23,8 +23,8 @@ def _iso(t: object) -> str:
 
 def previous_release(db: Session, batch: Batch, v: BatchVersion) -> BatchVersion | None:
     """The last version signed before ``v`` (the release a signed ``v`` changes), if any."""
-    return db.scalar(select(BatchVersion).where(BatchVersion.batch_id == batch.id, BatchVersion.version < v.version,
-                                                BatchVersion.signed_by != "")
+    return db.scalar(select(BatchVersion).join(Signoff, Signoff.version_id == BatchVersion.id)
+                     .where(BatchVersion.batch_id == batch.id, BatchVersion.version < v.version)
                      .order_by(BatchVersion.version.desc()).limit(1))
 
 
@@ -39,7 +39,8 @@ def release_of(db: Session, batch: Batch, v: BatchVersion) -> Release:
                         for s in before.result["samples"]}
     newer = batch.current_version if batch.current_version > v.version else None
     return Release(version=v.version, signed_by=v.signed_by, signed_at=_iso(v.signed_at),
-                   run_valid=v.result.get("valid"), superseded_by=newer, previous=previous)
+                   run_valid=v.result.get("valid"), superseded_by=newer, previous=previous,
+                   invalid_reason=v.signoff.invalid_reason if v.signoff is not None else "")
 
 
 def release_html(release: Release, v: BatchVersion) -> str:

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 from ..errors import InputError
 from .analysis import compute, content_sha256, document_job, job_for, need_version, store_version, version_ruleset
 from .audit import record
-from .db import Batch, BatchVersion, User, utcnow
+from .db import Batch, BatchVersion, Signoff, User, utcnow
 from .rulesets import call_choices
 
 
@@ -95,7 +95,8 @@ def sign(db: Session, user: User, batch: Batch, number: int, statement: str = "r
     if v.content_sha256 and sha != v.content_sha256:
         raise InputError(f"batch {batch.id}", f"version {number} changed after it was stored",
                          "do not sign; ask the administrator to run 'oligolab serve verify'")
-    v.signed_by, v.signed_at = user.username, utcnow()
+    v.signoff = Signoff(batch_id=batch.id, version=v.version, lab_id=batch.lab_id, signed_by=user.username,
+                        signed_at=utcnow(), statement=statement, content_sha256=sha)
     batch.status = "signed"
     db.flush()
     record(db, user=user, lab_id=batch.lab_id, action="sign", entity="batch", entity_id=batch.id,
