@@ -116,3 +116,108 @@ def day_run(plate_map, positives: set[str] = frozenset(), name: str = "day run")
     fresh = make_run(name, "day", run.fluor[np.array(rows)], run.cycles, pd.DataFrame(layout),
                      plate_rows=rows_n, plate_columns=cols_n)
     return to_rdml_xml(fresh, run_id=name)
+
+
+# ------------------------------------------------------------------------------- the clinic's receivers
+
+class MllpListener:
+    """A real MLLP listener (hl7apy's MLLPServer on a free port, in a thread): every ORU^R01 it receives is
+    parsed and validated strictly with hl7apy and kept; it answers AA, or closes the connection without an
+    answer for the first ``drop`` messages, or answers ``code`` (AE, AR) when set."""
+
+    def __init__(self, drop: int = 0, code: str = "AA"):
+        import threading
+
+        from hl7apy.mllp import AbstractHandler, MLLPServer
+
+        listener = self
+
+        class Handler(AbstractHandler):
+            def reply(self):
+                return listener.handle(self.incoming_message)
+
+        self.messages: list = []          # parsed hl7apy messages
+        self.raw: list[str] = []
+        self.drop, self.code, self.seen = drop, code, 0
+        self.server = MLLPServer("127.0.0.1", 0, {"ORU^R01^ORU_R01": (Handler,)}, timeout=10)
+        self.port = self.server.server_address[1]
+        self.url = f"mllp://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def handle(self, text: str) -> str:
+        from hl7apy import VALIDATION_LEVEL
+        from hl7apy.core import Message
+        from hl7apy.parser import parse_message
+
+        self.seen += 1
+        if self.seen <= self.drop:
+            raise ConnectionAbortedError("dropped on purpose")    # MLLPServer closes without an answer
+        msg = parse_message(text, validation_level=VALIDATION_LEVEL.STRICT, find_groups=True)
+        msg.validate()
+        self.messages.append(msg)
+        self.raw.append(text)
+        ack = Message("ACK", version="2.5.1")
+        ack.msh.msh_3 = "TEST-HIS"
+        ack.msh.msh_9 = "ACK^R01^ACK"
+        ack.msh.msh_10 = f"ACK{self.seen}"
+        ack.msh.msh_11 = "P"
+        ack.msa.msa_1 = self.code
+        ack.msa.msa_2 = msg.msh.msh_10.to_er7()
+        return "\x0b" + ack.to_er7() + "\x1c\r"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class FhirReceiver:
+    """A real HTTP receiver of FHIR transaction bundles (http.server on a free port, in a thread): each POSTed
+    bundle is validated with fhir.resources (R4) and kept; it answers 200 with a transaction-response Bundle,
+    or ``fail_status`` for the first ``fail`` posts."""
+
+    def __init__(self, fail: int = 0, fail_status: int = 503):
+        import http.server
+        import threading
+
+        receiver = self
+        self.bundles: list[dict] = []
+        self.fail, self.fail_status, self.seen = fail, fail_status, 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                status, answer = receiver.handle(body, self.headers.get("Content-Type", ""))
+                data = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/fhir+json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/fhir"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def handle(self, body: bytes, content_type: str) -> tuple[int, dict]:
+        from fhir.resources.R4B.bundle import Bundle
+
+        self.seen += 1
+        if self.seen <= self.fail:
+            return self.fail_status, {"resourceType": "OperationOutcome", "issue": [
+                {"severity": "error", "code": "transient", "diagnostics": "try later"}]}
+        assert content_type.startswith("application/fhir+json")
+        doc = json.loads(body)
+        Bundle.model_validate(doc)
+        assert doc["type"] == "transaction"
+        self.bundles.append(doc)
+        return 200, {"resourceType": "Bundle", "type": "transaction-response", "entry": [
+            {"response": {"status": "201 Created"}} for _ in doc["entry"]]}
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

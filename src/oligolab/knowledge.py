@@ -203,6 +203,12 @@ def lab_exports() -> dict[str, Any]:
     return _load_toml(KNOWLEDGE_DIR / "lab-exports.toml")
 
 
+@lru_cache(maxsize=1)
+def lab_day() -> dict[str, Any]:
+    """Codes of the lab's day (knowledge/lab-day.toml): specimen types, identifier systems, HL7 v2 tables."""
+    return _load_toml(KNOWLEDGE_DIR / "lab-day.toml")
+
+
 def strip_known_tail(sequence: str) -> tuple[str, str]:
     """Split a known 5' tail (e.g. the T7 promoter) off a primer: (tail, binding part)."""
     for tail in amplification()["tails"].values():
