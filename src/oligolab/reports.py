@@ -390,8 +390,6 @@ def html_escape(value: Any) -> str:
 def figure_div(fig: Any, *, height: int | None = None) -> str:
     """A Plotly figure as an HTML ``div`` (the page carries plotly.js once). The div id is derived from the
     figure's content, so the same figure always renders to the same bytes."""
-    import hashlib
-
     if height is not None:
         fig.update_layout(height=height)
     div_id = "fig-" + hashlib.sha1(fig.to_json().encode()).hexdigest()[:12]
@@ -406,14 +404,13 @@ def plotly_div(data: list[dict], layout: dict, *, height: int | None = None, nan
     run time. NaN values become gaps (JSON null); a caller whose data hold no float NaN (gaps already None)
     may pass ``nan_free=True`` to skip that pass. The page must carry plotly.js (``html_page`` does).
     """
-    import uuid
-
     layout = dict(layout)
     if height is not None:
         layout["height"] = height
-    div_id = f"plot-{uuid.uuid4().hex[:12]}"
     payload = {"data": data, "layout": layout} if nan_free else {"data": _clean_nan(data), "layout": _clean_nan(layout)}
     spec = json.dumps(payload, default=_json_default, allow_nan=False, separators=(",", ":")).replace("</", "<\\/")
+    # the id comes from the chart's content, so the same chart always renders to the same bytes
+    div_id = "plot-" + hashlib.sha1(spec.encode()).hexdigest()[:12]
     return (f'<div id="{div_id}" class="plotly-graph-div" style="height:{layout.get("height", 400)}px;width:100%">'
             f'</div><script>(function(){{var s={spec};Plotly.newPlot("{div_id}",s.data,s.layout,'
             f'{{"displaylogo":false,"responsive":true}});}})();</script>')
