@@ -69,9 +69,10 @@ def order_bundle(n: int, *, prefix: str = "ARH", test: str = "SARS-CoV-2 RNA") -
 
 # ------------------------------------------------------------------------------------------ the day's run
 
-def _eva_green_b_curves():
-    """The shipped real run data/qpcr/eva_green_b.rdml and, per curve, whether it amplified without a QC flag
-    (the lab core's own analysis)."""
+def _real_curves():
+    """The shipped real run of the service tests (serve_support.RUN, a LightCycler 480 plate), the curves
+    that amplified and those that stayed flat, both without a QC flag or review hold (the lab core's own
+    analysis)."""
     from oligolab.lab.analysis import load_runs
     from oligolab.lab.curves import analyze_curves, prepare
 
@@ -79,25 +80,25 @@ def _eva_green_b_curves():
 
     run = load_runs(RUN)[0]
     table = analyze_curves(prepare(run)).table
-    clean = table["flags"].astype(str) == ""
+    clean = (table["flags"].astype(str) == "") & ~table["review"].astype(bool)
     amplified = [i for i in range(len(table)) if table["amplified"].iat[i] and clean.iat[i]]
-    flat = [i for i in range(len(table)) if not table["amplified"].iat[i]]
+    flat = [i for i in range(len(table)) if not table["amplified"].iat[i] and clean.iat[i]]
     return run, amplified, flat
 
 
 def day_run(plate_map, positives: set[str] = frozenset(), name: str = "day run") -> bytes:
-    """An RDML run for a worklist's plate map made of REAL curves of data/qpcr/eva_green_b.rdml, relabelled:
-    each used well of the map gets a real curve, amplified where the well should amplify (every RP target,
-    the positive control, N1/N2 of ``positives``) and one of the run's seven non-amplifying curves elsewhere.
-    Curves are reused across wells (the shipped run has 246); the samples in the file are named after their
-    wells, so only the plate map tells which specimen is where."""
+    """An RDML run for a worklist's plate map made of REAL curves of the shipped LightCycler 480 run
+    (serve_support.RUN), relabelled: each used well of the map gets a real curve, amplified where the well
+    should amplify (every RP target, the positive control, N1/N2 of ``positives``) and one of the run's flat
+    curves elsewhere. Curves are reused when the map has more wells of a kind than the run; the samples in the
+    file are named after their wells, so only the plate map tells which specimen is where."""
     import numpy as np
     import pandas as pd
 
-    from oligolab.lab.rdml import to_rdml_xml
+    from oligolab.lab.formats.rdml import to_rdml_xml
     from oligolab.lab.run import make_run
 
-    run, amplified, flat = _eva_green_b_curves()
+    run, amplified, flat = _real_curves()
     rows, layout = [], []
     k_amp = k_flat = 0
     for r in plate_map.itertuples(index=False):
