@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test bench venv design serve fuzz
+.PHONY: run test bench venv design serve fuzz translations
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,3 +51,13 @@ design: $(STAMP)
 
 serve: $(STAMP)
 	$(BIN)/oligolab serve --db sqlite:///oligolab-lab.db --demo
+
+# translations (Babel): extract the strings of the service's code, templates and shipped rule sets (babel.cfg),
+# merge them into every catalogue (src/oligolab/service/locale/<lang>/LC_MESSAGES/messages.po), compile the .mo
+# files (committed, so a fresh clone needs no build step); tests/test_day_i18n.py fails on any string left
+# untranslated or fuzzy
+LOCALE := src/oligolab/service/locale
+translations: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg --no-location --sort-output --project oligolab -o $(LOCALE)/messages.pot .
+	$(BIN)/pybabel update -i $(LOCALE)/messages.pot -d $(LOCALE) --no-fuzzy-matching --ignore-obsolete
+	$(BIN)/pybabel compile -d $(LOCALE) --statistics
