@@ -3,12 +3,15 @@
 Strand layouts: '19+2' (19-bp duplex, 2-nt 3' overhang on each strand, 'dTdT' or 'UU') and '21/23' (sense 21 nt,
 guide 23 nt whose 2-nt 3' overhang pairs with the target, blunt at the guide 5' end: the GalNAc drugs' layout).
 Notation (data/sirna-drugs/MODIFICATIONS.md): lower case = 2'-O-methyl, upper case + f = 2'-fluoro, upper case =
-unmodified, dT = deoxythymidine, s = phosphorothioate.
+unmodified, dT (dA, dC, dG) = deoxyribonucleotide, s = phosphorothioate, (Agn) (Cgn) (Ggn) (Tgn) = (S)-glycol nucleic
+acid (GNA), (vinu) = 5'-(E)-vinylphosphonate 2'-O-methyl uridine (the token of US 12,454,693), -GalNAc3 / L96 =
+triantennary GalNAc on that 3' end. :func:`decode_notation` reads it back (for `oligolab sirna score`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import InputError
@@ -56,8 +59,12 @@ def duplex_strands(mrna: str, pos: int, layout: str, overhang: str = "dTdT") -> 
 
 
 def modified_notation(tokens: list[str], strand: str, pattern: dict[str, Any]) -> str:
-    """Write one strand in the modification notation of ``pattern`` (see sirna-modifications.toml)."""
+    """Write one strand in the modification notation of ``pattern`` (see sirna-modifications.toml): sugars,
+    phosphorothioates, GNA residues (``{strand}_gna``), a guide 5'-vinylphosphonate (``guide_5prime_vp``) and a
+    sense 3' ligand."""
     n = len(tokens)
+    gna = set(pattern.get(f"{strand}_gna", []))
+    vp = strand == "guide" and pattern.get("guide_5prime_vp", False)
     default = pattern.get("default_sugar", "ome")
     fluoro = set(pattern.get(f"{strand}_fluoro", []))
     ome = set(pattern.get(f"{strand}_ome", []))
@@ -67,6 +74,10 @@ def modified_notation(tokens: list[str], strand: str, pattern: dict[str, Any]) -
     for i, tok in enumerate(tokens, 1):
         if tok == "dT":
             res = "dT"
+        elif i in gna:
+            res = f"({'T' if tok == 'U' else tok}gn)"
+        elif i == 1 and vp:
+            res = f"(vin{tok.lower()})"
         elif pattern.get("alternate"):
             odd = i % 2 == 1
             f_here = odd if (strand == "guide") == (parity == "odd") else not odd
@@ -84,3 +95,55 @@ def modified_notation(tokens: list[str], strand: str, pattern: dict[str, Any]) -
     if strand == "sense" and pattern.get("sense_3prime"):
         text += pattern["sense_3prime"]
     return text
+
+
+_TOKEN = re.compile(r"\((?:([ACGT])gn|vin([acgu]))\)|d([ACGT])|([ACGU])f|([acgu])|([ACGU])|(s)")
+_LIGAND = re.compile(r"(?:-?GalNAc3|-?L96|-?\(?NAG\d*\)?)$")
+
+
+@dataclass
+class DecodedStrand:
+    """A strand read from the modification notation."""
+
+    bases: str  #: RNA letters 5'->3' (deoxy residues as their RNA base, dT as T)
+    residues: list[str]  #: one token per residue as written
+    sugar: list[str] = field(default_factory=list)  #: per residue: ome, fluoro, rna, dna, gna
+    phosphorothioates: int = 0
+    vinylphosphonate: bool = False
+    ligand: str = ""
+
+    @property
+    def modified(self) -> bool:
+        return any(s != "rna" for s in self.sugar) or self.phosphorothioates > 0 or self.vinylphosphonate
+
+
+def decode_notation(text: str) -> DecodedStrand:
+    """Bases and modifications of a strand written in the notation above, or plain bases (RNA or DNA letters).
+    Raises ValueError naming the first character it cannot read."""
+    t = re.sub(r"\s+", "", text.strip())
+    t = re.sub(r"^5'-?|-?3'$", "", t)
+    m = _LIGAND.search(t)
+    ligand = m.group(0).lstrip("-") if m and m.group(0) else ""
+    body = t[: m.start()] if ligand else t
+    if re.fullmatch(r"[ACGTU]+", body):  # plain bases: DNA letters, or RNA letters with dT written T
+        bases = body if "U" in body else body.replace("T", "U")
+        return DecodedStrand(bases, list(bases), ["rna"] * len(bases), 0, False, ligand)
+    out = DecodedStrand("", [], [], 0, False, ligand)
+    pos = 0
+    while pos < len(body):
+        m = _TOKEN.match(body, pos)
+        if not m:
+            raise ValueError(f"cannot read {body[pos:pos + 8]!r} at character {pos + 1}")
+        gna, vin, deoxy, fluoro, ome, rna, ps = m.groups()
+        if ps:
+            out.phosphorothioates += 1
+        else:
+            base = gna or (vin or "").upper() or deoxy or fluoro or (ome or "").upper() or rna
+            base = base if deoxy else base.replace("T", "U")
+            kind = "gna" if gna else "ome" if (vin or ome) else "dna" if deoxy else "fluoro" if fluoro else "rna"
+            out.vinylphosphonate |= bool(vin) and not out.residues
+            out.residues.append(m.group(0))
+            out.sugar.append(kind)
+            out.bases += base
+        pos = m.end()
+    return out

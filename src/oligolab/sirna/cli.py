@@ -1,4 +1,7 @@
-"""`oligolab sirna`: command-line shell over :func:`oligolab.sirna.design_sirnas`; it writes the result folder."""
+"""`oligolab sirna`: design (the command itself), ``score`` (given duplexes) and ``index`` (the off-target
+transcriptome, built once). A thin shell over :mod:`oligolab.sirna.design`; it writes every result folder as one
+output-folder transaction.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +20,10 @@ from ..errors import InputError
 from ..reports import output_folder, write_json, write_table, write_text
 
 console = Console()
+sirna_app = typer.Typer(add_completion=False, no_args_is_help=False, invoke_without_command=True,
+                        help="Design siRNA duplexes against transcripts (efficacy, off-targets, SNPs, orthologs, "
+                             "chemistry); `score` given duplexes; `index` an off-target transcriptome.")
+app.add_typer(sirna_app, name="sirna")
 
 
 def parse_ranges(text: str) -> list[tuple[int, int]]:
@@ -30,63 +37,166 @@ def parse_ranges(text: str) -> list[tuple[int, int]]:
     return out
 
 
-def write_files(files: dict[str, Any], out: Path) -> None:
-    """Write a result's files (tables, JSON, text) as one output-folder transaction."""
-    with output_folder(out) as tmp:
-        for name, content in files.items():
-            if isinstance(content, pd.DataFrame):
-                write_table(content, tmp / name)
-            elif isinstance(content, str):
-                write_text(tmp / name, content)
-            else:
-                write_json(tmp / name, content)
+def split_list(values: list[str]) -> list[str]:
+    """Repeated and comma-separated option values, in order."""
+    return [v.strip() for x in values for v in x.split(",") if v.strip()]
 
 
-@app.command("sirna")
-def sirna_command(
-    target: Path = typer.Option(..., "--target", "-t", help="Target transcript(s): FASTA or GenBank (RefSeq)."),
-    out: Path = typer.Option(Path("oligolab-sirna"), "--out", "-o", help="Output folder."),
-    target_id: Optional[str] = typer.Option(None, "--target-id", help="Record to design against (default: first);"
-                                            " other records of the same gene are its transcript variants."),
-    off_target: list[Path] = typer.Option([], "--off-target", help="Off-target transcripts (FASTA/GenBank; up to "
-                                          "a whole transcriptome). Repeat."),
-    ortholog: list[Path] = typer.Option([], "--ortholog", help="Ortholog transcripts (e.g. cynomolgus, mouse)."),
-    variants: Optional[Path] = typer.Option(None, "--variants", help="VCF (CHROM = transcript id) or TSV "
-                                            "(position, frequency)."),
-    mirnas: Optional[Path] = typer.Option(None, "--mirnas", help="TSV of miRNAs with a seed_2_8 column."),
-    known: Optional[Path] = typer.Option(None, "--known", help="Reference siRNAs to locate in the ranking "
-                                         "(approved-sirnas.tsv format)."),
-    layout: str = typer.Option("", "--layout", help="19+2 or 21/23 (default: the pattern's)."),
-    pattern: str = typer.Option("galnac-full", "--pattern", help="Modification pattern (galnac-full, alternating, "
-                                "lnp-light, or one added to knowledge/sirna-modifications.toml)."),
-    top: int = typer.Option(20, "--top", min=1, help="Candidates in the top table and order sheet."),
-    avoid: str = typer.Option("", "--avoid", help="Transcript ranges not to target, 1-based: 1-60,900-950."),
-    rules: Optional[Path] = typer.Option(None, "--rules", help="Rule file (TOML) replacing sirna-rules.toml."),
-    threads: Optional[int] = typer.Option(None, "--threads"),
-) -> None:
-    """Design siRNA duplexes against a transcript: efficacy, off-targets, SNPs, orthologs, chemistry."""
-    from .design import SirnaInputs, SirnaOptions, design_sirnas
+def write_files(files: dict[str, Any], folder: Path) -> None:
+    """Write a result's files (tables, JSON, text; a dict value under a name ending '/' is a subfolder)."""
+    for name, content in files.items():
+        if name.endswith("/"):
+            (folder / name).mkdir()
+            write_files(content, folder / name)
+        elif isinstance(content, pd.DataFrame):
+            write_table(content, folder / name)
+        elif isinstance(content, str):
+            write_text(folder / name, content)
+        else:
+            write_json(folder / name, content)
+
+
+def show(results: list, top: int, t0: float) -> None:
+    """The top of each ranking and where the reference siRNAs fall, on the console."""
+    for result in results:
+        table = Table(title=f"{result.info['candidates']:,} candidates on {result.target.id} in "
+                            f"{time.perf_counter() - t0:.1f} s")
+        for col in ("rank", "name", "position", "guide", "efficacy", "score", "flags"):
+            table.add_column(col)
+        for r in result.table.head(min(top, 10)).itertuples():
+            table.add_row(str(r.rank), r.name, str(r.position), r.guide, f"{r.predicted_efficacy:.3f}",
+                          f"{r.score:.3f}", r.flags or "")
+        console.print(table)
+        for k in result.info.get("known", []):
+            console.print(f"{k['name']}: site {k['position']} ranks {k['rank']} of {k['of']}")
+
+
+# common options (one definition each, shared by design and score)
+TARGET = typer.Option(None, "--target", "-t", help="Target transcript(s): FASTA or GenBank (RefSeq); may be "
+                      "left out with --index (the targets are then taken from the index).")
+TARGET_ID = typer.Option([], "--target-id", help="Record(s) to design against (repeat or comma-separate; default: "
+                         "the first); other records of the same gene are its transcript variants.")
+GENE = typer.Option([], "--gene", help="Gene symbol(s) to design against: the MANE Select transcript (else the "
+                    "first) of the gene among the target records or in the index.")
+INDEX = typer.Option(None, "--index", help="Off-target transcriptome folder written by `oligolab sirna index`.")
+OFF_TARGET = typer.Option([], "--off-target", help="Off-target transcripts (FASTA/GenBank), indexed in memory for "
+                          "this run (for a few transcripts; use --index for a transcriptome). Repeat.")
+ORTHOLOG = typer.Option([], "--ortholog", help="Ortholog transcripts of the preclinical species (cynomolgus/rhesus, "
+                        "mouse, rat), FASTA/GenBank, species from the header. Repeat.")
+VARIANTS = typer.Option(None, "--variants", help="VCF (CHROM = transcript id, AF in INFO) or table (position, "
+                        "frequency; tab or comma).")
+MIRNAS = typer.Option(None, "--mirnas", help="Mature miRNAs: FASTA (miRBase, MirGeneDB) or a table with name and "
+                      "seed_2_8 (or sequence).")
+KNOWN = typer.Option(None, "--known", help="Reference siRNAs to locate in the ranking (approved-sirnas.tsv format).")
+RULES = typer.Option(None, "--rules", help="Rule file (TOML) replacing sirna-rules.toml.")
+THREADS = typer.Option(None, "--threads")
+TOP = typer.Option(20, "--top", min=1, help="Candidates in the top table, off-target lists and order sheet.")
+
+
+def run_and_write(call: Any, out: Path, top: int, what: str) -> list:
+    """Run a pipeline under a progress line, write its folder, print the tops; InputError -> one line."""
     from .report import output_files
 
     t0 = time.perf_counter()
     try:
-        inputs = SirnaInputs(target, list(off_target), list(ortholog), variants, mirnas, known)
-        options = SirnaOptions(target_id=target_id, layout=layout, pattern=pattern, top=top,
-                               avoid=parse_ranges(avoid), rules_path=str(rules) if rules else None, threads=threads)
-        with console.status("designing siRNAs") as status:
-            result = design_sirnas(inputs, options, progress=lambda msg: status.update(msg))
+        with console.status(what) as status:
+            results = call(lambda msg: status.update(msg))
             status.update("writing outputs")
-            write_files(output_files(result, top), out)
+            with output_folder(out) as tmp:
+                write_files(output_files(results, top), tmp)
     except InputError as exc:
         fail(str(exc))
-    table = Table(title=f"{result.info['candidates']:,} candidates on {result.target.id} in "
-                        f"{time.perf_counter() - t0:.1f} s")
-    for col in ("rank", "position", "guide", "efficacy", "score", "flags"):
-        table.add_column(col)
-    for r in result.table.head(min(top, 10)).itertuples():
-        table.add_row(str(r.rank), str(r.position), r.guide, f"{r.predicted_efficacy:.3f}", f"{r.score:.3f}",
-                      r.flags or "")
-    console.print(table)
-    for k in result.info.get("known", []):
-        console.print(f"{k['name']}: site {k['position']} ranks {k['rank']} of {k['of']}")
+    show(results, top, t0)
     console.print(f"report: [bold]{Path(out) / 'report.html'}[/]")
+    return results
+
+
+@sirna_app.callback()
+def sirna_command(
+    ctx: typer.Context,
+    target: Optional[Path] = TARGET,
+    out: Path = typer.Option(Path("oligolab-sirna"), "--out", "-o", help="Output folder."),
+    target_id: list[str] = TARGET_ID, gene: list[str] = GENE, index: Optional[Path] = INDEX,
+    off_target: list[Path] = OFF_TARGET, ortholog: list[Path] = ORTHOLOG, variants: Optional[Path] = VARIANTS,
+    mirnas: Optional[Path] = MIRNAS, known: Optional[Path] = KNOWN,
+    layout: str = typer.Option("", "--layout", help="19+2 or 21/23 (default: the pattern's)."),
+    pattern: str = typer.Option("galnac-full", "--pattern", help="Modification pattern (galnac-full, "
+                                "vutrisiran-like, esc-plus, alternating, lnp-light, or one added to "
+                                "knowledge/sirna-modifications.toml)."),
+    guide_gna: list[int] = typer.Option([], "--guide-gna", help="Make this guide position a (S)-GNA residue "
+                                        "(seed destabilisation: 7). Repeat."),
+    guide_vp: bool = typer.Option(False, "--guide-vp", help="5'-(E)-vinylphosphonate on the guide."),
+    top: int = TOP,
+    avoid: str = typer.Option("", "--avoid", help="Transcript ranges not to target, 1-based: 1-60,900-950."),
+    rules: Optional[Path] = RULES, threads: Optional[int] = THREADS,
+) -> None:
+    """Design siRNA duplexes against transcripts: efficacy, off-targets, SNPs, orthologs, chemistry."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if target is None and index is None:
+        console.print(ctx.get_help())
+        raise typer.Exit(0)
+    from .design import SirnaInputs, SirnaOptions, design_targets
+
+    def call(say: Any) -> list:
+        inputs = SirnaInputs(target, list(off_target), list(ortholog), variants, mirnas, known, index)
+        options = SirnaOptions(target_ids=split_list(target_id), genes=split_list(gene), layout=layout,
+                               pattern=pattern, guide_gna=list(guide_gna), guide_vp=guide_vp, top=top,
+                               avoid=parse_ranges(avoid), rules_path=str(rules) if rules else None, threads=threads)
+        return design_targets(inputs, options, say)
+
+    run_and_write(call, out, top, "designing siRNAs")
+
+
+@sirna_app.command("score")
+def score_command(
+    duplexes: Path = typer.Argument(..., help="Duplexes: CSV/TSV (name, guide, passenger; or one strand per row) "
+                                    "or FASTA (<name>_AS / <name>_S), plain or modified notation."),
+    target: Optional[Path] = TARGET,
+    out: Path = typer.Option(Path("oligolab-sirna-score"), "--out", "-o", help="Output folder."),
+    target_id: list[str] = TARGET_ID, gene: list[str] = GENE, index: Optional[Path] = INDEX,
+    off_target: list[Path] = OFF_TARGET, ortholog: list[Path] = ORTHOLOG, variants: Optional[Path] = VARIANTS,
+    mirnas: Optional[Path] = MIRNAS, known: Optional[Path] = KNOWN, top: int = TOP,
+    rules: Optional[Path] = RULES, threads: Optional[int] = THREADS,
+) -> None:
+    """Score given siRNA duplexes against a target: knock-down with mismatches and wobbles at their positions,
+    off-targets, the same columns as a design."""
+    from .design import SirnaInputs, SirnaOptions, score_duplexes
+
+    def call(say: Any) -> list:
+        inputs = SirnaInputs(target, list(off_target), list(ortholog), variants, mirnas, known, index)
+        options = SirnaOptions(target_ids=split_list(target_id), genes=split_list(gene), top=top,
+                               rules_path=str(rules) if rules else None, threads=threads)
+        return score_duplexes(inputs, duplexes, options, say)
+
+    run_and_write(call, out, top, "scoring duplexes")
+
+
+@sirna_app.command("index")
+def index_command(
+    transcripts: list[Path] = typer.Argument(..., help="Transcript sequences: Ensembl or RefSeq cDNA FASTA (any "
+                                             "compression). Several files are indexed together."),
+    annotation: Optional[Path] = typer.Option(None, "--annotation", "-a", help="GTF or GFF3 of the same release "
+                                              "(CDS/UTR coordinates, genes, biotypes)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Index folder (reused by --index)."),
+    rules: Optional[Path] = RULES,
+) -> None:
+    """Index an off-target transcriptome once: encoded transcripts, CDS/UTRs, the 3' UTR seed table, with the
+    sources' SHA-256."""
+    from .index import build_index, save_index
+    from .rules import load_sirna_rules
+
+    t0 = time.perf_counter()
+    try:
+        with console.status("indexing") as status:
+            idx = build_index(list(transcripts), annotation, load_sirna_rules(str(rules) if rules else None),
+                              lambda msg: status.update(msg))
+            status.update("writing the index")
+            with output_folder(out) as tmp:
+                save_index(idx, tmp)
+    except InputError as exc:
+        fail(str(exc))
+    m = idx.meta
+    console.print(f"{m['transcripts']:,} transcripts ({m['nucleotides'] / 1e6:.1f} Mnt, {m['genes']:,} genes; CDS "
+                  f"from annotation {m['cds_source']['annotation']:,}, longest ORF {m['cds_source']['longest ORF']:,})"
+                  f" indexed in {time.perf_counter() - t0:.1f} s: [bold]{out}[/]")

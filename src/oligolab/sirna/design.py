@@ -1,10 +1,10 @@
-"""The design: every 19-nt site of the target transcript as a candidate, scored, checked and ranked.
+"""The pipelines: design (every 19-nt site of each target transcript as a candidate) and score (given duplexes
+located on each target); both go through the same evaluation (:mod:`.evaluate`) and ranking: score = predicted
+knock-down minus the rule file's penalties, candidates with a near-perfect off-target last.
 
-Each candidate is scored for knock-down by the efficacy model (``oligolab.models.sirna_efficacy``), checked for
-off-targets (:mod:`.offtarget`), SNPs, miRNA-like seeds, conservation in ortholog transcripts, transcript-variant
-coverage and sequence/safety rules (``knowledge/sirna-rules.toml``), given strands in a chemical modification
-pattern (:mod:`.chemistry`), and ranked: score = predicted efficacy minus the rule file's penalties, candidates
-with a near-perfect off-target last.
+Inputs are read and validated before any computing; the off-target transcriptome is an index built once by
+`oligolab sirna index` (or, for a few transcripts, built in memory from ``--off-target`` FASTA files) and searched
+once for the candidates of all targets together.
 """
 
 from __future__ import annotations
@@ -13,28 +13,40 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..sequences import reverse_complement
-from .chemistry import duplex_strands, modified_notation, rc_rna
-from .figures import gc_percent, immune_motifs, longest_run, seed_duplex_dg
-from .inputs import KnownSirna, Variant, read_known, read_mirna_seeds, read_variants
-from .offtarget import (OfftargetSearch, ortholog_mismatches, search_offtargets, seed_match_counts,
-                        site_patterns)
+from .candidates import Candidates, candidate_positions, design_candidates, locate_duplexes
+from .duplexes import read_duplexes
+from .evaluate import candidate_table, flag_texts, penalties, predict_efficacy, run_checks
+from .index import TranscriptIndex, build_index, load_index
+from .inputs import KnownSirna, read_known, read_mirna_seeds, read_variants
+from .offtarget import NearPerfect, near_perfect, seed_offtarget_rows
 from .rules import load_patterns, load_sirna_rules
-from .transcripts import SITE, Transcript, read_transcripts, region_of
+from .targets import Target, resolve_targets
+from .transcripts import SITE, Transcript
 
-FLANK = 19  #: nt of context on each side of a site given to the efficacy model
+#: what the knock-down prediction does and does not account for (shown in every report)
+PREDICTION_SCOPE = (
+    "The predicted knock-down is that of the unmodified 19-bp duplex core in cultured cells (the training data: "
+    "siRBench, unmodified or lightly modified siRNAs transfected into cell lines). It accounts for the guide and "
+    "passenger sequence, duplex end asymmetry, strand folding and target-site accessibility. It does NOT account "
+    "for the chemical modification pattern being ordered (2'-OMe/2'-F placement, phosphorothioates, GNA, "
+    "5'-vinylphosphonate), for the delivery route (GalNAc conjugate or lipid nanoparticle), for dose, tissue "
+    "exposure or duration, or for in vivo metabolism. Given duplexes with non-Watson-Crick target pairs are "
+    "extrapolated with the rule file's pairing factors.")
 
 
 @dataclass
 class SirnaOptions:
-    target_id: str | None = None
+    target_id: str | None = None  #: one record (kept for callers of the single-target API)
+    target_ids: list[str] = field(default_factory=list)
+    genes: list[str] = field(default_factory=list)  #: gene symbols (the MANE Select transcript where known)
     layout: str = ""  #: '' = the modification pattern's layout
     overhang: str = "dTdT"
     pattern: str = "galnac-full"
+    guide_gna: list[int] = field(default_factory=list)  #: guide positions made GNA (e.g. [7])
+    guide_vp: bool = False  #: 5'-(E)-vinylphosphonate on the guide
     top: int = 20
     avoid: list[tuple[int, int]] = field(default_factory=list)  #: 1-based inclusive ranges not to target
     rules_path: str | None = None
@@ -43,12 +55,13 @@ class SirnaOptions:
 
 @dataclass
 class SirnaInputs:
-    target: str | Path
+    target: str | Path | None = None
     off_targets: list[str | Path] = field(default_factory=list)
     orthologs: list[str | Path] = field(default_factory=list)
     variants: str | Path | None = None
     mirnas: str | Path | None = None
     known: str | Path | None = None  #: table of reference siRNAs (e.g. approved drugs) to locate in the ranking
+    index: str | Path | None = None  #: a folder written by `oligolab sirna index`
 
 
 @dataclass
@@ -58,272 +71,207 @@ class SirnaResult:
     table: pd.DataFrame  #: one row per candidate, ranked
     offtarget_hits: pd.DataFrame  #: near-perfect off-target matches
     info: dict[str, Any]
-
-
-def choose_target(path: str | Path, target_id: str | None) -> tuple[Transcript, list[Transcript]]:
-    """The target record (``target_id`` or the first) and the other records of its gene (its variants)."""
-    records = read_transcripts(path)
-    if target_id:
-        matches = [t for t in records if t.id == target_id or t.id.split(".")[0] == target_id]
-        if not matches:
-            raise InputError(path, f"no record '{target_id}'", f"choose one of {', '.join(t.id for t in records[:10])}")
-        target = matches[0]
-    else:
-        target = records[0]
-    if len(target.seq) < SITE + 2 * 4:
-        raise InputError(path, f"transcript {target.id} has {len(target.seq)} nt", "give a full mRNA",
-                         record=target.id)
-    gene = target.gene
-    variants = [t for t in records if t.id != target.id and gene is not None and t.gene == gene]
-    return target, variants
-
-
-def candidate_positions(seq: str, avoid: list[tuple[int, int]], layout: str) -> np.ndarray:
-    """0-based starts of the sites that hold only A/C/G/T, outside the avoided ranges (and with 4 nt upstream
-    in the 21/23 layout, whose guide overhang pairs there)."""
-    n = len(seq) - SITE + 1
-    positions = np.arange(n)
-    keep = np.ones(n, dtype=bool)
-    for lo, hi in avoid:  # 1-based inclusive ranges
-        keep &= ~((positions + SITE > lo - 1) & (positions < hi))
-    keep &= np.array(["N" not in seq[p:p + SITE] and set(seq[p:p + SITE]) <= set("ACGT") for p in positions])
-    if layout == "21/23":
-        keep &= positions >= 4
-    return positions[keep]
-
-
-def predict_efficacy(seq: str, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Predicted knock-down, site accessibility (the transcript folded once with a sliding window) and the
-    19-nt guides (RNA) of the candidates."""
-    from ..models.sirna_efficacy import predict_sirna_efficacy, site_accessibility
-
-    guides19 = [rc_rna(seq[p:p + SITE].replace("T", "U")) for p in positions]
-    acc = np.asarray(site_accessibility(seq))[positions]
-    padded = "N" * FLANK + seq + "N" * FLANK
-    contexts = [padded[p:p + SITE + 2 * FLANK] for p in positions]
-    eff = np.asarray(predict_sirna_efficacy(guides19, contexts, accessibility=acc))
-    return eff, acc, guides19
-
-
-def excluded_factory(target: Transcript, variants: list[Transcript]) -> Callable[[Transcript], bool]:
-    """Off-target transcripts not searched: the target, its variants and any transcript of its gene."""
-    ids = {target.id, *(v.id for v in variants)}
-    gene = target.gene
-
-    def excluded(t: Transcript) -> bool:
-        return t.id in ids or (gene is not None and t.gene == gene)
-
-    return excluded
-
-
-def snp_flags(var_list: list[Variant], positions: np.ndarray, min_frequency: float) -> tuple[list[str], list[bool]]:
-    """Per candidate: the variants at or above ``min_frequency`` inside its site, and whether one is in the
-    seed target (site nt 12-18)."""
-    flags, in_seed = [], []
-    for p in positions:
-        inside = [v for v in var_list if p + 1 <= v.position <= p + SITE and v.frequency >= min_frequency]
-        flags.append(",".join(f"{v.label}({v.frequency:g})" for v in inside))
-        in_seed.append(any(p + 12 <= v.position <= p + 18 for v in inside))
-    return flags, in_seed
+    seed_offtargets: pd.DataFrame = field(default_factory=pd.DataFrame)  #: most repressed genes of top candidates
 
 
 @dataclass
-class UserTables:
-    """The optional inputs, read and validated before any computing."""
+class Run:
+    """What every target of a run shares: rules, chemistry, the off-target index, the user's tables."""
 
-    variants: list[Variant]
+    inputs: SirnaInputs
+    options: SirnaOptions
+    rules: dict[str, Any]
+    pattern: dict[str, Any]
+    layout: str
+    index: TranscriptIndex | None
+    targets: list[Target]
+    variants: dict[str, list]  #: per target id
     mirna_seeds: dict[str, list[str]]
     known: list[KnownSirna]
 
 
-def read_user_tables(inputs: SirnaInputs, target: Transcript) -> UserTables:
-    """Variants on the target, miRNA seeds and reference siRNAs (each optional)."""
-    return UserTables(read_variants(inputs.variants, target.id, len(target.seq)) if inputs.variants else [],
-                      read_mirna_seeds(inputs.mirnas) if inputs.mirnas else {},
-                      read_known(inputs.known) if inputs.known else [])
+def chemistry_pattern(options: SirnaOptions) -> dict[str, Any]:
+    """The modification pattern with the run's GNA and vinylphosphonate options applied."""
+    patterns = load_patterns()
+    if options.pattern not in patterns:
+        raise InputError(None, f"unknown modification pattern {options.pattern!r}", f"use one of {', '.join(patterns)}")
+    pattern = dict(patterns[options.pattern])
+    if options.guide_gna:
+        if any(not 1 <= p <= 19 for p in options.guide_gna):
+            raise InputError(None, f"--guide-gna positions {options.guide_gna} outside guide nt 1-19",
+                             "give guide positions 1-19, e.g. 7 (the seed-destabilising position)")
+        pattern["guide_gna"] = sorted(set(options.guide_gna) | set(pattern.get("guide_gna", [])))
+    if options.guide_vp:
+        pattern["guide_5prime_vp"] = True
+    return pattern
 
 
-@dataclass
-class Checks:
-    """Everything measured on the candidates besides efficacy, in candidate order."""
-
-    off: OfftargetSearch
-    guide_seed: np.ndarray
-    pass_seed: np.ndarray
-    seed_dg: np.ndarray
-    mirna: list[str]
-    snps: list[str]
-    snp_in_seed: list[bool]
-    variant_hits: np.ndarray
-    orthologs: dict[str, np.ndarray]
-    gc: np.ndarray
-    runs: np.ndarray
-    immune: list[str]
-
-
-def run_checks(inputs: SirnaInputs, tables: UserTables, options: SirnaOptions, rules: dict[str, Any],
-               target: Transcript, variants: list[Transcript], positions: np.ndarray, guides19: list[str],
-               say: Callable[[str], None]) -> Checks:
-    """Off-targets, seeds, SNPs, orthologs, transcript variants and sequence rules of every candidate."""
-    seq = target.seq
-    sites = [seq[p:p + SITE] for p in positions]
-    ps = site_patterns(positions, sites)
-    off = search_offtargets(ps, inputs.off_targets, excluded_factory(target, variants),
-                            int(rules["offtarget"]["max_mismatches"]), options.threads, say)
-    guide_seed, pass_seed = seed_match_counts(sites, off.utr_counts)
-    seeds = tables.mirna_seeds
-    snps, in_seed = snp_flags(tables.variants, positions, float(rules["snp"]["min_frequency"]))
-    motifs = rules["immune"]["motifs"]
-    return Checks(
-        off=off, guide_seed=guide_seed, pass_seed=pass_seed,
-        seed_dg=np.array([seed_duplex_dg(g[1:8]) for g in guides19]),
-        mirna=[",".join(seeds.get(g[1:8], [])[:3]) for g in guides19],
-        snps=snps, snp_in_seed=in_seed,
-        variant_hits=np.array([sum(s in v.seq for v in variants) for s in sites], dtype=np.int64),
-        orthologs=ortholog_mismatches(ps, inputs.orthologs, len(sites)),
-        gc=np.array([gc_percent(s) for s in sites]), runs=np.array([longest_run(s) for s in sites]),
-        immune=[immune_motifs(g, s.replace("T", "U"), motifs) for g, s in zip(guides19, sites)])
+def prepare(inputs: SirnaInputs, options: SirnaOptions, say: Callable[[str], None]) -> Run:
+    """Rules, chemistry, index, targets and the user's tables, all read and validated before computing."""
+    rules = load_sirna_rules(options.rules_path)
+    pattern = chemistry_pattern(options)
+    layout = options.layout or pattern.get("layout", "19+2")
+    if layout not in ("19+2", "21/23"):
+        raise InputError(None, f"unknown layout {layout!r}", "use 19+2 or 21/23")
+    if inputs.index and inputs.off_targets:
+        raise InputError(inputs.index, "both --index and --off-target given",
+                         "index the off-target transcripts with `oligolab sirna index` and give --index only")
+    index = load_index(inputs.index) if inputs.index else None
+    ids = [*([options.target_id] if options.target_id else []), *options.target_ids]
+    targets = resolve_targets(inputs.target, index, ids, options.genes)
+    variants = {t.transcript.id: read_variants(inputs.variants, t.transcript.id, len(t.transcript.seq))
+                if inputs.variants else [] for t in targets}
+    mirnas = read_mirna_seeds(inputs.mirnas) if inputs.mirnas else {}
+    known = read_known(inputs.known) if inputs.known else []
+    if index is None and inputs.off_targets:
+        say("indexing the off-target transcripts")
+        index = build_index(list(inputs.off_targets), None, rules)
+    return Run(inputs, options, rules, pattern, layout, index, targets, variants, mirnas, known)
 
 
-def penalties(rules: dict[str, Any], c: Checks, n_variants: int) -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                                                          np.ndarray]:
-    """(hard failure, total penalty, GC outside the range, base run too long) per candidate."""
-    rk = rules["ranking"]
-    k_off = c.off.max_mismatches
-    guide_mm, pass_mm = c.off.guide_mm, c.off.pass_mm
-    hard_k = int(rk["hard_fail_offtarget_max_mismatches"])
-    hard = (guide_mm[:, : hard_k + 1].sum(1) + pass_mm[:, : hard_k + 1].sum(1)) > 0
-    gc_out = (c.gc < rules["gc"]["min_percent"]) | (c.gc > rules["gc"]["max_percent"])
-    run_bad = c.runs >= int(rules["runs"]["max_same_base"])
-    penalty = (rk["penalty_per_seed_utr3_match"] * c.guide_seed
-               + rk["penalty_offtarget_2mm"] * (guide_mm[:, 2:].sum(1) + pass_mm[:, 2:].sum(1) if k_off >= 2 else 0)
-               + rk["penalty_immune_motif"] * np.array([bool(x) for x in c.immune])
-               + rk["penalty_gc_outside"] * gc_out + rk["penalty_run"] * run_bad
-               + rk["penalty_snp"] * np.array([bool(x) for x in c.snps])
-               + rk["penalty_mirna_seed"] * np.array([bool(x) for x in c.mirna])
-               + rk["penalty_missing_variant"] * (n_variants - c.variant_hits))
-    return hard, penalty, gc_out, run_bad
+def search_all(run: Run, cands: list[Candidates], say: Callable[[str], None]) -> list[NearPerfect | None]:
+    """One near-perfect search for the candidates of all targets; the hits split back per target."""
+    if run.index is None:
+        return [None] * len(cands)
+    k = int(run.rules["offtarget"]["max_mismatches"])
+    guides = [g for c in cands for g in c.guides19]
+    hits = near_perfect(run.index, guides, k, run.options.threads, say)
+    out, lo = [], 0
+    for c in cands:
+        out.append(hits.subset(lo, lo + len(c)))
+        lo += len(c)
+    return out
 
 
-def flag_texts(rules: dict[str, Any], c: Checks, hard: np.ndarray, gc_out: np.ndarray, run_bad: np.ndarray,
-               n_variants: int) -> list[str]:
-    """One readable line of warnings per candidate."""
-    hard_k = int(rules["ranking"]["hard_fail_offtarget_max_mismatches"])
-    k_off = c.off.max_mismatches
-    flags = []
-    for i in range(len(hard)):
-        f = []
-        if hard[i]:
-            f.append(f"off-target <= {hard_k} mm")
-        if c.off.guide_mm[i, 2:].sum() if k_off >= 2 else 0:
-            f.append(f"{int(c.off.guide_mm[i, 2:].sum())} off-target 2-mm (guide)")
-        if c.off.pass_mm[i, 2:].sum() if k_off >= 2 else 0:
-            f.append(f"{int(c.off.pass_mm[i, 2:].sum())} off-target 2-mm (passenger)")
-        if c.immune[i]:
-            f.append(f"immune motif {c.immune[i]}")
-        if gc_out[i]:
-            f.append(f"GC {c.gc[i]:.0f}%")
-        if run_bad[i]:
-            f.append(f"run of {c.runs[i]}")
-        if c.snps[i]:
-            f.append(f"SNP {c.snps[i]}" + (" in seed" if c.snp_in_seed[i] else ""))
-        if c.mirna[i]:
-            f.append(f"miRNA seed {c.mirna[i]}")
-        if n_variants and c.variant_hits[i] < n_variants:
-            f.append(f"misses {n_variants - c.variant_hits[i]} transcript variant(s)")
-        flags.append("; ".join(f))
-    return flags
+def evaluate(run: Run, c: Candidates, np_hits: NearPerfect | None) -> SirnaResult:
+    """Score, check and rank one target's candidates."""
+    eff, acc = predict_efficacy(c)
+    ch = run_checks(c, run.rules, run.index, np_hits, run.variants[c.target.transcript.id], run.mirna_seeds,
+                    list(run.inputs.orthologs))
+    hard, penalty, gc_out, run_bad = penalties(run.rules, ch, len(c.target.variants))
+    table = candidate_table(c, eff, acc, ch, hard, eff - penalty, flag_texts(run.rules, c, ch, hard, gc_out, run_bad))
+    info = design_info(run, c.target, table)
+    info["known"] = locate_known(run.known, c.target.transcript, table)
+    seeds = seed_list(run, c, ch.own_rows, table)
+    return SirnaResult(c.target.transcript, c.target.variants, table, ch.hits, info, seeds)
 
 
-def candidate_table(target: Transcript, positions: np.ndarray, eff: np.ndarray, acc: np.ndarray, c: Checks,
-                    strands: tuple[list, list, list[str], list[str]], hard: np.ndarray, score: np.ndarray,
-                    flags: list[str]) -> pd.DataFrame:
-    """The ranked candidate table (hard failures last, then by score, then position)."""
-    duplexes_sense, duplexes_guide, sense_mod, guide_mod = strands
-    k_off = c.off.max_mismatches
-    table = pd.DataFrame({
-        "position": positions + 1, "region": np.array([region_of(target, int(p)) for p in positions], dtype=object),
-        "site": [target.seq[p:p + SITE] for p in positions],
-        "guide": duplexes_guide, "passenger": duplexes_sense,
-        "guide_modified": guide_mod, "passenger_modified": sense_mod,
-        "predicted_efficacy": np.round(eff, 4), "accessibility": np.round(acc, 4),
-        "gc_percent": np.round(c.gc, 1), "longest_run": c.runs,
-        **{f"guide_offtargets_{m}mm": c.off.guide_mm[:, m] for m in range(k_off + 1)},
-        **{f"passenger_offtargets_{m}mm": c.off.pass_mm[:, m] for m in range(k_off + 1)},
-        "guide_seed_utr3_matches": c.guide_seed, "passenger_seed_utr3_matches": c.pass_seed,
-        "seed_duplex_dG": c.seed_dg, "mirna_seed_match": c.mirna, "immune_motifs": c.immune, "snps": c.snps,
-        "transcript_variants_hit": c.variant_hits, **c.orthologs,
-        "hard_fail": hard, "score": np.round(score, 4), "flags": flags,
-    })
-    table = table.sort_values(["hard_fail", "score", "position"], ascending=[True, False, True], kind="stable")
-    table.insert(0, "rank", np.arange(1, len(table) + 1))
-    return table.reset_index(drop=True)
+def seed_list(run: Run, c: Candidates, own_rows: Any, table: pd.DataFrame) -> pd.DataFrame:
+    """The off-target genes most repressed by the seeds of the top candidates."""
+    cols = ["rank", "position", "transcript", "gene", "predicted_repression"]
+    if run.index is None or own_rows is None or not len(table):
+        return pd.DataFrame(columns=cols)
+    top = table.head(run.options.top)
+    pos_to_cand = {int(p) + 1: i for i, p in enumerate(c.positions)}
+    from .offtarget import seed_code
+
+    codes = [seed_code(g) for g in c.guides19]
+    rows = seed_offtarget_rows(run.index, codes, own_rows, [pos_to_cand[int(p)] for p in top["position"]])
+    rank_of = dict(zip(top["position"], top["rank"]))
+    out = [(rank_of[int(c.positions[i]) + 1], int(c.positions[i]) + 1, tid, gene, rep) for i, tid, gene, rep in rows]
+    return pd.DataFrame(out, columns=cols).sort_values(["rank", "predicted_repression"], ascending=[True, False],
+                                                       kind="stable").reset_index(drop=True)
+
+
+def design_targets(inputs: SirnaInputs, options: SirnaOptions = SirnaOptions(),
+                   progress: Callable[[str], None] | None = None) -> list[SirnaResult]:
+    """Every candidate of each target transcript, scored, checked and ranked (one result per target)."""
+    say = progress or (lambda msg: None)
+    run = prepare(inputs, options, say)
+    cands = []
+    for t in run.targets:
+        positions = candidate_positions(t.transcript.seq, options.avoid, run.layout)
+        if len(positions) == 0:
+            raise InputError(inputs.target, "no candidate site left", "narrow the --avoid ranges",
+                             record=t.transcript.id)
+        cands.append(design_candidates(t, positions, run.layout, options.overhang, run.pattern))
+        say(f"{len(positions)} candidate sites on {t.transcript.id}")
+    hits = search_all(run, cands, say)
+    return [evaluate(run, c, h) for c, h in zip(cands, hits)]
 
 
 def design_sirnas(inputs: SirnaInputs, options: SirnaOptions = SirnaOptions(),
                   progress: Callable[[str], None] | None = None) -> SirnaResult:
-    """Every candidate of the target transcript, scored, checked and ranked."""
+    """Every candidate of the (first) target transcript, scored, checked and ranked."""
+    return design_targets(inputs, options, progress)[0]
+
+
+def score_duplexes(inputs: SirnaInputs, duplexes_path: str | Path, options: SirnaOptions = SirnaOptions(),
+                   progress: Callable[[str], None] | None = None) -> list[SirnaResult]:
+    """Given duplexes (CSV/TSV/FASTA, plain or modified notation) scored on each target they pair with, with the
+    same columns and ranking rule as a design."""
     say = progress or (lambda msg: None)
-    rules = load_sirna_rules(options.rules_path)
-    patterns = load_patterns()
-    if options.pattern not in patterns:
-        raise InputError(None, f"unknown modification pattern {options.pattern!r}",
-                         f"use one of {', '.join(patterns)}")
-    pattern = patterns[options.pattern]
-    layout = options.layout or pattern.get("layout", "19+2")
-    target, variants = choose_target(inputs.target, options.target_id)
-    positions = candidate_positions(target.seq, options.avoid, layout)
-    if len(positions) == 0:
-        raise InputError(inputs.target, "no candidate site left", "narrow the --avoid ranges", record=target.id)
-    tables = read_user_tables(inputs, target)
-    say(f"{len(positions)} candidate sites on {target.id}")
-    eff, acc, guides19 = predict_efficacy(target.seq, positions)
-    checks = run_checks(inputs, tables, options, rules, target, variants, positions, guides19, say)
-    duplexes = [duplex_strands(target.seq, int(p), layout, options.overhang if layout == "19+2" else "")
-                for p in positions]
-    strands = ([d.sense for d in duplexes], [d.guide for d in duplexes],
-               [modified_notation(d.sense_tokens, "sense", pattern) for d in duplexes],
-               [modified_notation(d.guide_tokens, "guide", pattern) for d in duplexes])
-    hard, penalty, gc_out, run_bad = penalties(rules, checks, len(variants))
-    score = eff - penalty
-    flags = flag_texts(rules, checks, hard, gc_out, run_bad, len(variants))
-    table = candidate_table(target, positions, eff, acc, checks, strands, hard, score, flags)
-    known = locate_known(tables.known, target, table)
-    info = design_info(inputs, target, variants, table, layout, pattern, checks.off)
-    info["known"] = known
-    return SirnaResult(target, variants, table, checks.off.hits_frame(positions), info)
+    duplexes = read_duplexes(duplexes_path)
+    run = prepare(inputs, options, say)
+    located = [locate_duplexes(t, duplexes, run.rules) for t in run.targets]
+    cands = [c for c, _ in located]
+    placed = {n for c in cands for n in c.names}
+    if not placed:
+        raise InputError(duplexes_path, f"no duplex pairs with {', '.join(t.transcript.id for t in run.targets)} "
+                         f"(at most {4} non-Watson-Crick pairs over guide nt 1-19)",
+                         "check the strands (guide = antisense) and the target")
+    hits = search_all(run, cands, say)
+    results = []
+    for c, h in zip(cands, hits):
+        if len(c):
+            r = evaluate(run, c, h)
+            r.info["duplexes_file"] = Path(duplexes_path).name
+            r.info["not_on_any_target"] = [d.name for d in duplexes if d.name not in placed]
+            results.append(r)
+    return results
 
 
-def design_info(inputs: SirnaInputs, target: Transcript, variants: list[Transcript], table: pd.DataFrame,
-                layout: str, pattern: dict[str, Any], off: OfftargetSearch) -> dict[str, Any]:
-    """What was designed against, with which files, pattern and model (the report's methods section)."""
+def design_info(run: Run, target: Target, table: pd.DataFrame) -> dict[str, Any]:
+    """What was designed against, with which files, pattern, index and model (the report's methods)."""
     from ..models import sirna_efficacy
 
+    t = target.transcript
+    inputs = run.inputs
+    idx = run.index.meta if run.index is not None else {}
     return {
-        "target": {"id": target.id, "description": target.description, "length": len(target.seq),
-                   "cds": [target.cds[0] + 1, target.cds[1]] if target.cds else None, "cds_source": target.cds_source,
-                   "gene": target.gene, "transcript_variants": [v.id for v in variants]},
-        "candidates": int(len(table)), "layout": layout, "pattern": pattern["name"],
-        "pattern_description": pattern["description"], "pattern_source": pattern.get("source", ""),
-        "offtarget": {"files": [Path(p).name for p in inputs.off_targets], "transcripts_examined": off.examined,
-                      "max_mismatches": off.max_mismatches, "utr_note": off.utr_note()},
+        "target": {"id": t.id, "description": t.description, "length": len(t.seq),
+                   "cds": [t.cds[0] + 1, t.cds[1]] if t.cds else None, "cds_source": t.cds_source,
+                   "gene": target.gene, "transcript_variants": [v.id for v in target.variants]},
+        "candidates": int(len(table)), "layout": run.layout, "pattern": run.pattern["name"],
+        "pattern_description": run.pattern["description"], "pattern_source": run.pattern.get("source", ""),
+        "guide_gna": run.pattern.get("guide_gna", []), "guide_5prime_vp": bool(run.pattern.get("guide_5prime_vp")),
+        "prediction_scope": PREDICTION_SCOPE,
+        "offtarget": {"files": [Path(p).name for p in inputs.off_targets],
+                      "index": str(Path(inputs.index).name) if inputs.index else None,
+                      "transcripts_examined": int(idx.get("transcripts", 0)), "genes": int(idx.get("genes", 0)),
+                      "max_mismatches": int(run.rules["offtarget"]["max_mismatches"]),
+                      "cds_source": idx.get("cds_source", {}), "sources": idx.get("transcripts_files", []),
+                      "annotation": idx.get("annotation_file"), "seed_model": idx.get("seed_model", {}),
+                      "utr_note": utr_note(idx)},
         "orthologs": [Path(p).name for p in inputs.orthologs],
         "variants": Path(inputs.variants).name if inputs.variants else None,
         "model": getattr(sirna_efficacy, "MODEL_INFO", {}),
     }
 
 
+def utr_note(meta: dict[str, Any]) -> str:
+    """Says how many off-target transcripts had no annotated CDS (their 3' UTR then follows the longest ORF)."""
+    src = meta.get("cds_source", {})
+    guessed = int(src.get("longest ORF", 0)) + int(src.get("header", 0))
+    if not meta or not guessed:
+        return ""
+    return (f"{src.get('longest ORF', 0)} of {meta.get('transcripts', 0)} off-target transcripts had no annotated "
+            f"CDS: their 3' UTR is taken after the longest ORF; {src.get('header', 0)} from a CDS= header field")
+
+
 def locate_known(known: list[KnownSirna], target: Transcript, table: pd.DataFrame) -> list[dict[str, Any]]:
-    """Where reference siRNAs (e.g. approved drugs, table columns drug, strand, sequence) targeting this
-    transcript fall in the ranking: their guide's 19-nt core matched to a candidate site."""
+    """Where reference siRNAs (e.g. approved drugs) targeting this transcript fall in the ranking: their guide's
+    19-nt core matched to a candidate site (a perfect match of nt 2-19: nt 1 need not pair)."""
+    from ..sequences import reverse_complement
+
     out = []
     for row in known:
         if row.strand != "antisense":
             continue
-        guide = row.sequence
-        # the guide's 5'-most 19 nt pair with the candidate's site
-        core = reverse_complement(guide[:SITE].replace("U", "T"))
+        core = reverse_complement(row.sequence[:SITE].replace("U", "T"))
         p = target.seq.find(core)
+        if p < 0:
+            p = target.seq.find(core[:-1])  # guide nt 1 unpaired (e.g. givosiran's 5' U facing G)
         if p < 0:
             continue
         match = table[table["position"] == p + 1]

@@ -1,173 +1,197 @@
-"""Off-targets of siRNA candidates: near-perfect matches of guide and passenger in an off-target transcript set
-(the project's seed-index engine), seed matches in 3' UTRs, and mismatches in ortholog transcripts.
+"""Off-targets of siRNA candidates against a transcriptome index (:mod:`.index`) and mismatches in orthologs.
 
-A candidate is its 19-nt site (mRNA sense). A *guide* off-target is a transcript holding the site (the guide
-pairs with it); a *passenger* off-target holds the site's reverse complement. The seed is guide positions 2-8,
-whose target is site positions 12-18.
+Near-perfect matches: every candidate's 19-nt guide target (the reverse complement of guide nt 1-19) is searched
+with up to ``k`` mismatches on both strands of every indexed transcript by the project's seed-index engine. A hit on
+the transcript's own strand is a *guide* off-target (the guide pairs there); a hit on the other strand means the
+transcript holds the guide's own sequence, a *passenger* off-target. Hits in the target's gene are not
+off-targets. Seed matches: the guide seed (nt 2-8) and the passenger seed are looked up in the index's seed table
+(8mer/7mer-m8/7mer-A1/6mer sites in 3' UTRs, predicted repression summed over genes), minus the target gene's own
+contribution.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import numba as nb
 import numpy as np
 import pandas as pd
 
-from ..engine import PatternSet, SeedEngine, pack_batch, search
-from ..sequences import encode, kmer_code, reverse_complement
-from .transcripts import Transcript, longest_orf_codes, read_transcripts, species_of
+from ..engine import PatternSet, SeedEngine, search
+from ..sequences import encode, kmer_code
+from .chemistry import rc_rna
+from .index import TranscriptIndex, seed_table
+from .transcripts import SITE, Transcript, read_transcripts, region_of, species_of
 
-BATCH_NT = 8_000_000  #: nt of off-target transcripts searched per engine call
 ORTHOLOG_MAX_MM = 4  #: mismatches reported for ortholog sites ('>4' beyond)
 
 
-@nb.njit(cache=True, nogil=True)
-def count_kmers_per_region(codes: np.ndarray, starts: np.ndarray, ends: np.ndarray, k: int, counts: np.ndarray,
-                           last: np.ndarray, base_tag: int) -> None:
-    """For each region [starts[r], ends[r]) count every k-mer once (``last`` remembers the region, tagged
-    ``base_tag + r + 1``, that last counted a k-mer); k-mers holding a non-ACGT code are skipped."""
-    mask = (1 << (2 * k)) - 1
-    for r in range(starts.shape[0]):
-        v = 0
-        valid = 0
-        tag = base_tag + r + 1
-        for i in range(starts[r], ends[r]):
-            c = codes[i]
-            if c > 3:
-                valid = 0
-                v = 0
-                continue
-            v = ((v << 2) | c) & mask
-            valid += 1
-            if valid >= k and last[v] != tag:
-                last[v] = tag
-                counts[v] += 1
+@dataclass
+class NearPerfect:
+    """Near-perfect matches of all candidates (rows) in the index."""
+
+    candidate: np.ndarray  #: index into the candidate list
+    strand: np.ndarray  #: 0 guide off-target, 1 passenger off-target
+    transcript: np.ndarray  #: row of the index table
+    position: np.ndarray  #: 0-based start of the match on the transcript
+    mismatches: np.ndarray
+
+    def subset(self, lo: int, hi: int) -> "NearPerfect":
+        """The hits of candidates lo..hi-1, renumbered from 0."""
+        m = (self.candidate >= lo) & (self.candidate < hi)
+        return NearPerfect(self.candidate[m] - lo, self.strand[m], self.transcript[m], self.position[m],
+                           self.mismatches[m])
 
 
-def site_patterns(positions: np.ndarray, sites: list[str]) -> PatternSet:
-    """The candidates as engine patterns (oligo i = site i; pattern 2i = +, 2i+1 = -)."""
-    return PatternSet.from_oligos([f"s{p + 1}" for p in positions], sites)
+def guide_targets(guides: list[str]) -> list[str]:
+    """The 19-nt target (DNA, mRNA sense) of each guide's nt 1-19."""
+    return [rc_rna(g[:SITE]).replace("U", "T") for g in guides]
+
+
+def near_perfect(index: TranscriptIndex, guides: list[str], max_mismatches: int, threads: int | None,
+                 say: Callable[[str], None]) -> NearPerfect:
+    """Search the guide targets of all candidates in the index, chunk by chunk (memory stays bounded)."""
+    targets = guide_targets(guides)
+    ps = PatternSet.from_oligos([str(i) for i in range(len(targets))], targets)
+    engine = SeedEngine(ps, max_mismatches, threads=threads)
+    parts = []
+    try:
+        for t0, t1, c0, c1 in index.chunks():
+            say(f"near-perfect off-targets: transcripts {t0:,}-{t1:,} of {len(index.ends):,}")
+            hits = engine.search_codes(np.ascontiguousarray(index.codes[c0:c1]), index.ends[t0:t1] - c0)
+            s = engine.sites
+            pat = s.pattern[hits.site].astype(np.int64)
+            parts.append((pat // 2, pat % 2, hits.genome.astype(np.int64),
+                          hits.pos.astype(np.int64), (s.mismatches + s.unknown)[hits.site].astype(np.int64)))
+    finally:
+        engine.close()
+    if not parts:
+        return NearPerfect(*(np.zeros(0, np.int64) for _ in range(5)))
+    return NearPerfect(*(np.concatenate([p[i] for p in parts]) for i in range(5)))
+
+
+def gene_mask(index: TranscriptIndex, target: Transcript, gene: str | None) -> np.ndarray:
+    """Index rows that belong to the target: its own id (with or without version) or its gene."""
+    ids = index.table["id"].astype(str)
+    mask = (ids == target.id) | (ids.str.split(".").str[0] == target.id.split(".")[0])
+    if gene:
+        mask |= (index.table["gene"] == gene) | (index.table["gene_id"] == gene)
+        own_genes = set(index.table.loc[mask, "gene_id"]) - {""}
+        mask |= index.table["gene_id"].isin(own_genes)
+    return mask.to_numpy()
 
 
 @dataclass
-class OfftargetSearch:
-    """Near-perfect matches and 3' UTR 7-mer counts of one pass over the off-target transcripts."""
+class SeedMatches:
+    """Seed-match figures per candidate (guide and passenger seed)."""
 
-    n_candidates: int
-    max_mismatches: int
-    guide_mm: np.ndarray = field(init=False)  #: (candidates, k + 1) off-target transcripts by mismatches
-    pass_mm: np.ndarray = field(init=False)
-    utr_counts: np.ndarray = field(init=False)  #: transcripts whose 3' UTR holds each 7-mer
-    hit_rows: list[tuple] = field(default_factory=list)
-    examined: int = 0
-    guessed: int = 0  #: transcripts without a CDS annotation (3' UTR after the longest ORF)
+    burden: np.ndarray  #: predicted repression summed over off-target genes (genes' worth of mRNA)
+    relative: np.ndarray  #: burden / the mean burden of all 16,384 seeds in the index (1 = a typical seed)
+    sites: np.ndarray  #: (n, 4) 3' UTR sites by type, SITE_TYPES order
+    genes: np.ndarray  #: off-target genes with at least one site
+    passenger_burden: np.ndarray
+    seed_codes: np.ndarray  #: 7-mer code of each guide seed's target
 
-    def __post_init__(self) -> None:
-        self.guide_mm = np.zeros((self.n_candidates, self.max_mismatches + 1), dtype=np.int64)
-        self.pass_mm = np.zeros((self.n_candidates, self.max_mismatches + 1), dtype=np.int64)
-        self.utr_counts = np.zeros(4 ** 7, dtype=np.int64)
-        self._utr_last = np.zeros(4 ** 7, dtype=np.int64)
 
-    def add_batch(self, engine: SeedEngine, batch: list[Transcript]) -> None:
-        """Search one batch of transcripts and count the 7-mers of their 3' UTRs."""
-        encoded = [encode(t.seq) for t in batch]
-        codes, ends = pack_batch(encoded)
-        starts = np.concatenate([[0], ends[:-1] + 1])
-        utr_lo = np.empty(len(batch), dtype=np.int64)
-        for i, (t, c) in enumerate(zip(batch, encoded)):
-            cds_end = t.cds[1] if t.cds else int(longest_orf_codes(c)[1])
-            utr_lo[i] = starts[i] + max(cds_end, 0)
-        count_kmers_per_region(codes, utr_lo, ends, 7, self.utr_counts, self._utr_last, self.examined)
-        base = engine.n_genomes
-        hits = engine.search_codes(codes, ends)
-        s = engine.sites
-        for g, p, sid in zip(hits.genome.tolist(), hits.pos.tolist(), hits.site.tolist()):
-            t = batch[g - base]
-            pat = int(s.pattern[sid])
-            ci, strand = pat // 2, pat % 2
-            mm = int(s.mismatches[sid] + s.unknown[sid])
-            self.hit_rows.append((ci, "guide" if strand == 0 else "passenger", t.id, t.description, p + 1, mm))
-        self.examined += len(batch)
+def seed_code(guide: str) -> int:
+    """Code of the target of guide nt 2-8 (the 7-mer the seed pairs with, mRNA sense)."""
+    return kmer_code(rc_rna(guide[1:8]).replace("U", "T"))
 
-    def count_hits(self) -> None:
-        """Off-target transcripts per candidate, strand and mismatch count (a transcript counted once)."""
-        seen = set()
-        for ci, strand, tid, _, _, mm in self.hit_rows:
-            key = (ci, strand, tid, mm)
-            if key in seen:
+
+def seed_matches(index: TranscriptIndex | None, guides: list[str], passengers: list[str],
+                 own_rows: np.ndarray | None) -> SeedMatches:
+    """Look up each seed in the index's seed table and take out the target gene's own 3' UTR sites."""
+    n = len(guides)
+    codes = np.array([seed_code(g) for g in guides], dtype=np.int64)
+    if index is None:
+        zero = np.zeros(n)
+        return SeedMatches(zero, zero, np.zeros((n, 4), np.int64), np.zeros(n, np.int64), zero, codes)
+    pcodes = np.array([seed_code(p) for p in passengers], dtype=np.int64)
+    burden = index.seeds["burden"].copy()
+    sites = index.seeds["sites"].copy()
+    genes = index.seeds["genes_hit"].copy()
+    if own_rows is not None and own_rows.any():
+        own = own_seed_table(index, own_rows)
+        burden -= own["burden"]
+        sites -= own["sites"]
+        genes -= own["genes_hit"]
+    mean = float(index.meta.get("seed_model", {}).get("mean_burden") or 0.0)
+    rel = burden[codes] / mean if mean > 0 else np.zeros(n)
+    return SeedMatches(np.maximum(burden[codes], 0.0), np.maximum(rel, 0.0), np.maximum(sites[codes], 0),
+                       np.maximum(genes[codes], 0), np.maximum(burden[pcodes], 0.0), codes)
+
+
+def own_seed_table(index: TranscriptIndex, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """The seed table of the target gene's transcripts alone (to subtract from the index's)."""
+    weights = index.meta["seed_model"]["log2_fold_change"]
+    min_dist = int(index.meta["seed_model"]["min_distance_from_stop_nt"])
+    sub = index.table[rows].copy()
+    sub["gene_id"] = "target"
+    return seed_table(index.codes, sub, index.starts[rows], weights, min_dist)
+
+
+def seed_offtarget_rows(index: TranscriptIndex, seed_codes: np.ndarray, own_rows: np.ndarray,
+                        candidates: list[int]) -> list[tuple[int, str, str, float]]:
+    """(candidate, transcript id, gene, predicted repression) of the genes most repressed by each listed
+    candidate's guide seed, the target's own gene left out."""
+    out = []
+    top_tx, top_rep = index.seeds["top_tx"], index.seeds["top_rep"]
+    for c in candidates:
+        for t, rep in zip(top_tx[seed_codes[c]], top_rep[seed_codes[c]]):
+            if t < 0 or own_rows[t]:
                 continue
-            seen.add(key)
-            (self.guide_mm if strand == "guide" else self.pass_mm)[ci, mm] += 1
-
-    def hits_frame(self, positions: np.ndarray) -> pd.DataFrame:
-        """One row per near-perfect match, sorted by candidate site, strand, mismatches, transcript."""
-        df = pd.DataFrame(self.hit_rows, columns=["candidate", "strand", "transcript", "description", "position",
-                                                  "mismatches"])
-        if len(df):
-            df["site_position"] = positions[df["candidate"].to_numpy()] + 1
-            df = df.sort_values(["site_position", "strand", "mismatches", "transcript"], kind="stable")
-        return df
-
-    def utr_note(self) -> str:
-        return (f"{self.guessed} of {self.examined} off-target transcripts had no CDS annotation: their 3' UTR is "
-                "taken after the longest ORF" if self.guessed else "")
+            row = index.table.iloc[int(t)]
+            out.append((c, str(row["id"]), str(row["gene"] or row["gene_id"]), round(float(rep), 4)))
+    return out
 
 
-def search_offtargets(ps: PatternSet, paths: list[str | Path], excluded: Callable[[Transcript], bool],
-                      max_mismatches: int, threads: int | None,
-                      say: Callable[[str], None]) -> OfftargetSearch:
-    """One pass over the off-target transcript files (streamed in batches of about ``BATCH_NT``)."""
-    result = OfftargetSearch(ps.n_patterns // 2, max_mismatches)
-    if paths:
-        say("searching near-perfect off-targets and 3' UTR seed matches")
-        engine = SeedEngine(ps, max_mismatches, threads=threads)
-        try:
-            for path in paths:
-                batch: list[Transcript] = []
-                size = 0
-                for t in read_transcripts(path, find_cds=False):
-                    if excluded(t):
-                        continue
-                    batch.append(t)
-                    result.guessed += t.cds is None
-                    size += len(t.seq)
-                    if size > BATCH_NT:
-                        result.add_batch(engine, batch)
-                        batch = []
-                        size = 0
-                if batch:
-                    result.add_batch(engine, batch)
-        finally:
-            engine.close()
-    result.count_hits()
-    return result
+def hits_frame(index: TranscriptIndex, np_hits: NearPerfect, keep: np.ndarray,
+               site_positions: np.ndarray) -> pd.DataFrame:
+    """Near-perfect matches as a table: candidate site, strand, transcript, gene, region of the match on the
+    off-target transcript, 1-based position, mismatches."""
+    cand, strand, tx = np_hits.candidate[keep], np_hits.strand[keep], np_hits.transcript[keep]
+    pos, mm = np_hits.position[keep], np_hits.mismatches[keep]
+    table = index.table
+    regions = [region_of(Transcript("", "", "", (int(a), int(b)) if a >= 0 else None, ""), int(p))
+               for a, b, p in zip(table["cds_start"].to_numpy()[tx], table["cds_end"].to_numpy()[tx], pos)]
+    df = pd.DataFrame({"candidate": cand, "strand": np.where(strand == 0, "guide", "passenger"),
+                       "transcript": table["id"].to_numpy()[tx], "gene": table["gene"].to_numpy()[tx],
+                       "description": table["description"].to_numpy()[tx], "region": regions,
+                       "position": pos + 1, "mismatches": mm})
+    df["site_position"] = site_positions[df["candidate"].to_numpy()] + 1 if len(df) else []
+    return df.sort_values(["site_position", "strand", "mismatches", "transcript", "position"],
+                          kind="stable").reset_index(drop=True)
 
 
-def seed_match_counts(sites: list[str], utr_counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Off-target transcripts whose 3' UTR holds the target of the guide seed (site nt 12-18) and of the
-    passenger seed (the reverse complement of site nt 2-8)."""
-    guide = np.array([utr_counts[kmer_code(s[11:18])] for s in sites], dtype=np.int64)
-    passenger = np.array([utr_counts[kmer_code(reverse_complement(s[1:8]))] for s in sites], dtype=np.int64)
-    return guide, passenger
+def count_offtargets(df: pd.DataFrame, n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Off-target transcripts per candidate and mismatch count, guide and passenger (a transcript once)."""
+    guide_mm = np.zeros((n, k + 1), dtype=np.int64)
+    pass_mm = np.zeros((n, k + 1), dtype=np.int64)
+    if len(df):
+        uniq = df.drop_duplicates(["candidate", "strand", "transcript", "mismatches"])
+        for strand, arr in (("guide", guide_mm), ("passenger", pass_mm)):
+            sub = uniq[uniq["strand"] == strand]
+            np.add.at(arr, (sub["candidate"].to_numpy(), sub["mismatches"].to_numpy()), 1)
+    return guide_mm, pass_mm
 
 
-def ortholog_mismatches(ps: PatternSet, paths: list[str | Path], n_sites: int) -> dict[str, np.ndarray]:
-    """Fewest mismatches of each site (sense) in each ortholog transcript, '>4' when none within 4; columns
-    named ``mm_<species>_<id>``."""
+def ortholog_mismatches(guides: list[str], paths: list[str | Path]) -> dict[str, np.ndarray]:
+    """Fewest mismatches of each guide target (sense) in each ortholog transcript, '>4' when none within 4;
+    columns named ``mm_<species>_<id>``."""
     cols: dict[str, np.ndarray] = {}
+    targets = guide_targets(guides)
+    ps = PatternSet.from_oligos([str(i) for i in range(len(targets))], targets)
     for path in paths:
         for t in read_transcripts(path, find_cds=False):
             hits, st = search(ps, [encode(t.seq)], ORTHOLOG_MAX_MM, 0, threads=1)
-            best = np.full(n_sites, 99, dtype=np.int64)
+            best = np.full(len(targets), 99, dtype=np.int64)
             if len(hits):
                 cand = st.pattern[hits.site] // 2
                 mm = (st.mismatches + st.unknown)[hits.site]
-                strand = st.pattern[hits.site] % 2
-                sel = strand == 0  # the ortholog mRNA must hold the site in sense
+                sel = st.pattern[hits.site] % 2 == 0  # the ortholog mRNA must hold the site in sense
                 np.minimum.at(best, cand[sel], mm[sel])
             label = f"mm_{species_of(t.description) or 'ortholog'}_{t.id}"
             cols[label] = np.where(best <= ORTHOLOG_MAX_MM, best.astype(str), ">4").astype(object)
     return cols
+

@@ -42,7 +42,7 @@ def gene_symbol(description: str) -> str | None:
     return m.group(1) if m else None
 
 
-_CDS_HEADER = re.compile(r"CDS[=:](\d+)-(\d+)")
+CDS_HEADER = re.compile(r"CDS[=:](\d+)-(\d+)")
 
 
 @nb.njit(cache=True, nogil=True)
@@ -82,7 +82,7 @@ def read_transcripts(path: str | Path, *, find_cds: bool = True) -> list[Transcr
     else:
         for rec in read_fasta(path):
             seq = rec.text().replace("U", "T")
-            m = _CDS_HEADER.search(rec.description) or _CDS_HEADER.search(rec.id)
+            m = CDS_HEADER.search(rec.description) or CDS_HEADER.search(rec.id)
             if m:
                 cds, src = (int(m.group(1)) - 1, int(m.group(2))), "header"
             elif find_cds:
