@@ -161,7 +161,7 @@ def lenient_assay(client, admin_headers, name: str = "CDC (test controls)") -> i
 
 def ntc_amplified_map(dest: Path) -> Path:
     """The shipped CDC plate map with its NTC's N1 well swapped with the run's most strongly amplified well
-    (lowest instrument Cq): an invalid run whatever the amplification caller."""
+    (largest rise of fluorescence): an invalid run whatever the amplification caller."""
     import csv as _csv
 
     import numpy as np
@@ -169,7 +169,8 @@ def ntc_amplified_map(dest: Path) -> Path:
     from oligolab.lab.analysis import load_runs
 
     run = load_runs(RUN)[0]
-    strongest = run.layout["well"].iloc[int(np.nanargmin(run.layout["instrument_cq"].to_numpy(dtype=float)))]
+    rise = np.nanmax(run.fluor, axis=1) - np.nanmin(run.fluor[:, :5], axis=1)     # fluorescence units
+    strongest = run.layout["well"].iloc[int(np.nanargmax(rise))]
     rows = list(_csv.reader(PLATE_MAP.read_text().splitlines()))
     body = {r[0]: r[1:] for r in rows[1:]}
     ntc = next(w for w, r in body.items() if r[1] == "ntc" and r[2] == "N1")

@@ -145,3 +145,64 @@ def test_rule_set_edit_changes_no_stored_version(client):
     assert "EDITED DEFAULT TEXT" not in html and all(r["report"] != "EDITED DEFAULT TEXT" for r in rows)
     assert [r["final_call"] for r in rows] == [r["final_call"] for r in before[1]]
     assert rules_sha is None or "v2.0.0" not in html
+
+
+def _accept_held(client, rev, bid: int) -> int:
+    samples = client.get(f"/api/batches/{bid}", headers=rev).json()["result"]["samples"]
+    held = [s["sample"] for s in samples if s["status"] == "review"]
+    if held:
+        r = client.post(f"/api/batches/{bid}/corrections", headers=rev,
+                        json={"changes": [{"sample": s, "accept": True} for s in held], "reason": "reviewed"})
+        assert r.status_code == 200, r.text
+    return client.get(f"/api/batches/{bid}", headers=rev).json()["version"]
+
+
+def test_invalid_run_is_released_only_as_invalid(client, tmp_path):
+    from serve_support import ntc_amplified_map
+
+    tech, rev = token(client, "tech"), token(client, "reviewer")
+    bid = upload(client, tech, plate_map=ntc_amplified_map(tmp_path / "ntc.csv")).json()["id"]
+    drain(client.app)
+    detail = client.get(f"/api/batches/{bid}", headers=rev).json()
+    assert detail["result"]["valid"] is False
+    name = detail["result"]["samples"][0]["sample"]
+    # no sample call can be turned into a result on an invalid run
+    r = client.post(f"/api/batches/{bid}/corrections", headers=rev,
+                    json={"changes": [{"sample": name, "call": "negative"}], "reason": "looks negative"})
+    assert r.status_code == 400 and "run is invalid" in r.json()["error"]
+    number = _accept_held(client, rev, bid)
+    # one click does not release it: the reason is asked for
+    r = client.post(f"/api/batches/{bid}/sign", headers=rev, json={"version": number})
+    assert r.status_code == 400 and "the run is invalid" in r.json()["error"] and "NTC" in r.json()["error"]
+    reason = "NTC amplified: contamination; plate repeated"
+    r = client.post(f"/api/batches/{bid}/sign", headers=rev, json={"version": number, "reason": reason})
+    assert r.status_code == 200, r.text
+    html, rows, bundle = _exports(client, tech, bid, number)
+    obs = list(_observations(bundle).values())
+    assert {o["status"] for o in obs} == {"cancelled"}
+    assert not any("valueCodeableConcept" in o for o in obs)
+    assert all(reason in o["note"][0]["text"] for o in obs)
+    assert {r["result_status"] for r in rows} == {"cancelled"}
+    assert "RELEASED AS INVALID RUN" in html and reason in html
+    sign = next(a for a in client.get(f"/api/audit?batch={bid}", headers=rev).json() if a["action"] == "sign")
+    assert sign["after"]["released_as_invalid_run"] == reason
+
+
+def test_four_eyes(client):
+    tech, rev, admin = token(client, "tech"), token(client, "reviewer"), token(client, "admin")
+    assay = lenient_assay(client, admin)
+    assert client.post("/api/lab", headers=admin, json={"four_eyes": True}).json()["four_eyes"] is True
+    bid = upload(client, tech, assay_id=assay).json()["id"]
+    drain(client.app)
+    rows = client.get(f"/api/batches/{bid}", headers=rev).json()["result"]["samples"]
+    r = client.post(f"/api/batches/{bid}/corrections", headers=rev, json={
+        "changes": [{"sample": rows[0]["sample"], "call": "inconclusive"}]
+        + [{"sample": s["sample"], "accept": True} for s in rows[1:] if s["status"] == "review"],
+        "reason": "re-read"})
+    number = r.json()["version"]
+    r = client.post(f"/api/batches/{bid}/sign", headers=rev, json={"version": number})
+    assert r.status_code == 400 and "four eyes" in r.json()["error"]
+    r = client.post(f"/api/batches/{bid}/sign", headers=admin, json={"version": number})
+    assert r.status_code == 200 and r.json()["signed_by"] == "admin"
+    lab_events = [a for a in client.get("/api/audit", headers=admin).json() if a["entity"] == "lab"]
+    assert lab_events[0]["after"] == {"four_eyes": True} and lab_events[0]["user"] == "admin"

@@ -337,7 +337,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.post("/api/batches/{batch_id}/sign")
     def api_sign(batch_id: int, body: dict, user: User = Depends(need("sign")), db: Session = Depends(get_db)):
         b = get_batch(db, user, batch_id)
-        v = review.sign(db, user, b, int(body.get("version", 0)))
+        v = review.sign(db, user, b, int(body.get("version", 0)), reason=str(body.get("reason", "")))
         db.commit()
         return {"version": v.version, "status": b.status, "signed_by": v.signed_by}
 
@@ -395,6 +395,12 @@ def create_app(settings: Settings) -> FastAPI:
         a = _save_assay(db, user, body)
         db.commit()
         return rulesets.assay_dict(a)
+
+    @app.post("/api/lab")
+    def api_lab_settings(body: dict, user: User = Depends(need("admin")), db: Session = Depends(get_db)):
+        lab = set_lab_settings(db, user, body)
+        db.commit()
+        return {"name": lab.name, "four_eyes": lab.four_eyes}
 
     @app.post("/api/rulesets", status_code=201)
     def api_add_ruleset(body: dict, user: User = Depends(need("admin")), db: Session = Depends(get_db)):
@@ -546,11 +552,11 @@ def create_app(settings: Settings) -> FastAPI:
                            f"/batches/{b.id}", f"/batches/{b.id}")
 
     @app.post("/batches/{batch_id}/sign", include_in_schema=False)
-    async def sign_page(request: Request, batch_id: int, version: int = Form(0),
+    async def sign_page(request: Request, batch_id: int, version: int = Form(0), reason: str = Form(""),
                         user: User = Depends(need("sign")), db: Session = Depends(get_db)):
         await check_csrf(request)
         b = get_batch(db, user, batch_id)
-        return await run_in_threadpool(form_result, db, lambda: review.sign(db, user, b, version), f"/batches/{b.id}",
+        return await run_in_threadpool(form_result, db, lambda: review.sign(db, user, b, version, reason=reason), f"/batches/{b.id}",
                                        f"/batches/{b.id}")
 
     @app.get("/audit", response_class=HTMLResponse, include_in_schema=False)
@@ -609,6 +615,17 @@ def create_app(settings: Settings) -> FastAPI:
 
 
 # ---------------------------------------------------------------------------------------------- helpers
+
+def set_lab_settings(db: Session, admin: User, body: dict) -> Lab:
+    """An admin changes the lab's settings (four-eyes sign-off), audited."""
+    lab = db.get(Lab, admin.lab_id)
+    before = {"four_eyes": lab.four_eyes}
+    value = body.get("four_eyes")
+    lab.four_eyes = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "on", "yes")
+    audit.record(db, user=admin, lab_id=lab.id, action="update", entity="lab", entity_id=lab.id, before=before,
+                 after={"four_eyes": lab.four_eyes})
+    return lab
+
 
 def _q(text_: str) -> str:
     from urllib.parse import quote

@@ -45,6 +45,8 @@ class Lab(Base):
     __tablename__ = "labs"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
+    #: four-eyes rule: a reviewer who changed a version's calls may not sign that version
+    four_eyes: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class User(Base):
@@ -67,6 +69,16 @@ class LoginSession(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     csrf_token: Mapped[str] = mapped_column(String(64))
     expires_at: Mapped[_dt.datetime] = mapped_column(UTCDateTime)
+
+
+class SignInAttempt(Base):
+    """A failed sign-in (user name as typed, client address): the growing delay counts these."""
+
+    __tablename__ = "sign_in_attempts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), index=True)
+    address: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[_dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
 class RuleSetRow(Base):

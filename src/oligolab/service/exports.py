@@ -52,6 +52,9 @@ def release_html(release: Release, v: BatchVersion) -> str:
     else:
         line = f'<span class="pill na">NOT SIGNED</span> version {release.version} awaits review and sign-off'
     parts = [f'<p id="release">{line}</p>']
+    if release.signed and release.run_valid is False:
+        parts.append(f'<p id="invalid-release"><span class="pill bad">RELEASED AS INVALID RUN</span> no sample result '
+                     f"is released; reason: {esc(release.invalid_reason)}</p>")
     changed = [s for s in v.result["samples"] if release.change_note(s)]
     if changed:
         parts.append(f'<p><span class="pill warn">CHANGED AFTER RELEASE</span> {len(changed)} sample result(s) '

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 from ..errors import InputError
 from .analysis import compute, content_sha256, document_job, job_for, need_version, store_version, version_ruleset
 from .audit import record
-from .db import Batch, BatchVersion, Signoff, User, utcnow
+from .db import Batch, BatchVersion, Lab, Signoff, User, utcnow
 from .rulesets import call_choices
 
 
@@ -64,6 +64,9 @@ def correct(db: Session, user: User, batch: Batch, changes: list[dict], reason: 
         raise InputError(f"batch {batch.id}", f"the batch is {batch.status}", "wait until the analysis is done")
     current = need_version(db, batch)
     ruleset = version_ruleset(db, batch, current)
+    if current.result.get("valid") is False and any("sample" in ch and not ch.get("accept") for ch in changes):
+        raise InputError(f"batch {batch.id}", "the run is invalid: no sample result may be released, so no sample "
+                         "call is changed", "repeat the run, or correct the control curve that invalidated it")
     new = overrides_of(user, current, changes, reason, call_choices(ruleset))
     overrides = list(current.overrides or []) + new
     document = compute(document_job, job_for(db, batch, ruleset, overrides), db=db)
@@ -77,10 +80,36 @@ def correct(db: Session, user: User, batch: Batch, changes: list[dict], reason: 
     return v
 
 
-def sign(db: Session, user: User, batch: Batch, number: int, statement: str = "results reviewed and released"
-         ) -> BatchVersion:
+def changed_by(db: Session, batch: Batch, v: BatchVersion) -> set[str]:
+    """Who changed calls since the last signed version (the overrides ``v`` adds to that release)."""
+    from .exports import previous_release
+
+    before = previous_release(db, batch, v)
+    released = len(before.overrides or []) if before is not None else 0
+    return {o["user"] for o in (v.overrides or [])[released:]}
+
+
+def _release_checks(db: Session, user: User, batch: Batch, v: BatchVersion, reason: str) -> str:
+    """The release rules: four-eyes, an invalid run only with a reason. Returns the invalid-run reason."""
+    lab = db.get(Lab, batch.lab_id)
+    if lab.four_eyes and user.username in changed_by(db, batch, v):
+        raise InputError(f"batch {batch.id}", f"{user.username} changed calls in version {v.version} and this lab "
+                         "signs with four eyes", "ask another reviewer to sign")
+    if v.result.get("valid") is False:
+        if not reason:
+            raise InputError(f"batch {batch.id}", "the run is invalid (" + "; ".join(v.result.get("problems", [])[:1])
+                             + ")", "give the reason to sign it as an invalid run (no sample result is released)")
+        return reason
+    return ""
+
+
+def sign(db: Session, user: User, batch: Batch, number: int, statement: str = "results reviewed and released",
+         reason: str = "") -> BatchVersion:
     """Sign the batch's current version (``number`` guards against signing a version the reviewer did not
-    see); refused while samples still need review. The sign-off carries the content hash of the version."""
+    see); refused while samples still need review, by the lab's four-eyes rule, and for an invalid run without
+    a ``reason`` (it is then released as an invalid run: no sample value goes out). The sign-off carries the
+    content hash of the version."""
+    reason = (reason or "").strip()
     if batch.status != "analysed":
         raise InputError(f"batch {batch.id}", f"the batch is {batch.status}", "only an analysed batch is signed")
     v = need_version(db, batch)
@@ -91,17 +120,19 @@ def sign(db: Session, user: User, batch: Batch, number: int, statement: str = "r
     if pending:
         raise InputError(f"batch {batch.id}", f"{len(pending)} samples still need review ({', '.join(pending[:5])})",
                          "accept or correct each flagged sample first")
+    invalid_reason = _release_checks(db, user, batch, v, reason)
     sha = content_sha256(batch, v)
     if v.content_sha256 and sha != v.content_sha256:
         raise InputError(f"batch {batch.id}", f"version {number} changed after it was stored",
                          "do not sign; ask the administrator to run 'oligolab serve verify'")
     v.signoff = Signoff(batch_id=batch.id, version=v.version, lab_id=batch.lab_id, signed_by=user.username,
-                        signed_at=utcnow(), statement=statement, content_sha256=sha)
+                        signed_at=utcnow(), statement=statement, content_sha256=sha, invalid_reason=invalid_reason)
     batch.status = "signed"
     db.flush()
     record(db, user=user, lab_id=batch.lab_id, action="sign", entity="batch", entity_id=batch.id,
            before={"status": "analysed", "version": v.version},
-           after={"status": "signed", "version": v.version, "statement": statement, "content_sha256": sha})
+           after={"status": "signed", "version": v.version, "statement": statement, "content_sha256": sha,
+                  **({"released_as_invalid_run": invalid_reason} if invalid_reason else {})})
     return v
 
 
