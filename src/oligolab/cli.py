@@ -37,6 +37,7 @@ COMMAND_MODULES = [
     "lab_cli",
     "design_cli",
     "service_cli",
+    "day_cli",
 ]
 
 
