@@ -28,7 +28,7 @@ from ..errors import InputError
 from ..lab.report import CALL_CLASS
 from ..lab.rules import shipped_rulesets
 from . import auth, watch
-from . import analysis, audit, exports, review, rulesets, summary, uploads
+from . import accounts, analysis, audit, exports, review, rulesets, summary, uploads
 from .db import Assay, Batch, Lab, RuleSetRow, User, make_engine, migrate, session_factory
 from .worker import Worker, recover
 
@@ -87,6 +87,7 @@ def create_app(settings: Settings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI):
         migrate(settings.db_url)
+        auth.prepare()
         if settings.recover_on_start:
             recover(factory)
         analysis.use_analysis_processes(settings.analysis_processes)
@@ -259,8 +260,11 @@ def create_app(settings: Settings) -> FastAPI:
         return {"status": "ok", "database": engine.dialect.name, "queue": queued, "version": __version__}
 
     @app.post("/api/login")
-    def api_login(body: dict, db: Session = Depends(get_db)):
-        got = auth.sign_in(db, str(body.get("username", "")), str(body.get("password", "")))
+    def api_login(request: Request, body: dict, db: Session = Depends(get_db)):
+        try:
+            got = auth.sign_in(db, str(body.get("username", "")), str(body.get("password", "")), client_address(request))
+        except auth.Throttled as exc:
+            return JSONResponse({"error": str(exc)}, status_code=429, headers={"Retry-After": str(exc.retry_after)})
         if got is None:
             return JSONResponse({"error": "wrong user name or password"}, status_code=401)
         token, sess = got
@@ -409,11 +413,36 @@ def create_app(settings: Settings) -> FastAPI:
         return {"name": row.name, "sha256": row.sha256}
 
     def _add_user(db: Session, admin: User, body: dict) -> User:
-        u = auth.create_user(db, lab=db.get(Lab, admin.lab_id), username=str(body.get("username", "")),
-                             password=str(body.get("password", "")), role=str(body.get("role", "")),
-                             full_name=str(body.get("full_name", "")))
-        auth.audit_user(db, admin, u, "create")
-        return u
+        return accounts.add_user(db, admin, str(body.get("username", "")), str(body.get("password", "")),
+                                 str(body.get("role", "")), str(body.get("full_name", "")))
+
+    @app.post("/api/users/{username}")
+    def api_update_user(username: str, body: dict, user: User = Depends(need("admin")),
+                        db: Session = Depends(get_db)):
+        u = _update_user(db, user, username, body)
+        db.commit()
+        return {"username": u.username, "role": u.role, "active": u.active}
+
+    def _update_user(db: Session, admin: User, username: str, body: dict) -> User:
+        active = body.get("active")
+        return accounts.update_user(db, admin, username, role=body.get("role") or None,
+                                    active=None if active in (None, "") else str(active).lower() in ("true", "1", "on"),
+                                    password=body.get("password") or None)
+
+    @app.post("/api/labs", status_code=201)
+    def api_create_lab(body: dict, user: User = Depends(need("admin")), db: Session = Depends(get_db)):
+        lab = accounts.create_lab(db, user, str(body.get("name", "")), str(body.get("admin_username", "")),
+                                  str(body.get("admin_password", "")))
+        db.commit()
+        return {"id": lab.id, "name": lab.name}
+
+    @app.post("/api/me/password")
+    def api_change_password(request: Request, body: dict, user: User = Depends(need("view")),
+                            db: Session = Depends(get_db)):
+        accounts.change_password(db, user, str(body.get("current", "")), str(body.get("new", "")),
+                                 keep_session=request.state.session.token_sha256)
+        db.commit()
+        return {"changed": True}
 
     def _save_assay(db: Session, user: User, body: dict) -> Assay:
         name, ruleset = str(body.get("name", "")).strip(), str(body.get("ruleset", "")).strip()
@@ -449,7 +478,10 @@ def create_app(settings: Settings) -> FastAPI:
         cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
         if not cookie or not secrets.compare_digest(cookie, login_csrf):
             return RedirectResponse("/login?error=The+sign-in+form+expired%2C+please+try+again", status_code=303)
-        got = auth.sign_in(db, username, password)
+        try:
+            got = auth.sign_in(db, username, password, client_address(request))
+        except auth.Throttled as exc:
+            return RedirectResponse(f"/login?next={_local(next)}&error={_q(str(exc).capitalize())}", status_code=303)
         if got is None:
             return RedirectResponse(f"/login?next={_local(next)}&error=Wrong+user+name+or+password",
                                     status_code=303)
@@ -585,7 +617,21 @@ def create_app(settings: Settings) -> FastAPI:
         users = list(db.scalars(select(User).where(User.lab_id == user.lab_id).order_by(User.username)))
         rulesets = list(db.scalars(select(RuleSetRow).where(RuleSetRow.lab_id == user.lab_id)))
         return page(request, "admin.html", user, users=users, assays=lab_assays(db, user), rulesets=rulesets,
+                    lab=db.get(Lab, user.lab_id),
                     shipped=shipped_rulesets(), roles=auth.ROLES, error=error)
+
+    @app.get("/account", response_class=HTMLResponse, include_in_schema=False)
+    def account_page(request: Request, error: str = "", done: str = "", user: User = Depends(need("view"))):
+        return page(request, "account.html", user, error=error, done=done)
+
+    @app.post("/account/password", include_in_schema=False)
+    async def account_password(request: Request, user: User = Depends(need("view")), db: Session = Depends(get_db)):
+        await check_csrf(request)
+        form = await request.form()
+        keep = request.state.session.token_sha256
+        return await run_in_threadpool(form_result, db, lambda: accounts.change_password(
+            db, user, str(form.get("current", "")), str(form.get("new", "")), keep_session=keep),
+            "/account?done=1", "/account")
 
     @app.get("/admin/verify", response_class=HTMLResponse, include_in_schema=False)
     async def verify_page(request: Request, user: User = Depends(need("admin")), db: Session = Depends(get_db)):
@@ -603,6 +649,13 @@ def create_app(settings: Settings) -> FastAPI:
         def act():
             if what == "users":
                 _add_user(db, user, form)
+            elif what == "user":
+                _update_user(db, user, form.get("username", ""), form)
+            elif what == "labs":
+                accounts.create_lab(db, user, form.get("name", ""), form.get("admin_username", ""),
+                                    form.get("admin_password", ""))
+            elif what == "lab":
+                set_lab_settings(db, user, {"four_eyes": form.get("four_eyes", "false")})
             elif what == "assays":
                 _save_assay(db, user, form)
             elif what == "rulesets":
@@ -625,6 +678,11 @@ def set_lab_settings(db: Session, admin: User, body: dict) -> Lab:
     audit.record(db, user=admin, lab_id=lab.id, action="update", entity="lab", entity_id=lab.id, before=before,
                  after={"four_eyes": lab.four_eyes})
     return lab
+
+
+def client_address(request: Request) -> str:
+    """The client's address (the proxy's own unless uvicorn trusts its X-Forwarded-For)."""
+    return request.client.host if request.client else "-"
 
 
 def _q(text_: str) -> str:

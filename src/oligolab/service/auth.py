@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import math
 import secrets
+from functools import lru_cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from ..errors import InputError
-from .db import Lab, LoginSession, User, utcnow
+from .db import Lab, LoginSession, SignInAttempt, User, utcnow
 
 ROLES = ("technician", "reviewer", "admin")
 #: what each role may do (an admin may do everything a reviewer does)
@@ -28,13 +30,50 @@ PERMISSIONS = {
 }
 SESSION_HOURS = 12
 MIN_PASSWORD_LENGTH = 10
+#: zxcvbn score (0-4) a password needs: 3 = "safely unguessable" (about 10^8 guesses or more)
+MIN_PASSWORD_SCORE = 3
+#: failed sign-ins (per user name and per address, in the window) before each next try waits: 2^(n - FREE) s,
+#: at most MAX_DELAY_S
+FREE_ATTEMPTS, WINDOW_MIN, MAX_DELAY_S = 5, 15, 900
 _hasher = PasswordHasher()
 
 
-def hash_password(password: str) -> str:
+class Throttled(Exception):
+    """Too many failed sign-ins for this user name or address; ``retry_after`` seconds to wait."""
+
+    def __init__(self, retry_after: int):
+        super().__init__(f"too many failed sign-ins: try again in {retry_after} s")
+        self.retry_after = retry_after
+
+
+def check_password(password: str, *related: str) -> None:
+    """The password policy: at least 10 characters, and not common or trivial (zxcvbn, with the user's name and
+    lab as known words); InputError naming why."""
+    from zxcvbn import zxcvbn
+
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InputError("password", f"shorter than {MIN_PASSWORD_LENGTH} characters", "choose a longer password")
+    verdict = zxcvbn(password[:100], user_inputs=[r for r in related if r])
+    if verdict["score"] < MIN_PASSWORD_SCORE:
+        why = verdict["feedback"]["warning"] or "too easy to guess"
+        raise InputError("password", f"refused: {why.rstrip('.').lower()}",
+                         "use a longer phrase of unrelated words (e.g. four words with dashes)")
+
+
+def hash_password(password: str, *related: str) -> str:
+    check_password(password, *related)
     return _hasher.hash(password)
+
+
+def prepare() -> None:
+    """Compute the unknown-user hash once at start, so the first unknown name costs no more than later ones."""
+    _dummy_hash()
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    """A hash to verify against for unknown user names, so they cost the same work as known ones."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 def verify_password(stored_hash: str, password: str) -> bool:
@@ -67,7 +106,7 @@ def create_user(db: Session, *, lab: Lab, username: str, password: str, role: st
     if db.scalar(select(User).where(User.username == username)):
         raise InputError("user", f"user '{username}' exists", "choose another user name")
     user = User(lab_id=lab.id, username=username, full_name=full_name.strip(), role=role,
-                password_hash=hash_password(password))
+                password_hash=hash_password(password, username, full_name, lab.name))
     db.add(user)
     db.flush()
     return user
@@ -87,18 +126,66 @@ def audit_user(db: Session, actor: User | str, user: User, action: str, before: 
 
     db.flush()
     record(db, user=actor, lab_id=user.lab_id, action=action, entity="user", entity_id=user.username,
-           before=before, after={"state": user_state(user), **extra})
+           before={"state": before} if before else None, after={"state": user_state(user), **extra})
 
 
 def _sha(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def sign_in(db: Session, username: str, password: str) -> tuple[str, LoginSession] | None:
-    """A new session for valid credentials: (token for the client, session row); None otherwise."""
-    user = db.scalar(select(User).where(User.username == username.strip(), User.active.is_(True)))
-    if user is None or not verify_password(user.password_hash, password):
+def _now() -> _dt.datetime:
+    return _dt.datetime.now(_dt.timezone.utc)
+
+
+def _throttle(db: Session, username: str, address: str) -> None:
+    """Raise Throttled while this user name or address must wait after repeated failures (2^(n-5) s after the
+    n-th failure within the window, at most 15 minutes)."""
+    since = utcnow() - _dt.timedelta(minutes=WINDOW_MIN)
+    worst = 0
+    for col, value in ((SignInAttempt.username, username), (SignInAttempt.address, address)):
+        n, last = db.execute(select(func.count(), func.max(SignInAttempt.at)).where(col == value,
+                                                                                     SignInAttempt.at >= since)).one()
+        if n >= FREE_ATTEMPTS and last is not None:
+            last = last if last.tzinfo else last.replace(tzinfo=_dt.timezone.utc)
+            wait = min(2 ** (n - FREE_ATTEMPTS), MAX_DELAY_S)
+            remaining = (last + _dt.timedelta(seconds=wait) - _now()).total_seconds()
+            worst = max(worst, math.ceil(remaining))
+    if worst > 0:
+        raise Throttled(worst)
+
+
+def _failed(db: Session, username: str, address: str) -> None:
+    db.add(SignInAttempt(username=username, address=address, at=_now()))
+    since = utcnow() - _dt.timedelta(minutes=WINDOW_MIN)
+    n = db.scalar(select(func.count()).select_from(SignInAttempt).where(SignInAttempt.username == username,
+                                                                        SignInAttempt.at >= since))
+    user = db.scalar(select(User).where(User.username == username))
+    if n == FREE_ATTEMPTS and user is not None:       # once per window: the account is under attack or forgotten
+        from .audit import record
+
+        record(db, user="system", lab_id=user.lab_id, action="sign_in_delayed", entity="user", entity_id=username,
+               after={"failed_sign_ins": n, "address": address, "window_min": WINDOW_MIN})
+    db.execute(delete(SignInAttempt).where(SignInAttempt.at < utcnow() - _dt.timedelta(days=1)))
+
+
+def sign_in(db: Session, username: str, password: str, address: str = "") -> tuple[str, LoginSession] | None:
+    """A new session for valid credentials: (token for the client, session row); None otherwise (the failure is
+    counted, and committed by this call). Raises Throttled while the user name or address must wait. Unknown
+    and known user names cost the same work (one Argon2 verification each)."""
+    username, address = username.strip()[:100], (address or "-")[:64]
+    try:
+        _throttle(db, username, address)
+    except Throttled:
+        _failed(db, username, address)        # a try while waiting counts too: the delay keeps growing
+        db.commit()
+        raise
+    user = db.scalar(select(User).where(User.username == username, User.active.is_(True)))
+    ok = verify_password(user.password_hash if user is not None else _dummy_hash(), password)
+    if user is None or not ok:
+        _failed(db, username, address)
+        db.commit()
         return None
+    db.execute(delete(SignInAttempt).where(SignInAttempt.username == username))
     token = secrets.token_urlsafe(32)
     row = LoginSession(token_sha256=_sha(token), user_id=user.id, csrf_token=secrets.token_urlsafe(24),
                        expires_at=utcnow() + _dt.timedelta(hours=SESSION_HOURS))
@@ -151,4 +238,5 @@ def bootstrap(db: Session, *, lab_name: str = "Regional laboratory", demo_passwo
         audit_user(db, "system", create_user(db, lab=lab, username=name, password=password, role=role), "create")
     names = ", ".join(n for n, _ in accounts)
     return [f"created lab '{lab_name}' with its default assays and the account(s) {names}",
-            f"password: {password}  (change it: add your staff on the Admin page, then retire these accounts)"]
+            f"password: {password}  (change it on the Account page; add your staff on the Admin page and "
+            "deactivate these accounts there)"]
