@@ -5,13 +5,21 @@ from __future__ import annotations
 
 import gzip
 import shutil
+import warnings
+from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from oligolab.annotation import Annotation
+from oligolab.assays import read_assays
 from oligolab.cli import _register, app
+from oligolab.errors import InputError
+from oligolab.sequences import read_fasta, read_metadata
 
-from conftest import DIAG_ASSAYS, GENBANK, GENBANK_META, REFERENCE
+from conftest import ANNOTATION, DIAG_ASSAYS, GENBANK, GENBANK_META, REFERENCE
 
 _register()
 runner = CliRunner()
@@ -145,3 +153,162 @@ def test_metadata_ids_missing_from_fasta_is_a_warning(workdir, tmp_path):
     assert result.exit_code == 0, result.output
     assert "warning" in result.output and "not-in-fasta" in result.output
     assert (out / "report.html").exists()
+
+
+# ------------------------------------------------------------------------------- damaged and odd input files
+
+PANGO_ZST = GENBANK.parent / "pango-consensus-genomes.fasta.zst"
+
+
+def test_zstd_cut_in_half_is_refused_naming_the_byte(workdir):
+    """The shipped .zst collection cut in half was accepted with exit 0 (1,660 genomes, the last truncated)."""
+    data = PANGO_ZST.read_bytes()
+    bad = workdir / "half.fasta.zst"
+    bad.write_bytes(data[: len(data) // 2])
+    msg = _error_line(_run(workdir, "-a", workdir / "assays.tsv", "-g", bad))
+    assert "half.fasta.zst" in msg and "truncated or corrupt" in msg and f"at byte {len(data) // 2:,}" in msg
+
+
+def test_zstd_checksum_mismatch_is_refused(tmp_path):
+    import zstandard
+
+    frame = bytearray(zstandard.ZstdCompressor(write_checksum=True).compress(REFERENCE.read_bytes()))
+    frame[-1] ^= 0xFF  # the frame's content checksum (last 4 bytes)
+    bad = tmp_path / "sum.fa.zst"
+    bad.write_bytes(bytes(frame))
+    with pytest.raises(InputError, match="sum.fa.zst.*truncated or corrupt at byte"):
+        list(read_fasta(bad))
+
+
+def test_corrupt_gzip_block_is_one_line(workdir):
+    data = bytearray(gzip.compress(REFERENCE.read_bytes()))
+    data[len(data) // 2] ^= 0xFF
+    bad = workdir / "corrupt.fa.gz"
+    bad.write_bytes(bytes(data))
+    msg = _error_line(_run(workdir, "-a", workdir / "assays.tsv", "-g", bad))
+    assert "corrupt.fa.gz" in msg and "truncated or corrupt at byte" in msg and "after 0 bytes" not in msg
+
+
+def test_every_compression_read_to_its_end(tmp_path):
+    import bz2
+    import lzma
+
+    import zstandard
+
+    text = REFERENCE.read_bytes() * 3
+    for suffix, compress in ((".gz", gzip.compress), (".xz", lzma.compress), (".bz2", bz2.compress),
+                             (".zst", zstandard.ZstdCompressor(write_checksum=True).compress)):
+        whole = compress(text)
+        good = tmp_path / f"ok.fa{suffix}"
+        good.write_bytes(whole + (compress(text) if suffix != ".xz" else b""))  # two members/frames
+        assert len(list(read_fasta(good))) == (6 if suffix != ".xz" else 3), suffix
+        for cut in (len(whole) // 3, len(whole) - 1):
+            bad = tmp_path / f"cut{cut}.fa{suffix}"
+            bad.write_bytes(whole[:cut])
+            with pytest.raises(InputError, match="truncated or corrupt"):
+                list(read_fasta(bad))
+
+
+def test_plain_file_with_a_compression_suffix_is_read_by_content_with_a_warning(tmp_path):
+    plain = tmp_path / "actually-plain.fa.gz"
+    plain.write_bytes(REFERENCE.read_bytes())
+    with pytest.warns(UserWarning, match="named .gz but not compressed"):
+        records = list(read_fasta(plain))
+    assert [r.seq for r in records] == [r.seq for r in read_fasta(REFERENCE)]
+
+
+def test_carriage_return_inside_a_metadata_field_is_one_line(tmp_path):
+    meta = tmp_path / "meta.tsv"
+    meta.write_bytes(b"strain\tdate\tlineage\nA/1\t2020-01-01\tB.1\nA/2\t2020-0\r1-02\tB\n")
+    with pytest.raises(InputError, match=r"meta.tsv, line 3: malformed table line"):
+        read_metadata(meta)
+
+
+def test_carriage_return_inside_the_published_assay_csv_is_one_line(tmp_path):
+    lines = DIAG_ASSAYS.read_bytes().split(b"\n")
+    lines[3] = lines[3].replace(b",", b",\r", 1)
+    bad = tmp_path / "assays.csv"
+    bad.write_bytes(b"\n".join(lines))
+    with pytest.raises(InputError, match=r"assays.csv, line 4: malformed table line"):
+        read_assays([bad])
+
+
+def test_oligo_longer_than_the_engine_takes_is_one_line(workdir):
+    msg = _assay_error(workdir, GOOD_ASSAY.replace("GACCCCAAAATCAGCGAAAT", "GACCCCAAAATCAGCGAAAT" * 4))
+    assert "bad_assays.tsv, line 2" in msg and "80 nt" in msg and "at most 64 nt" in msg
+
+
+# --------------------------------------------------------------------- property-based tests of each reader
+
+FIELD_CHARS = st.sampled_from(list("ACGTNacgt>-\t,\n\r \"#|0123456789.:;/_XYZé\x00\ufeff"))
+TEXTS = st.lists(FIELD_CHARS, max_size=400).map("".join)
+
+
+def only_input_errors(call, path: Path, data: bytes) -> None:
+    path.write_bytes(data)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a name that promises another compression: read by content
+            call(path)
+    except InputError as exc:
+        assert "\n" not in str(exc)
+
+
+def _compress(kind: str, data: bytes) -> bytes:
+    import bz2
+    import lzma
+
+    import zstandard
+
+    return {"": lambda d: d, ".gz": gzip.compress, ".xz": lzma.compress, ".bz2": bz2.compress,
+            ".zst": zstandard.ZstdCompressor(write_checksum=True).compress}[kind](data)
+
+
+@pytest.mark.fuzz
+@given(text=TEXTS, kind=st.sampled_from(["", ".gz", ".xz", ".bz2", ".zst"]), cut=st.floats(0, 1),
+       flip=st.integers(-1, 4000))
+def test_fuzz_read_fasta_in_every_compression(tmp_path, text, kind, cut, flip):
+    """FASTA-like text, compressed, then cut short or with one byte flipped: records or one InputError."""
+    data = bytearray(_compress(kind, (">x\n" if flip % 2 else "") .encode() + text.encode("utf-8", "surrogatepass")))
+    data = data[: max(1, int(len(data) * cut))] if cut < 0.5 else data
+    if 0 <= flip < len(data):
+        data[flip] ^= 0x5A
+    only_input_errors(lambda p: list(read_fasta(p)), tmp_path / f"fuzz.fa{kind}", bytes(data))
+
+
+@pytest.mark.fuzz
+@given(text=TEXTS)
+def test_fuzz_read_metadata(tmp_path, text):
+    only_input_errors(read_metadata, tmp_path / "meta.tsv", ("strain\tdate\tlineage\n" + text).encode("utf-8",
+                                                                                                    "surrogatepass"))
+
+
+@pytest.mark.fuzz
+@given(text=TEXTS, head=st.sampled_from(["", "assay\toligo\trole\tsequence\n", "assay,oligo,role,sequence\n",
+                                         "Institution,Name,Description,Sequence\n"]))
+def test_fuzz_read_assay_tables(tmp_path, text, head):
+    only_input_errors(lambda p: read_assays([p]), tmp_path / "assays.tsv",
+                      (head + text).encode("utf-8", "surrogatepass"))
+
+
+BED_LINE = st.tuples(st.sampled_from(["MN908947.3", "", "chr"]), st.integers(-5, 30000).map(str),
+                     st.integers(-5, 30000).map(str), st.sampled_from(["SC2_1_LEFT", "SC2_1_RIGHT", "x", "A_LEFT_alt1"]),
+                     st.sampled_from(["1", "2", ""]), st.sampled_from(["+", "-", ""]), TEXTS).map("\t".join)
+
+
+@pytest.mark.fuzz
+@given(lines=st.lists(BED_LINE, max_size=6))
+def test_fuzz_read_bed(tmp_path, lines):
+    only_input_errors(lambda p: read_assays([p]), tmp_path / "scheme.primer.bed", "\n".join(lines).encode(
+        "utf-8", "surrogatepass"))
+
+
+GENBANK_TEXT = ANNOTATION.read_bytes()
+
+
+@pytest.mark.fuzz
+@given(start=st.integers(0, len(GENBANK_TEXT)), length=st.integers(0, 2000), junk=TEXTS)
+def test_fuzz_read_annotation(tmp_path, start, length, junk):
+    """The real reference GenBank with a stretch replaced by junk: an annotation or one InputError."""
+    data = GENBANK_TEXT[:start] + junk.encode("utf-8", "surrogatepass") + GENBANK_TEXT[start + length:]
+    only_input_errors(Annotation.from_genbank, tmp_path / "ref.gb", data)

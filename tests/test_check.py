@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pandas as pd
 import pytest
@@ -166,3 +167,70 @@ def test_sharded_run_through_dask_gives_the_same_outputs(pango_subset, tmp_path)
     b = pd.read_parquet(tmp_path / "three" / "oligo_calls.parquet")
     pd.testing.assert_frame_equal(a.astype(str), b.astype(str))
     assert not [p for p in (tmp_path / "three").iterdir() if p.name.startswith(".")]  # no shard files left
+
+
+# ------------------------------------------------------------------- determinism and interrupted runs
+
+def _cli(assays, out, *extra, env=None):
+    import os
+    import subprocess
+    import sys
+
+    args = [sys.executable, "-c", "from oligolab.cli import main; main()", "check", "-a", str(assays),
+            "-g", str(PANGO), "-r", str(REFERENCE), "--alias-key", str(ALIAS_KEY), "--out", str(out), *extra]
+    return subprocess.Popen(args, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+
+
+def _files(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.name != "manifest.json"}
+
+
+@pytest.fixture(scope="module")
+def small_assays(tmp_path_factory):
+    """Two published assays (CDC N1, China CDC N) on all 3,585 Pango genomes: quick, and every lineage
+    group is formed."""
+    rows = DIAG_ASSAYS.read_text().splitlines()
+    keep = [rows[0]] + [r for r in rows[1:] if "2019-nCoV_N1" in r or "China-CDC-N-" in r]
+    path = tmp_path_factory.mktemp("assays") / "two-assays.csv"
+    path.write_text("\n".join(keep) + "\n")
+    return path
+
+
+def test_same_files_whatever_the_hash_seed(small_assays, tmp_path):
+    """Lineage grouping used set order: EG.1 fell under XBB.1 or XBB.1.9 depending on PYTHONHASHSEED."""
+    runs = [_cli(small_assays, tmp_path / f"seed{s}", env={"PYTHONHASHSEED": str(s)}) for s in (1, 2)]
+    for r in runs:
+        assert r.wait(timeout=600) == 0, r.stderr.read().decode()
+    one, two = _files(tmp_path / "seed1"), _files(tmp_path / "seed2")
+    assert one.keys() == two.keys() and "group_summary.tsv" in one
+    for name in one:
+        assert one[name] == two[name], name
+
+
+def test_a_killed_check_leaves_the_previous_or_the_new_complete_folder(small_assays, tmp_path):
+    """SIGKILL at several moments of a run (reading, checking, writing): the output folder always holds one
+    complete run, file for file, and the next run leaves no temporary files behind."""
+    import signal
+    import time
+
+    old_ref, new_ref, out = tmp_path / "old", tmp_path / "new", tmp_path / "out"
+    one_assay = tmp_path / "one-assay.csv"
+    one_assay.write_text("\n".join(ln for ln in small_assays.read_text().splitlines() if "China" not in ln) + "\n")
+    assert _cli(one_assay, old_ref).wait(timeout=600) == 0
+    t0 = time.perf_counter()
+    assert _cli(small_assays, new_ref).wait(timeout=600) == 0
+    seconds = time.perf_counter() - t0
+    old, new = _files(old_ref), _files(new_ref)
+    assert old != new
+    for fraction in (0.3, 0.6, 0.8, 0.9, 0.97):
+        shutil.rmtree(out, ignore_errors=True)
+        assert _cli(one_assay, out).wait(timeout=600) == 0
+        proc = _cli(small_assays, out)
+        time.sleep(seconds * fraction)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert _files(out) in (old, new), fraction
+    assert _cli(small_assays, out).wait(timeout=600) == 0
+    assert _files(out) == new
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # nothing left of killed runs

@@ -4,8 +4,10 @@ frameshift are followed)."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -41,27 +43,18 @@ class Annotation:
 
     @classmethod
     def from_genbank(cls, path: str | Path) -> "Annotation":
-        from Bio import SeqIO
-        import io
-
+        """The first record of a GenBank file (plain or compressed) and its CDS features."""
         path = Path(path)
         try:
-            with open_binary(path) as fh:
-                rec = next(SeqIO.parse(io.TextIOWrapper(fh, encoding="utf-8", errors="replace"), "genbank"))
-        except (StopIteration, ValueError) as exc:
-            raise InputError(path, f"not a readable GenBank record ({exc})", "give the reference's GenBank file") \
-                from None
-        cdss = []
-        for f in rec.features:
-            if f.type != "CDS":
-                continue
-            gene = (f.qualifiers.get("gene") or f.qualifiers.get("product") or ["CDS"])[0]
-            parts = []
-            for part in f.location.parts:
-                rng = np.arange(int(part.start), int(part.end))
-                parts.append(rng if (part.strand or 1) == 1 else rng[::-1])
-            cdss.append(CDS(gene, np.concatenate(parts), f.location.strand or 1))
-        return cls(str(rec.seq), cdss)
+            rec = _first_genbank_record(path)
+            cdss = [cds for f in rec.features if f.type == "CDS" for cds in [_cds(f)] if cds is not None]
+            sequence = str(rec.seq)
+        except InputError:
+            raise
+        except Exception as exc:  # noqa: BLE001  (Biopython's parser raises many kinds; all mean a bad file)
+            raise InputError(path, f"not a readable GenBank record ({type(exc).__name__}: {exc})",
+                             "give the reference's GenBank file") from None
+        return cls(sequence, cdss)
 
     def gene_of(self, pos0: int) -> str:
         hits = self._index.get(pos0, [])
@@ -90,3 +83,29 @@ class Annotation:
             alt_aa = _CODON.get("".join(alt_list), "X")
             out.append(f"{cds.gene}:{ref_aa}{codon_idx + 1}{alt_aa}")
         return ",".join(out)
+
+
+def _first_genbank_record(path: Path) -> Any:
+    import io
+
+    from Bio import SeqIO
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Biopython warns about sloppy but readable files
+        with open_binary(path) as fh:
+            rec = next(SeqIO.parse(io.TextIOWrapper(fh, encoding="utf-8", errors="replace"), "genbank"), None)
+    if rec is None:
+        raise InputError(path, "no GenBank record found", "give the reference's GenBank file (starting with LOCUS)")
+    return rec
+
+
+def _cds(feature: Any) -> CDS | None:
+    """The coding positions of a CDS feature in coding order (joined parts followed), None when empty."""
+    gene = (feature.qualifiers.get("gene") or feature.qualifiers.get("product") or ["CDS"])[0]
+    parts = []
+    for part in feature.location.parts:
+        rng = np.arange(int(part.start), int(part.end))
+        parts.append(rng if (part.strand or 1) == 1 else rng[::-1])
+    if not parts:
+        return None
+    return CDS(gene, np.concatenate(parts), feature.location.strand or 1)

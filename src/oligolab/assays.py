@@ -8,14 +8,12 @@ CRISPR guide, ...). Roles are a fixed vocabulary; the assay's *kind* follows fro
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import InputError
-from .sequences import IUPAC_MASK, _iter_lines
+from .sequences import IUPAC_MASK, MAX_TABLE_LINE, csv_records, iter_lines
 
 MIN_OLIGO_NT = 10
 
@@ -197,9 +195,18 @@ def read_assays(paths: list[str | Path]) -> AssaySet:
     return validate(assays, lines)
 
 
+def _text_lines(path: Path) -> list[str]:
+    """The file's lines (a BOM, line ends and a final carriage return removed); only '\\n' ends a line, so a
+    stray carriage return stays inside its line and is refused there."""
+    lines = [raw.decode("utf-8", errors="replace").rstrip("\n") for raw in iter_lines(path, max_line=MAX_TABLE_LINE)]
+    if lines:
+        lines[0] = lines[0].removeprefix("\ufeff")
+    return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+
+
 def _read_one(path: Path) -> list[tuple[Assay, dict[str, tuple[Path, int]]]]:
-    text = b"".join(_iter_lines(path)).decode("utf-8-sig", errors="replace")
-    first = next((ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#")), "")
+    text = _text_lines(path)
+    first = next((ln for ln in text if ln.strip() and not ln.startswith("#")), "")
     fields_tab = first.split("\t")
     if len(fields_tab) >= 6 and re.match(r"^\d+$", fields_tab[1].strip() or "x"):
         return _read_bed(path, text)
@@ -236,15 +243,14 @@ _COLUMN_ALIASES = {
 }
 
 
-def _read_table(path: Path, text: str) -> list[tuple[Assay, dict[str, tuple[Path, int]]]]:
+def _read_table(path: Path, text: list[str]) -> list[tuple[Assay, dict[str, tuple[Path, int]]]]:
     """The project's assay table: columns assay, oligo, role, sequence (+ enzyme, max_amplicon, notes)."""
-    lines_iter = [ln for ln in text.splitlines()]
-    header_idx = next((i for i, ln in enumerate(lines_iter) if ln.strip() and not ln.startswith("#")), None)
+    header_idx = next((i for i, ln in enumerate(text) if ln.strip() and not ln.startswith("#")), None)
     if header_idx is None:
         raise InputError(path, "no header row", "start with a header: assay, oligo, role, sequence", line=1)
-    delimiter = "\t" if "\t" in lines_iter[header_idx] else ","
-    reader = csv.reader(io.StringIO("\n".join(lines_iter[header_idx:])), delimiter=delimiter)
-    header = [h.strip().lower().replace(" ", "_").replace("'", "").replace("-", "_") for h in next(reader)]
+    delimiter = "\t" if "\t" in text[header_idx] else ","
+    reader = ((header_idx + n, values) for n, values in csv_records(path, text[header_idx:], delimiter))
+    header = [h.strip().lower().replace(" ", "_").replace("'", "").replace("-", "_") for h in next(reader)[1]]
     columns = {}
     for i, h in enumerate(header):
         if h in _COLUMN_ALIASES and _COLUMN_ALIASES[h] not in columns:
@@ -257,8 +263,7 @@ def _read_table(path: Path, text: str) -> list[tuple[Assay, dict[str, tuple[Path
     rows: list[tuple[int, str, Oligo]] = []
     max_amp: dict[str, int] = {}
     panel = path.name
-    for offset, values in enumerate(reader):
-        line = header_idx + 2 + offset
+    for line, values in reader:
         if not values or all(not v.strip() for v in values) or values[0].startswith("#"):
             continue
         if len(values) < len(header):
@@ -292,13 +297,16 @@ _COVIDCG_ROLE = re.compile(r"(?:,|/)?\s*(?:(Seq),\s*)?(Forward Primer|Reverse Pr
                            re.IGNORECASE)
 
 
-def _read_covidcg(path: Path, text: str) -> list[tuple[Assay, dict[str, tuple[Path, int]]]]:
+def _read_covidcg(path: Path, text: list[str]) -> list[tuple[Assay, dict[str, tuple[Path, int]]]]:
     """The published RT-qPCR assay table (covidcg primers.csv layout): the assay is the description with
     its role words removed, prefixed by the institution."""
-    reader = csv.DictReader(io.StringIO(text))
+    records = csv_records(path, text, ",")
+    header = next(records, (1, []))[1]
     rows: list[tuple[int, str, Oligo]] = []
-    for offset, row in enumerate(reader):
-        line = offset + 2
+    for line, values in records:
+        if not values:
+            continue
+        row = dict(zip(header, values))
         name = (row.get("Name") or "").strip()
         desc = (row.get("Description") or "").strip()
         if not name:
@@ -327,12 +335,12 @@ def _read_covidcg(path: Path, text: str) -> list[tuple[Assay, dict[str, tuple[Pa
 _BED_NAME = re.compile(r"^(?P<amplicon>.+?)_(?P<side>LEFT|RIGHT)(?:_(?P<alt>[A-Za-z0-9]+))?$")
 
 
-def _read_bed(path: Path, text: str) -> list[tuple[Assay, dict[str, tuple[Path, int]]]]:
+def _read_bed(path: Path, text: list[str]) -> list[tuple[Assay, dict[str, tuple[Path, int]]]]:
     """A primal-scheme primer BED (chrom, start, end, name, pool, strand, sequence); one assay per amplicon,
     named after the scheme file (e.g. 'artic-v5.3.2 SARS-CoV-2_1')."""
     rows: list[tuple[int, str, Oligo]] = []
     panel = re.sub(r"\.(primer\.)?bed$", "", path.name)
-    for line, raw in enumerate(text.splitlines(), 1):
+    for line, raw in enumerate(text, 1):
         if not raw.strip() or raw.startswith(("#", "track", "browser")):
             continue
         f = raw.rstrip("\n").split("\t")

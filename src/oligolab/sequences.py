@@ -15,6 +15,7 @@ import io
 import lzma
 import re
 import warnings
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator
@@ -93,6 +94,14 @@ _MAGIC = (
     (b"\x28\xb5\x2f\xfd", "zstd"),
     (b"BZh", "bz2"),
 )
+#: file name suffixes that promise a compression (the content decides how a file is read)
+_SUFFIX_KIND = {".gz": "gzip", ".bgz": "gzip", ".gzip": "gzip", ".xz": "xz", ".zst": "zstd", ".zstd": "zstd",
+                ".bz2": "bz2"}
+_ZSTD_IN = 1 << 16  #: compressed bytes fed to the zstd decoder at a time (bounds the output of one step)
+
+
+class CorruptStream(Exception):
+    """A compressed stream that ends inside a frame or member, or fails its integrity check."""
 
 
 def compression_of(path: Path) -> str | None:
@@ -105,60 +114,135 @@ def compression_of(path: Path) -> str | None:
     return None
 
 
-def open_binary(path: str | Path) -> BinaryIO:
-    """Open a possibly compressed file for streaming reads (gzip, xz, zstd, bz2 detected by magic bytes)."""
-    path = Path(path)
+class _ZstdFrames(io.RawIOBase):
+    """Decompressed zstd data, frame after frame, checked to the end: input that stops inside a frame raises
+    :class:`CorruptStream`, and each frame's content checksum (when the frame has one) is verified."""
+
+    def __init__(self, raw: BinaryIO):
+        import zstandard
+
+        self._zstd = zstandard
+        self.raw = raw
+        self._dec = zstandard.ZstdDecompressor().decompressobj()
+        self._in_frame = False
+        self._out = memoryview(b"")
+        self._eof = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        while not len(self._out):
+            if self._eof:
+                return 0
+            data = self.raw.read(_ZSTD_IN)
+            if not data:
+                self._eof = True
+                if self._in_frame:
+                    raise CorruptStream("the last zstd frame is cut short")
+                return 0
+            self._out = memoryview(self._feed(data))
+        n = min(len(buffer), len(self._out))
+        buffer[:n] = self._out[:n]
+        self._out = self._out[n:]
+        return n
+
+    def _feed(self, data: bytes) -> bytes:
+        parts = []
+        while data:
+            self._in_frame = True
+            parts.append(self._dec.decompress(data))
+            if not self._dec.eof:
+                break
+            data = self._dec.unused_data
+            self._dec = self._zstd.ZstdDecompressor().decompressobj()
+            self._in_frame = False
+        return b"".join(parts)
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
+def _open_checked(path: Path) -> tuple[BinaryIO, BinaryIO, str | None]:
+    """(decompressed stream, the raw file under it, compression) for a file; the compression comes from the
+    content, and a name that promises another one gives a warning."""
     if not path.exists():
         raise InputError(path, "file not found", "check the path")
+    if path.is_dir():
+        raise InputError(path, "is a folder, not a file", "give a file")
     if path.stat().st_size == 0:
         raise InputError(path, "file is empty", "give a non-empty file")
     kind = compression_of(path)
+    promised = _SUFFIX_KIND.get(path.suffix.lower())
+    if promised is not None and promised != kind:
+        warnings.warn(f"{path}: named {path.suffix} but {kind + '-compressed' if kind else 'not compressed'}; "
+                      "read by its content", stacklevel=3)
+    raw = open(path, "rb")
     if kind is None:
-        return open(path, "rb")
-    if kind == "gzip":
-        return gzip.open(path, "rb")
-    if kind == "xz":
-        return lzma.open(path, "rb")
-    if kind == "bz2":
-        return bz2.open(path, "rb")
-    import zstandard
+        return raw, raw, None
+    if kind == "gzip":  # the gzip module checks each member's CRC-32 and length
+        stream: BinaryIO = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]
+    elif kind == "xz":  # lzma checks the stream's integrity check (CRC-32/64 or SHA-256)
+        stream = lzma.LZMAFile(raw, "rb")  # type: ignore[assignment]
+    elif kind == "bz2":  # bz2 checks each block's CRC
+        stream = bz2.BZ2File(raw, "rb")  # type: ignore[assignment]
+    else:
+        stream = io.BufferedReader(_ZstdFrames(raw), buffer_size=1 << 20)  # type: ignore[assignment]
+    return stream, raw, kind
 
-    fh = open(path, "rb")
-    return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(fh, closefd=True), buffer_size=1 << 20)
+
+def open_binary(path: str | Path) -> BinaryIO:
+    """Open a possibly compressed file for streaming reads (gzip, xz, zstd, bz2 detected by magic bytes).
+    Reading a damaged stream raises one of :data:`DECOMPRESS_ERRORS` (see :func:`corrupt_stream_error`)."""
+    return _open_checked(Path(path))[0]
 
 
-_DECOMPRESS_ERRORS: tuple[type[BaseException], ...] = (EOFError, lzma.LZMAError, gzip.BadGzipFile, OSError)
+DECOMPRESS_ERRORS: tuple[type[BaseException], ...] = (EOFError, lzma.LZMAError, gzip.BadGzipFile, zlib.error,
+                                                      CorruptStream, OSError)
 try:
     import zstandard as _zstd
 
-    _DECOMPRESS_ERRORS = _DECOMPRESS_ERRORS + (_zstd.ZstdError,)
+    DECOMPRESS_ERRORS = DECOMPRESS_ERRORS + (_zstd.ZstdError,)
 except ImportError:  # pragma: no cover
     pass
 
 
-def _iter_lines(path: Path, max_line: int | None = None) -> Iterator[bytes]:
+def corrupt_stream_error(path: Path, kind: str | None, raw: BinaryIO, exc: BaseException) -> InputError:
+    """One line for a damaged or truncated file, naming how far into the file (compressed bytes) it broke.
+    A plain file's OS error (the disk failed under it) is re-raised as it is."""
+    if kind is None and not isinstance(exc, (EOFError, CorruptStream)):
+        raise exc
+    try:
+        offset = raw.tell()
+    except (OSError, ValueError):
+        offset = None
+    where = f" at byte {offset:,} of {path.stat().st_size:,}" if offset is not None else ""
+    what = f"the {kind} stream" if kind else "the file"
+    detail = str(exc) or type(exc).__name__
+    return InputError(path, f"{what} is truncated or corrupt{where} ({detail})",
+                      "re-download or re-compress the file")
+
+
+def iter_lines(path: Path, max_line: int | None = None) -> Iterator[bytes]:
     """Lines of a possibly compressed file; a truncated or corrupt stream becomes an InputError. With
     ``max_line`` (bytes), a longer line is refused before it is read whole (bounded memory)."""
-    kind = compression_of(path) if path.exists() and path.stat().st_size else None
-    fh = open_binary(path)
-    lineno = 0
-    try:
-        with fh:
-            if max_line is None:
-                for lineno, line in enumerate(fh, 1):  # noqa: B007
-                    yield line
+    fh, raw, kind = _open_checked(path)
+    read = fh.readline if max_line is None else (lambda: fh.readline(max_line + 1))
+    with fh, raw:
+        lineno = 0
+        while True:
+            try:
+                line = read()
+            except DECOMPRESS_ERRORS as exc:
+                raise corrupt_stream_error(path, kind, raw, exc) from None
+            if not line:
                 return
-            for lineno, line in enumerate(iter(lambda: fh.readline(max_line + 1), b""), 1):  # noqa: B007
-                if len(line) > max_line:
-                    raise InputError(path, f"line longer than {max_line:,} bytes", "check that this is the "
-                                     "right file (a text table, one record per line)", line=lineno)
-                yield line
-    except _DECOMPRESS_ERRORS as exc:
-        raise InputError(path, f"the {kind or 'file'} stream is truncated or corrupt after line {lineno} ({exc})",
-                         "re-download or re-compress the file") from None
-
-
-iter_lines = _iter_lines  #: public name: lines (bytes) of a possibly compressed file, InputError when corrupt
+            lineno += 1
+            if max_line is not None and len(line) > max_line:
+                raise InputError(path, f"line longer than {max_line:,} bytes", "check that this is the "
+                                 "right file (a text table, one record per line)", line=lineno)
+            yield line
 
 
 # ---------------------------------------------------------------------------------------------- FASTA
@@ -181,57 +265,65 @@ class SeqRecord:
 
 
 def _read_blocks(path: Path, size: int = 1 << 22) -> Iterator[bytes]:
-    """Decompressed chunks of a file; a truncated or corrupt stream becomes an InputError."""
-    kind = compression_of(path) if path.exists() and path.stat().st_size else None
-    fh = open_binary(path)
-    total = 0
-    try:
-        with fh:
-            while True:
+    """Decompressed chunks of a file, read to its end; a truncated or corrupt stream becomes an InputError."""
+    fh, raw, kind = _open_checked(path)
+    with fh, raw:
+        while True:
+            try:
                 chunk = fh.read(size)
-                if not chunk:
-                    break
-                total += len(chunk)
-                yield chunk
-    except _DECOMPRESS_ERRORS as exc:
-        raise InputError(path, f"the {kind or 'file'} stream is truncated or corrupt after {total} bytes ({exc})",
-                         "re-download or re-compress the file") from None
+            except DECOMPRESS_ERRORS as exc:
+                raise corrupt_stream_error(path, kind, raw, exc) from None
+            if not chunk:
+                break
+            yield chunk
+
+
+MAX_RECORD_BYTES = 1 << 30  #: longest FASTA record text (1 GiB; the longest human chromosome is 0.25 Gb)
 
 
 def read_fasta(path: str | Path, *, keep_gaps: bool = False) -> Iterator[SeqRecord]:
-    """Stream FASTA records from a plain or compressed file.
+    """Stream FASTA records from a plain or compressed file, read (and for compressed files checked) to its end.
 
     Alignment gap characters ('-', '.') are removed unless ``keep_gaps``. Raises :class:`InputError` naming
-    the file, line and record for a missing header, illegal characters, an empty record or a truncated file.
-    Records are cut from large decompressed blocks with bytes operations (no per-line Python loop).
+    the file, line and record for a missing header, illegal characters, an empty record, a record longer than
+    :data:`MAX_RECORD_BYTES` or a truncated file. Records are cut from large decompressed blocks with bytes
+    operations (no per-line Python loop); a long record is joined once, not grown chunk by chunk.
     """
     path = Path(path)
-    buf = b""
-    line = 1  # line number at the start of ``buf``
-    started = False
+    pending: list[bytes] = []  # text of the record(s) not yet complete
+    size = 0
+    line = 1  # line number at the start of ``pending``
     n_records = 0
     for chunk in _read_blocks(path):
-        buf += chunk
-        if not started:
-            stripped = buf.lstrip()
+        if not pending:
+            stripped = chunk.lstrip()
             if not stripped:
+                line += chunk.count(b"\n")
                 continue
-            line += buf.count(b"\n", 0, len(buf) - len(stripped))
-            if not stripped.startswith(b">"):
-                raise InputError(path, "sequence data before the first FASTA header",
-                                 "start each record with a '>id' line (is this a FASTA file?)", line=line)
-            buf = stripped
-            started = True
-        cut = buf.rfind(b"\n>")
-        if cut < 0:
+            if n_records == 0:
+                line += chunk.count(b"\n", 0, len(chunk) - len(stripped))
+                if not stripped.startswith(b">"):
+                    raise InputError(path, "sequence data before the first FASTA header",
+                                     "start each record with a '>id' line (is this a FASTA file?)", line=line)
+                chunk = stripped
+        cut = chunk.rfind(b"\n>")
+        between = cut < 0 and bool(pending) and pending[-1].endswith(b"\n") and chunk.startswith(b">")
+        if cut < 0 and not between:  # no record ends in this chunk
+            pending.append(chunk)
+            size += len(chunk)
+            if size > MAX_RECORD_BYTES:
+                raise InputError(path, f"a record longer than {MAX_RECORD_BYTES:,} bytes",
+                                 "split the sequence into records of at most 1 Gb", line=line)
             continue
-        block, buf = buf[: cut + 1], buf[cut + 1:]
+        block = b"".join(pending) + chunk[: cut + 1]
+        pending, size = [chunk[cut + 1:]], len(chunk) - cut - 1
         for rec in _parse_block(path, block, line, keep_gaps):
             n_records += 1
             yield rec
         line += block.count(b"\n")
-    if started and buf.strip():
-        for rec in _parse_block(path, buf, line, keep_gaps):
+    rest = b"".join(pending)
+    if rest.strip():
+        for rec in _parse_block(path, rest, line, keep_gaps):
             n_records += 1
             yield rec
     if n_records == 0:
@@ -265,7 +357,7 @@ def _parse_block(path: Path, block: bytes, line: int, keep_gaps: bool) -> Iterat
 
 def is_genbank(path: str | Path) -> bool:
     """Whether a (possibly compressed) sequence file is GenBank rather than FASTA (first line 'LOCUS')."""
-    for line in _iter_lines(Path(path)):
+    for line in iter_lines(Path(path)):
         if line.strip():
             return line.startswith(b"LOCUS")
     return False
@@ -318,8 +410,11 @@ def read_genbank(path: str | Path) -> list[GenBankRecord]:
                     feats.append(Feature(f.type, start, end, f.location.strand or 1,
                                          {k: list(v) for k, v in f.qualifiers.items()}))
                 records.append(GenBankRecord(rec.id, rec.description, bytes(rec.seq).upper(), feats))
-    except (ValueError, AssertionError) as exc:
-        raise InputError(path, f"not a readable GenBank file ({exc})", "give a GenBank flat file") from None
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001  (Biopython's parser raises many kinds; all mean a bad file)
+        raise InputError(path, f"not a readable GenBank file ({type(exc).__name__}: {exc})",
+                         "give a GenBank flat file") from None
     if not records:
         raise InputError(path, "no GenBank records found", "give a GenBank flat file starting with LOCUS")
     return records
@@ -389,16 +484,34 @@ def _pick(columns: list[str], wanted: Iterable[str]) -> str | None:
     return None
 
 
+MAX_TABLE_LINE = 1 << 20  #: bytes per line of a metadata or assay table
+
+
+def csv_records(path: Path, lines: Iterable[str], delimiter: str) -> Iterator[tuple[int, list[str]]]:
+    """(line number, fields) of a delimited table, quoted fields allowed; a malformed line (a carriage return
+    or NUL inside a field, an unterminated quote, a field over the csv limit) is one InputError naming it."""
+    reader = csv.reader(lines, delimiter=delimiter)
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise InputError(path, f"malformed table line ({exc})", "save the table as plain tab- or "
+                             "comma-separated text, one record per line", line=reader.line_num) from None
+        yield reader.line_num, values
+
+
 def read_metadata(path: str | Path, *, id_column: str | None = None, lineage_column: str | None = None,
                   date_column: str | None = None) -> Metadata:
     """Read a TSV/CSV metadata table; dates are parsed (an unparsable date is an error naming the line)."""
     path = Path(path)
-    lines = (line.decode("utf-8", errors="replace") for line in _iter_lines(path))
+    lines = (line.decode("utf-8", errors="replace") for line in iter_lines(path, max_line=MAX_TABLE_LINE))
     first = next(lines, "")
     delimiter = "\t" if "\t" in first else ","
-    reader = csv.reader(_chain_first(first, lines), delimiter=delimiter)
-    header = next(reader, None)
-    if not header or len(header) < 2:
+    records = csv_records(path, _chain_first(first, lines), delimiter)
+    header = next(records, (1, []))[1]
+    if len(header) < 2:
         raise InputError(path, "metadata has no header row with at least two columns",
                          "give a TSV/CSV with columns such as id, lineage, date", line=1)
     header = [h.strip() for h in header]
@@ -408,7 +521,7 @@ def read_metadata(path: str | Path, *, id_column: str | None = None, lineage_col
     linc = lineage_column or _pick(header, _LINEAGE_COLUMNS)
     datec = date_column or _pick(header, _DATE_COLUMNS)
     rows: dict[str, dict[str, object]] = {}
-    for lineno, values in enumerate(reader, 2):
+    for lineno, values in records:
         if not values or all(not v.strip() for v in values):
             continue
         if len(values) != len(header):

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..assays import PRIMER_ROLES, AssaySet, Oligo
-from ..engine import PatternSet, search
+from ..engine import MAX_PATTERN, PatternSet, search
 from ..errors import InputError
 from ..knowledge import Enzyme, get_enzyme, strip_known_tail
 from ..sitecall import rule_group
@@ -108,5 +108,10 @@ def compile_search_oligos(assays: AssaySet, reference: np.ndarray | None, enzyme
                                    enzyme.seed))
         else:
             out.append(SearchOligo(o.name, o, "", o.role, rule_group(o.role), o.sequence))
+    for so in out:
+        if len(so.pattern) > MAX_PATTERN:
+            raise InputError(_source_file(so.oligo), f"oligo '{so.name}' has {len(so.core)} nt; the search takes "
+                             f"at most {MAX_PATTERN - so.context5 - so.context3} nt",
+                             "give the binding part only (a 5' tail in lower case)", line=_source_line(so.oligo))
     return out
 
