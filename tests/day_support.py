@@ -86,11 +86,12 @@ def _real_curves():
     return run, amplified, flat
 
 
-def day_run(plate_map, positives: set[str] = frozenset(), name: str = "day run") -> bytes:
+def day_run(plate_map, positives: set[str] = frozenset(), name: str = "day run",
+            inconclusive: set[str] = frozenset()) -> bytes:
     """An RDML run for a worklist's plate map made of REAL curves of the shipped LightCycler 480 run
     (serve_support.RUN), relabelled: each used well of the map gets a real curve, amplified where the well
     should amplify (every RP target, the positive control, N1/N2 of ``positives``) and one of the run's flat
-    curves elsewhere. Curves are reused when the map has more wells of a kind than the run; the samples in the
+    curves elsewhere; ``inconclusive`` specimens get an amplified N1 and a flat N2. Curves are reused when the map has more wells of a kind than the run; the samples in the
     file are named after their wells, so only the plate map tells which specimen is where."""
     import numpy as np
     import pandas as pd
@@ -104,7 +105,8 @@ def day_run(plate_map, positives: set[str] = frozenset(), name: str = "day run")
     for r in plate_map.itertuples(index=False):
         if r.role == "empty":
             continue
-        up = r.target == "RP" and r.role != "ntc" or r.role == "pc" or (r.role == "sample" and r.sample in positives)
+        up = (r.target == "RP" and r.role != "ntc" or r.role == "pc" or (r.role == "sample" and r.sample in positives)
+              or (r.sample in inconclusive and r.target == "N1"))
         if up:
             rows.append(amplified[k_amp % len(amplified)])
             k_amp += 1
@@ -222,3 +224,13 @@ class FhirReceiver:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def day_run_csv(plate_map_csv: str, **kwargs) -> bytes:
+    """:func:`day_run` for a plate map given as the CSV text the service hands out."""
+    import io
+
+    import pandas as pd
+
+    frame = pd.read_csv(io.StringIO(plate_map_csv), dtype=str, keep_default_na=False)
+    return day_run(frame, **kwargs)

@@ -40,15 +40,6 @@ WARNING, REJECT = "warning", "reject"
 #: every rule, in the order a report lists them, with its severity
 RULES: dict[str, str] = {"1-2s": WARNING, "1-3s": REJECT, "2-2s": REJECT, "R-4s": REJECT, "4-1s": REJECT,
                          "10x": REJECT}
-#: what each rule means, for pages and reports
-RULE_TEXT: dict[str, str] = {
-    "1-2s": "one control beyond 2 SD (warning: inspect the run)",
-    "1-3s": "one control beyond 3 SD (random error)",
-    "2-2s": "two controls beyond 2 SD on the same side (systematic error)",
-    "R-4s": "one control beyond +2 SD and another beyond -2 SD in the same run (random error)",
-    "4-1s": "four consecutive controls beyond 1 SD on the same side (systematic error)",
-    "10x": "ten consecutive controls on the same side of the mean (shift)",
-}
 CONTROL_KINDS = {"pc": "positive control", "ec": "extraction control", "ic": "internal control"}
 
 

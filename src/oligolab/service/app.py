@@ -664,6 +664,10 @@ def create_app(settings: Settings) -> FastAPI:
                 raise HTTPException(404, "unknown admin form")
         return await run_in_threadpool(form_result, db, act, "/admin", "/admin")
 
+    from .day_routes import Plumbing, install as install_day
+
+    install_day(app, TEMPLATES, Plumbing(need=need, page=page, get_db=get_db, check_csrf=check_csrf,
+                                         form_result=form_result, get_batch=get_batch, read_upload=read_upload))
     return app
 
 

@@ -93,6 +93,16 @@ def N_(message: str) -> str:
     return message
 
 
+#: words pages show from data (states, calls, sexes): marked here so the catalogue has them
+VOCABULARY = (
+    N_("waiting"), N_("on_plate"), N_("measured"), N_("released"), N_("retest"), N_("cancelled"),
+    N_("queued"), N_("running"), N_("analysed"), N_("failed"), N_("signed"), N_("pending"), N_("sending"),
+    N_("delivered"), N_("refused"), N_("positive"), N_("negative"), N_("inconclusive"), N_("invalid"),
+    N_("review"), N_("run_invalid"), N_("screen_positive"), N_("male"), N_("female"), N_("other"), N_("unknown"),
+    N_("ok"), N_("warning"), N_("reject"),
+)
+
+
 def install(env) -> None:
     """Give a Jinja2 environment ``_``, ``gettext``, ``ngettext``, ``pgettext`` and ``{% trans %}`` in the current
     language, and the time and number filters."""

@@ -1,0 +1,153 @@
+"""QC over time in the service: control Cq points of the lab's analysed batches (reagent lot from their
+worklist), limits (the lab's own from the settings, else the lot's first runs), Westgard flags per batch,
+Levey-Jennings charts (Plotly) and the NTC contamination rate per week in the lab's zone
+(:mod:`oligolab.lab.qc_trend` does the arithmetic)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, undefer
+
+from .. import reports
+from ..lab import qc_trend as qt
+from . import i18n
+from .analysis import batch_ruleset
+from .day_db import QcLimit, Worklist
+from .db import Assay, Batch, BatchVersion, User
+
+#: most recent analysed batches a QC view reads (about three weeks of a lab running 3-4 plates a day)
+RECENT_BATCHES = 80
+
+
+@dataclass
+class QcData:
+    points: list[qt.ControlPoint]
+    limits: dict[qt.SeriesKey, qt.Limits]
+    flags: list[qt.Flag]
+    ntc: list[qt.NtcRun]
+
+
+def _ic_targets(db: Session, batch: Batch) -> list[str]:
+    ruleset = batch_ruleset(db, batch)
+    ec = ruleset.controls.get("ec")
+    return qt.internal_control_targets(ec.expect) if ec is not None else []
+
+
+def qc_data(db: Session, lab_id: int, assay_id: int | None = None, *, upto_batch: int | None = None) -> QcData:
+    """Control points, limits and Westgard flags of the lab's recent analysed batches (of one assay)."""
+    q = select(Batch).where(Batch.lab_id == lab_id, Batch.current_version > 0)
+    if assay_id:
+        q = q.where(Batch.assay_id == assay_id)
+    if upto_batch:
+        q = q.where(Batch.id <= upto_batch)
+    batches = list(db.scalars(q.order_by(Batch.id.desc()).limit(RECENT_BATCHES)))[::-1]
+    lots = dict(db.execute(select(Worklist.batch_id, Worklist.reagent_lot)
+                           .where(Worklist.batch_id.in_([b.id for b in batches]))).all()) if batches else {}
+    versions = {(v.batch_id, v.version): v for v in db.scalars(
+        select(BatchVersion).options(undefer(BatchVersion.result))
+        .where(BatchVersion.batch_id.in_([b.id for b in batches])))} if batches else {}
+    assays = {a.id: a.name for a in db.scalars(select(Assay).where(Assay.lab_id == lab_id))}
+    points: list[qt.ControlPoint] = []
+    ntc: list[qt.NtcRun] = []
+    ic_cache: dict[str, list[str]] = {}
+    for b in batches:
+        v = versions.get((b.id, b.current_version))
+        if v is None:
+            continue
+        key = b.ruleset_sha256 or str(b.assay_id)
+        if key not in ic_cache:
+            ic_cache[key] = _ic_targets(db, b)
+        points += qt.control_points(v.result, run=str(b.id), at=b.created_at, assay=assays.get(b.assay_id, "?"),
+                                    lot=lots.get(b.id, ""), ic_targets=ic_cache[key])
+        ntc.append(qt.ntc_counts(v.result, run=str(b.id), at=b.created_at))
+    given = {qt.SeriesKey(assays.get(r.assay_id, "?"), r.control, r.target, r.lot): qt.Limits(r.mean, r.sd, 0, r.source)
+             for r in db.scalars(select(QcLimit).where(QcLimit.lab_id == lab_id))}
+    limits = qt.series_limits(points, given)
+    return QcData(points, limits, qt.westgard(points, limits), ntc)
+
+
+def batch_flags(db: Session, batch: Batch) -> tuple[str, list[qt.Flag]]:
+    """The Westgard status (ok, warning, reject) and flags of one batch, judged with the runs before it."""
+    data = qc_data(db, batch.lab_id, batch.assay_id, upto_batch=batch.id)
+    mine = [f for f in data.flags if f.run == str(batch.id)]
+    return qt.run_status(mine, str(batch.id)), mine
+
+
+def save_limit(db: Session, user: User, form: dict) -> QcLimit:
+    from ..errors import InputError
+
+    try:
+        mean, sd = float(str(form.get("mean", "")).replace(",", ".")), float(str(form.get("sd", "")).replace(",", "."))
+    except ValueError:
+        raise InputError("control limits", "mean and SD must be numbers (cycles)", "e.g. 27.5 and 0.8") from None
+    if not (0 < mean < 60 and 0 < sd < 10):
+        raise InputError("control limits", f"mean {mean} / SD {sd} cycles are not plausible", "check the values")
+    control = str(form.get("control", ""))
+    if control not in qt.CONTROL_KINDS:
+        raise InputError("control limits", f"unknown control '{control}'", "use pc, ec or ic")
+    row = QcLimit(lab_id=user.lab_id, assay_id=int(form.get("assay_id") or 0), control=control,
+                  target=str(form.get("target", "")).strip()[:50], lot=str(form.get("lot", "")).strip()[:100],
+                  mean=mean, sd=sd, source=str(form.get("source", "")).strip()[:200])
+    db.add(row)
+    db.flush()
+    return row
+
+
+# ---------------------------------------------------------------------------------------------- charts
+
+#: control kinds as pages name them (translated where shown)
+KIND_TEXT = {"pc": i18n.N_("positive control"), "ec": i18n.N_("extraction control"),
+             "ic": i18n.N_("internal control")}
+
+
+def series_label(key: qt.SeriesKey) -> str:
+    """'CDC: positive control N1, lot L-2211' in the current language."""
+    lot = i18n.gettext("lot %(lot)s", lot=key.lot) if key.lot else i18n.gettext("lot not recorded")
+    return f"{key.assay}: {i18n.gettext(KIND_TEXT.get(key.control, key.control))} {key.target}, {lot}"
+
+
+def rule_text(rule: str) -> str:
+    """What a Westgard rule means, in the current language."""
+    return i18n.gettext(RULE_TEXT[rule])
+
+
+#: the Westgard rules explained (translated where shown)
+RULE_TEXT = {
+    "1-2s": i18n.N_("one control beyond 2 SD (warning: inspect the run)"),
+    "1-3s": i18n.N_("one control beyond 3 SD (random error)"),
+    "2-2s": i18n.N_("two controls beyond 2 SD on the same side (systematic error)"),
+    "R-4s": i18n.N_("one control beyond +2 SD and another beyond -2 SD in the same run (random error)"),
+    "4-1s": i18n.N_("four consecutive controls beyond 1 SD on the same side (systematic error)"),
+    "10x": i18n.N_("ten consecutive controls on the same side of the mean (shift)"),
+}
+
+_RULE_COLOURS = {"ok": "#1f6feb", qt.WARNING: "#bf8700", qt.REJECT: "#cf222e"}
+
+
+def lj_chart(data: QcData, key: qt.SeriesKey, zone: str) -> str:
+    """A Levey-Jennings chart of one series: Cq per run in time order, mean and 1/2/3 SD lines, points coloured
+    by the worst Westgard rule they are flagged by (hover names the rules and the batch)."""
+    chart = qt.levey_jennings(data.points, key, data.limits.get(key), data.flags)
+    x = [i18n.format_datetime(t, zone, "dd.MM HH:mm") for t in chart["at"]]
+    colours = [_RULE_COLOURS[qt.REJECT if any(qt.RULES[r] == qt.REJECT for r in rules)
+                             else qt.WARNING if rules else "ok"] for rules in chart["rules"]]
+    hover = [f"{i18n.gettext('batch')} {run}: Cq {cq:.2f}" + (f" — {', '.join(rules)}" if rules else "")
+             for run, cq, rules in zip(chart["runs"], chart["cq"], chart["rules"])]
+    traces = [{"type": "scatter", "mode": "lines+markers", "x": x, "y": chart["cq"], "text": hover,
+               "hoverinfo": "text", "name": "Cq", "marker": {"size": 9, "color": colours},
+               "line": {"color": "#8c959f", "width": 1}}]
+    shapes = []
+    for name, y in chart["lines"].items():
+        dash = "solid" if name == "mean" else {"1": "dot", "2": "dash", "3": "solid"}[name[1]]
+        colour = "#1a7f37" if name == "mean" else {"1": "#8c959f", "2": "#bf8700", "3": "#cf222e"}[name[1]]
+        shapes.append({"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": y, "y1": y,
+                       "line": {"dash": dash, "width": 1, "color": colour}})
+    lim = chart["limits"]
+    title = series_label(key) + (f" — {i18n.gettext('mean')} {lim.mean:.2f}, SD {lim.sd:.2f}" if lim else
+                           f" — {i18n.gettext('limits not established yet')}")
+    layout = {"title": {"text": title, "font": {"size": 13}}, "shapes": shapes, "margin": {"t": 40, "b": 60},
+              "xaxis": {"title": {"text": i18n.gettext("run")}, "type": "category"},
+              "yaxis": {"title": {"text": "Cq"}}, "showlegend": False}
+    return reports.plotly_div(traces, layout, height=320)
