@@ -60,15 +60,14 @@ def here(db: Session, user: User | None, accept: str = "", cookie: str = "") -> 
     return Here(lab.timezone, lang, lab.training)
 
 
-def _context(factory) -> Callable[[Request], dict]:
-    """Template context of every page: language (activated), lab zone and training mode of the signed-in user."""
-    def processor(request: Request) -> dict:
-        sess: LoginSession | None = getattr(request.state, "session", None)
-        with factory() as db:
-            user = db.get(User, sess.user_id) if sess is not None else None
-            h = here(db, user, request.headers.get("accept-language", ""), request.cookies.get(LANG_COOKIE, ""))
-        return {"zone": h.zone, "lang": h.language, "training_mode": h.training}
-    return processor
+def page_context(request: Request) -> dict:
+    """Template context of every page: language (activated), lab zone and training mode of the signed-in user
+    (a Jinja2 context processor; the request's own app's database)."""
+    sess: LoginSession | None = getattr(request.state, "session", None)
+    with request.app.state.factory() as db:
+        user = db.get(User, sess.user_id) if sess is not None else None
+        h = here(db, user, request.headers.get("accept-language", ""), request.cookies.get(LANG_COOKIE, ""))
+    return {"zone": h.zone, "lang": h.language, "training_mode": h.training}
 
 
 LANG_COOKIE = "oligolab_lang"
@@ -92,10 +91,11 @@ def _lifespan_with_deliveries(app: FastAPI, factory) -> None:
 
 def install(app: FastAPI, templates, p: Plumbing) -> None:
     """Add the day's pages to ``app`` and translations to its ``templates``."""
-    i18n.install(templates.env)
-    templates.context_processors.append(_context(app.state.factory))
-    templates.env.globals["day_batch_panel"] = lambda b: batch_panel(app.state.factory, b)
-    templates.env.globals["rule_text"] = i18n.rule_text
+    if page_context not in templates.context_processors:      # the templates are shared by every app
+        i18n.install(templates.env)
+        templates.context_processors.append(page_context)
+        templates.env.globals["day_batch_panel"] = lambda request, b: batch_panel(request.app.state.factory, b)
+        templates.env.globals["rule_text"] = i18n.rule_text
     _lifespan_with_deliveries(app, app.state.factory)
     _specimen_routes(app, p)
     _worklist_routes(app, p)
