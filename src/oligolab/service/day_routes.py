@@ -421,10 +421,3 @@ def _settings_routes(app: FastAPI, p: Plumbing) -> None:
             else:
                 raise HTTPException(404, "unknown settings form")
         return await run_in_threadpool(p.form_result, db, act, "/settings", "/settings")
-
-    @app.get("/lang/{language}", include_in_schema=False)
-    def choose(language: str, next: str = "/"):
-        resp = RedirectResponse(next if next.startswith("/") and not next.startswith("//") else "/", status_code=303)
-        if language in i18n.LANGUAGES:
-            resp.set_cookie(LANG_COOKIE, language, samesite="lax", max_age=365 * 86400)
-        return resp
