@@ -50,7 +50,7 @@ def pg_database():
             c.execute(f'DROP DATABASE IF EXISTS "{name}"')
 
 
-def make_app(url: str, *, start_worker: bool = False):
+def make_app(url: str, *, start_worker: bool = False, **settings):
     """The service app on ``url`` with the demo accounts (tech, reviewer, admin) of lab 'Regional laboratory'."""
     from oligolab.service import auth
     from oligolab.service.app import Settings, create_app
@@ -61,7 +61,7 @@ def make_app(url: str, *, start_worker: bool = False):
     with session_factory(engine).begin() as db:
         auth.bootstrap(db, demo_password=PASSWORD)
     engine.dispose()
-    return create_app(Settings(db_url=url, start_worker=start_worker, watch_inputs=None))
+    return create_app(Settings(db_url=url, start_worker=start_worker, watch_inputs=None, **settings))
 
 
 def token(client, username: str, password: str = PASSWORD) -> dict:

@@ -79,6 +79,12 @@ def serve(
     from .service.db import make_engine, migrate, session_factory
     from .service.watch import WatchInputs
 
+    from .service.process import PARENT_ENV, port_in_use
+
+    busy = port_in_use(host, port)
+    if busy:
+        fail(f"{host}:{port}: cannot listen there ({busy}): another service (perhaps an oligolab serve still "
+             "running) has the port; stop it or choose another --port")
     try:
         migrate(db)
         engine = make_engine(db)
@@ -108,6 +114,7 @@ def serve(
         if not no_watch:     # assay watch once, in this parent process, not once per web process
             Worker(session_factory(engine), threads=0, watch_inputs=WatchInputs()).start()
         os.environ[SETTINGS_ENV] = json.dumps(settings)
+        os.environ[PARENT_ENV] = str(os.getpid())       # the web processes die with this one
         uvicorn.run("oligolab.service.app:app_from_environment", factory=True, workers=web_processes, **common)
     else:
         uvicorn.run(create_app(Settings(**settings, watch_inputs=None if no_watch else WatchInputs())), **common)

@@ -115,7 +115,10 @@ def use_analysis_processes(n: int) -> None:
         _pool.shutdown(cancel_futures=True)
         _pool = None
     if n > 0:
-        _pool = ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"))
+        from .process import analysis_process_start
+
+        _pool = ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"),
+                                    initializer=analysis_process_start)
 
 
 def compute(fn: Callable[..., Any], *args: Any, db: Session | None = None) -> Any:

@@ -47,6 +47,34 @@ GUIDE_FILES = {
 DATA_DIR = Path(__file__).resolve().parents[3] / "data"
 
 
+#: pages: scripts and styles from this site only (plotly draws with inline style attributes), no framing
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+       "font-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+       "form-action 'self'")
+#: the printable report: a self-contained file with its own inline scripts, opened in a sandbox (its own
+#: origin: no cookies, no requests to the service)
+REPORT_CSP = ("sandbox allow-scripts allow-popups allow-modals; default-src 'none'; script-src 'unsafe-inline' "
+              "'unsafe-eval'; style-src 'unsafe-inline'; img-src data: blob:; font-src data:")
+API_DOCS_HTML = """<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>oligolab lab service API</title>
+<link rel="stylesheet" href="/api/docs/swagger-ui.css"></head><body><div id="swagger-ui"></div>
+<script src="/api/docs/swagger-ui-bundle.js"></script><script src="/api/docs/init.js"></script></body></html>"""
+_DOCS_INIT = ('window.ui = SwaggerUIBundle({url: "/api/openapi.json", dom_id: "#swagger-ui", deepLinking: true, '
+              'presets: [SwaggerUIBundle.presets.apis], layout: "BaseLayout"});')
+_DOCS_TYPES = {".css": "text/css", ".js": "application/javascript"}
+
+
+def docs_asset(name: str) -> Response:
+    """Swagger UI's files from the swagger-ui-bundle package (the docs work offline), and their start script."""
+    if name == "init.js":
+        return Response(_DOCS_INIT, media_type="application/javascript")
+    from swagger_ui_bundle import swagger_ui_path
+
+    if name not in ("swagger-ui.css", "swagger-ui-bundle.js"):
+        raise HTTPException(404, "no such file")
+    return Response((Path(swagger_ui_path) / name).read_bytes(), media_type=_DOCS_TYPES[Path(name).suffix],
+                    headers={"Cache-Control": "public, max-age=86400"})
+
+
 @dataclass
 class Settings:
     db_url: str
@@ -74,6 +102,9 @@ def app_from_environment() -> FastAPI:
     """The app of one of several web processes: settings from :data:`SETTINGS_ENV` (JSON)."""
     import os
 
+    from .process import die_with_parent
+
+    die_with_parent()
     raw = json.loads(os.environ[SETTINGS_ENV])
     # the parent command recovered the queue and runs assay watch, once for all processes
     return create_app(Settings(**raw, watch_inputs=None, recover_on_start=False))
@@ -99,7 +130,7 @@ def create_app(settings: Settings) -> FastAPI:
         engine.dispose()
 
     app = FastAPI(title="oligolab lab service", version=__version__, lifespan=lifespan,
-                  docs_url="/api/docs", openapi_url="/api/openapi.json", redoc_url=None)
+                  docs_url=None, openapi_url=None, redoc_url=None)   # served behind sign-in below
     app.state.settings, app.state.factory, app.state.engine, app.state.worker = settings, factory, engine, worker
 
     # ------------------------------------------------------------------------------------ plumbing
@@ -144,7 +175,7 @@ def create_app(settings: Settings) -> FastAPI:
             raise Forbidden("the form expired or did not come from this site (CSRF check); reload the page")
 
     def wants_html(request: Request) -> bool:
-        return not request.url.path.startswith("/api/")
+        return not request.url.path.startswith("/api/") or request.url.path == "/api/docs"
 
     @app.exception_handler(Unauthenticated)
     async def _unauth(request: Request, _exc):
@@ -230,6 +261,9 @@ def create_app(settings: Settings) -> FastAPI:
         response = await call_next(request)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        if settings.secure_cookies:      # served over HTTPS (behind a proxy): browsers keep to HTTPS
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         return response
 
@@ -250,6 +284,20 @@ def create_app(settings: Settings) -> FastAPI:
     def app_js():
         return Response((Path(__file__).with_name("static") / "app.js").read_text(encoding="utf-8"),
                         media_type="application/javascript")
+
+    # ---------------------------------------------------------------------- API docs (behind sign-in)
+
+    @app.get("/api/openapi.json", include_in_schema=False)
+    def openapi_json(user: User = Depends(need("view"))):
+        return JSONResponse(app.openapi())
+
+    @app.get("/api/docs", response_class=HTMLResponse, include_in_schema=False)
+    def api_docs(user: User = Depends(need("view"))):
+        return HTMLResponse(API_DOCS_HTML)
+
+    @app.get("/api/docs/{asset}", include_in_schema=False)
+    def api_docs_asset(asset: str, user: User = Depends(need("view"))):
+        return docs_asset(asset)
 
     # -------------------------------------------------------------------------------------- API
 
@@ -354,7 +402,7 @@ def create_app(settings: Settings) -> FastAPI:
                             headers={"Content-Disposition": f'attachment; filename="{stem}.csv"'})
         if kind == "html":
             return HTMLResponse(exports.report_html(db, b, v),
-                                headers={"Content-Disposition": f'inline; filename="{stem}.html"'})
+                                headers={"Content-Security-Policy": REPORT_CSP, "Content-Disposition": f'inline; filename="{stem}.html"'})
         return Response(exports.fhir_json(db, b, v), media_type="application/fhir+json",
                         headers={"Content-Disposition": f'attachment; filename="{stem}-fhir.json"'})
 
@@ -565,7 +613,8 @@ def create_app(settings: Settings) -> FastAPI:
         if s is None and not wells:
             raise HTTPException(404, "no such sample in this batch")
         return page(request, "sample.html", user, b=b, v=v, s=s, wells=wells, sample=sample,
-                    chart=_curve_chart(v.result, v.curves, wells), can_review=auth.can(user, "review"),
+                    chart=json.dumps(_curve_chart(v.result, v.curves, wells), allow_nan=False),
+                    can_review=auth.can(user, "review"),
                     calls=rulesets.call_choices(analysis.version_ruleset(db, b, v)))
 
     @app.post("/batches/{batch_id}/correct", include_in_schema=False)
@@ -738,7 +787,7 @@ def _plate_grid(result: dict) -> dict:
     return {"columns": list(range(1, cols_n + 1)), "rows": grid}
 
 
-def _curve_chart(result: dict, curves: dict, wells: list[dict]) -> str:
+def _curve_chart(result: dict, curves: dict, wells: list[dict]) -> dict:
     """Baseline-corrected amplification curves of a sample's wells (log scale), with each target's threshold."""
     cycles = result["cycles"]
     data, layout_shapes = [], []
@@ -758,4 +807,5 @@ def _curve_chart(result: dict, curves: dict, wells: list[dict]) -> str:
     layout = {"xaxis": {"title": {"text": "cycle"}}, "yaxis": {"title": {"text": "baseline-corrected fluorescence"},
                                                              "type": "log"},
               "shapes": layout_shapes, "margin": {"t": 20}, "legend": {"orientation": "h", "y": -0.25}}
-    return reports.plotly_div(data, layout, height=420)
+    layout["height"] = 420
+    return {"data": data, "layout": layout}

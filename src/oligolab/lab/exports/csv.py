@@ -29,6 +29,6 @@ def samples_csv(samples: Iterable[Mapping], release: Release | None = None) -> s
         frame["replaces"] = [release.change_note(s) for s in rows]
     frame.columns = [neutralise(str(c)) for c in frame.columns]
     for col in frame.columns:
-        if frame[col].dtype == object:
-            frame[col] = frame[col].map(neutralise)
+        if not pd.api.types.is_numeric_dtype(frame[col]):
+            frame[col] = frame[col].map(neutralise).astype(object)
     return frame.to_csv(index=False, lineterminator="\n")

@@ -12,3 +12,11 @@
   }
   setTimeout(poll, 1000);
 })();
+
+// Sample page: draw the curves from the chart's data (no inline script: the pages' Content-Security-Policy).
+(function () {
+  var el = document.getElementById("curves");
+  if (!el || !el.getAttribute("data-plot") || typeof Plotly === "undefined") return;
+  var spec = JSON.parse(el.getAttribute("data-plot"));
+  Plotly.newPlot(el, spec.data, spec.layout, {displaylogo: false, responsive: true});
+})();
