@@ -61,7 +61,9 @@ def test_biorad_cfx_export_with_cq_results_as_plate_map(path):
     run = read_runs(path)[0]
     assert (run.layout["role"] == "empty").all() and set(run.layout["dye"]) == {"SYBR"}
     with pytest.raises(InputError, match="no plate layout"):
-        analyze_run(run)
+        analyze_run(run, "cdc-2019-ncov")
+    alone = analyze_run(run)          # without rules: curve by curve, each well a sample, with a note
+    assert (alone.samples["sample"].isin(run.layout["well"])).all() and "no plate layout" in " ".join(alone.curves.notes)
     mapped = apply_plate_map(run, read_plate_map(CFX_CQ), CFX_CQ)
     m = _same_curves(mapped, load_rdml(DATA / "eva_green_a.rdml"))
     assert (m["sample_ref"] == m["sample"]).all()

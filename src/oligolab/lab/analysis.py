@@ -27,7 +27,7 @@ from .curves import CurveResults, analyze_curves, prepare
 from .exports.calls import with_final_texts
 from .formats import read_runs
 from .interpret import Interpretation, interpret, summarize_without_rules
-from .platemap import apply_plate_map, read_plate_map
+from .platemap import apply_plate_map, default_layout, read_plate_map
 from .rules import RuleSet, load_ruleset
 from .run import Run
 
@@ -103,8 +103,10 @@ def analyze_run(run: Run, rules: str | Path | RuleSet | None = None, *, plate_ma
         pm = read_plate_map(plate_map) if not isinstance(plate_map, pd.DataFrame) else plate_map
         run = apply_plate_map(run, pm, plate_map if not isinstance(plate_map, pd.DataFrame) else "plate map")
     if (run.layout["role"] == "empty").all():
-        raise InputError(run.source, "the file has no plate layout (samples, targets, roles)",
-                         "give a plate map with --plate-map (columns well, sample, role, target, dye)")
+        if rules is not None:
+            raise InputError(run.source, "the file has no plate layout (samples, targets, roles) to apply the rules to",
+                             "give a plate map with --plate-map (columns well, sample, role, target, dye)")
+        run = default_layout(run)
     run = prepare(run, gaps)
     curves = analyze_curves(run, thresholds=thresholds)
     ruleset = load_ruleset(rules) if isinstance(rules, (str, Path)) else rules

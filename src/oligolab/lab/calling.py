@@ -4,30 +4,40 @@ LinRegPCR's calls (kept as the ``amplified_linregpcr`` column) are made for quan
 clean window of linearity is "not amplified" even when it rises by hundreds of noise units. A diagnostic
 decision must never let such a curve through as negative, so the call here stands on what the curve shows:
 
-1. **Robust baseline.** Up to 14 cycles before the rise (the rise starts :data:`ONSET_CYCLES` before the
-   curve's steepest acceleration, when that stands out of the noise; otherwise, as for noisy or
-   slowly rising curves, two cycles before the curve leaves the level of its first cycles for good) are fitted with a straight line, then again without readings more than 3.5
-   robust SDs off (an early spike or settling step); after the window the baseline keeps its last value, so
-   a drift is never extrapolated into a rise. Fewer than 8 such cycles give a constant (their median). The
-   noise SD is the robust SD (1.4826 x MAD) of the residuals (with fewer than 8 baseline cycles never below
-   half the target's median noise), never below the readings' own resolution (instruments that print two decimals).
+1. **Robust baseline.** Up to 14 cycles before the rise are fitted with a straight line, then again without
+   readings more than 3.5 robust SDs off (an early spike or settling step). The rise starts
+   :data:`ONSET_CYCLES` before the curve's steepest acceleration, searched before its steepest rise (plateau
+   noise is no onset) and used when it stands out of the noise; otherwise, as for noisy or slowly rising
+   curves, two cycles before the curve leaves the level of its first cycles for good. After the window the
+   baseline keeps its last value, so a drift is never extrapolated into a rise. Fewer than 8 such cycles give
+   a constant (their median). The noise SD is the robust SD (1.4826 x MAD) of the residuals (with fewer than 8
+   baseline cycles never below half the target's median noise), never below the readings' own resolution
+   (instruments that print two decimals).
 2. **Threshold crossing.** Per target, the detection threshold is :data:`THRESHOLD_NOISE_SD` times the target's
    median noise SD above the baseline (the usual "10 SD of the baseline" rule), or the value a rule set or the
-   user fixes. A crossing counts when the curve then stays above the threshold (at least 4 or to the end of the run; a SYBR curve that declines after its plateau still counts).
-   ``cq_detect`` is the crossing cycle.
+   user fixes. A crossing counts when the curve then stays above the threshold (at least 4 cycles or to the end
+   of the run; a SYBR curve that declines after its plateau still counts). ``cq_detect`` is the crossing cycle.
 3. **Shape.** A four-parameter logistic (offset, height, midpoint, slope) is fitted to the baseline-corrected
-   curve up to two cycles after its highest point by damped Gauss-Newton, all curves at once. The shape is an amplification when the logistic explains
-   at least :data:`MIN_SIGMOID_R2` of the variance, fits at least 4x better than a straight line (a drifting
-   baseline is a line) and rises over 0.4-12 cycles per e-fold; late-rising curves (midpoint after the last
-   cycle) are included.
+   curve up to two cycles after its highest point by damped Gauss-Newton, all curves at once, leaving out
+   short dips and the settling of the first cycles before a flat baseline. The shape is an amplification when
+   the logistic explains at least :data:`MIN_SIGMOID_R2` of the variance or fits within
+   :data:`FIT_WITHIN_NOISE` noise SDs (weak curves), rises no faster than 0.4 cycles per e-fold (a step), and
+   either looks like a PCR (at most 12 cycles per e-fold, 4x better than a straight line; late-rising curves
+   with their midpoint after the last cycle included) or climbs from the baseline band to the threshold within
+   :data:`SHARP_ONSET_CYCLES` cycles (curves that keep rising without a plateau, as in long CFX runs).
+4. **A baseline before the rise.** An amplification leaves a flat baseline: at least
+   :data:`MIN_BASELINE_CYCLES` cycles within the baseline band before the crossing, unless it multiplies the
+   signal (a rise of :data:`MIN_RELATIVE_RISE` of the first cycles' level: a very early amplification); a
+   drift rises from the first cycles by a few percent. A baseline line that changes across its window by more
+   than :data:`MAX_BASELINE_DRIFT` of the rise makes the call doubtful.
 
 A curve that crosses, rises by at least :data:`CLEAR_RISE_SD` noise SDs (over its baseline and over the level
-of its first cycles) and has the shape, with its crossing before the last :data:`LATE_CYCLES` cycles, is
-``amplified``. A curve with no crossing and a rise below
-:data:`FLAT_RISE_SD` is ``not amplified``. Everything between is ``review``, with the reason in words a
-technician reads at the bench (weak rise, rise in the last cycles, not an amplification shape, falls back
-below the threshold). Thresholds were set on the real runs in data/ and ../shared/data/qpcr-realworld
-(tests/test_lab_calling.py writes the figures per file).
+of its first cycles), has the shape and a baseline before it, with its crossing before the last
+:data:`LATE_CYCLES` cycles, is ``amplified``. A curve with no crossing, a rise below :data:`FLAT_RISE_SD` and no
+large drift is ``not amplified``. Everything between is ``review``, with the reason in words a technician
+reads at the bench (weak rise, rise in the last cycles, not an amplification shape, no flat baseline, a
+drifting baseline). Thresholds were set on the real runs in data/qpcr and data/qpcr/realworld; the figures
+per file are in benchmarks/RESULTS.md (benchmarks/lab_calls.py; asserted by tests/test_lab_realworld.py).
 """
 
 from __future__ import annotations
@@ -51,12 +61,27 @@ SUSTAIN_CYCLES = 4
 LATE_CYCLES = 3
 #: least variance of the corrected curve the fitted logistic must explain
 MIN_SIGMOID_R2 = 0.97
+#: ... or leave residuals (RMS) of at most this many noise SDs (a weak curve cannot fit better than its noise)
+FIT_WITHIN_NOISE = 2.0
 #: the logistic must leave at most this fraction of a straight line's residual (drift is a line)
 MAX_SIGMOID_VS_LINE = 0.25
 #: logistic slope range (cycles per e-fold) of an amplification
 SIGMOID_SCALE_RANGE = (0.4, 12.0)
 #: baseline cycles needed to fit a slope (fewer: constant baseline)
 MIN_LINE_CYCLES = 8
+#: cycles before the threshold crossing the curve must spend flat on its baseline (a drift rises from the start)
+MIN_BASELINE_CYCLES = 5
+#: ... unless it rises by at least this fraction of the level of its first cycles (a drift adds a few percent)
+MIN_RELATIVE_RISE = 0.5
+#: a baseline line that changes across its window by more than this fraction of the rise makes the call doubtful
+MAX_BASELINE_DRIFT = 0.6
+#: a baseline reading lies within this many noise SDs of the baseline (or within BASELINE_BAND_RISE of the rise)
+BASELINE_BAND_SD = 4.0
+#: ... or within this fraction of the curve's rise (a slightly curved baseline under a huge rise is flat)
+BASELINE_BAND_RISE = 0.03
+#: a sharp onset climbs from the baseline band to the threshold within this many cycles (then the logistic may
+#: rise slowly after it: curves without a plateau)
+SHARP_ONSET_CYCLES = 4.0
 #: the first cycles skipped by the baseline (lamp and detector settling)
 SKIP_CYCLES = 2
 #: the baseline window ends this many cycles before the steepest acceleration of the curve
@@ -96,6 +121,9 @@ def baseline_window_end(fluor: np.ndarray) -> np.ndarray:
     acc = (d2[:, :-2] + d2[:, 1:-1] + d2[:, 2:]) / 3.0          # centred on cycle index k + 2
     search = acc.copy()
     search[:, :SKIP_CYCLES] = -np.inf                             # settling of the first cycles is no onset
+    # the onset comes before the steepest rise: plateau noise (often larger than the baseline's) is no onset
+    steepest = steepest_cycle(fluor)
+    search[np.arange(acc.shape[1])[None, :] + 2 > steepest[:, None]] = -np.inf
     peak = np.argmax(search, axis=1)
     # the noise of the acceleration before the peak (the deceleration after it is part of the curve)
     k = np.arange(acc.shape[1])[None, :]
@@ -106,6 +134,17 @@ def baseline_window_end(fluor: np.ndarray) -> np.ndarray:
     acc = search
     standout = acc[np.arange(n), peak] > 3.0 * np.maximum(spread, _resolution(fluor))
     return np.where(standout, peak + 2 - ONSET_CYCLES, _level_rise_end(fluor))
+
+
+def steepest_cycle(fluor: np.ndarray) -> np.ndarray:
+    """Index of each curve's steepest rise (largest 3-cycle mean of the first difference) after the settling
+    cycles."""
+    d1 = np.diff(fluor, axis=1)
+    if d1.shape[1] < 3:
+        return np.full(fluor.shape[0], fluor.shape[1] - 1)
+    slope = (d1[:, :-2] + d1[:, 1:-1] + d1[:, 2:]) / 3.0             # centred on cycle index k + 2 (k+1..k+2)
+    slope[:, :SKIP_CYCLES] = -np.inf
+    return np.argmax(slope, axis=1) + 2
 
 
 def _level_rise_end(fluor: np.ndarray) -> np.ndarray:
@@ -138,8 +177,9 @@ def _line_fit(x: np.ndarray, y: np.ndarray, mask: np.ndarray) -> tuple[np.ndarra
     return (sy - slope * sx) / k, slope
 
 
-def robust_baseline(fluor: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(baseline values (curves, cycles), noise SD per curve): see the module docstring, step 1.
+def robust_baseline(fluor: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(baseline values (curves, cycles), noise SD per curve, each baseline window as (first index, end index)):
+    see the module docstring, step 1.
 
     The window is fitted twice: when the first fit shows the curve already rising for good inside its window
     (a slow rise without a sharp onset), the window is cut before that rise and fitted again.
@@ -170,7 +210,8 @@ def robust_baseline(fluor: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, 
         floor[sel & few] = 0.5 * np.median(sigma[sel])
     level = np.abs(np.median(fluor, axis=1))
     sigma = np.maximum.reduce([sigma, floor, _resolution(fluor), 1e-9 * (level + 1.0)])
-    return base, sigma
+    window_end = np.minimum(cut, end)
+    return base, sigma, np.stack([np.maximum(lo, window_end - MAX_WINDOW_CYCLES), window_end], axis=1)
 
 
 def _fit_window(fluor: np.ndarray, x: np.ndarray, lo: int, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -247,6 +288,7 @@ def sustained_crossing(corrected: np.ndarray, threshold: np.ndarray) -> np.ndarr
     # the stretch above the threshold that holds the curve's highest 3-cycle mean (the amplification)
     smooth = corrected.copy()
     smooth[:, 1:-1] = (corrected[:, :-2] + corrected[:, 1:-1] + corrected[:, 2:]) / 3.0
+    smooth[:, :min(SKIP_CYCLES, c - 1)] = -np.inf          # a settling start is not the curve's highest point
     peak = np.argmax(smooth, axis=1)
     rows_ = np.arange(n)
     below_before = ~above & (np.arange(c)[None, :] < peak[:, None])
@@ -263,14 +305,16 @@ def sustained_crossing(corrected: np.ndarray, threshold: np.ndarray) -> np.ndarr
     return np.where(has, cycle, np.nan)
 
 
-def fit_logistic(y: np.ndarray, fit: np.ndarray, *, steps: int = 40) -> tuple[np.ndarray, ...]:
+def fit_logistic(y: np.ndarray, fit: np.ndarray, *, steps: int = 40,
+                 leave_out: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
     """Fit d + h / (1 + exp(-(x - m) / s)) to the rows of ``y`` selected by ``fit`` (x = cycle 1..c).
 
     Damped Gauss-Newton (Levenberg-Marquardt) on all rows at once; returns (r2, midpoint, scale, height,
-    sse of the logistic, sse of a straight line), NaN where not fitted.
+    sse of the logistic, sse of a straight line, readings fitted), NaN where not fitted. ``leave_out`` (curves x cycles, bool)
+    marks readings the fit ignores (off the baseline before the rise: settling, dips).
     """
     n, c = y.shape
-    out = [np.full(n, np.nan) for _ in range(6)]
+    out = [np.full(n, np.nan) for _ in range(7)]
     idx = np.flatnonzero(fit)
     if idx.size == 0 or c < 6:
         return tuple(out)
@@ -280,8 +324,11 @@ def fit_logistic(y: np.ndarray, fit: np.ndarray, *, steps: int = 40) -> tuple[np
     # curves) is not part of the amplification shape
     smooth = yy.copy()
     smooth[:, 1:-1] = (yy[:, :-2] + yy[:, 1:-1] + yy[:, 2:]) / 3.0
+    smooth[:, :min(SKIP_CYCLES, c - 1)] = -np.inf
     stop = np.maximum(np.argmax(smooth, axis=1) + 3, 6)
     w = (np.arange(c)[None, :] < stop[:, None]).astype(np.float64)
+    if leave_out is not None:
+        w[leave_out[idx]] = 0.0
     top = ((yy[:, :-2] + yy[:, 1:-1] + yy[:, 2:]) / 3.0).max(axis=1)   # 3-cycle mean: starting height
     h = np.maximum(top, 1e-12)
     half = yy >= (h / 2)[:, None]
@@ -314,7 +361,7 @@ def fit_logistic(y: np.ndarray, fit: np.ndarray, *, steps: int = 40) -> tuple[np
     line_sse = (w * (yy - (a0[:, None] + b0[:, None] * x)) ** 2).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         r2 = 1.0 - sse / total
-    for arr, values in zip(out, (r2, p[:, 2], np.exp(p[:, 3]), p[:, 1], sse, line_sse)):
+    for arr, values in zip(out, (r2, p[:, 2], np.exp(p[:, 3]), p[:, 1], sse, line_sse, w.sum(axis=1))):
         arr[idx] = values
     return tuple(out)
 
@@ -340,65 +387,135 @@ def call_curves(fluor: np.ndarray, targets: np.ndarray, *, used: np.ndarray | No
     """The diagnostic call for every curve of a gap-free (curves x cycles) array of raw readings."""
     n, c = fluor.shape
     groups = pd.factorize(pd.Series(targets, dtype=object))[0]
-    baseline, noise = robust_baseline(fluor, groups)
+    baseline, noise, window = robust_baseline(fluor, groups)
     corrected = fluor - baseline
-    if c >= 3:
-        smooth = (corrected[:, :-2] + corrected[:, 1:-1] + corrected[:, 2:]) / 3.0
-        top = smooth.max(axis=1)
-    else:
-        top = corrected.max(axis=1)
+    top = _smooth_max(corrected)
     rise_sd = top / noise
     thr = detection_thresholds(noise, np.asarray(targets, dtype=object), thresholds)
     cq = sustained_crossing(corrected, thr)
-    crossed = np.isfinite(cq)
-    fit = (crossed | (rise_sd >= FLAT_RISE_SD)) & (used if used is not None else True)
-    r2, mid, scale, _height, sse, line_sse = fit_logistic(corrected, fit)
-    with np.errstate(invalid="ignore"):
-        shape_ok = ((r2 >= MIN_SIGMOID_R2) & (sse <= MAX_SIGMOID_VS_LINE * line_sse)
-                    & (scale >= SIGMOID_SCALE_RANGE[0]) & (scale <= SIGMOID_SCALE_RANGE[1]) & (mid <= c + 8))
+    fit = (np.isfinite(cq) | (rise_sd >= FLAT_RISE_SD)) & (used if used is not None else True)
+    flat_before, creep, left_out = onset_features(corrected, baseline, noise, top, cq, window)
+    r2, mid, scale, _height, sse, line_sse, points = fit_logistic(corrected, fit, leave_out=left_out)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # the logistic explains the curve, or fits it as closely as the readings' own noise allows (weak curves)
+        fits = (r2 >= MIN_SIGMOID_R2) | (np.sqrt(sse / points) <= FIT_WITHIN_NOISE * noise)
+        pcr_like = (scale <= SIGMOID_SCALE_RANGE[1]) & (mid <= c + 8) & (sse <= MAX_SIGMOID_VS_LINE * line_sse)
+        shape_ok = fits & (scale >= SIGMOID_SCALE_RANGE[0]) & (pcr_like | (creep <= SHARP_ONSET_CYCLES))
     lo = min(SKIP_CYCLES, max(c - 6, 0))
     start_level = np.median(fluor[:, lo:lo + 6], axis=1)
-    drift_sd = (np.median(fluor[:, -3:], axis=1) - start_level) / noise
-    raw_top = ((fluor[:, :-2] + fluor[:, 1:-1] + fluor[:, 2:]) / 3.0).max(axis=1) if c >= 3 else fluor.max(axis=1)
-    above_start = (raw_top - start_level) / noise
-    call, reason = decide(crossed, cq, rise_sd, shape_ok, c, drift_sd)
-    back = (call == AMPLIFIED) & (above_start < CLEAR_RISE_SD)
-    call[back] = REVIEW
-    reason[back] = [f"rises back from a dip only to {a:.0f}x the noise above its first cycles: drift or "
-                    "amplification? look at the curve" for a in above_start[back]]
+    ends = np.take_along_axis(baseline, np.clip(window - [0, 1], 0, c - 1), axis=1)
+    tests = CurveTests(cq=cq, rise_sd=rise_sd, shape_ok=shape_ok, n_cycles=c,
+                       drift_sd=(np.median(fluor[:, -3:], axis=1) - start_level) / noise,
+                       above_start_sd=(_smooth_max(fluor) - start_level) / noise,
+                       flat_before=flat_before, relative_rise=top / np.maximum(np.abs(start_level), 1e-300),
+                       baseline_drift=np.abs(ends[:, 1] - ends[:, 0]) / np.maximum(top, 1e-300))
+    call, reason = decide(tests)
     return CallResult(call=call, reason=reason, corrected=corrected, noise=noise, rise_sd=rise_sd, threshold=thr,
                       cq_detect=cq, sigmoid_r2=r2, sigmoid_mid=mid, sigmoid_scale=scale, shape_ok=shape_ok)
 
 
-def decide(crossed: np.ndarray, cq: np.ndarray, rise_sd: np.ndarray, shape_ok: np.ndarray, n_cycles: int,
-           drift_sd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Call and reason per curve from the three tests (see the module docstring).
+def _smooth_max(values: np.ndarray) -> np.ndarray:
+    """Highest 3-cycle mean of each row (the highest reading for runs under 3 cycles)."""
+    if values.shape[1] < 3:
+        return values.max(axis=1)
+    return ((values[:, :-2] + values[:, 1:-1] + values[:, 2:]) / 3.0).max(axis=1)
 
-    ``drift_sd`` is the change from the first cycles to the last, in noise SDs: a curve that ends far above
-    where it started is never "not amplified", whatever its baseline line says.
-    """
-    n = crossed.size
-    call = np.full(n, REVIEW, dtype=object)
+
+@dataclass
+class CurveTests:
+    """What :func:`decide` weighs, per curve (see the module docstring)."""
+
+    cq: np.ndarray              # sustained threshold crossing (cycle; NaN: none)
+    rise_sd: np.ndarray         # highest 3-cycle mean over the baseline, in noise SDs
+    shape_ok: np.ndarray        # the rise has an amplification shape
+    n_cycles: int
+    drift_sd: np.ndarray        # last cycles minus first cycles, in noise SDs
+    above_start_sd: np.ndarray  # highest 3-cycle mean over the first cycles' level, in noise SDs
+    flat_before: np.ndarray     # cycles flat on the baseline before the crossing
+    relative_rise: np.ndarray   # rise / level of the first cycles (a drift adds a few percent)
+    baseline_drift: np.ndarray  # change of the baseline line across its window / rise
+
+
+def onset_features(corrected: np.ndarray, baseline: np.ndarray, noise: np.ndarray, top: np.ndarray,
+                   cq: np.ndarray, window: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What the start of each rise looks like: (cycles the curve spends flat on its baseline before the
+    crossing, after the settling cycles; cycles from its last flat reading to the crossing (an exponential phase
+    climbs from the baseline band to the threshold in a few cycles, a drift creeps), inf without a crossing;
+    readings the shape test leaves out (curves x cycles): short dips (1-2 readings) below the baseline band
+    before the crossing, readings off the band before a flat baseline window, such as the settling of the
+    first cycles, and the bend of a sloped baseline under a curve that rises to the end of the run). Otherwise
+    a long stretch below the band is part of the curve's shape (a V-shaped baseline that turns up and falls
+    back is not an amplification)."""
+    c = corrected.shape[1]
+    cycle = np.arange(1, c + 1, dtype=np.float64)[None, :]
+    band = np.maximum(BASELINE_BAND_SD * noise, BASELINE_BAND_RISE * top)[:, None]
+    with np.errstate(invalid="ignore"):
+        before = (cycle > SKIP_CYCLES) & (cycle < cq[:, None])
+        flat = before & (np.abs(corrected) <= band)
+        ends = np.take_along_axis(baseline, np.clip(window - [0, 1], 0, c - 1), axis=1)
+        window_flat = np.abs(ends[:, 1] - ends[:, 0]) <= band[:, 0]
+        settling = (cycle <= window[:, :1]) & (np.abs(corrected) > band) & window_flat[:, None]
+        # a curve still rising at the end of the run: a stretch below the band before it is the baseline's bend
+        rising_end = np.argmax(corrected, axis=1) >= c - 3
+        below = corrected < -band
+        dips = (cycle < cq[:, None]) & (short_runs(below, 2) | (below & rising_end[:, None]) | settling)
+    last_flat = np.where(flat.any(axis=1), c - np.argmax(flat[:, ::-1], axis=1), SKIP_CYCLES)
+    creep = np.where(np.isfinite(cq), cq - last_flat, np.inf)
+    return flat.sum(axis=1), creep, dips
+
+
+def short_runs(mask: np.ndarray, longest: int) -> np.ndarray:
+    """The cells of ``mask`` that lie in a run of at most ``longest`` True cells along each row."""
+    n, c = mask.shape
+    fwd = np.zeros((n, c), dtype=np.int64)
+    bwd = np.zeros((n, c), dtype=np.int64)
+    for k in range(c):
+        fwd[:, k] = np.where(mask[:, k], (fwd[:, k - 1] if k else 0) + 1, 0)
+        j = c - 1 - k
+        bwd[:, j] = np.where(mask[:, j], (bwd[:, j + 1] if k else 0) + 1, 0)
+    return mask & (fwd + bwd - 1 <= longest)
+
+
+def decide(t: CurveTests) -> tuple[np.ndarray, np.ndarray]:
+    """Call and reason per curve. ``amplified`` needs every test; ``not amplified`` a flat curve (no crossing,
+    a rise under FLAT_RISE_SD and no large drift: a curve that ends far above where it started is never "not
+    amplified", whatever its baseline line says); the rest is ``review`` with the first reason that applies."""
+    n = t.cq.size
+    crossed = np.isfinite(t.cq)
+    with np.errstate(invalid="ignore"):
+        late = crossed & (t.cq > t.n_cycles - LATE_CYCLES)
+    flat = ~crossed & (t.rise_sd < FLAT_RISE_SD) & (t.drift_sd < CLEAR_RISE_SD)
+    call = np.where(flat, NOT_AMPLIFIED, REVIEW).astype(object)
     reason = np.full(n, "", dtype=object)
-    clear = rise_sd >= CLEAR_RISE_SD
-    late = crossed & (cq > n_cycles - LATE_CYCLES)
-    flat = ~crossed & (rise_sd < FLAT_RISE_SD) & (drift_sd < CLEAR_RISE_SD)
-    call[flat] = NOT_AMPLIFIED
-    good = crossed & clear & shape_ok & ~late
-    call[good] = AMPLIFIED
-    for i in np.flatnonzero(~flat & ~good):
-        if late[i]:
-            reason[i] = (f"rises only in the last {LATE_CYCLES} cycles (threshold crossed at cycle {cq[i]:.1f} of "
-                         f"{n_cycles}): too late to confirm the curve shape")
-        elif not crossed[i] and rise_sd[i] < FLAT_RISE_SD:
-            reason[i] = (f"ends {drift_sd[i]:.0f}x the noise above its first cycles without an amplification "
-                         "shape (drift?): look at the curve")
-        elif crossed[i] and clear[i]:
-            reason[i] = (f"rises {rise_sd[i]:.0f}x the noise but not with an amplification shape "
-                         "(drift, step or bubble?): look at the curve")
-        elif crossed[i]:
-            reason[i] = f"weak rise ({rise_sd[i]:.0f}x the noise) above the threshold: weak or late amplification?"
-        else:
-            reason[i] = (f"rises {rise_sd[i]:.0f}x the noise but does not stay above the detection threshold "
-                         "to the end of the run")
+    for i in np.flatnonzero(~flat):
+        reason[i] = _review_reason(t, i, bool(late[i]))
+        if not reason[i]:
+            call[i] = AMPLIFIED
     return call, reason
+
+
+def _review_reason(t: CurveTests, i: int, late: bool) -> str:
+    """Why curve ``i`` (not flat) is held, in a technician's words; '' when it is amplified."""
+    cq, rise = t.cq[i], t.rise_sd[i]
+    if late:
+        return (f"rises only in the last {LATE_CYCLES} cycles (threshold crossed at cycle {cq:.1f} of "
+                f"{t.n_cycles}): too late to confirm the curve shape")
+    if not np.isfinite(cq):
+        if rise < FLAT_RISE_SD:
+            return (f"ends {t.drift_sd[i]:.0f}x the noise above its first cycles without an amplification shape "
+                    "(drift?): look at the curve")
+        return f"rises {rise:.0f}x the noise but does not stay above the detection threshold to the end of the run"
+    if rise < CLEAR_RISE_SD:
+        return f"weak rise ({rise:.0f}x the noise) above the threshold: weak or late amplification?"
+    if not t.shape_ok[i]:
+        return f"rises {rise:.0f}x the noise but not with an amplification shape (drift, step or bubble?): look at the curve"
+    if t.flat_before[i] < MIN_BASELINE_CYCLES and t.relative_rise[i] < MIN_RELATIVE_RISE:
+        return (f"rises from the first cycles (threshold crossed at cycle {cq:.1f}) without a flat baseline before "
+                "it: drift or a very early amplification? look at the curve")
+    if t.baseline_drift[i] > MAX_BASELINE_DRIFT:
+        return (f"its baseline drifts by {100 * t.baseline_drift[i]:.0f}% of the rise before it: drift or "
+                "amplification? look at the curve")
+    if t.above_start_sd[i] < CLEAR_RISE_SD:
+        return (f"rises back from a dip only to {t.above_start_sd[i]:.0f}x the noise above its first cycles: drift or "
+                "amplification? look at the curve")
+    return ""

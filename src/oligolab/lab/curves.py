@@ -177,8 +177,7 @@ def analyze_curves(run: Run, *, thresholds: dict[str, float] | None = None,
     table["flags"] = [";".join(f) for f in flags]
     table["review"] = [qc.needs_review(f) for f in flags]
     notes = list(lrp.notes)
-    if "unrecorded_start" in run.meta:
-        notes.append(run.meta["unrecorded_start"])
+    notes += [run.meta[k] for k in ("layout_note", "unrecorded_start", "cycle_zero") if k in run.meta]
     if run.repaired:
         notes.append(f"{len(run.repaired)} curve(s) had missing readings interpolated; they are flagged for review")
     return CurveResults(run=run, table=table, corrected=lrp.corrected, thresholds=thr, linreg=lrp, notes=notes)

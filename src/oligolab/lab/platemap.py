@@ -112,3 +112,19 @@ def _match(rows: pd.DataFrame, cur: pd.Series, n_curves_in_well: int) -> pd.Seri
         if len(hit) == 1:
             return hit.iloc[0]
     return None
+
+
+def default_layout(run: Run) -> Run:
+    """A run without a layout analysed curve by curve: every curve with readings is a sample named by its well,
+    its target the export's target or dye (noted on the run, so the report says a plate map is missing)."""
+    lay = run.layout.copy()
+    has = np.isfinite(run.fluor).any(axis=1)
+    lay["role"] = np.where(has, "sample", "empty")
+    lay["sample"] = np.where(lay["sample"].astype(str).str.strip() != "", lay["sample"], lay["well"])
+    target = lay["target"].astype(str).str.strip()
+    lay["target"] = np.where(target != "", target, np.where(lay["dye"].astype(str).str.strip() != "", lay["dye"],
+                                                            "signal"))
+    meta = dict(run.meta, layout_note="no plate layout: each curve is reported as a sample named by its well; "
+                "give --plate-map for sample names, targets and controls")
+    return make_run(run.name, run.source, run.fluor, run.cycles, lay, instrument=run.instrument, fmt=run.fmt,
+                    plate_rows=run.plate_rows, plate_columns=run.plate_columns, meta=meta)
