@@ -34,7 +34,7 @@ def fail(message: str, code: int = 2) -> None:
 COMMAND_MODULES = [
     "check.cli",
     "sirna.cli",
-    "lab_cli",
+    "lab.cli",
     "design_cli",
     "service_cli",
     "day_cli",

@@ -11,8 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .cli import app, fail
-from .errors import InputError
+from ..cli import app, fail
+from ..errors import InputError
 
 lab_app = typer.Typer(no_args_is_help=True, help="qPCR lab: analyse instrument runs into per-sample results, "
                                                  "review, override and sign them.")
@@ -52,8 +52,8 @@ def analyze_cmd(
     no_html: bool = typer.Option(False, "--no-html", help="Write the tables and JSON only."),
 ) -> None:
     """Analyse a run: Cq, efficiency, amplification calls, QC flags, controls and per-sample calls."""
-    from .lab.analysis import analyze_file
-    from .lab.report import write_outputs
+    from .analysis import analyze_file
+    from .report import write_outputs
 
     t0 = time.perf_counter()
     try:
@@ -109,9 +109,9 @@ def override_cmd(
     amplified: Optional[bool] = typer.Option(None, "--amplified/--not-amplified", help="New amplification call of the curve."),
 ) -> None:
     """Record manual overrides in the audit log and rewrite the results with them applied."""
-    from .lab import audit
-    from .lab.analysis import reanalyze
-    from .lab.report import write_outputs
+    from . import audit
+    from .analysis import reanalyze
+    from .report import write_outputs
 
     try:
         before = reanalyze(out_dir)
@@ -159,9 +159,9 @@ def sign_cmd(
     """Sign off the per-sample results (their SHA-256 is recorded in the audit log)."""
     import hashlib
 
-    from .lab import audit
-    from .lab.analysis import reanalyze
-    from .lab.report import write_outputs
+    from . import audit
+    from .analysis import reanalyze
+    from .report import write_outputs
 
     try:
         res = reanalyze(out_dir)
@@ -184,7 +184,7 @@ def sign_cmd(
 @lab_app.command("audit")
 def audit_cmd(path: Path = typer.Argument(..., help="Output folder or audit.jsonl file.")) -> None:
     """Verify the audit log's hash chain and list its entries."""
-    from .lab import audit
+    from . import audit
 
     log = path / "audit.jsonl" if path.is_dir() else path
     try:
@@ -203,7 +203,7 @@ def audit_cmd(path: Path = typer.Argument(..., help="Output folder or audit.json
 @lab_app.command("rules")
 def rules_cmd(name: Optional[str] = typer.Argument(None, help="Rule set id or YAML file to show.")) -> None:
     """List the shipped rule sets, or show one rule set's targets, controls and decision table."""
-    from .lab.rules import load_ruleset, shipped_rulesets
+    from .rules import load_ruleset, shipped_rulesets
 
     if name is None:
         for rid in shipped_rulesets():
@@ -242,7 +242,7 @@ def export_cmd(
     loinc: str = typer.Option("", "--loinc", help="LOINC code of the test (default: the rule set's, from knowledge/lab-exports.toml)."),
 ) -> None:
     """Export the per-sample results for a hospital system: final only while the sign-off matches samples.csv."""
-    from .lab.exports.folder import export
+    from .exports.folder import export
 
     try:
         path = export(out_dir, fmt, dest, performer=performer, loinc=loinc)
