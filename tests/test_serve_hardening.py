@@ -149,3 +149,13 @@ def test_a_taken_port_fails_before_saying_it_started(tmp_path):
     assert r.returncode != 0 and "cannot listen" in out and f"{port}" in out
     assert "lab service on" not in out and "Traceback" not in out
     assert free_port()
+
+
+def test_assay_watch_folds_to_one_line_per_assay():
+    from oligolab.service.watch import fold
+
+    lines = [{"assay": "N1", "status": "warn", "text": "long", "short": "602/3,585 detected, 2,977 at risk, 6 missed"},
+             {"assay": "N2", "status": "ok", "text": "long", "short": "3,585/3,585 detected, 0 at risk, 0 missed"}]
+    folded = fold(lines)
+    assert folded["status"] == "warn" and "\n" not in folded["text"]
+    assert folded["text"].startswith("N1: 602/3,585 detected") and "N2: 3,585/3,585" in folded["text"]

@@ -206,3 +206,28 @@ def test_four_eyes(client):
     assert r.status_code == 200 and r.json()["signed_by"] == "admin"
     lab_events = [a for a in client.get("/api/audit", headers=admin).json() if a["entity"] == "lab"]
     assert lab_events[0]["after"] == {"four_eyes": True} and lab_events[0]["user"] == "admin"
+
+
+def test_accept_all_held_for_one_reason_in_one_step(client):
+    """The samples held for the same (run-level) reason are accepted with one reason, in one version."""
+    tech, rev = token(client, "tech"), token(client, "reviewer")
+    bid = upload(client, tech).json()["id"]
+    drain(client.app)
+    samples = client.get(f"/api/batches/{bid}", headers=rev).json()["result"]["samples"]
+    from oligolab.service.review import held_groups
+
+    groups = held_groups(samples)
+    if not groups:
+        pytest.skip("the demo plate holds no sample for review")
+    group = groups[0]
+    page = client.get(f"/batches/{bid}", headers=rev).text
+    if len(group["samples"]) > 1:
+        assert "accept_held_for" in page and f"Accept the {len(group['samples'])} samples" in page
+    r = client.post(f"/api/batches/{bid}/corrections", headers=rev,
+                    json={"changes": [{"accept_held_for": group["reasons"]}], "reason": "control curves checked"})
+    assert r.status_code == 200, r.text
+    after = {s["sample"]: s for s in client.get(f"/api/batches/{bid}", headers=rev).json()["result"]["samples"]}
+    assert all(after[n]["status"] != "review" for n in group["samples"])
+    assert all("control curves checked" in after[n]["override"] for n in group["samples"])
+    left = [s for s in after.values() if s["status"] == "review"]
+    assert len(left) == sum(len(g["samples"]) for g in groups[1:])

@@ -37,6 +37,7 @@ COOKIE = "oligolab_session"
 LOGIN_CSRF_COOKIE = "oligolab_login_csrf"
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 TEMPLATES.env.globals["call_class"] = CALL_CLASS
+TEMPLATES.env.globals["watch_fold"] = watch.fold
 #: batches per page of the batch list (a busy lab runs a few dozen plates a day)
 PAGE_ROWS = 50
 #: shipped real runs offered by the walkthrough (file, plate map, assay)
@@ -587,6 +588,7 @@ def create_app(settings: Settings) -> FastAPI:
         res = watch.latest(db, settings.watch_inputs)
         return page(request, "batch.html", user, b=b, assay=assay, v=v, versions=analysis.versions(db, b),
                     duplicates=uploads.duplicates(db, b),
+                    held=review.held_groups(v.result["samples"]) if v else [],
                     plate=_plate_grid(v.result) if v else None, error=error,
                     audit=audit.audit_rows(db, user.lab_id, entity="batch", entity_id=str(b.id)),
                     watch=watch.for_assay(res, assay.watch_assays), can_review=auth.can(user, "review"),
@@ -624,6 +626,8 @@ def create_app(settings: Settings) -> FastAPI:
         form = await request.form()
         b = get_batch(db, user, batch_id)
         changes = [{"sample": str(name), "accept": True} for name in form.getlist("accept")]
+        if form.get("accept_held_for") is not None:
+            changes.append({"accept_held_for": str(form["accept_held_for"])})
         if form.get("sample"):
             changes.append({"sample": str(form["sample"]), "call": str(form.get("call", ""))})
         if form.get("well"):

@@ -33,9 +33,38 @@ def _curve_override(ch: dict, wells: set) -> tuple[str, str, str, str]:
     return "amplified", f"{ch['well']}/{ch['target']}", value, ""
 
 
+def held_groups(samples: list[dict]) -> list[dict]:
+    """Samples held for review grouped by the same reasons (largest group first); ``run_level`` when every
+    reason is about the run's controls rather than the sample's own curves."""
+    groups: dict[str, list[str]] = {}
+    for s in samples:
+        if s.get("status") == "review":
+            groups.setdefault(str(s.get("review_reasons") or ""), []).append(str(s["sample"]))
+    out = [{"reasons": r, "samples": names,
+            "run_level": bool(r) and all(p.strip().startswith("control ") for p in r.split("; "))}
+           for r, names in groups.items()]
+    return sorted(out, key=lambda g: (-len(g["samples"]), g["reasons"]))
+
+
+def _expand_groups(changes: list[dict], samples: list[dict]) -> list[dict]:
+    """``{"accept_held_for": REASONS}`` stands for accepting every sample held for exactly those reasons."""
+    out = []
+    for ch in changes:
+        if "accept_held_for" in ch:
+            group = next((g for g in held_groups(samples) if g["reasons"] == ch["accept_held_for"]), None)
+            if group is None:
+                raise InputError("correction", "no sample is held for these reasons any more",
+                                 "reload the page and review the current version")
+            out += [{"sample": name, "accept": True} for name in group["samples"]]
+        else:
+            out.append(ch)
+    return out
+
+
 def overrides_of(user: User, current: BatchVersion, changes: list[dict], reason: str, allowed: list[str]
                  ) -> list[dict]:
     """Lab-core override entries for a reviewer's changes to a version (InputError on any bad change)."""
+    changes = _expand_groups(changes, current.result["samples"])
     samples = {s["sample"]: s for s in current.result["samples"]}
     wells = {(w["well"], w["target"]) for w in current.result["wells"]}
     new = []

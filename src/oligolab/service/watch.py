@@ -107,5 +107,16 @@ def for_assay(result: WatchResult | None, watch_assays: list[str]) -> list[dict]
                     f"genomes; lineage groups {', '.join(o['groups'])}"
                     + (f"; caused by {', '.join(o['mutations'])}" if o["mutations"] else "")
                     for o in s["oligos"][:3]]
-        lines.append({"assay": name, "status": status, "text": text, "oligos": findings})
+        short = (f"{s['detected']:,}/{s['genomes']:,} detected, {s['at_risk']:,} at risk, "
+                 f"{s['not_detected']:,} missed")
+        lines.append({"assay": name, "status": status, "text": text, "short": short, "oligos": findings})
     return lines
+
+
+def fold(lines: list[dict]) -> dict:
+    """One line for a lab assay's watch results: the worst status and each published assay's counts."""
+    order = {"bad": 3, "warn": 2, "unknown": 1, "ok": 0}
+    if not lines:
+        return {"status": "na", "text": "no published oligos linked to this assay"}
+    worst = max(lines, key=lambda w: order.get(w["status"], 0))["status"]
+    return {"status": worst, "text": " · ".join(f"{w['assay']}: {w.get('short', w['text'])}" for w in lines)}
