@@ -234,3 +234,14 @@ def test_fuzz_read_mirna_seeds(tmp_path, text):
 @given(text=TEXTS)
 def test_fuzz_read_known(tmp_path, text):
     only_input_errors(read_known, tmp_path / "fuzz.tsv", text)
+
+
+@pytest.mark.fuzz
+@given(text=st.lists(st.sampled_from([">t1 gene (TTR), mRNA", ">", "\n", "ACGT", "acgu", "NNNN", "CDS=1-9", "XYZ!!",
+                                      "LOCUS       X", "ORIGIN", "//", "1 acgt", "\x00", " ", "-"]), max_size=50)
+       .map("".join))
+def test_fuzz_read_transcripts(tmp_path, text):
+    """Target, off-target and ortholog files go through read_transcripts: only InputError, never a crash."""
+    from oligolab.sirna import read_transcripts
+
+    only_input_errors(read_transcripts, tmp_path / "fuzz.fa", text)

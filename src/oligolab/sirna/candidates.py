@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..sequences import encode
-from .chemistry import DecodedStrand, duplex_strands, modified_notation, rc_rna
+from .chemistry import DecodedStrand, modified_notation, rc_rna, residue_styles
 from .targets import Target
 from .transcripts import SITE
 
@@ -71,15 +71,48 @@ def candidate_positions(seq: str, avoid: list[tuple[int, int]], layout: str) -> 
 
 def design_candidates(target: Target, positions: np.ndarray, layout: str, overhang: str,
                       pattern: dict[str, Any]) -> Candidates:
-    """Every site at ``positions`` as a duplex in ``layout``, written in ``pattern``'s chemistry."""
-    seq = target.transcript.seq
-    duplexes = [duplex_strands(seq, int(p), layout, overhang if layout == "19+2" else "") for p in positions]
+    """Every site at ``positions`` as a duplex in ``layout`` (see :func:`.chemistry.duplex_strands`), written in
+    ``pattern``'s chemistry; strands cut from the transcript directly (vectorised over the sites)."""
+    rna = target.transcript.seq.replace("T", "U")
+    comp = str.maketrans("ACGU", "UGCA")
+    if layout == "21/23":
+        sense = [rna[p - 2:p + SITE] for p in positions]
+        guide = [rna[p - 4:p + SITE].translate(comp)[::-1] for p in positions]
+        sense_tokens: list = sense
+        guide_tokens: list = guide
+    else:
+        core = [rna[p:p + SITE] for p in positions]
+        tail = ["dT", "dT"] if overhang == "dTdT" else list(overhang.replace("T", "U"))
+        sense_tokens = [list(c) + tail for c in core]
+        guide_tokens = [list(c.translate(comp)[::-1]) + tail for c in core]
+        sense = ["".join(t if t != "dT" else "T" for t in x) for x in sense_tokens]
+        guide = ["".join(t if t != "dT" else "T" for t in x) for x in guide_tokens]
     label = target.gene or target.transcript.id
-    return Candidates(target, positions,
-                      [d.guide for d in duplexes], [d.sense for d in duplexes],
-                      [modified_notation(d.guide_tokens, "guide", pattern) for d in duplexes],
-                      [modified_notation(d.sense_tokens, "sense", pattern) for d in duplexes],
-                      [f"{label}-{p + 1}" for p in positions], [""] * len(positions), np.ones(len(positions)))
+    return Candidates(target, positions, guide, sense, notations(guide_tokens, "guide", pattern),
+                      notations(sense_tokens, "sense", pattern), [f"{label}-{p + 1}" for p in positions],
+                      [""] * len(positions), np.ones(len(positions)))
+
+
+def notations(strands: list, strand: str, pattern: dict[str, Any]) -> list[str]:
+    """The modification notation of many strands of one length and layout (the styles are worked out once)."""
+    if not strands:
+        return []
+    n = len(strands[0])
+    if any(len(s) != n for s in strands):
+        return [modified_notation(s, strand, pattern) for s in strands]
+    styles, ps_after = residue_styles(pattern, strand, n)
+    plain = all(st in "for" for st in styles)
+    suffix = pattern.get("sense_3prime", "") if strand == "sense" else ""
+    out = []
+    for tokens in strands:
+        if not plain or "dT" in tokens:
+            out.append(modified_notation(list(tokens), strand, pattern))
+            continue
+        parts = [t + "f" if st == "f" else t.lower() if st == "o" else t for t, st in zip(tokens, styles)]
+        for i in sorted(ps_after, reverse=True):
+            parts.insert(i, "s")
+        out.append("".join(parts) + suffix)
+    return out
 
 
 def best_site(target_codes: np.ndarray, guide19: str) -> tuple[int, int]:

@@ -58,44 +58,47 @@ def duplex_strands(mrna: str, pos: int, layout: str, overhang: str = "dTdT") -> 
                   sense, guide)
 
 
+def residue_styles(pattern: dict[str, Any], strand: str, n: int) -> tuple[list[str], set[int]]:
+    """Per residue (1..n) of a strand: its style ('f' 2'-F, 'o' 2'-OMe, 'r' unmodified, 'g' GNA, 'v' 5'-VP) and
+    the residues followed by a phosphorothioate; from ``pattern`` (see sirna-modifications.toml)."""
+    default = "o" if pattern.get("default_sugar", "ome") == "ome" else "r"
+    fluoro = set(pattern.get(f"{strand}_fluoro", []))
+    ome = set(pattern.get(f"{strand}_ome", []))
+    gna = set(pattern.get(f"{strand}_gna", []))
+    odd_f = (strand == "guide") == (pattern.get("guide_fluoro_parity", "odd") == "odd")
+    styles = []
+    for i in range(1, n + 1):
+        if i in gna:
+            style = "g"
+        elif i == 1 and strand == "guide" and pattern.get("guide_5prime_vp", False):
+            style = "v"
+        elif pattern.get("alternate"):
+            style = "f" if (i % 2 == 1) == odd_f else "o"
+        else:
+            style = "f" if i in fluoro else "o" if i in ome else default
+        styles.append(style)
+    ps_after = {i for i in pattern.get(f"{strand}_ps_after", []) if i < n}
+    return styles, ps_after
+
+
+_STYLE = {"f": lambda b: b + "f", "o": str.lower, "r": lambda b: b, "g": lambda b: f"({'T' if b == 'U' else b}gn)",
+          "v": lambda b: f"(vin{b.lower()})"}
+
+
 def modified_notation(tokens: list[str], strand: str, pattern: dict[str, Any]) -> str:
     """Write one strand in the modification notation of ``pattern`` (see sirna-modifications.toml): sugars,
     phosphorothioates, GNA residues (``{strand}_gna``), a guide 5'-vinylphosphonate (``guide_5prime_vp``) and a
-    sense 3' ligand."""
-    n = len(tokens)
-    gna = set(pattern.get(f"{strand}_gna", []))
-    vp = strand == "guide" and pattern.get("guide_5prime_vp", False)
-    default = pattern.get("default_sugar", "ome")
-    fluoro = set(pattern.get(f"{strand}_fluoro", []))
-    ome = set(pattern.get(f"{strand}_ome", []))
-    ps_after = set(pattern.get(f"{strand}_ps_after", []))
-    parity = pattern.get("guide_fluoro_parity", "odd")
+    sense 3' ligand; dT residues stay dT."""
+    styles, ps_after = residue_styles(pattern, strand, len(tokens))
     out = []
-    for i, tok in enumerate(tokens, 1):
-        if tok == "dT":
-            res = "dT"
-        elif i in gna:
-            res = f"({'T' if tok == 'U' else tok}gn)"
-        elif i == 1 and vp:
-            res = f"(vin{tok.lower()})"
-        elif pattern.get("alternate"):
-            odd = i % 2 == 1
-            f_here = odd if (strand == "guide") == (parity == "odd") else not odd
-            res = tok + "f" if f_here else tok.lower()
-        elif i in fluoro:
-            res = tok + "f"
-        elif i in ome:
-            res = tok.lower()
-        else:
-            res = tok.lower() if default == "ome" else tok
-        out.append(res)
-        if i in ps_after and i < n:
+    for i, (tok, style) in enumerate(zip(tokens, styles), 1):
+        out.append("dT" if tok == "dT" else _STYLE[style](tok))
+        if i in ps_after:
             out.append("s")
     text = "".join(out)
     if strand == "sense" and pattern.get("sense_3prime"):
         text += pattern["sense_3prime"]
     return text
-
 
 _TOKEN = re.compile(r"\((?:([ACGT])gn|vin([acgu]))\)|d([ACGT])|([ACGU])f|([acgu])|([ACGU])|(s)")
 _LIGAND = re.compile(r"(?:-?GalNAc3|-?L96|-?\(?NAG\d*\)?)$")

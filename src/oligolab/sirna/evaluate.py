@@ -27,19 +27,20 @@ FLANK = 19  #: nt of context on each side of a site given to the efficacy model
 def predict_efficacy(c: Candidates) -> tuple[np.ndarray, np.ndarray]:
     """Predicted knock-down of each duplex as given (guide nt 1-19 with the target's flanks; the transcript folded
     once for accessibility), times its target-pairing factor; and the site accessibility."""
-    from ..models.sirna_efficacy import predict_sirna_efficacy, site_accessibility
+    from ..models.sirna_efficacy import predict_sirna_efficacy, site_accessibility, site_accessibility_profile
 
     seq = c.target.transcript.seq
     if not len(c):
         return np.zeros(0), np.zeros(0)
     acc = np.asarray(site_accessibility(seq))[c.positions]
+    profile = site_accessibility_profile(seq)[c.positions]
     padded = "N" * FLANK + seq + "N" * FLANK
     guides = c.guides19
     # the model reads the duplex as designed: its central 19 nt are the guide's own complement (for a perfect
     # match, exactly the transcript's site), flanked by the transcript
     contexts = [padded[p:p + FLANK] + rc_rna(g) + padded[p + FLANK + SITE:p + SITE + 2 * FLANK]
                 for p, g in zip(c.positions, guides)]
-    eff = np.asarray(predict_sirna_efficacy(guides, contexts, accessibility=acc))
+    eff = np.asarray(predict_sirna_efficacy(guides, contexts, accessibility=acc, profile=profile))
     return eff * c.pairing_factor, acc
 
 
@@ -101,12 +102,12 @@ def run_checks(c: Candidates, rules: dict[str, Any], index: TranscriptIndex | No
     motifs = rules["immune"]["motifs"]
     return Checks(
         hits=hits, guide_mm=guide_mm, pass_mm=pass_mm, seeds=seeds,
-        seed_dg=np.array([seed_duplex_dg(g[1:8]) for g in guides]),
+        seed_dg=seed_duplex_dg(guides),
         mirna=[",".join(mirna_seeds.get(g[1:8], [])[:3]) for g in guides],
         snps=snps, snp_in_seed=in_seed,
         variant_hits=np.array([sum(s in v.seq for v in c.target.variants) for s in c.sites], dtype=np.int64),
         orthologs=ortholog_mismatches(guides, orthologs),
-        gc=np.array([gc_percent(s) for s in sites]), runs=np.array([longest_run(s) for s in sites]),
+        gc=gc_percent(sites, SITE), runs=longest_run(sites, SITE),
         immune=[immune_motifs(g.replace("T", "U"), p.replace("T", "U"), motifs)
                 for g, p in zip(c.guides, c.passengers)],
         own_rows=own)

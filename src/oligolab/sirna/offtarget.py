@@ -180,6 +180,8 @@ def ortholog_mismatches(guides: list[str], paths: list[str | Path]) -> dict[str,
     """Fewest mismatches of each guide target (sense) in each ortholog transcript, '>4' when none within 4;
     columns named ``mm_<species>_<id>``."""
     cols: dict[str, np.ndarray] = {}
+    if not paths:
+        return cols
     targets = guide_targets(guides)
     ps = PatternSet.from_oligos([str(i) for i in range(len(targets))], targets)
     for path in paths:

@@ -7,9 +7,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 
-from ..reports import figure_div, html_escape, html_page, table_html
+from ..reports import html_escape, html_page, plotly_div, table_html
 from .design import SirnaResult
 
 
@@ -67,40 +66,48 @@ def position_map(result: SirnaResult, top: int) -> str:
     """Score of every candidate along the transcript, the top ones circled, reference siRNAs marked."""
     t = result.table
     target = result.info["target"]
-    fig = go.Figure()
-    ok = ~t["hard_fail"]
-    fig.add_trace(go.Scatter(x=t.loc[ok, "position"], y=t.loc[ok, "score"], mode="markers", name="candidate",
-                             marker=dict(size=5, color=t.loc[ok, "predicted_efficacy"], colorscale="Viridis",
-                                         colorbar=dict(title="efficacy")),
-                             customdata=np.stack([t.loc[ok, "guide"], t.loc[ok, "flags"]], axis=1),
-                             hovertemplate="site %{x}<br>score %{y:.3f}<br>guide %{customdata[0]}<br>"
-                                           "%{customdata[1]}<extra></extra>"))
+    ok = ~t["hard_fail"].to_numpy()
+    data = [{"type": "scatter", "mode": "markers", "name": "candidate", "x": t["position"][ok].tolist(),
+             "y": t["score"][ok].tolist(), "customdata": np.stack([t["guide"][ok], t["flags"][ok]], axis=1).tolist(),
+             "marker": {"size": 5, "color": t["predicted_efficacy"][ok].tolist(), "colorscale": "Viridis",
+                        "colorbar": {"title": {"text": "efficacy"}}},
+             "hovertemplate": "site %{x}<br>score %{y:.3f}<br>guide %{customdata[0]}<br>%{customdata[1]}"
+                              "<extra></extra>"}]
     if (~ok).any():
-        fig.add_trace(go.Scatter(x=t.loc[~ok, "position"], y=t.loc[~ok, "score"], mode="markers",
-                                 name="near-perfect off-target", marker=dict(size=5, color="#cf222e", symbol="x")))
+        data.append({"type": "scatter", "mode": "markers", "name": "near-perfect off-target",
+                     "x": t["position"][~ok].tolist(), "y": t["score"][~ok].tolist(),
+                     "marker": {"size": 5, "color": "#cf222e", "symbol": "x"}})
     topk = t.head(top)
-    fig.add_trace(go.Scatter(x=topk["position"], y=topk["score"], mode="markers", name=f"top {top}",
-                             marker=dict(size=10, color="rgba(0,0,0,0)", line=dict(color="#000", width=1.5))))
+    data.append({"type": "scatter", "mode": "markers", "name": f"top {top}", "x": topk["position"].tolist(),
+                 "y": topk["score"].tolist(), "marker": {"size": 10, "color": "rgba(0,0,0,0)",
+                                                         "line": {"color": "#000", "width": 1.5}}})
+    shapes, notes = [], []
     for k in result.info.get("known", []):
-        fig.add_vline(x=k["position"], line=dict(color="#9a6700", dash="dot"),
-                      annotation_text=f'{k["name"]} (rank {k["rank"]})', annotation_position="top")
+        shapes.append({"type": "line", "x0": k["position"], "x1": k["position"], "yref": "paper", "y0": 0, "y1": 1,
+                       "line": {"color": "#9a6700", "dash": "dot"}})
+        notes.append({"x": k["position"], "yref": "paper", "y": 1.0, "text": f'{k["name"]} (rank {k["rank"]})',
+                      "showarrow": False, "yanchor": "bottom"})
     if target.get("cds"):
-        fig.add_vrect(x0=target["cds"][0], x1=target["cds"][1], fillcolor="#dde2ea", opacity=0.35, line_width=0,
-                      annotation_text="CDS", annotation_position="bottom left")
-    fig.update_layout(xaxis=dict(title="site position on the transcript (nt)"), yaxis=dict(title="score"),
-                      margin=dict(l=10, r=10, t=30, b=10))
-    return figure_div(fig, height=430)
+        shapes.append({"type": "rect", "x0": target["cds"][0], "x1": target["cds"][1], "yref": "paper", "y0": 0,
+                       "y1": 1, "fillcolor": "#dde2ea", "opacity": 0.35, "line": {"width": 0}, "layer": "below"})
+        notes.append({"x": target["cds"][0], "yref": "paper", "y": 0, "text": "CDS", "showarrow": False,
+                      "xanchor": "left", "yanchor": "bottom"})
+    layout = {"xaxis": {"title": {"text": "site position on the transcript (nt)"}},
+              "yaxis": {"title": {"text": "score"}}, "margin": {"l": 10, "r": 10, "t": 30, "b": 10},
+              "shapes": shapes, "annotations": notes}
+    return plotly_div(data, layout, height=430)
 
 
 def distributions(result: SirnaResult, top: int) -> str:
     """Predicted knock-down of all candidates and of the top ones."""
     t = result.table
-    fig = go.Figure()
-    fig.add_trace(go.Histogram(x=t["predicted_efficacy"], name="all candidates", opacity=0.6, nbinsx=40))
-    fig.add_trace(go.Histogram(x=t.head(top)["predicted_efficacy"], name=f"top {top}", opacity=0.8, nbinsx=40))
-    fig.update_layout(barmode="overlay", xaxis=dict(title="predicted knock-down (0-1)"),
-                      margin=dict(l=10, r=10, t=10, b=10))
-    return figure_div(fig, height=320)
+    data = [{"type": "histogram", "x": t["predicted_efficacy"].tolist(), "name": "all candidates", "opacity": 0.6,
+             "nbinsx": 40},
+            {"type": "histogram", "x": t.head(top)["predicted_efficacy"].tolist(), "name": f"top {top}",
+             "opacity": 0.8, "nbinsx": 40}]
+    layout = {"barmode": "overlay", "xaxis": {"title": {"text": "predicted knock-down (0-1)"}},
+              "margin": {"l": 10, "r": 10, "t": 10, "b": 10}}
+    return plotly_div(data, layout, height=320)
 
 
 def offtarget_section(result: SirnaResult, top: int) -> str:
@@ -113,15 +120,19 @@ def offtarget_section(result: SirnaResult, top: int) -> str:
              "genes whose 3' UTR sites of the guide seed (nt 2-8) predict the most repression (site-type weights "
              f"{html_escape(off.get('seed_model', {}).get('log2_fold_change', ''))}, log2 fold change).</p>")
     rows = []
-    for r in head.itertuples():
-        near = h[h["site_position"] == r.position] if len(h) else h
-        near_text = "; ".join(f"{x.gene or x.transcript} ({x.strand}, {x.mismatches} mm, {x.region or '?'})"
-                              for x in near.head(8).itertuples()) or "none"
-        sub = seeds[seeds["position"] == r.position] if len(seeds) else seeds
-        seed_text = ", ".join(f"{x.gene or x.transcript} {x.predicted_repression:.2f}" for x in sub.head(6).itertuples())
-        rows.append({"rank": r.rank, "name": r.name, "near-perfect matches": near_text,
-                     "seed: most repressed genes": seed_text or "none",
-                     "seed burden (x typical)": r.guide_seed_relative})
+    near_by = {p: g for p, g in h.groupby("site_position")} if len(h) else {}
+    seeds_by = {p: g for p, g in seeds.groupby("position")} if len(seeds) else {}
+    for rank, name, pos, rel in zip(head["rank"], head["name"], head["position"], head["guide_seed_relative"]):
+        near = near_by.get(pos)
+        near_text = "none" if near is None else "; ".join(
+            f"{g or t} ({st}, {mm} mm, {rg or '?'})" for g, t, st, mm, rg in
+            zip(*(near[c].head(8) for c in ("gene", "transcript", "strand", "mismatches", "region"))))
+        sub = seeds_by.get(pos)
+        seed_text = "none" if sub is None else ", ".join(
+            f"{g or t} {rep:.2f}" for g, t, rep in zip(*(sub[c].head(6) for c in ("gene", "transcript",
+                                                                                 "predicted_repression"))))
+        rows.append({"rank": rank, "name": name, "near-perfect matches": near_text,
+                     "seed: most repressed genes": seed_text, "seed burden (x typical)": rel})
     inner += table_html(pd.DataFrame(rows), max_rows=top)
     if off.get("utr_note"):
         inner += f'<p class="muted">{html_escape(off["utr_note"])}</p>'
