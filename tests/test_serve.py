@@ -285,7 +285,7 @@ def test_analysis_process_gives_the_same_result():
 
 def test_batch_list_pages(tmp_path):
     """The batch list shows the newest 50 and links to older ones."""
-    from oligolab.service.app import PAGE_ROWS
+    from oligolab.service.pages import PAGE_ROWS
     from oligolab.service.db import Batch
 
     app = make_app(f"sqlite:///{tmp_path}/lab.db")

@@ -25,8 +25,17 @@ def client(tmp_path):
 PUBLIC = {"/api/health", "/login", "/api/login", "/static/app.css", "/static/plotly.min.js", "/static/app.js"}
 
 
+def _all_routes(routes):
+    """The app's routes, those of included routers too (FastAPI includes routers as one entry each)."""
+    for route in routes:
+        if hasattr(route, "original_router"):
+            yield from _all_routes(route.original_router.routes)
+        else:
+            yield route
+
+
 def _routes(app):
-    for route in app.routes:
+    for route in _all_routes(app.routes):
         if isinstance(route, APIRoute) and route.path not in PUBLIC:
             for method in route.methods:
                 yield method, re.sub(r"\{(\w+)\}", lambda m: "csv" if m.group(1) == "kind" else "1", route.path)

@@ -98,3 +98,13 @@ def create_lab(db: Session, admin: User, name: str, admin_username: str, admin_p
         record(db, user=admin, lab_id=lab_id, action="create", entity="lab", entity_id=lab.id,
                after={"name": lab.name, "first_admin": first.username, "created_from_lab": admin.lab_id})
     return lab
+
+
+def set_lab_settings(db: Session, admin: User, four_eyes: bool) -> Lab:
+    """An admin changes the lab's settings (four-eyes sign-off), audited."""
+    lab = db.get(Lab, admin.lab_id)
+    before = {"four_eyes": lab.four_eyes}
+    lab.four_eyes = bool(four_eyes)
+    record(db, user=admin, lab_id=lab.id, action="update", entity="lab", entity_id=lab.id, before=before,
+           after={"four_eyes": lab.four_eyes})
+    return lab

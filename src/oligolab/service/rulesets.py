@@ -80,3 +80,22 @@ def save_ruleset(db: Session, user: User, name: str, yaml_text: str) -> RuleSetR
 def call_choices(ruleset: RuleSet) -> list[str]:
     """The calls a reviewer may give a sample: the rule set's own (its table and default), 'review' excepted."""
     return sorted(({c.call for c in ruleset.calls} | {ruleset.default.call}) - {"review"})
+
+
+def save_assay(db: Session, user: User, name: str, ruleset: str, watch_assays: list[str] | str = (),
+               loinc_code: str = "", loinc_display: str = "") -> Assay:
+    """An admin adds an assay of the lab (its rule set must resolve), audited."""
+    name, ruleset = name.strip(), ruleset.strip()
+    if not name:
+        raise InputError("assay", "the assay needs a name", "give a name")
+    resolve_ruleset(db, user.lab_id, ruleset)       # InputError if unknown
+    if db.scalar(select(Assay).where(Assay.lab_id == user.lab_id, Assay.name == name)):
+        raise InputError("assay", f"an assay '{name}' exists", "choose another name")
+    if isinstance(watch_assays, str):
+        watch_assays = [w.strip() for w in watch_assays.split(";") if w.strip()]
+    a = Assay(lab_id=user.lab_id, name=name, ruleset=ruleset, watch_assays=list(watch_assays),
+              loinc_code=loinc_code.strip(), loinc_display=loinc_display.strip())
+    db.add(a)
+    db.flush()
+    record(db, user=user, lab_id=user.lab_id, action="create", entity="assay", entity_id=a.id, after=assay_dict(a))
+    return a
