@@ -89,6 +89,7 @@ class Flag:
     keys: tuple[SeriesKey, ...]
     runs: tuple[str, ...]          #: the runs whose values make the violation, oldest first
     message: str
+    z: tuple[float, ...] = ()      #: the z-scores that break the rule (SD from the mean)
 
     @property
     def severity(self) -> str:
@@ -146,14 +147,14 @@ def _series_flags(key: SeriesKey, pts: Sequence[ControlPoint], lim: Limits) -> l
         z.append(lim.z(p.cq))
         here = f"{key.label()}: Cq {p.cq:.2f} (mean {lim.mean:.2f}, SD {lim.sd:.2f}, z {z[-1]:+.2f})"
         if abs(z[-1]) > 3:
-            flags.append(Flag("1-3s", p.run, (key,), (p.run,), here))
+            flags.append(Flag("1-3s", p.run, (key,), (p.run,), here, (z[-1],)))
         elif abs(z[-1]) > 2:
-            flags.append(Flag("1-2s", p.run, (key,), (p.run,), here))
+            flags.append(Flag("1-2s", p.run, (key,), (p.run,), here, (z[-1],)))
         for rule, length, beyond in (("2-2s", 2, 2.0), ("4-1s", 4, 1.0), ("10x", 10, 0.0)):
             if _same_side_run(z, length, beyond):
                 run, runs = _run_of(pts[i - length + 1:i + 1])
                 flags.append(Flag(rule, run, (key,), runs, f"{key.label()}: the last {length} runs "
-                                  f"({', '.join(f'{v:+.2f}' for v in z[-length:])} SD)"))
+                                  f"({', '.join(f'{v:+.2f}' for v in z[-length:])} SD)", tuple(z[-length:])))
     return flags
 
 
@@ -170,12 +171,13 @@ def _within_run_flags(points: Sequence[ControlPoint], limits: Mapping[SeriesKey,
         if high and low:
             flags.append(Flag("R-4s", run, (high[0][1].key, low[0][1].key), (run,),
                               f"{high[0][1].key.label()} at {high[0][0]:+.2f} SD and "
-                              f"{low[0][1].key.label()} at {low[0][0]:+.2f} SD in the same run"))
+                              f"{low[0][1].key.label()} at {low[0][0]:+.2f} SD in the same run",
+                              (high[0][0], low[0][0])))
         for side in (high, low):
             if len(side) >= 2:
                 flags.append(Flag("2-2s", run, tuple(p.key for _, p in side), (run,),
                                   "in the same run: " + "; ".join(f"{p.key.label()} at {z:+.2f} SD"
-                                                                  for z, p in side)))
+                                                                  for z, p in side), tuple(z for z, _ in side)))
     return flags
 
 

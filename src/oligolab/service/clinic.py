@@ -27,6 +27,7 @@ from ..lab.exports.fhir_transaction import transaction
 from ..lab.exports.hl7v2 import oru_r01
 from ..lab.exports.release import CANCELLED, final_call
 from . import delivery as wire
+from . import i18n, qcview
 from .analysis import need_version
 from .audit import record
 from .day_db import MEASURED, RELEASED, Delivery, DeliveryAttempt, Endpoint, Order, Patient, Specimen
@@ -35,13 +36,14 @@ from .exports import release_of
 from .specimens import accession_of, lab_settings, retest, retest_calls
 
 log = logging.getLogger("oligolab.service.clinic")
+_ = i18n.gettext
 
 
 def save_endpoint(db: Session, user: User, form: dict) -> Endpoint:
     ep = wire.Endpoint(str(form.get("name", "")).strip()[:100], str(form.get("kind", "")).strip(),
                        str(form.get("url", "")).strip()[:500])
     if not ep.name:
-        raise InputError("endpoint", "the endpoint needs a name", "give a name")
+        raise InputError("endpoint", _("the endpoint needs a name"), _("give a name"))
     ep.check()
     row = Endpoint(lab_id=user.lab_id, name=ep.name, kind=ep.kind, url=ep.url,
                    receiving_application=str(form.get("receiving_application", "")).strip()[:100],
@@ -67,20 +69,26 @@ def specimen_result(db: Session, order: Order, batch: Batch, sample: dict, relea
                           f"b{batch.id}", batch.created_at)
 
 
-def release_batch(db: Session, user: User, batch: Batch) -> dict:
+def release_batch(db: Session, user: User, batch: Batch, qc_reason: str = "") -> dict:
     """Release the signed batch's measured orders: coded results are released and queued for the endpoints,
-    the others go back to the waiting list as retests. Returns counts (the caller commits)."""
+    the others go back to the waiting list as retests. A batch whose controls break a Westgard rejection rule
+    is released only with the reviewer's reason (recorded). Returns counts (the caller commits)."""
     if lab_settings(db, user.lab_id).training:
-        raise InputError(f"batch {batch.id}", "training mode: results are never released",
-                         "switch training mode off in the lab settings for real specimens")
+        raise InputError(f"batch {batch.id}", _("training mode: results are never released"),
+                         _("switch training mode off in the lab settings for real specimens"))
     v = need_version(db, batch)
     rel = release_of(db, batch, v)
     if not rel.signed:
-        raise InputError(f"batch {batch.id}", "the batch is not signed", "review and sign it first")
+        raise InputError(f"batch {batch.id}", _("the batch is not signed"), _("review and sign it first"))
+    qc_status, flags = qcview.batch_flags(db, batch)
+    if qc_status == "reject" and not qc_reason.strip():
+        raise InputError(f"batch {batch.id}", _("the run's controls break the Westgard rules %(rules)s",
+                                                rules=", ".join(sorted({f.rule for f in flags if f.severity == "reject"}))),
+                         _("investigate the run; to release it anyway, give the reason"))
     orders = list(db.scalars(select(Order).where(Order.batch_id == batch.id, Order.status == MEASURED)))
     if not orders:
-        raise InputError(f"batch {batch.id}", "nothing to release: no measured specimen of a worklist is on it",
-                         "upload the run from its worklist page")
+        raise InputError(f"batch {batch.id}", _("nothing to release: no measured specimen of a worklist is on it"),
+                         _("upload the run from its worklist page"))
     samples = {str(s["sample"]): s for s in v.result["samples"]}
     lab = db.get(Lab, batch.lab_id)
     released, retests = [], []
@@ -90,8 +98,8 @@ def release_batch(db: Session, user: User, batch: Batch) -> dict:
         call = final_call(row) if row else ""
         status = rel.status(row) if row else CANCELLED
         if row is None or status == CANCELLED or call in retest_calls() or coding(call) is None:
-            why = (f"{call or 'no result'} in batch {batch.id} version {v.version}"
-                   + (": the run is invalid" if status == CANCELLED else ""))
+            why = _("%(call)s in batch %(batch)s, version %(version)s", call=_(call or "no result"), batch=batch.id,
+                    version=v.version) + (" — " + _("the run is invalid") if status == CANCELLED else "")
             retests.append(retest(db, user, o, why))
             continue
         o.status, o.version, o.call = RELEASED, v.version, call
@@ -99,7 +107,8 @@ def release_batch(db: Session, user: User, batch: Batch) -> dict:
         released.append(specimen_result(db, o, batch, row, rel, lab))
     queued = queue(db, batch.lab_id, released, [o for o in orders if o.status == RELEASED])
     record(db, user=user, lab_id=batch.lab_id, action="release", entity="batch", entity_id=batch.id,
-           after={"version": v.version, "released": len(released), "retests": len(retests), "deliveries": queued})
+           after={"version": v.version, "released": len(released), "retests": len(retests), "deliveries": queued,
+                  "westgard": qc_status, "qc_reason": qc_reason.strip()})
     return {"released": len(released), "retests": len(retests), "deliveries": queued}
 
 

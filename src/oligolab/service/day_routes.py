@@ -109,7 +109,7 @@ def batch_panel(factory, b: Batch) -> dict:
     with factory() as db:
         status, flags = qcview.batch_flags(db, b) if b.current_version else ("ok", [])
         wl = worklists.for_batch(db, b.id)
-        return {"status": status, "flags": [(f.rule, qcview.rule_text(f.rule), f.message) for f in flags],
+        return {"status": status, "flags": [(f.rule, qcview.rule_text(f.rule), qcview.flag_text(f)) for f in flags],
                 "worklist": wl.id if wl else None, "lot": wl.reagent_lot if wl else ""}
 
 
@@ -313,14 +313,14 @@ def _release_routes(app: FastAPI, p: Plumbing) -> None:
                       attempts=attempts, endpoints=endpoints, error=error, done=done, here=h)
 
     @app.post("/release/{batch_id}", include_in_schema=False)
-    async def release_submit(request: Request, batch_id: int, user: User = Depends(p.need("sign")),
-                             db: Session = Depends(p.get_db)):
+    async def release_submit(request: Request, batch_id: int, qc_reason: str = Form(""),
+                             user: User = Depends(p.need("sign")), db: Session = Depends(p.get_db)):
         await p.check_csrf(request)
         b = p.get_batch(db, user, batch_id)
 
         def act():
             here(db, user, request.headers.get("accept-language", ""))
-            n = clinic.release_batch(db, user, b)
+            n = clinic.release_batch(db, user, b, qc_reason)
             return f"{n['released']}-{n['retests']}-{n['deliveries']}"
         return await run_in_threadpool(p.form_result, db, act, "/release?done={result}", "/release")
 
@@ -364,9 +364,9 @@ def _qc_and_training_routes(app: FastAPI, p: Plumbing) -> None:
         assays = _assays(db, user)
         chosen = next((a for a in assays if a.id == assay), assays[0] if assays else None)
         data = qcview.qc_data(db, user.lab_id, chosen.id if chosen else None)
-        keys = sorted({pt.key for pt in data.points})
+        keys = sorted({pt.key for pt in data.points}, key=lambda k: (k not in data.limits, k))   # judged first
         charts = [(qcview.series_label(k), qcview.lj_chart(data, k, h.zone)) for k in keys]
-        flags = [(f, qcview.rule_text(f.rule)) for f in reversed(data.flags)]
+        flags = [(f, qcview.rule_text(f.rule), qcview.flag_text(f)) for f in reversed(data.flags)]
         from ..lab.qc_trend import ntc_weekly
 
         return p.page(request, "qc.html", user, assays=assays, chosen=chosen, charts=charts, flags=flags,

@@ -99,7 +99,7 @@ VOCABULARY = (
     N_("queued"), N_("running"), N_("analysed"), N_("failed"), N_("signed"), N_("pending"), N_("sending"),
     N_("delivered"), N_("refused"), N_("positive"), N_("negative"), N_("inconclusive"), N_("invalid"),
     N_("review"), N_("run_invalid"), N_("screen_positive"), N_("male"), N_("female"), N_("other"), N_("unknown"),
-    N_("ok"), N_("warning"), N_("reject"),
+    N_("ok"), N_("warning"), N_("reject"), N_("no result"),
 )
 
 

@@ -17,6 +17,8 @@ from .analysis import batch_ruleset
 from .day_db import QcLimit, Worklist
 from .db import Assay, Batch, BatchVersion, User
 
+_ = i18n.gettext
+
 #: most recent analysed batches a QC view reads (about three weeks of a lab running 3-4 plates a day)
 RECENT_BATCHES = 80
 
@@ -75,18 +77,20 @@ def batch_flags(db: Session, batch: Batch) -> tuple[str, list[qt.Flag]]:
     return qt.run_status(mine, str(batch.id)), mine
 
 
+
 def save_limit(db: Session, user: User, form: dict) -> QcLimit:
     from ..errors import InputError
 
     try:
         mean, sd = float(str(form.get("mean", "")).replace(",", ".")), float(str(form.get("sd", "")).replace(",", "."))
     except ValueError:
-        raise InputError("control limits", "mean and SD must be numbers (cycles)", "e.g. 27.5 and 0.8") from None
+        raise InputError("control limits", _("mean and SD must be numbers (cycles)"), _("e.g. 27.5 and 0.8")) from None
     if not (0 < mean < 60 and 0 < sd < 10):
-        raise InputError("control limits", f"mean {mean} / SD {sd} cycles are not plausible", "check the values")
+        raise InputError("control limits", _("mean %(mean)s / SD %(sd)s cycles are not plausible", mean=mean, sd=sd),
+                         _("check the values"))
     control = str(form.get("control", ""))
     if control not in qt.CONTROL_KINDS:
-        raise InputError("control limits", f"unknown control '{control}'", "use pc, ec or ic")
+        raise InputError("control limits", _("unknown control '%(control)s'", control=control), _("use pc, ec or ic"))
     row = QcLimit(lab_id=user.lab_id, assay_id=int(form.get("assay_id") or 0), control=control,
                   target=str(form.get("target", "")).strip()[:50], lot=str(form.get("lot", "")).strip()[:100],
                   mean=mean, sd=sd, source=str(form.get("source", "")).strip()[:200])
@@ -104,13 +108,20 @@ KIND_TEXT = {"pc": i18n.N_("positive control"), "ec": i18n.N_("extraction contro
 
 def series_label(key: qt.SeriesKey) -> str:
     """'CDC: positive control N1, lot L-2211' in the current language."""
-    lot = i18n.gettext("lot %(lot)s", lot=key.lot) if key.lot else i18n.gettext("lot not recorded")
-    return f"{key.assay}: {i18n.gettext(KIND_TEXT.get(key.control, key.control))} {key.target}, {lot}"
+    lot = _("lot %(lot)s", lot=key.lot) if key.lot else _("lot not recorded")
+    return f"{key.assay}: {_(KIND_TEXT.get(key.control, key.control))} {key.target}, {lot}"
+
+
+def flag_text(flag: qt.Flag) -> str:
+    """The controls a flag names and their deviations, in the current language."""
+    z = ", ".join(i18n.format_number(v) for v in flag.z)
+    runs = _("runs %(runs)s", runs=", ".join(flag.runs)) if len(flag.runs) > 1 else ""
+    return "; ".join(series_label(k) for k in flag.keys) + f": z = {z} SD" + (f" ({runs})" if runs else "")
 
 
 def rule_text(rule: str) -> str:
     """What a Westgard rule means, in the current language."""
-    return i18n.gettext(RULE_TEXT[rule])
+    return _(RULE_TEXT[rule])
 
 
 #: the Westgard rules explained (translated where shown)
@@ -130,10 +141,11 @@ def lj_chart(data: QcData, key: qt.SeriesKey, zone: str) -> str:
     """A Levey-Jennings chart of one series: Cq per run in time order, mean and 1/2/3 SD lines, points coloured
     by the worst Westgard rule they are flagged by (hover names the rules and the batch)."""
     chart = qt.levey_jennings(data.points, key, data.limits.get(key), data.flags)
-    x = [i18n.format_datetime(t, zone, "dd.MM HH:mm") for t in chart["at"]]
+    x = [f"№ {run} · {i18n.format_datetime(t, zone, 'dd.MM HH:mm')}" for run, t in zip(chart["runs"], chart["at"])]
     colours = [_RULE_COLOURS[qt.REJECT if any(qt.RULES[r] == qt.REJECT for r in rules)
                              else qt.WARNING if rules else "ok"] for rules in chart["rules"]]
-    hover = [f"{i18n.gettext('batch')} {run}: Cq {cq:.2f}" + (f" — {', '.join(rules)}" if rules else "")
+    batch_word = _("batch")
+    hover = [f"{batch_word} {run}: Cq {i18n.format_number(cq)}" + (f" — {', '.join(rules)}" if rules else "")
              for run, cq, rules in zip(chart["runs"], chart["cq"], chart["rules"])]
     traces = [{"type": "scatter", "mode": "lines+markers", "x": x, "y": chart["cq"], "text": hover,
                "hoverinfo": "text", "name": "Cq", "marker": {"size": 9, "color": colours},
@@ -145,9 +157,13 @@ def lj_chart(data: QcData, key: qt.SeriesKey, zone: str) -> str:
         shapes.append({"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": y, "y1": y,
                        "line": {"dash": dash, "width": 1, "color": colour}})
     lim = chart["limits"]
-    title = series_label(key) + (f" — {i18n.gettext('mean')} {lim.mean:.2f}, SD {lim.sd:.2f}" if lim else
-                           f" — {i18n.gettext('limits not established yet')}")
+    limits = (_("mean %(mean)s, SD %(sd)s", mean=i18n.format_number(lim.mean), sd=i18n.format_number(lim.sd))
+              if lim else _("limits not established yet"))
+    title = f"{series_label(key)} — {limits}"
     layout = {"title": {"text": title, "font": {"size": 13}}, "shapes": shapes, "margin": {"t": 40, "b": 60},
-              "xaxis": {"title": {"text": i18n.gettext("run")}, "type": "category"},
+              "xaxis": {"title": {"text": _("run")}, "type": "category"},
               "yaxis": {"title": {"text": "Cq"}}, "showlegend": False}
+    if lim is not None and chart["cq"]:       # the 3 SD lines always in view
+        layout["yaxis"]["range"] = [min(lim.mean - 3.5 * lim.sd, min(chart["cq"]) - 0.5),
+                                    max(lim.mean + 3.5 * lim.sd, max(chart["cq"]) + 0.5)]
     return reports.plotly_div(traces, layout, height=320)

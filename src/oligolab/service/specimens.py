@@ -25,6 +25,8 @@ from .db import Assay, Batch, User
 #: most specimens one search page lists
 SEARCH_ROWS = 200
 
+_ = i18n.gettext
+
 
 # ------------------------------------------------------------------------------------------------ settings
 
@@ -76,8 +78,8 @@ def _assay_by_test(db: Session, lab_id: int, test: str, default_assay: int | Non
             return a
     chosen = next((a for a in assays if a.id == default_assay), None)
     if chosen is None:
-        raise InputError("accessioning", f"no assay of the lab is called '{test}'",
-                         "name one of: " + "; ".join(a.name for a in assays) + " (or choose the assay)")
+        raise InputError("accessioning", _("no assay of the lab is called '%(test)s'", test=test),
+                         _("name one of: %(names)s (or choose the assay)", names="; ".join(a.name for a in assays)))
     return chosen
 
 
@@ -101,8 +103,8 @@ def store_accessions(db: Session, user: User, records: list[Accession], *, defau
     orders = []
     for r in records:
         if r.specimen_id in known:
-            raise InputError(r.where, f"specimen '{r.specimen_id}' was received before",
-                             "relabel the tube or search for the earlier specimen")
+            raise InputError(r.where, _("specimen '%(id)s' was received before", id=r.specimen_id),
+                             _("relabel the tube or search for the earlier specimen"))
         assay = _assay_by_test(db, user.lab_id, r.test, default_assay)
         p = _patient(db, user.lab_id, r)
         s = Specimen(lab_id=user.lab_id, specimen_id=r.specimen_id, patient_pk=p.id, collected_at=r.collected_at,
@@ -140,7 +142,7 @@ def accession_form(db: Session, user: User, form: dict) -> list[Order]:
     sid = check_id(str(form.get("specimen_id", "")), "specimen id", where)
     name, pseudonym = str(form.get("patient_name", "")).strip(), str(form.get("pseudonym", "")).strip()
     if not name and not pseudonym:
-        raise InputError(where, "the patient has neither a name nor a pseudonymous code", "fill one of them",
+        raise InputError(where, _("the patient has neither a name nor a pseudonymous code"), _("fill one of them"),
                          record=sid)
     rec = Accession(specimen_id=sid, patient_id=check_id(str(form.get("patient_id", "")), "patient id", where),
                     collected_at=parse_time(str(form.get("collected_at", "")), zone, where, record=sid),
@@ -168,10 +170,11 @@ def retest(db: Session, user: User | str, order: Order, reason: str) -> Order:
     """Send a measured specimen back to the waiting list: the order is closed as ``retest`` and a new order of
     the same specimen and assay, linked to it, waits (the caller commits)."""
     if order.status not in (ON_PLATE, MEASURED):
-        raise InputError(f"order {order.id}", f"the order is {order.status}", "only a measured order is retested")
+        raise InputError(f"order {order.id}", _("the order is %(state)s", state=_(order.status)),
+                         _("only a measured order is retested"))
     reason = (reason or "").strip()
     if not reason:
-        raise InputError(f"order {order.id}", "a retest needs a reason", "say why the specimen is tested again")
+        raise InputError(f"order {order.id}", _("a retest needs a reason"), _("say why the specimen is tested again"))
     order.status, order.reason = RETEST, reason
     name = user.username if isinstance(user, User) else user
     new = Order(lab_id=order.lab_id, specimen_pk=order.specimen_pk, assay_id=order.assay_id, placer=order.placer,

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from ..errors import InputError
 from ..lab.worklist import build_worklist
+from . import i18n
 from .audit import record
 from .day_db import MEASURED, ON_PLATE, Order, Specimen, Worklist
 from .db import Assay, Batch, User
@@ -19,6 +20,8 @@ from .uploads import create_batch
 #: dyes of a multiplex plate when the form gives none: target -> dye, in the rule set's target order
 DEFAULT_DYES = ("FAM", "HEX", "Cy5", "ROX", "Cy5.5")
 
+_ = i18n.gettext
+
 
 def parse_dyes(text: str, targets: list[str]) -> dict[str, str]:
     """``N1=FAM, N2=HEX, RP=Cy5`` -> {N1: FAM, ...}; empty text gives the default dyes in target order."""
@@ -28,7 +31,7 @@ def parse_dyes(text: str, targets: list[str]) -> dict[str, str]:
     for part in text.replace(";", ",").split(","):
         target, sep, dye = part.partition("=")
         if not sep or not target.strip() or not dye.strip():
-            raise InputError("dyes", f"'{part.strip()}' is not TARGET=DYE", "write e.g. N1=FAM, N2=HEX, RP=Cy5")
+            raise InputError("dyes", _("'%(part)s' is not TARGET=DYE", part=part.strip()), _("write e.g. N1=FAM, N2=HEX, RP=Cy5"))
         out[target.strip()] = dye.strip()
     return out
 
@@ -39,10 +42,10 @@ def create(db: Session, user: User, *, assay_id: int, plate: int, multiplex: boo
     plate, the others keep waiting (the caller commits)."""
     assay = db.get(Assay, assay_id)
     if assay is None or assay.lab_id != user.lab_id:
-        raise InputError("worklist", "unknown assay", "choose one of your lab's assays")
+        raise InputError("worklist", _("unknown assay"), _("choose one of your lab's assays"))
     waiting = waiting_orders(db, user.lab_id, assay.id)
     if not waiting:
-        raise InputError("worklist", f"no specimen waits for {assay.name}", "accession specimens first")
+        raise InputError("worklist", _("no specimen waits for %(assay)s", assay=assay.name), _("accession specimens first"))
     ruleset = resolve_ruleset(db, user.lab_id, assay.ruleset)
     specimen_ids = dict(db.execute(select(Specimen.id, Specimen.specimen_id)
                                    .where(Specimen.id.in_([o.specimen_pk for o in waiting]))).all())
@@ -73,8 +76,8 @@ def upload_run(db: Session, user: User, worklist: Worklist, run_name: str, run_b
     """The instrument run of a worklist: stored and queued as a batch analysed with the worklist's plate map;
     the worklist's orders are measured by it (the caller commits)."""
     if worklist.batch_id is not None:
-        raise InputError(f"worklist {worklist.id}", f"a run was uploaded for it already (batch {worklist.batch_id})",
-                         "make a new worklist for a new plate")
+        raise InputError(f"worklist {worklist.id}", _("a run was uploaded for it already (batch %(batch)s)", batch=worklist.batch_id),
+                         _("make a new worklist for a new plate"))
     batch = create_batch(db, user, assay_id=worklist.assay_id, name=name or f"worklist {worklist.id}",
                          run_name=run_name, run_bytes=run_bytes, map_name=f"worklist-{worklist.id}.csv",
                          map_bytes=worklist.plate_map.encode("utf-8"))
