@@ -9,6 +9,7 @@ app. Page texts go through :mod:`.i18n`.
 from __future__ import annotations
 
 import contextlib
+import json
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -365,7 +366,8 @@ def _qc_and_training_routes(app: FastAPI, p: Plumbing) -> None:
         chosen = next((a for a in assays if a.id == assay), assays[0] if assays else None)
         data = qcview.qc_data(db, user.lab_id, chosen.id if chosen else None)
         keys = sorted({pt.key for pt in data.points}, key=lambda k: (k not in data.limits, k))   # judged first
-        charts = [(qcview.series_label(k), qcview.lj_chart(data, k, h.zone)) for k in keys]
+        charts = [(qcview.series_label(k), json.dumps(qcview.lj_chart(data, k, h.zone), default=str, allow_nan=False))
+                  for k in keys]
         flags = [(f, qcview.rule_text(f.rule), qcview.flag_text(f)) for f in reversed(data.flags)]
         from ..lab.qc_trend import ntc_weekly
 

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session, undefer
 
-from .. import reports
 from ..lab import qc_trend as qt
 from . import i18n
 from .analysis import batch_ruleset
@@ -137,9 +136,10 @@ RULE_TEXT = {
 _RULE_COLOURS = {"ok": "#1f6feb", qt.WARNING: "#bf8700", qt.REJECT: "#cf222e"}
 
 
-def lj_chart(data: QcData, key: qt.SeriesKey, zone: str) -> str:
+def lj_chart(data: QcData, key: qt.SeriesKey, zone: str) -> dict:
     """A Levey-Jennings chart of one series: Cq per run in time order, mean and 1/2/3 SD lines, points coloured
-    by the worst Westgard rule they are flagged by (hover names the rules and the batch)."""
+    by the worst Westgard rule they are flagged by (hover names the rules and the batch); the Plotly spec the
+    page's script draws."""
     chart = qt.levey_jennings(data.points, key, data.limits.get(key), data.flags)
     x = [f"№ {run} · {i18n.format_datetime(t, zone, 'dd.MM HH:mm')}" for run, t in zip(chart["runs"], chart["at"])]
     colours = [_RULE_COLOURS[qt.REJECT if any(qt.RULES[r] == qt.REJECT for r in rules)
@@ -166,4 +166,5 @@ def lj_chart(data: QcData, key: qt.SeriesKey, zone: str) -> str:
     if lim is not None and chart["cq"]:       # the 3 SD lines always in view
         layout["yaxis"]["range"] = [min(lim.mean - 3.5 * lim.sd, min(chart["cq"]) - 0.5),
                                     max(lim.mean + 3.5 * lim.sd, max(chart["cq"]) + 0.5)]
-    return reports.plotly_div(traces, layout, height=320)
+    layout["height"] = 320
+    return {"data": traces, "layout": layout}

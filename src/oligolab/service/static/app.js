@@ -13,10 +13,17 @@
   setTimeout(poll, 1000);
 })();
 
-// Sample page: draw the curves from the chart's data (no inline script: the pages' Content-Security-Policy).
+// Charts (a sample's curves, Levey-Jennings charts): drawn from each element's data-plot (no inline script:
+// the pages' Content-Security-Policy).
 (function () {
-  var el = document.getElementById("curves");
-  if (!el || !el.getAttribute("data-plot") || typeof Plotly === "undefined") return;
-  var spec = JSON.parse(el.getAttribute("data-plot"));
-  Plotly.newPlot(el, spec.data, spec.layout, {displaylogo: false, responsive: true});
+  if (typeof Plotly === "undefined") return;
+  document.querySelectorAll("[data-plot]").forEach(function (el) {
+    var spec = JSON.parse(el.getAttribute("data-plot"));
+    Plotly.newPlot(el, spec.data, spec.layout, {displaylogo: false, responsive: true});
+  });
 })();
+
+// Print buttons (labels, printed results).
+document.querySelectorAll("[data-print]").forEach(function (el) {
+  el.addEventListener("click", function () { window.print(); });
+});
