@@ -1,7 +1,7 @@
 """Browser walk through ``oligolab serve`` in headless Chromium (system chromium + chromedriver).
 
 A real server (subprocess, SQLite in a temporary folder, demo accounts) and the shipped real run
-data/qpcr/eva_green_b.rdml with its CDC plate map: a technician uploads it and looks at the analysed plate and a
+the shipped demo run (serve_support.RUN) with its CDC plate map: a technician uploads it and looks at the analysed plate and a
 sample's curves; a reviewer changes one call, accepts the remaining held samples and signs; the three exports
 are fetched with the browser's session; a bad upload shows the error box and stores nothing; the guide page
 links to the example files. A screenshot of each major step goes to ``test-artifacts/browser/``.
@@ -28,11 +28,12 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 BAD_FILE = ROOT / "README.md"
 ASSAY = "CDC 2019-nCoV RT-PCR (N1, N2, RP)"
-RUN_NAME = "Eva Green B / Run 1"          # the run's name inside the RDML file
+
 BATCH_NAME = "browser walk: eva green B"
 N_SAMPLES = 25
 CHANGED, CHANGED_TO = "S-005", "inconclusive"   # the call the reviewer changes
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
+DATABASE: dict[str, Path] = {}                 # the server's SQLite file (the tamper step edits it directly)
 
 
 def _binary(path: str, name: str) -> str | None:
@@ -55,6 +56,10 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 from serve_support import PASSWORD, PLATE_MAP, RUN as RUN_FILE, start_server, stop_server  # noqa: E402
 
+from oligolab.lab.analysis import load_runs  # noqa: E402
+
+RUN_NAME = load_runs(RUN_FILE)[0].name        # the run's name inside the run file
+
 
 # ------------------------------------------------------------------------------------------- fixtures
 
@@ -62,6 +67,7 @@ from serve_support import PASSWORD, PLATE_MAP, RUN as RUN_FILE, start_server, st
 def server(tmp_path_factory):
     """``oligolab serve`` on a fresh SQLite database with the demo accounts; yields its base URL."""
     tmp = tmp_path_factory.mktemp("serve-browser")
+    DATABASE["path"] = tmp / "browser.db"
     proc, base = start_server(f"sqlite:///{tmp}/browser.db", tmp / "server.log", "--demo", "--no-watch")
     try:
         yield base
@@ -314,7 +320,13 @@ def test_exports_with_the_browser_session(server, driver, state):
     assert status == 200 and ctype.startswith("text/html")
     report = body.decode("utf-8")
     assert RUN_NAME in report
-    assert "reviewer" in report    # the sign-off is in the printable report
+    assert f"SIGNED</span> version {state['signed_version']}, by reviewer" in report   # the stored version, signed
+    assert "SIGNATURE OUTDATED" not in report and "SUPERSEDED" not in report
+    assert {r["result_status"] for r in table} == {"final"}
+    driver.get(links["html"])                     # the printable report as the browser shows it (sandboxed)
+    wait(driver, 30).until(lambda d: find_all(d, "#release"))
+    assert find(driver, "#release").text.startswith(f"SIGNED version {state['signed_version']}, by reviewer")
+    shot(driver, "09-report-signed")
 
     status, ctype, body = fetch(driver, links["fhir"])
     assert status == 200 and "json" in ctype
@@ -329,6 +341,76 @@ def test_exports_with_the_browser_session(server, driver, state):
         urllib.request.urlopen(urllib.request.Request(links["csv"].replace("/batches/", "/api/batches/")),
                                timeout=30)
     assert err.value.code == 401
+
+
+def test_correction_after_release_goes_out_corrected(server, driver, state):
+    """A released result changed: a new version, signed again; the report and FHIR say what it replaces."""
+    if "signed_version" not in state:
+        pytest.skip("needs the signed batch of the previous steps")
+    open_batch(driver, server, state["batch"])
+    before = sample_rows(driver)
+    target = next(name for name, r in before.items() if r["final call"] in ("negative", "positive"))
+    new_call = "inconclusive"
+    Select(find(driver, "#sample")).select_by_value(target)
+    Select(find(driver, "#call")).select_by_value(new_call)
+    find(driver, "#reason").send_keys("tube swap found after release: result withdrawn as inconclusive")
+    find(driver, "#correct").click()
+    number = state["signed_version"] + 1
+    wait(driver).until(lambda d: len(find_all(d, "#versions tbody tr")) == number)
+    assert find(driver, "#batch-status").text == "analysed" and sample_rows(driver)[target]["final call"] == new_call
+    find(driver, "#sign").click()
+    wait(driver).until(lambda d: find_all(d, "#signed"))
+    assert not find_all(driver, "#error"), find(driver, "#error").text
+    links = {k: find(driver, f"#export-{k}").get_attribute("href") for k in ("html", "fhir")}
+    assert all(f"version={number}" in u for u in links.values())
+    bundle = json.loads(fetch(driver, links["fhir"])[2])
+    obs = {e["resource"]["specimen"]["display"]: e["resource"] for e in bundle["entry"]}
+    assert obs[target]["status"] == "corrected" and obs[target]["valueCodeableConcept"]["text"] == new_call
+    assert any(f"replaces '{before[target]['final call']}'" in n["text"] for n in obs[target]["note"])
+    driver.get(links["html"])
+    wait(driver, 30).until(lambda d: find_all(d, "#release"))
+    assert "CHANGED AFTER RELEASE" in find(driver, "main").text
+    shot(driver, "10-corrected-report")
+    open_batch(driver, server, state["batch"], version=state["signed_version"])
+    assert "older version" in find(driver, ".notice").text
+    state["corrected_version"] = number
+    sign_out(driver)
+
+
+def test_admin_integrity_page_names_a_tampered_signed_result(server, driver, state):
+    """Verify in the browser: intact, then a signed result edited in the database file is named."""
+    import sqlite3
+
+    if "corrected_version" not in state:
+        pytest.skip("needs the signed versions of the previous steps")
+    sign_in(driver, server, "admin")
+    find(driver, "#nav-verify").click()
+    wait(driver).until(lambda d: find(d, "#verify-verdict"))
+    assert find(driver, "#verify-verdict").text == "Intact", find(driver, "main").text
+    shot(driver, "11-verify-intact")
+
+    con = sqlite3.connect(DATABASE["path"])           # someone with the database file, around the triggers
+    triggers = con.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = "
+                           "'batch_versions'").fetchall()
+    for name, _ in triggers:
+        con.execute(f"DROP TRIGGER {name}")
+    version = state["signed_version"]
+    result = json.loads(con.execute("SELECT result FROM batch_versions WHERE batch_id = ? AND version = ?",
+                                    (state["batch"], version)).fetchone()[0])
+    result["samples"][0]["final_call"] = "negative" if result["samples"][0]["final_call"] != "negative" else "positive"
+    con.execute("UPDATE batch_versions SET result = ? WHERE batch_id = ? AND version = ?",
+                (json.dumps(result), state["batch"], version))
+    for _, sql in triggers:
+        con.execute(sql)
+    con.commit()
+    con.close()
+
+    driver.refresh()
+    wait(driver).until(lambda d: find(d, "#verify-verdict"))
+    assert "break" in find(driver, "#verify-verdict").text
+    breaks = find(driver, "#breaks").text
+    assert f"batch {state['batch']} version {version}" in breaks and "signed results were changed" in breaks
+    shot(driver, "12-verify-break")
 
 
 def test_bad_upload_shows_the_error_and_stores_nothing(server, driver, state):
@@ -364,7 +446,8 @@ def test_guide_links_to_the_example_files(server, driver):
 
 def test_screenshots_were_saved():
     names = ["01-login", "02-upload", "03-analysed", "04-sample-curves", "05-review", "06-signed",
-             "07-bad-upload", "08-guide"]
+             "07-bad-upload", "08-guide", "09-report-signed", "10-corrected-report", "11-verify-intact",
+             "12-verify-break"]
     for name in names:
         path = ARTIFACTS / f"{name}.png"
         assert path.is_file() and path.stat().st_size > 0, path

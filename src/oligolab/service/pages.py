@@ -25,8 +25,9 @@ router = APIRouter(include_in_schema=False)
 PAGE_ROWS = 50
 #: shipped real runs offered by the walkthrough (file, plate map, assay)
 GUIDE_FILES = {
-    "eva_green_b.rdml": "qpcr/eva_green_b.rdml",
-    "eva_green_b_cdc_platemap.csv": "qpcr/exports/eva_green_b_cdc_platemap.csv",
+    "Edward_qPCR_Nrd1_calibration_2019-02-02_amplification.txt":
+        "qpcr/Edward_qPCR_Nrd1_calibration_2019-02-02_amplification.txt",
+    "lc480_cdc_platemap.csv": "qpcr/exports/lc480_cdc_platemap.csv",
 }
 DATA_DIR = Path(__file__).resolve().parents[3] / "data"
 
