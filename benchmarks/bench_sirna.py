@@ -69,7 +69,7 @@ def measured(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
     wall = time.perf_counter() - t0
     if proc.returncode:
         raise SystemExit(f"failed: {' '.join(cmd)}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    field = lambda name: float(re.search(rf"{name}: ([\d.]+)", proc.stderr).group(1))  # noqa: E731
+    field = lambda name: float(re.search(rf"{name}: ([\d.]+)", proc.stderr).group(1))
     return {"wall_s": round(wall, 2), "cpu_s": round(field(r"User time \(seconds\)") +
                                                      field(r"System time \(seconds\)"), 2),
             "rss_mib": round(field(r"Maximum resident set size \(kbytes\)") / 1024, 1)}

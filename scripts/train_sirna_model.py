@@ -33,15 +33,19 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from scipy.stats import norm, pearsonr, rankdata, spearmanr  # noqa: E402
+import numpy as np
+import pandas as pd
+from scipy.stats import norm, pearsonr, rankdata, spearmanr
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from oligolab.models import sirna_efficacy as se  # noqa: E402
-from oligolab.models.sirna_efficacy_trees import FOREST_KEYS, forest_from_lightgbm, predict_forest  # noqa: E402
+from oligolab.models import sirna_efficacy as se
+from oligolab.models.sirna_efficacy_trees import (
+    FOREST_KEYS,
+    forest_from_lightgbm,
+    predict_forest,
+)
 
 DATA = ROOT / "data" / "sirna-efficacy"
 N_FOLDS = 5
@@ -97,7 +101,7 @@ def within_study_scores(y: np.ndarray, src: np.ndarray) -> np.ndarray:
 
 def metrics(p: np.ndarray, y: np.ndarray) -> dict:
     return {"pearson": round(float(pearsonr(p, y)[0]), 4), "spearman": round(float(spearmanr(p, y)[0]), 4),
-            "rmse": round(float(np.sqrt(np.mean((p - y) ** 2))), 4), "n": int(len(y))}
+            "rmse": round(float(np.sqrt(np.mean((p - y) ** 2))), 4), "n": len(y)}
 
 
 # ---------------------------------------------------------------------------------------------- models
@@ -291,7 +295,7 @@ def write_meta(meta_path: Path, model_path: Path, tr: pd.DataFrame, models: dict
         "inputs": {"guide": "19-nt guide (antisense) strand, 5'->3'",
                    "context": "57 nt: 19-nt target site + 19 nt each side, mRNA sense 5'->3' (N/X past ends)"},
         "features": {"n": len(se.FEATURE_NAMES), "names": se.FEATURE_NAMES},
-        "training": {"file": "data/sirna-efficacy/siRBench_train.csv", "rows": int(len(tr)),
+        "training": {"file": "data/sirna-efficacy/siRBench_train.csv", "rows": len(tr),
                      "sources": {k: int(v) for k, v in tr.source.value_counts().items()}},
         "study_wise_cv": {"scheme": "leave one study out: train on the other six studies, score the left-out one; "
                                     "mean_pearson = mean of the seven within-study correlations", **study_wise},

@@ -9,15 +9,21 @@ import subprocess
 
 import pandas as pd
 import pytest
+from conftest import DATA
 from typer.testing import CliRunner
 
 from oligolab.cli import _register, app
 from oligolab.engine import PatternSet, SeedEngine, pack_batch
-from oligolab.sirna import (SirnaInputs, SirnaOptions, design_sirnas, duplex_strands, load_patterns,
-                           modified_notation, read_transcripts)
 from oligolab.sequences import encode, reverse_complement
-
-from conftest import DATA
+from oligolab.sirna import (
+    SirnaInputs,
+    SirnaOptions,
+    design_sirnas,
+    duplex_strands,
+    load_patterns,
+    modified_notation,
+    read_transcripts,
+)
 
 TARGETS = DATA / "rnai-targets" / "human-rnai-target-mrnas.fasta"
 MOUSE = DATA / "rnai-targets" / "orthologs" / "mouse-ttr.fasta"

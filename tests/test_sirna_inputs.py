@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import DATA, ROOT
 from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -18,8 +19,6 @@ from typer.testing import CliRunner
 from oligolab.cli import _register, app
 from oligolab.errors import InputError
 from oligolab.sirna.inputs import read_known, read_mirna_seeds, read_variants
-
-from conftest import DATA, ROOT
 
 TARGETS = DATA / "rnai-targets" / "human-rnai-target-mrnas.fasta"
 DRUGS = DATA / "sirna-drugs" / "approved-sirnas.tsv"

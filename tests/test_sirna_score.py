@@ -8,16 +8,21 @@ import json
 
 import pandas as pd
 import pytest
+from conftest import DATA
 from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from oligolab.cli import _register, app
 from oligolab.errors import InputError
-from oligolab.sirna import SirnaInputs, SirnaOptions, decode_notation, design_targets, score_duplexes
+from oligolab.sirna import (
+    SirnaInputs,
+    SirnaOptions,
+    decode_notation,
+    design_targets,
+    score_duplexes,
+)
 from oligolab.sirna.duplexes import read_duplexes
-
-from conftest import DATA
 
 TARGETS = DATA / "rnai-targets" / "human-rnai-target-mrnas.fasta"
 DRUGS = DATA / "sirna-drugs" / "approved-sirnas.tsv"

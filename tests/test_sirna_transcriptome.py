@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import DATA
 from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -20,8 +21,6 @@ from oligolab.cli import _register, app
 from oligolab.errors import InputError
 from oligolab.sirna import SirnaInputs, SirnaOptions, design_targets, load_index
 from oligolab.sirna.transcriptome import read_annotation
-
-from conftest import DATA
 
 TX = DATA / "sirna-transcriptome"
 ISO_FASTA = TX / "isoformswitchanalyzer-example-isoforms.fasta.gz"

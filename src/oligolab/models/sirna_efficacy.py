@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -287,6 +287,31 @@ def _feature_names() -> list[str]:
 FEATURE_NAMES: list[str] = _feature_names()
 
 
+def _composition(g: list[str], gcode: np.ndarray, ccode: np.ndarray, di: np.ndarray) -> list[np.ndarray]:
+    """Composition block: base and dinucleotide fractions of the guide, GC by guide region and in each flank,
+    longest GC run and homopolymer."""
+    n = len(g)
+    mono = np.stack([(gcode == b).mean(1) for b in range(4)], axis=1)
+    dcount = np.zeros((n, 16))
+    np.add.at(dcount, (np.repeat(np.arange(n), SITE_LEN - 1), di.ravel()), 1.0)
+    is_gc = np.isin(gcode, (1, 2)).astype(float)
+    regions = [is_gc[:, sl].mean(1) for sl in (slice(0, 19), slice(0, 7), slice(7, 13), slice(13, 19),
+                                               slice(1, 8))]
+    flanks = [np.isin(sub, (1, 2)).sum(1) / np.maximum((sub < 4).sum(1), 1)
+              for sub in (ccode[:, :FLANK], ccode[:, FLANK + SITE_LEN:])]
+    runs = np.zeros((n, 2))
+    for i, s in enumerate(g):
+        run_gc = run_h = best_gc = best_h = 0
+        prev = ""
+        for ch in s:
+            run_gc = run_gc + 1 if ch in "GC" else 0
+            run_h = run_h + 1 if ch == prev else 1
+            prev = ch
+            best_gc, best_h = max(best_gc, run_gc), max(best_h, run_h)
+        runs[i] = best_gc, best_h
+    return [mono, dcount / (SITE_LEN - 1), np.column_stack(regions + flanks).reshape(n, 7), runs]
+
+
 def sirna_features(guides: Sequence[str], contexts: Sequence[str],
                    accessibility: Sequence[float] | np.ndarray | None = None,
                    profile: np.ndarray | None = None) -> np.ndarray:
@@ -325,28 +350,8 @@ def sirna_features(guides: Sequence[str], contexts: Sequence[str],
                               _onehot(ccode[:, FLANK - FLANK_ONEHOT:FLANK]),
                               _onehot(ccode[:, FLANK + SITE_LEN:FLANK + SITE_LEN + FLANK_ONEHOT])]
 
-    # composition
     di = gcode[:, :-1] * 4 + gcode[:, 1:]
-    mono = np.stack([(gcode == b).mean(1) for b in range(4)], axis=1)
-    dcount = np.zeros((n, 16))
-    np.add.at(dcount, (np.repeat(np.arange(n), SITE_LEN - 1), di.ravel()), 1.0)
-    is_gc = np.isin(gcode, (1, 2)).astype(float)
-    regions = [is_gc[:, sl].mean(1) for sl in (slice(0, 19), slice(0, 7), slice(7, 13), slice(13, 19),
-                                               slice(1, 8))]
-    flanks = []
-    for sub in (ccode[:, :FLANK], ccode[:, FLANK + SITE_LEN:]):
-        flanks.append(np.isin(sub, (1, 2)).sum(1) / np.maximum((sub < 4).sum(1), 1))
-    runs = np.zeros((n, 2))
-    for i, s in enumerate(g):
-        run_gc = run_h = best_gc = best_h = 0
-        prev = ""
-        for ch in s:
-            run_gc = run_gc + 1 if ch in "GC" else 0
-            run_h = run_h + 1 if ch == prev else 1
-            prev = ch
-            best_gc, best_h = max(best_gc, run_gc), max(best_h, run_h)
-        runs[i] = best_gc, best_h
-    cols += [mono, dcount / (SITE_LEN - 1), np.column_stack(regions + flanks).reshape(n, 7), runs]
+    cols += _composition(g, gcode, ccode, di)
 
     # nearest-neighbour thermodynamics, guide orientation: stack k joins guide nt k and k+1
     stack_dg, stack_dh = _DG_TABLE[di], _DH_TABLE[di]

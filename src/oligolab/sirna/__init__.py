@@ -28,8 +28,16 @@ positions 12-18. The library returns :class:`~oligolab.sirna.design.SirnaResult`
 """
 
 from .chemistry import Duplex, decode_notation, duplex_strands, modified_notation
-from .design import (PREDICTION_SCOPE, SirnaInputs, SirnaOptions, SirnaResult, design_sirnas, design_targets,
-                     locate_known, score_duplexes)
+from .design import (
+                     PREDICTION_SCOPE,
+                     SirnaInputs,
+                     SirnaOptions,
+                     SirnaResult,
+                     design_sirnas,
+                     design_targets,
+                     locate_known,
+                     score_duplexes,
+)
 from .index import TranscriptIndex, build_index, load_index
 from .rules import load_patterns, load_sirna_rules
 from .transcripts import SITE, Transcript, gene_symbol, longest_orf, read_transcripts

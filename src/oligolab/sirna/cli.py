@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import pandas as pd
 import typer
@@ -114,11 +114,11 @@ def run_and_write(call: Any, out: Path, top: int, what: str) -> list:
 @sirna_app.callback()
 def sirna_command(
     ctx: typer.Context,
-    target: Optional[Path] = TARGET,
+    target: Path | None = TARGET,
     out: Path = typer.Option(Path("oligolab-sirna"), "--out", "-o", help="Output folder."),
-    target_id: list[str] = TARGET_ID, gene: list[str] = GENE, index: Optional[Path] = INDEX,
-    off_target: list[Path] = OFF_TARGET, ortholog: list[Path] = ORTHOLOG, variants: Optional[Path] = VARIANTS,
-    mirnas: Optional[Path] = MIRNAS, known: Optional[Path] = KNOWN,
+    target_id: list[str] = TARGET_ID, gene: list[str] = GENE, index: Path | None = INDEX,
+    off_target: list[Path] = OFF_TARGET, ortholog: list[Path] = ORTHOLOG, variants: Path | None = VARIANTS,
+    mirnas: Path | None = MIRNAS, known: Path | None = KNOWN,
     layout: str = typer.Option("", "--layout", help="19+2 or 21/23 (default: the pattern's)."),
     pattern: str = typer.Option("galnac-full", "--pattern", help="Modification pattern (galnac-full, "
                                 "vutrisiran-like, esc-plus, alternating, lnp-light, or one added to "
@@ -128,7 +128,7 @@ def sirna_command(
     guide_vp: bool = typer.Option(False, "--guide-vp", help="5'-(E)-vinylphosphonate on the guide."),
     top: int = TOP,
     avoid: str = typer.Option("", "--avoid", help="Transcript ranges not to target, 1-based: 1-60,900-950."),
-    rules: Optional[Path] = RULES, threads: Optional[int] = THREADS,
+    rules: Path | None = RULES, threads: int | None = THREADS,
 ) -> None:
     """Design siRNA duplexes against transcripts: efficacy, off-targets, SNPs, orthologs, chemistry."""
     if ctx.invoked_subcommand is not None:
@@ -152,12 +152,12 @@ def sirna_command(
 def score_command(
     duplexes: Path = typer.Argument(..., help="Duplexes: CSV/TSV (name, guide, passenger; or one strand per row) "
                                     "or FASTA (<name>_AS / <name>_S), plain or modified notation."),
-    target: Optional[Path] = TARGET,
+    target: Path | None = TARGET,
     out: Path = typer.Option(Path("oligolab-sirna-score"), "--out", "-o", help="Output folder."),
-    target_id: list[str] = TARGET_ID, gene: list[str] = GENE, index: Optional[Path] = INDEX,
-    off_target: list[Path] = OFF_TARGET, ortholog: list[Path] = ORTHOLOG, variants: Optional[Path] = VARIANTS,
-    mirnas: Optional[Path] = MIRNAS, known: Optional[Path] = KNOWN, top: int = TOP,
-    rules: Optional[Path] = RULES, threads: Optional[int] = THREADS,
+    target_id: list[str] = TARGET_ID, gene: list[str] = GENE, index: Path | None = INDEX,
+    off_target: list[Path] = OFF_TARGET, ortholog: list[Path] = ORTHOLOG, variants: Path | None = VARIANTS,
+    mirnas: Path | None = MIRNAS, known: Path | None = KNOWN, top: int = TOP,
+    rules: Path | None = RULES, threads: int | None = THREADS,
 ) -> None:
     """Score given siRNA duplexes against a target: knock-down with mismatches and wobbles at their positions,
     off-targets, the same columns as a design."""
@@ -176,10 +176,10 @@ def score_command(
 def index_command(
     transcripts: list[Path] = typer.Argument(..., help="Transcript sequences: Ensembl or RefSeq cDNA FASTA (any "
                                              "compression). Several files are indexed together."),
-    annotation: Optional[Path] = typer.Option(None, "--annotation", "-a", help="GTF or GFF3 of the same release "
+    annotation: Path | None = typer.Option(None, "--annotation", "-a", help="GTF or GFF3 of the same release "
                                               "(CDS/UTR coordinates, genes, biotypes)."),
     out: Path = typer.Option(..., "--out", "-o", help="Index folder (reused by --index)."),
-    rules: Optional[Path] = RULES,
+    rules: Path | None = RULES,
 ) -> None:
     """Index an off-target transcriptome once: encoded transcripts, CDS/UTRs, the 3' UTR seed table, with the
     sources' SHA-256."""

@@ -9,16 +9,28 @@ once for the candidates of all targets together.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 
 from ..errors import InputError
-from .candidates import Candidates, candidate_positions, design_candidates, locate_duplexes
+from .candidates import (
+    Candidates,
+    candidate_positions,
+    design_candidates,
+    locate_duplexes,
+)
 from .duplexes import read_duplexes
-from .evaluate import candidate_table, flag_texts, penalties, predict_efficacy, run_checks
+from .evaluate import (
+    candidate_table,
+    flag_texts,
+    penalties,
+    predict_efficacy,
+    run_checks,
+)
 from .index import TranscriptIndex, build_index, load_index
 from .inputs import KnownSirna, read_known, read_mirna_seeds, read_variants
 from .offtarget import NearPerfect, near_perfect, seed_offtarget_rows
@@ -232,7 +244,7 @@ def design_info(run: Run, target: Target, table: pd.DataFrame) -> dict[str, Any]
         "target": {"id": t.id, "description": t.description, "length": len(t.seq),
                    "cds": [t.cds[0] + 1, t.cds[1]] if t.cds else None, "cds_source": t.cds_source,
                    "gene": target.gene, "transcript_variants": [v.id for v in target.variants]},
-        "candidates": int(len(table)), "layout": run.layout, "pattern": run.pattern["name"],
+        "candidates": len(table), "layout": run.layout, "pattern": run.pattern["name"],
         "pattern_description": run.pattern["description"], "pattern_source": run.pattern.get("source", ""),
         "guide_gna": run.pattern.get("guide_gna", []), "guide_5prime_vp": bool(run.pattern.get("guide_5prime_vp")),
         "prediction_scope": PREDICTION_SCOPE,
@@ -279,6 +291,6 @@ def locate_known(known: list[KnownSirna], target: Transcript, table: pd.DataFram
             continue
         r = match.iloc[0]
         out.append({"name": row.name, "position": p + 1, "rank": int(r["rank"]),
-                    "of": int(len(table)), "percentile": round(100.0 * (1 - (r["rank"] - 1) / len(table)), 1),
+                    "of": len(table), "percentile": round(100.0 * (1 - (r["rank"] - 1) / len(table)), 1),
                     "predicted_efficacy": float(r["predicted_efficacy"]), "flags": r["flags"]})
     return out

@@ -17,8 +17,15 @@ from .chemistry import rc_rna
 from .figures import gc_percent, immune_motifs, longest_run, seed_duplex_dg
 from .index import SITE_TYPES, TranscriptIndex
 from .inputs import Variant
-from .offtarget import (NearPerfect, SeedMatches, count_offtargets, gene_mask, hits_frame, ortholog_mismatches,
-                        seed_matches)
+from .offtarget import (
+    NearPerfect,
+    SeedMatches,
+    count_offtargets,
+    gene_mask,
+    hits_frame,
+    ortholog_mismatches,
+    seed_matches,
+)
 from .transcripts import SITE, region_of
 
 FLANK = 19  #: nt of context on each side of a site given to the efficacy model
@@ -27,7 +34,11 @@ FLANK = 19  #: nt of context on each side of a site given to the efficacy model
 def predict_efficacy(c: Candidates) -> tuple[np.ndarray, np.ndarray]:
     """Predicted knock-down of each duplex as given (guide nt 1-19 with the target's flanks; the transcript folded
     once for accessibility), times its target-pairing factor; and the site accessibility."""
-    from ..models.sirna_efficacy import predict_sirna_efficacy, site_accessibility, site_accessibility_profile
+    from ..models.sirna_efficacy import (
+        predict_sirna_efficacy,
+        site_accessibility,
+        site_accessibility_profile,
+    )
 
     seq = c.target.transcript.seq
     if not len(c):

@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numba as nb
 import numpy as np
@@ -35,7 +36,12 @@ import pandas as pd
 
 from ..errors import InputError
 from ..sequences import SEPARATOR, decode, read_fasta
-from .transcriptome import AnnotatedTranscript, annotation_lookup, header_field, read_annotation
+from .transcriptome import (
+    AnnotatedTranscript,
+    annotation_lookup,
+    header_field,
+    read_annotation,
+)
 from .transcripts import CDS_HEADER, gene_symbol, longest_orf_codes
 
 INDEX_FORMAT = 1  #: bumped when the files change meaning
@@ -304,7 +310,7 @@ def index_meta(fasta_paths: list[str | Path], annotation_path: str | Path | None
         "format": INDEX_FORMAT, "oligolab": __version__,
         "transcripts_files": [source(p) for p in fasta_paths],
         "annotation_file": source(annotation_path) if annotation_path else None,
-        "transcripts": int(len(table)), "nucleotides": int(table["length"].sum()),
+        "transcripts": len(table), "nucleotides": int(table["length"].sum()),
         "genes": int(table["gene_id"].where(table["gene_id"] != "", table["id"]).nunique()),
         "cds_source": {k: int((table["cds_source"] == k).sum()) for k in CDS_SOURCES},
         "annotated_transcripts": len(annotation), "annotation_length_mismatches": length_mismatch,

@@ -11,9 +11,9 @@ contribution.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -37,7 +37,7 @@ class NearPerfect:
     position: np.ndarray  #: 0-based start of the match on the transcript
     mismatches: np.ndarray
 
-    def subset(self, lo: int, hi: int) -> "NearPerfect":
+    def subset(self, lo: int, hi: int) -> NearPerfect:
         """The hits of candidates lo..hi-1, renumbered from 0."""
         m = (self.candidate >= lo) & (self.candidate < hi)
         return NearPerfect(self.candidate[m] - lo, self.strand[m], self.transcript[m], self.position[m],

@@ -11,9 +11,9 @@ annotated exon length differs from the sequence, or a transcript has no annotati
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 from urllib.parse import unquote
 
 from ..errors import InputError
