@@ -21,10 +21,9 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from .. import __version__, reports
 from ..errors import InputError
-from . import admin_pages, analysis, api, auth, pages, uploads, watch
+from . import admin_pages, analysis, api, auth, day_routes, pages, uploads, watch
 from .db import User, make_engine, migrate, session_factory
-from .web import TEMPLATES, Forbidden, Unauthenticated, check_csrf, form_result, get_batch, get_db, need, page, \
-    read_upload, wants_html
+from .web import Forbidden, Unauthenticated, need, page, wants_html
 from .worker import Worker, recover
 
 log = logging.getLogger("oligolab.service")
@@ -205,10 +204,7 @@ def create_app(settings: Settings) -> FastAPI:
     for router in (static, api.router, pages.router, admin_pages.router):
         app.include_router(router)
 
-    from .day_routes import Plumbing, install as install_day
-
-    install_day(app, TEMPLATES, Plumbing(need=need, page=page, get_db=get_db, check_csrf=check_csrf,
-                                         form_result=form_result, get_batch=get_batch, read_upload=read_upload))
+    day_routes.install(app)
     return app
 
 
