@@ -86,3 +86,19 @@ def test_rules_listing_and_table():
     assert res.exit_code == 0 and "cdc-2019-ncov" in res.output and "who-charite-e-rdrp" in res.output
     res = _run("lab", "rules", "cdc-2019-ncov")
     assert res.exit_code == 0 and "inconclusive" in res.output and "N1" in res.output
+
+
+def test_sign_refusal_names_the_real_reason(tmp_path):
+    """An invalid run: the refusal names the failed control's wells, not "samples held"; a held run names why."""
+    out = tmp_path / "demo"
+    res = _run("lab", "analyze", DATA / "eva_green_b.rdml", "--plate-map", DATA / "exports" / "eva_green_b_cdc_platemap.csv",
+               "--rules", "cdc-2019-ncov", "--out", out, "--no-html")
+    assert res.exit_code == 0, res.output
+    res = _run("lab", "sign", out, "--user", "dr.lee")
+    assert res.exit_code == 2
+    assert "the run is invalid: NTC" in res.output and "(N1) amplified at Cq" in res.output, res.output
+    held = tmp_path / "held"
+    _run("lab", "analyze", DATA / "Edward_qPCR_Nrd1_calibration_2019-02-02_amplification.txt", "--plate-map",
+         DATA / "exports" / "lc480_cdc_platemap.csv", "--rules", "cdc-2019-ncov", "--out", held, "--no-html")
+    res = _run("lab", "sign", held, "--user", "dr.lee")
+    assert res.exit_code == 2 and "still held" in res.output and "control HSC flagged" in res.output, res.output

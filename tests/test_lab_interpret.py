@@ -58,7 +58,10 @@ def test_cdc_controls_pass_and_odd_control_curves_hold_results(cdc_plate):
     # sample result is released
     assert "needs a person's eyes" in c.loc["ec", "review"]
     assert (cdc_plate.samples["status"] == "review").all()
-    assert cdc_plate.samples["review_reasons"].str.contains("control HSC flagged").all()
+    # the run-level reason is given once (holds), each sample says the whole run is held
+    assert any("control HSC flagged" in h for h in cdc_plate.holds)
+    assert cdc_plate.samples["review_reasons"].str.contains("whole run is held").all()
+    assert not cdc_plate.samples["review_reasons"].str.contains("control HSC flagged").any()
 
 
 def _variant(tmp_path, edit) -> Path:
@@ -80,8 +83,29 @@ def test_amplifying_ntc_invalidates_the_run(tmp_path, run, cdc_plate):
 
     plate = analyze_run(run, "cdc-2019-ncov", plate_map=_variant(tmp_path, swap))
     assert plate.valid is False
-    assert any("NTC" in p and "N1 positive" in p and "contamination" in p for p in plate.problems)
+    # the problem names the NTC well, its target and what it showed
+    cq = plate.table.set_index("well").loc[amplified_well, "cq_threshold"]
+    cq = float(cq.iloc[0]) if hasattr(cq, "iloc") else float(cq)
+    assert any(f"{amplified_well} (N1) amplified at Cq {cq:.1f}, expected negative" in p and "contamination" in p
+               for p in plate.problems), plate.problems
     assert (plate.samples["call"] == "run_invalid").all() and (plate.samples["status"] == "rerun").all()
+
+    # a lab whose rule set holds instead of invalidating: the run stays valid, nothing is released, the reason
+    # is given once, naming the well
+    lab = tmp_path / "hold.yaml"
+    lab.write_text("extends: cdc-2019-ncov\ncontrols:\n  ntc:\n    on_failure: hold\n")
+    held = analyze_run(run, lab, plate_map=_variant(tmp_path, swap))
+    assert held.valid is True and not held.problems
+    assert any(f"{amplified_well} (N1) amplified at Cq" in h for h in held.holds)
+    assert (held.samples["status"] == "review").all() and (held.samples["call"] != "run_invalid").all()
+
+
+def test_unknown_control_action_is_refused(tmp_path):
+    lab = tmp_path / "bad.yaml"
+    lab.write_text("extends: cdc-2019-ncov\ncontrols:\n  ntc:\n    on_failure: ignore\n")
+    with pytest.raises(Exception) as err:
+        load_ruleset(lab)
+    assert "on_failure" in str(err.value) and "invalidate or hold" in str(err.value)
 
 
 def test_missing_extraction_control_invalidates_the_run(tmp_path, run):

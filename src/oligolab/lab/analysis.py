@@ -47,6 +47,7 @@ class PlateResult:
     provenance: dict
     overrides: list[audit.Entry] = field(default_factory=list)
     signoff: audit.Entry | None = None
+    holds: list[str] = field(default_factory=list)   # run-level reasons every sample is held for (given once)
 
     @property
     def table(self) -> pd.DataFrame:
@@ -118,11 +119,13 @@ def analyze_run(run: Run, rules: str | Path | RuleSet | None = None, *, plate_ma
     if ruleset is not None:
         interp: Interpretation = interpret(curves.table, ruleset, run.source)
         samples, controls, valid, problems = interp.samples, interp.controls, interp.valid, interp.problems
+        holds = interp.holds
         if interp.unmapped_targets:
             problems = problems + [f"targets not in rule set {ruleset.label()} (not interpreted): "
                                    + ", ".join(interp.unmapped_targets)]
     else:
         samples, controls, valid, problems = summarize_without_rules(curves.table), pd.DataFrame(), None, []
+        holds = []
         if not samples.empty:
             samples["call"] = ""
     samples = with_final_texts(audit.apply_call_overrides(samples, mine), ruleset)
@@ -137,7 +140,7 @@ def analyze_run(run: Run, rules: str | Path | RuleSet | None = None, *, plate_ma
     }
     return PlateResult(run=run, curves=curves, ruleset=ruleset, samples=samples, controls=controls, valid=valid,
                        problems=problems, run_id=run_id, provenance=provenance, overrides=mine,
-                       signoff=audit.latest_signoff(entries, run_id))
+                       signoff=audit.latest_signoff(entries, run_id), holds=holds)
 
 
 def _run_digest(run: Run) -> str:
@@ -210,4 +213,5 @@ def reanalyze(out_dir: str | Path, *, audit_log: str | Path | None = None) -> Pl
     match = [r for r in results if r.run_id == doc["run_id"]]
     if not match:
         raise InputError(doc_path, f"run {doc['run_id']} not found again in {src}", "analyse the file again")
+    match[0].provenance["settings"]["validate"] = st.get("validate", True)   # as the user asked, not the re-read
     return match[0]

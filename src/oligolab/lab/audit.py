@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
@@ -47,6 +47,14 @@ class Entry:
     reason: str
     prev: str
     hash: str
+    files: dict = field(default_factory=dict, hash=False)   # sign-off: SHA-256 of each signed table
+
+    def record(self) -> dict:
+        """The entry as stored (``files`` only on sign-offs that carry it)."""
+        rec = dict(self.__dict__)
+        if not rec["files"]:
+            del rec["files"]
+        return rec
 
 
 def _digest(record: dict) -> str:
@@ -65,7 +73,8 @@ def read(path: str | Path) -> list[Entry]:
             continue
         try:
             rec = json.loads(line)
-            entries.append(Entry(**{k: rec[k] for k in Entry.__dataclass_fields__}))
+            entries.append(Entry(**{k: rec[k] for k in Entry.__dataclass_fields__ if k != "files"},
+                                 files=dict(rec.get("files") or {})))
         except (json.JSONDecodeError, KeyError, TypeError):
             raise InputError(path, "audit log line is not a valid entry", "restore the log from backup",
                              line=n) from None
@@ -77,7 +86,7 @@ def verify(path: str | Path) -> int:
     prev = _GENESIS
     entries = read(path)
     for n, e in enumerate(entries, start=1):
-        rec = e.__dict__.copy()
+        rec = e.record()
         if e.prev != prev or _digest(rec) != e.hash or e.seq != n:
             raise InputError(path, f"audit log entry {n} was altered, removed or reordered",
                              "restore the log from backup; report the incident", line=n)
@@ -86,7 +95,7 @@ def verify(path: str | Path) -> int:
 
 
 def _append(path: Path, kind: str, user: str, run_id: str, subject: str, field: str, old: str, new: str,
-            reason: str) -> Entry:
+            reason: str, files: dict | None = None) -> Entry:
     user, reason = user.strip(), reason.strip()
     if not user:
         raise InputError(path, "an audit entry needs the user's name", "give --user")
@@ -102,11 +111,14 @@ def _append(path: Path, kind: str, user: str, run_id: str, subject: str, field: 
         rec = {"seq": seq, "kind": kind, "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                "user": user, "run_id": run_id, "subject": subject, "field": field, "old": old, "new": new,
                "reason": reason, "prev": prev}
+        if files:
+            rec["files"] = dict(sorted(files.items()))
         rec["hash"] = _digest(rec)
         return json.dumps(rec, ensure_ascii=False, sort_keys=True)
 
     line = append_line(path, build)
-    return Entry(**json.loads(line))
+    rec = json.loads(line)
+    return Entry(**{k: rec[k] for k in Entry.__dataclass_fields__ if k != "files"}, files=rec.get("files") or {})
 
 
 def record_override(path: str | Path, *, run_id: str, subject: str, field: str, old: object, new: object,
@@ -123,9 +135,11 @@ def record_override(path: str | Path, *, run_id: str, subject: str, field: str, 
     return _append(path, "override", user, run_id, subject, field, str(old), new_s, reason)
 
 
-def record_signoff(path: str | Path, *, run_id: str, results_sha256: str, user: str, reason: str = "results reviewed and released") -> Entry:
-    """Append a sign-off of the per-sample results whose file has SHA-256 ``results_sha256``."""
-    return _append(Path(path), "sign", user, run_id, "", "results_sha256", "", results_sha256, reason)
+def record_signoff(path: str | Path, *, run_id: str, results_sha256: str, user: str,
+                   reason: str = "results reviewed and released", files: dict | None = None) -> Entry:
+    """Append a sign-off of the per-sample results whose file has SHA-256 ``results_sha256`` (``files``: the
+    SHA-256 of every signed table, checked by ``oligolab lab audit``)."""
+    return _append(Path(path), "sign", user, run_id, "", "results_sha256", "", results_sha256, reason, files)
 
 
 def overrides_for(entries: Iterable[Entry], run_id: str) -> list[Entry]:

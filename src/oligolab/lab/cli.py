@@ -52,8 +52,8 @@ def analyze_cmd(
     no_html: bool = typer.Option(False, "--no-html", help="Write the tables and JSON only."),
 ) -> None:
     """Analyse a run: Cq, efficiency, amplification calls, QC flags, controls and per-sample calls."""
+    from . import store
     from .analysis import analyze_file
-    from .report import write_outputs
 
     t0 = time.perf_counter()
     try:
@@ -62,17 +62,25 @@ def analyze_cmd(
         def folder(r, n_runs: int) -> Path:
             return out_root if n_runs == 1 else out_root / _slug(r.name)
 
+        logs_read: dict[Path, dict] = {}
+
+        def log_of(r, n_runs: int) -> Path:
+            logs_read[folder(r, n_runs)] = store.log_state(folder(r, n_runs))
+            return folder(r, n_runs) / store.LOG
+
         with console.status("starting") as status:
             results = analyze_file(run_file, plate_map=plate_map, rules=rules, run=run, fmt=fmt,
                                    gaps="repair" if repair_gaps else "refuse",
                                    thresholds=_parse_thresholds(threshold), validate=not no_validate, dye=dye,
-                                   audit_log=lambda r, n: folder(r, n) / "audit.jsonl",
-                                   progress=lambda m: status.update(m))
+                                   audit_log=log_of, progress=lambda m: status.update(m))
             written = []
             for res in results:
                 target_dir = folder(res.run, len(results))
                 status.update(f"writing {target_dir}")
-                write_outputs(res, target_dir, html=not no_html)
+                with store.locked(target_dir):
+                    if store.log_state(target_dir) != logs_read[target_dir]:   # an override came in meanwhile
+                        res = store.rederive(res, target_dir)
+                    store.write(res, target_dir, html=not no_html)
                 written.append((res, target_dir))
     except InputError as exc:
         fail(str(exc))
@@ -109,44 +117,41 @@ def override_cmd(
     amplified: Optional[bool] = typer.Option(None, "--amplified/--not-amplified", help="New amplification call of the curve."),
 ) -> None:
     """Record manual overrides in the audit log and rewrite the results with them applied."""
-    from . import audit
-    from .analysis import reanalyze
-    from .report import write_outputs
+    from . import store
 
     try:
-        before = reanalyze(out_dir)
-        log = out_dir / "audit.jsonl"
-        entries = []
-        if sample and (call is not None or accept):
-            if call is not None and accept:
-                raise InputError(None, "--call and --accept exclude each other", "give one of them")
-            current = dict(zip(before.samples["sample"], before.samples["final_call"])) if not before.samples.empty else {}
-            missing = [s for s in sample if s not in current]
-            if missing:
-                raise InputError(out_dir / "samples.csv", "no such sample in this run", "check the name",
-                                 record=missing[0])
-            for s in sample:
-                entries.append(audit.record_override(log, run_id=before.run_id, subject=s, field="call",
-                                                     old=current[s], new=current[s] if accept else call,
-                                                     user=user, reason=reason))
-        elif well is not None and target is not None and amplified is not None:
-            t = before.table
-            hit = t[(t["well"] == well.upper()) & (t["target"] == target)]
-            if hit.empty:
-                raise InputError(out_dir / "wells.csv", f"no curve for target '{target}'", "check well and target",
-                                 record=well)
-            entries.append(audit.record_override(log, run_id=before.run_id, subject=f"{well.upper()}/{target}",
-                                                 field="amplified", old=str(bool(hit["amplified"].iat[0])).lower(),
-                                                 new=str(amplified).lower(), user=user, reason=reason))
-        else:
-            raise InputError(None, "nothing to override", "give --sample with --call or --accept, or --well, "
-                             "--target and --amplified/--not-amplified")
-        write_outputs(reanalyze(out_dir), out_dir)
+        entries = store.override(out_dir, lambda before: _override_changes(before, out_dir, sample, call, accept,
+                                                                           well, target, amplified),
+                                 user=user, reason=reason)
     except InputError as exc:
         fail(str(exc))
     for e in entries:
         console.print(f"recorded #{e.seq}: {e.field} of {e.subject}: {e.old} -> {e.new} by {e.user}", highlight=False)
     console.print(f"results rewritten in {out_dir}", highlight=False)
+
+
+def _override_changes(before, out_dir: Path, sample: list[str], call: Optional[str], accept: bool,
+                      well: Optional[str], target: Optional[str], amplified: Optional[bool]) -> list[dict]:
+    """The overrides the options ask for, checked against the plate (one dict per audit entry)."""
+    if sample and (call is not None or accept):
+        if call is not None and accept:
+            raise InputError(None, "--call and --accept exclude each other", "give one of them")
+        current = dict(zip(before.samples["sample"], before.samples["final_call"])) if not before.samples.empty else {}
+        missing = [s for s in sample if s not in current]
+        if missing:
+            raise InputError(out_dir / "samples.csv", "no such sample in this run", "check the name", record=missing[0])
+        return [{"subject": s, "field": "call", "old": current[s], "new": current[s] if accept else call}
+                for s in sample]
+    if well is not None and target is not None and amplified is not None:
+        t = before.table
+        hit = t[(t["well"] == well.upper()) & (t["target"] == target)]
+        if hit.empty:
+            raise InputError(out_dir / "wells.csv", f"no curve for target '{target}'", "check well and target",
+                             record=well)
+        return [{"subject": f"{well.upper()}/{target}", "field": "amplified",
+                 "old": str(bool(hit["amplified"].iat[0])).lower(), "new": str(amplified).lower()}]
+    raise InputError(None, "nothing to override", "give --sample with --call or --accept, or --well, --target and "
+                     "--amplified/--not-amplified")
 
 
 @lab_app.command("sign")
@@ -156,38 +161,31 @@ def sign_cmd(
     reason: str = typer.Option("results reviewed and released", "--reason", help="Statement recorded with the signature."),
     force: bool = typer.Option(False, "--force", help="Sign even though samples are still held for review."),
 ) -> None:
-    """Sign off the per-sample results (their SHA-256 is recorded in the audit log)."""
-    import hashlib
-
-    from . import audit
-    from .analysis import reanalyze
-    from .report import write_outputs
+    """Sign off the per-sample results (their SHA-256 is recorded in the audit log); signing results that are
+    already signed writes nothing new."""
+    from . import store
 
     try:
-        res = reanalyze(out_dir)
-        held = res.samples[res.samples["status"] != "release"] if not res.samples.empty else res.samples
-        if not held.empty and not force:
-            raise InputError(out_dir / "samples.csv", f"{len(held)} sample(s) still held ({', '.join(held['sample'][:5])})",
-                             "review them with 'oligolab lab override', or sign with --force", record=held["sample"].iat[0])
-        if res.valid is False and not force:
-            raise InputError(out_dir / "result.json", "the run is invalid", "repeat the run; an invalid run is not signed")
-        paths = write_outputs(res, out_dir)
-        digest = hashlib.sha256(paths["samples"].read_bytes()).hexdigest()
-        entry = audit.record_signoff(out_dir / "audit.jsonl", run_id=res.run_id, results_sha256=digest, user=user,
-                                     reason=reason)
-        write_outputs(reanalyze(out_dir), out_dir)
+        done = store.sign(out_dir, user=user, reason=reason, force=force)
     except InputError as exc:
         fail(str(exc))
-    console.print(f"signed by {entry.user} at {entry.time}: samples.csv SHA-256 {digest[:16]}...", highlight=False)
+    e = done.entry
+    if done.already:
+        console.print(f"already signed by {e.user} at {e.time} (entry #{e.seq}); nothing new recorded", highlight=False)
+    else:
+        console.print(f"signed by {e.user} at {e.time}: samples.csv SHA-256 {e.new[:16]}...", highlight=False)
 
 
 @lab_app.command("audit")
-def audit_cmd(path: Path = typer.Argument(..., help="Output folder or audit.jsonl file.")) -> None:
-    """Verify the audit log's hash chain and list its entries."""
-    from . import audit
+def audit_cmd(path: Path = typer.Argument(..., help="Output folder (or its audit.jsonl file).")) -> None:
+    """Verify the audit log's hash chain, check the result files against the signed SHA-256, regenerate results
+    an interrupted override or sign-off left behind the log, and list the entries. Exit 2 on any tampering."""
+    from . import audit, store
 
-    log = path / "audit.jsonl" if path.is_dir() else path
+    folder = path.parent if path.name == store.LOG else path
     try:
+        findings = store.check(folder) if (folder / "result.json").exists() else []
+        log = folder / store.LOG
         n = audit.verify(log)
         entries = audit.read(log)
     except InputError as exc:
@@ -198,6 +196,11 @@ def audit_cmd(path: Path = typer.Argument(..., help="Output folder or audit.json
     for e in entries:
         table.add_row(str(e.seq), e.time, e.user, e.kind, e.subject, e.field, e.old, e.new[:16], e.reason)
     console.print(table)
+    marks = {"error": "[bold red]TAMPERED[/]", "fixed": "[yellow]regenerated[/]", "info": "[green]ok[/]"}
+    for f in findings:
+        console.print(f"{marks[f.severity]} {f.text}", highlight=False)
+    if any(f.severity == "error" for f in findings):
+        fail(f"{folder}: " + "; ".join(f.text for f in findings if f.severity == "error"))
 
 
 @lab_app.command("rules")

@@ -4,7 +4,8 @@ Per target, a sample's curves give one outcome: ``positive`` (amplified, Cq belo
 ``negative`` (not amplified, or amplified at or after the cutoff), ``indeterminate`` (replicates disagree, the
 curve was excluded, or an amplified curve has no Cq by the rule set's method) or ``missing`` (not run).
 Controls must show their expected outcomes for every target run on the plate; one failed control makes the
-run invalid and every sample "run_invalid". Samples whose curves carry review flags, whose positives are weak,
+run invalid and every sample "run_invalid" (or, where the rule set says ``on_failure: hold``, holds every
+sample for a specialist, naming the control's wells and what they showed). Samples whose curves carry review flags, whose positives are weak,
 or that fall to the rule set's default row are held for review.
 """
 
@@ -19,6 +20,8 @@ from ..errors import InputError
 from . import qc
 from .rules import RuleSet
 
+#: a sample's review reason when the whole run is held (the reasons themselves: Interpretation.holds)
+RUN_HELD = "the whole run is held (see the run's review reasons)"
 #: statuses of a sample result
 STATUS_RELEASE, STATUS_REVIEW, STATUS_RERUN = "release", "review", "rerun"
 
@@ -32,6 +35,7 @@ class Interpretation:
     valid: bool
     problems: list[str] = field(default_factory=list)
     unmapped_targets: list[str] = field(default_factory=list)
+    holds: list[str] = field(default_factory=list)   # run-level reasons every sample is held for
 
 
 def map_targets(table: pd.DataFrame, ruleset: RuleSet, source: str = "run") -> tuple[pd.Series, list[str]]:
@@ -114,9 +118,10 @@ def _wells(curves: _Curves, idx: list[int]) -> str:
     return ",".join(sorted({curves.well[i] for i in idx}, key=_well_key))
 
 
-def check_controls(curves: _Curves, ruleset: RuleSet) -> tuple[pd.DataFrame, list[str]]:
-    """One row per control well group with its outcomes and verdict, and the list of run problems."""
-    rows, problems = [], []
+def check_controls(curves: _Curves, ruleset: RuleSet) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """One row per control well group with its outcomes and verdict; the failures that invalidate the run; the
+    failures that hold every sample (controls whose rule says ``on_failure: hold``)."""
+    rows, problems, holds = [], [], []
     run_targets = {t for t, r in zip(curves.target, curves.role) if t and r != "empty"}
     for role, rule in ruleset.controls.items():
         groups = [(sample, idx) for (r, sample), idx in curves.groups.items() if r == role]
@@ -126,18 +131,7 @@ def check_controls(curves: _Curves, ruleset: RuleSet) -> tuple[pd.DataFrame, lis
             continue
         for sample, idx in groups:
             outcomes = _outcomes(curves, idx, ruleset)
-            failures = []
-            for target, expected in rule.expect.items():
-                if target not in run_targets or expected == "any":
-                    continue
-                kind, cq, _ = outcomes[target]
-                if kind != expected:
-                    got = f"{kind}" + (f" at Cq {cq:.1f}" if np.isfinite(cq) else "")
-                    failures.append(f"{target} {got}, expected {expected}")
-                lo, hi = rule.cq_range.get(target, (None, None))
-                if kind == "positive" and ((lo is not None and cq < lo) or (hi is not None and cq > hi)):
-                    failures.append(f"{target} Cq {cq:.1f} outside [{lo if lo is not None else '-'}, "
-                                    f"{hi if hi is not None else '-'}]")
+            failures = _control_failures(curves, idx, rule, outcomes, run_targets)
             review = _review_reasons(curves, idx, {k: v for k, v in outcomes.items() if k in run_targets}, ruleset)
             row = {"role": role, "control": rule.name, "sample": sample, "wells": _wells(curves, idx),
                    "passed": not failures, "problems": "; ".join(failures), "review": "; ".join(review)}
@@ -146,8 +140,37 @@ def check_controls(curves: _Curves, ruleset: RuleSet) -> tuple[pd.DataFrame, lis
                 row[f"{target}_cq"] = cq
             rows.append(row)
             if failures:
-                problems.append(f"{rule.name} '{sample}' failed ({'; '.join(failures)}): {rule.failure}")
-    return pd.DataFrame(rows), problems
+                text = f"{rule.name} '{sample}': {'; '.join(failures)}: {rule.failure}"
+                (holds if rule.on_failure == "hold" else problems).append(text)
+    return pd.DataFrame(rows), problems, holds
+
+
+def _control_failures(curves: _Curves, idx: list[int], rule, outcomes: dict, run_targets: set[str]) -> list[str]:
+    """What a control group shows against what its rule expects, well by well ("D6 (N1) amplified at Cq 24.1,
+    expected negative")."""
+    failures = []
+    for target, expected in rule.expect.items():
+        if target not in run_targets or expected == "any":
+            continue
+        kind, cq, _ = outcomes[target]
+        mine = [i for i in idx if curves.target[i] == target]
+        if kind != expected:
+            seen = [f"{curves.well[i]} ({target}) {_shown(curves, i)}" for i in mine] or [f"{target} missing"]
+            failures.append(f"{', '.join(seen)}, expected {expected}")
+        lo, hi = rule.cq_range.get(target, (None, None))
+        if kind == "positive" and ((lo is not None and cq < lo) or (hi is not None and cq > hi)):
+            failures.append(f"{','.join(curves.well[i] for i in mine)} ({target}) Cq {cq:.1f} outside "
+                            f"[{lo if lo is not None else '-'}, {hi if hi is not None else '-'}]")
+    return failures
+
+
+def _shown(curves: _Curves, i: int) -> str:
+    """What one curve shows, in words: 'amplified at Cq 24.1', 'not amplified', 'excluded'."""
+    if curves.excluded[i]:
+        return "excluded"
+    if not curves.amplified[i]:
+        return "not amplified"
+    return f"amplified at Cq {curves.cq[i]:.1f}" if np.isfinite(curves.cq[i]) else "amplified without a Cq"
 
 
 def _well_key(w: str):
@@ -160,19 +183,21 @@ def interpret(table: pd.DataFrame, ruleset: RuleSet, source: str = "run") -> Int
     """Validate the run by its controls and call every patient sample (role 'sample')."""
     rule_target, unknown = map_targets(table, ruleset, source)
     curves = _Curves(table, rule_target, ruleset.cq_column)
-    controls, problems = check_controls(curves, ruleset)
+    controls, problems, holds = check_controls(curves, ruleset)
     valid = not problems
-    held_by_controls = []
+    held_by_controls = [f"held by the rule set: {h}" for h in holds]
     if not controls.empty:
-        held_by_controls = [f"control {r['sample']} flagged ({r['review']})"
-                            for r in controls.to_dict("records") if r["passed"] and r["review"]]
+        held_by_controls += [f"control {r['sample']} flagged ({r['review']})"
+                             for r in controls.to_dict("records") if r["passed"] and r["review"]]
     rows = []
     for (role, sample), idx in curves.groups.items():
         if role != "sample":
             continue
         outcomes = _outcomes(curves, idx, ruleset)
         rule = ruleset.interpret({k: v[0] for k, v in outcomes.items()})
-        reasons = _review_reasons(curves, idx, outcomes, ruleset) + held_by_controls
+        reasons = _review_reasons(curves, idx, outcomes, ruleset)
+        if held_by_controls:     # the run-level reasons are given once (Interpretation.holds), not per sample
+            reasons.append(RUN_HELD)
         if rule is ruleset.default:
             reasons.append("no rule of the decision table matches")
         if not valid:
@@ -189,7 +214,7 @@ def interpret(table: pd.DataFrame, ruleset: RuleSet, source: str = "run") -> Int
         rows.append(row)
     samples = pd.DataFrame(rows)
     return Interpretation(samples=samples, controls=controls, valid=valid, problems=problems,
-                          unmapped_targets=unknown)
+                          unmapped_targets=unknown, holds=held_by_controls)
 
 
 def summarize_without_rules(table: pd.DataFrame) -> pd.DataFrame:

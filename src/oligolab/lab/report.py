@@ -55,20 +55,36 @@ def samples_frame(result: PlateResult) -> pd.DataFrame:
     return s
 
 
-def write_outputs(result: PlateResult, out_dir: str | Path, *, html: bool = True) -> dict[str, Path]:
-    """Write samples.csv, wells.csv, controls.csv, result.json and report.html into ``out_dir``."""
-    out = Path(out_dir)
-    paths = {
-        "samples": reports.write_table(samples_frame(result), out / "samples.csv"),
-        "wells": reports.write_table(wells_frame(result), out / "wells.csv"),
-    }
+def derived_tables(result: PlateResult) -> dict[str, str]:
+    """The plate's tables as the CSV text written to disk (samples.csv, wells.csv, controls.csv when the rule
+    set has controls): what a sign-off hashes."""
+    frames = {"samples.csv": samples_frame(result), "wells.csv": wells_frame(result)}
     if not result.controls.empty:
-        paths["controls"] = reports.write_table(result.controls, out / "controls.csv")
-    samples_sha = hashlib.sha256(paths["samples"].read_bytes()).hexdigest()
+        frames["controls.csv"] = result.controls
+    return {name: frame.to_csv(index=False, lineterminator="\n", na_rep="") for name, frame in frames.items()}
+
+
+def write_outputs(result: PlateResult, out_dir: str | Path, *, html: bool = True,
+                  derived_from: dict | None = None) -> dict[str, Path]:
+    """Write samples.csv, wells.csv, controls.csv, result.json and report.html into ``out_dir``.
+
+    ``result.json`` records each table's SHA-256 (``files``) and, when given, the audit-log state the results
+    were derived from (``derived_from``; see :mod:`.store`).
+    """
+    out = Path(out_dir)
+    keys = {"samples.csv": "samples", "wells.csv": "wells", "controls.csv": "controls"}
+    paths, files = {}, {}
+    for name, text in derived_tables(result).items():
+        paths[keys[name]] = reports.write_text(out / name, text)
+        files[name] = hashlib.sha256(text.encode()).hexdigest()
+    samples_sha = files["samples.csv"]
     doc = {"run_id": result.run_id, "summary": result.summary(), "valid": result.valid,
-           "problems": result.problems, "provenance": result.provenance, "samples_sha256": samples_sha,
+           "problems": result.problems, "holds": result.holds, "provenance": result.provenance,
+           "samples_sha256": samples_sha, "files": files,
            "signoff": result.signoff.__dict__ if result.signoff else None,
            "overrides": [e.__dict__ for e in result.overrides]}
+    if derived_from is not None:
+        doc["derived_from"] = derived_from
     paths["result"] = reports.write_json(out / "result.json", doc)
     if html:
         paths["report"] = reports.write_text(out / "report.html", render_html(result, samples_sha))

@@ -36,7 +36,10 @@ CQ_METHOD_COLUMNS = {"td0": "cq_td0", "threshold": "cq_threshold", "sdm": "cq_sd
 _TOP_KEYS = {"id", "version", "title", "description", "sources", "extends", "cq_method", "targets", "controls",
              "calls", "default", "notes"}
 _TARGET_KEYS = {"aliases", "positive_below", "review_above", "note"}
-_CONTROL_KEYS = {"required", "expect", "cq_range", "failure", "note", "name"}
+_CONTROL_KEYS = {"required", "expect", "cq_range", "failure", "note", "name", "on_failure"}
+#: what a failed control does to the run: invalidate it (every sample "run_invalid", rerun) or hold every
+#: sample for a specialist's decision (the run stays valid; nothing is released unreviewed)
+ON_FAILURE = ("invalidate", "hold")
 _CALL_KEYS = {"when", "call", "report", "action", "note"}
 
 
@@ -60,6 +63,7 @@ class ControlRule:
     expect: Mapping[str, str]
     cq_range: Mapping[str, tuple[float | None, float | None]]
     failure: str
+    on_failure: str = "invalidate"
 
 
 @dataclass(frozen=True)
@@ -297,8 +301,12 @@ def _build(data: dict, where: str) -> RuleSet:
             _need(isinstance(rng, list) and len(rng) == 2, where, f"{key}.cq_range.{t}", "must be [low, high]",
                   "e.g. [20, 35]; null for an open end")
             ranges[t] = (_num(rng[0], where, f"{key}.cq_range.{t}"), _num(rng[1], where, f"{key}.cq_range.{t}"))
+        on_failure = str(spec.get("on_failure", "invalidate"))
+        _need(on_failure in ON_FAILURE, where, f"{key}.on_failure", f"unknown action '{on_failure}'",
+              "use " + " or ".join(ON_FAILURE))
         controls[role] = ControlRule(role, str(spec.get("name", role.upper())), bool(spec.get("required", True)),
-                                     expect, ranges, str(spec.get("failure", "control failed: repeat the run")))
+                                     expect, ranges, str(spec.get("failure", "control failed: repeat the run")),
+                                     on_failure)
 
     canonical = json.dumps(data, sort_keys=True, default=str).encode()
     return RuleSet(id=str(data["id"]), version=str(data["version"]), title=str(data.get("title", data["id"])),
