@@ -206,3 +206,19 @@ def test_vutrisiran_like_pattern_reproduces_the_inn_guide_and_options_apply():
     decoded = decode_notation(esc)
     assert esc.startswith("(vinu)s") and decoded.sugar[6] == "gna" and decoded.vinylphosphonate
     assert decoded.bases == d.guide
+
+
+def test_ortholog_species_and_conservation(tmp_path):
+    """An ortholog file names its species in the RefSeq-style header; sites it holds without a mismatch list that
+    species in conserved_in, sites over a difference count it. (The ortholog here is the human TTR with one
+    substitution, a labelled test fixture, not data.)"""
+    ttr = read_transcripts(TARGETS)[0].seq
+    changed = ttr[:300] + ("A" if ttr[300] != "A" else "C") + ttr[301:]
+    ortho = tmp_path / "cyno.fa"
+    ortho.write_text(f">XM_TEST.1 Macaca fascicularis transthyretin (TTR), mRNA [TEST FIXTURE]\n{changed}\n")
+    table = design_sirnas(SirnaInputs(TARGETS, orthologs=[ortho]), SirnaOptions(target_id="NM_000371.4")).table
+    col = "mm_Macaca_fascicularis_XM_TEST.1"
+    covering = table[(table.position <= 301) & (table.position + 18 >= 301)]
+    elsewhere = table[(table.position > 301) | (table.position + 18 < 301)]
+    assert (covering[col] == "1").all() and (elsewhere[col] == "0").all()
+    assert (elsewhere.conserved_in == "Macaca_fascicularis").all() and not covering.conserved_in.fillna("").any()

@@ -69,6 +69,7 @@ class Checks:
     snp_in_seed: list[bool]
     variant_hits: np.ndarray
     orthologs: dict[str, np.ndarray]
+    ortholog_species: dict[str, str]
     gc: np.ndarray
     runs: np.ndarray
     immune: list[str]
@@ -111,13 +112,14 @@ def run_checks(c: Candidates, rules: dict[str, Any], index: TranscriptIndex | No
     sites = [rc_rna(g).replace("U", "T") for g in guides]  # what the guide pairs with
     snps, in_seed = snp_flags(variants, c.positions, float(rules["snp"]["min_frequency"]))
     motifs = rules["immune"]["motifs"]
+    ortho, species = ortholog_mismatches(guides, orthologs)
     return Checks(
         hits=hits, guide_mm=guide_mm, pass_mm=pass_mm, seeds=seeds,
         seed_dg=seed_duplex_dg(guides),
         mirna=[",".join(mirna_seeds.get(g[1:8], [])[:3]) for g in guides],
         snps=snps, snp_in_seed=in_seed,
         variant_hits=np.array([sum(s in v.seq for v in c.target.variants) for s in c.sites], dtype=np.int64),
-        orthologs=ortholog_mismatches(guides, orthologs),
+        orthologs=ortho, ortholog_species=species,
         gc=gc_percent(sites, SITE), runs=longest_run(sites, SITE),
         immune=[immune_motifs(g.replace("T", "U"), p.replace("T", "U"), motifs)
                 for g, p in zip(c.guides, c.passengers)],
@@ -178,16 +180,12 @@ def flag_texts(rules: dict[str, Any], c: Candidates, ch: Checks, hard: np.ndarra
     return flags
 
 
-def conserved_in(orthologs: dict[str, np.ndarray]) -> list[str]:
+def conserved_in(orthologs: dict[str, np.ndarray], species: dict[str, str]) -> list[str]:
     """Species whose ortholog holds the site without a mismatch."""
     if not orthologs:
         return []
     n = len(next(iter(orthologs.values())))
-    out = []
-    for i in range(n):
-        species = sorted({col[3:].rsplit("_", 1)[0] for col, v in orthologs.items() if v[i] == "0"})
-        out.append(",".join(species))
-    return out
+    return [",".join(sorted({species[col] for col, v in orthologs.items() if v[i] == "0"})) for i in range(n)]
 
 
 def candidate_table(c: Candidates, eff: np.ndarray, acc: np.ndarray, ch: Checks, hard: np.ndarray,
@@ -210,7 +208,7 @@ def candidate_table(c: Candidates, eff: np.ndarray, acc: np.ndarray, ch: Checks,
         "guide_seed_relative": np.round(seeds.relative, 3), "passenger_seed_burden": np.round(seeds.passenger_burden, 3),
         "seed_duplex_dG": ch.seed_dg, "mirna_seed_match": ch.mirna, "immune_motifs": ch.immune, "snps": ch.snps,
         "transcript_variants_hit": ch.variant_hits, **ch.orthologs,
-        **({"conserved_in": conserved_in(ch.orthologs)} if ch.orthologs else {}),
+        **({"conserved_in": conserved_in(ch.orthologs, ch.ortholog_species)} if ch.orthologs else {}),
         "hard_fail": hard, "score": np.round(score, 4), "flags": flags,
     })
     table = table.sort_values(["hard_fail", "score", "position"], ascending=[True, False, True], kind="stable")

@@ -176,12 +176,13 @@ def count_offtargets(df: pd.DataFrame, n: int, k: int) -> tuple[np.ndarray, np.n
     return guide_mm, pass_mm
 
 
-def ortholog_mismatches(guides: list[str], paths: list[str | Path]) -> dict[str, np.ndarray]:
+def ortholog_mismatches(guides: list[str], paths: list[str | Path]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Fewest mismatches of each guide target (sense) in each ortholog transcript, '>4' when none within 4;
-    columns named ``mm_<species>_<id>``."""
+    columns named ``mm_<species>_<id>``; and the species of each column."""
     cols: dict[str, np.ndarray] = {}
+    species: dict[str, str] = {}
     if not paths:
-        return cols
+        return cols, species
     targets = guide_targets(guides)
     ps = PatternSet.from_oligos([str(i) for i in range(len(targets))], targets)
     for path in paths:
@@ -193,7 +194,9 @@ def ortholog_mismatches(guides: list[str], paths: list[str | Path]) -> dict[str,
                 mm = (st.mismatches + st.unknown)[hits.site]
                 sel = st.pattern[hits.site] % 2 == 0  # the ortholog mRNA must hold the site in sense
                 np.minimum.at(best, cand[sel], mm[sel])
-            label = f"mm_{species_of(t.description) or 'ortholog'}_{t.id}"
+            sp = species_of(t.description) or "ortholog"
+            label = f"mm_{sp}_{t.id}"
             cols[label] = np.where(best <= ORTHOLOG_MAX_MM, best.astype(str), ">4").astype(object)
-    return cols
+            species[label] = sp
+    return cols, species
 
