@@ -282,6 +282,15 @@ def cycle_numbers(values: list[object], path: Path, well: str, *, line0: int | N
     return out
 
 
+def check_counts(path: Path, curves: int, targets: int = 1) -> None:
+    """Refuse more curves or targets than a run may have, before any per-curve work."""
+    if curves > MAX_CURVES:
+        raise InputError(path, f"{curves:,} curves, more than the {MAX_CURVES:,} a run may have",
+                         "export one run (one plate) per file")
+    if targets > MAX_TARGETS:
+        raise InputError(path, f"{targets} targets, more than {MAX_TARGETS}", "export one run per file")
+
+
 def curves_to_run(path: Path, records: list[dict], curves: list[tuple[np.ndarray, np.ndarray]], *, fmt: str,
                   instrument: str, rows: int | None, cols: int | None, meta: dict | None = None,
                   name: str | None = None) -> Run:
@@ -289,9 +298,7 @@ def curves_to_run(path: Path, records: list[dict], curves: list[tuple[np.ndarray
     file that numbers cycles from 0 is shifted to start at 1 (noted in the run)."""
     if not curves:
         raise InputError(path, "no amplification readings found", SUPPORTED_HELP)
-    if len(curves) > MAX_CURVES:
-        raise InputError(path, f"{len(curves):,} curves, more than the {MAX_CURVES:,} a run may have",
-                         "export one run (one plate) per file")
+    check_counts(path, len(curves))
     for rec, (cyc, _) in zip(records, curves):
         if cyc.size and (cyc.max() > MAX_CYCLES or not np.isfinite(cyc).all()):
             raise InputError(path, f"cycle number {cyc.max():g} is above {MAX_CYCLES}", "export cycles numbered from 1",
@@ -311,9 +318,7 @@ def curves_to_run(path: Path, records: list[dict], curves: list[tuple[np.ndarray
         if cyc.size:
             fluor[i, cyc.astype(np.int64) - 1] = flu
     layout = pd.DataFrame.from_records(records)
-    if layout["target"].nunique() > MAX_TARGETS:
-        raise InputError(path, f"{layout['target'].nunique()} targets, more than {MAX_TARGETS}",
-                         "export one run per file")
+    check_counts(path, len(curves), layout["target"].nunique())
     return make_run(name or path.stem, path, fluor, np.arange(1, n + 1), layout, instrument=instrument, fmt=fmt,
                     plate_rows=rows, plate_columns=cols, meta=meta)
 

@@ -49,6 +49,8 @@ def read(path: Path, fmt: str = "eds", **_: object) -> list[Run]:
                                  "multicomponent_data.txt)", "open the run in the instrument software and save it again")
             signals = common.decode(common.read_member(path, zf, names[MULTICOMPONENT]), path)
             setup = common.read_member(path, zf, names[PLATE_SETUP]) if PLATE_SETUP in names else b""
+    except InputError:
+        raise
     except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
         raise InputError(path, f"the .eds archive is truncated or damaged ({type(exc).__name__})",
                          "copy the file again; the transfer was incomplete") from None

@@ -36,8 +36,10 @@ def read(path: Path, fmt: str = "long", **_: object) -> list[Run]:
         dye_c = None
     dec = frame.attrs.get("decimal_comma", False)
     keys = [well_c] + ([tar_c] if tar_c else []) + ([dye_c] if dye_c and not tar_c else [])
+    groups = frame.groupby(keys, sort=False)
+    common.check_counts(path, groups.ngroups, frame[tar_c].nunique() if tar_c else 1)
     records, curves = [], []
-    for key, grp in frame.groupby(keys, sort=False):
+    for key, grp in groups:
         key = key if isinstance(key, tuple) else (key,)
         well = normalize_well(key[0])
         cyc = common.cycle_numbers(grp[cyc_c].tolist(), path, well)

@@ -34,8 +34,8 @@ _XSD = {"1.3": "RDML_v1_3_REC.xsd", "1.4": "RDML_v1_4_CR.xsd"}
 
 
 _THREAD = threading.local()
-#: deepest XML element nesting accepted (RDML nests 6 levels; libxml2 refuses beyond 256 on its own)
-MAX_XML_DEPTH = 64
+# XML limits are libxml2's without huge_tree: element depth 256 (RDML nests 6 levels), text nodes of 10 MB;
+# the document's size is common.MAX_UNPACKED_BYTES (zip member) or common.MAX_FILE_BYTES (plain XML).
 
 
 @lru_cache(maxsize=None)
@@ -88,6 +88,8 @@ def read_xml_bytes(path: str | Path) -> bytes:
                     raise InputError(path, "the RDML archive holds no rdml_data.xml",
                                      "export the run again as RDML from the instrument software")
                 return common.read_member(path, zf, name)
+        except InputError:
+            raise
         except (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError, ValueError) as exc:
             raise InputError(path, f"the RDML archive is truncated or damaged ({type(exc).__name__})",
                              "copy or export the file again; the transfer was incomplete") from None

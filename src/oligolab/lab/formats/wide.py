@@ -95,6 +95,7 @@ def _columns(frame: pd.DataFrame, path: Path) -> tuple[str, list[str]]:
 def _run(path: Path, parts: list[tuple[pd.DataFrame, str]], fmt: str, instrument: str,
          layout: pd.DataFrame | None) -> Run:
     records, curves = [], []
+    common.check_counts(path, sum(len(_columns(frame, path)[1]) for frame, _ in parts))
     for frame, dye in parts:
         cyc_col, curve_cols = _columns(frame, path)
         cycles = common.cycle_numbers(frame[cyc_col].tolist(), path, "", line0=2)
