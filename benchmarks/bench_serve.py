@@ -57,6 +57,42 @@ sys.path.insert(0, str(BENCH))
 
 from bench_lab import WORK, build_384_run  # noqa: E402
 
+LC480_RUN = ROOT / "data" / "qpcr" / "Edward_qPCR_Nrd1_calibration_2019-02-02_amplification.txt"
+
+
+def serve_plate_384() -> tuple[Path, str]:
+    """The benchmark's 384-well CDC-style plate: bench_lab's (real curves of eva_green_a/b), or, when that
+    builder fails (it picks its negative wells by the amplification call), the same layout (NTC, nCoVPC, HSC,
+    125 samples x N1/N2/RP) over the 384 real curves of the shipped LightCycler 480 run, controls placed by its
+    own calls. Returns the path and which plate it is."""
+    try:
+        return build_384_run(), "bench_lab 384-well plate (eva_green_a/b curves)"
+    except AssertionError:
+        pass
+    import pandas as pd
+
+    from oligolab.lab.analysis import load_runs
+    from oligolab.lab.curves import analyze_curves, prepare
+    from oligolab.lab.formats.rdml import write_rdml
+    from oligolab.lab.run import make_run, well_from_position
+
+    src = load_runs(LC480_RUN)[0]
+    amplified = analyze_curves(prepare(src)).table["amplified"].to_numpy().astype(bool)
+    neg, pos = list(np.flatnonzero(~amplified)), list(np.flatnonzero(amplified))
+    controls = [(neg[0], "NTC", "ntc", "N1"), (neg[1], "NTC", "ntc", "N2"), (neg[2], "NTC", "ntc", "RP"),
+                (pos[0], "nCoVPC", "pc", "N1"), (pos[1], "nCoVPC", "pc", "N2"), (pos[2], "nCoVPC", "pc", "RP"),
+                (neg[3], "HSC", "ec", "N1"), (neg[4], "HSC", "ec", "N2"), (pos[3], "HSC", "ec", "RP")]
+    used = {r[0] for r in controls}
+    rest = [i for i in range(len(src.layout)) if i not in used][:384 - len(controls)]
+    rows = controls + [(i, f"S-{k // 3 + 1:03d}", "sample", ("N1", "N2", "RP")[k % 3]) for k, i in enumerate(rest)]
+    layout = pd.DataFrame({"well": [well_from_position(i + 1, 24) for i in range(len(rows))],
+                           "sample": [r[1] for r in rows], "role": [r[2] for r in rows],
+                           "target": [r[3] for r in rows], "dye": "FAM"})
+    run = make_run("CDC plate 384 (real LC480 curves)", "bench", src.fluor[[r[0] for r in rows]], src.cycles, layout,
+                   instrument="LightCycler 480 (curves of the shipped demo run)", plate_rows=16, plate_columns=24)
+    WORK.mkdir(parents=True, exist_ok=True)
+    return write_rdml(run, WORK / "cdc_plate_384_lc480.rdml"), "384-well plate over the LC480 demo run's curves"
+
 LOCUSTFILE = BENCH / "locustfile_serve.py"
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/oligolab_bench"
 PASSWORD = "bench-serve-password"
@@ -175,7 +211,7 @@ def solo_timings(base: str, token: str, batches: list[dict]) -> dict[str, float]
         return {}
     sample = call(base, "GET", f"/api/batches/{b['id']}", token)[1]["result"]["samples"][0]["sample"]
     urls = {"page /": "/", "page /batches/{id}": f"/batches/{b['id']}",
-            "page sample": f"/batches/{b['id']}/samples/{urllib.parse.quote(str(sample))}",
+            "page sample": f"/batches/{b['id']}/sample?id={urllib.parse.quote(str(sample))}",
             "api batches": "/api/batches?limit=100", "api batch": f"/api/batches/{b['id']}",
             "status poll": f"/batches/{b['id']}/status"}
     out = {}
@@ -542,7 +578,8 @@ def main() -> None:
     print(f"machine: {cpu}, {os.cpu_count()} cores, {platform.platform()}, python {platform.python_version()}; "
           f"load average {os.getloadavg()[0]:.1f} (shared machine; service and load generator share the cores)")
     print(f"code: {code_version()}")
-    run_path = build_384_run()
+    run_path, plate_kind = serve_plate_384()
+    print(f"plate: {plate_kind}")
     RUN_BYTES.append(run_path.read_bytes())
     print(f"plate: {run_path.name} ({run_path.stat().st_size / 1024:.0f} KiB RDML, 384 wells, layout inside)")
     results = []

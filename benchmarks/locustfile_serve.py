@@ -29,6 +29,7 @@ import os
 import random
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 from locust import HttpUser, between, events, task
 
@@ -165,8 +166,8 @@ class Technician(LabUser):
         samples = (detail.json().get("result") or {}).get("samples", []) if detail.ok else []
         if samples:
             self.wait()
-            self.page(f"/batches/{batch_id}/samples/{random.choice(samples)['sample']}",
-                      "/batches/{id}/samples/{sample}")
+            self.page(f"/batches/{batch_id}/sample?id={quote(str(random.choice(samples)['sample']))}",
+                      "/batches/{id}/sample")
 
     def browse(self):
         """Between paced uploads: the batch list, then a recent batch and one of its samples."""
@@ -209,7 +210,7 @@ class Reviewer(LabUser):
         samples = d["result"]["samples"]
         for s in random.sample(samples, min(2, len(samples))):
             self.wait()
-            self.page(f"/batches/{batch_id}/samples/{s['sample']}", "/batches/{id}/samples/{sample}")
+            self.page(f"/batches/{batch_id}/sample?id={quote(str(s['sample']))}", "/batches/{id}/sample")
         version = d["version"]
         held = [s["sample"] for s in samples if s.get("status") == "review"]
         self.wait()

@@ -133,10 +133,10 @@ def validate_upload(run_name: str, run_bytes: bytes, map_name: str, map_bytes: b
         return run.describe()
 
 
-def duplicates(db: Session, batch: Batch) -> list[int]:
-    """Earlier batches of the same lab with the same run file (same SHA-256)."""
+def duplicates(db: Session, batch: Batch, limit: int = 10) -> list[int]:
+    """Other batches of the same lab with the same run file (same SHA-256), the first ``limit`` of them."""
     return list(db.scalars(select(Batch.id).where(Batch.lab_id == batch.lab_id, Batch.run_sha256 == batch.run_sha256,
-                                                  Batch.id != batch.id).order_by(Batch.id)))
+                                                  Batch.id != batch.id).order_by(Batch.id).limit(limit)))
 
 
 def create_batch(db: Session, user: User, *, assay_id: int, name: str, run_name: str, run_bytes: bytes,
