@@ -36,8 +36,10 @@ def recover(factory: sessionmaker) -> int:
                 b.error = f"the analysis was interrupted {b.attempts} times; upload the run again"
             else:
                 b.status, b.progress = "queued", "queued again after a service restart"
+        db.flush()          # every batch row first, then the audit chain's head (one lock order everywhere)
+        for b in stuck:
             record(db, user="system", lab_id=b.lab_id, action="recover", entity="batch", entity_id=b.id,
-                       before={"status": "running"}, after={"status": b.status})
+                   before={"status": "running"}, after={"status": b.status})
     return len(stuck)
 
 
