@@ -62,7 +62,7 @@ def _tamper(run_sql, bid: int, number: int, name: str) -> None:
 
 
 def _assert_named(out: str) -> None:
-    assert f"version" in out and "the signed results were changed" in out          # edited signed row
+    assert "version" in out and "the signed results were changed" in out          # edited signed row
     assert "sign-off (by ghost) differs from the audited sign event" in out        # forged signer
     assert "user tech" in out and "role 'technician' -> 'admin'" in out            # role change outside
     assert re.search(r"audit event \d+ .*by admin.*(edited|hash of the event before)", out)   # forged event
