@@ -87,6 +87,7 @@ def install(app: FastAPI) -> None:
         i18n.install(templates.env)
         templates.context_processors.append(page_context)
         templates.env.globals["day_batch_panel"] = lambda request, b: batch_panel(request.app.state.factory, b)
+        templates.env.globals["day_summary_panel"] = summary_panel
         templates.env.globals["rule_text"] = i18n.rule_text
     _lifespan_with_deliveries(app, app.state.factory)
     app.include_router(router)
@@ -99,6 +100,27 @@ def batch_panel(factory, b: Batch) -> dict:
         wl = worklists.for_batch(db, b.id)
         return {"status": status, "flags": [(f.rule, qcview.rule_text(f.rule), qcview.flag_text(f)) for f in flags],
                 "worklist": wl.id if wl else None, "lot": wl.reagent_lot if wl else ""}
+
+
+def summary_panel(request: Request, day: str) -> list[tuple[Batch, str, list[str]]]:
+    """The Westgard status and rules of each analysed batch of the summary's day (UTC, as the summary counts)."""
+    import datetime as _dt
+
+    sess: LoginSession | None = getattr(request.state, "session", None)
+    if sess is None:
+        return []
+    start = _dt.datetime.combine(_dt.date.fromisoformat(day), _dt.time(0), _dt.timezone.utc)
+    with request.app.state.factory() as db:
+        user = db.get(User, sess.user_id)
+        batches = list(db.scalars(select(Batch).where(Batch.lab_id == user.lab_id, Batch.current_version > 0,
+                                                      Batch.created_at >= start,
+                                                      Batch.created_at < start + _dt.timedelta(days=1))
+                                  .order_by(Batch.id)))
+        out = []
+        for b in batches:
+            status, flags = qcview.batch_flags(db, b)
+            out.append((b, status, sorted({f.rule for f in flags})))
+        return out
 
 
 def _assays(db: Session, user: User) -> list[Assay]:

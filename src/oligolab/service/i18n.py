@@ -69,7 +69,7 @@ def language(lang: str) -> Iterator[None]:
 
 def gettext(message: str, **variables: object) -> str:
     """``message`` in the current language, with ``%(name)s`` variables filled in."""
-    text = translations(current()).gettext(message)
+    text = translations(current()).gettext(message) if message else message
     return text % variables if variables else text
 
 
@@ -99,7 +99,7 @@ VOCABULARY = (
     N_("queued"), N_("running"), N_("analysed"), N_("failed"), N_("signed"), N_("pending"), N_("sending"),
     N_("delivered"), N_("refused"), N_("positive"), N_("negative"), N_("inconclusive"), N_("invalid"),
     N_("review"), N_("run_invalid"), N_("screen_positive"), N_("male"), N_("female"), N_("other"), N_("unknown"),
-    N_("ok"), N_("warning"), N_("reject"), N_("no result"),
+    N_("ok"), N_("warning"), N_("reject"), N_("no result"), N_("technician"), N_("reviewer"), N_("admin"),
 )
 
 
@@ -108,7 +108,7 @@ def install(env) -> None:
     language, and the time and number filters."""
     env.add_extension("jinja2.ext.i18n")
     env.install_gettext_callables(
-        lambda s: translations(current()).gettext(s),
+        lambda s: translations(current()).gettext(s) if s else s,       # '' would give the catalogue header
         lambda s, p, n: translations(current()).ngettext(s, p, n),
         newstyle=True,
         pgettext=lambda c, s: translations(current()).pgettext(c, s),

@@ -78,7 +78,7 @@ def upload_run(db: Session, user: User, worklist: Worklist, run_name: str, run_b
     if worklist.batch_id is not None:
         raise InputError(f"worklist {worklist.id}", _("a run was uploaded for it already (batch %(batch)s)", batch=worklist.batch_id),
                          _("make a new worklist for a new plate"))
-    batch = create_batch(db, user, assay_id=worklist.assay_id, name=name or f"worklist {worklist.id}",
+    batch = create_batch(db, user, assay_id=worklist.assay_id, name=name or _("worklist %(n)s", n=worklist.id),
                          run_name=run_name, run_bytes=run_bytes, map_name=f"worklist-{worklist.id}.csv",
                          map_bytes=worklist.plate_map.encode("utf-8"))
     worklist.batch_id = batch.id
