@@ -180,3 +180,18 @@ class TrainingCompletion(Base):
     lab_id: Mapped[int] = mapped_column(ForeignKey("labs.id"))
     exercise: Mapped[str] = mapped_column(String(50))
     completed_at: Mapped[_dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class QcPoints(Base):
+    """The control Cq values and NTC counts of one result version, kept so QC views never reload results."""
+
+    __tablename__ = "qc_points"
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    lab_id: Mapped[int] = mapped_column(ForeignKey("labs.id"), index=True)
+    assay_id: Mapped[int] = mapped_column(ForeignKey("assays.id"))
+    at: Mapped[_dt.datetime] = mapped_column(UTCDateTime)
+    lot: Mapped[str] = mapped_column(String(100), default="")
+    points: Mapped[list] = mapped_column(JSON, default=list)          #: [control, target, cq] triples
+    ntc_wells: Mapped[int] = mapped_column(Integer, default=0)
+    ntc_amplified: Mapped[int] = mapped_column(Integer, default=0)

@@ -8,12 +8,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, undefer
 
 from ..lab import qc_trend as qt
 from . import i18n
 from .analysis import batch_ruleset
-from .day_db import QcLimit, Worklist
+from .day_db import QcLimit, QcPoints, Worklist
 from .db import Assay, Batch, BatchVersion, User
 
 _ = i18n.gettext
@@ -30,10 +31,49 @@ class QcData:
     ntc: list[qt.NtcRun]
 
 
+_IC_TARGETS: dict[str, list[str]] = {}
+
+
 def _ic_targets(db: Session, batch: Batch) -> list[str]:
-    ruleset = batch_ruleset(db, batch)
-    ec = ruleset.controls.get("ec")
-    return qt.internal_control_targets(ec.expect) if ec is not None else []
+    """The internal-control targets of a batch's rule set (cached by the rule set's hash)."""
+    key = batch.ruleset_sha256 or f"assay-{batch.assay_id}"
+    if key not in _IC_TARGETS:
+        ruleset = batch_ruleset(db, batch)
+        ec = ruleset.controls.get("ec")
+        _IC_TARGETS[key] = qt.internal_control_targets(ec.expect) if ec is not None else []
+    return _IC_TARGETS[key]
+
+
+def _points_row(db: Session, b: Batch, lot: str) -> QcPoints:
+    """The QC points of a batch's current version, computed once from its stored result."""
+    v = db.scalar(select(BatchVersion).options(undefer(BatchVersion.result))
+                  .where(BatchVersion.batch_id == b.id, BatchVersion.version == b.current_version))
+    pts = qt.control_points(v.result, run=str(b.id), at=b.created_at, assay="", lot=lot,
+                            ic_targets=_ic_targets(db, b))
+    ntc = qt.ntc_counts(v.result, run=str(b.id), at=b.created_at)
+    return QcPoints(batch_id=b.id, version=b.current_version, lab_id=b.lab_id, assay_id=b.assay_id,
+                    at=b.created_at, lot=lot, points=[[p.key.control, p.key.target, p.cq] for p in pts],
+                    ntc_wells=ntc.wells, ntc_amplified=ntc.amplified)
+
+
+def _cached_points(db: Session, batches: list[Batch]) -> dict[int, QcPoints]:
+    """Batch id -> QC points of its current version; missing ones are computed and stored."""
+    if not batches:
+        return {}
+    rows = {(r.batch_id, r.version): r for r in db.scalars(
+        select(QcPoints).where(QcPoints.batch_id.in_([b.id for b in batches])))}
+    missing = [b for b in batches if (b.id, b.current_version) not in rows]
+    if missing:
+        lots = dict(db.execute(select(Worklist.batch_id, Worklist.reagent_lot)
+                               .where(Worklist.batch_id.in_([b.id for b in missing]))).all())
+        made = [_points_row(db, b, lots.get(b.id, "")) for b in missing]
+        try:
+            db.add_all(made)
+            db.commit()
+        except IntegrityError:            # another request stored them first: theirs are the same
+            db.rollback()
+        rows.update({(r.batch_id, r.version): r for r in made})
+    return {b.id: rows[(b.id, b.current_version)] for b in batches}
 
 
 def qc_data(db: Session, lab_id: int, assay_id: int | None = None, *, upto_batch: int | None = None) -> QcData:
@@ -44,25 +84,15 @@ def qc_data(db: Session, lab_id: int, assay_id: int | None = None, *, upto_batch
     if upto_batch:
         q = q.where(Batch.id <= upto_batch)
     batches = list(db.scalars(q.order_by(Batch.id.desc()).limit(RECENT_BATCHES)))[::-1]
-    lots = dict(db.execute(select(Worklist.batch_id, Worklist.reagent_lot)
-                           .where(Worklist.batch_id.in_([b.id for b in batches]))).all()) if batches else {}
-    versions = {(v.batch_id, v.version): v for v in db.scalars(
-        select(BatchVersion).options(undefer(BatchVersion.result))
-        .where(BatchVersion.batch_id.in_([b.id for b in batches])))} if batches else {}
+    cached = _cached_points(db, batches)
     assays = {a.id: a.name for a in db.scalars(select(Assay).where(Assay.lab_id == lab_id))}
     points: list[qt.ControlPoint] = []
     ntc: list[qt.NtcRun] = []
-    ic_cache: dict[str, list[str]] = {}
     for b in batches:
-        v = versions.get((b.id, b.current_version))
-        if v is None:
-            continue
-        key = b.ruleset_sha256 or str(b.assay_id)
-        if key not in ic_cache:
-            ic_cache[key] = _ic_targets(db, b)
-        points += qt.control_points(v.result, run=str(b.id), at=b.created_at, assay=assays.get(b.assay_id, "?"),
-                                    lot=lots.get(b.id, ""), ic_targets=ic_cache[key])
-        ntc.append(qt.ntc_counts(v.result, run=str(b.id), at=b.created_at))
+        row, assay = cached[b.id], assays.get(b.assay_id, "?")
+        points += [qt.ControlPoint(qt.SeriesKey(assay, control, target, row.lot), str(b.id), row.at, float(cq))
+                   for control, target, cq in row.points]
+        ntc.append(qt.NtcRun(str(b.id), row.at, row.ntc_wells, row.ntc_amplified))
     given = {qt.SeriesKey(assays.get(r.assay_id, "?"), r.control, r.target, r.lot): qt.Limits(r.mean, r.sd, 0, r.source)
              for r in db.scalars(select(QcLimit).where(QcLimit.lab_id == lab_id))}
     limits = qt.series_limits(points, given)
