@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import io
 import json
+
+from serve_support import RUN
 
 #: made-up Russian names for synthetic patients (no real person)
 FAMILIES = ["Иванов", "Смирнов", "Кузнецов", "Попов", "Васильев", "Петров", "Соколов", "Михайлов"]
@@ -69,14 +72,13 @@ def order_bundle(n: int, *, prefix: str = "ARH", test: str = "SARS-CoV-2 RNA") -
 
 # ------------------------------------------------------------------------------------------ the day's run
 
+@functools.lru_cache(maxsize=1)
 def _real_curves():
     """The shipped real run of the service tests (serve_support.RUN, a LightCycler 480 plate), the curves
     that amplified and those that stayed flat, both without a QC flag or review hold (the lab core's own
     analysis)."""
     from oligolab.lab.analysis import load_runs
     from oligolab.lab.curves import analyze_curves, prepare
-
-    from serve_support import RUN
 
     run = load_runs(RUN)[0]
     table = analyze_curves(prepare(run)).table

@@ -90,8 +90,8 @@ def release_batch(db: Session, user: User, batch: Batch, qc_reason: str = "") ->
         raise InputError(f"batch {batch.id}", _("nothing to release: no measured specimen of a worklist is on it"),
                          _("upload the run from its worklist page"))
     samples = {str(s["sample"]): s for s in v.result["samples"]}
-    lab = db.get(Lab, batch.lab_id)
-    released, retests = [], []
+    released: list[Order] = []
+    retests: list[Order] = []
     for o in orders:
         sid = db.get(Specimen, o.specimen_pk).specimen_id
         row = samples.get(sid)
@@ -104,34 +104,46 @@ def release_batch(db: Session, user: User, batch: Batch, qc_reason: str = "") ->
             continue
         o.status, o.version, o.call = RELEASED, v.version, call
         o.released_by, o.released_at = user.username, utcnow()
-        released.append(specimen_result(db, o, batch, row, rel, lab))
-    queued = queue(db, batch.lab_id, released, [o for o in orders if o.status == RELEASED])
+        released.append(o)
+    queued = queue(db, batch.lab_id, released)
     record(db, user=user, lab_id=batch.lab_id, action="release", entity="batch", entity_id=batch.id,
            after={"version": v.version, "released": len(released), "retests": len(retests), "deliveries": queued,
                   "westgard": qc_status, "qc_reason": qc_reason.strip()})
     return {"released": len(released), "retests": len(retests), "deliveries": queued}
 
 
-def queue(db: Session, lab_id: int, results: list[SpecimenResult], orders: list[Order]) -> int:
-    """Queue the released results for every active endpoint of the lab; returns how many deliveries."""
+def queue(db: Session, lab_id: int, orders: list[Order]) -> int:
+    """Queue the released orders for every active endpoint of the lab (one HL7 message per order, one FHIR
+    bundle per release); the payloads are made by the delivery loop, off the release request. Returns how many
+    deliveries."""
     endpoints = list(db.scalars(select(Endpoint).where(Endpoint.lab_id == lab_id, Endpoint.active.is_(True))))
     now = utcnow()
     n = 0
-    for ep in endpoints if results else []:
-        if ep.kind == "mllp":
-            for r, o in zip(results, orders):
-                control = f"OL{o.id}-{uuid.uuid4().hex[:10]}"
-                msg = oru_r01(r, control_id=control, at=now, receiving_application=ep.receiving_application,
-                              receiving_facility=ep.receiving_facility)
-                db.add(Delivery(lab_id=lab_id, endpoint_id=ep.id, order_ids=[o.id], control_id=control,
-                                payload=msg, next_at=now))
-                n += 1
-        else:
-            bundle = transaction(results, timestamp=now.isoformat())
-            db.add(Delivery(lab_id=lab_id, endpoint_id=ep.id, order_ids=[o.id for o in orders],
-                            control_id=uuid.uuid4().hex, payload=json.dumps(bundle, ensure_ascii=False), next_at=now))
+    for ep in endpoints if orders else []:
+        groups = [[o.id] for o in orders] if ep.kind == "mllp" else [[o.id for o in orders]]
+        for ids in groups:
+            control = f"OL{ids[0]}-{uuid.uuid4().hex[:10]}" if ep.kind == "mllp" else uuid.uuid4().hex
+            db.add(Delivery(lab_id=lab_id, endpoint_id=ep.id, order_ids=ids, control_id=control, payload="",
+                            next_at=now))
             n += 1
     return n
+
+
+def payload(db: Session, d: Delivery, ep: Endpoint) -> str:
+    """What a delivery sends: the ORU^R01 of its order, or the FHIR transaction bundle of its orders, made from
+    the released version each order names."""
+    results = []
+    for oid in d.order_ids:
+        o = db.get(Order, oid)
+        batch = db.get(Batch, o.batch_id)
+        v = need_version(db, batch, o.version)
+        sid = db.get(Specimen, o.specimen_pk).specimen_id
+        row = next(s for s in v.result["samples"] if str(s["sample"]) == sid)
+        results.append(specimen_result(db, o, batch, row, release_of(db, batch, v), db.get(Lab, o.lab_id)))
+    if ep.kind == "mllp":
+        return oru_r01(results[0], control_id=d.control_id, at=utcnow(),
+                       receiving_application=ep.receiving_application, receiving_facility=ep.receiving_facility)
+    return json.dumps(transaction(results, timestamp=utcnow().isoformat()), ensure_ascii=False)
 
 
 # ------------------------------------------------------------------------------------------------- sending
@@ -151,11 +163,14 @@ def _claim(factory: sessionmaker) -> int | None:
 def send_one(factory: sessionmaker, delivery_id: int) -> str:
     """One attempt of a claimed delivery, logged; the delivery becomes delivered, refused, pending again
     (with the backoff) or failed after the endpoint's attempts."""
-    with factory() as db:
+    with factory.begin() as db:
         d = db.get(Delivery, delivery_id)
-        ep = _wire(db.get(Endpoint, d.endpoint_id))
-        payload, control, number = d.payload, d.control_id, d.attempts
-    attempt = wire.send(ep, payload if ep.kind == "mllp" else json.loads(payload), control_id=control, number=number)
+        row = db.get(Endpoint, d.endpoint_id)
+        if not d.payload:                 # made once, kept: the log shows exactly what was sent
+            d.payload = payload(db, d, row)
+        ep = _wire(row)
+        body, control, number = d.payload, d.control_id, d.attempts
+    attempt = wire.send(ep, body if ep.kind == "mllp" else json.loads(body), control_id=control, number=number)
     with factory.begin() as db:
         d = db.get(Delivery, delivery_id)
         db.add(DeliveryAttempt(delivery_id=d.id, number=number, at=attempt.at, delivered=attempt.delivered,
