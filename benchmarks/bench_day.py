@@ -50,7 +50,7 @@ from bench_serve import (PG_URL, Sampler, call, children_cpu, code_version, cpu_
                          free_port, fresh_postgres, oligolab_command, pct)
 from day_support import FhirReceiver, MllpListener  # noqa: E402
 
-WORK = ROOT / "benchmarks" / "work"
+WORK = ROOT / "benchmarks" / "_work"
 LOCUSTFILE = ROOT / "benchmarks" / "locustfile_day.py"
 PASSWORD = "bench-day-password-2211"
 TARGET_PER_DAY = 800
