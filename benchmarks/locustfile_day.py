@@ -49,6 +49,7 @@ POLL_S, POLL_LIMIT_S = 1.0, 600.0
 
 _accounts = {role: itertools.cycle(ACCOUNTS[role]) for role in ACCOUNTS}
 _lists = itertools.count()
+_retry: list[int] = []            # lists whose import was refused (a conflict): imported again
 _claimed: set[int] = set()
 _making = {"worklist": False}
 _times: dict[str, dict[str, list[float]]] = {"ramp": {}, "steady": {}}
@@ -129,21 +130,22 @@ class Receptionist(DayUser):
 
     @task
     def receive(self):
-        if _counts["specimens_sent"] < DAY_SPECIMENS:
-            k = next(_lists)
-            n = min(LIST_SIZE, DAY_SPECIMENS - k * LIST_SIZE)
-            if n > 0:
-                _counts["specimens_sent"] += n
-                data = day_csv(n, prefix=f"D{k:03d}")
-                if self.form("/specimens/import", "specimens/import (list)", data={"assay_id": str(ASSAY_ID)},
-                             files={"file": (f"list-{k}.csv", data, "text/csv")}):
-                    _counts["lists"] += 1
-                self.wait()
-                self.page(f"/specimens?q=D{k:03d}-0001", "/specimens?q= (search)")
-                self.wait()
-                self.page("/labels", "/labels (waiting)")
-                return
-        self.page(f"/specimens?q=P1000{random.randint(0, 49):02d}", "/specimens?q= (search)")
+        k = _retry.pop() if _retry else next(_lists)
+        n = min(LIST_SIZE, DAY_SPECIMENS - k * LIST_SIZE)
+        if n <= 0:
+            self.page(f"/specimens?q=P1000{random.randint(0, 49):02d}", "/specimens?q= (search)")
+            return
+        data = day_csv(n, prefix=f"D{k:03d}")
+        if not self.form("/specimens/import", "specimens/import (list)", data={"assay_id": str(ASSAY_ID)},
+                         files={"file": (f"list-{k}.csv", data, "text/csv")}):
+            _retry.append(k)              # the receptionist imports the list again
+            return
+        _counts["lists"] += 1
+        _counts["specimens_sent"] += n
+        self.wait()
+        self.page(f"/specimens?q=D{k:03d}-0001", "/specimens?q= (search)")
+        self.wait()
+        self.page("/labels", "/labels (waiting)")
 
 
 class Technician(DayUser):

@@ -54,11 +54,27 @@ def here(db: Session, user: User | None, accept: str = "", cookie: str = "") -> 
 def page_context(request: Request) -> dict:
     """Template context of every page: language (activated), lab zone and training mode of the signed-in user
     (a Jinja2 context processor; the request's own app's database)."""
-    sess: LoginSession | None = getattr(request.state, "session", None)
     with request.app.state.factory() as db:
-        user = db.get(User, sess.user_id) if sess is not None else None
+        user_id = session_user_id(db, getattr(request.state, "session", None))
+        user = db.get(User, user_id) if user_id is not None else None
         h = here(db, user, request.headers.get("accept-language", ""), request.cookies.get(LANG_COOKIE, ""))
     return {"zone": h.zone, "lang": h.language, "training_mode": h.training}
+
+
+def session_user_id(db: Session, sess: LoginSession | None) -> int | None:
+    """The user of a request's sign-in session, also when the request's own database session was rolled back
+    and closed (an error page after a failed write): looked up again by the session's key."""
+    if sess is None:
+        return None
+    from sqlalchemy import inspect
+    from sqlalchemy.orm.exc import DetachedInstanceError
+
+    try:
+        return sess.user_id
+    except DetachedInstanceError:
+        key = inspect(sess).identity
+        row = db.get(LoginSession, key[0]) if key else None
+        return row.user_id if row is not None else None
 
 
 LANG_COOKIE = "oligolab_lang"
@@ -106,12 +122,12 @@ def summary_panel(request: Request, day: str) -> list[tuple[Batch, str, list[str
     """The Westgard status and rules of each analysed batch of the summary's day (UTC, as the summary counts)."""
     import datetime as _dt
 
-    sess: LoginSession | None = getattr(request.state, "session", None)
-    if sess is None:
-        return []
     start = _dt.datetime.combine(_dt.date.fromisoformat(day), _dt.time(0), _dt.timezone.utc)
     with request.app.state.factory() as db:
-        user = db.get(User, sess.user_id)
+        user_id = session_user_id(db, getattr(request.state, "session", None))
+        if user_id is None:
+            return []
+        user = db.get(User, user_id)
         batches = list(db.scalars(select(Batch).where(Batch.lab_id == user.lab_id, Batch.current_version > 0,
                                                       Batch.created_at >= start,
                                                       Batch.created_at < start + _dt.timedelta(days=1))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .. import knowledge
@@ -84,12 +85,16 @@ def _assay_by_test(db: Session, lab_id: int, test: str, default_assay: int | Non
 
 
 def _patient(db: Session, lab_id: int, a: Accession) -> Patient:
-    p = db.scalar(select(Patient).where(Patient.lab_id == lab_id, Patient.patient_id == a.patient_id))
+    find = select(Patient).where(Patient.lab_id == lab_id, Patient.patient_id == a.patient_id)
+    p = db.scalar(find)
     if p is None:
         p = Patient(lab_id=lab_id, patient_id=a.patient_id, name=a.patient_name, pseudonym=a.pseudonym,
                     birth_date=a.birth_date, sex=a.sex)
-        db.add(p)
-        db.flush()
+        try:
+            with db.begin_nested():       # another list may register the same patient at the same moment
+                db.add(p)
+        except IntegrityError:
+            p = db.scalar(find)
     return p
 
 
