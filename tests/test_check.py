@@ -56,18 +56,19 @@ def test_china_cdc_n_forward_primer_loses_its_5prime_end_in_b_1_1(pango_run):
     assert _raw_columns("B.1.1.7", 28881, 28902) == "AACGAACTTCTCCTGCTAGAAT"
     assert _raw_columns("A", 28881, 28902) == "GGGGAACTTCTCCTGCTAGAAT"
     result, out = pango_run
-    rows = pd.read_parquet(out / "oligo_calls.parquet")
+    rows = pd.read_parquet(out / "oligo_calls")
     alpha = rows[(rows.genome == "B.1.1.7") & (rows.oligo == "China-CDC-N-F")].iloc[0]
     assert alpha["call"] == "degraded"
     assert alpha["mismatch_from_3p"] == "22,21,20"
-    assert alpha["mutations"] == "G28881A G28882A G28883C"
+    assert alpha["mutations"] == "GGG28881AAC"  # one event, not three
+    assert alpha["cause"] == "mutation" and alpha["design_mismatch_from_3p"] == ""
     # site start is in the genome's own coordinates: the reference position minus the deleted bases before it
     assert alpha["start"] == 28881 - _raw_columns("B.1.1.7", 1, 28880).count("-")
     lineage_a = rows[(rows.genome == "A") & (rows.oligo == "China-CDC-N-F")].iloc[0]
     assert lineage_a["call"] == "binds" and lineage_a["mismatches"] == 0
     escapes = pd.read_csv(out / "escape_mutations.tsv", sep="\t")
-    r203k = escapes[(escapes.oligo == "China-CDC-N-F") & (escapes.mutation == "G28881A")].iloc[0]
-    assert r203k["amino_acid"] == "N:R203K" and r203k["from_3p"] == 22
+    r203k = escapes[(escapes.oligo == "China-CDC-N-F") & (escapes.mutation == "GGG28881AAC")].iloc[0]
+    assert r203k["amino_acid"] == "N:R203K,N:G204R" and r203k["from_3p"] == 20
 
 
 def test_omicron_deletion_removes_the_nih_thailand_reverse_primer(pango_run):
@@ -76,11 +77,11 @@ def test_omicron_deletion_removes_the_nih_thailand_reverse_primer(pango_run):
     two gap nucleotides, so no site; the assay is not detected in BA.1 but is in lineage B."""
     assert _raw_columns("BA.1", 28362, 28370) == "---------"
     result, out = pango_run
-    calls = pd.read_parquet(out / "oligo_calls.parquet")
+    calls = pd.read_parquet(out / "oligo_calls")
     ba1 = calls[(calls.genome == "BA.1") & (calls.oligo == "WH-NIC N-R")].iloc[0]
     assert ba1["call"] == "fails" and ba1["start"] == -1
     assert ba1["mutations"] == "del28362-28370"  # the lost site is explained by aligning the reference site
-    assays = pd.read_parquet(out / "assay_calls.parquet")
+    assays = pd.read_parquet(out / "assay_calls")
     assert assays[(assays.genome == "BA.1") & (assays.assay == "NIH: N gene")].iloc[0]["call"] == "not detected"
     assert assays[(assays.genome == "B") & (assays.assay == "NIH: N gene")].iloc[0]["call"] == "detected"
 
@@ -89,10 +90,10 @@ def test_cdc_n1_probe_mismatch_in_omicron(pango_run):
     """C28311T (N:P13L) lies under the CDC N1 probe (28309-28332) at the probe's 22nd base from its 3' end."""
     assert _raw_columns("BA.1", 28311, 28311) == "T"
     _, out = pango_run
-    calls = pd.read_parquet(out / "oligo_calls.parquet")
+    calls = pd.read_parquet(out / "oligo_calls")
     row = calls[(calls.genome == "BA.1") & (calls.oligo == "2019-nCoV-N1-P")].iloc[0]
     assert row["call"] == "degraded" and row["mutations"] == "C28311T" and row["mismatch_from_3p"] == "22"
-    assays = pd.read_parquet(out / "assay_calls.parquet")
+    assays = pd.read_parquet(out / "assay_calls")
     n1 = assays[(assays.genome == "BA.1") & (assays.assay == "US CDC: 2019-nCoV_N1")].iloc[0]
     assert n1["call"] == "at risk" and "2019-nCoV-N1-P" in n1["reason"]
     shift = _raw_columns("BA.1", 1, 28286).count("-")  # deletions upstream of the amplicon in BA.1
@@ -113,15 +114,19 @@ def test_exclusivity_against_near_neighbours(pango_run):
 
 def test_outputs_summary_and_report(pango_run):
     result, out = pango_run
-    for name in ("oligo_calls.tsv", "oligo_calls.parquet", "assay_calls.tsv", "assay_calls.parquet", "summary.json",
-                 "report.html", "group_summary.tsv", "lineage_summary.tsv", "escape_mutations.tsv"):
+    for name in ("oligo_calls.tsv", "assay_calls.tsv", "summary.json", "report.html", "group_summary.tsv",
+                 "lineage_summary.tsv", "escape_mutations.tsv"):
         assert (out / name).stat().st_size > 0, name
-    assert not list(out.glob(".*.part"))
+    assert not list(out.glob(".*"))
     summary = json.loads((out / "summary.json").read_text())
     assert summary["counts"]["genomes"] == len(LINEAGES)
     assert summary["counts"]["oligos"] == 247
-    rows = pd.read_csv(out / "oligo_calls.tsv", sep="\t")
-    assert len(rows) == len(LINEAGES) * 247
+    every = pd.read_parquet(out / "oligo_calls")  # the dataset holds every genome x oligo
+    assert len(every) == len(LINEAGES) * 247
+    rows = pd.read_csv(out / "oligo_calls.tsv", sep="\t")  # the TSV the rows a person opens: all but 'binds'
+    assert len(rows) == (every.call != "binds").sum() > 0 and "binds" not in set(rows.call)
+    assays = pd.read_csv(out / "assay_calls.tsv", sep="\t")
+    assert len(assays) == (pd.read_parquet(out / "assay_calls").call != "detected").sum()
     html = (out / "report.html").read_text()
     assert "Plotly.newPlot" in html and "China-CDC-N-F" in html and "<script>" in html
     groups = pd.read_csv(out / "group_summary.tsv", sep="\t")
@@ -130,8 +135,8 @@ def test_outputs_summary_and_report(pango_run):
 
 def test_deterministic_outputs(pango_subset, tmp_path):
     inputs = CheckInputs([DIAG_ASSAYS], [pango_subset], None, REFERENCE, ANNOTATION, ALIAS_KEY, [])
-    run_check(inputs, tmp_path / "a", CheckOptions(threads=1))
-    run_check(inputs, tmp_path / "b", CheckOptions(threads=2, batch_nt=100_000))
+    run_check(inputs, tmp_path / "a", CheckOptions(threads=1, workers=1))
+    run_check(inputs, tmp_path / "b", CheckOptions(threads=2, workers=1, batch_nt=100_000))
     for name in ("oligo_calls.tsv", "assay_calls.tsv", "summary.json", "escape_mutations.tsv", "report.html"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
 
@@ -142,7 +147,7 @@ def test_dated_isolates_with_unknown_bases(tmp_path):
     result = run_check(inputs, tmp_path, CheckOptions())
     monthly = pd.read_csv(tmp_path / "monthly_summary.tsv", sep="\t")
     assert {"2020-01", "2020-03"} <= set(monthly.month)
-    calls = pd.read_parquet(tmp_path / "oligo_calls.parquet")
+    calls = pd.read_parquet(tmp_path / "oligo_calls")
     no_data = calls[calls.call == "no data"]
     assert len(no_data) > 0
     # every 'no data' row has unknown bases at its site, or no site where unknown bases lie
@@ -154,19 +159,30 @@ def test_dated_isolates_with_unknown_bases(tmp_path):
     assert result.genomes == 418
 
 
-def test_sharded_run_through_dask_gives_the_same_outputs(pango_subset, tmp_path):
-    """Shards checked in separate processes (Dask) merge into the same files as one process: the same result
-    whichever way it runs."""
+def _tables(folder):
+    """Every output file's bytes (the Parquet datasets as sorted tables: part files depend on the chunk size)."""
+    out = {}
+    for p in sorted(folder.iterdir()):
+        if p.is_dir():
+            out[p.name] = pd.read_parquet(p).astype(str).to_csv()
+        elif p.name not in ("manifest.json", "report.html"):
+            out[p.name] = p.read_bytes()
+    return out
+
+
+def test_one_process_all_cores_and_a_dask_cluster_give_the_same_tables(pango_subset, tmp_path):
+    """The same check in this process, in two local worker processes and on a two-worker Dask LocalCluster (chunks
+    of 100 kb, so each worker has several): identical tables."""
     inputs = CheckInputs([DIAG_ASSAYS], [pango_subset], None, REFERENCE, ANNOTATION, ALIAS_KEY, [NEIGHBOURS])
-    run_check(inputs, tmp_path / "one", CheckOptions(threads=1))
-    run_check(inputs, tmp_path / "three", CheckOptions(threads=1, shards=3))
-    for name in ("oligo_calls.tsv", "assay_calls.tsv", "summary.json", "escape_mutations.tsv", "group_summary.tsv",
-                 "lineage_summary.tsv", "report.html"):
-        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "three" / name).read_bytes(), name
-    a = pd.read_parquet(tmp_path / "one" / "oligo_calls.parquet")
-    b = pd.read_parquet(tmp_path / "three" / "oligo_calls.parquet")
-    pd.testing.assert_frame_equal(a.astype(str), b.astype(str))
-    assert not [p for p in (tmp_path / "three").iterdir() if p.name.startswith(".")]  # no shard files left
+    one = run_check(inputs, tmp_path / "one", CheckOptions(workers=1, batch_nt=100_000))
+    cores = run_check(inputs, tmp_path / "cores", CheckOptions(workers=2, batch_nt=100_000))
+    dask = run_check(inputs, tmp_path / "dask", CheckOptions(cluster="local:2", batch_nt=100_000))
+    assert (one.run["where"], cores.run["where"], dask.run["where"]) == ("Inline", "LocalProcesses", "DaskCluster")
+    assert one.run["chunks"] == 4  # 100 kb chunks of four genomes
+    reference = _tables(tmp_path / "one")
+    assert _tables(tmp_path / "cores") == reference
+    assert _tables(tmp_path / "dask") == reference
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no work folders left
 
 
 # ------------------------------------------------------------------- determinism and interrupted runs
@@ -183,7 +199,9 @@ def _cli(assays, out, *extra, env=None):
 
 
 def _files(folder):
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.name != "manifest.json"}
+    """Every file under ``folder`` (Parquet parts included) by relative path."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != "manifest.json"}
 
 
 @pytest.fixture(scope="module")
@@ -234,3 +252,59 @@ def test_a_killed_check_leaves_the_previous_or_the_new_complete_folder(small_ass
     assert _cli(small_assays, out).wait(timeout=600) == 0
     assert _files(out) == new
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # nothing left of killed runs
+
+
+def _kill_when(folder, n_done, kill):
+    """Call ``kill`` once ``n_done`` chunks are stored in the work ``folder`` (polled)."""
+    import threading
+    import time
+
+    def watch():
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            if len(list(folder.glob("*.counts"))) >= n_done:
+                kill()
+                return
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_killed_dask_worker_and_a_resumed_run_give_the_same_tables(pango_subset, tmp_path):
+    """A Dask worker killed in the middle of a run costs only its chunks (rescheduled); a run killed in the middle
+    resumes from the chunks it stored: both give the tables of an uninterrupted run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from distributed import Client, LocalCluster
+
+    from oligolab.check.outputs import work_folder
+
+    inputs = CheckInputs([DIAG_ASSAYS], [pango_subset], None, REFERENCE, ANNOTATION, ALIAS_KEY, [])
+    small = dict(batch_nt=20_000)  # one genome per chunk
+    run_check(inputs, tmp_path / "reference", CheckOptions(workers=1, **small))
+    reference = _tables(tmp_path / "reference")
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        victim = list(client.run(os.getpid).values())[0]
+        out = tmp_path / "lost-worker"
+        _kill_when(work_folder(out), 3, lambda: os.kill(victim, signal.SIGKILL))
+        result = run_check(inputs, out, CheckOptions(cluster=cluster.scheduler_address, **small))
+        assert victim not in client.run(os.getpid).values()  # the worker really died (the nanny started another)
+    assert result.run["chunks"] == len(LINEAGES) and _tables(out) == reference
+    # a run killed after 5 chunks, then run again: only the missing chunks are checked
+    out = tmp_path / "resumed"
+    code = (f"from oligolab.check import *; run_check(CheckInputs([{str(DIAG_ASSAYS)!r}], [{str(pango_subset)!r}], None,"
+            f" {str(REFERENCE)!r}, {str(ANNOTATION)!r}, {str(ALIAS_KEY)!r}, []), {str(out)!r}, "
+            f"CheckOptions(workers=1, batch_nt=20_000))")
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    _kill_when(work_folder(out), 5, proc.kill).join()
+    proc.wait()
+    assert not out.exists()
+    result = run_check(inputs, out, CheckOptions(workers=1, **small))
+    assert result.run["resumed_chunks"] >= 5 and _tables(out) == reference
+    assert not work_folder(out).exists()

@@ -23,6 +23,10 @@ for _i, _a in enumerate(_BASES):
             _CODON[_a + _b + _c] = _AA[16 * _i + 4 * _j + _k]
 
 
+def _complement(bases: str) -> str:
+    return bases.translate(str.maketrans("ACGT", "TGCA"))
+
+
 @dataclass
 class CDS:
     gene: str
@@ -61,27 +65,27 @@ class Annotation:
         return ",".join(sorted({self.cdss[ci].gene for ci, _ in hits}))
 
     def aa_change(self, pos0: int, alt: str) -> str:
-        """'GENE:R203K' style names of the amino-acid changes a substitution at 0-based ``pos0`` makes
-        (synonymous changes as 'GENE:L37L'); '' outside coding regions or for non-ACGT bases."""
-        if alt not in "ACGT" or len(alt) != 1:
+        """'GENE:R203K' style names of the amino-acid changes made by substituting the bases ``alt`` from 0-based
+        reference position ``pos0`` on (one base, or a run such as AAC for GGG28881AAC: 'N:R203K,N:G204R');
+        synonymous changes as 'GENE:L37L'; '' outside coding regions or for non-ACGT bases."""
+        if not alt or any(b not in "ACGT" for b in alt):
             return ""
+        new = {pos0 + i: b for i, b in enumerate(alt)}
+        codons: dict[tuple[int, int], None] = {}
+        for p in new:
+            for ci, k in self._index.get(p, []):
+                codons[(ci, k // 3)] = None
         out = []
-        for ci, k in self._index.get(pos0, []):
+        for ci, codon_idx in codons:
             cds = self.cdss[ci]
-            codon_idx = k // 3
             cpos = cds.positions[3 * codon_idx: 3 * codon_idx + 3]
             if len(cpos) < 3:
                 continue
             ref_codon = "".join(self.sequence[p] for p in cpos)
-            alt_list = list(ref_codon)
-            comp = {"A": "T", "C": "G", "G": "C", "T": "A"}
-            alt_list[k % 3] = alt  # top-strand bases in coding order
+            alt_codon = "".join(new.get(int(p), self.sequence[p]) for p in cpos)  # top-strand bases, coding order
             if cds.strand != 1:
-                ref_codon = "".join(comp[b] for b in ref_codon)
-                alt_list = [comp[b] for b in alt_list]
-            ref_aa = _CODON.get(ref_codon, "X")
-            alt_aa = _CODON.get("".join(alt_list), "X")
-            out.append(f"{cds.gene}:{ref_aa}{codon_idx + 1}{alt_aa}")
+                ref_codon, alt_codon = _complement(ref_codon), _complement(alt_codon)
+            out.append(f"{cds.gene}:{_CODON.get(ref_codon, 'X')}{codon_idx + 1}{_CODON.get(alt_codon, 'X')}")
         return ",".join(out)
 
 

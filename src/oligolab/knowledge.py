@@ -237,6 +237,15 @@ class Rule:
     call: str
     why: str
     code: Any
+    conditions: tuple[tuple[str, Any], ...] = ()  #: the ``or``-ed parts of ``when``: (text, compiled)
+
+    def fired(self, figures: dict[str, Any]) -> str:
+        """The part of ``when`` that is true for these figures, with the figures it reads, e.g.
+        'tm_drop >= 5 (tm_drop 7.1)': the condition that fired, not the whole rule."""
+        for text, code in self.conditions:
+            if eval(code, {"__builtins__": {}}, figures):  # noqa: S307 (validated AST)
+                return f"{text} ({_figure_values(text, figures)})"
+        return self.when
 
 
 def rule_groups(enzymes_dir: str | None = None) -> tuple[str, ...]:
@@ -262,8 +271,29 @@ class RuleSet:
                              f"add [[rule]] entries with groups = [\"{group}\"] (see the shipped check-rules.toml)")
         for rule in self.rules:
             if group in rule.groups and eval(rule.code, {"__builtins__": {}}, figures):  # noqa: S307 (validated AST)
-                return rule.call, rule.why
+                return rule.call, rule.fired(figures)
         return "binds", ""
+
+
+def _figure_values(text: str, figures: dict[str, Any]) -> str:
+    """'name value' for every figure (and mm3p(n) call) a condition reads, in the order written."""
+    out: list[str] = []
+    for node in ast.walk(ast.parse(text, mode="eval")):
+        if isinstance(node, ast.Call) or (isinstance(node, ast.Name) and node.id in RULE_VARIABLES):
+            part = ast.unparse(node)
+            value = eval(compile(ast.Expression(node), "<figure>", "eval"), {"__builtins__": {}}, figures)  # noqa: S307
+            shown = f"{value:.1f}" if isinstance(value, float) else str(value).lower()
+            if f"{part} {shown}" not in out:
+                out.append(f"{part} {shown}")
+    return ", ".join(out)
+
+
+def _disjuncts(tree: ast.Expression) -> list[ast.expr]:
+    """The top-level ``or``-ed parts of an expression (the expression itself when it is not an ``or``)."""
+    body = tree.body
+    if isinstance(body, ast.BoolOp) and isinstance(body.op, ast.Or):
+        return list(body.values)
+    return [body]
 
 
 def _compile_rule(path: Path, index: int, text: str) -> Any:
@@ -296,7 +326,7 @@ def load_rules(path: str | Path | None = None, enzymes_dir: str | None = None) -
         conditions = Conditions(**{k: float(v) for k, v in cond.items()})
     except TypeError as exc:
         raise InputError(path, f"unknown condition ({exc})",
-                         "use monovalent_mM, divalent_mM, dntp_mM, oligo_nM, temperature_C") from None
+                         "use monovalent_mM, divalent_mM, dntp_mM, oligo_nM, temperature_C, template_flank_nt") from None
     rules = []
     for i, r in enumerate(data.get("rule", []), 1):
         for key in ("groups", "when", "call"):
@@ -310,8 +340,10 @@ def load_rules(path: str | Path | None = None, enzymes_dir: str | None = None) -
         bad = [g for g in r["groups"] if g not in groups]
         if bad:
             raise InputError(path, f"rule {i}: unknown group(s) {', '.join(bad)}", f"use {', '.join(groups)}")
-        rules.append(Rule(tuple(r["groups"]), r["when"], r["call"], r.get("why", ""),
-                          _compile_rule(path, i, r["when"])))
+        code = _compile_rule(path, i, r["when"])
+        parts = tuple((ast.unparse(p), compile(ast.Expression(p), f"{path}:rule{i}", "eval"))
+                      for p in _disjuncts(ast.parse(r["when"], mode="eval")))
+        rules.append(Rule(tuple(r["groups"]), r["when"], r["call"], r.get("why", ""), code, parts))
     return RuleSet(str(path), conditions, rules)
 
 

@@ -32,11 +32,13 @@ class SiteThermo:
         return cls(float("nan"), 0.0, 0.0)
 
 
-def site_thermo(oligo: str, target: str, conditions: Conditions) -> SiteThermo:
+def site_thermo(oligo: str, target: str, conditions: Conditions, flank5: str = "", flank3: str = "") -> SiteThermo:
     """Tm, ΔG and Tm drop of ``oligo`` on ``target`` (the genome's bases opposite it, read in the oligo's
-    sense, gaps collapsed)."""
-    d = duplex(oligo, target, conditions)
-    perfect = perfect_duplex(oligo, conditions).tm_C
+    sense, gaps collapsed), on a template that extends ``flank5``/``flank3`` beyond the site (the genome's bases,
+    same sense; up to the rule file's ``template_flank_nt``). The drop compares with the perfect complement
+    between the same flanks."""
+    d = duplex(oligo, target, conditions, flank5, flank3)
+    perfect = perfect_duplex(oligo, conditions, flank5, flank3).tm_C
     drop = perfect - d.tm_C if not math.isnan(d.tm_C) else NO_DUPLEX_TM_DROP_C
     return SiteThermo(d.tm_C, d.dg_kcal, round(drop, 2))
 

@@ -24,14 +24,20 @@ class Conditions:
     dntp_mM: float = 0.8  #: total dNTP (mM)
     oligo_nM: float = 250.0  #: oligo concentration (nM)
     temperature_C: float = 60.0  #: temperature at which ΔG is reported (°C): annealing/reaction temperature
+    template_flank_nt: float = 0.0  #: template bases on each side of a site included in its duplex (nt)
 
     def kwargs(self) -> dict[str, float]:
         return dict(mv_conc=self.monovalent_mM, dv_conc=self.divalent_mM, dntp_conc=self.dntp_mM,
                     dna_conc=self.oligo_nM, temp_c=self.temperature_C)
 
+    @property
+    def flank_nt(self) -> int:
+        return int(self.template_flank_nt)
+
     def describe(self) -> str:
+        flanks = f", template with {self.flank_nt} nt on each side of the site" if self.flank_nt else ""
         return (f"{self.monovalent_mM:g} mM monovalent, {self.divalent_mM:g} mM Mg2+, {self.dntp_mM:g} mM dNTP, "
-                f"{self.oligo_nM:g} nM oligo, ΔG at {self.temperature_C:g} °C (primer3-py, SantaLucia 1998)")
+                f"{self.oligo_nM:g} nM oligo, ΔG at {self.temperature_C:g} °C{flanks} (primer3-py, SantaLucia 1998)")
 
 
 @dataclass(frozen=True)
@@ -56,26 +62,47 @@ def resolve_degenerate(oligo: str, target_same_sense: str | None = None) -> str:
     return "".join(out)
 
 
+MAX_THAL_NT = 60  #: primer3's thermodynamic alignment takes one of the two strands up to 60 nt
+
+
 @lru_cache(maxsize=200_000)
-def duplex(oligo: str, target_same_sense: str, conditions: Conditions = Conditions()) -> Duplex:
+def duplex(oligo: str, target_same_sense: str, conditions: Conditions = Conditions(), flank5: str = "",
+           flank3: str = "") -> Duplex:
     """Tm and ΔG of ``oligo`` annealed to the strand complementary to ``target_same_sense`` (the genome
-    sequence of the site read in the oligo's sense). Unknown target bases are taken as the oligo's own base
-    (sites with unknown bases are called 'no data' anyway, so their figures are only indicative)."""
+    sequence of the site read in the oligo's sense), the template extended by the genome bases ``flank5`` and
+    ``flank3`` beside the site (same sense; dangling template ends change ΔG by 0.3-1 kcal/mol, as tools that
+    score a primer on its template report). Unknown target bases are taken as the oligo's own base (sites with
+    unknown bases are called 'no data' anyway, so their figures are only indicative); unknown flank bases are
+    left out with everything beyond them."""
     if len(target_same_sense) == len(oligo):
         target = "".join(t if t in _BASES else resolve_degenerate(o) for t, o in zip(target_same_sense, oligo))
     else:
         target = "".join(t if t in _BASES else "A" for t in target_same_sense)
     seq = resolve_degenerate(oligo, target if len(target) == len(oligo) else None)
-    res = primer3.calc_heterodimer(seq[-60:], reverse_complement(target)[:60], **conditions.kwargs())
+    flank5 = _known_tail(flank5[::-1])[::-1]
+    flank3 = _known_tail(flank3)
+    if len(seq) > MAX_THAL_NT:  # keep the 3' end: it decides extension
+        cut = len(seq) - MAX_THAL_NT
+        seq, target, flank5 = seq[cut:], target[cut:], ""
+    template = reverse_complement(flank5 + target + flank3)
+    res = primer3.calc_heterodimer(seq, template, **conditions.kwargs())
     if not res.structure_found:
         return Duplex(float("nan"), 0.0)
     return Duplex(round(res.tm, 2), round(res.dg / 1000.0, 3))
 
 
-def perfect_duplex(oligo: str, conditions: Conditions = Conditions()) -> Duplex:
-    """The oligo against its perfect complement."""
+def _known_tail(bases: str) -> str:
+    """The leading run of A/C/G/T of ``bases`` (stops at the first unknown base)."""
+    for i, b in enumerate(bases):
+        if b not in _BASES:
+            return bases[:i]
+    return bases
+
+
+def perfect_duplex(oligo: str, conditions: Conditions = Conditions(), flank5: str = "", flank3: str = "") -> Duplex:
+    """The oligo against its perfect complement (between the same template flanks)."""
     seq = resolve_degenerate(oligo)
-    return duplex(seq, seq, conditions)
+    return duplex(seq, seq, conditions, flank5, flank3)
 
 
 def tm(seq: str, conditions: Conditions = Conditions()) -> float:

@@ -25,6 +25,8 @@ class Aggregates:
         self.lost_use: Counter[tuple[int, int, int]] = Counter()  #: (oligo, lineage idx, lost id) -> genomes
         self.mutation_stats: dict[tuple[int, str], dict] = {}  #: filled by finalize(): by oligo and mutation
         self.not_detected_examples: dict[int, list[str]] = defaultdict(list)
+        self.site_dates: dict[object, list[str]] = {}  #: site id -> [first, last] collection date
+        self.lost_dates: dict[object, list[str]] = {}  #: (oligo, lost id) -> [first, last] collection date
 
     @staticmethod
     def _index(mapping: dict[str, int], keys: list[str]) -> np.ndarray:
@@ -38,7 +40,9 @@ class Aggregates:
         out[: arr.shape[0]] = arr
         return out
 
-    def add(self, lineages: list[str], months: list[str], ids: list[str], res: BatchResult) -> None:
+    def add(self, lineages: list[str], months: list[str], ids: list[str], res: BatchResult,
+            dates: list[str] | None = None) -> None:
+        """Count one checked batch (``dates``: ISO collection dates or '', for when mutations were seen)."""
         li = self._index(self.lineage_index, lineages)
         self.lin_oligo = self._grow(self.lin_oligo, len(self.lineage_index))
         self.lin_assay = self._grow(self.lin_assay, len(self.lineage_index))
@@ -58,12 +62,17 @@ class Aggregates:
             uniq, counts = np.unique(keys, axis=0, return_counts=True)
             for (sid, lin_i, code), n in zip(uniq.tolist(), counts.tolist()):
                 self.site_use[(sid, lin_i, code)] += n
+            if dates is not None:
+                _note_dates(self.site_dates, res.oligo_site[g_idx, o_idx].tolist(), [dates[g] for g in g_idx])
         g_idx, o_idx = np.nonzero(res.lost > 0)
         if len(g_idx):
             keys = np.stack([o_idx, li[g_idx], res.lost[g_idx, o_idx]], axis=1)
             uniq, counts = np.unique(keys, axis=0, return_counts=True)
             for (o, lin_i, lid), n in zip(uniq.tolist(), counts.tolist()):
                 self.lost_use[(o, lin_i, lid)] += n
+            if dates is not None:
+                _note_dates(self.lost_dates, list(zip(o_idx.tolist(), res.lost[g_idx, o_idx].tolist())),
+                            [dates[g] for g in g_idx])
         for a in np.flatnonzero((res.assay_call == 3).any(axis=0)):
             ex = self.not_detected_examples[int(a)]
             for g in np.flatnonzero(res.assay_call[:, a] == 3)[: max(0, 20 - len(ex))]:
@@ -83,12 +92,16 @@ class Aggregates:
         for (sid, li, call), n in self.site_use.items():
             oi = int(checker.engine.sites.pattern[sid]) // 2
             for name, from_3p, refpos in checker.mutations(sid):
-                add_mutation(stats, oi, name, from_3p, refpos, CALLS[call], lin_names[li], n)
+                add_mutation(stats, oi, name, from_3p, refpos, CALLS[call], lin_names[li], n,
+                             self.site_dates.get(sid))
         for (oi, li, lid), n in self.lost_use.items():
             for name, from_3p, refpos in checker.lost[lid]:
-                add_mutation(stats, oi, name, from_3p, refpos, "fails", lin_names[li], n)
+                add_mutation(stats, oi, name, from_3p, refpos, "fails", lin_names[li], n,
+                             self.lost_dates.get((oi, lid)))
         self.site_use.clear()
         self.lost_use.clear()
+        self.site_dates.clear()
+        self.lost_dates.clear()
 
     def merge(self, other: "Aggregates") -> None:
         """Add another shard's (finalized) counts; lineages and months are matched by name."""
@@ -109,15 +122,40 @@ class Aggregates:
                 for f in ("genomes", "degraded", "fails", "no_data"):
                     mine[f] += st[f]
                 mine["lineages"].update(st["lineages"])
+                _widen(mine, st.get("first_seen", ""), st.get("last_seen", ""))
         for a, ex in other.not_detected_examples.items():
             mine_ex = self.not_detected_examples[a]
             mine_ex.extend(ex[: max(0, 20 - len(mine_ex))])
 
 
-def add_mutation(stats: dict, oi: int, name: str, from_3p: int, refpos: int, call: str, lineage: str, n: int):
+def add_mutation(stats: dict, oi: int, name: str, from_3p: int, refpos: int, call: str, lineage: str, n: int,
+                 dates: list[str] | None = None) -> None:
     s = stats.setdefault((oi, name), {"genomes": 0, "degraded": 0, "fails": 0, "no_data": 0, "from_3p": from_3p,
-                                      "refpos": refpos, "lineages": Counter()})
+                                      "refpos": refpos, "lineages": Counter(), "first_seen": "", "last_seen": ""})
     s["genomes"] += n
     s[call.replace(" ", "_")] += n
     s["lineages"][lineage] += n
+    if dates:
+        _widen(s, dates[0], dates[1])
 
+
+def _widen(stats: dict, first: str, last: str) -> None:
+    """Extend a mutation's first and last collection dates ('' = unknown)."""
+    if first and (not stats["first_seen"] or first < stats["first_seen"]):
+        stats["first_seen"] = first
+    if last and last > stats["last_seen"]:
+        stats["last_seen"] = last
+
+
+def _note_dates(seen: dict[object, list[str]], keys: list, dates: list[str]) -> None:
+    """Track the first and last non-empty date per key."""
+    for key, d in zip(keys, dates):
+        if not d:
+            continue
+        span = seen.get(key)
+        if span is None:
+            seen[key] = [d, d]
+        elif d < span[0]:
+            span[0] = d
+        elif d > span[1]:
+            span[1] = d

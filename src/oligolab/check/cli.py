@@ -42,10 +42,10 @@ def check_command(
     rules: Optional[Path] = typer.Option(None, "--rules", help="Call rule file (TOML); default: shipped rules."),
     enzymes: Optional[Path] = typer.Option(None, "--enzymes", help="Folder of extra enzyme TOML files."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Threads (default: all cores)."),
-    shards: int = typer.Option(1, "--shards", min=1, help="Split the genomes into N shards checked in parallel "
-                               "processes (Dask); same outputs as one process."),
-    dask_scheduler: Optional[str] = typer.Option(None, "--dask-scheduler", help="Run the shards on a Dask "
-                                                 "cluster (e.g. tcp://10.0.0.5:8786)."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Local worker processes (default: every "
+                                          "core; 1 checks in this process)."),
+    cluster: Optional[str] = typer.Option(None, "--cluster", help="Check on a Dask cluster: local:N starts N "
+                                          "workers here, tcp://host:8786 joins a running scheduler."),
     device: str = typer.Option("cpu", "--device", help="cpu, or cuda to run the engine's filter on a GPU."),
 ) -> None:
     """Check assays against a genome collection: per genome, lineage and month, which oligos still bind,
@@ -53,7 +53,7 @@ def check_command(
     inputs = CheckInputs(list(assays), list(genomes), metadata, reference, annotation, alias_key, list(off_target))
     options = CheckOptions(max_mismatches=max_mismatches, max_gaps=max_gaps,
                            rules_path=str(rules) if rules else None, enzymes_dir=str(enzymes) if enzymes else None,
-                           threads=threads, shards=shards, dask_scheduler=dask_scheduler, device=device)
+                           threads=threads, workers=workers, cluster=cluster, device=device)
     t0 = time.perf_counter()
     try:
         if device not in ("cpu", "cuda"):

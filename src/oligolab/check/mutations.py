@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,11 +20,14 @@ LOST_SLACK_NT = 40  #: extra genome bases searched on each side of the expected 
 
 @dataclass
 class ReferenceSite:
+    """Where an oligo sits on the reference, and how the reference itself differs from the oligo."""
+
     start: int
     end: int
     strand: str
     target: str
     columns: np.ndarray
+    mm_from_3p: tuple[int, ...] = ()  #: design mismatches: oligo positions (from 3') that differ from the reference
 
 
 def _complement(b: str) -> str:
@@ -92,7 +96,7 @@ class Mutations:
                 rb, gb = _complement(rb), _complement(gb)
             name = f"{rb}{rpos + 1}{gb}" if gb != "-" else f"del{rpos + 1}"
             out.append((name, from_3p, rpos + 1))
-        return out
+        return merge_adjacent(out)
 
     def explain_lost(self, o: int, genome: np.ndarray, shift: int) -> int:
         """Align the reference site of a lost oligo to the genome where it should be; returns the id of the
@@ -161,4 +165,23 @@ class Mutations:
                 if in_site(p) and in_site(p + 1):
                     muts.append((f"{p + 1}_{p + 2}ins{window[t0:t1]}", from_3p(p), p + 1))
         flush_dels()
-        return muts
+        return merge_adjacent(muts)
+
+
+_SUBSTITUTION = re.compile(r"^([ACGT]+)(\d+)([ACGT]+)$")
+
+
+def merge_adjacent(mutations: list[Mutation]) -> list[Mutation]:
+    """Substitutions at consecutive reference positions as one event (G28881A, G28882A, G28883C ->
+    GGG28881AAC), in reference order; its position from the 3' end is the one nearest the 3' end."""
+    subs = sorted((m for m in mutations if _SUBSTITUTION.match(m[0])), key=lambda m: m[2])
+    out = [m for m in mutations if not _SUBSTITUTION.match(m[0])]
+    run: list[Mutation] = []
+    for m in subs + [("", 0, -10)]:
+        if run and m[2] != run[-1][2] + 1:
+            ref = "".join(_SUBSTITUTION.match(x[0]).group(1) for x in run)  # type: ignore[union-attr]
+            alt = "".join(_SUBSTITUTION.match(x[0]).group(3) for x in run)  # type: ignore[union-attr]
+            out.append((f"{ref}{run[0][2]}{alt}", min(x[1] for x in run), run[0][2]))
+            run = []
+        run.append(m)
+    return sorted(out, key=lambda m: (m[2], m[0]))

@@ -21,14 +21,14 @@ class CheckInputs:
 
 @dataclass
 class CheckOptions:
-    max_mismatches: int = 3  #: differences per site (mismatches + gap nt); at most engine.MAX_MISMATCHES
+    max_mismatches: int = 3  #: differences per site the search finds anywhere; at most engine.MAX_MISMATCHES
     max_gaps: int = 2  #: gap nucleotides per site; at most engine.MAX_GAPS
     rules_path: str | None = None
     enzymes_dir: str | None = None
-    batch_nt: int = 4_000_000
-    threads: int | None = None
+    batch_nt: int = 4_000_000  #: nucleotides per chunk (the unit of work and of stored results)
+    threads: int | None = None  #: engine threads per worker (default: all cores with one worker, else 1)
+    workers: int | None = None  #: local worker processes (None: every core; 1: this process)
+    cluster: str | None = None  #: a Dask cluster: 'local:N' or a scheduler address such as tcp://host:8786
     lineage_from_id: bool | None = None  #: None = automatic (ids that look like Pango lineages)
     max_groups: int = 30
-    shards: int = 1  #: genome shards checked in parallel processes (Dask)
     device: str = "cpu"  #: 'cuda' runs the engine's filter on a GPU (same sites)
-    dask_scheduler: str | None = None  #: address of a Dask cluster to run the shards on

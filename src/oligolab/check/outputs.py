@@ -4,6 +4,7 @@ moment leaves the previous complete result or the new one)."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Callable
 
@@ -25,13 +26,21 @@ def write_outputs(result: CheckResult, folder: Path) -> None:
     write_text(folder / "report.html", render(result, result.tables, summary))
 
 
+def work_folder(out_dir: Path) -> Path:
+    """Where a run on ``out_dir`` keeps its chunk results until the output folder is complete."""
+    return out_dir.parent / f".{out_dir.name}.check-work"
+
+
 def run_check(inputs: CheckInputs, out_dir: str | Path, options: CheckOptions = CheckOptions(),
               progress: Callable[[int, int], None] | None = None) -> CheckResult:
-    """Check and write the result folder ``out_dir`` (replaced as a whole only when the check succeeded)."""
+    """Check and write the result folder ``out_dir`` (replaced as a whole only when the check succeeded). An
+    interrupted run on the same folder with the same inputs and options resumes with the chunks still missing."""
     out_dir = Path(out_dir)
+    work = work_folder(out_dir)
     with output_folder(out_dir) as tmp:
-        result = check(inputs, options, tmp, progress)
+        result = check(inputs, options, tmp, progress, work_dir=work)
         write_outputs(result, tmp)
         names = sorted(p.name for p in tmp.iterdir())
+    shutil.rmtree(work, ignore_errors=True)
     result.outputs = {name: str(out_dir / name) for name in names}
     return result

@@ -1,185 +1,162 @@
-"""Per-genome rows (genome x oligo, genome x assay) streamed to TSV and Parquet as batches are checked; texts
-repeated across rows are dictionary-encoded."""
+"""Per-genome rows of a chunk (genome x oligo, genome x assay) as Arrow tables, with the texts repeated across
+rows dictionary-encoded; written as one Parquet part per chunk (the partitioned dataset DuckDB, Polars or pandas
+read as one table) and as TSV rows for the calls a person opens (all but 'binds' / 'detected')."""
 
 from __future__ import annotations
 
-import contextlib
-from collections import defaultdict
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..knowledge import ASSAY_CALLS, CALLS
-from .checker import BatchResult, Checker
+from .checker import BatchResult, Checker, SiteInstances
+
+#: causes of a call that is not 'binds': what differs between oligo and genome at the site
+CAUSES = ("", "design", "mutation", "design+mutation", "unknown bases", "site lost")
 
 
-def dict_column(indices: np.ndarray, values: list[str]):
-    """A dictionary-encoded string column: repeated texts are stored once (the dictionary is made unique,
-    as readers such as pandas require)."""
+def dict_column(indices: np.ndarray, values: list[str]) -> Any:
+    """A dictionary-encoded string column of ``values[indices]``: repeated texts are stored once; the dictionary
+    holds only the texts used, sorted and unique (as readers such as pandas require), so the column's bytes
+    depend only on its values."""
     import pyarrow as pa
 
-    uniq, inv = np.unique(np.asarray(values, dtype=object).astype(str), return_inverse=True)
-    return pa.DictionaryArray.from_arrays(pa.array(inv[np.asarray(indices)].astype(np.int32)),
+    used, inv = np.unique(np.asarray(indices), return_inverse=True)
+    texts = np.asarray(values, dtype=object)[used].astype(str) if len(used) else np.zeros(0, dtype=str)
+    uniq, code = np.unique(texts, return_inverse=True)
+    return pa.DictionaryArray.from_arrays(pa.array(code.ravel()[inv.ravel()].astype(np.int32)),
                                           pa.array(uniq.tolist(), type=pa.string()))
 
 
-def site_columns(checker: Checker, sids: np.ndarray) -> dict[str, object]:
-    """Per-site text and figures for the row tables, computed once per distinct site."""
-    uniq, inv = np.unique(sids, return_inverse=True)
-    text: dict[str, list[str]] = defaultdict(list)
-    nums: dict[str, list] = defaultdict(list)
-    for sid in uniq:
-        sid = int(sid)
-        if sid < 0:
-            for name in ("strand", "mismatch_from_3p", "gap_from_3p", "motif", "target", "mutations"):
-                text[name].append("")
-            for name in ("mismatches", "unknown", "gaps", "seed_mismatches", "span"):
-                nums[name].append(-1)
-            for name in ("tm_C", "dg_kcal", "tm_drop_C"):
-                nums[name].append(float("nan"))
-            continue
+_TEXT = ("strand", "mismatch_from_3p", "design_mismatch_from_3p", "gap_from_3p", "motif", "target", "mutations")
+_INTS = ("mismatches", "unknown", "gaps", "seed_mismatches", "span")
+_FLOATS = ("tm_C", "dg_kcal", "tm_drop_C")
+_ORDER = ("strand", "mismatches", "unknown", "gaps", "mismatch_from_3p", "design_mismatch_from_3p", "gap_from_3p",
+          "seed_mismatches", "motif", "target", "tm_C", "dg_kcal", "tm_drop_C", "mutations", "span")
+#: columns of the genome x oligo and genome x assay tables
+OLIGO_COLUMNS = ("genome", "lineage", "date", "assay", "oligo", "role", "call", "reason", "cause", "start", "end",
+                 *(c for c in _ORDER if c != "span"), "n_sites")
+ASSAY_COLUMNS = ("genome", "lineage", "date", "assay", "call", "reason", "amplicon_start", "amplicon_end")
+
+
+def site_columns(checker: Checker, inst_of: np.ndarray, instances: SiteInstances) -> dict[str, Any]:
+    """Per-site text and figures for the rows, computed once per distinct site instance (-1: no site)."""
+    n = len(instances.sid)
+    text: dict[str, list[str]] = {name: [] for name in _TEXT}
+    ints: dict[str, list[int]] = {name: [] for name in _INTS}
+    for i in range(n):
+        sid = int(instances.sid[i])
         f = checker.book.facts(sid)
-        c = checker.book.call(sid)
+        so = checker.oligos[f.oligo]
+        core_len = len(so.core)
         text["strand"].append(f.strand)
         text["mismatch_from_3p"].append(",".join(str(x) for x in f.mm_from_3p))
-        core_len = len(checker.oligos[f.oligo].core)
+        text["design_mismatch_from_3p"].append(",".join(str(x) for x in checker.design_mismatches(sid)))
         text["gap_from_3p"].append(",".join(str(core_len - g) for g in f.gap_core_idx))
         text["motif"].append(f.motif_bases)
         text["target"].append(f.target)
         text["mutations"].append(" ".join(m[0] for m in checker.mutations(sid)))
-        nums["mismatches"].append(f.mismatches)
-        nums["unknown"].append(f.unknown)
-        nums["gaps"].append(f.gaps)
-        nums["seed_mismatches"].append(f.seed_mm if checker.oligos[f.oligo].enzyme is not None else -1)
-        nums["span"].append(f.span)
-        nums["tm_C"].append(c[2])
-        nums["dg_kcal"].append(c[3])
-        nums["tm_drop_C"].append(c[4])
-    out: dict[str, object] = {}
-    for name in ("strand", "mismatches", "unknown", "gaps", "mismatch_from_3p", "gap_from_3p", "seed_mismatches",
-                 "motif", "target",
-                 "tm_C", "dg_kcal", "tm_drop_C", "mutations", "span"):
-        if name in text:
-            out[name] = dict_column(inv, text[name])
-        else:
-            out[name] = np.asarray(nums[name])[inv]
-    return out
+        for name, value in zip(_INTS, (f.mismatches, f.unknown, f.gaps,
+                                       f.seed_mm if so.enzyme is not None else -1, f.span)):
+            ints[name].append(value)
+    index = np.where(inst_of >= 0, inst_of, n)  # row n: no site
+    out: dict[str, Any] = {}
+    for name in _TEXT:
+        out[name] = dict_column(index, text[name] + [""])
+    for name in _INTS:
+        out[name] = np.asarray(ints[name] + [-1], dtype=np.int64)[index]
+    for name in _FLOATS:
+        out[name] = np.append(getattr(instances, name), np.nan)[index]
+    return {name: out[name] for name in _ORDER}
 
 
-class RowWriter:
-    """Streams a table to TSV and Parquet."""
-
-    def __init__(self, stack: contextlib.ExitStack, out_dir: Path, stem: str):
-        self.tsv_path = out_dir / f"{stem}.tsv"
-        self.pq_path = out_dir / f"{stem}.parquet"
-        self._tsv = None
-        self._pq = None
-        self._stack = stack
-        self.rows = 0
-
-    def write(self, columns: dict[str, np.ndarray]) -> None:
-        import pyarrow as pa
-        import pyarrow.csv as pacsv
-        import pyarrow.parquet as pq
-
-        table = pa.table({k: v if isinstance(v, pa.Array) else pa.array(v) for k, v in columns.items()})
-        if self._tsv is None:
-            self._fh = open(self.tsv_path, "wb")
-            self._fh.write(("\t".join(table.column_names) + "\n").encode())
-            self._tsv = pacsv.CSVWriter(self._fh, table.schema, write_options=pacsv.WriteOptions(
-                delimiter="\t", quoting_style="none", include_header=False))
-            self._pq = pq.ParquetWriter(str(self.pq_path), table.schema, compression="zstd")
-            self._stack.callback(self._close)
-        self._tsv.write_table(table)
-        self._pq.write_table(table)
-        self.rows += len(table)
-
-    def _close(self) -> None:
-        if self._tsv is not None:
-            self._tsv.close()
-            self._fh.close()
-            self._pq.close()
+def _causes(checker: Checker, res: BatchResult) -> np.ndarray:
+    """Index into CAUSES per genome and oligo: what makes a call other than 'binds'."""
+    inst = res.instances
+    per_inst = np.zeros(len(inst.sid) + 1, dtype=np.int32)
+    for i, sid in enumerate(inst.sid):
+        if inst.code[i] == 0:
+            continue
+        f = checker.book.facts(int(sid))
+        design = len(checker.design_mismatches(int(sid)))
+        mutated = f.gaps > 0 or len(f.mm_from_3p) - f.unknown > design
+        per_inst[i] = 4 if f.unknown else (3 if design and mutated else (1 if design else 2))
+    cause = per_inst[np.where(res.oligo_inst >= 0, res.oligo_inst, len(inst.sid))]
+    cause[(res.oligo_inst < 0) & (res.oligo_call == CALLS.index("no data"))] = 4
+    cause[(res.oligo_inst < 0) & (res.oligo_call == CALLS.index("fails"))] = 5
+    return cause
 
 
+def chunk_tables(checker: Checker, ids: list[str], lineages: list[str], dates: list[str],
+                 res: BatchResult) -> tuple[Any, Any]:
+    """(genome x oligo table, genome x assay table) of one checked chunk."""
+    import pyarrow as pa
 
-def concat_rows(parts: list[Path], out_dir: Path) -> None:
-    """Concatenate shard row files, in shard order, into the final TSV and Parquet files."""
+    n_gen, n_ol = res.oligo_call.shape
+    n_as = res.assay_call.shape[1]
+    sc = site_columns(checker, res.oligo_inst.ravel(), res.instances)
+    lost = res.lost.ravel()
+    if lost.any():
+        muts = sc["mutations"].cast("string").to_numpy(zero_copy_only=False).astype(object)
+        texts = np.array([" ".join(m[0] for m in ml) for ml in checker.lost], dtype=object)
+        sc["mutations"] = dict_column(np.arange(len(lost)), np.where(lost > 0, texts[lost], muts).tolist())
+    pos = res.oligo_pos.ravel()
+    span = sc.pop("span")
+    lin_values, lin_idx = np.unique(np.asarray(lineages, dtype=object).astype(str), return_inverse=True)
+    date_values, date_idx = np.unique(np.asarray(dates, dtype=object).astype(str), return_inverse=True)
+    assay_names = [a.name for a in checker.assays.assays]
+    oligo_assay = np.array([assay_names.index(o.oligo.assay) for o in checker.oligos])
+    oligo_table = pa.table({
+        "genome": dict_column(np.repeat(np.arange(n_gen), n_ol), ids),
+        "lineage": dict_column(np.repeat(lin_idx.ravel(), n_ol), lin_values.tolist()),
+        "date": dict_column(np.repeat(date_idx.ravel(), n_ol), date_values.tolist()),
+        "assay": dict_column(np.tile(oligo_assay, n_gen), assay_names),
+        "oligo": dict_column(np.tile(np.arange(n_ol), n_gen), [o.name for o in checker.oligos]),
+        "role": dict_column(np.tile(np.arange(n_ol), n_gen), [o.role for o in checker.oligos]),
+        "call": dict_column(res.oligo_call.ravel(), list(CALLS)),
+        "reason": dict_column(res.oligo_reason.ravel(), checker.reasons),
+        "cause": dict_column(_causes(checker, res).ravel(), list(CAUSES)),
+        "start": np.where(pos >= 0, pos + 1, -1), "end": np.where(pos >= 0, pos + span, -1),
+        **sc, "n_sites": res.oligo_nsites.ravel(),
+    })
+    assert tuple(oligo_table.column_names) == OLIGO_COLUMNS
+    amp = res.amplicon.reshape(-1, 2)
+    assay_table = pa.table({
+        "genome": dict_column(np.repeat(np.arange(n_gen), n_as), ids),
+        "lineage": dict_column(np.repeat(lin_idx.ravel(), n_as), lin_values.tolist()),
+        "date": dict_column(np.repeat(date_idx.ravel(), n_as), date_values.tolist()),
+        "assay": dict_column(np.tile(np.arange(n_as), n_gen), assay_names),
+        "call": dict_column(res.assay_call.ravel(), list(ASSAY_CALLS)),
+        "reason": dict_column(res.assay_reason.ravel(), checker.reasons),
+        "amplicon_start": np.where(amp[:, 0] >= 0, amp[:, 0] + 1, -1),
+        "amplicon_end": amp[:, 1],
+    })
+    return oligo_table, assay_table
+
+
+def parquet_bytes(table: Any) -> bytes:
+    """A table as the bytes of one Parquet file (zstd)."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    for stem in ("oligo_calls", "assay_calls"):
-        tsv = out_dir / f"{stem}.tsv"
-        with open(tsv, "wb") as out:
-            for i, part in enumerate(parts):
-                with open(part / f"{stem}.tsv", "rb") as fh:
-                    header = fh.readline()
-                    if i == 0:
-                        out.write(header)
-                    while chunk := fh.read(1 << 22):
-                        out.write(chunk)
-        pqp = out_dir / f"{stem}.parquet"
-        writer = None
-        for part in parts:
-            table = pq.read_table(part / f"{stem}.parquet")
-            if writer is None:
-                writer = pq.ParquetWriter(str(pqp), table.schema, compression="zstd")
-            writer.write_table(table)
-        if writer is not None:
-            writer.close()
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue().to_pybytes()
 
 
+def tsv_bytes(table: Any, omit_call: str) -> bytes:
+    """The rows of ``table`` whose call is not ``omit_call``, as TSV lines without a header."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
 
-class CallRows:
-    """The two per-genome tables of a shard: genome x oligo (``oligo_calls``) and genome x assay
-    (``assay_calls``), each as TSV and Parquet in ``rows_dir``."""
+    rows = table.filter(pc.not_equal(table["call"].cast(pa.string()), omit_call))
+    sink = pa.BufferOutputStream()
+    pacsv.write_csv(rows, sink, write_options=pacsv.WriteOptions(delimiter="\t", quoting_style="none",
+                                                                 include_header=False))
+    return sink.getvalue().to_pybytes()
 
-    def __init__(self, stack: contextlib.ExitStack, rows_dir: Path, checker: Checker):
-        self.checker = checker
-        rows_dir.mkdir(parents=True, exist_ok=True)
-        self.oligo_rows = RowWriter(stack, rows_dir, "oligo_calls")
-        self.assay_rows = RowWriter(stack, rows_dir, "assay_calls")
-        self.oligo_names = [o.name for o in checker.oligos]
-        self.oligo_roles = [o.role for o in checker.oligos]
-        self.assay_names = [a.name for a in checker.assays.assays]
-        self.oligo_assay = np.array([self.assay_names.index(o.oligo.assay) for o in checker.oligos])
 
-    def write(self, ids: list[str], lineages: list[str], dates: list[str], res: BatchResult) -> None:
-        """Append the rows of one checked batch."""
-        checker = self.checker
-        n_gen, n_ol = res.oligo_call.shape
-        n_as = res.assay_call.shape[1]
-        sc = site_columns(checker, res.oligo_site.ravel())
-        lost = res.lost.ravel()
-        if lost.any():
-            muts = sc["mutations"].cast("string").to_numpy(zero_copy_only=False).astype(object)
-            texts = np.array([" ".join(m[0] for m in ml) for ml in checker.lost], dtype=object)
-            merged = np.where(lost > 0, texts[lost], muts)
-            sc["mutations"] = dict_column(np.arange(len(merged)), merged)
-        pos = res.oligo_pos.ravel()
-        span = sc.pop("span")
-        lin_values = sorted(set(lineages))
-        lin_idx = np.array([lin_values.index(x) for x in lineages])
-        date_values = sorted(set(dates))
-        date_idx = np.array([date_values.index(x) for x in dates])
-        self.oligo_rows.write({
-            "genome": dict_column(np.repeat(np.arange(n_gen), n_ol), ids),
-            "lineage": dict_column(np.repeat(lin_idx, n_ol), lin_values),
-            "date": dict_column(np.repeat(date_idx, n_ol), date_values),
-            "assay": dict_column(np.tile(self.oligo_assay, n_gen), self.assay_names),
-            "oligo": dict_column(np.tile(np.arange(n_ol), n_gen), self.oligo_names),
-            "role": dict_column(np.tile(np.arange(n_ol), n_gen), self.oligo_roles),
-            "call": dict_column(res.oligo_call.ravel(), list(CALLS)),
-            "reason": dict_column(res.oligo_reason.ravel(), checker.reasons),
-            "start": np.where(pos >= 0, pos + 1, -1), "end": np.where(pos >= 0, pos + span, -1),
-            **sc, "n_sites": res.oligo_nsites.ravel(),
-        })
-        amp = res.amplicon.reshape(-1, 2)
-        self.assay_rows.write({
-            "genome": dict_column(np.repeat(np.arange(n_gen), n_as), ids),
-            "lineage": dict_column(np.repeat(lin_idx, n_as), lin_values),
-            "date": dict_column(np.repeat(date_idx, n_as), date_values),
-            "assay": dict_column(np.tile(np.arange(n_as), n_gen), self.assay_names),
-            "call": dict_column(res.assay_call.ravel(), list(ASSAY_CALLS)),
-            "reason": dict_column(res.assay_reason.ravel(), checker.reasons),
-            "amplicon_start": np.where(amp[:, 0] >= 0, amp[:, 0] + 1, -1),
-            "amplicon_end": amp[:, 1],
-        })
+def tsv_header(columns: tuple[str, ...]) -> bytes:
+    """The header line of a TSV with these columns."""
+    return ("\t".join(columns) + "\n").encode()

@@ -70,7 +70,7 @@ class SiteBook:
         self.sites = sites
         self.rules = rules
         self._facts: dict[int, SiteFacts] = {}
-        self._calls: dict[int, tuple[int, str, float, float, float]] = {}
+        self._calls: dict[tuple[int, str, str], tuple[int, str, float, float, float]] = {}
 
     def facts(self, sid: int) -> SiteFacts:
         f = self._facts.get(sid)
@@ -118,28 +118,39 @@ class SiteBook:
         self._facts[sid] = f
         return f
 
-    def core_target(self, f: SiteFacts) -> str:
-        """The genome bases opposite the oligo's core, in oligo sense (gaps collapsed)."""
+    def core_span(self, f: SiteFacts) -> tuple[int, int]:
+        """Offsets in ``f.target`` of the first and one past the last base opposite the oligo's core."""
         so = self.oligos[f.oligo]
         m = len(so.pattern)
         lo = so.context5
         hi = m - so.context3
         first = next((f.columns[i] for i in range(lo, hi) if f.columns[i] >= 0), 0)
         last = next((f.columns[i] for i in range(hi - 1, lo - 1, -1) if f.columns[i] >= 0), 0)
-        return f.target[first:last + 1]
+        return int(first), int(last) + 1
 
-    def call(self, sid: int) -> tuple[int, str, float, float, float]:
-        """(call code, reason, Tm on target °C, ΔG kcal/mol, Tm drop °C) of a site under the rules."""
-        c = self._calls.get(sid)
+    def core_target(self, f: SiteFacts) -> str:
+        """The genome bases opposite the oligo's core, in oligo sense (gaps collapsed)."""
+        a, b = self.core_span(f)
+        return f.target[a:b]
+
+    def call(self, sid: int, flank5: str = "", flank3: str = "") -> tuple[int, str, float, float, float]:
+        """(call code, reason, Tm on target °C, ΔG kcal/mol, Tm drop °C) of a site under the rules; ``flank5`` and
+        ``flank3`` are the genome bases beside the site in the oligo's sense (the template the oligo sits on)."""
+        key = (sid, flank5, flank3)
+        c = self._calls.get(key)
         if c is not None:
             return c
         f = self.facts(sid)
         so = self.oligos[f.oligo]
         core_len = len(so.core)
-        thermo = site_thermo(so.core, self.core_target(f), self.rules.conditions)
+        a, b = self.core_span(f)
+        n = self.rules.conditions.flank_nt
+        five = (flank5 + f.target[:a])[-n:] if n else ""
+        three = (f.target[b:] + flank3)[:n] if n else ""
+        thermo = site_thermo(so.core, f.target[a:b], self.rules.conditions, five, three)
         diffs = SiteDifferences(core_len, f.mismatches, f.unknown, f.gaps, f.mm_from_3p,
                                 tuple(core_len - g for g in f.gap_core_idx), f.seed_mm, f.motif_ok, f.motif_unknown)
         code, why = call_site(self.rules, so.group, diffs, thermo, so.enzyme)
         c = (code, why, thermo.tm_C, thermo.dg_kcal, thermo.tm_drop_C)
-        self._calls[sid] = c
+        self._calls[key] = c
         return c

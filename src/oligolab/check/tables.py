@@ -3,8 +3,10 @@ month; escape mutations) and the machine-readable ``summary.json``."""
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -74,32 +76,47 @@ def summary_tables(result: CheckResult, lineages: Lineages) -> dict[str, "object
             "escape_mutations": escape_mutations(result, lin_names)}
 
 
-def escape_mutations(result: CheckResult, lin_names: list[str]):
-    """Mutations under degraded or failing oligo sites, ranked by the genomes they affect."""
+_SUBSTITUTION = re.compile(r"^([ACGT]+)(\d+)([ACGT]+)$")
+
+
+def escape_mutations(result: CheckResult, lin_names: list[str]) -> Any:
+    """Mutations under degraded or failing oligo sites (a run of adjacent substitutions is one event), ranked by
+    the genomes they affect; the lineage groups and lineages they are found in, ranked the same way."""
     import pandas as pd
 
     checker = result.checker
     stats = result.aggregates.mutation_stats
+    groups = result.lineage_groups
     rows = []
     ann = checker.annotation
     for (oi, name), s in stats.items():
         so = checker.oligos[oi]
-        aa = ""
-        if ann is not None and name[0] in "ACGT" and name[-1] in "ACGT" and name[1:-1].isdigit():
-            aa = ann.aa_change(s["refpos"] - 1, name[-1])
+        sub = _SUBSTITUTION.match(name)
+        aa = ann.aa_change(s["refpos"] - 1, sub.group(3)) if ann is not None and sub else ""
         gene = ann.gene_of(s["refpos"] - 1) if ann is not None else ""
-        top = ", ".join(f"{k} ({v})" for k, v in sorted(s["lineages"].items(), key=lambda x: (-x[1], x[0]))[:8])
+        by_group: Counter[str] = Counter()
+        for lineage, n in s["lineages"].items():
+            by_group[groups.get(lineage, lineage)] += n
         rows.append({"assay": so.oligo.assay, "oligo": so.name, "role": so.role, "mutation": name,
                      "position": s["refpos"], "from_3p": s["from_3p"], "gene": gene, "amino_acid": aa,
                      "genomes": s["genomes"], "degraded": s["degraded"], "fails": s["fails"],
-                     "lineages": len(s["lineages"]), "top_lineages": top})
+                     "lineages": len(s["lineages"]), "lineage_groups": _ranked(by_group, 6),
+                     "top_lineages": _ranked(s["lineages"], 8),
+                     "first_seen": s.get("first_seen", ""), "last_seen": s.get("last_seen", "")})
     cols = ["assay", "oligo", "role", "mutation", "position", "from_3p", "gene", "amino_acid", "genomes",
-            "degraded", "fails", "lineages", "top_lineages"]
+            "degraded", "fails", "lineages", "lineage_groups", "top_lineages", "first_seen", "last_seen"]
     df = pd.DataFrame(rows, columns=cols)
     if len(df):
-        df = df.sort_values(["genomes", "fails", "assay", "oligo", "position"], ascending=[False, False, True, True,
-                                                                                          True], kind="stable")
+        df = df.sort_values(["genomes", "fails", "assay", "oligo", "position", "mutation"],
+                            ascending=[False, False, True, True, True, True], kind="stable")
     return df.reset_index(drop=True)
+
+
+def _ranked(counts: dict[str, int], top: int) -> str:
+    """'name (n), ...' for the ``top`` names with the most genomes (ties by name), and how many more."""
+    items = sorted(counts.items(), key=lambda x: (-x[1], x[0]))
+    text = ", ".join(f"{k} ({v})" for k, v in items[:top])
+    return text + (f" and {len(items) - top} more" if len(items) > top else "")
 
 
 def summary_json(result: CheckResult, tables: dict) -> dict:

@@ -294,6 +294,11 @@ class Engine:
         order = np.argsort(-patterns.lengths, kind="stable")
         self._shares = [np.sort(order[t:: self.threads]) for t in range(self.threads)]
 
+    @property
+    def n_windows(self) -> int:
+        """Distinct windows in the cache."""
+        return int(self._n_entries)
+
     # -- hash table maintenance
     def _ensure_capacity(self, extra: int) -> None:
         """Grow the tables so that ``extra`` more entries fit, keeping the hash table under half full."""

@@ -296,3 +296,28 @@ def search_patterns(text, seg_starts, seg_ends, seg_limits, pattern_ids, peq, le
                 out, n_out = verify_marked_range(text, a, b, cand, 0, 0, lo, hi, j, masks[j], is_context[j], m, k,
                                                   g, out, n_out)
     return out[0][:n_out], out[1][:n_out], out[2][:n_out], out[3][:n_out]
+
+
+@nb.njit(cache=True, nogil=True)
+def best_site_in_window(text, lo, hi, seg_end, expected, masks_j, ctx_j, m, k, g, out_int, out_mask, out_target):
+    """The cheapest alignment of pattern ``j`` starting in text[lo:hi] (cost = mismatches + unknowns + 2 x gap nt,
+    ties to the start nearest ``expected``), with at most ``k`` differences of which at most ``g`` gap nt, verified
+    as the search verifies. Fills the output rows like :func:`verify_start`; returns the start or -1. Used to call
+    an oligo at its expected place whatever the search limit."""
+    row_int = np.zeros(10, dtype=np.int32)
+    row_mask = np.zeros(2, dtype=np.uint64)
+    row_target = np.zeros(MAX_PATTERN + MAX_GAPS, dtype=np.uint8)
+    best = -1
+    best_cost = 1 << 30
+    best_dist = 1 << 30
+    for s in range(lo, hi):
+        if not verify_start(text, s, seg_end, masks_j, ctx_j, m, k, g, row_int, row_mask, row_target):
+            continue
+        cost = row_int[9]
+        dist = abs(s - expected)
+        if cost < best_cost or (cost == best_cost and dist < best_dist):
+            best, best_cost, best_dist = s, cost, dist
+            out_int[:] = row_int
+            out_mask[:] = row_mask
+            out_target[:] = row_target
+    return best

@@ -1,0 +1,84 @@
+"""The collection cut into chunks: the unit of work a worker checks and the unit of results kept on disk.
+
+Chunks are cut on the reading side (in input order, about ``chunk_nt`` nucleotides each), so the same input and
+options always give the same chunks: a chunk's results are the same whichever worker checked it, and an interrupted
+run resumes by skipping the chunks already done.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from ..engine import pack_batch
+from ..errors import InputError
+from ..lineages import looks_like_pango
+from ..sequences import Metadata, read_fasta
+
+
+@dataclass
+class Chunk:
+    """Genomes of one chunk, packed for the engine, with their labels."""
+
+    index: int
+    ids: list[str]
+    lineages: list[str]
+    months: list[str]  #: 'YYYY-MM' or ''
+    dates: list[str]  #: ISO date or ''
+    codes: np.ndarray  #: genomes packed by :func:`oligolab.engine.pack_batch`
+    ends: np.ndarray
+
+    @property
+    def nucleotides(self) -> int:
+        return int(len(self.codes) - len(self.ends))
+
+
+class Labels:
+    """Lineage, month and date of each genome (from the metadata, or the id when ids are Pango lineages, as
+    judged on the first chunk); refuses a genome id seen before."""
+
+    def __init__(self, metadata: Metadata | None, lineage_from_id: bool | None):
+        self.metadata = metadata
+        self.lineage_from_id = lineage_from_id
+        self.seen: set[str] = set()
+
+    def __call__(self, ids: list[str], sources: list[Path]) -> tuple[list[str], list[str], list[str]]:
+        metadata = self.metadata
+        if self.lineage_from_id is None:
+            self.lineage_from_id = metadata is None and looks_like_pango(ids)
+        lineages, months, dates = [], [], []
+        for rid, source in zip(ids, sources):
+            if rid in self.seen:
+                raise InputError(source, f"duplicate record id '{rid}'", "give every genome a unique id",
+                                 record=rid)
+            self.seen.add(rid)
+            d = metadata.date(rid) if metadata is not None else None
+            lineage = metadata.lineage(rid) if metadata is not None else None
+            lineages.append(lineage or (rid if self.lineage_from_id else "unassigned"))
+            months.append((metadata.month(rid) if metadata is not None else None) or "")
+            dates.append(d.isoformat() if d else "")
+        return lineages, months, dates
+
+
+def read_chunks(paths: list[str | Path], chunk_nt: int, labels: Labels) -> Iterator[Chunk]:
+    """The genomes of several FASTA files as chunks of about ``chunk_nt`` nucleotides, in input order."""
+    ids: list[str] = []
+    sources: list[Path] = []
+    encoded: list[np.ndarray] = []
+    size = 0
+    index = 0
+    for path in paths:
+        for rec in read_fasta(path):
+            ids.append(rec.id)
+            sources.append(Path(path))
+            encoded.append(rec.codes())
+            size += len(rec.seq)
+            if size >= chunk_nt:
+                yield Chunk(index, ids, *labels(ids, sources), *pack_batch(encoded))
+                ids, sources, encoded, size = [], [], [], 0
+                index += 1
+    if ids:
+        yield Chunk(index, ids, *labels(ids, sources), *pack_batch(encoded))

@@ -1,0 +1,146 @@
+"""Where chunks are checked: in this process, in local worker processes (all cores by default), or on a Dask
+cluster (``local:N`` starts one here; ``tcp://host:8786`` joins a running one). Every way gives the same results:
+a chunk's result does not depend on the worker that checked it, and the driver merges results in chunk order.
+
+A worker process that dies takes only its chunks with it: local workers are restarted and the chunks they held
+are checked again; Dask reschedules them on the remaining workers.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, Callable, Iterable, Iterator
+
+from ..errors import InputError
+
+Task = Callable[[Any], Any]
+
+
+def local_cores() -> int:
+    """CPU cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover  (not Linux)
+        return os.cpu_count() or 1
+
+
+class Inline:
+    """Chunks checked one after the other in this process."""
+
+    workers = 1
+
+    def map_unordered(self, fn: Task, items: Iterable[Any]) -> Iterator[Any]:
+        for item in items:
+            yield fn(item)
+
+    def close(self) -> None:
+        pass
+
+
+class LocalProcesses:
+    """Chunks checked in ``workers`` local processes (forkserver: each starts from a process that has already
+    imported the checker), at most two chunks per worker in flight so memory stays bounded."""
+
+    def __init__(self, workers: int):
+        import multiprocessing
+
+        self.workers = workers
+        self._context = multiprocessing.get_context("forkserver")
+        self._context.set_forkserver_preload(["oligolab.check.worker"])
+        self._pool = ProcessPoolExecutor(workers, mp_context=self._context)
+
+    def map_unordered(self, fn: Task, items: Iterable[Any]) -> Iterator[Any]:
+        pending: dict[Future, Any] = {}
+        source = iter(items)
+        exhausted = False
+        while True:
+            while not exhausted and len(pending) < 2 * self.workers:
+                item = next(source, None)
+                if item is None:
+                    exhausted = True
+                    break
+                pending[self._pool.submit(fn, item)] = item
+            if not pending:
+                return
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                item = pending.pop(future)
+                try:
+                    yield future.result()
+                except BrokenProcessPool:  # a worker died (killed, out of memory): check its chunks again
+                    pending = self._restart(fn, [item, *pending.values()])
+
+    def _restart(self, fn: Task, items: list[Any]) -> dict[Future, Any]:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = ProcessPoolExecutor(self.workers, mp_context=self._context)
+        return {self._pool.submit(fn, item): item for item in items}
+
+    def close(self) -> None:
+        self._pool.shutdown()
+
+
+class DaskCluster:
+    """Chunks checked as tasks on a Dask cluster (distributed); results come back to this process."""
+
+    def __init__(self, address: str):
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError:  # pragma: no cover  (a declared dependency)
+            raise InputError(None, "--cluster needs the 'distributed' package", "pip install distributed") from None
+        self._cluster = None
+        if address.startswith("local:"):
+            n = _count(address[len("local:"):])
+            self._cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+            address = self._cluster.scheduler_address
+        try:
+            self.client = Client(address, timeout=30)
+        except OSError as exc:
+            raise InputError(None, f"cannot reach the Dask scheduler at {address} ({exc})",
+                             "start it (dask scheduler) or give --cluster local:N") from None
+        self.workers = max(1, len(self.client.scheduler_info().get("workers", {})))
+
+    def map_unordered(self, fn: Task, items: Iterable[Any]) -> Iterator[Any]:
+        from distributed import as_completed
+
+        source = iter(items)
+        batch = as_completed()
+        in_flight = 0
+        for item in source:
+            batch.add(self.client.submit(fn, item, pure=False, retries=2))
+            in_flight += 1
+            if in_flight >= 2 * self.workers:
+                break
+        for future in batch:
+            yield future.result()
+            future.release()
+            item = next(source, None)
+            if item is not None:
+                batch.add(self.client.submit(fn, item, pure=False, retries=2))
+
+    def close(self) -> None:
+        self.client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise InputError(None, f"--cluster local:{text}: the number of workers must be a positive whole number",
+                         "write e.g. --cluster local:4")
+    return int(text)
+
+
+def executor(workers: int | None, cluster: str | None) -> Inline | LocalProcesses | DaskCluster:
+    """Where to check: ``cluster`` (Dask) if given, else ``workers`` local processes (None: every core; 1: this
+    process)."""
+    if cluster:
+        if not (cluster.startswith("local:") or "://" in cluster):
+            raise InputError(None, f"--cluster {cluster!r} is neither local:N nor a scheduler address",
+                             "write --cluster local:4 or --cluster tcp://host:8786")
+        return DaskCluster(cluster)
+    n = local_cores() if workers is None else workers
+    if n < 1:
+        raise InputError(None, f"--workers {n}: at least one worker is needed", "give --workers 1 or more")
+    return Inline() if n == 1 else LocalProcesses(n)
