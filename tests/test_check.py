@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 from oligolab.check import CheckInputs, CheckOptions, run_check
-from oligolab.sequences import read_fasta
+from oligolab.sequences import read_fasta, read_metadata
 
 from conftest import (ALIAS_KEY, ANNOTATION, ARTIC, DIAG_ASSAYS, GENBANK, GENBANK_META, NEIGHBOURS, PANGO,
-                      REFERENCE)
+                      REFERENCE, ROOT)
 
 LINEAGES = ("A", "B", "B.1.1", "B.1.1.7", "B.1.617.2", "P.1", "BA.1", "BA.2", "BA.5.1", "XBB.1.5", "JN.1",
             "KP.3", "LP.8.1", "BA.2.86")
@@ -308,3 +308,101 @@ def test_a_killed_dask_worker_and_a_resumed_run_give_the_same_tables(pango_subse
     result = run_check(inputs, out, CheckOptions(workers=1, **small))
     assert result.run["resumed_chunks"] >= 5 and _tables(out) == reference
     assert not work_folder(out).exists()
+
+
+# ------------------------------------------------------------------------------ calls whatever the search limit
+
+@pytest.fixture(scope="module")
+def xec(tmp_path_factory):
+    """The XEC consensus genome and the China CDC N-gene assay."""
+    folder = tmp_path_factory.mktemp("xec")
+    genome = folder / "xec.fa"
+    genome.write_text("".join(f">{r.id}\n{r.text()}\n" for r in read_fasta(PANGO) if r.id in ("XEC", "A")))
+    rows = DIAG_ASSAYS.read_text().splitlines()
+    assays = folder / "china-n.csv"
+    assays.write_text("\n".join([rows[0]] + [r for r in rows[1:] if "China-CDC-N-" in r]) + "\n")
+    return assays, genome
+
+
+def test_china_cdc_n_forward_in_xec_is_degraded_at_any_search_limit(xec, tmp_path):
+    """XEC's four differences under China CDC N-F all sit in its 5'-most four bases (GGGG28881AACC): the Tm drops
+    by about 7 °C and the primer still extends. It was 'fails: no site with <= 3 differences' at -k 3 and failed
+    by a four-differences rule at -k 4; now the site is aligned where it should be and called by the rules."""
+    assays, genome = xec
+    for k in range(0, 9):
+        run_check(CheckInputs([assays], [genome], None, REFERENCE), tmp_path / f"k{k}",
+                  CheckOptions(max_mismatches=k, workers=1))
+        rows = pd.read_parquet(tmp_path / f"k{k}" / "oligo_calls").astype({"genome": str, "oligo": str})
+        row = rows[(rows.genome == "XEC") & (rows.oligo == "China-CDC-N-F")].iloc[0]
+        assert row["call"] == "degraded", (k, row["reason"])
+        assert row["mismatch_from_3p"] == "22,21,20,19" and row["mutations"] == "GGGG28881AACC"
+        assert 6 < row["tm_drop_C"] < 9 and "tm_drop" in row["reason"] or "mismatches" in row["reason"]
+        lineage_a = rows[(rows.genome == "A") & (rows.oligo == "China-CDC-N-F")].iloc[0]
+        assert lineage_a["call"] == "binds"
+
+
+#: assayM (github.com/raeece/assayM, python/deltag.tsv and tests/expected.tsv @ 94e368b): ΔG of the US CDC N1-N3
+#: forward primers on the Wuhan-Hu-1 reference, primer3-py calcEndStability with its defaults of the time (50 mM
+#: monovalent, no Mg2+, 0.8 mM dNTP, 50 nM oligo, 37 °C) on the template with 20 nt on each side of the site.
+ASSAYM_FORWARD_DG = {"2019-nCoV-N1-F": -18.082843, "2019-nCoV-N2-F": -18.541678, "2019-nCoV-N3-F": -19.979291}
+
+
+def test_dg_matches_assaym_for_the_cdc_forward_primers_under_its_conditions(tmp_path):
+    """With assayM's conditions in the rule file, ΔG on the flanked template is within 0.1 kcal/mol of assayM's
+    figures. (Its reverse-primer figures pair the primer's reverse complement with the genome's top strand, i.e. the
+    primer's own sequence with itself: they measure no binding and are not matched.)"""
+    rules = tmp_path / "assaym-rules.toml"
+    text = (ROOT / "src/oligolab/knowledge/check-rules.toml").read_text()
+    start, end = text.index("[conditions]"), text.index("[[rule]]")
+    rules.write_text(text[:start] + "[conditions]\nmonovalent_mM = 50.0\ndivalent_mM = 0.0\ndntp_mM = 0.8\n"
+                     "oligo_nM = 50.0\ntemperature_C = 37.0\ntemplate_flank_nt = 20\n\n" + text[end:])
+    rows = DIAG_ASSAYS.read_text().splitlines()
+    assays = tmp_path / "cdc.csv"
+    assays.write_text("\n".join([rows[0]] + [r for r in rows[1:] if "2019-nCoV-N" in r]) + "\n")
+    run_check(CheckInputs([assays], [REFERENCE], None, REFERENCE), tmp_path / "out",
+              CheckOptions(rules_path=str(rules), workers=1))
+    calls = pd.read_parquet(tmp_path / "out" / "oligo_calls").astype({"oligo": str})
+    for oligo, dg in ASSAYM_FORWARD_DG.items():
+        assert abs(calls[calls.oligo == oligo].iloc[0]["dg_kcal"] - dg) <= 0.1, oligo
+
+
+def test_the_report_explains_the_who_rdrp_design_mismatch(pango_run):
+    """WHO RdRp R1 carries S where the reference (and nearly every genome) has T on the + strand: a design mismatch
+    reported once with its consequence, not a mutation in 3,584 genomes."""
+    result, out = pango_run
+    design = pd.read_csv(out / "design_mismatches.tsv", sep="\t").set_index("oligo")
+    r1 = design.loc["RdRP_SARSr-R1"]
+    assert r1["from_3p_oligo_vs_reference"] == "15: oligo S vs reference A (genome + strand: T)"
+    assert r1["call_on_reference"] == "degraded" and r1["genomes_by_design"] == len(LINEAGES)
+    rows = pd.read_parquet(out / "oligo_calls").astype({"oligo": str, "cause": str, "call": str})
+    r1_rows = rows[rows.oligo == "RdRP_SARSr-R1"]
+    assert (r1_rows.cause == "design").all() and (r1_rows.design_mismatch_from_3p.astype(str) == "15").all()
+    escapes = pd.read_csv(out / "escape_mutations.tsv", sep="\t")
+    assert "RdRP_SARSr-R1" not in set(escapes.oligo)  # not counted as a mutation
+    html = (out / "report.html").read_text()
+    assert "Design mismatches" in html and "oligo S vs reference A (genome + strand: T)" in html
+    assert "some at risk" in html and "all lost" in html  # at risk and lost have their own colours
+
+
+def test_previous_run_reports_what_changed(tmp_path):
+    """The 418 dated GenBank isolates of 2020 as two snapshots (collected up to March, then all): the second check,
+    given the first, names the new genomes, lineages and mutations that degrade or escape each assay, with dates."""
+    meta = read_metadata(GENBANK_META)
+    early = [r for r in read_fasta(GENBANK) if meta.date(r.id) and meta.date(r.id).isoformat() <= "2020-03-31"]
+    first = tmp_path / "early.fa"
+    first.write_text("".join(f">{r.id}\n{r.text()}\n" for r in early))
+    run_check(CheckInputs([DIAG_ASSAYS], [first], GENBANK_META, REFERENCE, ANNOTATION), tmp_path / "march",
+              CheckOptions(workers=1))
+    run_check(CheckInputs([DIAG_ASSAYS], [GENBANK], GENBANK_META, REFERENCE, ANNOTATION,
+                          previous=tmp_path / "march"), tmp_path / "later", CheckOptions(workers=1))
+    changes = pd.read_csv(tmp_path / "later" / "changes.tsv", sep="\t", dtype=str)
+    new = changes[changes.change.str.startswith("new genome")]
+    assert len(new) > 0 and (new.date > "2020-03-31").all()
+    assert not set(new.genome) & {r.id for r in early}
+    mutations = changes[changes.change == "new escape mutation"]
+    assert len(mutations) > 0 and (mutations.date > "2020-03-31").all()
+    assert "first collected 2020-" in mutations.iloc[0].detail
+    watch = json.loads((tmp_path / "later" / "assay_watch.json").read_text())
+    assert watch["previous_genomes"] == len(early)
+    assert sum(a["new_genome_at_risk"] + a["new_genome_not_detected"] for a in watch["assays"].values()) == len(new)
+    assert "Changes since the previous check" in (tmp_path / "later" / "report.html").read_text()

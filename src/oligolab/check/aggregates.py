@@ -8,7 +8,7 @@ from collections import Counter, defaultdict
 import numpy as np
 
 from ..knowledge import CALLS
-from .checker import BatchResult, Checker
+from .checker import CAUSES, BatchResult, Checker
 
 
 class Aggregates:
@@ -25,6 +25,7 @@ class Aggregates:
         self.lost_use: Counter[tuple[int, int, int]] = Counter()  #: (oligo, lineage idx, lost id) -> genomes
         self.mutation_stats: dict[tuple[int, str], dict] = {}  #: filled by finalize(): by oligo and mutation
         self.not_detected_examples: dict[int, list[str]] = defaultdict(list)
+        self.oligo_cause = np.zeros((n_oligos, len(CAUSES)), dtype=np.int64)  #: genomes per oligo and cause of its call
         self.site_dates: dict[object, list[str]] = {}  #: site id -> [first, last] collection date
         self.lost_dates: dict[object, list[str]] = {}  #: (oligo, lost id) -> [first, last] collection date
 
@@ -41,9 +42,13 @@ class Aggregates:
         return out
 
     def add(self, lineages: list[str], months: list[str], ids: list[str], res: BatchResult,
-            dates: list[str] | None = None) -> None:
-        """Count one checked batch (``dates``: ISO collection dates or '', for when mutations were seen)."""
+            dates: list[str] | None = None, causes: np.ndarray | None = None) -> None:
+        """Count one checked batch (``dates``: ISO collection dates or '', for when mutations were seen;
+        ``causes``: per genome and oligo, the index of what made the call, see :data:`.rows.CAUSES`)."""
         li = self._index(self.lineage_index, lineages)
+        if causes is not None:
+            n_ol = causes.shape[1]
+            np.add.at(self.oligo_cause, (np.tile(np.arange(n_ol), causes.shape[0]), causes.ravel()), 1)
         self.lin_oligo = self._grow(self.lin_oligo, len(self.lineage_index))
         self.lin_assay = self._grow(self.lin_assay, len(self.lineage_index))
         n_gen, n_ol = res.oligo_call.shape
@@ -105,6 +110,7 @@ class Aggregates:
 
     def merge(self, other: "Aggregates") -> None:
         """Add another shard's (finalized) counts; lineages and months are matched by name."""
+        self.oligo_cause += other.oligo_cause
         li = self._index(self.lineage_index, other.lineages())
         self.lin_oligo = self._grow(self.lin_oligo, len(self.lineage_index))
         self.lin_assay = self._grow(self.lin_assay, len(self.lineage_index))

@@ -13,8 +13,8 @@ from ..assays import AssaySet
 from ..engine import MAX_GAPS, MAX_PATTERN, Engine, Hits, PatternSet, SiteTable, search
 from ..engine.kernels import best_site_in_window
 from ..knowledge import load_rules
-from ..sequences import SeqRecord, reverse_complement
-from ..sitecall import FAILS, NO_DATA
+from ..sequences import SeqRecord, decode, reverse_complement
+from ..sitecall import BINDS, FAILS, NO_DATA
 from .assaycalls import AssayCaller, assay_members
 from .genomes import unknown_run_table
 from .mutations import Mutation, Mutations, ReferenceSite
@@ -117,9 +117,15 @@ class Checker:
             key = (int(sites.cost[sid]), int(p))
             if oi not in best or key < best[oi][:2]:
                 best[oi] = (key[0], key[1], int(sid))
+        n = self.rules.conditions.flank_nt
         for oi, (_, pos, sid) in best.items():
             f = book.facts(sid)
-            self.ref_sites[oi] = ReferenceSite(pos, pos + f.span, f.strand, f.target, f.columns, f.mm_from_3p)
+            left = decode(ref_codes[max(0, pos - n):pos])
+            right = decode(ref_codes[pos + f.span:pos + f.span + n])
+            five, three = (left, right) if f.strand == "+" else (reverse_complement(right), reverse_complement(left))
+            code, why, _, _, drop = book.call(sid, five, three)
+            self.ref_sites[oi] = ReferenceSite(pos, pos + f.span, f.strand, f.target, f.columns, f.mm_from_3p,
+                                               (code, why, drop))
 
     def reason_id(self, text: str) -> int:
         """Index of a reason text in the shared vocabulary (rows store indices, not strings)."""
@@ -304,10 +310,28 @@ class Checker:
         inst_of[g_idx, o_idx] = inv.ravel()
         return inst_of, inst
 
+    def causes(self, res: BatchResult) -> np.ndarray:
+        """Index into :data:`CAUSES` per genome and oligo: what makes each call other than 'binds'."""
+        inst = res.instances
+        per_inst = np.zeros(len(inst.sid) + 1, dtype=np.int32)
+        for i, sid in enumerate(inst.sid):
+            if inst.code[i] == BINDS:
+                continue
+            f = self.book.facts(int(sid))
+            design = len(self.design_mismatches(int(sid)))
+            mutated = f.gaps > 0 or len(f.mm_from_3p) - f.unknown > design
+            per_inst[i] = 4 if f.unknown else (3 if design and mutated else (1 if design else 2))
+        cause = per_inst[np.where(res.oligo_inst >= 0, res.oligo_inst, len(inst.sid))]
+        cause[(res.oligo_inst < 0) & (res.oligo_call == NO_DATA)] = 4
+        cause[(res.oligo_inst < 0) & (res.oligo_call == FAILS)] = 5
+        return cause
+
     def close(self) -> None:
         self.engine.close()
 
 
+#: causes of a call that is not 'binds': what differs between oligo and genome at the site
+CAUSES = ("", "design", "mutation", "design+mutation", "unknown bases", "site lost")
 LOST_REASON = "no site at the expected place (deleted, or more than a third of the oligo changed)"
 RESCUE_SLACK_NT = 40  #: genome bases searched on each side of an oligo's expected place when the search found none
 RESCUE_MAX_CHANGED = 1 / 3  #: an alignment at the expected place counts as the site up to this share of changes

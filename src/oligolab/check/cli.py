@@ -34,6 +34,8 @@ def check_command(
                                               "amino-acid names)."),
     alias_key: Optional[Path] = typer.Option(None, "--alias-key", help="Pango alias_key.json (lineage groups)."),
     off_target: list[Path] = typer.Option([], "--off-target", help="Off-target FASTA for exclusivity. Repeat."),
+    previous: Optional[Path] = typer.Option(None, "--previous", help="Output folder of an earlier check: report the "
+                                            "genomes, lineages and mutations that newly escape or degrade each assay."),
     max_mismatches: int = typer.Option(CheckOptions.max_mismatches, "--max-mismatches", "-k", min=0,
                                        max=MAX_MISMATCHES,
                                        help="Differences allowed per site (mismatches + gap nt)."),
@@ -50,7 +52,8 @@ def check_command(
 ) -> None:
     """Check assays against a genome collection: per genome, lineage and month, which oligos still bind,
     where the mismatches are, which variants escape, and what else the assays would detect."""
-    inputs = CheckInputs(list(assays), list(genomes), metadata, reference, annotation, alias_key, list(off_target))
+    inputs = CheckInputs(list(assays), list(genomes), metadata, reference, annotation, alias_key, list(off_target),
+                         previous)
     options = CheckOptions(max_mismatches=max_mismatches, max_gaps=max_gaps,
                            rules_path=str(rules) if rules else None, enzymes_dir=str(enzymes) if enzymes else None,
                            threads=threads, workers=workers, cluster=cluster, device=device)

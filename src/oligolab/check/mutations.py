@@ -28,6 +28,7 @@ class ReferenceSite:
     target: str
     columns: np.ndarray
     mm_from_3p: tuple[int, ...] = ()  #: design mismatches: oligo positions (from 3') that differ from the reference
+    call: tuple[int, str, float] = (0, "", 0.0)  #: the oligo's call on the reference: code, reason, Tm drop °C
 
 
 def _complement(b: str) -> str:

@@ -17,6 +17,7 @@ class CheckInputs:
     annotation: str | Path | None = None
     alias_key: str | Path | None = None
     off_targets: list[str | Path] = field(default_factory=list)
+    previous: str | Path | None = None  #: the output folder of an earlier check, to report what changed since
 
 
 @dataclass

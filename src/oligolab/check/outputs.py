@@ -11,7 +11,7 @@ from typing import Callable
 from ..reports import output_folder, write_json, write_table, write_text
 from .options import CheckInputs, CheckOptions
 from .pipeline import CheckResult, check
-from .report import render
+from .report import changes_section, render
 from .tables import summary_json
 
 
@@ -23,7 +23,11 @@ def write_outputs(result: CheckResult, folder: Path) -> None:
     write_table(result.exclusivity_assays, folder / "exclusivity_assays.tsv")
     summary = summary_json(result, result.tables)
     write_json(folder / "summary.json", summary)
-    write_text(folder / "report.html", render(result, result.tables, summary))
+    extra = []
+    if result.inputs.previous:
+        write_json(folder / "assay_watch.json", result.watch)
+        extra.append(("Changes since the previous check", changes_section(result)))
+    write_text(folder / "report.html", render(result, result.tables, summary, extra))
 
 
 def work_folder(out_dir: Path) -> Path:

@@ -23,6 +23,7 @@ from .chunks import Chunk, Labels, read_chunks
 from .offtarget import exclusivity
 from .options import CheckInputs, CheckOptions
 from .parallel import executor
+from .previous import compare
 from .rows import ASSAY_COLUMNS, OLIGO_COLUMNS, tsv_header
 from .store import ChunkStore, run_key
 from .tables import summary_tables
@@ -47,6 +48,7 @@ class CheckResult:
     warnings: list[str] = field(default_factory=list)
     tables: dict[str, Any] = field(default_factory=dict)  #: summary tables (pandas DataFrames) by file stem
     run: dict[str, Any] = field(default_factory=dict)  #: how it ran: workers, chunks, resumed chunks
+    watch: dict[str, Any] = field(default_factory=dict)  #: per assay, what changed since ``inputs.previous``
 
 
 class _Merger:
@@ -105,6 +107,9 @@ def check(inputs: CheckInputs, options: CheckOptions, rows_dir: str | Path, prog
             raise InputError(inputs.genomes[0] if inputs.genomes else None, "no genomes read", "give FASTA genomes")
         store.move_rows(Path(rows_dir), tsv_header(OLIGO_COLUMNS), tsv_header(ASSAY_COLUMNS))
         result = _finish(inputs, options, checker, metadata, merger)
+        if inputs.previous:
+            result.tables["changes"], result.watch = compare(Path(rows_dir), Path(inputs.previous),
+                                                             result.tables["escape_mutations"])
     finally:
         store.remove() if temporary else store.close()
     result.run = {**run, "resumed_chunks": store.resumed, "distinct_genomes": merger.distinct}

@@ -9,10 +9,8 @@ from typing import Any
 import numpy as np
 
 from ..knowledge import ASSAY_CALLS, CALLS
-from .checker import BatchResult, Checker, SiteInstances
+from .checker import CAUSES, BatchResult, Checker, SiteInstances
 
-#: causes of a call that is not 'binds': what differs between oligo and genome at the site
-CAUSES = ("", "design", "mutation", "design+mutation", "unknown bases", "site lost")
 
 
 def dict_column(indices: np.ndarray, values: list[str]) -> Any:
@@ -70,26 +68,9 @@ def site_columns(checker: Checker, inst_of: np.ndarray, instances: SiteInstances
     return {name: out[name] for name in _ORDER}
 
 
-def _causes(checker: Checker, res: BatchResult) -> np.ndarray:
-    """Index into CAUSES per genome and oligo: what makes a call other than 'binds'."""
-    inst = res.instances
-    per_inst = np.zeros(len(inst.sid) + 1, dtype=np.int32)
-    for i, sid in enumerate(inst.sid):
-        if inst.code[i] == 0:
-            continue
-        f = checker.book.facts(int(sid))
-        design = len(checker.design_mismatches(int(sid)))
-        mutated = f.gaps > 0 or len(f.mm_from_3p) - f.unknown > design
-        per_inst[i] = 4 if f.unknown else (3 if design and mutated else (1 if design else 2))
-    cause = per_inst[np.where(res.oligo_inst >= 0, res.oligo_inst, len(inst.sid))]
-    cause[(res.oligo_inst < 0) & (res.oligo_call == CALLS.index("no data"))] = 4
-    cause[(res.oligo_inst < 0) & (res.oligo_call == CALLS.index("fails"))] = 5
-    return cause
-
-
-def chunk_tables(checker: Checker, ids: list[str], lineages: list[str], dates: list[str],
-                 res: BatchResult) -> tuple[Any, Any]:
-    """(genome x oligo table, genome x assay table) of one checked chunk."""
+def chunk_tables(checker: Checker, ids: list[str], lineages: list[str], dates: list[str], res: BatchResult,
+                 causes: np.ndarray) -> tuple[Any, Any]:
+    """(genome x oligo table, genome x assay table) of one checked chunk (``causes``: :meth:`Checker.causes`)."""
     import pyarrow as pa
 
     n_gen, n_ol = res.oligo_call.shape
@@ -115,7 +96,7 @@ def chunk_tables(checker: Checker, ids: list[str], lineages: list[str], dates: l
         "role": dict_column(np.tile(np.arange(n_ol), n_gen), [o.role for o in checker.oligos]),
         "call": dict_column(res.oligo_call.ravel(), list(CALLS)),
         "reason": dict_column(res.oligo_reason.ravel(), checker.reasons),
-        "cause": dict_column(_causes(checker, res).ravel(), list(CAUSES)),
+        "cause": dict_column(causes.ravel(), list(CAUSES)),
         "start": np.where(pos >= 0, pos + 1, -1), "end": np.where(pos >= 0, pos + span, -1),
         **sc, "n_sites": res.oligo_nsites.ravel(),
     })

@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..knowledge import ASSAY_CALLS, CALLS
+from .checker import CAUSES
 from ..lineages import Lineages
+from ..sequences import reverse_complement
 
 if TYPE_CHECKING:
     from .pipeline import CheckResult
@@ -73,7 +75,8 @@ def summary_tables(result: CheckResult, lineages: Lineages) -> dict[str, "object
                            month_counts, ASSAY_CALLS, "detected_fraction")
     return {"assay_summary": assay_summary, "group_summary": group_summary, "lineage_summary": lineage_summary,
             "oligo_lineage_groups": oligo_groups, "monthly_summary": monthly,
-            "escape_mutations": escape_mutations(result, lin_names)}
+            "escape_mutations": escape_mutations(result, lin_names),
+            "design_mismatches": design_mismatches(result)}
 
 
 _SUBSTITUTION = re.compile(r"^([ACGT]+)(\d+)([ACGT]+)$")
@@ -117,6 +120,37 @@ def _ranked(counts: dict[str, int], top: int) -> str:
     items = sorted(counts.items(), key=lambda x: (-x[1], x[0]))
     text = ", ".join(f"{k} ({v})" for k, v in items[:top])
     return text + (f" and {len(items) - top} more" if len(items) > top else "")
+
+
+def design_mismatches(result: CheckResult) -> Any:
+    """Oligos that differ from the reference itself (a design choice, e.g. a degenerate base where the reference
+    has one base), with the consequence: the call on the reference and how many genomes are degraded or fail by
+    the design mismatch alone, by it together with mutations, or by mutations only."""
+    import pandas as pd
+
+    checker = result.checker
+    cause = result.aggregates.oligo_cause
+    rows = []
+    for oi, (so, ref) in enumerate(zip(checker.oligos, checker.ref_sites)):
+        if ref is None or not ref.mm_from_3p:
+            continue
+        core_len = len(so.core)
+        pairs = []
+        for x in ref.mm_from_3p:
+            i = so.context5 + core_len - x
+            base = ref.target[ref.columns[i]] if ref.columns[i] >= 0 else "-"
+            top = f" (genome + strand: {reverse_complement(base)})" if ref.strand == "-" else ""
+            pairs.append(f"{x}: oligo {so.pattern[i]} vs reference {base}{top}")
+        code, why, drop = ref.call
+        rows.append({"assay": so.oligo.assay, "oligo": so.name, "role": so.role,
+                     "from_3p_oligo_vs_reference": "; ".join(pairs), "call_on_reference": CALLS[code],
+                     "reason_on_reference": why, "tm_drop_on_reference_C": drop,
+                     "genomes_by_design": int(cause[oi, CAUSES.index("design")]),
+                     "genomes_by_design_and_mutation": int(cause[oi, CAUSES.index("design+mutation")]),
+                     "genomes_by_mutation": int(cause[oi, CAUSES.index("mutation")])})
+    cols = ["assay", "oligo", "role", "from_3p_oligo_vs_reference", "call_on_reference", "reason_on_reference",
+            "tm_drop_on_reference_C", "genomes_by_design", "genomes_by_design_and_mutation", "genomes_by_mutation"]
+    return pd.DataFrame(rows, columns=cols)
 
 
 def summary_json(result: CheckResult, tables: dict) -> dict:

@@ -78,9 +78,10 @@ def check_chunk(setup: CheckSetup, chunk: Chunk) -> ChunkResult:
     cpu0 = time.process_time()
     checker = checker_for(setup)
     res, distinct = process_distinct(checker, chunk.codes, chunk.ends)
-    oligo_rows, assay_rows = chunk_tables(checker, chunk.ids, chunk.lineages, chunk.dates, res)
+    causes = checker.causes(res)
+    oligo_rows, assay_rows = chunk_tables(checker, chunk.ids, chunk.lineages, chunk.dates, res, causes)
     agg = Aggregates(len(checker.oligos), len(checker.assays.assays))
-    agg.add(chunk.lineages, chunk.months, chunk.ids, res, chunk.dates if any(chunk.dates) else None)
+    agg.add(chunk.lineages, chunk.months, chunk.ids, res, chunk.dates if any(chunk.dates) else None, causes)
     agg.finalize(checker)
     result = ChunkResult(chunk.index, parquet_bytes(oligo_rows), parquet_bytes(assay_rows),
                          tsv_bytes(oligo_rows, "binds"), tsv_bytes(assay_rows, "detected"), agg, chunk.ids,
