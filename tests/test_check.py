@@ -364,6 +364,12 @@ def test_dg_matches_assaym_for_the_cdc_forward_primers_under_its_conditions(tmp_
     calls = pd.read_parquet(tmp_path / "out" / "oligo_calls").astype({"oligo": str})
     for oligo, dg in ASSAYM_FORWARD_DG.items():
         assert abs(calls[calls.oligo == oligo].iloc[0]["dg_kcal"] - dg) <= 0.1, oligo
+    # the shipped rules use 1 flanking base: nearest-neighbour thermodynamics reads only the base next to each end
+    rules.write_text(rules.read_text().replace("template_flank_nt = 20", "template_flank_nt = 1"))
+    run_check(CheckInputs([assays], [REFERENCE], None, REFERENCE), tmp_path / "one",
+              CheckOptions(rules_path=str(rules), workers=1))
+    one = pd.read_parquet(tmp_path / "one" / "oligo_calls").astype({"oligo": str})
+    assert one.dg_kcal.tolist() == calls.dg_kcal.tolist() and one.tm_C.tolist() == calls.tm_C.tolist()
 
 
 def test_the_report_explains_the_who_rdrp_design_mismatch(pango_run):

@@ -136,8 +136,10 @@ class Aggregates:
 
 def add_mutation(stats: dict, oi: int, name: str, from_3p: int, refpos: int, call: str, lineage: str, n: int,
                  dates: list[str] | None = None) -> None:
-    s = stats.setdefault((oi, name), {"genomes": 0, "degraded": 0, "fails": 0, "no_data": 0, "from_3p": from_3p,
-                                      "refpos": refpos, "lineages": Counter(), "first_seen": "", "last_seen": ""})
+    s = stats.get((oi, name))
+    if s is None:
+        s = stats[(oi, name)] = {"genomes": 0, "degraded": 0, "fails": 0, "no_data": 0, "from_3p": from_3p,
+                                 "refpos": refpos, "lineages": Counter(), "first_seen": "", "last_seen": ""}
     s["genomes"] += n
     s[call.replace(" ", "_")] += n
     s["lineages"][lineage] += n

@@ -62,6 +62,7 @@ class _Merger:
         self.genomes = self.nucleotides = self.distinct = 0
         self.ids: set[str] = set()
         self.stats: Counter = Counter()
+        self.peak_rss_mib = 0.0
 
     def add(self, summary: dict[str, Any]) -> None:
         self.pending[summary["index"]] = summary
@@ -73,6 +74,7 @@ class _Merger:
             self.distinct += s["distinct_genomes"]
             self.ids.update(s["ids"])
             self.stats.update(s["stats"])
+            self.peak_rss_mib = max(self.peak_rss_mib, s.get("peak_rss_mib", 0.0))
             self.next += 1
             if self.progress:
                 self.progress(self.genomes, self.nucleotides)
@@ -112,7 +114,9 @@ def check(inputs: CheckInputs, options: CheckOptions, rows_dir: str | Path, prog
                                                              result.tables["escape_mutations"])
     finally:
         store.remove() if temporary else store.close()
-    result.run = {**run, "resumed_chunks": store.resumed, "distinct_genomes": merger.distinct}
+    result.run = {**run, "resumed_chunks": store.resumed, "distinct_genomes": merger.distinct,
+                  "worker_cpu_s": round(merger.stats.get("cpu_seconds", 0.0), 2),
+                  "worker_peak_rss_mib": round(merger.peak_rss_mib, 1)}
     result.seconds = time.perf_counter() - t0
     return result
 

@@ -19,11 +19,13 @@ def dict_column(indices: np.ndarray, values: list[str]) -> Any:
     depend only on its values."""
     import pyarrow as pa
 
-    used, inv = np.unique(np.asarray(indices), return_inverse=True)
+    indices = np.asarray(indices, dtype=np.int64)
+    used = np.flatnonzero(np.bincount(indices, minlength=len(values))) if len(indices) else np.zeros(0, np.int64)
     texts = np.asarray(values, dtype=object)[used].astype(str) if len(used) else np.zeros(0, dtype=str)
     uniq, code = np.unique(texts, return_inverse=True)
-    return pa.DictionaryArray.from_arrays(pa.array(code.ravel()[inv.ravel()].astype(np.int32)),
-                                          pa.array(uniq.tolist(), type=pa.string()))
+    lookup = np.zeros(len(values), dtype=np.int32)
+    lookup[used] = code.ravel()
+    return pa.DictionaryArray.from_arrays(pa.array(lookup[indices]), pa.array(uniq.tolist(), type=pa.string()))
 
 
 _TEXT = ("strand", "mismatch_from_3p", "design_mismatch_from_3p", "gap_from_3p", "motif", "target", "mutations")

@@ -5,6 +5,7 @@ the rows a person opens) and its counts, so the driver only stores and merges.""
 from __future__ import annotations
 
 import hashlib
+import resource
 import time
 from dataclasses import dataclass, field, fields, replace
 
@@ -71,6 +72,7 @@ class ChunkResult:
     nucleotides: int
     distinct_genomes: int
     stats: dict = field(default_factory=dict)
+    peak_rss_mib: float = 0.0  #: the worker process's peak resident memory so far
 
 
 def check_chunk(setup: CheckSetup, chunk: Chunk) -> ChunkResult:
@@ -87,6 +89,7 @@ def check_chunk(setup: CheckSetup, chunk: Chunk) -> ChunkResult:
                          tsv_bytes(oligo_rows, "binds"), tsv_bytes(assay_rows, "detected"), agg, chunk.ids,
                          len(chunk.ids), chunk.nucleotides, distinct)
     result.stats = {**checker.engine.stats, "cpu_seconds": time.process_time() - cpu0}
+    result.peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     checker.engine.stats = dict.fromkeys(checker.engine.stats, 0)
     checker.trim()
     return result

@@ -31,39 +31,86 @@ def _mix(x):
 
 @nb.njit(cache=True, nogil=True)
 def _prepare(codes):
-    """Rolling 32-mer ending at each position (base q in the low 2 bits) and a prefix count of unknowns."""
+    """Per position: the rolling 32-mer ending there (base q in the low 2 bits, unknown bases as A), the rolling
+    64-position mask of unknown bases ending there (bit 0 = this position), and a prefix count of unknowns."""
     n = codes.shape[0]
     roll = np.empty(n, dtype=np.uint64)
+    nroll = np.empty(n, dtype=np.uint64)
     unk = np.zeros(n + 1, dtype=np.int32)
     r = _U0
+    u = _U0
     for q in range(n):
         c = codes[q]
         r = (r << np.uint64(2)) | np.uint64(c & 3)
+        u = (u << _U1) | (_U1 if c == 4 else _U0)
         roll[q] = r
+        nroll[q] = u
         unk[q + 1] = unk[q] + (1 if c == 4 else 0)
-    return roll, unk
+    return roll, nroll, unk
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
-def _hash(k0, k1, k2, rlen):
-    return _mix(k0 ^ _mix(k1 + np.uint64(rlen)) ^ (k2 * np.uint64(0x9E3779B97F4A7C15)))
+def _hash(keys, rlen):
+    h = _mix(keys[0] ^ _mix(keys[1] + np.uint64(rlen)) ^ (keys[2] * np.uint64(0x9E3779B97F4A7C15)))
+    if keys[3] or keys[4]:
+        h = _mix(h ^ keys[3] ^ _mix(keys[4] + np.uint64(0x632BE59BD9B4E019)))
+    return h
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _window_key(roll, nroll, unk, p, rlen, nwords, key):
+    """The window of ``rlen`` bases at ``p`` as 5 words: up to 3 of bases (2 bits each) and 2 marking its unknown
+    bases (0 when it has none), so windows with N are cached like any other (a run of N is searched once)."""
+    key[0] = _U0
+    key[1] = _U0
+    key[2] = _U0
+    key[3] = _U0
+    key[4] = _U0
+    for w in range(nwords):
+        ln = rlen - 32 * w
+        if ln <= 0:
+            break
+        if ln > 32:
+            ln = 32
+        v = roll[p + 32 * w + ln - 1]
+        if ln < 32:
+            v = (v & ((_U1 << np.uint64(2 * ln)) - _U1)) << np.uint64(2 * (32 - ln))
+        key[w] = v
+    if unk[p + rlen] - unk[p] > 0:
+        for w in range(2):
+            ln = rlen - 64 * w
+            if ln <= 0:
+                break
+            if ln > 64:
+                ln = 64
+            v = nroll[p + 64 * w + ln - 1]
+            if ln < 64:
+                v = v & ((_U1 << np.uint64(ln)) - _U1)
+            key[3 + w] = v
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _same(ent_keys, e, key):
+    return (ent_keys[e, 0] == key[0] and ent_keys[e, 1] == key[1] and ent_keys[e, 2] == key[2]
+            and ent_keys[e, 3] == key[3] and ent_keys[e, 4] == key[4])
 
 
 @nb.njit(cache=True, nogil=True)
-def _lookup_insert(codes, genome_ends, W, roll, unk, p_start, tab_val, ent_keys, ent_len, succ, n_entries,
-                   max_entries, entry, novel):
+def _lookup_insert(codes, genome_ends, W, roll, nroll, unk, use_cache, p_start, tab_val, ent_keys, ent_len, succ,
+                   n_entries, max_entries, entry, novel):
     """Look up the window starting at each position from ``p_start``, inserting new ones.
 
-    A window is W bases packed 2 bits each into up to 3 words plus its length (shorter at a genome end).
-    ``entry[p]`` gets the entry id, -1 for a window holding an unknown base (not cacheable: searched
-    directly) or -2 at a separator; ``novel[p]`` is 1 where the window must be searched. Consecutive windows
-    of a genome usually follow the same chain as where they were first seen, so each entry remembers its
-    successor and the hash table is probed only when the chain breaks. Stops early (for the caller to grow
-    the tables) when ``n_entries`` reaches ``max_entries``; returns (next position, n_entries).
+    A window is its W bases (shorter at a genome end) as a 5-word key (:func:`_window_key`). ``entry[p]`` gets the
+    entry id, -1 where nothing is cached (``use_cache`` false: every window searched directly) or -2 at a
+    separator; ``novel[p]`` is 1 where the window must be searched. Consecutive windows of a genome usually follow
+    the same chain as where they were first seen, so each entry remembers its successor and the hash table is
+    probed only when the chain breaks. Stops early (for the caller to grow the tables) when ``n_entries`` reaches
+    ``max_entries``; returns (next position, n_entries).
     """
     n = codes.shape[0]
     nwords = (W + 31) // 32
     mask = np.uint64(tab_val.shape[0] - 1)
+    key = np.zeros(5, dtype=np.uint64)
     gi = 0
     while gi < genome_ends.shape[0] - 1 and p_start > genome_ends[gi]:
         gi += 1
@@ -77,55 +124,34 @@ def _lookup_insert(codes, genome_ends, W, roll, unk, p_start, tab_val, ent_keys,
             entry[p] = -2
             prev = -2
             continue
-        end = genome_ends[gi]
-        rlen = W if p + W <= end else end - p
-        if unk[p + rlen] - unk[p] > 0:
+        if not use_cache:
             entry[p] = -1
             novel[p] = 1
-            prev = -1
             continue
         if n_entries >= max_entries:
             return p, n_entries
-        k0 = _U0
-        k1 = _U0
-        k2 = _U0
-        for w in range(nwords):
-            ln = rlen - 32 * w
-            if ln <= 0:
-                break
-            if ln > 32:
-                ln = 32
-            v = roll[p + 32 * w + ln - 1]
-            if ln < 32:
-                v = (v & ((_U1 << np.uint64(2 * ln)) - _U1)) << np.uint64(2 * (32 - ln))
-            if w == 0:
-                k0 = v
-            elif w == 1:
-                k1 = v
-            else:
-                k2 = v
+        end = genome_ends[gi]
+        rlen = W if p + W <= end else end - p
+        _window_key(roll, nroll, unk, p, rlen, nwords, key)
         if prev >= 0:
             cand = succ[prev]
-            if cand >= 0 and ent_len[cand] == rlen and ent_keys[cand, 0] == k0 and ent_keys[cand, 1] == k1 \
-                    and ent_keys[cand, 2] == k2:
+            if cand >= 0 and ent_len[cand] == rlen and _same(ent_keys, cand, key):
                 entry[p] = cand
                 prev = cand
                 continue
-        h = _hash(k0, k1, k2, rlen) & mask
+        h = _hash(key, rlen) & mask
         while True:
             v = tab_val[h]
             if v < 0:
                 tab_val[h] = n_entries
-                ent_keys[n_entries, 0] = k0
-                ent_keys[n_entries, 1] = k1
-                ent_keys[n_entries, 2] = k2
+                ent_keys[n_entries, :] = key
                 ent_len[n_entries] = rlen
                 succ[n_entries] = -1
                 v = n_entries
                 novel[p] = 1
                 n_entries += 1
                 break
-            if ent_len[v] == rlen and ent_keys[v, 0] == k0 and ent_keys[v, 1] == k1 and ent_keys[v, 2] == k2:
+            if ent_len[v] == rlen and _same(ent_keys, v, key):
                 break
             h = (h + _U1) & mask
         entry[p] = v
@@ -281,7 +307,7 @@ class Engine:
         # hash table of windows -> entry; entries -> slice of entry_sites
         self._tab_val = np.full(1 << 16, -1, dtype=np.int64)
         self._n_entries = 0
-        self._ent_keys = np.zeros((1 << 15, 3), dtype=np.uint64)
+        self._ent_keys = np.zeros((1 << 15, 5), dtype=np.uint64)
         self._ent_len = np.zeros(1 << 15, dtype=np.int32)
         self._succ = np.full(1 << 15, -1, dtype=np.int64)
         self._entry_first = np.zeros(1 << 15, dtype=np.int64)
@@ -305,7 +331,7 @@ class Engine:
         need = self._n_entries + extra
         if need > self._ent_len.shape[0]:
             new = max(need, 2 * self._ent_len.shape[0])
-            keys = np.zeros((new, 3), dtype=np.uint64)
+            keys = np.zeros((new, 5), dtype=np.uint64)
             keys[: self._n_entries] = self._ent_keys[: self._n_entries]
             self._ent_keys = keys
             for name, fill in (("_ent_len", 0), ("_succ", -1), ("_entry_first", 0), ("_entry_count", 0)):
@@ -326,9 +352,7 @@ class Engine:
         n = codes.shape[0]
         genome_ends = np.asarray(genome_ends, dtype=np.int64)
         W = self.window
-        roll, unk = _prepare(codes)
-        if not self.use_cache:  # every window counts as uncacheable: searched directly
-            unk = unk + np.arange(n + 1, dtype=np.int32)
+        roll, nroll, unk = _prepare(codes)
         entry = np.empty(n, dtype=np.int64)
         novel = np.zeros(n, dtype=np.uint8)
         first_new = self._n_entries
@@ -336,11 +360,12 @@ class Engine:
         while p < n:
             self._ensure_capacity(max(4096, n // 64))
             limit = min(self._tab_val.shape[0] // 2, self._ent_len.shape[0])
-            p, self._n_entries = _lookup_insert(codes, genome_ends, W, roll, unk, p, self._tab_val,
+            p, self._n_entries = _lookup_insert(codes, genome_ends, W, roll, nroll, unk, self.use_cache, p,
+                                                self._tab_val,
                                                 self._ent_keys, self._ent_len, self._succ, self._n_entries,
                                                 limit, entry, novel)
         self._ensure_capacity(0)
-        del roll, unk
+        del roll, nroll, unk
         seg_s, seg_e, seg_l = _segments(novel, genome_ends, W)
         self.stats["positions"] += int(n - len(genome_ends))
         self.stats["searched"] += int(novel.sum())
@@ -419,7 +444,7 @@ def _reinsert(n_entries, ent_keys, ent_len, tab_val):
     """Rebuild the hash table (after growth) from the entries' keys."""
     mask = np.uint64(tab_val.shape[0] - 1)
     for e in range(n_entries):
-        h = _hash(ent_keys[e, 0], ent_keys[e, 1], ent_keys[e, 2], ent_len[e]) & mask
+        h = _hash(ent_keys[e], ent_len[e]) & mask
         while tab_val[h] >= 0:
             h = (h + _U1) & mask
         tab_val[h] = e
