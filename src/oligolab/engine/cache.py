@@ -29,26 +29,6 @@ def _mix(x):
     return x
 
 
-@nb.njit(cache=True, nogil=True)
-def _prepare(codes):
-    """Per position: the rolling 32-mer ending there (base q in the low 2 bits, unknown bases as A), the rolling
-    64-position mask of unknown bases ending there (bit 0 = this position), and a prefix count of unknowns."""
-    n = codes.shape[0]
-    roll = np.empty(n, dtype=np.uint64)
-    nroll = np.empty(n, dtype=np.uint64)
-    unk = np.zeros(n + 1, dtype=np.int32)
-    r = _U0
-    u = _U0
-    for q in range(n):
-        c = codes[q]
-        r = (r << np.uint64(2)) | np.uint64(c & 3)
-        u = (u << _U1) | (_U1 if c == 4 else _U0)
-        roll[q] = r
-        nroll[q] = u
-        unk[q + 1] = unk[q] + (1 if c == 4 else 0)
-    return roll, nroll, unk
-
-
 @nb.njit(cache=True, nogil=True, inline="always")
 def _hash(keys, rlen):
     h = _mix(keys[0] ^ _mix(keys[1] + np.uint64(rlen)) ^ (keys[2] * np.uint64(0x9E3779B97F4A7C15)))
@@ -58,35 +38,17 @@ def _hash(keys, rlen):
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
-def _window_key(roll, nroll, unk, p, rlen, nwords, key):
-    """The window of ``rlen`` bases at ``p`` as 5 words: up to 3 of bases (2 bits each) and 2 marking its unknown
-    bases (0 when it has none), so windows with N are cached like any other (a run of N is searched once)."""
-    key[0] = _U0
-    key[1] = _U0
-    key[2] = _U0
-    key[3] = _U0
-    key[4] = _U0
-    for w in range(nwords):
-        ln = rlen - 32 * w
-        if ln <= 0:
-            break
-        if ln > 32:
-            ln = 32
-        v = roll[p + 32 * w + ln - 1]
-        if ln < 32:
-            v = (v & ((_U1 << np.uint64(2 * ln)) - _U1)) << np.uint64(2 * (32 - ln))
-        key[w] = v
-    if unk[p + rlen] - unk[p] > 0:
-        for w in range(2):
-            ln = rlen - 64 * w
-            if ln <= 0:
-                break
-            if ln > 64:
-                ln = 64
-            v = nroll[p + 64 * w + ln - 1]
-            if ln < 64:
-                v = v & ((_U1 << np.uint64(ln)) - _U1)
-            key[3 + w] = v
+def _window_key(codes, p, rlen, key):
+    """The window of ``rlen`` bases at ``p`` as 5 words: 3 of bases (2 bits each, 32 per word) and 2 marking its
+    unknown bases, so windows with N are cached like any other (a run of N is searched once)."""
+    for w in range(5):
+        key[w] = _U0
+    for i in range(rlen):
+        c = codes[p + i]
+        w = i >> 5
+        key[w] = (key[w] << np.uint64(2)) | np.uint64(c & 3)
+        if c == 4:
+            key[3 + (i >> 6)] |= _U1 << np.uint64(i & 63)
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
@@ -96,19 +58,19 @@ def _same(ent_keys, e, key):
 
 
 @nb.njit(cache=True, nogil=True)
-def _lookup_insert(codes, genome_ends, W, roll, nroll, unk, use_cache, p_start, tab_val, ent_keys, ent_len, succ,
-                   n_entries, max_entries, entry, novel):
+def _lookup_insert(codes, genome_ends, W, use_cache, p_start, tab_val, ent_keys, ent_len, ent_last, succ, n_entries,
+                   max_entries, entry, novel):
     """Look up the window starting at each position from ``p_start``, inserting new ones.
 
-    A window is its W bases (shorter at a genome end) as a 5-word key (:func:`_window_key`). ``entry[p]`` gets the
-    entry id, -1 where nothing is cached (``use_cache`` false: every window searched directly) or -2 at a
-    separator; ``novel[p]`` is 1 where the window must be searched. Consecutive windows of a genome usually follow
-    the same chain as where they were first seen, so each entry remembers its successor and the hash table is
-    probed only when the chain breaks. Stops early (for the caller to grow the tables) when ``n_entries`` reaches
+    ``entry[p]`` gets the entry id, -1 where nothing is cached (``use_cache`` false: every window searched
+    directly) or -2 at a separator; ``novel[p]`` is 1 where the window must be searched. Each entry remembers the
+    entry that followed it where it was first seen and its own last base: when window p-1 is entry e, window p is
+    e's successor exactly when its last base is the successor's last base, so a genome that repeats known content
+    costs one comparison per position; the full key (:func:`_window_key`) and the hash table are used only where
+    that chain breaks. Stops early (for the caller to grow the tables) when ``n_entries`` reaches
     ``max_entries``; returns (next position, n_entries).
     """
     n = codes.shape[0]
-    nwords = (W + 31) // 32
     mask = np.uint64(tab_val.shape[0] - 1)
     key = np.zeros(5, dtype=np.uint64)
     gi = 0
@@ -132,13 +94,13 @@ def _lookup_insert(codes, genome_ends, W, roll, nroll, unk, use_cache, p_start, 
             return p, n_entries
         end = genome_ends[gi]
         rlen = W if p + W <= end else end - p
-        _window_key(roll, nroll, unk, p, rlen, nwords, key)
-        if prev >= 0:
+        if prev >= 0 and rlen == W:
             cand = succ[prev]
-            if cand >= 0 and ent_len[cand] == rlen and _same(ent_keys, cand, key):
+            if cand >= 0 and ent_len[cand] == W and ent_last[cand] == codes[p + W - 1]:
                 entry[p] = cand
                 prev = cand
                 continue
+        _window_key(codes, p, rlen, key)
         h = _hash(key, rlen) & mask
         while True:
             v = tab_val[h]
@@ -146,6 +108,7 @@ def _lookup_insert(codes, genome_ends, W, roll, nroll, unk, use_cache, p_start, 
                 tab_val[h] = n_entries
                 ent_keys[n_entries, :] = key
                 ent_len[n_entries] = rlen
+                ent_last[n_entries] = codes[p + rlen - 1]
                 succ[n_entries] = -1
                 v = n_entries
                 novel[p] = 1
@@ -161,42 +124,19 @@ def _lookup_insert(codes, genome_ends, W, roll, nroll, unk, use_cache, p_start, 
     return n, n_entries
 
 
-@nb.njit(cache=True, nogil=True)
-def _segments(novel, genome_ends, W):
-    """Runs of novel positions within one genome -> (text start, text end, report limit) per segment.
-    Two passes (count, then fill): growing arrays inside a numba loop costs a reference count per step."""
-    n = novel.shape[0]
-    out = np.empty((2, 3), dtype=np.int64)
-    for rnd in range(2):
-        ns = 0
-        gi = 0
-        gend = genome_ends[0]
-        run_start = -1
-        for p in range(n):
-            nov = novel[p] == 1 and p < gend
-            if run_start >= 0 and not nov:
-                if rnd == 1:
-                    out[ns, 0] = run_start
-                    e = p - 1 + W
-                    out[ns, 1] = e if e < gend else gend
-                    out[ns, 2] = p
-                ns += 1
-                run_start = -1
-            if p >= gend:
-                gi += 1
-                gend = genome_ends[gi] if gi < genome_ends.shape[0] else n
-            if nov and run_start < 0:
-                run_start = p
-        if run_start >= 0:
-            if rnd == 1:
-                out[ns, 0] = run_start
-                e = n - 1 + W
-                out[ns, 1] = e if e < gend else gend
-                out[ns, 2] = n
-            ns += 1
-        if rnd == 0:
-            out = np.empty((ns, 3), dtype=np.int64)
-    return out[:, 0].copy(), out[:, 1].copy(), out[:, 2].copy()
+def _segments(novel: np.ndarray, genome_ends: np.ndarray, W: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Runs of novel positions within one genome -> (text start, text end, report limit) per segment: the text
+    runs W - 1 bases past the run (the last novel window's bases) but not past the genome's end. Separators are
+    never novel, so runs never cross genomes."""
+    pos = np.flatnonzero(novel)
+    if not len(pos):
+        z = np.zeros(0, dtype=np.int64)
+        return z, z, z
+    breaks = np.flatnonzero(np.diff(pos) != 1)
+    first = pos[np.concatenate([[0], breaks + 1])].astype(np.int64)
+    last = pos[np.concatenate([breaks, [len(pos) - 1]])].astype(np.int64)
+    gend = genome_ends[np.searchsorted(genome_ends, first, side="right")]
+    return first, np.minimum(last + W, gend), last + 1
 
 
 @nb.njit(cache=True, nogil=True)
@@ -309,6 +249,7 @@ class Engine:
         self._n_entries = 0
         self._ent_keys = np.zeros((1 << 15, 5), dtype=np.uint64)
         self._ent_len = np.zeros(1 << 15, dtype=np.int32)
+        self._ent_last = np.zeros(1 << 15, dtype=np.uint8)
         self._succ = np.full(1 << 15, -1, dtype=np.int64)
         self._entry_first = np.zeros(1 << 15, dtype=np.int64)
         self._entry_count = np.zeros(1 << 15, dtype=np.int32)
@@ -334,7 +275,8 @@ class Engine:
             keys = np.zeros((new, 5), dtype=np.uint64)
             keys[: self._n_entries] = self._ent_keys[: self._n_entries]
             self._ent_keys = keys
-            for name, fill in (("_ent_len", 0), ("_succ", -1), ("_entry_first", 0), ("_entry_count", 0)):
+            for name, fill in (("_ent_len", 0), ("_ent_last", 0), ("_succ", -1), ("_entry_first", 0),
+                               ("_entry_count", 0)):
                 old = getattr(self, name)
                 arr = np.full(new, fill, dtype=old.dtype)
                 arr[: self._n_entries] = old[: self._n_entries]
@@ -352,7 +294,6 @@ class Engine:
         n = codes.shape[0]
         genome_ends = np.asarray(genome_ends, dtype=np.int64)
         W = self.window
-        roll, nroll, unk = _prepare(codes)
         entry = np.empty(n, dtype=np.int64)
         novel = np.zeros(n, dtype=np.uint8)
         first_new = self._n_entries
@@ -360,12 +301,10 @@ class Engine:
         while p < n:
             self._ensure_capacity(max(4096, n // 64))
             limit = min(self._tab_val.shape[0] // 2, self._ent_len.shape[0])
-            p, self._n_entries = _lookup_insert(codes, genome_ends, W, roll, nroll, unk, self.use_cache, p,
-                                                self._tab_val,
-                                                self._ent_keys, self._ent_len, self._succ, self._n_entries,
-                                                limit, entry, novel)
+            p, self._n_entries = _lookup_insert(codes, genome_ends, W, self.use_cache, p, self._tab_val,
+                                                self._ent_keys, self._ent_len, self._ent_last, self._succ,
+                                                self._n_entries, limit, entry, novel)
         self._ensure_capacity(0)
-        del roll, nroll, unk
         seg_s, seg_e, seg_l = _segments(novel, genome_ends, W)
         self.stats["positions"] += int(n - len(genome_ends))
         self.stats["searched"] += int(novel.sum())

@@ -272,29 +272,88 @@ def verify_marked_range(text, a, b, cand, row, base, lo, hi, j, masks_j, ctx_j, 
 
 
 @nb.njit(cache=True, nogil=True)
+def _myers_all(peq_c, pv, mv, score, high, n_pat):
+    """One text character through Myers' step for every pattern at once (the loop over patterns has no branch, so
+    the compiler runs it on SIMD lanes); returns the lowest score."""
+    one = np.uint64(1)
+    best = 1 << 30
+    for pj in range(n_pat):
+        eq = peq_c[pj]
+        p = pv[pj]
+        m_ = mv[pj]
+        xv = eq | m_
+        xh = (((eq & p) + p) ^ p) | eq
+        ph = m_ | ~(xh | p)
+        mh = p & xh
+        s = score[pj] + np.int64((ph & high[pj]) != 0) - np.int64((mh & high[pj]) != 0)
+        score[pj] = s
+        ph = ph << one
+        mh = mh << one
+        pv[pj] = mh | ~(xv | ph)
+        mv[pj] = ph & xv
+        best = min(best, s)
+    return best
+
+
+@nb.njit(cache=True, nogil=True)
 def search_patterns(text, seg_starts, seg_ends, seg_limits, pattern_ids, peq, lengths, masks, is_context,
                      k, g):
     """Search pattern-strands over text segments. Segment ``i`` covers text[seg_starts[i]:seg_ends[i]]; only
-    sites starting before ``seg_limits[i]`` are reported. Returns (starts, int fields, masks, targets)."""
+    sites starting before ``seg_limits[i]`` are reported. Returns (starts, int fields, masks, targets).
+
+    Myers' filter runs every pattern over a segment together, character by character (:func:`_myers_all`), and
+    marks candidate starts per pattern; each pattern's marks are then verified. The marks are exactly those of
+    :func:`myers_scan` run pattern by pattern (the CUDA path), so the sites are the same."""
     out = new_rows(1024)
     n_out = 0
+    n_pat = pattern_ids.shape[0]
     max_seg = 0
     for si in range(seg_starts.shape[0]):
         if seg_ends[si] - seg_starts[si] > max_seg:
             max_seg = seg_ends[si] - seg_starts[si]
-    cand = np.zeros((1, max_seg + 1), dtype=np.uint8)
-    for pj in range(pattern_ids.shape[0]):
+    cand = np.zeros((n_pat, max_seg + 1), dtype=np.uint8)
+    peq_t = np.empty((6, n_pat), dtype=np.uint64)
+    high = np.empty(n_pat, dtype=np.uint64)
+    m_of = np.empty(n_pat, dtype=np.int64)
+    for pj in range(n_pat):
         j = pattern_ids[pj]
-        m = lengths[j]
-        for si in range(seg_starts.shape[0]):
-            a = seg_starts[si]
-            b = seg_ends[si]
-            if b - a < m - g:
+        m_of[pj] = lengths[j]
+        high[pj] = np.uint64(1) << np.uint64(lengths[j] - 1)
+        for c in range(6):
+            peq_t[c, pj] = peq[j, c]
+    pv = np.empty(n_pat, dtype=np.uint64)
+    mv = np.empty(n_pat, dtype=np.uint64)
+    score = np.empty(n_pat, dtype=np.int64)
+    lo = np.empty(n_pat, dtype=np.int64)
+    hi = np.empty(n_pat, dtype=np.int64)
+    for si in range(seg_starts.shape[0]):
+        a = seg_starts[si]
+        n = seg_ends[si] - a
+        last = seg_limits[si] - a - 1
+        for pj in range(n_pat):
+            pv[pj] = ~np.uint64(0)
+            mv[pj] = np.uint64(0)
+            score[pj] = m_of[pj]
+            lo[pj] = n
+            hi[pj] = -1
+        for t in range(n):
+            if _myers_all(peq_t[text[a + t]], pv, mv, score, high, n_pat) > k:
                 continue
-            lo, hi = myers_scan(text, a, b - a, seg_limits[si], peq, j, m, g, k, cand, 0, 0)
-            if hi >= lo:
-                out, n_out = verify_marked_range(text, a, b, cand, 0, 0, lo, hi, j, masks[j], is_context[j], m, k,
-                                                  g, out, n_out)
+            for pj in range(n_pat):
+                if score[pj] > k:
+                    continue
+                s0 = max(t - m_of[pj] + 1 - g, 0)
+                s1 = min(t - m_of[pj] + 1 + g, last)
+                for s in range(s0, s1 + 1):
+                    cand[pj, s] = 1
+                if s0 <= s1:
+                    lo[pj] = min(lo[pj], s0)
+                    hi[pj] = max(hi[pj], s1)
+        for pj in range(n_pat):
+            if hi[pj] >= lo[pj]:
+                j = pattern_ids[pj]
+                out, n_out = verify_marked_range(text, a, a + n, cand, pj, 0, lo[pj], hi[pj], j, masks[j],
+                                                  is_context[j], m_of[pj], k, g, out, n_out)
     return out[0][:n_out], out[1][:n_out], out[2][:n_out], out[3][:n_out]
 
 
