@@ -17,6 +17,8 @@ from .oligos import SearchOligo
 NOT_DETECTED = 3  #: assay code of 'not detected' (oligo codes 0..3 map onto assay codes 0..3 one to one)
 OPTIONAL_ROLES = ("LF", "LB")  #: loop primers: losing them slows LAMP down, it does not stop it
 LAMP_ORDER = ("F3", "F2", "F1c", "B1c", "B2", "B3")
+#: per genome: reason id of a geometry failure (0 = none), amplicon formed, amplicon start, amplicon end
+Geometry = tuple[np.ndarray, np.ndarray, "np.ndarray | None", "np.ndarray | None"]
 
 
 def assay_members(assays: AssaySet, oligos: list[SearchOligo]) -> list[dict[str, list[int]]]:
@@ -111,7 +113,7 @@ class AssayCaller:
         return worst, pick
 
     def _geometry(self, assay: Assay, members: dict[str, list[int]], pick: dict[str, np.ndarray],
-                  take: Callable, codes: np.ndarray):
+                  take: Callable, codes: np.ndarray) -> Geometry:
         """(reason id of a geometry failure per genome (0 = none), amplicon formed, amplicon start, end)."""
         kind = assay.kind
         n_gen = len(codes)
@@ -122,7 +124,7 @@ class AssayCaller:
         return np.zeros(n_gen, dtype=np.int32), np.zeros(n_gen, dtype=bool), None, None
 
     def _pcr_geometry(self, assay: Assay, members: dict[str, list[int]], pick: dict[str, np.ndarray],
-                      take: Callable, codes: np.ndarray):
+                      take: Callable, codes: np.ndarray) -> Geometry:
         max_amp = max_amplicon(assay)
         bad_geom = np.zeros(len(codes), dtype=np.int32)
         fp, fe, fs = take("forward")
@@ -150,7 +152,7 @@ class AssayCaller:
             bad_geom[wrong] = self.reason_id("the guide does not pair with the T7 transcript")
         return bad_geom, have & (bad_geom == 0), lo, hi
 
-    def _lamp_geometry(self, assay: Assay, members: dict[str, list[int]], take: Callable, codes: np.ndarray):
+    def _lamp_geometry(self, assay: Assay, members: dict[str, list[int]], take: Callable, codes: np.ndarray) -> Geometry:
         max_amp = max_amplicon(assay)
         bad_geom = np.zeros(len(codes), dtype=np.int32)
         parts = [take(r) for r in LAMP_ORDER]

@@ -4,6 +4,7 @@ assays could form there (an amplicon, a detection, a guide binding)."""
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 from pathlib import Path
 
 from ..assays import Assay
@@ -14,7 +15,7 @@ from .checker import Checker
 from .sites import SiteBook
 
 
-def exclusivity(checker: Checker, paths: list[str | Path]):
+def exclusivity(checker: Checker, paths: list[str | Path]) -> tuple[Any, Any]:
     """Every site of every oligo in the off-target collections, and the amplicons/detections the assays could
     form there. Returns (sites DataFrame, assay outcomes DataFrame)."""
     import pandas as pd
@@ -68,13 +69,13 @@ def exclusivity(checker: Checker, paths: list[str | Path]):
     return sites_df.reset_index(drop=True), assays_df.reset_index(drop=True)
 
 
-def offtarget_assay(assay: Assay, members: dict[str, list[int]], by_oligo, limits) -> dict | None:
+def offtarget_assay(assay: Assay, members: dict[str, list[int]], by_oligo: dict[int, list], limits: dict) -> dict | None:
     """What an assay could do on an off-target record: 'detected' (amplicon plus probe/guide), 'amplicon'
     (primers could amplify), 'guide binds' (guide-only assay), or None."""
     kind = assay.kind
     max_amp = assay.max_amplicon or limits.get("lamp" if kind == "lamp" else "pcr", {}).get("max_amplicon", 2000)
 
-    def sites_of(role):
+    def sites_of(role: str) -> list:
         return [s for o in members.get(role, []) for s in by_oligo.get(o, [])]
 
     fwd, rev = sites_of("forward"), sites_of("reverse")

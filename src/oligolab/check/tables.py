@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from .pipeline import CheckResult
 
 
-def count_frame(columns: dict[str, object], counts: np.ndarray, labels: tuple[str, ...], fraction: str):
+def count_frame(columns: dict[str, object], counts: np.ndarray, labels: tuple[str, ...], fraction: str) -> Any:
     """A table of call counts (one row per key, one column per call) with the first call's fraction."""
     import pandas as pd
 

@@ -20,7 +20,7 @@ _U0 = np.uint64(0)
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
-def _mix(x):
+def _mix(x) -> np.uint64:
     x ^= x >> np.uint64(33)
     x *= np.uint64(0xFF51AFD7ED558CCD)
     x ^= x >> np.uint64(33)
@@ -30,7 +30,7 @@ def _mix(x):
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
-def _hash(keys, rlen):
+def _hash(keys, rlen) -> np.uint64:
     h = _mix(keys[0] ^ _mix(keys[1] + np.uint64(rlen)) ^ (keys[2] * np.uint64(0x9E3779B97F4A7C15)))
     if keys[3] or keys[4]:
         h = _mix(h ^ keys[3] ^ _mix(keys[4] + np.uint64(0x632BE59BD9B4E019)))
@@ -38,7 +38,7 @@ def _hash(keys, rlen):
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
-def _window_key(codes, p, rlen, key):
+def _window_key(codes, p, rlen, key) -> None:
     """The window of ``rlen`` bases at ``p`` as 5 words: 3 of bases (2 bits each, 32 per word) and 2 marking its
     unknown bases, so windows with N are cached like any other (a run of N is searched once)."""
     for w in range(5):
@@ -52,14 +52,14 @@ def _window_key(codes, p, rlen, key):
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
-def _same(ent_keys, e, key):
+def _same(ent_keys, e, key) -> bool:
     return (ent_keys[e, 0] == key[0] and ent_keys[e, 1] == key[1] and ent_keys[e, 2] == key[2]
             and ent_keys[e, 3] == key[3] and ent_keys[e, 4] == key[4])
 
 
 @nb.njit(cache=True, nogil=True)
 def _lookup_insert(codes, genome_ends, W, use_cache, p_start, tab_val, ent_keys, ent_len, ent_last, succ, n_entries,
-                   max_entries, entry, novel):
+                   max_entries, entry, novel) -> tuple[int, int]:
     """Look up the window starting at each position from ``p_start``, inserting new ones.
 
     ``entry[p]`` gets the entry id, -1 where nothing is cached (``use_cache`` false: every window searched
@@ -140,7 +140,7 @@ def _segments(novel: np.ndarray, genome_ends: np.ndarray, W: int) -> tuple[np.nd
 
 
 @nb.njit(cache=True, nogil=True)
-def _emit(entry, genome_ends, entry_first, entry_count, entry_sites, direct_pos, direct_site, genome_base):
+def _emit(entry, genome_ends, entry_first, entry_count, entry_sites, direct_pos, direct_site, genome_base) -> tuple:
     """Hit rows (genome index, position in genome, site id) for every position of the batch, in order."""
     n = entry.shape[0]
     total = 0
@@ -178,7 +178,7 @@ def _emit(entry, genome_ends, entry_first, entry_count, entry_sites, direct_pos,
 
 
 @nb.njit(cache=True, nogil=True)
-def _suppress_gapped(genome, pos, site, site_pattern, site_span, site_gaps, site_cost):
+def _suppress_gapped(genome, pos, site, site_pattern, site_span, site_gaps, site_cost) -> np.ndarray:
     """Keep every ungapped hit; drop a gapped hit overlapping an ungapped hit or a cheaper (or equal cost,
     earlier) gapped hit of the same genome and pattern-strand. Input sorted by (genome, pattern, pos)."""
     n = genome.shape[0]
@@ -339,7 +339,7 @@ class Engine:
         self.stats["hits"] += len(hits)
         return hits
 
-    def _search(self, codes, seg_s, seg_e, seg_l):
+    def _search(self, codes: np.ndarray, seg_s: np.ndarray, seg_e: np.ndarray, seg_l: np.ndarray) -> tuple:
         p = self.patterns
         args = (codes, seg_s, seg_e, seg_l)
         tail = (p.peq, p.lengths, p.masks, p.is_context, self.k, self.g)
@@ -379,7 +379,7 @@ class Engine:
 
 
 @nb.njit(cache=True, nogil=True)
-def _reinsert(n_entries, ent_keys, ent_len, tab_val):
+def _reinsert(n_entries, ent_keys, ent_len, tab_val) -> None:
     """Rebuild the hash table (after growth) from the entries' keys."""
     mask = np.uint64(tab_val.shape[0] - 1)
     for e in range(n_entries):

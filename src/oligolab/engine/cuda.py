@@ -26,7 +26,7 @@ _myers_scan_device = cuda.jit(device=True)(myers_scan_source)
 
 
 @cuda.jit
-def _myers_kernel(text, seg_starts, seg_ends, seg_limits, seg_offsets, pattern_ids, peq, lengths, k, g, cand):
+def _myers_kernel(text, seg_starts, seg_ends, seg_limits, seg_offsets, pattern_ids, peq, lengths, k, g, cand) -> None:
     """Thread i scans segment i % n_seg for pattern i // n_seg and marks candidate starts in ``cand``."""
     idx = cuda.grid(1)
     n_seg = seg_starts.shape[0]
@@ -40,7 +40,8 @@ def _myers_kernel(text, seg_starts, seg_ends, seg_limits, seg_offsets, pattern_i
 
 
 @nb.njit(cache=True, nogil=True)
-def _verify_marked(text, seg_starts, seg_ends, seg_offsets, pattern_ids, lengths, masks, is_context, k, g, cand):
+def _verify_marked(text, seg_starts, seg_ends, seg_offsets, pattern_ids, lengths, masks, is_context, k, g,
+                   cand) -> tuple:
     """Verify every marked candidate start with the CPU routine (same output layout as the CPU search)."""
     out = new_rows(1024)
     n_out = 0
@@ -54,7 +55,8 @@ def _verify_marked(text, seg_starts, seg_ends, seg_offsets, pattern_ids, lengths
     return out[0][:n_out], out[1][:n_out], out[2][:n_out], out[3][:n_out]
 
 
-def search_patterns_cuda(text, seg_starts, seg_ends, seg_limits, pattern_ids, peq, lengths, masks, is_context, k, g):
+def search_patterns_cuda(text, seg_starts, seg_ends, seg_limits, pattern_ids, peq, lengths, masks, is_context, k,
+                         g) -> tuple:
     """GPU filter + CPU verification; same return value as :func:`.kernels.search_patterns`."""
     lens = (seg_ends - seg_starts).astype(np.int64)
     offsets = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64)

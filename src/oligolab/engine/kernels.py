@@ -14,8 +14,11 @@ _U0 = np.uint64(0)
 
 
 @nb.njit(cache=True, nogil=True)
-def verify_start(text, s, seg_end, masks_j, ctx_j, m, k, g, out_int, out_mask, out_target):
+def verify_start(text, s, seg_end, masks_j, ctx_j, m, k, g, out_int, out_mask, out_target) -> bool:
     """Best alignment of pattern ``j`` starting exactly at text[s] (pattern[0] pairs with text[s]).
+
+    Kept in one piece (about 170 lines): it is the innermost step of the search, and a numba call per DP cell
+    or per traceback field would cost more than the work.
 
     Writes one row into ``out_int`` (pattern filled by caller), ``out_mask`` and ``out_target`` and returns
     True when an alignment with at most k edits (mismatches, unknowns and gap nt) of which at most g are gap
@@ -183,7 +186,7 @@ def verify_start(text, s, seg_end, masks_j, ctx_j, m, k, g, out_int, out_mask, o
     return True
 
 
-def myers_scan_source(text, a, n, lim, peq, j, m, g, e, cand, row, base):
+def myers_scan_source(text, a, n, lim, peq, j, m, g, e, cand, row, base) -> tuple[int, int]:
     """Myers' bit-parallel scan of text[a:a+n] for pattern ``j``: marks ``cand[row, base + s]`` for every start
     ``s`` (relative to ``a``, below ``lim``) of an alignment with edit distance <= e; returns the marked range
     (lo, hi). Compiled twice from this one source: for the CPU (numba) and as a CUDA device function."""
@@ -230,7 +233,7 @@ myers_scan = nb.njit(cache=True, nogil=True)(myers_scan_source)
 
 
 @nb.njit(cache=True, nogil=True)
-def grow_rows(a, cap):
+def grow_rows(a, cap) -> np.ndarray:
     """A copy of ``a`` with room for ``cap`` rows."""
     b = np.empty((cap,) + a.shape[1:], dtype=a.dtype)
     b[: a.shape[0]] = a
@@ -238,13 +241,13 @@ def grow_rows(a, cap):
 
 
 @nb.njit(cache=True, nogil=True)
-def new_rows(cap):
+def new_rows(cap) -> tuple:
     return (np.empty(cap, dtype=np.int64), np.empty((cap, 10), dtype=np.int32), np.empty((cap, 2), dtype=np.uint64),
             np.empty((cap, MAX_PATTERN + MAX_GAPS), dtype=np.uint8))
 
 
 @nb.njit(cache=True, nogil=True)
-def verify_marked_range(text, a, b, cand, row, base, lo, hi, j, masks_j, ctx_j, m, k, g, out, n_out):
+def verify_marked_range(text, a, b, cand, row, base, lo, hi, j, masks_j, ctx_j, m, k, g, out, n_out) -> tuple:
     """Verify the candidate starts marked in ``cand[row, base + lo .. base + hi]`` (clearing the marks) and
     append the sites to ``out`` (grown as needed); returns (out, n_out)."""
     out_start, out_int, out_mask, out_target = out
@@ -272,7 +275,7 @@ def verify_marked_range(text, a, b, cand, row, base, lo, hi, j, masks_j, ctx_j, 
 
 
 @nb.njit(cache=True, nogil=True)
-def _myers_all(peq_c, pv, mv, score, high, n_pat):
+def _myers_all(peq_c, pv, mv, score, high, n_pat) -> int:
     """One text character through Myers' step for every pattern at once (the loop over patterns has no branch, so
     the compiler runs it on SIMD lanes); returns the lowest score."""
     one = np.uint64(1)
@@ -297,7 +300,7 @@ def _myers_all(peq_c, pv, mv, score, high, n_pat):
 
 @nb.njit(cache=True, nogil=True)
 def search_patterns(text, seg_starts, seg_ends, seg_limits, pattern_ids, peq, lengths, masks, is_context,
-                     k, g):
+                    k, g) -> tuple:
     """Search pattern-strands over text segments. Segment ``i`` covers text[seg_starts[i]:seg_ends[i]]; only
     sites starting before ``seg_limits[i]`` are reported. Returns (starts, int fields, masks, targets).
 
@@ -358,7 +361,7 @@ def search_patterns(text, seg_starts, seg_ends, seg_limits, pattern_ids, peq, le
 
 
 @nb.njit(cache=True, nogil=True)
-def best_site_in_window(text, lo, hi, seg_end, expected, masks_j, ctx_j, m, k, g, out_int, out_mask, out_target):
+def best_site_in_window(text, lo, hi, seg_end, expected, masks_j, ctx_j, m, k, g, out_int, out_mask, out_target) -> int:
     """The cheapest alignment of pattern ``j`` starting in text[lo:hi] (cost = mismatches + unknowns + 2 x gap nt,
     ties to the start nearest ``expected``), with at most ``k`` differences of which at most ``g`` gap nt, verified
     as the search verifies. Fills the output rows like :func:`verify_start`; returns the start or -1. Used to call

@@ -17,7 +17,7 @@ _U0 = np.uint64(0)
 
 
 @nb.njit(cache=True, nogil=True)
-def _qmer_values(codes, q):
+def _qmer_values(codes, q) -> np.ndarray:
     """2-bit value of the q-mer starting at each position, -1 where it holds a non-ACGT code."""
     n = codes.shape[0]
     out = np.full(n, -1, dtype=np.int64)
@@ -39,12 +39,13 @@ def _qmer_values(codes, q):
 
 @nb.njit(cache=True, nogil=True)
 def _seed_scan_into(codes, genome_ends, lo, hi, qv, offsets, pair_a, pair_b, q, starts_tab, pats_tab, lengths, masks,
-                    k, out_start, out_int, out_mask, out_target):
+                    k, out_start, out_int, out_mask, out_target) -> tuple[int, int]:
     """Scan window starts lo..hi-1 into preallocated output rows: look up every pair of pieces in its table,
     verify each candidate pattern by Hamming distance (unknown bases count as differences) and report it from
     the first pair of pieces that matches exactly (so every site is reported once). Returns (rows written,
     next start): it stops early when the output is full (the arrays are never reallocated inside the loop,
-    which would cost a reference count per step)."""
+    which would cost a reference count per step). Kept in one piece: the innermost loop of the seed search,
+    where a numba call per candidate would cost more than its work."""
     n_pairs = pair_a.shape[0]
     cap = out_start.shape[0]
     n_out = 0
@@ -125,7 +126,8 @@ def _seed_scan_into(codes, genome_ends, lo, hi, qv, offsets, pair_a, pair_b, q, 
     return n_out, hi
 
 
-def _seed_scan(codes, genome_ends, lo, hi, qv, offsets, pair_a, pair_b, q, starts_tab, pats_tab, lengths, masks, k):
+def _seed_scan(codes, genome_ends, lo, hi, qv, offsets, pair_a, pair_b, q, starts_tab, pats_tab, lengths, masks,
+               k) -> tuple:
     """All sites with window starts in lo..hi-1 (see :func:`_seed_scan_into`); grows the output as needed."""
     parts = []
     p = lo
