@@ -412,3 +412,21 @@ def test_previous_run_reports_what_changed(tmp_path):
     assert watch["previous_genomes"] == len(early)
     assert sum(a["new_genome_at_risk"] + a["new_genome_not_detected"] for a in watch["assays"].values()) == len(new)
     assert "Changes since the previous check" in (tmp_path / "later" / "report.html").read_text()
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_output_modes_follow_the_umask(pango_subset, tmp_path, umask):
+    """Every file and folder of a check (the Parquet parts included) gets the mode the user's umask gives, so the lab
+    group can open the report (they were all 0600)."""
+    import os
+
+    inputs = CheckInputs([DIAG_ASSAYS], [pango_subset], None, REFERENCE)
+    old = os.umask(umask)
+    try:
+        run_check(inputs, tmp_path / "out", CheckOptions(workers=1, batch_nt=100_000))
+    finally:
+        os.umask(old)
+    paths = [tmp_path / "out", *(tmp_path / "out").rglob("*")]
+    assert len(paths) > 15
+    for p in paths:
+        assert p.stat().st_mode & 0o777 == (0o777 if p.is_dir() else 0o666) & ~umask, p
