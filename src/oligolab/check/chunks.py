@@ -13,10 +13,9 @@ from typing import Iterator
 
 import numpy as np
 
-from ..engine import pack_batch
 from ..errors import InputError
 from ..lineages import looks_like_pango
-from ..sequences import Metadata, read_fasta
+from ..sequences import SEPARATOR, Metadata, encode, read_fasta
 
 
 @dataclass
@@ -28,12 +27,23 @@ class Chunk:
     lineages: list[str]
     months: list[str]  #: 'YYYY-MM' or ''
     dates: list[str]  #: ISO date or ''
-    codes: np.ndarray  #: genomes packed by :func:`oligolab.engine.pack_batch`
-    ends: np.ndarray
+    text: bytes  #: the genomes' letters, each followed by a newline (encoded by the worker, not the reader)
+    ends: np.ndarray  #: offset of the newline after each genome
 
     @property
     def nucleotides(self) -> int:
-        return int(len(self.codes) - len(self.ends))
+        return int(len(self.text) - len(self.ends))
+
+    def codes(self) -> np.ndarray:
+        """The genomes as engine codes packed like :func:`oligolab.engine.pack_batch` (a separator after each)."""
+        codes = encode(self.text)
+        codes[self.ends] = SEPARATOR
+        return codes
+
+
+def _chunk(index: int, ids: list[str], sources: list[Path], seqs: list[bytes], labels: "Labels") -> Chunk:
+    ends = np.cumsum([len(s) + 1 for s in seqs], dtype=np.int64) - 1
+    return Chunk(index, ids, *labels(ids, sources), b"\n".join(seqs) + b"\n", ends)
 
 
 class Labels:
@@ -67,18 +77,19 @@ def read_chunks(paths: list[str | Path], chunk_nt: int, labels: Labels) -> Itera
     """The genomes of several FASTA files as chunks of about ``chunk_nt`` nucleotides, in input order."""
     ids: list[str] = []
     sources: list[Path] = []
-    encoded: list[np.ndarray] = []
+    seqs: list[bytes] = []
     size = 0
     index = 0
     for path in paths:
-        for rec in read_fasta(path):
+        source = Path(path)
+        for rec in read_fasta(source):
             ids.append(rec.id)
-            sources.append(Path(path))
-            encoded.append(rec.codes())
+            sources.append(source)
+            seqs.append(rec.seq)
             size += len(rec.seq)
             if size >= chunk_nt:
-                yield Chunk(index, ids, *labels(ids, sources), *pack_batch(encoded))
-                ids, sources, encoded, size = [], [], [], 0
+                yield _chunk(index, ids, sources, seqs, labels)
+                ids, sources, seqs, size = [], [], [], 0
                 index += 1
     if ids:
-        yield Chunk(index, ids, *labels(ids, sources), *pack_batch(encoded))
+        yield _chunk(index, ids, sources, seqs, labels)

@@ -105,7 +105,7 @@ class DaskCluster:
         from distributed import as_completed
 
         source = iter(items)
-        batch = as_completed()
+        batch = as_completed(loop=self.client.loop)  # this client's loop, whatever other clients the process has
         in_flight = 0
         for item in source:
             batch.add(self.client.submit(fn, item, pure=False, retries=2))

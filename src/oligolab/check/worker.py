@@ -79,7 +79,7 @@ def check_chunk(setup: CheckSetup, chunk: Chunk) -> ChunkResult:
     """Check a chunk (identical genomes once), returning its rows and counts."""
     cpu0 = time.process_time()
     checker = checker_for(setup)
-    res, distinct = process_distinct(checker, chunk.codes, chunk.ends)
+    res, distinct = process_distinct(checker, chunk.codes(), chunk.ends)
     causes = checker.causes(res)
     oligo_rows, assay_rows = chunk_tables(checker, chunk.ids, chunk.lineages, chunk.dates, res, causes)
     agg = Aggregates(len(checker.oligos), len(checker.assays.assays))
