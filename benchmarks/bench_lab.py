@@ -8,8 +8,9 @@ controls (the nine real non-amplifying reactions stand in for negatives) and wri
 goes through the whole pipeline: RDML read + XSD validation, LinRegPCR, QC flags, controls, CDC calls, and
 samples.csv, wells.csv, controls.csv, result.json and report.html.
 
-Usage: python benchmarks/bench_lab.py [--runs 1000] [--repeat 20]
-Peer figure (../shared/PEERS.md): rdmlpython 2.x LinRegPCR, 246 reactions: 0.07 s load + 0.16 s analysis.
+Usage: python benchmarks/bench_lab.py [--runs 1000] [--repeat 20] [--peer PATH] [--peer-only]
+Peer (../shared/PEERS.md): rdmlpython 2.x (git clone of github.com/RDML-consortium/rdmlpython; its rdml.py needs
+matplotlib), run in the same process on the same real RDML files: load + LinRegPCR, CPU time.
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from oligolab.lab.analysis import analyze_file, analyze_run  # noqa: E402
+from oligolab.lab.analysis import analyze_file, analyze_run, load_runs  # noqa: E402
 from oligolab.lab.curves import analyze_curves, prepare  # noqa: E402
 from oligolab.lab.formats.rdml import load_rdml, write_rdml  # noqa: E402
+from oligolab.lab.platemap import default_layout  # noqa: E402
 from oligolab.lab.report import write_outputs  # noqa: E402
 from oligolab.lab.run import make_run, well_from_position  # noqa: E402
 
@@ -96,11 +98,84 @@ def one_run(path: Path, out: Path, validate: bool = True) -> dict:
             "analyse_cpu": c1 - c0, "report_cpu": c2 - c1, "total_cpu": c2 - c0, "plate": plate}
 
 
+#: the real RDML runs of the comparison (the peer reads RDML only); LC96 (1.1) and StepOne (1.0) files are
+#: migrated to RDML 1.4 by the peer (its LinRegPCR needs 1.4), inside its timed load
+PEER_FILES = [DATA / n for n in ("eva_green_a.rdml", "eva_green_b.rdml", "own_mix_a.rdml", "technical_shifted_baseline.rdml",
+                                 "vermeulen_data_vermeulen_std_150000_15000.rdml")] + \
+             [DATA / "realworld" / n for n in ("lc96_bACTXY.rdml", "stepone_std.rdml")]
+
+
+def ours(path: Path) -> tuple[float, float]:
+    """oligolab, CPU seconds: load (with XSD validation) and analysis (the diagnostic call, LinRegPCR, Cq
+    methods, QC) of every run of the file."""
+    t0 = time.process_time()
+    runs = load_runs(path, validate=True)
+    t1 = time.process_time()
+    for run in runs:
+        if (run.layout["role"] == "empty").all():
+            run = default_layout(run)
+        analyze_curves(prepare(run, "repair"))
+    return t1 - t0, time.process_time() - t1
+
+
+def peer(rdml, path: Path) -> tuple[float, float]:
+    """rdmlpython 2.x, CPU seconds: load (migrated to 1.4 when older) and LinRegPCR of every run."""
+    t0 = time.process_time()
+    doc = rdml.Rdml(str(path))
+    for step in ("1_0_to_1_1", "1_1_to_1_2", "1_2_to_1_3", "1_3_to_1_4"):
+        if doc.version() == step[:3].replace("_", "."):
+            getattr(doc, f"migrate_version_{step}")()
+    t1 = time.process_time()
+    for exp in doc.experiments():
+        for run in exp.runs():
+            run.linRegPCR(updateRDML=True, saveResultsList=True)
+    return t1 - t0, time.process_time() - t1
+
+
+def peer_table(peer_dir: Path | None, repeat: int) -> None:
+    """Load + analysis of the real RDML files, oligolab against rdmlpython in this process, CPU time."""
+    if peer_dir is None or not (peer_dir / "rdml.py").is_file():
+        print("peer comparison skipped: give --peer (a clone of github.com/RDML-consortium/rdmlpython, rdml.py)")
+        return
+    import warnings
+
+    warnings.simplefilter("ignore")
+    sys.path.insert(0, str(peer_dir))
+    import rdml  # noqa: E402  (the peer)
+
+    print("file | curves | oligolab load + analysis (CPU s) | rdmlpython load + analysis (CPU s) | ratio")
+    total_o = total_p = 0.0
+    for path in PEER_FILES:
+        o = [ours(path) for _ in range(repeat)]
+        ol, oa = np.median([x[0] for x in o]), np.median([x[1] for x in o])
+        curves = sum(r.n_curves for r in load_runs(path, validate=False))
+        try:
+            p = [peer(rdml, path) for _ in range(repeat)]
+        except Exception as exc:  # the peer's own failure on a real file is a result too
+            print(f"{path.name} | {curves} | {ol:.3f} + {oa:.3f} = {ol + oa:.3f} | fails ({type(exc).__name__}: "
+                  f"{str(exc)[:60]}) | -")
+            continue
+        pl, pa = np.median([x[0] for x in p]), np.median([x[1] for x in p])
+        total_o, total_p = total_o + ol + oa, total_p + pl + pa
+        print(f"{path.name} | {curves} | {ol:.3f} + {oa:.3f} = {ol + oa:.3f} | {pl:.3f} + {pa:.3f} = {pl + pa:.3f} | "
+              f"{(pl + pa) / (ol + oa):.2f}x")
+    print(f"files both read | | {total_o:.3f} | {total_p:.3f} | {total_p / total_o:.2f}x (peer CPU / oligolab CPU; "
+          f"> 1: oligolab faster)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=1000, help="runs back to back for the memory check")
     ap.add_argument("--repeat", type=int, default=20, help="timed repetitions of the 384-well run")
+    ap.add_argument("--peer", type=Path, default=Path(os.environ.get("RDMLPYTHON", "")) if os.environ.get("RDMLPYTHON")
+                    else None, help="folder holding rdmlpython 2.x's rdml.py (git clone of RDML-consortium/rdmlpython); "
+                    "env RDMLPYTHON")
+    ap.add_argument("--repeat-peer", type=int, default=5, help="timed repetitions per file in the peer comparison")
+    ap.add_argument("--peer-only", action="store_true", help="only the comparison with the peer")
     args = ap.parse_args()
+    if args.peer_only:
+        peer_table(args.peer, args.repeat_peer)
+        return
 
     cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
                 if ln.startswith("model name")), platform.machine())
@@ -124,19 +199,7 @@ def main() -> None:
           f"without XSD validation {np.median(nov) * 1000:.0f} ms; wall clock {med['total_s'] * 1000:.0f} ms "
           f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
 
-    # like-for-like with the peer: load and analysis of the 246 reactions of eva_green_b (with melt data)
-    eb = DATA / "eva_green_b.rdml"
-    loads, analyses = [], []
-    for _ in range(5):
-        t0 = time.process_time()
-        run = load_rdml(eb)
-        t1 = time.process_time()
-        analyze_run(run)
-        t2 = time.process_time()
-        loads.append(t1 - t0)
-        analyses.append(t2 - t1)
-    print(f"eva_green_b (246 reactions): load {np.median(loads):.3f} s (incl. XSD validation of a 6 MB file with melt "
-          f"curves) + analysis {np.median(analyses):.3f} s; peer rdmlpython: 0.07 s load + 0.16 s analysis")
+    peer_table(args.peer, args.repeat_peer)
 
     gc.collect()
     rss = []

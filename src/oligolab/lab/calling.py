@@ -227,28 +227,36 @@ def _fit_window(fluor: np.ndarray, x: np.ndarray, lo: int, end: np.ndarray) -> t
     a, b = np.where(line, a, med), np.where(line, b, 0.0)
     for _ in range(2):
         resid = fluor - (a[:, None] + b[:, None] * x)
-        r = np.where(mask, resid, np.nan)
-        mad = 1.4826 * np.nanmedian(np.abs(r - np.nanmedian(r, axis=1)[:, None]), axis=1)
+        mad = _robust_sd(resid, mask)
         keep = mask & (np.abs(resid) <= 3.5 * np.maximum(mad, sigma0)[:, None])
         a2, b2 = _line_fit(x, fluor, keep)
         med2 = _masked_median(fluor, keep, med)
         a, b = np.where(line, a2, med2), np.where(line, b2, 0.0)
-    resid = np.where(mask, fluor - (a[:, None] + b[:, None] * x), np.nan)
-    sigma = np.nan_to_num(1.4826 * np.nanmedian(np.abs(resid - np.nanmedian(resid, axis=1)[:, None]), axis=1))
+    sigma = _robust_sd(fluor - (a[:, None] + b[:, None] * x), mask)
     # after the window the baseline stays at its last value: a drift is not extrapolated into a "rise"
     held = np.minimum(x, (end - 1)[:, None].astype(np.float64))
     return a[:, None] + b[:, None] * held, np.maximum(sigma, sigma0)
 
 
 def _masked_median(values: np.ndarray, mask: np.ndarray, default: np.ndarray) -> np.ndarray:
-    """Median of each row over its masked cells (``default`` where none)."""
+    """Median of each row over its masked cells (``default`` where none); one sort, no masked arrays."""
+    n, c = values.shape
+    if c == 0:
+        return np.asarray(default, dtype=np.float64)
+    k = mask.sum(axis=1)
+    ordered = np.sort(np.where(mask, values, np.inf), axis=1)
+    rows = np.arange(n)
+    lo, hi = np.clip((k - 1) // 2, 0, c - 1), np.clip(k // 2, 0, c - 1)
     with np.errstate(invalid="ignore"):
-        import warnings
+        med = 0.5 * (ordered[rows, lo] + ordered[rows, hi])
+    return np.where(k > 0, med, default)
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            med = np.nanmedian(np.where(mask, values, np.nan), axis=1)
-    return np.where(mask.any(axis=1), med, default)
+
+def _robust_sd(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """1.4826 x the median absolute deviation of each row over its masked cells (0 where none)."""
+    zero = np.zeros(values.shape[0])
+    centre = _masked_median(values, mask, zero)
+    return 1.4826 * _masked_median(np.abs(values - centre[:, None]), mask, zero)
 
 
 def _resolution(fluor: np.ndarray) -> np.ndarray:
@@ -352,9 +360,13 @@ def fit_logistic(y: np.ndarray, fit: np.ndarray, *, steps: int = 40,
         trial[:, 2] = np.clip(trial[:, 2], -c, 3.0 * c)
         new = _logistic_sse(trial, x, yy, w)
         better = np.isfinite(new) & (new < sse)
+        gain = np.where(better, sse - new, 0.0)
         p = np.where(better[:, None], trial, p)
         sse = np.where(better, new, sse)
         lam = np.where(better, lam * 0.3, lam * 10.0)
+        # converged: no curve improves its fit by more than 1e-9 of it, or every step is refused
+        if ((gain <= 1e-9 * sse) | (lam > 1e8)).all():
+            break
     mean = (yy * w).sum(axis=1) / w.sum(axis=1)
     total = (w * (yy - mean[:, None]) ** 2).sum(axis=1)
     a0, b0 = _line_fit(x, yy, w > 0)

@@ -16,6 +16,7 @@ decide detection.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -63,8 +64,18 @@ def prepare(run: Run, gaps: str = "refuse") -> Run:
         run = pad_unrecorded_start(run)
     if gaps == "refuse":
         check_complete(run)
+    elif np.isnan(run.fluor).any():
+        run = repair_gaps(run)
+    return _blank_unused(run)
+
+
+def _blank_unused(run: Run) -> Run:
+    """Curves of empty wells are not analysed: their missing readings become 0 so the array is gap-free."""
+    unused = (run.layout["role"] == "empty").to_numpy()[:, None]
+    if not (unused & np.isnan(run.fluor)).any():
         return run
-    return repair_gaps(run) if np.isnan(run.fluor).any() else run
+    fluor = np.where(unused & np.isnan(run.fluor), 0.0, run.fluor)
+    return dataclasses.replace(run, fluor=fluor)
 
 
 def auto_thresholds(targets: np.ndarray, mid_fluor: np.ndarray, usable: np.ndarray) -> dict[str, float]:
@@ -117,16 +128,23 @@ def sdm_cq(corrected: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 
 def analyze_curves(run: Run, *, thresholds: dict[str, float] | None = None,
                    replicate_max_sd: float = qc.REPLICATE_MAX_SD) -> CurveResults:
-    """Analyse every curve of a gap-free run (see :func:`prepare`)."""
+    """Analyse every curve of a gap-free run (see :func:`prepare`). The numerics handle NaN and overflow of
+    degenerate curves explicitly (a flat curve has no log slope), so numpy's floating-point warnings are off."""
     if np.isnan(run.fluor).any():
         raise ValueError("analyze_curves needs a gap-free run: call prepare() first")
+    with np.errstate(all="ignore"):
+        return _analyze_curves(run, thresholds, replicate_max_sd)
+
+
+def _analyze_curves(run: Run, thresholds: dict[str, float] | None, replicate_max_sd: float) -> CurveResults:
     lay = run.layout
     n, c = run.fluor.shape
     targets = lay["target"].to_numpy(dtype=object)
     roles = lay["role"].to_numpy(dtype=object)
-    excluded = (lay["excluded"] != "").to_numpy()
-    negative = np.isin(roles, ["ntc", "empty"]) | lay["sample_type"].str.lower().isin(NEGATIVE_SAMPLE_TYPES).to_numpy()
-    groups = pd.factorize(lay["target"])[0]
+    excluded = lay["excluded"].to_numpy(dtype=object) != ""
+    stype = [str(v).lower() for v in lay["sample_type"].to_numpy(dtype=object)]
+    negative = np.isin(roles, ["ntc", "empty"]) | np.isin(stype, list(NEGATIVE_SAMPLE_TYPES))
+    groups = pd.factorize(targets)[0]
     lrp = linregpcr(run.fluor, groups, negative | excluded)
 
     used = (roles != "empty") & ~excluded
@@ -170,7 +188,7 @@ def analyze_curves(run: Run, *, thresholds: dict[str, float] | None = None,
         "efficiency_outlier": lrp.efficiency_outlier,
         "used_for_mean_efficiency": lrp.used_for_mean,
     }
-    table = pd.concat([lay.reset_index(drop=True), pd.DataFrame(cols)], axis=1)
+    table = pd.DataFrame({**{k: lay[k].to_numpy() for k in lay.columns}, **cols})
 
     flags = qc.curve_flags(run, lrp, table, sigma)
     qc.replicate_flags(table, flags, max_sd=replicate_max_sd)

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 
 from .. import reports
-from . import qc
+from . import figures, qc
 from .analysis import PlateResult
-from .run import well_sort_key
+from .run import well_from_position, well_sort_key
 
 #: per-well columns exported (in this order) and their headers
 WELL_COLUMNS = {
@@ -91,53 +91,165 @@ def write_outputs(result: PlateResult, out_dir: str | Path, *, html: bool = True
     return paths
 
 
-# ------------------------------------------------------------------------------------------------ figures
+# -------------------------------------------------------------------------------------------- the report
 
-def _curve_figures(result: PlateResult) -> list[tuple[str, str]]:
-    """One log-scale chart of baseline-corrected curves per target: amplified, not amplified, flagged."""
+#: print and screen styles of the report (A4 portrait; tables wrap instead of being cut)
+REPORT_CSS = """
+.meta th{width:150px;background:#f6f8fa} .meta td{overflow-wrap:anywhere}
+.charts{display:flex;flex-wrap:wrap;gap:8px} .charts svg.chart{width:49%;min-width:320px;height:auto}
+svg.plate{max-width:100%;height:auto} .legend span{margin-right:14px;font-size:12px}
+.legend i{display:inline-block;width:18px;height:3px;vertical-align:middle;margin-right:4px}
+table.compact{font-size:11px;width:100%} table.compact td,table.compact th{padding:2px 4px;overflow-wrap:break-word}
+@page{size:A4 portrait;margin:12mm 10mm}
+@media print{body{background:#fff;font-size:10px} main{padding:0;max-width:none} section{padding:4px 0;margin:6px 0}
+ table{font-size:8px;width:100%;table-layout:auto} th,td{padding:1px 3px;overflow-wrap:break-word}
+ .charts svg.chart{width:49%;min-width:0} .kpi{padding:4px 8px;min-width:90px} .kpi b{font-size:14px}
+ section.curves,svg{break-inside:avoid} thead{display:table-header-group} tr{break-inside:avoid}}
+"""
+#: the run facts shown in the report's head, when the file has them: (meta key, label)
+RUN_FACTS = (("run_date", "run date"), ("instrument", "instrument"), ("instrument_name", "instrument name"),
+             ("serial", "instrument serial"), ("operator", "operator"), ("reagent_lots", "reagent lots"),
+             ("experiment", "experiment"), ("barcode", "plate barcode"), ("block", "block"),
+             ("chemistry", "chemistry"))
+#: at most this many end labels in an overview chart (the plate of small charts names every curve)
+MAX_CHART_LABELS = 40
+
+
+def _pill(value: str, mapping: dict) -> str:
+    return f'<span class="pill {mapping.get(value, "na")}">{reports.html_escape(value)}</span>'
+
+
+def _kv_table(rows: list[tuple[str, object]]) -> str:
+    body = "".join(f"<tr><th>{reports.html_escape(k)}</th><td>{reports.html_escape(v)}</td></tr>"
+                   for k, v in rows if v not in (None, ""))
+    return f'<table class="meta">{body}</table>'
+
+
+def _run_facts(result: PlateResult) -> str:
+    """Run, file, instrument, serial, date, operator and reagent lots (where the file has them)."""
+    run, prov = result.run, result.provenance
+    facts: list[tuple[str, object]] = [("run", run.name), ("file", f"{Path(run.source).name} ({run.fmt})")]
+    meta = dict(run.meta)
+    meta.setdefault("instrument", run.instrument)
+    facts += [(label, meta.get(key)) for key, label in RUN_FACTS]
+    facts += [("rule set", prov.get("rules") or "(none)"), ("analysed", prov.get("analysed_at")),
+              ("software", prov.get("software"))]
+    return _kv_table(facts)
+
+
+def _sign_state(result: PlateResult, samples_sha256: str) -> str:
+    if result.signoff and result.signoff.new == samples_sha256:
+        return (f'<p><span class="pill ok">SIGNED</span> by {reports.html_escape(result.signoff.user)} at '
+                f"{reports.html_escape(result.signoff.time)}</p>")
+    if result.signoff:
+        return ('<p><span class="pill warn">SIGNATURE OUTDATED</span> results changed after the last sign-off by '
+                f"{reports.html_escape(result.signoff.user)}; sign again after review</p>")
+    return '<p><span class="pill na">NOT SIGNED</span> results await review and sign-off</p>'
+
+
+def _run_section(result: PlateResult, samples_sha256: str, release_html: str | None) -> str:
+    """Verdict, problems, the run-level review reasons (once), sign-off, counts and notes."""
+    if result.valid is None:
+        verdict = '<p><span class="pill na">no rule set</span> curves analysed without interpretation</p>'
+    elif result.valid:
+        verdict = '<p><span class="pill ok">RUN VALID</span> all required controls passed</p>'
+    else:
+        verdict = '<p><span class="pill bad">RUN INVALID</span> no sample result may be released</p>'
+    lists = ""
+    for head, items in (("Why the run is invalid", result.problems),
+                        ("Why every sample is held (run-level review reasons)", result.holds),
+                        ("Notes", result.provenance.get("notes", []))):
+        if items:
+            lists += f"<h3>{head}</h3><ul>" + "".join(f"<li>{reports.html_escape(x)}</li>" for x in items) + "</ul>"
+    s = result.summary()
+    kpis = [("curves", s["curves"]), ("amplified", s["amplified"]), ("curves flagged", s["flagged_curves"]),
+            ("samples", s["samples"]), ("samples for review", s.get("review", 0))]
+    kpis += [(k, v) for k, v in (s.get("calls") or {}).items() if k]
+    kpi_html = "".join(f'<div class="kpi"><b>{v}</b>{reports.html_escape(k)}</div>' for k, v in kpis)
+    sign = release_html if release_html is not None else _sign_state(result, samples_sha256)
+    return _run_facts(result) + verdict + sign + lists + f'<div class="kpis">{kpi_html}</div>'
+
+
+def _samples_section(result: PlateResult) -> str:
+    """One row per sample: final call, status, per-target outcome and Cq, wells, the sample's own reasons."""
+    s = samples_frame(result)
+    targets = [c[:-8] for c in s.columns if c.endswith("_outcome")]
+    rows = []
+    for r in s.to_dict("records"):
+        row = {"sample": r["sample"], "final call": r.get("final_call", ""), "status": r.get("status", ""),
+               "report": r.get("report", "")}
+        for t in targets:
+            cq = r.get(f"{t}_cq")
+            row[t] = f"{r[f'{t}_outcome']}" + (f" {cq:.1f}" if isinstance(cq, float) and np.isfinite(cq) else "")
+        row["wells"] = str(r.get("wells", "")).replace(",", ", ")
+        row["review reasons"] = r.get("review_reasons", "")
+        if r.get("override"):
+            row["override"] = r["override"]
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    html = reports.table_html(frame, max_rows=2000, classes={"final call": lambda v: CALL_CLASS.get(str(v), ""),
+                                                             "status": lambda v: _STATUS_CLASS.get(str(v), "")})
+    return html.replace("<table>", '<table class="compact">', 1)
+
+
+def _disagreements(result: PlateResult) -> pd.DataFrame:
+    """Curves held for review or whose call disagrees with the instrument's, with both Cq values."""
     t = result.table
-    corrected = result.curves.corrected
-    cycles = result.run.cycles.tolist()
-    wells, samples, roles = (t[c].to_numpy(dtype=object) for c in ("well", "sample", "role"))
+    used = t["role"] != "empty"
+    ours = t["cq_threshold"]
+    inst = t["instrument_cq"] if "instrument_cq" in t else pd.Series(np.nan, index=t.index)
+    inst_call = t["instrument_call"] if "instrument_call" in t else pd.Series("", index=t.index)
+    inst_amp = inst.notna() & (inst_call != "undetermined")
+    disagree = (t["amplified"] & (inst_call == "undetermined")) | (~t["amplified"] & inst_amp & (inst < result.run.n_cycles))
+    pick = used & (t["review"] | disagree)
+    rows = t[pick]
+    frame = pd.DataFrame({"well": rows["well"], "sample": rows["sample"], "target": rows["target"],
+                          "our call": rows["call"], "our Cq": rows["cq_threshold"],
+                          "instrument Cq": inst[pick], "instrument call": inst_call[pick],
+                          "why": [_why(f, r) for f, r in zip(rows["flags"], rows["call_reason"])]})
+    order = sorted(range(len(frame)), key=lambda i: (well_sort_key(str(frame["well"].iat[i])), str(frame["target"].iat[i])))
+    return frame.iloc[order]
+
+
+def _why(flags: str, reason: str) -> str:
+    texts = [qc.describe(f) for f in str(flags).split(";") if f and not f.startswith("doubtful")]
+    return "; ".join(filter(None, [reason] + texts))
+
+
+def _label_of(t: pd.DataFrame, i: int) -> str:
+    role = str(t["role"].iat[i])
+    return f"{t['well'].iat[i]}" + ("" if role == "sample" else f" {role.upper()}")
+
+
+def _curve_sections(result: PlateResult) -> list[tuple[str, str]]:
+    """Per target: linear and log charts with well labels, and the plate of small charts."""
+    t = result.table
+    corrected, cycles = result.curves.corrected, result.run.cycles
+    used = (t["role"] != "empty").to_numpy()
     targets = t["target"].to_numpy(dtype=object)
-    review, amplified = t["review"].to_numpy(), t["amplified"].to_numpy()
-    colors = {"amplified": "#1a7f37", "not amplified": "#8c959f", "flagged for review": "#d4a72c"}
+    calls = t["call"].astype(str).to_numpy(dtype=object)
+    rows, cols = result.run.plate_rows, result.run.plate_columns
+    index = {well_from_position(r * cols + c + 1, cols): (r, c) for r in range(rows) for c in range(cols)}
+    legend = ('<p class="legend">' + "".join(f'<span><i style="background:{figures.COLOURS[k]}"></i>{k}</span>'
+                                              for k in ("amplified", "review", "not amplified"))
+              + '<span><i style="background:#cf222e"></i>detection threshold</span></p>')
     out = []
-    used = roles != "empty"
     for target in dict.fromkeys(targets[used]):
         idx = np.flatnonzero((targets == target) & used)
-        groups: dict[str, list[int]] = {k: [] for k in colors}
-        for i in idx:
-            key = "flagged for review" if review[i] else ("amplified" if amplified[i] else "not amplified")
-            groups[key].append(int(i))
-        traces = []
-        for name, members in groups.items():
-            if not members:
-                continue
-            xs: list = []
-            ys: list = []
-            texts: list = []
-            for i in members:
-                y = corrected[i]
-                xs += cycles + [None]
-                ys += [float(v) if v > 0 else None for v in y] + [None]  # NaN > 0 is False: no NaN left
-                texts += [f"{wells[i]} {samples[i]} ({roles[i]})"] * len(cycles) + [None]
-            traces.append({"type": "scattergl", "mode": "lines", "x": xs, "y": ys, "text": texts,
-                           "name": f"{name} ({len(members)})", "line": {"color": colors[name], "width": 1.2},
-                           "hovertemplate": "%{text}<br>cycle %{x}<br>%{y:.4g}<extra></extra>"})
-        layout = {"margin": {"l": 60, "r": 20, "t": 30, "b": 40}, "template": "plotly_white",
-                  "title": {"text": f"{target}: baseline-corrected fluorescence", "font": {"size": 14}},
-                  "xaxis": {"title": {"text": "cycle"}}, "yaxis": {"title": {"text": "fluorescence (log scale)"},
-                                                                   "type": "log"},
-                  "legend": {"orientation": "h", "y": -0.2}, "paper_bgcolor": "#fff", "plot_bgcolor": "#fff"}
-        thr = result.curves.thresholds.get(str(target))
-        if thr and np.isfinite(thr):
-            layout["shapes"] = [{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": thr, "y1": thr,
-                                 "line": {"dash": "dash", "color": "#cf222e", "width": 1}}]
-            layout["annotations"] = [{"xref": "paper", "x": 0, "y": float(np.log10(thr)), "text": "threshold",
-                                      "showarrow": False, "xanchor": "left", "yanchor": "bottom",
-                                      "font": {"color": "#cf222e", "size": 11}}]
-        out.append((str(target), reports.plotly_div(traces, layout, height=360, nan_free=True)))
+        sub_calls = [str(calls[i]) for i in idx]
+        notable = [calls[i] == "review" or t["role"].iat[i] != "sample" for i in idx]
+        show_all = len(idx) <= MAX_CHART_LABELS
+        chosen = set(range(len(idx))) if show_all else set(np.flatnonzero(notable)[:MAX_CHART_LABELS].tolist())
+        labels = [_label_of(t, i) if k in chosen else "" for k, i in enumerate(idx)]
+        thr = float(np.nanmedian(t["detection_threshold"].to_numpy(dtype=float)[idx]))
+        charts = "".join(figures.curve_chart(cycles, corrected[idx], sub_calls, labels, log=log, threshold=thr,
+                                             title=f"{target}: {'log' if log else 'linear'} scale")
+                         for log in (False, True))
+        note = ("" if show_all else '<p class="muted">labels: controls and held curves; the plate below names '
+                "every curve</p>")
+        plate = figures.plate_curves(t["well"].to_numpy(dtype=object)[idx].tolist(), corrected[idx], sub_calls,
+                                     rows, cols, well_index=index, title=f"{target}: every curve at its well")
+        out.append((f"Curves: {target}", legend + f'<div class="charts">{charts}</div>{note}{plate}'))
     return out
 
 
@@ -168,100 +280,63 @@ def _plate_grid(result: PlateResult) -> str:
             cls = CALL_CLASS.get(str(tag), "") if d["role"] == "sample" else "muted"
             mark = " &#9873;" if d["review"] else ""
             tip = reports.html_escape(f"{d['sample']}: {' '.join(d['amp'])}")
-            cells.append(f'<td title="{tip}" style="font-size:10px"><span class="{cls}">'
+            cells.append(f'<td title="{tip}" style="font-size:9px"><span class="{cls}">'
                          f"{reports.html_escape(tag)}</span>{mark}</td>")
         body.append(f"<tr><th>{letter}</th>{''.join(cells)}</tr>")
-    return (f'<table style="font-size:11px"><thead><tr><th></th>{head}</tr></thead><tbody>{"".join(body)}'
-            f'</tbody></table><p class="muted">&#9873; = a curve in the well is flagged for review; hover a well '
-            f"for its sample and per-target amplification.</p>")
+    return (f'<table class="compact"><thead><tr><th></th>{head}</tr></thead><tbody>{"".join(body)}'
+            f'</tbody></table><p class="muted">&#9873; = a curve in the well is held for review.</p>')
 
 
-def _pill(value: str, mapping: dict) -> str:
-    return f'<span class="pill {mapping.get(value, "na")}">{reports.html_escape(value)}</span>'
+def _methods(result: PlateResult, samples_sha256: str) -> str:
+    prov = result.provenance
+    thr = ", ".join(f"{k}: {v:.4g}" for k, v in prov.get("thresholds", {}).items())
+    explain = (
+        '<p class="explain">Detection: the diagnostic call (robust baseline, sustained crossing of 10 noise SDs, '
+        "logistic amplification shape, a flat baseline before the rise; amplified / not amplified / review with "
+        "the reason). Cq by threshold (per-target threshold in the exponential phase, log-interpolated), by "
+        "LinRegPCR TD0 and by second-derivative maximum; PCR efficiency by the window-of-linearity method. Calls "
+        f"use the <b>{reports.html_escape(prov.get('cq_method', ''))}</b> Cq and the rule set's cutoffs. Charts: "
+        "baseline-corrected fluorescence. See docs/lab.md.</p>")
+    return explain + _kv_table([
+        ("input", f"{prov.get('input')} ({prov.get('format')})"), ("input SHA-256", prov.get("input_sha256")),
+        ("plate map", prov.get("plate_map") or "(from the run file)"),
+        ("rule set", f"{prov.get('rules') or '(none)'} {prov.get('rules_sha256', '')[:16]}"),
+        ("thresholds (Cq)", thr), ("missing readings", prov.get("gaps")), ("analysed", prov.get("analysed_at")),
+        ("results SHA-256", samples_sha256), ("software", prov.get("software"))])
 
 
 def render_html(result: PlateResult, samples_sha256: str = "", *, release_html: str | None = None) -> str:
-    """The printable per-plate report. ``release_html`` replaces the sign-off line (a service that stores the
-    report and adds its release state when it is exported)."""
-    run, prov = result.run, result.provenance
-    sections: list[tuple[str, str]] = []
-
-    if result.valid is None:
-        verdict = '<p><span class="pill na">no rule set</span> curves analysed without interpretation</p>'
-    elif result.valid:
-        verdict = '<p><span class="pill ok">RUN VALID</span> all required controls passed</p>'
-    else:
-        verdict = '<p><span class="pill bad">RUN INVALID</span> no sample result may be released</p>'
-    problems = "".join(f"<li>{reports.html_escape(p)}</li>" for p in result.problems)
-    notes = "".join(f"<li>{reports.html_escape(n)}</li>" for n in prov.get("notes", []))
-    s = result.summary()
-    kpis = [("curves", s["curves"]), ("amplified", s["amplified"]), ("curves flagged", s["flagged_curves"]),
-            ("samples", s["samples"]), ("samples for review", s.get("review", 0))]
-    kpi_html = "".join(f'<div class="kpi"><b>{v}</b>{k}</div>' for k, v in kpis)
-    calls = "".join(f'<div class="kpi"><b>{v}</b>{reports.html_escape(k)}</div>'
-                    for k, v in (s.get("calls") or {}).items())
-    if result.signoff and result.signoff.new == samples_sha256:
-        sign = (f'<p><span class="pill ok">SIGNED</span> by {reports.html_escape(result.signoff.user)} at '
-                f"{reports.html_escape(result.signoff.time)}</p>")
-    elif result.signoff:
-        sign = ('<p><span class="pill warn">SIGNATURE OUTDATED</span> results changed after the last sign-off by '
-                f"{reports.html_escape(result.signoff.user)}; sign again after review</p>")
-    else:
-        sign = '<p><span class="pill na">NOT SIGNED</span> results await review and sign-off</p>'
-    if release_html is not None:
-        sign = release_html
-    sections.append(("Run", verdict + (f"<ul>{problems}</ul>" if problems else "") + sign
-                     + f'<div class="kpis">{kpi_html}{calls}</div>' + (f"<h3>Notes</h3><ul>{notes}</ul>" if notes else "")))
-
-    samples = samples_frame(result)
-    if not samples.empty:
-        show = [c for c in samples.columns if c not in ("run", "rule_call")]
-        sections.append(("Samples", reports.table_html(
-            samples[show], max_rows=1000, classes={"final_call": lambda v: CALL_CLASS.get(str(v), ""),
-                                                   "call": lambda v: CALL_CLASS.get(str(v), ""),
-                                                   "status": lambda v: _STATUS_CLASS.get(str(v), "")})))
+    """The printable per-plate report (A4, charts drawn as SVG: no plotting library, opens offline).
+    ``release_html`` replaces the sign-off line (a service that stores the report and adds its release state
+    when it is exported)."""
+    run = result.run
+    sections: list[tuple[str, str]] = [
+        ("Run", f"<style>{REPORT_CSS}</style>" + _run_section(result, samples_sha256, release_html))]
+    if not result.samples.empty:
+        sections.append(("Samples", _samples_section(result)))
     if not result.controls.empty:
-        sections.append(("Controls", reports.table_html(
-            result.controls, classes={"passed": lambda v: "ok" if v else "bad"})))
+        ctrl = result.controls.drop(columns=[c for c in result.controls.columns if c.endswith("_outcome")])
+        sections.append(("Controls", reports.table_html(ctrl, classes={"passed": lambda v: "ok" if v else "bad"})
+                         .replace("<table>", '<table class="compact">', 1)))
+    odd = _disagreements(result)
+    if not odd.empty:
+        sections.append(("Curves held or disagreeing with the instrument", reports.table_html(
+            odd, max_rows=2000, classes={"our call": lambda v: "warn" if v == "review" else ""})
+            .replace("<table>", '<table class="compact">', 1)))
+    sections += _curve_sections(result)
     sections.append(("Plate", _plate_grid(result)))
-    for target, div in _curve_figures(result):
-        sections.append((f"Curves: {target}", div))
-
     wells = wells_frame(result)
-    flagged = wells[wells["flags"] != ""].copy()
-    if not flagged.empty:
-        flagged["flags"] = flagged["flags"].map(lambda f: "; ".join(qc.describe(x) for x in f.split(";") if x))
-        sections.append(("Flagged curves", reports.table_html(
-            flagged[["well", "sample", "role", "target", "amplified", "cq_threshold", "cq_td0", "efficiency",
-                     "flags"]], max_rows=1000)))
-    sections.append(("All curves", reports.table_html(
-        wells[["well", "sample", "role", "target", "amplified", "cq_threshold", "cq_td0", "cq_sdm", "efficiency",
-               "mean_efficiency", "r2", "review"]], max_rows=1000, formats={"efficiency": ".3f",
-                                                                          "mean_efficiency": ".3f", "r2": ".4f"})))
+    wells["call"] = result.table.set_index(["well", "target"]).loc[list(zip(wells["well"], wells["target"])), "call"].to_numpy()
+    cols = [c for c in ("well", "sample", "role", "target", "call", "cq_threshold", "cq_td0", "instrument_cq",
+                        "efficiency", "review") if c in wells]
+    sections.append(("All curves", reports.table_html(wells[cols], max_rows=10000, formats={"efficiency": ".3f"})
+                     .replace("<table>", '<table class="compact">', 1)))
     if result.overrides:
         rows = pd.DataFrame([{"when": e.time, "who": e.user, "what": f"{e.field} of {e.subject}", "old": e.old,
                               "new": e.new, "reason": e.reason} for e in result.overrides])
         sections.append(("Manual overrides (audit log)", reports.table_html(rows)))
-    thr = ", ".join(f"{k}: {v:.4g}" for k, v in prov.get("thresholds", {}).items())
-    methods = (
-        '<p class="explain">Cq by LinRegPCR TD0 (third-derivative zero after the rise), by threshold (per-target '
-        "threshold in the exponential phase, log-interpolated) and by second-derivative maximum. Baseline and "
-        "per-well PCR efficiency by the window-of-linearity method; mean efficiency per target. Amplification "
-        "needs LinRegPCR's criteria and a rise of at least 20 noise SDs. Calls use the "
-        f"<b>{reports.html_escape(prov.get('cq_method', ''))}</b> Cq and the rule set's cutoffs. "
-        "See docs/lab.md.</p>"
-        f"<table><tr><th>software</th><td>{reports.html_escape(prov.get('software'))}</td></tr>"
-        f"<tr><th>input</th><td>{reports.html_escape(prov.get('input'))} ({reports.html_escape(prov.get('format'))})"
-        f"</td></tr><tr><th>input SHA-256</th><td>{reports.html_escape(prov.get('input_sha256'))}</td></tr>"
-        f"<tr><th>plate map</th><td>{reports.html_escape(prov.get('plate_map') or '(from the run file)')}</td></tr>"
-        f"<tr><th>rule set</th><td>{reports.html_escape(prov.get('rules') or '(none)')} "
-        f"{reports.html_escape(prov.get('rules_sha256', '')[:16])}</td></tr>"
-        f"<tr><th>thresholds</th><td>{reports.html_escape(thr)}</td></tr>"
-        f"<tr><th>missing readings</th><td>{reports.html_escape(prov.get('gaps'))}</td></tr>"
-        f"<tr><th>analysed</th><td>{reports.html_escape(prov.get('analysed_at'))}</td></tr>"
-        f"<tr><th>results SHA-256</th><td>{reports.html_escape(samples_sha256)}</td></tr></table>")
-    sections.append(("Methods and provenance", methods))
+    sections.append(("Methods and provenance", _methods(result, samples_sha256)))
     subtitle = (f"{Path(run.source).name} | {run.instrument or run.fmt} | {run.n_curves} curves, {run.n_cycles} "
-                f"cycles | rules: {prov.get('rules') or 'none'}")
-    return reports.html_page(f"qPCR plate report: {run.name}", subtitle, sections,
+                f"cycles | rules: {result.provenance.get('rules') or 'none'}")
+    return reports.html_page(f"qPCR plate report: {run.name}", subtitle, sections, include_plotly=False,
                              footer="oligolab lab: results are for review by qualified laboratory staff.")

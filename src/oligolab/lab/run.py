@@ -9,6 +9,7 @@ request, repaired by interpolation and flagged on the curve so that no repaired 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +42,8 @@ RDML_TYPE_OF_ROLE = {"sample": "unkn", "ntc": "ntc", "pc": "pos", "ec": "unkn", 
 
 #: highest cycle number a run may have (qPCR protocols run 40-60 cycles; stops typos such as 2.3e16)
 MAX_CYCLES = 1000
+#: largest fluorescence reading accepted (instruments report up to ~1e7; 1e308 or inf is a damaged file)
+MAX_READING = 1e12
 #: most curves in one run (a 1536-well plate read in 6 channels)
 MAX_CURVES = 9216
 
@@ -197,15 +200,16 @@ def make_run(name: str, source: str | Path, fluor: np.ndarray, cycles: np.ndarra
                              "give every used well a sample and a target (plate map), or mark it empty", record=w)
     extra = {c: layout[c].to_numpy() for c in layout.columns if c not in LAYOUT_COLUMNS}
     layout = pd.DataFrame({**{c: np.array(v, dtype=object) for c, v in cols.items()}, **extra})
-    dup = layout.duplicated(["well", "target"], keep=False) & (layout["role"] != "empty")
-    if dup.any():
-        first = layout[dup].iloc[0]
-        raise InputError(source, f"two curves for target '{first['target']}'", "one curve per well and target",
-                         record=first["well"])
-    if np.isinf(fluor).any():
-        r, c = np.argwhere(np.isinf(fluor))[0]
-        raise InputError(source, f"infinite reading at cycle {cycles[c]}", "re-export the run",
-                         record=layout["well"].iat[r])
+    count = Counter(zip(cols["well"], cols["target"]))
+    for w, t, role in zip(cols["well"], cols["target"], cols["role"]):
+        if role != "empty" and count[(w, t)] > 1:
+            raise InputError(source, f"two curves for target '{t}'", "one curve per well and target", record=w)
+    with np.errstate(invalid="ignore"):
+        wild = np.abs(fluor) > MAX_READING
+    if wild.any():
+        r, c = np.argwhere(wild)[0]
+        raise InputError(source, f"reading {fluor[r, c]:g} at cycle {cycles[c]} is beyond any instrument's range "
+                         f"(|value| <= {MAX_READING:g})", "re-export the run", record=layout["well"].iat[r])
     if plate_rows is None or plate_columns is None:
         plate_rows, plate_columns = guess_plate(layout["well"])
     return Run(name=name, source=source, fluor=fluor, cycles=cycles, layout=layout, instrument=instrument, fmt=fmt,

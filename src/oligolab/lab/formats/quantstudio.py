@@ -44,6 +44,8 @@ def detect(probe: common.Probe) -> str | None:
         sheet = next(n for n in probe.sheets if n.strip().lower() == "amplification data")
         return flavour(common.rows_to_text(probe.sheets[sheet]))
     if "[Amplification Data]" in probe.text or ("[Sample Setup]" in probe.text and probe.text.startswith("*")):
+        if re.search(r"^\* Block Type = 384", probe.text, re.M):
+            return "quantstudio"          # the 7500 is a 96-well instrument
         return flavour(probe.text.split("[Amplification Data]", 1)[-1])
     return None
 
@@ -143,7 +145,7 @@ def _well(raw: object, pos: object, cols: int, path: Path) -> str:
     text = str(raw).strip()
     try:
         number = int(float(text))
-    except ValueError:
+    except (ValueError, OverflowError):
         return normalize_well(text)
     if not 1 <= number <= cols * (16 if cols == 24 else 8):
         raise InputError(path, f"well number {text} is outside the {cols * (16 if cols == 24 else 8)}-well plate",

@@ -87,7 +87,11 @@ def _sheet_dye(path: Path, sheet: str) -> str:
 
 def _columns(frame: pd.DataFrame, path: Path) -> tuple[str, list[str]]:
     cols = list(frame.columns)
-    cyc = next(c for c in cols if str(c).strip().lower() in CYCLE_NAMES)
+    cyc = next((c for c in cols if str(c).strip().lower() in CYCLE_NAMES), None)
+    if cyc is None:
+        raise InputError(path, "not a wide table: no cycle column (Cycle, Cycles, cyc, Cycle#)",
+                         "export one column of cycle numbers and one column per well, or choose the right --format",
+                         line=1)
     curves = [c for c in cols[cols.index(cyc) + 1:] if str(c).strip()]
     return cyc, curves
 
