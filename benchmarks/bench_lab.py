@@ -29,7 +29,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from oligolab.lab.analysis import analyze_file, analyze_run, load_runs  # noqa: E402
+from oligolab.lab.analysis import analyze_file, load_runs  # noqa: E402
 from oligolab.lab.curves import analyze_curves, prepare  # noqa: E402
 from oligolab.lab.formats.rdml import load_rdml, write_rdml  # noqa: E402
 from oligolab.lab.platemap import default_layout  # noqa: E402

@@ -8,7 +8,7 @@ import pytest
 
 from oligolab.errors import InputError
 from oligolab.lab import audit
-from oligolab.lab.analysis import analyze_file, load_runs, reanalyze
+from oligolab.lab.analysis import analyze_file, reanalyze
 from oligolab.lab.report import write_outputs
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "qpcr"

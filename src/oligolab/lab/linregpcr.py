@@ -227,7 +227,18 @@ def fit_windows(pos_fluor: np.ndarray, td0: np.ndarray, rise_start: np.ndarray) 
     error[err6] = 6
     ok &= ~err6
 
-    base = first[:, 0] * 0.5
+    background, found = _bisect_background(win, first[:, 0], ok, lower, upper)
+    error[found] = 0
+    return {"error": error, "background": background, "window_start": window_start, "window_stop": window_stop,
+            "n_included": n_incl, **_window_fit(win, background, found, inside, upper, start)}
+
+
+def _bisect_background(win: np.ndarray, first: np.ndarray, ok: np.ndarray, lower: np.ndarray,
+                       upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The constant background that makes the window's lower- and upper-half log slopes equal, by bisection
+    (BISECTION_STEPS halvings from half the first reading); NaN and not found where it does not converge."""
+    n = win.shape[0]
+    base = first * 0.5
     step = base * 0.5
     found = np.zeros(n, dtype=bool)
     background = np.full(n, np.nan)
@@ -244,38 +255,39 @@ def fit_windows(pos_fluor: np.ndarray, td0: np.ndarray, rise_start: np.ndarray) 
         move = active & ~done
         base = np.where(move, np.where(too_high, base - step, base + step), base)
         step = np.where(move, step * 0.5, step)
-    error[found] = 0
+    return background, found
 
-    # Final log-linear fit over the whole window for the converged curves.
-    efficiency = np.ones(n)
-    r2 = -np.ones(n)
-    mid_cycle = -np.ones(n)
-    mid_fluor = -np.ones(n)
-    n0 = np.zeros(n)
-    if found.any():
-        w = win[found] - background[found][:, None]
-        m = inside[found]
-        y = _log10(w)
-        high_slope = _masked_slope(y, upper[found])
-        x = np.arange(width, dtype=np.float64)[None, :]
-        mf = m.astype(np.float64)
-        nin = mf.sum(axis=1)
-        ym = np.where(m, y, 0.0)
-        sx, sy = (mf * x).sum(1), ym.sum(1)
-        sxx, syy, sxy = (mf * x * x).sum(1), (ym * ym).sum(1), (ym * x).sum(1)
-        ssx, ssy, spxy = sxx - sx * sx / nin, syy - sy * sy / nin, sxy - sx * sy / nin
-        with np.errstate(invalid="ignore", divide="ignore"):
-            slope = spxy / ssx
-            intercept = sy / nin - slope * sx / nin
-            corr = spxy / np.sqrt(ssx * ssy)
-        efficiency[found] = np.power(10.0, high_slope)
-        r2[found] = corr * corr
-        mid_cycle[found] = sx / nin + start[found]
-        mid_fluor[found] = np.power(10.0, sy / nin)
-        n0[found] = np.power(10.0, intercept)
-    return {"error": error, "background": background, "efficiency": efficiency, "r2": r2,
-            "window_start": window_start, "window_stop": window_stop, "n_included": n_incl,
-            "mid_cycle": mid_cycle, "mid_fluor": mid_fluor, "n0": n0}
+
+def _window_fit(win: np.ndarray, background: np.ndarray, found: np.ndarray, inside: np.ndarray,
+                upper: np.ndarray, start: np.ndarray) -> dict[str, np.ndarray]:
+    """The log-linear fit over the whole window of the converged curves: efficiency (from the upper half's
+    slope), R^2, mid-point cycle and fluorescence, and N0."""
+    n, width = win.shape
+    out = {"efficiency": np.ones(n), "r2": -np.ones(n), "mid_cycle": -np.ones(n), "mid_fluor": -np.ones(n),
+           "n0": np.zeros(n)}
+    if not found.any():
+        return out
+    w = win[found] - background[found][:, None]
+    m = inside[found]
+    y = _log10(w)
+    high_slope = _masked_slope(y, upper[found])
+    x = np.arange(width, dtype=np.float64)[None, :]
+    mf = m.astype(np.float64)
+    nin = mf.sum(axis=1)
+    ym = np.where(m, y, 0.0)
+    sx, sy = (mf * x).sum(1), ym.sum(1)
+    sxx, syy, sxy = (mf * x * x).sum(1), (ym * ym).sum(1), (ym * x).sum(1)
+    ssx, ssy, spxy = sxx - sx * sx / nin, syy - sy * sy / nin, sxy - sx * sy / nin
+    with np.errstate(invalid="ignore", divide="ignore"):
+        slope = spxy / ssx
+        intercept = sy / nin - slope * sx / nin
+        corr = spxy / np.sqrt(ssx * ssy)
+    out["efficiency"][found] = np.power(10.0, high_slope)
+    out["r2"][found] = corr * corr
+    out["mid_cycle"][found] = sx / nin + start[found]
+    out["mid_fluor"][found] = np.power(10.0, sy / nin)
+    out["n0"][found] = np.power(10.0, intercept)
+    return out
 
 
 # ------------------------------------------------------------------------------------ group efficiencies

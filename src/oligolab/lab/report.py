@@ -196,7 +196,6 @@ def _disagreements(result: PlateResult) -> pd.DataFrame:
     """Curves held for review or whose call disagrees with the instrument's, with both Cq values."""
     t = result.table
     used = t["role"] != "empty"
-    ours = t["cq_threshold"]
     inst = t["instrument_cq"] if "instrument_cq" in t else pd.Series(np.nan, index=t.index)
     inst_call = t["instrument_call"] if "instrument_call" in t else pd.Series("", index=t.index)
     inst_amp = inst.notna() & (inst_call != "undetermined")

@@ -226,6 +226,36 @@ def _num(value: Any, where: str, key: str) -> float | None:
     return float(value)
 
 
+def _controls(data: dict, targets: dict, where: str) -> dict[str, ControlRule]:
+    """The rule set's control rules, validated (roles, keys, expectations, Cq ranges, action on failure)."""
+    controls: dict[str, ControlRule] = {}
+    for role, spec in (data.get("controls") or {}).items():
+        key = f"controls.{role}"
+        _need(role in CONTROL_ROLES, where, key, "unknown control role", "use " + ", ".join(CONTROL_ROLES))
+        spec = spec or {}
+        bad = set(spec) - _CONTROL_KEYS
+        _need(not bad, where, key, f"unknown key(s) {', '.join(sorted(bad))}", "allowed: " + ", ".join(sorted(_CONTROL_KEYS)))
+        expect = {}
+        for t, v in (spec.get("expect") or {}).items():
+            _need(t in targets, where, f"{key}.expect.{t}", "not a target of this rule set", "use " + ", ".join(targets))
+            _need(v in ("positive", "negative", "any"), where, f"{key}.expect.{t}", f"unknown expectation '{v}'",
+                  "use positive, negative or any")
+            expect[t] = v
+        ranges = {}
+        for t, rng in (spec.get("cq_range") or {}).items():
+            _need(t in targets, where, f"{key}.cq_range.{t}", "not a target of this rule set", "use " + ", ".join(targets))
+            _need(isinstance(rng, list) and len(rng) == 2, where, f"{key}.cq_range.{t}", "must be [low, high]",
+                  "e.g. [20, 35]; null for an open end")
+            ranges[t] = (_num(rng[0], where, f"{key}.cq_range.{t}"), _num(rng[1], where, f"{key}.cq_range.{t}"))
+        on_failure = str(spec.get("on_failure", "invalidate"))
+        _need(on_failure in ON_FAILURE, where, f"{key}.on_failure", f"unknown action '{on_failure}'",
+              "use " + " or ".join(ON_FAILURE))
+        controls[role] = ControlRule(role, str(spec.get("name", role.upper())), bool(spec.get("required", True)),
+                                     expect, ranges, str(spec.get("failure", "control failed: repeat the run")),
+                                     on_failure)
+    return controls
+
+
 def _build(data: dict, where: str) -> RuleSet:
     unknown = set(data) - _TOP_KEYS
     _need(not unknown, where, ",".join(sorted(unknown)), "unknown key(s)", "allowed: " + ", ".join(sorted(_TOP_KEYS)))
@@ -282,31 +312,7 @@ def _build(data: dict, where: str) -> RuleSet:
     default = call_row(data.get("default") or {"call": "review", "report": "No rule matched these target outcomes",
                                                "action": "Specialist review"}, "default", False)
 
-    controls: dict[str, ControlRule] = {}
-    for role, spec in (data.get("controls") or {}).items():
-        key = f"controls.{role}"
-        _need(role in CONTROL_ROLES, where, key, "unknown control role", "use " + ", ".join(CONTROL_ROLES))
-        spec = spec or {}
-        bad = set(spec) - _CONTROL_KEYS
-        _need(not bad, where, key, f"unknown key(s) {', '.join(sorted(bad))}", "allowed: " + ", ".join(sorted(_CONTROL_KEYS)))
-        expect = {}
-        for t, v in (spec.get("expect") or {}).items():
-            _need(t in targets, where, f"{key}.expect.{t}", "not a target of this rule set", "use " + ", ".join(targets))
-            _need(v in ("positive", "negative", "any"), where, f"{key}.expect.{t}", f"unknown expectation '{v}'",
-                  "use positive, negative or any")
-            expect[t] = v
-        ranges = {}
-        for t, rng in (spec.get("cq_range") or {}).items():
-            _need(t in targets, where, f"{key}.cq_range.{t}", "not a target of this rule set", "use " + ", ".join(targets))
-            _need(isinstance(rng, list) and len(rng) == 2, where, f"{key}.cq_range.{t}", "must be [low, high]",
-                  "e.g. [20, 35]; null for an open end")
-            ranges[t] = (_num(rng[0], where, f"{key}.cq_range.{t}"), _num(rng[1], where, f"{key}.cq_range.{t}"))
-        on_failure = str(spec.get("on_failure", "invalidate"))
-        _need(on_failure in ON_FAILURE, where, f"{key}.on_failure", f"unknown action '{on_failure}'",
-              "use " + " or ".join(ON_FAILURE))
-        controls[role] = ControlRule(role, str(spec.get("name", role.upper())), bool(spec.get("required", True)),
-                                     expect, ranges, str(spec.get("failure", "control failed: repeat the run")),
-                                     on_failure)
+    controls = _controls(data, targets, where)
 
     canonical = json.dumps(data, sort_keys=True, default=str).encode()
     return RuleSet(id=str(data["id"]), version=str(data["version"]), title=str(data.get("title", data["id"])),
