@@ -215,3 +215,16 @@ def test_first_analysis_killed_leaves_nothing_half_written(tmp_path):
     assert not out.exists()
     _analyze(out)
     _no_leftovers(out)
+
+
+def test_a_report_of_earlier_results_is_not_carried_into_the_new_folder(tmp_path):
+    """`analyze --no-html` over a folder with a report: the old report (other results) goes; the log stays."""
+    out = tmp_path / "plate"
+    res = _cli("lab", "analyze", RUN, "--plate-map", CDC_MAP, "--rules", "cdc-2019-ncov", "--out", out)
+    assert res.exit_code == 0 and (out / "report.html").exists()
+    assert _cli(*_override_args(out)).exit_code == 0
+    log = (out / "audit.jsonl").read_bytes()
+    (out / "observations.fhir.json").write_text("{}")          # an export made from the results: kept
+    _analyze(out)
+    assert not (out / "report.html").exists() and (out / "audit.jsonl").read_bytes() == log
+    assert (out / "observations.fhir.json").exists()

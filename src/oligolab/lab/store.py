@@ -36,6 +36,8 @@ from .report import derived_tables, write_outputs
 LOG = "audit.jsonl"
 #: the tables a sign-off covers (result.json and report.html carry the sign-off itself and timestamps)
 SIGNED_FILES = ("samples.csv", "wells.csv", "controls.csv")
+#: every file an analysis derives from the run and the log (rewritten, never carried over)
+DERIVED = frozenset(SIGNED_FILES + ("result.json", "report.html", reports.MANIFEST))
 
 _held: dict[str, tuple[int, int]] = {}       # parent directory -> (fd, depth) of the locks this process holds
 
@@ -79,17 +81,18 @@ def write(result: PlateResult, folder: str | Path, *, html: bool = True) -> dict
         state = log_state(folder)
         with reports.output_folder(folder) as tmp:
             written = write_outputs(result, tmp, html=html, derived_from=state)
-            _carry(folder, tmp, {p.name for p in written.values()})
+            _carry(folder, tmp)
     return {k: folder / p.name for k, p in written.items()}
 
 
-def _carry(folder: Path, tmp: Path, rewritten: set[str]) -> None:
-    """Copy into the new folder what the old one holds and the analysis does not rewrite: the audit log above
-    all, and exports made from the results."""
+def _carry(folder: Path, tmp: Path) -> None:
+    """Copy into the new folder what the old one holds and the analysis does not derive: the audit log above
+    all, and exports made from the results. Derived files of the old folder are never carried (a report
+    written by an earlier analysis would describe other results)."""
     if not folder.is_dir():
         return
     for path in folder.iterdir():
-        if path.is_file() and path.name not in rewritten and path.name != reports.MANIFEST:
+        if path.is_file() and path.name not in DERIVED:
             reports.write_bytes(tmp / path.name, path.read_bytes())
 
 
