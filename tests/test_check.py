@@ -430,3 +430,16 @@ def test_output_modes_follow_the_umask(pango_subset, tmp_path, umask):
     assert len(paths) > 15
     for p in paths:
         assert p.stat().st_mode & 0o777 == (0o777 if p.is_dir() else 0o666) & ~umask, p
+
+
+def test_results_do_not_depend_on_what_the_caches_hold(pango_subset, tmp_path, monkeypatch):
+    """A worker starts its window cache and site book afresh past a memory budget; with a budget of nothing (fresh
+    caches after every chunk) the tables are those of a run that keeps everything."""
+    from oligolab.check.checker import Checker
+
+    inputs = CheckInputs([DIAG_ASSAYS, ARTIC], [pango_subset], None, REFERENCE, ANNOTATION, ALIAS_KEY)
+    run_check(inputs, tmp_path / "kept", CheckOptions(workers=1, batch_nt=100_000))
+    original = Checker.trim
+    monkeypatch.setattr(Checker, "trim", lambda self: original(self, max_sites=0, max_windows=0))
+    run_check(inputs, tmp_path / "fresh", CheckOptions(workers=1, batch_nt=100_000))
+    assert _tables(tmp_path / "fresh") == _tables(tmp_path / "kept")

@@ -98,7 +98,7 @@ class Checker:
         self._rescued: dict[tuple[int, bytes], tuple[int, int]] = {}
         self._design: dict[int, tuple[int, ...]] = {}
 
-    def trim(self, max_sites: int = 2_000_000, max_windows: int = 30_000_000) -> bool:
+    def trim(self, max_sites: int = 1_000_000, max_windows: int = 8_000_000) -> bool:
         """Start the caches afresh when they hold more than ``max_sites`` sites or ``max_windows`` windows
         (between batches: nothing of a batch's result refers to them afterwards). Returns whether it did."""
         if len(self.engine.sites) <= max_sites and self.engine.n_windows <= max_windows:
