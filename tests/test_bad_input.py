@@ -312,3 +312,14 @@ def test_fuzz_read_annotation(tmp_path, start, length, junk):
     """The real reference GenBank with a stretch replaced by junk: an annotation or one InputError."""
     data = GENBANK_TEXT[:start] + junk.encode("utf-8", "surrogatepass") + GENBANK_TEXT[start + length:]
     only_input_errors(Annotation.from_genbank, tmp_path / "ref.gb", data)
+
+
+def test_a_compression_suffix_on_a_plain_genome_file_is_said_once(workdir):
+    plain = workdir / "genomes.fa.zst"
+    shutil.copy(REFERENCE, plain)
+    out = workdir / "fresh"
+    result = runner.invoke(app, ["check", "--out", str(out), "-a", str(workdir / "assays.tsv"), "-g", str(plain),
+                                 "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("named .zst but not compressed; read by its content") == 1
+    assert (out / "report.html").exists()

@@ -104,11 +104,14 @@ def check(inputs: CheckInputs, options: CheckOptions, rows_dir: str | Path, prog
     try:
         merger = _Merger(Aggregates(len(checker.oligos), len(checker.assays.assays)), progress)
         labels = Labels(metadata, options.lineage_from_id)
-        run = _check_chunks(setup, read_chunks(inputs.genomes, options.batch_nt, labels), store, merger)
+        with warnings.catch_warnings(record=True) as reading:  # e.g. a .gz name on a plain file: said in the result
+            warnings.simplefilter("always", UserWarning)
+            run = _check_chunks(setup, read_chunks(inputs.genomes, options.batch_nt, labels), store, merger)
         if merger.genomes == 0:
             raise InputError(inputs.genomes[0] if inputs.genomes else None, "no genomes read", "give FASTA genomes")
         store.move_rows(Path(rows_dir), tsv_header(OLIGO_COLUMNS), tsv_header(ASSAY_COLUMNS))
         result = _finish(inputs, options, checker, metadata, merger)
+        result.warnings = list(dict.fromkeys([str(w.message) for w in reading] + result.warnings))
         if inputs.previous:
             result.tables["changes"], result.watch = compare(Path(rows_dir), Path(inputs.previous),
                                                              result.tables["escape_mutations"])
