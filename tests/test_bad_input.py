@@ -323,3 +323,12 @@ def test_a_compression_suffix_on_a_plain_genome_file_is_said_once(workdir):
     assert result.exit_code == 0, result.output
     assert result.output.count("named .zst but not compressed; read by its content") == 1
     assert (out / "report.html").exists()
+
+
+def test_an_output_folder_with_foreign_files_is_refused_before_any_work(workdir):
+    """Checked first (a million genomes would otherwise be checked before the refusal)."""
+    (workdir / "out" / "my-notes.docx").write_text("not oligolab's")
+    msg = _error_line(runner.invoke(app, ["check", "--out", str(workdir / "out"), "-a", str(workdir / "assays.tsv"),
+                                          "-g", str(workdir / "no-such-genomes.fa")]))
+    assert "files oligolab did not write" in msg and "no-such-genomes" not in msg
+    assert (workdir / "out" / "my-notes.docx").read_text() == "not oligolab's"

@@ -178,7 +178,7 @@ def recover_output_folder(target: str | Path) -> None:
             _remove(old)
 
 
-def _replaceable(target: Path, new_names: set[str]) -> bool:
+def replaceable(target: Path, new_names: set[str]) -> bool:
     """An existing folder may be replaced when it is one of our results (it has a manifest) or holds only
     files the new result writes (a result of a version before manifests)."""
     if (target / MANIFEST).is_file():
@@ -245,7 +245,7 @@ def output_folder(path: str | Path) -> Iterator[Path]:
         apply_umask(tmp, folder=True)
         yield tmp
         new_names = {p.name for p in tmp.iterdir()} | {MANIFEST}
-        if target.is_dir() and not _replaceable(target, new_names):
+        if target.is_dir() and not replaceable(target, new_names):
             raise InputError(target, "the folder holds files oligolab did not write, so it is not replaced",
                              "choose a new or empty output folder")
         _write_manifest(tmp)

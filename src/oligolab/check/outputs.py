@@ -8,7 +8,8 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-from ..reports import output_folder, write_json, write_table, write_text
+from ..errors import InputError
+from ..reports import output_folder, replaceable, write_json, write_table, write_text
 from .options import CheckInputs, CheckOptions
 from .pipeline import CheckResult, check
 from .report import changes_section, render
@@ -30,6 +31,14 @@ def write_outputs(result: CheckResult, folder: Path) -> None:
     write_text(folder / "report.html", render(result, result.tables, summary, extra))
 
 
+#: every name a check writes into its output folder
+OUTPUT_NAMES = {"oligo_calls", "assay_calls", "oligo_calls.tsv", "assay_calls.tsv", "assay_summary.tsv",
+                "group_summary.tsv", "lineage_summary.tsv", "oligo_lineage_groups.tsv", "monthly_summary.tsv",
+                "escape_mutations.tsv", "design_mismatches.tsv", "exclusivity_sites.tsv", "exclusivity_assays.tsv",
+                "changes.tsv", "assay_watch.json", "summary.json", "report.html", "manifest.json",
+                "oligo_calls.parquet", "assay_calls.parquet"}
+
+
 def work_folder(out_dir: Path) -> Path:
     """Where a run on ``out_dir`` keeps its chunk results until the output folder is complete."""
     return out_dir.parent / f".{out_dir.name}.check-work"
@@ -40,6 +49,9 @@ def run_check(inputs: CheckInputs, out_dir: str | Path, options: CheckOptions = 
     """Check and write the result folder ``out_dir`` (replaced as a whole only when the check succeeded). An
     interrupted run on the same folder with the same inputs and options resumes with the chunks still missing."""
     out_dir = Path(out_dir)
+    if out_dir.is_dir() and not replaceable(out_dir, OUTPUT_NAMES):  # say so now, not after hours of checking
+        raise InputError(out_dir, "the folder holds files oligolab did not write, so it is not replaced",
+                         "choose a new or empty output folder")
     work = work_folder(out_dir)
     with output_folder(out_dir) as tmp:
         result = check(inputs, options, tmp, progress, work_dir=work)
