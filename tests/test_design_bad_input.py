@@ -96,3 +96,76 @@ def test_bad_off_target_file(out, genomes, tmp_path):
     assert "human.fa" in msg and "FASTA" in msg
 
 
+
+
+def test_bad_related_file(out, genomes, tmp_path):
+    bad = tmp_path / "relatives.fa"
+    bad.write_bytes(b"\x00\x01binary\xff")
+    msg = _run(out, "-g", genomes, "-r", REFERENCE, "--related", bad)
+    assert "relatives.fa" in msg
+
+
+def test_empty_reference(out, genomes, tmp_path):
+    empty = tmp_path / "ref.fa"
+    empty.write_text("")
+    msg = _run(out, "-g", genomes, "-r", empty)
+    assert "ref.fa" in msg
+
+
+def test_annotation_that_is_not_genbank(out, genomes, tmp_path):
+    bad = tmp_path / "ann.gb"
+    bad.write_text(">not genbank\nACGT\n")
+    msg = _run(out, "-g", genomes, "-r", REFERENCE, "--annotation", bad, "--region", "N")
+    assert "ann.gb" in msg
+
+
+def test_truncated_compressed_genomes(out, tmp_path):
+    import zstandard
+
+    data = zstandard.ZstdCompressor().compress("".join(f">{r.id}\n{r.text()}\n" for r in pango_records(4)).encode())
+    cut = tmp_path / "cut.fasta.zst"
+    cut.write_bytes(data[: len(data) // 2])
+    msg = _run(out, "-g", cut, "-r", REFERENCE)
+    assert "cut.fasta.zst" in msg
+
+
+def test_out_is_a_file(genomes, tmp_path):
+    target = tmp_path / "a-file"
+    target.write_text("mine")
+    result = runner.invoke(app, ["design", "--out", str(target), "-g", str(genomes), "-r", str(REFERENCE),
+                                 "--region", "28000-29600", "-n", "1"])
+    assert result.exit_code == 2 and "is a file" in result.output and target.read_text() == "mine"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("name = 'X'\nfamily = ", "not valid TOML"),
+    ("name = 'X'\nfamily = 'Cas12a'\ntarget = 'dna'\n", "lacks 'spacer_length'"),
+    ("name = 'X'\nfamily = 'Cas12a'\ntarget = 'dna'\nspacer_length = 'twenty'\n", "wrong type"),
+    ("name = 'X'\nfamily = 'Cas12a'\ntarget = 'dna'\nspacer_length = 20\nmotif = 'TTZV'\n", "not IUPAC"),
+    ("name = 'X'\nfamily = 'Cas12a'\ntarget = 'dna'\nspacer_length = 20\nmotif5 = 'TTTV'\nmotif_rule = 'magic'\n",
+     "unknown motif_rule"),
+    ("name = 'X'\nfamily = 'Cas99'\ntarget = 'dna'\nspacer_length = 20\nmotif = 'TTTV'\n", "no rule for Cas99"),
+])
+def test_bad_enzyme_files(out, genomes, tmp_path, text, expected):
+    folder = tmp_path / "enzymes"
+    folder.mkdir()
+    (folder / "X.toml").write_text(text)
+    msg = _run(out, "-g", genomes, "-r", REFERENCE, "--enzymes", folder, "-e", "X")
+    assert "X.toml" in msg or "Cas99" in msg
+    assert expected in msg
+
+
+@pytest.mark.parametrize("content, expected", [
+    ("", "rescue.tsv"),
+    ("assay\toligo\trole\tsequence\nA\tA-F\tforward\tACGTNNQQ\n", "rescue.tsv"),
+])
+def test_bad_rescue_files(out, genomes, tmp_path, content, expected):
+    bad = tmp_path / "rescue.tsv"
+    bad.write_text(content)
+    msg = _run(out, "-g", genomes, "-r", REFERENCE, "--rescue", bad)
+    assert expected in msg
+
+
+def test_rescue_assay_without_rescue(out, genomes):
+    msg = _run(out, "-g", genomes, "-r", REFERENCE, "--rescue-assay", "US CDC: 2019-nCoV_N1")
+    assert "--rescue-assay needs --rescue" in msg

@@ -35,7 +35,7 @@ COMMAND_MODULES = [
     "check.cli",
     "sirna.cli",
     "lab.cli",
-    "design_cli",
+    "design.cli",
     "service_cli",
     "day_cli",
 ]

@@ -122,6 +122,8 @@ def _enzyme_motif(path: Path, data: dict[str, Any]) -> dict[str, Any]:
     """The motif fields of an enzyme file: one-sided (``motif`` + ``motif_side``) or two-sided (``motif5`` and
     ``motif3``), plus an optional ``motif_rule``."""
     side = data.get("motif_side", "5prime")
+    if not all(isinstance(data.get(k, ""), str) for k in ("motif_side", "motif_strand", "motif_rule")):
+        raise InputError(path, "motif_side, motif_strand and motif_rule must be text", "fix the enzyme file")
     if "motif5" in data or "motif3" in data:
         m5, m3, side = str(data.get("motif5", "")), str(data.get("motif3", "")), "both"
     else:
@@ -141,11 +143,42 @@ def _enzyme_motif(path: Path, data: dict[str, Any]) -> dict[str, Any]:
     return dict(motif=text, motif_side=side, motif_strand=strand, motif5=m5, motif3=m3, motif_rule=rule)
 
 
+def _check_enzyme(path: Path, e: Enzyme) -> Enzyme:
+    """Refuse values that are of the right type but cannot be right (nothing is accepted silently)."""
+    def bad(what: str) -> InputError:
+        return InputError(path, what, "see the shipped enzymes/*.toml for the fields")
+
+    if not e.name.strip() or not e.family.strip():
+        raise bad("name and family must not be empty")
+    if e.target not in ("dna", "rna"):
+        raise bad(f"target {e.target!r} must be dna or rna")
+    lo, hi = e.spacer_lengths if len(e.spacer_lengths) == 2 else (0, -1)
+    if not (1 <= lo <= e.spacer_length <= hi <= 60 and all(isinstance(x, int) for x in (lo, hi))):
+        raise bad(f"spacer_length {e.spacer_length} and spacer_lengths {list(e.spacer_lengths)} must satisfy "
+                  "1 <= low <= spacer_length <= high <= 60")
+    if len(e.seed) != 2 or not all(isinstance(x, int) for x in e.seed) or not 0 <= e.seed[0] <= e.seed[1] + 1:
+        raise bad(f"seed {list(e.seed)} must be two spacer positions [first, last]")
+    if any(ch not in "ACGTUacgtu" for ch in e.direct_repeat):
+        raise bad("direct_repeat must be RNA or DNA letters")
+    if e.repeat_side not in ("5prime", "3prime") or e.guide_kind not in ("crRNA", "sgRNA"):
+        raise bad("repeat_side must be 5prime/3prime and guide_kind crRNA/sgRNA")
+    for r in e.reporters:
+        if not isinstance(r.get("sequence"), str) or not r["sequence"].strip():
+            raise bad("every [[reporter]] needs a sequence (vendor notation)")
+    return e
+
+
 def _enzyme_from_file(path: Path) -> Enzyme:
     data = _load_toml(path)
+    if not isinstance(data.get("provenance", {}), dict) or not isinstance(data.get("reporter", []), list):
+        raise InputError(path, "provenance must be a table and reporter a list of tables",
+                         "see the shipped enzymes/*.toml for the fields")
     try:
         reporters = tuple(dict(r) for r in data.get("reporter", []))
-        return Enzyme(
+        for key in ("name", "family", "target", "direct_repeat", "activity_model", "motif", "motif5", "motif3"):
+            if key in data and not isinstance(data[key], str):
+                raise TypeError(f"{key} must be text")
+        return _check_enzyme(path, Enzyme(
             name=data["name"], family=data["family"], target=data["target"],
             spacer_length=int(data["spacer_length"]),
             spacer_lengths=tuple(data.get("spacer_lengths", [data["spacer_length"]] * 2)),
@@ -154,7 +187,7 @@ def _enzyme_from_file(path: Path) -> Enzyme:
             activity_model=data.get("activity_model", ""), path=str(path),
             provenance=data.get("provenance", {}), repeat_side=data.get("repeat_side", "5prime"),
             guide_kind=data.get("guide_kind", "crRNA"), collateral=data.get("collateral", ""),
-            reporters=reporters, **_enzyme_motif(path, data))
+            reporters=reporters, **_enzyme_motif(path, data)))
     except KeyError as exc:
         raise InputError(path, f"enzyme file lacks '{exc.args[0]}'",
                          "see the shipped enzymes/*.toml for the fields") from None

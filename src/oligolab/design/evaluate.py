@@ -6,7 +6,7 @@ by. Running `oligolab check` on the written assay table gives the same calls.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -24,6 +24,8 @@ class CheckCoverage:
     assay_names: list[str]
     genome_ids: list[str]
     calls: np.ndarray
+    oligo_names: list[str] = field(default_factory=list)  #: searched oligos (FIP/BIP halves as NAME:F1c ...)
+    oligo_calls: np.ndarray | None = None  #: (genomes, searched oligos) oligo call codes (knowledge.CALLS)
 
     def counts(self, assay: int, rows: np.ndarray | None = None) -> dict[str, int]:
         c = self.calls[:, assay] if rows is None else self.calls[rows, assay]
@@ -40,14 +42,17 @@ def check_coverage(assays: AssaySet, genome_paths: list[str | Path], reference: 
     checker = Checker(assays, reference=reference, options=options)
     ids: list[str] = []
     parts: list[np.ndarray] = []
+    oligo_parts: list[np.ndarray] = []
     try:
         for batch in genome_batches(genome_paths, options.batch_nt, keep):
             res = checker.process(batch.codes, batch.ends, batch.unknown_runs)[1]
             parts.append(res.assay_call.copy())
+            oligo_parts.append(res.oligo_call.copy())
             ids += [r.id for r in batch.records]
             if progress is not None:
                 progress(len(ids))
     finally:
         checker.close()
     calls = np.concatenate(parts) if parts else np.zeros((0, len(assays.assays)), np.int8)
-    return CheckCoverage([a.name for a in assays.assays], ids, calls)
+    oligo_calls = np.concatenate(oligo_parts) if oligo_parts else np.zeros((0, len(checker.oligos)), np.int8)
+    return CheckCoverage([a.name for a in assays.assays], ids, calls, [o.name for o in checker.oligos], oligo_calls)

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 from itertools import product
 
+import numpy as np
+
 from .candidates import GuideCandidates
 from .model import DesignedAssay, DesignedOligo
 from .primers import Primer, PrimerFactory, PrimerRules, design_table, popcount, worst_dimer
-from .rpa import guide_oligos, primer_oligo
+from .rpa import assay_prescore, guide_oligos, primer_oligo
 from .selection import GuideSet
 
 
@@ -78,7 +80,9 @@ def design_lamp(name: str, gs: GuideSet, cands: GuideCandidates, factory: Primer
             continue
         n = popcount(guides & fbits & bbits)
         prim = (f3, f2, f1, b1, b2, b3)
-        key = (-n, sum(p.variable_3p for p in prim), sum(p.variable_columns for p in prim), span, f2.start)
+        surv = float(np.prod([p.survival for p in prim]))
+        key = (-round(n * surv, 3), sum(p.variable_3p for p in prim), sum(p.variable_columns for p in prim), span,
+               f2.start)
         combos.append((key, prim, n))
     if not combos:
         return None
@@ -99,13 +103,8 @@ def design_lamp(name: str, gs: GuideSet, cands: GuideCandidates, factory: Primer
         if lb is not None:
             oligos.append(primer_oligo(lb, f"{name}-LB", "LB"))
         oligos += guide_oligos(gs, cands, name)
-        prim = [f3, f2, f1, b1, b2, b3] + [p for p in (lf, lb) if p is not None]
-        prescore = {"detected": n, "guides": len(gs.members), "guide_detected": gs.n_covered,
-                    "primer_variable_columns": int(sum(p.variable_columns for p in prim)),
-                    "primer_variable_3p": int(sum(p.variable_3p for p in prim)),
-                    "guide_variable_columns": int(gs.variable_columns),
-                    "primers_min_binds": int(min(p.n_binds for p in prim)),
-                    "loop_primers": int((lf is not None) + (lb is not None))}
+        prescore = assay_prescore(n, gs, [[p] for p in (f3, f2, f1, b1, b2, b3)],
+                                  tuple(p for p in (lf, lb) if p is not None))
         notes = [f"no {role} loop primer: {why}" for role, why in (("LF", why_lf), ("LB", why_lb)) if why]
         return DesignedAssay(name, "lamp", cands.enzyme, list(gs.members), oligos, (f3.start, b3.end),
                              prescore=prescore, covered=covered, notes=notes)

@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..check import ASSAY_CALLS
 from ..lineages import group_lineages
-from ..reports import write_json, write_table, write_text
+from ..reports import output_folder, write_json, write_table, write_text
 from ..sequences import reverse_complement
 from .order import order_sheet
 
@@ -133,7 +133,8 @@ def tables(result) -> dict[str, pd.DataFrame]:
             motif = motif_on_target(a.enzyme, profile, o.start, o.end, o.strand)
             guides.append({"assay": a.name, "oligo": o.name, "spacer": o.sequence, "crRNA": g.crrna,
                            "site": _site(o.start, o.end, o.strand),
-                           "motif": f"{motif} ({a.enzyme.motif_strand} strand; needs {a.enzyme.motif})" if motif else "",
+                           "motif": (f"{motif} ({a.enzyme.motif_strand} strand; needs {a.enzyme.motif})"
+                                     if motif else ""),
                            "design_genomes_bound": o.n_binds,
                            "crRNA_structure": g.structure, "crRNA_mfe_kcal": g.mfe_kcal,
                            "repeat_intact": g.repeat_intact, "spacer_paired_nt": g.spacer_paired,
@@ -181,18 +182,53 @@ def summary_json(result, tabs: dict[str, pd.DataFrame]) -> dict:
     }
 
 
-def write_outputs(result, out_dir: str | Path) -> dict[str, Path]:
-    """Write every output of a design into ``out_dir``; returns name -> path."""
+def write_outputs(result, out_dir: str | Path) -> None:
+    """Write every output of a design into ``out_dir`` as one transaction (the folder is complete or untouched)."""
     from .report import render
 
-    out_dir = Path(out_dir)
     tabs = tables(result)
-    paths: dict[str, Path] = {}
-    for name in ("assays", "design_summary", "oligos", "guides", "lineage_coverage", "group_coverage",
-                 "genome_calls", "offtarget_sites", "order_sheet"):
-        paths[name] = write_table(tabs[name], out_dir / f"{name}.tsv")
-    paths["order_sheet_csv"] = write_table(tabs["order_sheet"], out_dir / "order_sheet.csv")
     summary = summary_json(result, tabs)
-    paths["summary"] = write_json(out_dir / "summary.json", summary)
-    paths["report"] = write_text(out_dir / "report.html", render(result, tabs, summary))
-    return paths
+    html = render(result, tabs, summary)
+    with output_folder(out_dir) as tmp:
+        for name in ("assays", "design_summary", "oligos", "guides", "lineage_coverage", "group_coverage",
+                     "genome_calls", "offtarget_sites", "order_sheet"):
+            write_table(tabs[name], tmp / f"{name}.tsv")
+        write_table(tabs["order_sheet"], tmp / "order_sheet.csv")
+        write_json(tmp / "summary.json", summary)
+        write_text(tmp / "report.html", html)
+
+
+def rescue_tables(result) -> dict[str, pd.DataFrame]:
+    """Tables of a rescue: before/after counts, the rescued assays (check-readable), the new oligos to order."""
+    rows, assays, changes = [], [], []
+    for r in result.assays:
+        rows.append({"assay": r.original.name, "genomes": sum(r.before.values()),
+                     **{f"{k.replace(' ', '_')}_before": v for k, v in r.before.items()},
+                     **{f"{k.replace(' ', '_')}_after": v for k, v in r.after.items()},
+                     "escaping": ", ".join(r.escaping), "changes": "; ".join(r.changes),
+                     "not_rescued": "; ".join(r.not_rescued)})
+        original = {(o.name, o.sequence) for o in r.original.oligos}
+        for o in r.rescued.oligos:
+            new = (o.name, o.sequence) not in original
+            assays.append({"assay": r.rescued.name, "oligo": o.name, "role": o.role,
+                           "sequence": o.tail.lower() + o.sequence, "enzyme": o.enzyme or "", "max_amplicon": "",
+                           "notes": o.notes})
+            if new:
+                changes.append({"assay": r.rescued.name, "oligo": o.name, "role": o.role, "sequence": o.sequence,
+                                "length_nt": len(o.sequence), "notes": o.notes})
+    return {"rescue_summary": pd.DataFrame(rows), "assays": pd.DataFrame(assays, columns=ASSAY_TABLE_COLUMNS),
+            "new_oligos": pd.DataFrame(changes, columns=["assay", "oligo", "role", "sequence", "length_nt", "notes"])}
+
+
+def write_rescue(result, out_dir: str | Path) -> None:
+    """Write a rescue's tables, summary.json and report as one transaction."""
+    from .report import render_rescue
+
+    tabs = rescue_tables(result)
+    summary = {"assays": tabs["rescue_summary"].to_dict(orient="records"), "notes": result.notes,
+               "genomes": result.collection.n}
+    with output_folder(out_dir) as tmp:
+        for name, frame in tabs.items():
+            write_table(frame, tmp / f"{name}.tsv")
+        write_json(tmp / "summary.json", summary)
+        write_text(tmp / "report.html", render_rescue(result, tabs))

@@ -10,7 +10,7 @@ import primer3
 from .candidates import GuideCandidates
 from .model import DesignedAssay
 from .primers import PrimerFactory, popcount, worst_dimer
-from .rpa import amplicon_setup, guide_oligos, primer_oligo
+from .rpa import amplicon_setup, assemble
 from .selection import GuideSet
 
 VARIABLE_FRACTION = 0.01  #: consensus columns where at least this fraction of genomes differ become N
@@ -23,7 +23,6 @@ def design_pcr(name: str, gs: GuideSet, cands: GuideCandidates, factory: PrimerF
     if setup is None:
         return None
     spec, amp_lo, amp_hi, t7, tail = setup
-    enzyme = cands.enzyme
     prof = factory.profile
     lo = max(0, gs.end - amp_hi)
     hi = min(len(prof.consensus), gs.start + amp_hi)
@@ -72,20 +71,12 @@ def design_pcr(name: str, gs: GuideSet, cands: GuideCandidates, factory: PrimerF
         if f is None or r is None:
             continue
         det = popcount(gs.covered & f.binds & r.binds)
-        pairs.append(((-det, f.variable_3p + r.variable_3p, f.variable_columns + r.variable_columns, i), f, r, det))
+        pairs.append(((-round(det * f.survival * r.survival, 3), f.variable_3p + r.variable_3p,
+                       f.variable_columns + r.variable_columns, i), f, r, det))
     pairs.sort(key=lambda x: x[0])
     for key, f, r, det in pairs:
-        fwd_p, rev_p = (f, r) if t7 is None or t7 == 0 else (r, f)
-        if tail and worst_dimer([tail + fwd_p.sequence, rev_p.sequence], cond) > spec.max_dimer_tm:
+        seqs = [(tail if t7 == 0 else "") + f.sequence, (tail if t7 == 1 else "") + r.sequence]
+        if tail and worst_dimer(seqs, cond) > spec.max_dimer_tm:
             continue
-        oligos = [primer_oligo(fwd_p, f"{name}-F{'-T7' if tail else ''}", "forward", tail),
-                  primer_oligo(rev_p, f"{name}-R", "reverse")]
-        oligos += guide_oligos(gs, cands, name)
-        prescore = {"detected": det, "guides": len(gs.members), "guide_detected": gs.n_covered,
-                    "primer_variable_columns": f.variable_columns + r.variable_columns,
-                    "primer_variable_3p": f.variable_3p + r.variable_3p,
-                    "guide_variable_columns": int(gs.variable_columns),
-                    "primers_min_binds": min(f.n_binds, r.n_binds)}
-        return DesignedAssay(name, "pcr", enzyme, list(gs.members), oligos, (f.start, r.end), prescore=prescore,
-                             covered=gs.covered & f.binds & r.binds)
+        return assemble("pcr", name, gs, cands, factory, (f, r), (amp_lo, amp_hi), spec, t7, tail, seqs)
     return None

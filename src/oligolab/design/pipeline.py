@@ -26,16 +26,17 @@ import pandas as pd
 from ..annotation import Annotation
 from ..check import ASSAY_CALLS, CheckOptions
 from ..errors import InputError
-from ..knowledge import Enzyme, get_enzyme, load_rules
+from ..knowledge import Enzyme, RuleSet, get_enzyme, load_rules
 from ..lineages import Lineages
 from ..sequences import SeqRecord, read_fasta
 from .candidates import GuideCandidates, generate_guides
 from .collection import Collection, read_collection
+from .conservation import Conservation, conservation, guide_survival, primer_site_survival
 from .evaluate import CheckCoverage, check_coverage
 from .lamp import design_lamp
 from .model import DesignedAssay, assay_set
 from .pcr import design_pcr
-from .primers import PrimerFactory
+from .primers import PrimerFactory, design_table
 from .rpa import design_rpa, robustness_penalty
 from .scoring import cas12a_context, score_guides
 from .selection import GuideSet, rank_guide_sets, site_variability, window_guide_sets
@@ -54,6 +55,7 @@ class DesignInputs:
     alias_key: str | Path | None = None
     off_targets: list[str | Path] = field(default_factory=list)
     keep: Callable[[str, str], bool] | None = None  #: (record id, lineage) -> design on this genome?
+    related: list[str | Path] = field(default_factory=list)  #: near neighbours of the family (conservation)
 
 
 @dataclass
@@ -68,7 +70,7 @@ class DesignOptions:
     rules_path: str | None = None
     enzymes_dir: str | None = None
     threads: int | None = None
-    shortlist: int = 0  #: assays checked in full (default 8 x n_assays, at least 24)
+    shortlist: int = 0  #: assays checked in full (default 4 x n_assays, at least 24)
     max_windows: int = 400  #: guide sets tried for primers at most
     window_step: int = 5  #: nt between guide-set windows
 
@@ -93,6 +95,8 @@ class DesignResult:
     offtarget_sites: "object" = None
     lineages: Lineages | None = None
     final_names: dict[str, str] = field(default_factory=dict)  #: shortlist name -> final assay name
+    conservation: Conservation | None = None
+    related: Collection | None = None
 
 
 def parse_region(text: str | None, reference: SeqRecord, annotation_path: str | Path | None) -> tuple[int, int]:
@@ -141,177 +145,304 @@ def _check_compatible(enzyme: Enzyme, chemistry: str) -> None:
                          "supports 1-30 nt", "set spacer_length in the enzyme file")
 
 
-def design(inputs: DesignInputs, options: DesignOptions = DesignOptions(),
-           progress: Callable[[str, float], None] | None = None) -> DesignResult:
-    """Design ranked assays for a collection (see the module docstring for the steps)."""
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
+@dataclass
+class _Run:
+    """What the steps of one design share."""
 
-    def step(name: str, frac: float = 0.0) -> None:
-        if progress is not None:
-            progress(name, frac)
+    inputs: DesignInputs
+    options: DesignOptions
+    enzyme: Enzyme
+    chemistry: str
+    rules: RuleSet
+    lineages: Lineages
+    progress: Callable[[str, float], None] | None
+    timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    collection: Collection | None = None
+    related: Collection | None = None
+    conservation: Conservation | None = None
+    region: tuple[int, int] = (0, 0)
+    cands: GuideCandidates | None = None
+    survival: np.ndarray | None = None
 
+    def step(self, name: str, frac: float = 0.0) -> None:
+        if self.progress is not None:
+            self.progress(name, frac)
+
+    @property
+    def reference(self) -> SeqRecord:
+        return self.collection.reference.record
+
+    @property
+    def check_options(self) -> CheckOptions:
+        return self.options.check_options()
+
+
+def _prepare(inputs: DesignInputs, options: DesignOptions, progress) -> tuple[_Run, SeqRecord | None]:
+    """Validate every option and input that can be checked before the genomes are read."""
     enzyme = get_enzyme(options.enzyme, options.enzymes_dir)
     chemistry = options.amplification.lower()
     _check_compatible(enzyme, chemistry)
     if options.n_assays < 1 or options.max_guides < 1:
         raise InputError(None, "--n-assays and --max-guides must be at least 1", "give positive numbers")
-    rules = load_rules(options.rules_path)
+    rules = load_rules(options.rules_path, options.enzymes_dir)
+    if not rules.covers(enzyme.family):
+        raise InputError(rules.path, f"no rule for {enzyme.family} guides",
+                         f"add [[rule]] entries with groups = [\"{enzyme.family}\"]")
     reference = next(iter(read_fasta(inputs.reference)), None) if inputs.reference else None
     lineages = Lineages(inputs.alias_key)
-    for p in inputs.off_targets:  # fail early on unreadable off-target files
+    for p in list(inputs.off_targets) + list(inputs.related):  # fail early on unreadable side collections
         next(iter(read_fasta(p)))
     if reference is not None:  # and on a bad region, before the genomes are read
         parse_region(options.region, reference, inputs.annotation)
-    step("reading and projecting genomes")
-    collection = read_collection(inputs.genomes, reference, inputs.metadata, keep=inputs.keep,
-                                 progress=lambda i, n: step(f"reading and projecting genomes ({i:,})", 0.0))
-    reference = collection.reference.record
-    region = parse_region(options.region, reference, inputs.annotation)
-    timings["read_project_s"] = time.perf_counter() - t0
-    notes: list[str] = []
+    return _Run(inputs, options, enzyme, chemistry, rules, lineages, progress), reference
+
+
+def _read(run: _Run, reference: SeqRecord | None) -> None:
+    """Target genomes (and relatives) in reference coordinates, the region, and the conservation rates."""
+    t0 = time.perf_counter()
+    run.step("reading and projecting genomes")
+    inputs = run.inputs
+    run.collection = read_collection(inputs.genomes, reference, inputs.metadata, keep=inputs.keep,
+                                     progress=lambda i, n: run.step(f"reading and projecting genomes ({i:,})"))
+    run.region = parse_region(run.options.region, run.reference, inputs.annotation)
+    if inputs.related:
+        run.step("reading and projecting related genomes")
+        run.related = read_collection(inputs.related, run.reference, lineage_from_id=False)
+    run.conservation = conservation(run.collection, run.related)
+    run.timings["read_project_s"] = time.perf_counter() - t0
+    col = run.collection
     if not inputs.off_targets:
-        notes.append("no off-target collection was given: specificity was not screened (pass near neighbours and "
-                     "human background with --off-target)")
-    if collection.reversed_ids:
-        notes.append(f"{len(collection.reversed_ids)} genomes were given as reverse complement and were turned "
-                     f"({', '.join(collection.reversed_ids[:5])}{' ...' if len(collection.reversed_ids) > 5 else ''})")
-    if collection.unanchored:
-        notes.append(f"{len(collection.unanchored)} genomes share too little sequence with the reference in places; "
-                     "those stretches count as 'no data'")
+        run.notes.append("no off-target collection was given: specificity was not screened (pass near neighbours "
+                         "and human background with --off-target)")
+    if not inputs.related:
+        run.notes.append("no related collection was given: robustness to unseen variation is estimated from the "
+                         "design genomes alone (pass near neighbours of the family with --related)")
+    if col.reversed_ids:
+        run.notes.append(f"{len(col.reversed_ids)} genomes were given as reverse complement and were turned "
+                         f"({', '.join(col.reversed_ids[:5])}{' ...' if len(col.reversed_ids) > 5 else ''})")
+    if col.unanchored:
+        run.notes.append(f"{len(col.unanchored)} genomes share too little sequence with the reference in places; "
+                         "those stretches count as 'no data'")
 
+
+def _candidates(run: _Run) -> None:
     t1 = time.perf_counter()
-    step("candidate guides")
-    cands = generate_guides(collection, enzyme, rules, max_mismatches=options.max_mismatches, columns=region)
-    if not len(cands):
-        where = f"in {options.region}" if options.region else "in the genomes"
-        raise InputError(None, f"no candidate {enzyme.name} guide {where}: no {enzyme.spacer_length}-nt site with a "
-                         f"{enzyme.motif} {enzyme.motif_name} binds any genome",
-                         "widen --region, or choose another --enzyme")
-    profile = collection.profile()
-    variability = site_variability(cands, profile.differ)
-    timings["candidates_s"] = time.perf_counter() - t1
+    run.step("candidate guides")
+    e = run.enzyme
+    run.cands = generate_guides(run.collection, e, run.rules, max_mismatches=run.options.max_mismatches,
+                                columns=run.region)
+    if not len(run.cands):
+        where = f"in {run.options.region}" if run.options.region else "in the genomes"
+        raise InputError(None, f"no candidate {e.name} guide {where}: no {e.spacer_length}-nt site with a "
+                         f"{e.motif} {e.motif_name} binds any genome", "widen --region, or choose another --enzyme")
+    run.survival = guide_survival(run.cands, run.conservation, run.rules)
+    run.timings["candidates_s"] = time.perf_counter() - t1
 
-    # guide sets, with off-target guides removed (iterate until the sets tried are all screened)
+
+def _environment(run: _Run, sets: list[GuideSet]) -> np.ndarray:
+    """Per guide set: survival of the best primer sites on each side within amplicon reach (a cheap view of how
+    robust the primers around it can be; the primers themselves are chosen later)."""
+    table = design_table(run.chemistry)
+    length = int(table["primer_length_nt"][0])
+    fwd, rev = primer_site_survival(run.conservation, run.rules, length)
+    reach = int(table.get("amplicon_nt", table.get("f2_b2_nt", [0, 200]))[1])
+    per_side = 3 if run.chemistry == "lamp" else 1
+    out = np.ones(len(sets))
+    n = len(fwd)
+    for k, g in enumerate(sets):
+        f = fwd[max(0, g.end - reach):max(0, min(n, g.start - length + 1))]
+        r = rev[min(n, g.end):max(0, min(n, g.start + reach - length + 1))]
+        out[k] = (f.max() if len(f) else 0.0) ** per_side * (r.max() if len(r) else 0.0) ** per_side
+    return out
+
+
+def _guide_sets(run: _Run) -> list[GuideSet]:
+    """Guide sets per window, ranked, with off-target guides removed (iterating until the sets tried are all
+    screened)."""
     t2 = time.perf_counter()
-    step("guide sets and specificity")
-    check_opts = options.check_options()
-    window = GUIDE_WINDOW_NT[chemistry]
+    run.step("guide sets and specificity")
+    cands, o = run.cands, run.options
+    variability = site_variability(cands, run.collection.profile().differ)
     excluded = np.zeros(len(cands), dtype=bool)
     screened: dict[str, list] = {}
-    tiebreak = -variability.astype(np.float64)
+    sets: list[GuideSet] = []
     for _ in range(4):
-        sets = window_guide_sets(cands, window, options.window_step, options.max_guides, tiebreak, variability,
-                                 same_strand=enzyme.target == "rna", columns=region, exclude=excluded)
-        sets = rank_guide_sets(sets)[: options.max_windows]
-        todo = sorted({cands.spacer(m) for g in sets for m in g.members} - set(screened))
+        sets = window_guide_sets(cands, GUIDE_WINDOW_NT[run.chemistry], o.window_step, o.max_guides, run.survival,
+                                 variability, same_strand=run.enzyme.target == "rna", columns=run.region,
+                                 exclude=excluded)
+        sets = rank_guide_sets(sets, run.collection.n, _environment(run, sets))
+        todo = sorted({cands.spacer(m) for g in sets[: o.max_windows] for m in g.members} - set(screened))
         if not todo:
             break
-        screened.update(guide_offtargets(enzyme, todo, inputs.off_targets, reference, check_opts))
-        bad = {s for s, hits in screened.items() if hits}
+        screened.update(guide_offtargets(run.enzyme, todo, run.inputs.off_targets, run.reference,
+                                         run.check_options))
+        bad = {sp for sp, hits in screened.items() if hits}
         newly = [i for g in sets for i in g.members if cands.spacer(i) in bad and not excluded[i]]
         if not newly:
             break
         excluded[newly] = True
+    sets = [g for g in sets if not any(cands.spacer(m) in screened and screened[cands.spacer(m)] for m in g.members)]
     if not sets:
-        where = f" in {options.region}" if options.region else ""
+        where = f" in {o.region}" if o.region else ""
         raise InputError(None, f"no guide set found: every candidate guide{where}"
                          " has an off-target site or no window holds one", "widen --region or add --max-guides")
-    timings["guide_sets_s"] = time.perf_counter() - t2
+    run.timings["guide_sets_s"] = time.perf_counter() - t2
+    return sets
 
-    # primers around the best guide sets, one assay per region; assays whose primers could amplify an
-    # off-target record are rebuilt without those primers, and more regions are tried until enough are specific
+
+@dataclass
+class _Shortlist:
+    good: list[DesignedAssay] = field(default_factory=list)
+    bad: list[DesignedAssay] = field(default_factory=list)
+    site_frames: list = field(default_factory=list)
+    tried: int = 0  #: guide sets tried
+    no_primers: int = 0  #: guide sets without primers meeting the constraints
+    overlapping: int = 0  #: assays dropped because their amplicon overlaps a better one
+
+
+def _build_batch(run: _Run, sets: list[GuideSet], state: dict, sl: _Shortlist, factory: PrimerFactory,
+                 want: int) -> list[tuple[DesignedAssay, GuideSet, int]]:
+    """Assays for the next guide sets (and retries), each in a region no earlier assay occupies."""
+    build = {"rpa": design_rpa, "lamp": design_lamp, "pcr": design_pcr}[run.chemistry]
+    pending: list[tuple[DesignedAssay, GuideSet, int]] = []
+    taken = state["taken"]
+    while state["retry"] and len(pending) < want:
+        gs, attempt = state["retry"].pop(0)
+        state["serial"] += 1
+        a = build(f"cand{state['serial']}", gs, run.cands, factory)
+        if a is not None:
+            pending.append((a, gs, attempt))
+    while state["next"] < len(sets) and len(pending) < want:
+        gs = sets[state["next"]]
+        state["next"] += 1
+        run.step("primers", state["next"] / len(sets))
+        if any(gs.start < b and a < gs.end for a, b in taken):
+            continue
+        sl.tried += 1
+        state["serial"] += 1
+        a = build(f"cand{state['serial']}", gs, run.cands, factory)
+        if a is None:
+            sl.no_primers += 1
+            continue
+        if any(a.amplicon[0] < b and x < a.amplicon[1] for x, b in taken):
+            sl.overlapping += 1
+            continue
+        pending.append((a, gs, 0))
+        taken.append(a.amplicon)
+    return pending
+
+
+def _shortlist(run: _Run, sets: list[GuideSet]) -> _Shortlist:
+    """Primers around the best guide sets, one assay per region; assays whose primers could amplify an
+    off-target record are rebuilt without those primers, and more regions are tried until the shortlist holds
+    enough specific assays (every guide set is tried before giving up)."""
     t3 = time.perf_counter()
-    factory = PrimerFactory(collection, rules, options.max_mismatches)
-    build = {"rpa": design_rpa, "lamp": design_lamp, "pcr": design_pcr}[chemistry]
-    shortlist_n = options.shortlist or max(24, 8 * options.n_assays)
-    good: list[DesignedAssay] = []
-    bad: list[DesignedAssay] = []
-    taken: list[tuple[int, int]] = []
-    site_frames = []
-    next_set = 0
-    serial = 0
-    retry: list[tuple[GuideSet, int]] = []
-    while len(good) < shortlist_n and (next_set < len(sets) or retry):
-        pending: list[tuple[DesignedAssay, GuideSet, int]] = []
-        while retry and len(pending) < shortlist_n - len(good):
-            gs, attempt = retry.pop(0)
-            serial += 1
-            a = build(f"cand{serial}", gs, cands, factory)
-            if a is not None:
-                pending.append((a, gs, attempt))
-        while next_set < len(sets) and len(pending) < shortlist_n - len(good):
-            gs = sets[next_set]
-            next_set += 1
-            step("primers", next_set / len(sets))
-            if any(gs.start < b and a < gs.end for a, b in taken):
-                continue
-            serial += 1
-            a = build(f"cand{serial}", gs, cands, factory)
-            if a is None:
-                continue
-            pending.append((a, gs, 0))
-            taken.append(a.amplicon)
+    o = run.options
+    factory = PrimerFactory(run.collection, run.rules, o.max_mismatches, run.conservation)
+    want_n = o.shortlist or max(24, 4 * o.n_assays)
+    sl = _Shortlist()
+    state = {"taken": [], "retry": [], "next": 0, "serial": 0}
+    while state["next"] < len(sets) or state["retry"]:
+        if state["next"] >= o.max_windows and not state["retry"]:
+            if _distinct(sl.good) >= o.n_assays:
+                break  # the best windows gave enough regions; the rest are tried only when they did not
+        elif len(sl.good) >= want_n:
+            break
+        want = want_n - len(sl.good) if state["next"] < o.max_windows else max(1, o.n_assays - _distinct(sl.good))
+        pending = _build_batch(run, sets, state, sl, factory, want)
         if not pending:
             break
-        step("off-target screen of primer sets")
-        sites, outcomes = assay_offtargets(assay_set([p[0] for p in pending]), inputs.off_targets, reference,
-                                           check_opts)
+        run.step("off-target screen of primer sets")
+        sites, outcomes = assay_offtargets(assay_set([p[0] for p in pending]), run.inputs.off_targets,
+                                           run.reference, run.check_options)
         spec = summarise(sites, outcomes, [p[0].name for p in pending])
         if len(sites):
-            site_frames.append(sites)
+            sl.site_frames.append(sites)
         for a, gs, attempt in pending:
             a.scores["specificity"] = spec[a.name]
             if spec[a.name]["specific"]:
-                good.append(a)
+                sl.good.append(a)
                 continue
-            bad.append(a)
+            sl.bad.append(a)
             if attempt < 2 and not spec[a.name]["guide_sites"]:
                 factory.banned |= _offtarget_primer_sites(a, sites)
-                retry.append((gs, attempt + 1))
-    timings["primers_s"] = time.perf_counter() - t3
-    if not good:
-        what = (f"{len(bad)} primer sets were found but every one could amplify an off-target record"
-                if bad else f"no {chemistry.upper()} primers meet the constraints around the {len(sets)} best guide "
-                "sets")
-        raise InputError(None, f"no specific assay: {what}{(' in ' + options.region) if options.region else ''}",
-                         "widen --region, try another --amplification, or relax [" + chemistry +
+                state["retry"].append((gs, attempt + 1))
+    run.timings["primers_s"] = time.perf_counter() - t3
+    if not sl.good:
+        what = (f"{len(sl.bad)} primer sets were found but every one could amplify an off-target record"
+                if sl.bad else f"no {run.chemistry.upper()} primers meet the constraints around the {len(sets)} "
+                "best guide sets")
+        raise InputError(None, f"no specific assay: {what}{(' in ' + o.region) if o.region else ''}",
+                         "widen --region, try another --amplification, or relax [" + run.chemistry +
                          ".design] in a copy of knowledge/amplification.toml")
-    made = good[:shortlist_n]
-    sites = pd.concat(site_frames, ignore_index=True) if site_frames else None
+    return sl
 
-    # scores and coverage by the check itself
+
+def _distinct(assays: list[DesignedAssay]) -> int:
+    """Assays whose amplicons overlap none of the assays before them."""
+    kept: list[tuple[int, int]] = []
+    for a in assays:
+        if not any(a.amplicon[0] < b and x < a.amplicon[1] for x, b in kept):
+            kept.append(a.amplicon)
+    return len(kept)
+
+
+def _finish(run: _Run, sl: _Shortlist) -> DesignResult:
+    """Score the shortlist, check it over every target genome, rank, keep one assay per region, name."""
     t4 = time.perf_counter()
-    step("scoring guides")
-    _score(made, cands, profile)
-    step("checking the shortlist against the target genomes")
-    keep_ids = set(collection.ids)
-    coverage = check_coverage(assay_set(made), inputs.genomes, reference, check_opts,
-                              keep=(lambda rid: rid in keep_ids) if inputs.keep is not None else None)
+    o = run.options
+    made = sl.good[: o.shortlist or max(24, 4 * o.n_assays)]
+    run.step("scoring guides")
+    _score(made, run.cands, run.collection.profile())
+    run.step("checking the shortlist against the target genomes")
+    keep_ids = set(run.collection.ids)
+    coverage = check_coverage(assay_set(made), run.inputs.genomes, run.reference, run.check_options,
+                              keep=(lambda rid: rid in keep_ids) if run.inputs.keep is not None else None)
     for a in made:
         a.scores["check"] = coverage.counts(coverage.index(a.name))
-    timings["check_s"] = time.perf_counter() - t4
-
+    run.timings["check_s"] = time.perf_counter() - t4
     final: list[DesignedAssay] = []
-    for a in sorted(made, key=lambda a: _rank_key(a, enzyme)):  # best first, one assay per region
+    for a in sorted(made, key=lambda a: _rank_key(a, run.collection.n)):  # best first, one assay per region
         if any(a.amplicon[0] < f.amplicon[1] and f.amplicon[0] < a.amplicon[1] for f in final):
             continue
         final.append(a)
-        if len(final) == options.n_assays:
+        if len(final) == o.n_assays:
             break
-    # final names: design-1, design-2 ... (rename in the coverage table too)
-    rename = {}
-    for r, a in enumerate(final, 1):
-        rename[a.name] = f"{enzyme.name}-{chemistry.upper()}-{r}"
+    rename = {a.name: f"{run.enzyme.name}-{run.chemistry.upper()}-{r}" for r, a in enumerate(final, 1)}
     for a in final:
         _rename(a, rename[a.name])
     coverage.assay_names = [rename.get(n, n) for n in coverage.assay_names]
-    if len(final) < options.n_assays:
-        notes.append(f"only {len(final)} specific assays found for the {options.n_assays} requested; "
-                     f"{len(bad)} primer sets were rejected for off-target sites")
-    timings["total_s"] = time.perf_counter() - t0
-    return DesignResult(inputs, options, enzyme, collection, cands, final, bad, coverage, region, timings, notes,
-                        sites, lineages, rename)
+    if len(final) < o.n_assays:
+        run.notes.append(_why_fewer(run, sl, len(final)))
+    sites = pd.concat(sl.site_frames, ignore_index=True) if sl.site_frames else None
+    return DesignResult(run.inputs, o, run.enzyme, run.collection, run.cands, final, sl.bad, coverage, run.region,
+                        run.timings, run.notes, sites, run.lineages, rename, run.conservation, run.related)
+
+
+def _why_fewer(run: _Run, sl: _Shortlist, n_final: int) -> str:
+    """Why fewer assays than asked were returned (every window was tried before this is said)."""
+    o = run.options
+    region = f" in {o.region}" if o.region else ""
+    return (f"only {n_final} assays in distinct regions{region} for the {o.n_assays} requested: {sl.tried} guide-set "
+            f"regions were tried, {sl.no_primers} had no {run.chemistry.upper()} primers meeting the constraints, "
+            f"{sl.overlapping} overlapped a better assay's amplicon, {len(sl.bad)} primer sets could amplify an "
+            "off-target record; widen --region, allow more guides (--max-guides), or relax the primer limits in a "
+            "copy of knowledge/amplification.toml")
+
+
+def design(inputs: DesignInputs, options: DesignOptions = DesignOptions(),
+           progress: Callable[[str, float], None] | None = None) -> DesignResult:
+    """Design ranked assays for a collection (see the module docstring for the steps)."""
+    t0 = time.perf_counter()
+    run, reference = _prepare(inputs, options, progress)
+    _read(run, reference)
+    _candidates(run)
+    sets = _guide_sets(run)
+    shortlist = _shortlist(run, sets)
+    result = _finish(run, shortlist)
+    result.timings["total_s"] = time.perf_counter() - t0
+    return result
 
 
 def _offtarget_primer_sites(a: DesignedAssay, sites) -> set[tuple[int, int, int]]:
@@ -347,10 +478,13 @@ def _score(assays: list[DesignedAssay], cands: GuideCandidates, profile) -> None
         a.scores["robustness_penalty"] = robustness_penalty(a.prescore)
 
 
-def _rank_key(a: DesignedAssay, enzyme: Enzyme) -> tuple:
+def _rank_key(a: DesignedAssay, n_genomes: int) -> tuple:
+    """Best first: the expected share of genomes detected, present (the check's calls) and unseen (the assay's
+    survival); then detected or at risk, fewest variable columns, loop primers, activity, fewer guides."""
     c = a.scores["check"]
     act = a.scores.get("activity", float("nan"))
-    return (-c["detected"], -(c["detected"] + c["at risk"]), a.scores["robustness_penalty"],
+    expected = c["detected"] / max(1, n_genomes) * a.prescore.get("survival", 1.0)
+    return (-round(expected, 4), -(c["detected"] + c["at risk"]), a.scores["robustness_penalty"],
             -a.prescore.get("loop_primers", 0),
             -(act if not math.isnan(act) else 0.0), len(a.guide_members), a.amplicon[1] - a.amplicon[0],
             a.amplicon[0])

@@ -82,7 +82,6 @@ def render(result, tabs: dict, summary: dict) -> str:
         f'<div class="kpi"><b>{int((ds["detected_fraction"] >= 0.99999).sum()) if len(ds) else 0}</b>'
         "detect every genome</div>"
         f'<div class="kpi"><b>{len(result.candidates):,}</b>candidate guides scored</div>'
-        f'<div class="kpi"><b>{result.timings.get("total_s", 0):.0f} s</b>design time</div>'
         "</div>")
     intro = (f'<p class="explain">Each assay below is a set of {e.name} crRNA(s) and the {o.amplification.upper()} '
              "primers that amplify their target. <b>Detected</b> means every required oligo binds a genome and the "
@@ -171,7 +170,8 @@ def render(result, tabs: dict, summary: dict) -> str:
     sections.append(("Method and limitations", _method(result)))
     subtitle = (f"{e.name} + {o.amplification.upper()} on {col.n:,} genomes; reference {col.reference.name}; "
                 f"region {result.region[0] + 1}-{result.region[1]}")
-    return html_page("oligolab design", subtitle, sections, footer="oligolab design; the same inputs give the same assays and tables")
+    return html_page("oligolab design", subtitle, sections,
+                     footer="oligolab design; the same inputs give the same assays and tables")
 
 
 def _method(result) -> str:
@@ -191,3 +191,19 @@ def _method(result) -> str:
         "below roughly 80 % identity to the reference lose anchors (those stretches count as no data).</li>"
         "</ul>")
 
+
+
+def render_rescue(result, tabs: dict) -> str:
+    """The report of `oligolab design --rescue`: what escaped, what changed, and the check's counts."""
+    summary = tabs["rescue_summary"]
+    intro = ('<p class="explain">Each assay was called by <code>oligolab check</code> on every genome; the oligos '
+             "that variants escape were redesigned (moved, made degenerate, or joined by a variant oligo) with the "
+             "rest of the assay kept, and the rescued assay was called by the check again. The rescued assays are "
+             "in assays.tsv (feed it to <code>oligolab check --assays</code>); new_oligos.tsv lists what to order. "
+             "A probe keeps the dye and quencher of the original.</p>")
+    sections = [("", intro + "".join(f'<p class="warn">{html_escape(n)}</p>' for n in result.notes)),
+                ("Assays before and after rescue", _table(summary)),
+                ("New oligos", _table(tabs["new_oligos"])),
+                ("Rescued assays", _table(tabs["assays"]))]
+    return html_page("oligolab design --rescue", f"{len(result.assays)} assays on {result.collection.n:,} genomes",
+                     sections, footer="oligolab design --rescue")
