@@ -290,9 +290,12 @@ async def worklist_run(request: Request, worklist_id: int, run_file: UploadFile 
     await check_csrf(request)
     wl = get_worklist(db, user, worklist_id)
     run_name, run_bytes = await read_upload(run_file)
-    return await run_in_threadpool(form_result, db,
-                                   lambda: worklists.upload_run(db, user, wl, run_name, run_bytes, name).id,
-                                   "/batches/{result}", f"/worklists/{wl.id}")
+    accept = request.headers.get("accept-language", "")
+
+    def act():
+        here(db, user, accept)            # the default batch name is in the user's language
+        return worklists.upload_run(db, user, wl, run_name, run_bytes, name).id
+    return await run_in_threadpool(form_result, db, act, "/batches/{result}", f"/worklists/{wl.id}")
 
 
 def _grid(rows: list[dict], plate: int) -> dict:

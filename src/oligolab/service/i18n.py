@@ -100,6 +100,7 @@ VOCABULARY = (
     N_("delivered"), N_("refused"), N_("positive"), N_("negative"), N_("inconclusive"), N_("invalid"),
     N_("review"), N_("run_invalid"), N_("screen_positive"), N_("male"), N_("female"), N_("other"), N_("unknown"),
     N_("ok"), N_("warning"), N_("reject"), N_("no result"), N_("technician"), N_("reviewer"), N_("admin"),
+    N_("release"), N_("rerun"), N_("control"), N_("passed"), N_("problems"), N_("wells"), N_("outcome"), N_("role"), N_("sample"),
 )
 
 
@@ -118,6 +119,31 @@ def install(env) -> None:
     env.filters["localtime"] = format_datetime
     env.filters["localdate"] = format_date
     env.filters["number"] = format_number
+    env.globals["column_label"] = column_label
+    env.globals["cell_text"] = cell_text
+
+
+def column_label(key: str) -> str:
+    """A result table's column name for people: ``N1_cq`` -> ``N1 Cq``, ``N1_outcome`` -> ``N1: outcome``
+    (translated), other keys translated as words."""
+    if key.endswith("_cq"):
+        return f"{key[:-3]} Cq"
+    if key.endswith("_outcome"):
+        return f"{key[:-8]}: {gettext('outcome')}"
+    return gettext(key)
+
+
+def cell_text(value: object) -> str:
+    """A result table's cell for people: yes/no, numbers with the language's decimal sign, known words
+    translated, anything else as it is."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return gettext("yes") if value else gettext("no")
+    if isinstance(value, float):
+        return format_number(value)
+    text = str(value)
+    return gettext(text) if text in VOCABULARY else text
 
 
 # --------------------------------------------------------------------------------------------- choices

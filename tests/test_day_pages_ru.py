@@ -1,0 +1,88 @@
+"""Every page of the service in Russian goes through the translation layer: after a small day (specimens, a
+worklist, its run analysed, signed and released), each page is rendered for a Russian lab and its visible text,
+less the data the lab typed or the instruments wrote (ids, names, assay and rule-set names, audit records, the
+lab core's curve remarks), must hold no English words."""
+
+from __future__ import annotations
+
+import html
+import re
+
+from fastapi.testclient import TestClient
+
+from day_support import day_csv, day_run_csv
+from serve_support import PASSWORD, drain, make_app, token
+
+#: English words of page texts (a page left untranslated shows some of them)
+ENGLISH = re.compile(r"\b(the|and|with|from|this|your|upload|batch(es)?|samples?|sign(ed)?|version|results?|"
+                     r"review|release|worklists?|specimens?|patient|control|settings|training|guide|daily|"
+                     r"summary|audit|trail|plate|wells?|assay|status|reason|accept|download|print|search|"
+                     r"waiting|analysed|valid|invalid|positive|negative|yes|no)\b", re.I)
+#: data shown as typed or as written by the lab core (not page text)
+DATA = [r"CDC 2019-nCoV RT-PCR \(N1, N2, RP\)", r"WHO Charité E / RdRp RT-PCR", r"cdc-2019-ncov",
+        r"who-charite-e-rdrp", r"oligolab[\w .-]*", r"SYK-\d+", r"P\d{6}", r"LOT-\d+", r"worklist-\d+\.csv",
+        r"day\.rdml", r"[\w.-]+@[\w.-]+", r"(tech|reviewer|admin)\b", r"Regional laboratory", r"RT-PCR",
+        r"SHA-256", r"well, sample, role, target", r"--no-watch", r"N1|N2|RP|Cq|TD0|SD|LOINC|FHIR|HL7|MLLP|CSV|JSON|YAML|RDML|URL|MSH-5|Excel|MiB|ID"]
+
+
+def visible_text(page: str) -> str:
+    """The text a reader sees, less scripts, styles, code, audit tables, attribute values and data cells."""
+    page = re.sub(r"(?s)<(script|style|code|textarea|select)\b.*?</\1>", " ", page)
+    page = re.sub(r'(?s)<table id="(audit|batch-audit)".*?</table>', " ", page)
+    page = re.sub(r'(?s)<td class="muted">.*?</td>', " ", page)         # the lab core's remarks on curves
+    page = re.sub(r"(?s)<[^>]+>", " ", page)
+    text = html.unescape(page)
+    for pattern in DATA:
+        text = re.sub(pattern, " ", text)
+    return text
+
+
+def _day(client, app) -> dict:
+    admin, tech, rev = token(client, "admin"), token(client, "tech"), token(client, "reviewer")
+    client.post("/settings/lab", headers=admin, data={"timezone": "Europe/Moscow", "language": "ru",
+                                                      "header": "Лаборатория"})
+    client.post("/specimens/import", headers=tech, data={"assay_id": "1"}, files={"file": ("d.csv", day_csv(5))})
+    wl = client.post("/worklists", headers=tech, data={"assay_id": "1", "plate": "96"},
+                     follow_redirects=False).headers["location"].rsplit("/", 1)[1]
+    plate_map = client.get(f"/worklists/{wl}/platemap.csv", headers=tech).text
+    loc = client.post(f"/worklists/{wl}/run", headers=tech, follow_redirects=False,
+                      files={"run_file": ("day.rdml", day_run_csv(plate_map, positives={"SYK-0002"}))})
+    batch = loc.headers["location"].rsplit("/", 1)[1]
+    drain(app)
+    d = client.get(f"/api/batches/{batch}", headers=rev).json()
+    held = [s["sample"] for s in d["result"]["samples"] if s.get("status") == "review"]
+    version = d["version"]
+    if held:
+        version = client.post(f"/api/batches/{batch}/corrections", headers=rev, json={
+            "changes": [{"sample": s, "accept": True} for s in held], "reason": "проверено"}).json()["version"]
+    assert client.post(f"/api/batches/{batch}/sign", headers=rev, json={"version": version}).status_code == 200
+    client.post(f"/release/{batch}", headers=rev)
+    patient = re.search(r'/patients/(\d+)/report', client.get("/specimens", headers=tech).text).group(1)
+    return {"batch": batch, "worklist": wl, "patient": patient}
+
+
+def test_every_page_speaks_russian(tmp_path):
+    app = make_app(f"sqlite:///{tmp_path}/ru.db")
+    with TestClient(app) as client:
+        ids = _day(client, app)
+        b = ids["batch"]
+        pages = ["/", f"/batches/{b}", f"/batches/{b}/sample?id=SYK-0002", "/summary", "/audit", "/guide",
+                 "/admin", "/admin/verify", "/account", "/specimens", "/specimens?q=SYK", "/specimen?id=SYK-0001",
+                 "/worklists", f"/worklists/{ids['worklist']}", f"/labels?worklist={ids['worklist']}", "/release",
+                 "/qc", "/training", "/settings", f"/patients/{ids['patient']}/report"]
+        r = client.post("/login", data={"username": "admin", "password": PASSWORD, "next": "/", "login_csrf": "x"},
+                        cookies={"oligolab_login_csrf": "x"})
+        found = {}
+        for path in pages:
+            r = client.get(path)
+            assert r.status_code == 200, (path, r.status_code)
+            assert 'lang="ru"' in r.text, path
+            words = sorted({m.group(0) for m in ENGLISH.finditer(visible_text(r.text))})
+            if words:
+                found[path] = words
+        client.cookies.clear()
+        login = client.get("/login", headers={"Accept-Language": "ru-RU,ru;q=0.9"})
+        words = sorted({m.group(0) for m in ENGLISH.finditer(visible_text(login.text))})
+        if words:
+            found["/login"] = words
+    assert not found, f"English left on Russian pages: {found}"
