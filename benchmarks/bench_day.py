@@ -169,10 +169,12 @@ def drive(backend, db_url, base, server, listener, receiver, tmp, args) -> dict:
     t_start = time.time()
     with open(WORK / f"day_{backend}_locust.log", "w") as llog:
         proc = subprocess.Popen(cmd, env=env, stdout=llog, stderr=subprocess.STDOUT, cwd=ROOT)
+        t_done = None
         while proc.poll() is None:       # stop the users once the day's results have all reached the clinic
-            time.sleep(2)
+            time.sleep(1)
             if len(listener.messages) >= args.specimens and len(receiver.bundles) >= 1:
-                proc.send_signal(2)      # SIGINT: locust stops and writes its figures
+                t_done = time.time()
+                proc.terminate()         # SIGTERM: locust stops the users and writes its figures
                 break
         proc.wait(timeout=args.run_time + 120)
     t_users = time.time()
@@ -181,11 +183,15 @@ def drive(backend, db_url, base, server, listener, receiver, tmp, args) -> dict:
     deadline = time.time() + args.drain_timeout          # deliveries still in the queue
     while len(listener.messages) < args.specimens and time.time() < deadline:
         time.sleep(1)
+    if t_done is None and len(listener.messages) >= args.specimens:
+        t_done = time.time()
     res = json.loads(out_path.read_text())
-    return report(backend, res, listener, receiver, t_start, t_users, cpu1 - cpu0, locust_cpu, sampler, args)
+    return report(backend, res, listener, receiver, t_start, t_done, t_users, cpu1 - cpu0, locust_cpu, sampler,
+                  args)
 
 
-def report(backend, res, listener, receiver, t_start, t_users, server_cpu, locust_cpu, sampler, args) -> dict:
+def report(backend, res, listener, receiver, t_start, t_done, t_users, server_cpu, locust_cpu, sampler,
+           args) -> dict:
     window, c = res["window"], res["counts"]
     times = {k: np.asarray(v) for k, v in res["times_ms"]["steady"].items()}
     failures = res["failures"]["steady"]
@@ -196,8 +202,7 @@ def report(backend, res, listener, receiver, t_start, t_users, server_cpu, locus
     pages, apis = group("page: "), group("api: ")
     steady_s = window.get("stop", t_users) - window.get("steady", window["start"])
     hl7, fhir = len(listener.messages), len(receiver.bundles)
-    delivered_at = time.time()
-    day_s = (t_users if hl7 >= args.specimens else delivered_at) - t_start
+    day_s = (t_done or time.time()) - t_start          # first list to the last result received by the clinic
     per_day = hl7 / day_s * 86400 if day_s > 0 else float("nan")
     out = {"backend": backend, "page_p50": pct(pages, 50), "page_p99": pct(pages, 99), "api_p50": pct(apis, 50),
            "api_p99": pct(apis, 99), "pages": len(pages), "apis": len(apis), "fails": sum(failures.values()),

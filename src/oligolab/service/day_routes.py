@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..errors import InputError
+from ..lab import qc_trend as qt
 from . import auth, clinic, i18n, labels, qcview, specimens, training, worklists
 from .day_db import Delivery, DeliveryAttempt, Endpoint, Order, Patient, QcLimit, Specimen, Worklist
 from .db import Assay, Batch, LoginSession, User
@@ -132,10 +133,11 @@ def summary_panel(request: Request, day: str) -> list[tuple[Batch, str, list[str
                                                       Batch.created_at >= start,
                                                       Batch.created_at < start + _dt.timedelta(days=1))
                                   .order_by(Batch.id)))
+        data = {a: qcview.qc_data(db, user.lab_id, a) for a in {b.assay_id for b in batches}}   # once per assay
         out = []
         for b in batches:
-            status, flags = qcview.batch_flags(db, b)
-            out.append((b, status, sorted({f.rule for f in flags})))
+            mine = [f for f in data[b.assay_id].flags if f.run == str(b.id)]
+            out.append((b, qt.run_status(mine, str(b.id)), sorted({f.rule for f in mine})))
         return out
 
 
@@ -149,7 +151,7 @@ def _assays(db: Session, user: User) -> list[Assay]:
 def specimens_page(request: Request, q: str = "", error: str = "", done: int = 0,
                    user: User = Depends(need("view")), db: Session = Depends(get_db)):
     h = here(db, user, request.headers.get("accept-language", ""))
-    found = specimens.search(db, user.lab_id, q, limit=100)
+    found = specimens.search(db, user.lab_id, q, limit=50)
     waiting = len(specimens.waiting_orders(db, user.lab_id))
     return page(request, "specimens.html", user, found=found, q=q, error=error, done=done, here=h,
                   assays=_assays(db, user), waiting=waiting, sexes=("unknown", "female", "male", "other"))
@@ -182,8 +184,9 @@ def specimen_page(request: Request, id: str, error: str = "", user: User = Depen
     if found is None:
         raise HTTPException(404, "no such specimen")
     rows = []
+    versions: dict = {}
     for o in found.orders:
-        b, sample = specimens.sample_of(db, o, found.specimen.specimen_id)
+        b, sample = specimens.sample_of(db, o, found.specimen.specimen_id, versions)
         rows.append({"order": o, "batch": b, "sample": sample, "worklist": o.worklist_id})
     return page(request, "specimen.html", user, f=found, rows=rows, here=h, error=error,
                   assays={a.id: a for a in _assays(db, user)}, can_review=auth.can(user, "review"))
@@ -368,10 +371,10 @@ def patient_report(request: Request, patient_pk: int, user: User = Depends(need(
     lab = specimens.lab_settings(db, user.lab_id)
     i18n.activate(lab.language)          # the printout is in the lab's language, whoever prints it
     h = Here(lab.timezone, lab.language, lab.training)
-    rows = []
+    rows, versions = [], {}
     for s in db.scalars(select(Specimen).where(Specimen.patient_pk == pt.id).order_by(Specimen.collected_at)):
         for o in db.scalars(select(Order).where(Order.specimen_pk == s.id).order_by(Order.id)):
-            b, sample = specimens.sample_of(db, o, s.specimen_id)
+            b, sample = specimens.sample_of(db, o, s.specimen_id, versions)
             rows.append({"specimen": s, "order": o, "batch": b, "sample": sample,
                          "assay": db.get(Assay, o.assay_id)})
     from .db import Lab

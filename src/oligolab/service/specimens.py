@@ -24,7 +24,7 @@ from .day_db import (MEASURED, ON_PLATE, RETEST, WAITING, LabSettings, Order, Pa
 from .db import Assay, Batch, User
 
 #: most specimens one search page lists
-SEARCH_ROWS = 200
+SEARCH_ROWS = 100
 
 _ = i18n.gettext
 
@@ -241,15 +241,21 @@ def accession_of(specimen: Specimen, patient: Patient, order: Order, test: str =
                      where=specimen.source)
 
 
-def sample_of(db: Session, order: Order, specimen_id: str) -> tuple[Batch | None, dict | None]:
-    """The batch an order was measured in and its sample row in the version released (or the current one)."""
+def sample_of(db: Session, order: Order, specimen_id: str,
+              cache: dict | None = None) -> tuple[Batch | None, dict | None]:
+    """The batch an order was measured in and its sample row in the version released (or the current one);
+    ``cache`` keeps each version's rows for the next order of the same page (a version's result is large)."""
     from .analysis import version
 
     if not order.batch_id:
         return None, None
     b = db.get(Batch, order.batch_id)
-    v = version(db, b, order.version or None) if b is not None and b.current_version else None
-    if v is None:
+    if b is None or not b.current_version:
         return b, None
-    return b, next((s for s in v.result["samples"] if str(s["sample"]) == specimen_id), None)
+    key = (b.id, order.version or b.current_version)
+    cache = {} if cache is None else cache
+    if key not in cache:
+        v = version(db, b, key[1])
+        cache[key] = {str(s["sample"]): s for s in v.result["samples"]} if v is not None else {}
+    return b, cache[key].get(specimen_id)
 
