@@ -46,7 +46,10 @@ def window_values(bases: np.ndarray, c0: int, c1: int, W: int, c5: int, L: int, 
     the spacer counts as it does for the check's engine. The spacer is 2-bit packed in the low bits (first
     base most significant), plus flags: motif ok, motif
     unknown, gap (an insertion inside, a deleted anchor, or a long deletion), unknown base in the spacer.
-    ``pad`` columns of ``bases`` before c0 and after the last footprint are context for reading through."""
+    ``pad`` columns of ``bases`` before c0 and after the last footprint are context for reading through.
+
+    One numba kernel on purpose (about 100 lines): the per-genome compression, the read-through and the
+    packing share loop state, and splitting them would cost a call per genome and site."""
     G = bases.shape[0]
     ncol = bases.shape[1]
     n = c1 - c0
@@ -171,7 +174,10 @@ def _column_candidates(V: np.ndarray, row_count: np.ndarray, row_start: np.ndarr
 
     ``V`` is (columns, distinct rows) from :func:`window_values` over the block's distinct genome rows; row r
     stands for ``row_count[r]`` genomes listed in ``row_genomes[row_start[r]:row_start[r + 1]]``. Returns the
-    number of candidates written, or -1 when the output arrays are too small."""
+    number of candidates written, or -1 when the output arrays are too small.
+
+    One numba kernel on purpose (about 100 lines): distinct variants, candidate spacers, rule-table
+    calls and bitsets share per-column buffers; splitting would allocate per column."""
     n, D = V.shape
     n_out = 0
     order = np.empty(D, dtype=np.int64)
@@ -297,6 +303,7 @@ class GuideCandidates:
     n_risk: np.ndarray  #: genomes where it binds or is degraded
     footprint: int  #: site length in columns (context + spacer)
     core_offset: np.ndarray = field(default=None)  #: first spacer column of each candidate
+    survival: np.ndarray | None = field(default=None)  #: P(an unseen genome keeps it binding), set by the pipeline
 
     def __len__(self) -> int:
         return len(self.key)

@@ -126,7 +126,10 @@ def _chain(gpos: np.ndarray, rpos: np.ndarray) -> np.ndarray:
 def _align_fill(g: np.ndarray, g0: int, g1: int, r: np.ndarray, r0: int, r1: int, row: np.ndarray) -> None:
     """Global alignment (affine gaps: open 5, extend 1, mismatch 3) of genome[g0:g1] to reference[r0:r1];
     writes the genome base, DELETED, or the insertion flag into ``row`` for columns r0..r1-1 (and flags an
-    insertion before column r1 when the genome has extra bases at the end)."""
+    insertion before column r1 when the genome has extra bases at the end).
+
+    One numba kernel on purpose (about 95 lines): the affine-gap matrices and the traceback share
+    buffers; it is the textbook algorithm written out once."""
     n = g1 - g0
     m = r1 - r0
     if m == 0:
@@ -224,7 +227,10 @@ def _align_fill(g: np.ndarray, g0: int, g1: int, r: np.ndarray, r0: int, r1: int
 def _project_one(g: np.ndarray, r: np.ndarray, ag: np.ndarray, ar: np.ndarray, k: int, max_cells: int,
                  row: np.ndarray) -> int:
     """Fill ``row`` (reference columns) from genome ``g`` given chained anchors (ag, ar); returns the number of
-    columns left unknown because an unanchored stretch was too large to align."""
+    columns left unknown because an unanchored stretch was too large to align.
+
+    One numba kernel on purpose (about 95 lines): chaining anchors, copying diagonals and aligning the
+    gaps between them share the cursor in the genome; splitting would cost a call per anchor."""
     L = r.shape[0]
     for j in range(L):
         row[j] = ABSENT

@@ -118,6 +118,7 @@ def _inner(name: str, role: str, p1: Primer, p2: Primer) -> DesignedOligo:
                       tm_C=p2.tm, gc=round((p1.gc * p1.length + p2.gc * p2.length) / (p1.length + p2.length), 3),
                       hairpin_dg_kcal=min(p1.hairpin_dg, p2.hairpin_dg), n_binds=min(p1.n_binds, p2.n_binds),
                       variable_columns=p1.variable_columns + p2.variable_columns,
+                      survival=round(p1.survival * p2.survival, 5), end_dg_kcal=p2.end_dg,
                       notes=f"{'F1c' if role == 'FIP' else 'B1c'} site {p1.start + 1}-{p1.end}({'+-'[p1.strand]}) "
                             f"Tm {p1.tm:.1f} C; {'F2' if role == 'FIP' else 'B2'} site {p2.start + 1}-{p2.end}"
                             f"({'+-'[p2.strand]}) Tm {p2.tm:.1f} C")

@@ -31,6 +31,8 @@ class DesignedOligo:
     n_binds: int = 0  #: design genomes where it binds (pre-score)
     variable_columns: int = 0
     notes: str = ""
+    survival: float = float("nan")  #: P(an unseen genome of the family leaves it binding), see conservation
+    end_dg_kcal: float = float("nan")  #: primers: ΔG of the 3'-terminal pentamer (3'-end stability)
 
     @property
     def full_sequence(self) -> str:

@@ -62,6 +62,94 @@ def _rename_oligo(name: str, names: dict[str, str]) -> str:
     return names[prefix] + name[len(prefix):] if prefix in names else name
 
 
+def _calls_by(frame_key: str, a, calls: np.ndarray, labels: np.ndarray, names: list[str], extra) -> list[dict]:
+    """Counts of the assay calls per label (lineage or lineage group)."""
+    out = []
+    for name in names:
+        sel = labels == name
+        k = np.bincount(calls[sel], minlength=4)
+        out.append({"assay": a.name, frame_key: name, **extra(name), "genomes": int(sel.sum()),
+                    **{ASSAY_CALLS[j].replace(" ", "_"): int(k[j]) for j in range(4)},
+                    "detected_fraction": round(k[0] / sel.sum(), 5)})
+    return out
+
+
+def _site_robustness(result, o) -> dict:
+    """How an oligo's site varies: its survival, the largest entropy under it, columns where relatives differ."""
+    cons = result.conservation
+    lo, hi = (o.part_sites[0][0], o.part_sites[1][1]) if o.part_sites else (o.start, o.end)
+    lo, hi = min(lo, hi), max(lo, hi)
+    rel = cons.related_differ[lo:hi] if cons is not None else np.zeros(0)
+    return {"survival": o.survival,
+            "entropy_max_bits": round(float(cons.entropy[lo:hi].max()), 3) if cons is not None and hi > lo else 0.0,
+            "columns_variable_among_relatives": (int(np.nansum(rel > 0)) if cons is not None and cons.n_related
+                                                 else None),
+            "degenerate_positions": sum(1 for b in o.sequence if b not in "ACGT") if o.role != "crRNA" else 0,
+            "end_dg_kcal": o.end_dg_kcal}
+
+
+def _summary_row(result, rank: int, a, n: int, lin: tuple[int, int] | None) -> dict:
+    c = a.scores["check"]
+    spec = a.scores["specificity"]
+    act = a.scores.get("activity", float("nan"))
+    weakest = min(a.oligos, key=lambda o: o.survival if o.survival == o.survival else 2.0)
+    return {
+        "rank": rank, "assay": a.name, "enzyme": a.enzyme.name, "amplification": a.chemistry.upper(),
+        "genes": _genes(result, a.amplicon[0], a.amplicon[1]),
+        "amplicon": f"{a.amplicon[0] + 1}-{a.amplicon[1]}", "amplicon_nt": a.amplicon[1] - a.amplicon[0],
+        "guides": len(a.guides), "primers": len(a.primers), "genomes": n,
+        "detected": c["detected"], "at_risk": c["at risk"], "no_data": c["no data"],
+        "not_detected": c["not detected"], "detected_fraction": round(c["detected"] / n, 5) if n else float("nan"),
+        "lineages": lin[1] if lin else None, "lineages_detected": lin[0] if lin else None,
+        "survival": a.prescore.get("survival"), "guide_survival": a.prescore.get("guide_survival"),
+        "primer_survival": a.prescore.get("primer_survival"), "weakest_oligo": weakest.name,
+        "redundant_primers": a.prescore.get("redundant_primers", 0),
+        "degenerate_positions": a.prescore.get("degenerate_positions", 0),
+        "specific": spec["specific"], "offtarget_guide_sites": "; ".join(spec["guide_sites"]),
+        "offtarget_amplicons": "; ".join(spec["amplicons"]),
+        "activity": round(act, 3) if not math.isnan(act) else float("nan"),
+        "activity_kind": a.scores.get("activity_kind", ""),
+        "robustness_penalty": a.scores.get("robustness_penalty", float("nan")),
+        "variable_columns_under_oligos": a.prescore["primer_variable_columns"] + a.prescore["guide_variable_columns"],
+        "loop_primers": ", ".join(o.role for o in a.primers if o.role in ("LF", "LB")) if a.chemistry == "lamp"
+        else "",
+        "notes": "; ".join(a.notes),
+    }
+
+
+def _oligo_rows(result, a) -> list[dict]:
+    return [{"assay": a.name, "oligo": o.name, "role": o.role, "sequence": o.table_sequence,
+             "length_nt": len(o.full_sequence), "site": _site(o.start, o.end, o.strand), "tm_C": o.tm_C,
+             "gc_fraction": o.gc, "hairpin_dg_kcal": o.hairpin_dg_kcal, "design_genomes_bound": o.n_binds,
+             "variable_columns": o.variable_columns, **_site_robustness(result, o), "notes": o.notes}
+            for o in a.oligos]
+
+
+def _guide_rows(a, profile) -> list[dict]:
+    out = []
+    for o, g in zip(a.guides, a.scores.get("guides", [])):
+        motif = motif_on_target(a.enzyme, profile, o.start, o.end, o.strand)
+        out.append({"assay": a.name, "oligo": o.name, "spacer": o.sequence, "crRNA": g.crrna,
+                    "site": _site(o.start, o.end, o.strand),
+                    "motif": f"{motif} ({a.enzyme.motif_strand} strand; needs {a.enzyme.motif})" if motif else "",
+                    "design_genomes_bound": o.n_binds, "survival": o.survival,
+                    "crRNA_structure": g.structure, "crRNA_mfe_kcal": g.mfe_kcal,
+                    "repeat_intact": g.repeat_intact, "spacer_paired_nt": g.spacer_paired,
+                    "activity": g.activity, "activity_kind": g.activity_kind, "model_context": g.context})
+    return out
+
+
+def _offtarget_table(result) -> pd.DataFrame:
+    """Off-target sites of the final assays (the screen ran on the shortlist's working names: renamed here)."""
+    sites = result.offtarget_sites
+    if sites is None or not len(sites):
+        return pd.DataFrame()
+    sites = sites.copy()
+    sites["assay"] = sites["assay"].map(lambda x: result.final_names.get(x, x))
+    sites["oligo"] = [_rename_oligo(o, result.final_names) for o in sites["oligo"]]
+    return sites[sites["assay"].isin({a.name for a in result.assays})]
+
+
 def tables(result) -> dict[str, pd.DataFrame]:
     """Every table of a design result."""
     cov = result.coverage
@@ -71,91 +159,26 @@ def tables(result) -> dict[str, pd.DataFrame]:
     names = sorted(set(genome_lineage))
     has_lineages = any(x != "unassigned" for x in names)  # without metadata or Pango ids: no lineage counts
     groups = group_lineages(names, result.lineages) if result.lineages is not None else {n: n for n in names}
-    out: dict[str, pd.DataFrame] = {}
+    group_of = np.array([groups.get(x, x) for x in genome_lineage], dtype=object)
     profile = col.profile()
-    rows = [r for a in result.assays for r in a.table_rows()]
-    out["assays"] = pd.DataFrame(rows, columns=ASSAY_TABLE_COLUMNS)
-    summary, oligos, guides, lin_rows, grp_rows, gen_rows = [], [], [], [], [], []
+    rows: dict[str, list[dict]] = {k: [] for k in ("summary", "oligos", "guides", "lineages", "groups", "genomes")}
     for rank, a in enumerate(result.assays, 1):
-        ai = cov.index(a.name)
-        calls = cov.calls[:, ai]
-        c = a.scores["check"]
-        n = int(len(calls))
-        lin_detected = 0
-        lin_total = 0
-        for lin in names:
-            sel = genome_lineage == lin
-            k = np.bincount(calls[sel], minlength=4)
-            lin_total += 1
-            lin_detected += int(k[0] == sel.sum())
-            lin_rows.append({"assay": a.name, "lineage": lin, "lineage_group": groups.get(lin, lin),
-                             "genomes": int(sel.sum()),
-                             **{ASSAY_CALLS[j].replace(" ", "_"): int(k[j]) for j in range(4)},
-                             "detected_fraction": round(k[0] / sel.sum(), 5)})
-        for g in sorted(set(groups.get(x, x) for x in names)):
-            sel = np.array([groups.get(x, x) == g for x in genome_lineage])
-            k = np.bincount(calls[sel], minlength=4)
-            grp_rows.append({"assay": a.name, "lineage_group": g, "genomes": int(sel.sum()),
-                             **{ASSAY_CALLS[j].replace(" ", "_"): int(k[j]) for j in range(4)},
-                             "detected_fraction": round(k[0] / sel.sum(), 5)})
-        for gid, code in zip(cov.genome_ids, calls):
-            gen_rows.append({"assay": a.name, "genome": gid, "lineage": lineage_of.get(gid, ""),
-                             "call": ASSAY_CALLS[int(code)]})
-        spec = a.scores["specificity"]
-        act = a.scores.get("activity", float("nan"))
-        summary.append({
-            "rank": rank, "assay": a.name, "enzyme": a.enzyme.name, "amplification": a.chemistry.upper(),
-            "genes": _genes(result, a.amplicon[0], a.amplicon[1]),
-            "amplicon": f"{a.amplicon[0] + 1}-{a.amplicon[1]}", "amplicon_nt": a.amplicon[1] - a.amplicon[0],
-            "guides": len(a.guides), "primers": len(a.primers), "genomes": n,
-            "detected": c["detected"], "at_risk": c["at risk"], "no_data": c["no data"],
-            "not_detected": c["not detected"], "detected_fraction": round(c["detected"] / n, 5) if n else float("nan"),
-            "lineages": lin_total if has_lineages else None,
-            "lineages_detected": lin_detected if has_lineages else None,
-            "specific": spec["specific"], "offtarget_guide_sites": "; ".join(spec["guide_sites"]),
-            "offtarget_amplicons": "; ".join(spec["amplicons"]),
-            "activity": round(act, 3) if not math.isnan(act) else float("nan"),
-            "activity_kind": a.scores.get("activity_kind", ""),
-            "robustness_penalty": a.scores.get("robustness_penalty", float("nan")),
-            "variable_columns_under_oligos": (a.prescore["primer_variable_columns"]
-                                              + a.prescore["guide_variable_columns"]),
-            "loop_primers": ", ".join(o.role for o in a.primers if o.role in ("LF", "LB")) if a.chemistry == "lamp"
-            else "",
-            "notes": "; ".join(a.notes),
-        })
-        for o in a.oligos:
-            oligos.append({"assay": a.name, "oligo": o.name, "role": o.role, "sequence": o.table_sequence,
-                           "length_nt": len(o.full_sequence), "site": _site(o.start, o.end, o.strand),
-                           "tm_C": o.tm_C, "gc_fraction": o.gc, "hairpin_dg_kcal": o.hairpin_dg_kcal,
-                           "design_genomes_bound": o.n_binds, "variable_columns": o.variable_columns,
-                           "notes": o.notes})
-        for o, g in zip(a.guides, a.scores.get("guides", [])):
-            motif = motif_on_target(a.enzyme, profile, o.start, o.end, o.strand)
-            guides.append({"assay": a.name, "oligo": o.name, "spacer": o.sequence, "crRNA": g.crrna,
-                           "site": _site(o.start, o.end, o.strand),
-                           "motif": (f"{motif} ({a.enzyme.motif_strand} strand; needs {a.enzyme.motif})"
-                                     if motif else ""),
-                           "design_genomes_bound": o.n_binds,
-                           "crRNA_structure": g.structure, "crRNA_mfe_kcal": g.mfe_kcal,
-                           "repeat_intact": g.repeat_intact, "spacer_paired_nt": g.spacer_paired,
-                           "activity": g.activity, "activity_kind": g.activity_kind, "model_context": g.context})
-    out["design_summary"] = pd.DataFrame(summary)
-    out["oligos"] = pd.DataFrame(oligos)
-    out["guides"] = pd.DataFrame(guides)
-    out["lineage_coverage"] = pd.DataFrame(lin_rows)
-    out["group_coverage"] = pd.DataFrame(grp_rows)
-    out["genome_calls"] = pd.DataFrame(gen_rows)
-    sites = result.offtarget_sites
-    keep = {a.name for a in result.assays}
-    if sites is not None and len(sites):
-        # the off-target screen ran on the shortlist's working names; map them to the final names
-        sites = sites.copy()
-        sites["assay"] = sites["assay"].map(lambda x: result.final_names.get(x, x))
-        sites["oligo"] = [_rename_oligo(o, result.final_names) for o in sites["oligo"]]
-        sites = sites[sites["assay"].isin(keep)]
-    out["offtarget_sites"] = sites if sites is not None else pd.DataFrame()
-    out["order_sheet"] = order_sheet(result.assays, profile)
-    return out
+        calls = cov.calls[:, cov.index(a.name)]
+        lin = _calls_by("lineage", a, calls, genome_lineage, names,
+                        lambda x: {"lineage_group": groups.get(x, x)})
+        rows["lineages"] += lin
+        rows["groups"] += _calls_by("lineage_group", a, calls, group_of, sorted(set(group_of)), lambda x: {})
+        rows["genomes"] += [{"assay": a.name, "genome": gid, "lineage": lineage_of.get(gid, ""),
+                             "call": ASSAY_CALLS[int(code)]} for gid, code in zip(cov.genome_ids, calls)]
+        counts = (sum(r["detected_fraction"] == 1.0 for r in lin), len(lin)) if has_lineages else None
+        rows["summary"].append(_summary_row(result, rank, a, int(len(calls)), counts))
+        rows["oligos"] += _oligo_rows(result, a)
+        rows["guides"] += _guide_rows(a, profile)
+    return {"assays": pd.DataFrame([r for a in result.assays for r in a.table_rows()], columns=ASSAY_TABLE_COLUMNS),
+            "design_summary": pd.DataFrame(rows["summary"]), "oligos": pd.DataFrame(rows["oligos"]),
+            "guides": pd.DataFrame(rows["guides"]), "lineage_coverage": pd.DataFrame(rows["lineages"]),
+            "group_coverage": pd.DataFrame(rows["groups"]), "genome_calls": pd.DataFrame(rows["genomes"]),
+            "offtarget_sites": _offtarget_table(result), "order_sheet": order_sheet(result.assays, profile)}
 
 
 def summary_json(result, tabs: dict[str, pd.DataFrame]) -> dict:
@@ -172,12 +195,14 @@ def summary_json(result, tabs: dict[str, pd.DataFrame]) -> dict:
                        "rules": Path(o.rules_path).name if o.rules_path else "check-rules.toml"},
         "inputs": {"genomes": [Path(p).name for p in result.inputs.genomes],
                    "reference": result.collection.reference.name,
-                   "off_targets": [Path(p).name for p in result.inputs.off_targets]},
+                   "off_targets": [Path(p).name for p in result.inputs.off_targets],
+                   "related": [Path(p).name for p in result.inputs.related]},
         "counts": {"genomes": result.collection.n, "lineages": len(set(result.collection.lineages)),
                    "candidate_guides": len(result.candidates), "shortlisted": len(result.assays) + len(result.rejected),
                    "assays": len(result.assays)},
         "assays": tabs["design_summary"].to_dict(orient="records"),
         "rejected_for_specificity": [{"assay": a.name, **a.scores["specificity"]} for a in result.rejected],
+        "unseen_variation": result.conservation.summary() if result.conservation is not None else {},
         "notes": result.notes,
     }
 

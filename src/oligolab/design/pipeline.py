@@ -236,7 +236,7 @@ def _candidates(run: _Run) -> None:
         where = f"in {run.options.region}" if run.options.region else "in the genomes"
         raise InputError(None, f"no candidate {e.name} guide {where}: no {e.spacer_length}-nt site with a "
                          f"{e.motif} {e.motif_name} binds any genome", "widen --region, or choose another --enzyme")
-    run.survival = guide_survival(run.cands, run.conservation, run.rules)
+    run.survival = run.cands.survival = guide_survival(run.cands, run.conservation, run.rules)
     run.timings["candidates_s"] = time.perf_counter() - t1
 
 

@@ -69,12 +69,8 @@ def _heatmap(groups) -> str:
     return figure_div(fig)
 
 
-def render(result, tabs: dict, summary: dict) -> str:
-    col = result.collection
-    e = result.enzyme
-    o = result.options
-    sections = []
-    ds = tabs["design_summary"]
+def _overview(result, ds) -> str:
+    col, e, o = result.collection, result.enzyme, result.options
     kpis = (
         '<div class="kpis">'
         f'<div class="kpi"><b>{col.n:,}</b>target genomes ({len(set(col.lineages)):,} lineages)</div>'
@@ -83,30 +79,26 @@ def render(result, tabs: dict, summary: dict) -> str:
         "detect every genome</div>"
         f'<div class="kpi"><b>{len(result.candidates):,}</b>candidate guides scored</div>'
         "</div>")
-    intro = (f'<p class="explain">Each assay below is a set of {e.name} crRNA(s) and the {o.amplification.upper()} '
+    intro = (f'<p class="explain">Each assay below is a set of {e.name} guide(s) and the {o.amplification.upper()} '
              "primers that amplify their target. <b>Detected</b> means every required oligo binds a genome and the "
              "amplicon forms, exactly as <code>oligolab check</code> calls it (the numbers come from a check run over "
              "all target genomes); <b>at risk</b> means an oligo is degraded (a mismatch) or a loop primer fails. "
-             "The assays are ranked by genomes detected, then by specificity, then by robustness (fewest columns "
-             "under the oligos that already vary among the genomes), then by predicted activity.</p>")
+             "The assays are ranked by the expected share of genomes detected, those given (the check's calls) and "
+             "unseen ones (the assay's <b>survival</b>, see 'Robustness to unseen variation'), then by robustness, "
+             "loop primers and predicted activity.</p>")
     if len(ds) and ds["lineages"].isna().all():
         intro += ('<p class="explain">No lineage information: the genomes carry no metadata and their ids are not '
                   "Pango lineage names, so lineage counts are left empty (give --metadata with a lineage column).</p>")
-    sections.append(("", kpis + intro + "".join(f'<p class="warn">{html_escape(n)}</p>' for n in result.notes)))
-    show = ds[["rank", "assay", "genes", "amplicon", "amplicon_nt", "guides", "primers", "detected", "at_risk",
-               "not_detected", "no_data", "detected_fraction", "lineages_detected", "lineages", "specific",
-               "activity", "activity_kind", "robustness_penalty", "loop_primers", "notes"]] if len(ds) else ds
-    sections.append(("Assays to order", _table(show, classes={"detected_fraction": _cls_fraction},
-                                                   formats={"detected_fraction": ".4f", "activity": ".3f"})
-                     + '<p class="muted">Files: assays.tsv (for <code>oligolab check --assays</code>), '
-                     "order_sheet.tsv/.csv, oligos.tsv, guides.tsv, lineage_coverage.tsv, genome_calls.tsv.</p>"))
-    sections.append(("Coverage by lineage group", '<p class="explain">Fraction of genomes detected in each lineage '
-                     "group (groups follow the Pango alias key).</p>" + _heatmap(tabs["group_coverage"])))
+    return kpis + intro + "".join(f'<p class="warn">{html_escape(n)}</p>' for n in result.notes)
+
+
+def _assay_sections(result, tabs: dict) -> list[tuple[str, str]]:
+    out = []
     for a in result.assays:
         olig = tabs["oligos"][tabs["oligos"]["assay"] == a.name].drop(columns=["assay", "notes"])
         gd = tabs["guides"][tabs["guides"]["assay"] == a.name]
-        gcols = ["oligo", "spacer", "crRNA", "site", "motif", "design_genomes_bound", "crRNA_mfe_kcal", "repeat_intact",
-                 "spacer_paired_nt", "activity", "activity_kind"]
+        gcols = ["oligo", "spacer", "crRNA", "site", "motif", "design_genomes_bound", "survival", "crRNA_mfe_kcal",
+                 "repeat_intact", "spacer_paired_nt", "activity", "activity_kind"]
         worst = tabs["lineage_coverage"]
         worst = worst[(worst["assay"] == a.name) & (worst["detected_fraction"] < 1)]
         miss = ""
@@ -114,10 +106,40 @@ def render(result, tabs: dict, summary: dict) -> str:
             miss = ("<h3>Lineages not fully detected</h3>" + _table(
                 worst[["lineage", "lineage_group", "genomes", "detected", "at_risk", "not_detected", "no_data"]],
                 max_rows=40))
-        sections.append((f"{a.name}: amplicon {a.amplicon[0] + 1}-{a.amplicon[1]} ({a.amplicon[1] - a.amplicon[0]} nt)",
-                         _amplicon_figure(a) + "<h3>Oligos</h3>" + _table(olig, formats={"gc_fraction": ".2f"})
-                         + "<h3>Guides</h3>" + _table(gd[gcols] if len(gd) else gd) + miss))
-    # specificity
+        out.append((f"{a.name}: amplicon {a.amplicon[0] + 1}-{a.amplicon[1]} ({a.amplicon[1] - a.amplicon[0]} nt)",
+                    _amplicon_figure(a) + "<h3>Oligos</h3>" + _table(olig, formats={"gc_fraction": ".2f"})
+                    + "<h3>Guides</h3>" + _table(gd[gcols] if len(gd) else gd) + miss))
+    return out
+
+
+def _robustness(result, tabs: dict) -> str:
+    """How each design is expected to tolerate variation the input does not contain."""
+    cons = result.conservation
+    ds = tabs["design_summary"]
+    rates = cons.summary()["rate_by_genomes_differing"] if cons is not None else {}
+    rel = (f"{cons.n_related} related genomes were given: the rate where they differ from the design consensus is "
+           f"{cons.novel_related_variable:.2g} against {cons.novel_related_conserved:.2g} where they agree (learnt "
+           "the same way)." if cons is not None and cons.n_related else
+           "No related genomes were given (--related): sites that vary among near neighbours are not known.")
+    text = ('<p class="explain">The <b>survival</b> of an oligo is the estimated probability that a genome the input '
+            "does not contain (the next variant, a new strain of the family) still leaves it called 'binds' by the "
+            "check's rules; an assay's survival needs every primer role (any of its primers) and at least one guide. "
+            "Per reference column the rate at which a new genome differs is learnt from the input itself, leaving its "
+            "most novel genomes out one at a time: columns where more input genomes already differ are more likely "
+            "to differ again. Rates by genomes differing at the column: "
+            + ", ".join(f"{k}: {v:.3g}" for k, v in rates.items()) + ". " + html_escape(rel)
+            + " Where one guide or primer is fragile a second one on an independent site is added (guides up to "
+            f"--max-guides = {result.options.max_guides}); degenerate bases cover the variants the input carries. "
+            "The estimate assumes independent sites and new genomes as novel as the input's most novel tenth; it "
+            "cannot foresee a mutation at a column that never varied beyond that rate.</p>")
+    cols = [c for c in ("rank", "assay", "survival", "guide_survival", "primer_survival", "weakest_oligo", "guides",
+                        "redundant_primers", "degenerate_positions", "variable_columns_under_oligos") if c in ds]
+    return text + (_table(ds[cols], formats={"survival": ".3f", "guide_survival": ".3f", "primer_survival": ".3f"})
+                   if len(ds) else "")
+
+
+def _specificity(result, tabs: dict) -> str:
+    o = result.options
     offs = [Path(p).name for p in result.inputs.off_targets]
     spec_txt = ('<p class="explain">Off-target collections screened with the check engine (up to '
                 f"{o.max_mismatches} differences, {o.max_gaps} of them gap nucleotides) and the check rules: "
@@ -135,39 +157,59 @@ def render(result, tabs: dict, summary: dict) -> str:
             a.scores["specificity"]["guide_sites"] + a.scores["specificity"]["amplicons"])) + "</li>"
             for a in result.rejected)
         spec_txt += f"<h3>Shortlisted assays rejected for off-target sites</h3><ul>{rows}</ul>"
-    sections.append(("Specificity", spec_txt))
-    # activity
+    return spec_txt
+
+
+def _activity(result) -> str:
+    e = result.enzyme
     kind = result.assays[0].scores.get("activity_kind") if result.assays else "unavailable"
     if kind == "heuristic":
-        act = ('<p class="explain"><b>Heuristic, not measured.</b> No LwaCas13a activity data ships with oligolab, so '
-               "the activity column is a documented heuristic in [0, 1]: 0.5 if the direct repeat keeps its own "
-               "stem-loop inside the folded crRNA (ViennaRNA, 37 °C) plus 0.5 x the fraction of unpaired spacer "
-               "bases, following the crRNA-folding rules of the Lareau lab's Cas13a guide-design pipeline; a G "
-               "protospacer flanking site is already excluded by the check rules. Treat it as a tie-breaker.</p>")
-    elif e.activity_model != "cas12a_activity_v1":
-        act = (f'<p class="explain">No activity model or heuristic is shipped for {html_escape(e.name)} '
-               f"({html_escape(e.family)}): guides are ranked on coverage and conservation only.</p>")
-    else:
-        figure = ""
-        try:
-            from ..models.cas12a import MODEL_INFO
+        return ('<p class="explain"><b>Heuristic, not measured.</b> No LwaCas13a activity data ships with oligolab, '
+                "so the activity column is a documented heuristic in [0, 1]: 0.5 if the direct repeat keeps its own "
+                "stem-loop inside the folded crRNA (ViennaRNA, 37 °C) plus 0.5 x the fraction of unpaired spacer "
+                "bases, following the crRNA-folding rules of the Lareau lab's Cas13a guide-design pipeline; a G "
+                "protospacer flanking site is already excluded by the check rules. Treat it as a tie-breaker.</p>")
+    if e.activity_model != "cas12a_activity_v1":
+        return (f'<p class="explain">No activity model or heuristic is shipped for {html_escape(e.name)} '
+                f"({html_escape(e.family)}): guides are ranked on coverage and conservation only.</p>")
+    figure = ""
+    try:
+        from ..models.cas12a import MODEL_INFO
 
-            ho, anchor = MODEL_INFO["held_out"], MODEL_INFO["anchor"]
-            figure = (f" Held-out figure of the shipped model ({MODEL_INFO['name']}): Spearman {ho['spearman']:.3f} "
-                      f"on {ho['n']:,} guides of the Kim 2018 test file, beside the published {anchor['model']} "
-                      f"{anchor['spearman']} on {anchor['test_set']} (docs/models.md).")
-        except (ImportError, KeyError, OSError, ValueError):
-            pass
-        act = ('<p class="explain">Cas12a activity is the project\'s activity model (trained on Kim et al. 2018 '
-               "AsCas12a HT 1-1 only; predicted indel frequency, %, a proxy for crRNA quality: LbCas12a and "
-               "trans-cleavage are not what it was trained on) on each guide's 34-nt context from the collection "
-               "consensus." + figure + " "
-               + ("It was used to break ties in the ranking." if kind == "model"
-                  else "<b>The model is not installed in this build, so activity was not used.</b>")
-               + "</p>")
-    sections.append(("Activity", act))
-    sections.append(("Order sheet", _table(tabs["order_sheet"], max_rows=400)))
-    sections.append(("Method and limitations", _method(result)))
+        ho, anchor = MODEL_INFO["held_out"], MODEL_INFO["anchor"]
+        figure = (f" Held-out figure of the shipped model ({MODEL_INFO['name']}): Spearman {ho['spearman']:.3f} "
+                  f"on {ho['n']:,} guides of the Kim 2018 test file, beside the published {anchor['model']} "
+                  f"{anchor['spearman']} on {anchor['test_set']} (docs/models.md).")
+    except (ImportError, KeyError, OSError, ValueError):
+        pass
+    return ('<p class="explain">Cas12a activity is the project\'s activity model (trained on Kim et al. 2018 '
+            "AsCas12a HT 1-1 only; predicted indel frequency, %, a proxy for crRNA quality: LbCas12a and "
+            "trans-cleavage are not what it was trained on) on each guide's 34-nt context from the collection "
+            "consensus." + figure + " "
+            + ("It was used to break ties in the ranking." if kind == "model"
+               else "<b>The model is not installed in this build, so activity was not used.</b>") + "</p>")
+
+
+def render(result, tabs: dict, summary: dict) -> str:
+    """The whole report: overview, assays, coverage, each assay, robustness, specificity, activity, order."""
+    col, e, o = result.collection, result.enzyme, result.options
+    ds = tabs["design_summary"]
+    show = ds[["rank", "assay", "genes", "amplicon", "amplicon_nt", "guides", "primers", "detected", "at_risk",
+               "not_detected", "no_data", "detected_fraction", "lineages_detected", "lineages", "survival",
+               "specific", "activity", "activity_kind", "loop_primers", "notes"]] if len(ds) else ds
+    sections = [("", _overview(result, ds)),
+                ("Assays to order", _table(show, classes={"detected_fraction": _cls_fraction},
+                                           formats={"detected_fraction": ".4f", "activity": ".3f",
+                                                    "survival": ".3f"})
+                 + '<p class="muted">Files: assays.tsv (for <code>oligolab check --assays</code>), '
+                 "order_sheet.tsv/.csv, oligos.tsv, guides.tsv, lineage_coverage.tsv, genome_calls.tsv.</p>"),
+                ("Coverage by lineage group", '<p class="explain">Fraction of genomes detected in each lineage '
+                 "group (groups follow the Pango alias key).</p>" + _heatmap(tabs["group_coverage"]))]
+    sections += _assay_sections(result, tabs)
+    sections += [("Robustness to unseen variation", _robustness(result, tabs)),
+                 ("Specificity", _specificity(result, tabs)), ("Activity", _activity(result)),
+                 ("Order sheet", _table(tabs["order_sheet"], max_rows=400)),
+                 ("Method and limitations", _method(result))]
     subtitle = (f"{e.name} + {o.amplification.upper()} on {col.n:,} genomes; reference {col.reference.name}; "
                 f"region {result.region[0] + 1}-{result.region[1]}")
     return html_page("oligolab design", subtitle, sections,
@@ -180,10 +222,13 @@ def _method(result) -> str:
         "<li>Genomes are projected onto the reference by anchored alignment (unique 16-mers; indels aligned "
         "between anchors). Every distinct spacer with a valid PAM/PFS is scored against every genome variant "
         "at its site with the check's rule table.</li>"
-        "<li>Guide sets: greedy set cover within windows that fit one amplicon (at most "
+        "<li>Guide sets: greedy set cover within windows that fit one amplicon, each guide weighted by its "
+        "survival, then redundant guides on independent sites where one is fragile (at most "
         f"{result.options.max_guides} guides); guides with an off-target site are removed.</li>"
         "<li>Primers: composition and thermodynamic limits from knowledge/amplification.toml (primer3-py), "
-        "coverage by the check's primer rules (3'-end mismatches, Tm drop on the actual target).</li>"
+        "degenerate (IUPAC) bases where at least 1 % of the genomes carry another base (within the chemistry's "
+        "degeneracy limit), a second primer on an independent site where one is fragile; coverage by the check's "
+        "primer rules (3'-end mismatches, Tm drop on the actual target).</li>"
         "<li>Final coverage, lineage tables and specificity come from the check machinery itself; running "
         "<code>oligolab check</code> on assays.tsv gives the same calls.</li>"
         "<li>Limitations: calls are in-silico predictions from rules that a laboratory should confirm; "

@@ -18,8 +18,9 @@ def guide_oligos(gs: GuideSet, cands: GuideCandidates, prefix: str) -> list[Desi
     out = []
     for k, c in enumerate(gs.members, 1):
         a, b = cands.span(c)
+        surv = float(cands.survival[c]) if cands.survival is not None else float("nan")
         out.append(DesignedOligo(f"{prefix}-crRNA{k}", "crRNA", cands.spacer(c), a, b, int(cands.strand[c]),
-                                 n_binds=int(cands.n_binds[c]),
+                                 n_binds=int(cands.n_binds[c]), survival=round(surv, 5),
                                  notes=f"site {a + 1}-{b}({'+-'[int(cands.strand[c])]}) incl. "
                                        f"{cands.enzyme.motif_name}"))
     return out
@@ -28,6 +29,7 @@ def guide_oligos(gs: GuideSet, cands: GuideCandidates, prefix: str) -> list[Desi
 def primer_oligo(p: Primer, name: str, role: str, tail: str = "") -> DesignedOligo:
     return DesignedOligo(name, role, p.sequence, p.start, p.end, p.strand, tail, tm_C=p.tm, gc=p.gc,
                          hairpin_dg_kcal=p.hairpin_dg, n_binds=p.n_binds, variable_columns=p.variable_columns,
+                         survival=round(p.survival, 5), end_dg_kcal=p.end_dg,
                          notes=f"site {p.start + 1}-{p.end}({'+-'[p.strand]})")
 
 
