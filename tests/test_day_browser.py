@@ -93,7 +93,7 @@ def _artifacts():
         old.unlink()
 
 
-def wait(driver, timeout: float = 20):
+def wait(driver, timeout: float = 40):
     return WebDriverWait(driver, timeout, poll_frequency=0.2,
                          ignored_exceptions=(NoSuchElementException, StaleElementReferenceException))
 
@@ -179,7 +179,7 @@ def release(driver, base: str, batch_id: int) -> str:
     return notice(driver)
 
 
-def wait_for(predicate, what: str, timeout: float = 90) -> None:
+def wait_for(predicate, what: str, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -219,7 +219,7 @@ def test_technician_accessions_96_specimens_and_prints_labels(server, driver, st
     find(driver, "#import").click()
     assert notice(driver) == "Принято 96 образцов."
     rows = find_all(driver, "#specimens tbody tr")
-    assert len(rows) == 96 and "ожидает" in rows[0].text
+    assert len(rows) == 50 and "ожидает" in rows[0].text          # the newest 50; search finds the others
     assert "(UTC+03:00)" in rows[0].text                        # collection time in the lab's zone
     shot(driver, "02-accessioned")
 
