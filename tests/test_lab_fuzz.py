@@ -9,6 +9,7 @@ millions, 0 and huge ids); the examples found by fuzzing are kept below as regre
 
 from __future__ import annotations
 
+import functools
 import io
 import tempfile
 import zipfile
@@ -153,11 +154,17 @@ def test_fuzz_zip_containers(data, member):
     _check(blob[:cut] + data.draw(st.binary(max_size=30)), suffix, None)
 
 
+@functools.lru_cache(maxsize=1)
+def _lc480_run():
+    return read_runs(DATA / "Edward_qPCR_Nrd1_calibration_2019-02-02_amplification.txt")[0]
+
+
 @pytest.mark.fuzz
+@PER_FORMAT
 @given(data=st.data())
 def test_fuzz_plate_maps(data):
     """A plate map is read and applied to a real run, or refused in one line naming it."""
-    run = read_runs(DATA / "Edward_qPCR_Nrd1_calibration_2019-02-02_amplification.txt")[0]
+    run = _lc480_run()
     path = WORK / "map.csv"
     path.write_bytes(data.draw(mutated(PLATE_MAP)))
     try:
@@ -178,6 +185,15 @@ REGRESSIONS = {
     "rdml_columns_zero.rdml": SEEDS["rdml"][1].replace(b"<columns>24</columns>", b"<columns>0</columns>"),
     "rdml_huge_react.rdml": SEEDS["rdml"][1].replace(b'<react id="', b'<react id="' + b"9" * 300, 1),
 }
+#: found by `make fuzz`: a multicomponent signal of "-" inside a StepOne .eds
+EDS_SIGNAL_DASH = b"WELL\tCYCLE\tDYE LIST\tMSE\tSIGNAL DATA\n0\t0\tFAM\t6657.1\t-\t1.0\n0\t1\tFAM\t1\t2\t1\n"
+
+
+def test_regression_eds_signal_dash():
+    with zipfile.ZipFile(io.BytesIO(EDS)) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    members["apldbio/sds/multicomponent_data.txt"] = EDS_SIGNAL_DASH
+    _check(_zip(members), ".eds", None)
 
 
 @pytest.mark.parametrize("name", sorted(REGRESSIONS))

@@ -24,7 +24,8 @@ WELL_COLUMNS = {
     "td0": "td0_raw", "efficiency": "efficiency", "mean_efficiency": "mean_efficiency", "r2": "r2",
     "baseline": "baseline", "n_log_phase": "n_log_phase", "rise_snr": "rise_snr",
     "amplified_linregpcr": "amplified_linregpcr", "plateau": "plateau", "baseline_error": "baseline_error",
-    "threshold": "threshold", "instrument_cq": "instrument_cq", "flags": "flags", "review": "review",
+    "threshold": "threshold", "instrument_cq": "instrument_cq", "instrument_call": "instrument_call",
+    "call": "call", "call_reason": "call_reason", "cq_detect": "cq_detect", "flags": "flags", "review": "review",
     "excluded": "excluded",
 }
 #: CSS class (report style) of each call, shared with the web service's pages
@@ -325,7 +326,6 @@ def render_html(result: PlateResult, samples_sha256: str = "", *, release_html: 
     sections += _curve_sections(result)
     sections.append(("Plate", _plate_grid(result)))
     wells = wells_frame(result)
-    wells["call"] = result.table.set_index(["well", "target"]).loc[list(zip(wells["well"], wells["target"])), "call"].to_numpy()
     cols = [c for c in ("well", "sample", "role", "target", "call", "cq_threshold", "cq_td0", "instrument_cq",
                         "efficiency", "review") if c in wells]
     sections.append(("All curves", reports.table_html(wells[cols], max_rows=10000, formats={"efficiency": ".3f"})

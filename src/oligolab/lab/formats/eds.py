@@ -94,7 +94,7 @@ def _multicomponent_run(path: Path, text: str, setup: dict[int, dict]) -> Run:
             well, cycle, dye = int(m.group(1)), int(m.group(2)), m.group(3).strip()
             if well > 1535 or cycle > 1000:
                 raise InputError(path, f"well {well} or cycle {cycle} out of range", "save the run again")
-            signal.setdefault((well, dye), {})[cycle] = float(m.group(5))
+            signal.setdefault((well, dye), {})[cycle] = common.number(m.group(5), path, str(well), cycle)
     if not signal:
         raise InputError(path, "multicomponent_data.txt holds no readings", "save the run again")
     wells = sorted({w for w, _ in signal})
