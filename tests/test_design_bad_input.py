@@ -169,3 +169,12 @@ def test_bad_rescue_files(out, genomes, tmp_path, content, expected):
 def test_rescue_assay_without_rescue(out, genomes):
     msg = _run(out, "-g", genomes, "-r", REFERENCE, "--rescue-assay", "US CDC: 2019-nCoV_N1")
     assert "--rescue-assay needs --rescue" in msg
+
+
+def test_out_folder_with_foreign_files_is_refused_before_any_work(genomes, tmp_path):
+    target = tmp_path / "mine"
+    target.mkdir()
+    (target / "thesis.docx").write_text("mine")
+    result = runner.invoke(app, ["design", "--out", str(target), "-g", str(genomes), "-r", str(REFERENCE)])
+    assert result.exit_code == 2 and "did not write" in result.output
+    assert (target / "thesis.docx").read_text() == "mine"

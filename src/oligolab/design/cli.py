@@ -92,7 +92,7 @@ def design_command(
     collection, keep detecting unseen variants, and nothing in the off-target collections; or, with --rescue,
     repair an assay in use. Writes assays.tsv, an order sheet and report.html."""
     from . import DesignInputs, DesignOptions, design, rescue as run_rescue
-    from .outputs import write_outputs, write_rescue
+    from .outputs import DESIGN_FILES, RESCUE_FILES, refuse_early, write_outputs, write_rescue
 
     inputs = DesignInputs(list(genomes), metadata, reference, annotation, alias_key, list(off_target),
                           related=list(related))
@@ -104,6 +104,7 @@ def design_command(
     try:
         if rescue_assay and rescue is None:
             raise InputError(None, "--rescue-assay needs --rescue", "give the assay file with --rescue")
+        refuse_early(out, RESCUE_FILES if rescue is not None else DESIGN_FILES)
         with _progress() as progress:
             task = progress.add_task("design", total=1.0, stage="")
 

@@ -16,11 +16,26 @@ import pandas as pd
 
 from ..check import ASSAY_CALLS
 from ..lineages import group_lineages
-from ..reports import output_folder, write_json, write_table, write_text
+from ..errors import InputError
+from ..reports import output_folder, replaceable, write_json, write_table, write_text
 from ..sequences import reverse_complement
 from .order import order_sheet
 
 ASSAY_TABLE_COLUMNS = ["assay", "oligo", "role", "sequence", "enzyme", "max_amplicon", "notes"]
+DESIGN_TABLES = ("assays", "design_summary", "oligos", "guides", "lineage_coverage", "group_coverage", "genome_calls",
+                 "offtarget_sites", "order_sheet")
+DESIGN_FILES = {f"{t}.tsv" for t in DESIGN_TABLES} | {"order_sheet.csv", "summary.json", "report.html"}
+RESCUE_FILES = {"rescue_summary.tsv", "assays.tsv", "new_oligos.tsv", "summary.json", "report.html"}
+
+
+def refuse_early(out_dir: str | Path, names: set[str]) -> None:
+    """Refuse an output folder that cannot be replaced before any work (the transaction would refuse it after)."""
+    target = Path(out_dir)
+    if target.exists() and not target.is_dir():
+        raise InputError(target, "is a file, not a folder", "give --out a folder path")
+    if target.is_dir() and not replaceable(target, names):
+        raise InputError(target, "the folder holds files oligolab did not write, so it is not replaced",
+                         "choose a new or empty output folder")
 
 
 def _site(start: int, end: int, strand: int) -> str:
@@ -215,8 +230,7 @@ def write_outputs(result, out_dir: str | Path) -> None:
     summary = summary_json(result, tabs)
     html = render(result, tabs, summary)
     with output_folder(out_dir) as tmp:
-        for name in ("assays", "design_summary", "oligos", "guides", "lineage_coverage", "group_coverage",
-                     "genome_calls", "offtarget_sites", "order_sheet"):
+        for name in DESIGN_TABLES:
             write_table(tabs[name], tmp / f"{name}.tsv")
         write_table(tabs["order_sheet"], tmp / "order_sheet.csv")
         write_json(tmp / "summary.json", summary)
