@@ -303,3 +303,37 @@ def test_same_files_under_different_hash_seeds(subsets, tmp_path):
     assert names == sorted(p.name for p in outs[1].iterdir()) and "report.html" in names
     for name in names:
         assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
+
+
+SARBECO = PANGO.parents[1] / "sarbecoviruses-pre2019" / "sarbecoviruses-pre2019-49.fasta.xz"
+
+
+@pytest.fixture(scope="module")
+def sarbeco_designs():
+    """LwaCas13a + RPA on the 49 pre-2019 sarbecoviruses (diverse: one guide rarely survives everything), in the
+    N gene region of SARS-CoV-1, with one guide and with up to five."""
+    out = {}
+    for k in (1, 5):
+        out[k] = design(DesignInputs([SARBECO]), DesignOptions(enzyme="LwaCas13a", amplification="rpa", n_assays=3,
+                                                               max_guides=k, region="28000-29700"))
+    return out
+
+
+def test_max_guides_buys_robustness_where_one_guide_is_fragile(sarbeco_designs):
+    one, five = sarbeco_designs[1], sarbeco_designs[5]
+    assert all(len(a.guides) == 1 for a in one.assays)
+    assert any(len(a.guides) > 1 for a in five.assays)
+    assert len(five.assays) == 3 and len(one.assays) == 3  # the number asked for
+    best = lambda res: max(a.prescore["guide_survival"] for a in res.assays)  # noqa: E731
+    assert best(five) > best(one)
+    for res in (one, five):  # survival is a probability and the ranking follows the expected detection
+        keys = [a.scores["check"]["detected"] / res.collection.n * a.prescore["survival"] for a in res.assays]
+        assert all(0.0 < a.prescore["survival"] <= 1.0 for a in res.assays)
+        assert keys == sorted(keys, reverse=True) or len({round(k, 4) for k in keys}) < len(keys)
+
+
+def test_rates_are_learnt_from_the_collection(sarbeco_designs):
+    cons = sarbeco_designs[5].conservation
+    table = cons.table
+    assert (table[1:] >= table[:-1]).all() and table[0] < table[1]  # varying columns vary again, invariant less
+    assert 0.0 < cons.novel < 0.2
