@@ -36,8 +36,7 @@ COMMAND_MODULES = [
     "sirna.cli",
     "lab.cli",
     "design.cli",
-    "service_cli",
-    "day_cli",
+    "service.cli",
 ]
 
 

@@ -19,4 +19,6 @@ The lab's day (issue 17): :mod:`.day_db` (its tables), :mod:`.specimens`, :mod:`
 Web: :mod:`.app` (wiring: settings, errors, headers, routers), :mod:`.web` (what routes share: session, user,
 permissions, CSRF, rendering), :mod:`.api` (the JSON API) with :mod:`.schemas` (typed bodies), :mod:`.pages`
 (the bench's pages) with :mod:`.views` (plate grid, curves), :mod:`.admin_pages`, :mod:`.day_routes`.
+
+Command: :mod:`.cli` (``oligolab serve``, ``serve verify``, ``serve backup``, ``serve restore``).
 """

@@ -1,18 +1,21 @@
-"""``oligolab serve``: the lab web service (a thin shell over :mod:`oligolab.service`)."""
+"""``oligolab serve``: the lab web service and its records (a thin shell over :mod:`oligolab.service`):
+``serve`` runs it, ``serve verify`` checks its records, ``serve backup`` / ``serve restore`` keep its database
+(with retention)."""
 
 from __future__ import annotations
 
-from typing import Optional
+from pathlib import Path
 
 import typer
 from rich.console import Console
 
-from .cli import app, fail
-from .errors import InputError
+from ..cli import app, fail
+from ..errors import InputError
 
 console = Console(stderr=True)
 serve_app = typer.Typer(invoke_without_command=True, no_args_is_help=False,
-                        help="The lab web service (runs it without a subcommand); 'verify' checks its records.")
+                        help="The lab web service (runs it without a subcommand); 'verify' checks its records, "
+                             "'backup' and 'restore' keep its database.")
 app.add_typer(serve_app, name="serve")
 
 
@@ -21,8 +24,8 @@ def verify_cmd(
     db: str = typer.Option("sqlite:///oligolab-lab.db", "--db", help="database URL of the service"),
 ) -> None:
     """Recompute the audit chain, every result version's hash and every sign-off; name each break (exit 1)."""
-    from .service.db import make_engine, migrate, session_factory
-    from .service.verify import verify
+    from .db import make_engine, migrate, session_factory
+    from .verify import verify
 
     try:
         migrate(db)
@@ -67,19 +70,18 @@ def serve(
     secure_cookies: bool = typer.Option(False, help="mark cookies Secure (behind an HTTPS proxy)"),
     log_level: str = typer.Option("warning", help="uvicorn log level"),
     access_log: bool = typer.Option(False, help="log every request"),
-    root_path: Optional[str] = typer.Option(None, help="URL prefix when served behind a proxy"),
+    root_path: str | None = typer.Option(None, help="URL prefix when served behind a proxy"),
 ) -> None:
     """Run the lab service: upload plates, review, sign, export; opens on http://HOST:PORT/."""
     if ctx.invoked_subcommand is not None:
         return
     import uvicorn
 
-    from .service import auth
-    from .service.app import SETTINGS_ENV, Settings, create_app
-    from .service.db import make_engine, migrate, session_factory
-    from .service.watch import WatchInputs
-
-    from .service.process import PARENT_ENV, port_in_use
+    from . import auth
+    from .app import SETTINGS_ENV, Settings, create_app
+    from .db import make_engine, migrate, session_factory
+    from .process import PARENT_ENV, port_in_use
+    from .watch import WatchInputs
 
     busy = port_in_use(host, port)
     if busy:
@@ -107,7 +109,7 @@ def serve(
         import json
         import os
 
-        from .service.worker import Worker, recover
+        from .worker import Worker, recover
 
         engine = make_engine(db)
         recover(session_factory(engine))
@@ -118,3 +120,45 @@ def serve(
         uvicorn.run("oligolab.service.app:app_from_environment", factory=True, workers=web_processes, **common)
     else:
         uvicorn.run(create_app(Settings(**settings, watch_inputs=None if no_watch else WatchInputs())), **common)
+
+
+@serve_app.command("backup")
+def backup_cmd(
+    db: str = typer.Option("sqlite:///oligolab-lab.db", "--db", help="database URL of the service"),
+    to: Path = typer.Option(Path("backups"), "--to", help="folder of backups (created if needed)"),
+    keep_daily: int = typer.Option(7, help="newest backups kept, one per day"),
+    keep_weekly: int = typer.Option(5, help="then one per ISO week, for this many weeks"),
+    keep_monthly: int = typer.Option(12, help="then one per month, for this many months"),
+) -> None:
+    """Back up the database while the service runs (SQLite online backup API / pg_dump), then delete the
+    backups the retention does not keep. Run it daily (cron, systemd timer)."""
+    from . import backup as bk
+
+    try:
+        made = bk.backup(db, to)
+        gone = bk.prune(to, keep_daily, keep_weekly, keep_monthly)
+    except InputError as exc:
+        fail(str(exc))
+    out = Console()
+    out.print(f"backup {made.path} ({made.size / 1e6:.1f} MB)", highlight=False)
+    for b in gone:
+        out.print(f"removed {b.path.name} (retention {keep_daily} daily / {keep_weekly} weekly / "
+                  f"{keep_monthly} monthly)", highlight=False)
+
+
+@serve_app.command("restore")
+def restore_cmd(
+    backup_file: Path = typer.Argument(..., help="a file written by oligolab serve backup"),
+    db: str = typer.Option(..., "--db", help="database URL to restore into (an empty one)"),
+    force: bool = typer.Option(False, "--force", help="replace what the database holds"),
+) -> None:
+    """Restore a backup into an empty database (or replace one with --force); check it afterwards with
+    oligolab serve verify."""
+    from . import backup as bk
+
+    try:
+        bk.restore(backup_file, db, force=force)
+    except InputError as exc:
+        fail(str(exc))
+    Console().print(f"restored {backup_file} into {db.split('@')[-1]}; check it with: oligolab serve verify "
+                    f"--db {db}", highlight=False)
