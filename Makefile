@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test bench venv design serve fuzz translations
+.PHONY: run test test-fast lint format bench venv design serve fuzz translations
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,9 +27,24 @@ run: $(STAMP)
 		--out out/check
 	@echo "report: out/check/report.html"
 
-test: $(STAMP)
+test: $(STAMP) lint
 	scripts/install-system-tools.sh
 	$(BIN)/python -m pytest -q
+
+# the edit loop: unit tests only (no browser, no PostgreSQL or database faults, no slow real-data runs), few
+# examples per property-based test; under a minute on an idle 2-core machine
+test-fast: $(STAMP)
+	HYPOTHESIS_PROFILE=fast $(BIN)/python -m pytest -q -m "not slow and not browser and not db" -p no:cacheprovider
+
+# ruff's lint rules and mypy, configured in pyproject.toml ([tool.ruff], [tool.mypy]); `make test` runs this first
+lint: $(STAMP)
+	$(BIN)/ruff check src
+	$(BIN)/mypy
+
+# rewrite the code in ruff's format (line length 120, pyproject.toml)
+format: $(STAMP)
+	$(BIN)/ruff check --select I --fix src
+	$(BIN)/ruff format src
 
 # every reader under property-based fuzzing for longer than CI does (FUZZ_EXAMPLES examples per reader test);
 # prints examples and time per test; any exception other than the project's InputError fails it

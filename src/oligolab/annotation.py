@@ -46,7 +46,7 @@ class Annotation:
                 self._index.setdefault(int(pos), []).append((ci, k))
 
     @classmethod
-    def from_genbank(cls, path: str | Path) -> "Annotation":
+    def from_genbank(cls, path: str | Path) -> Annotation:
         """The first record of a GenBank file (plain or compressed) and its CDS features."""
         path = Path(path)
         try:

@@ -9,6 +9,7 @@ CRISPR guide, ...). Roles are a fixed vocabulary; the assay's *kind* follows fro
 from __future__ import annotations
 
 import re
+import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -113,8 +114,8 @@ def _clean_sequence(path: Path, line: int, name: str, raw: str, role: str) -> tu
     if not text:
         raise InputError(path, f"oligo '{name}' has no sequence", "write the sequence 5'->3'", line=line)
     text = text.replace("5'-", "").replace("-3'", "")
-    m = re.match(r"^([a-z]*)(.*)$", text)
-    tail, core = m.group(1), m.group(2)
+    core = text.lstrip(string.ascii_lowercase)  # a lower-case 5' tail, then the oligo
+    tail = text[: len(text) - len(core)]
     parts = None
     if "|" in core:
         if role not in ("FIP", "BIP"):
@@ -269,7 +270,7 @@ def _read_table(path: Path, text: list[str]) -> list[tuple[Assay, dict[str, tupl
         if len(values) < len(header):
             values = values + [""] * (len(header) - len(values))
 
-        def get(col: str) -> str:
+        def get(col: str, values: list[str] = values) -> str:
             return values[columns[col]].strip() if col in columns else ""
 
         name = get("oligo")
@@ -293,8 +294,8 @@ def _read_table(path: Path, text: list[str]) -> list[tuple[Assay, dict[str, tupl
     return _group(path, rows, panel, max_amp)
 
 
-_COVIDCG_ROLE = re.compile(r"(?:,|/)?\s*(?:(Seq),\s*)?(Forward Primer|Reverse Primer|Forward|Reverse|Probe(?:\s*\d+)?)\s*$",
-                           re.IGNORECASE)
+_COVIDCG_ROLE = re.compile(r"(?:,|/)?\s*(?:(Seq),\s*)?"
+                           r"(Forward Primer|Reverse Primer|Forward|Reverse|Probe(?:\s*\d+)?)\s*$", re.IGNORECASE)
 
 
 def _read_covidcg(path: Path, text: list[str]) -> list[tuple[Assay, dict[str, tuple[Path, int]]]]:

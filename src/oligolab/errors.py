@@ -44,7 +44,7 @@ class InputError(ValueError):
         return msg.replace("\n", " ")
 
     @classmethod
-    def from_os_error(cls, exc: OSError, path: str | Path | None = None) -> "InputError":
+    def from_os_error(cls, exc: OSError, path: str | Path | None = None) -> InputError:
         """The one-line form of an operating-system failure (disk full, permission denied, ...)."""
         where = path if path is not None else (exc.filename or None)
         problem = exc.strerror or str(exc)

@@ -9,10 +9,11 @@ from __future__ import annotations
 import ast
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .errors import InputError
 from .sequences import IUPAC_MASK, reverse_complement
@@ -358,8 +359,8 @@ def load_rules(path: str | Path | None = None, enzymes_dir: str | None = None) -
     try:
         conditions = Conditions(**{k: float(v) for k, v in cond.items()})
     except TypeError as exc:
-        raise InputError(path, f"unknown condition ({exc})",
-                         "use monovalent_mM, divalent_mM, dntp_mM, oligo_nM, temperature_C, template_flank_nt") from None
+        raise InputError(path, f"unknown condition ({exc})", "use monovalent_mM, divalent_mM, dntp_mM, oligo_nM, "
+                         "temperature_C, template_flank_nt") from None
     rules = []
     for i, r in enumerate(data.get("rule", []), 1):
         for key in ("groups", "when", "call"):

@@ -22,9 +22,10 @@ import secrets
 import shutil
 import tempfile
 import threading
+from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -66,7 +67,7 @@ def _pid_alive(pid: int) -> bool:
 def _stale(name: str, pattern: re.Pattern[str]) -> bool:
     """True for a temporary name of ours whose writing process is gone."""
     m = pattern.fullmatch(name)
-    return bool(m) and int(m.group("pid")) != os.getpid() and not _pid_alive(int(m.group("pid")))
+    return m is not None and int(m.group("pid")) != os.getpid() and not _pid_alive(int(m.group("pid")))
 
 
 def _remove(path: Path) -> None:
@@ -274,7 +275,7 @@ def write_bytes(path: str | Path, data: bytes) -> Path:
     return Path(path)
 
 
-def append_line(path: str | Path, make_line: "Callable[[str], str]") -> str:
+def append_line(path: str | Path, make_line: Callable[[str], str]) -> str:
     """Append one line to an append-only file under an exclusive lock, fsynced; returns the line written.
 
     ``make_line`` receives the file's current content (to chain or number entries) and returns the new line
@@ -337,7 +338,7 @@ def write_json(path: str | Path, obj: Any) -> Path:
     return write_text(path, to_json(obj))
 
 
-def write_table(frame: "pd.DataFrame", path: str | Path) -> Path:
+def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
     """Write a DataFrame by the file's suffix: ``.tsv``, ``.csv`` or ``.parquet``; atomically."""
     path = Path(path)
     suffix = path.suffix.lower()
@@ -374,8 +375,10 @@ th,td{border:1px solid #dde2ea;padding:4px 8px;text-align:left;vertical-align:to
 th{background:#eef1f5} td.num{text-align:right;font-variant-numeric:tabular-nums}
 .ok{color:#1a7f37;font-weight:600} .warn{color:#9a6700;font-weight:600} .bad{color:#cf222e;font-weight:600}
 .muted{color:#57606a} .pill{display:inline-block;border-radius:10px;padding:1px 8px;font-size:12px;font-weight:600}
-.pill.ok{background:#dafbe1} .pill.warn{background:#fff8c5} .pill.bad{background:#ffebe9} .pill.na{background:#eaeef2;color:#57606a}
-.kpis{display:flex;gap:12px;flex-wrap:wrap} .kpi{border:1px solid #dde2ea;border-radius:8px;padding:10px 14px;min-width:150px;background:#fff}
+.pill.ok{background:#dafbe1} .pill.warn{background:#fff8c5} \
+.pill.bad{background:#ffebe9} .pill.na{background:#eaeef2;color:#57606a}
+.kpis{display:flex;gap:12px;flex-wrap:wrap} \
+.kpi{border:1px solid #dde2ea;border-radius:8px;padding:10px 14px;min-width:150px;background:#fff}
 .kpi b{display:block;font-size:22px} .explain{font-size:13px;color:#3d4753;max-width:950px}
 footer{padding:16px 32px;font-size:12px;color:#57606a}
 @media print{header{background:#fff;color:#000;border-bottom:2px solid #000} section{break-inside:avoid;border:none}}
@@ -416,7 +419,7 @@ def plotly_div(data: list[dict], layout: dict, *, height: int | None = None, nan
             f'{{"displaylogo":false,"responsive":true}});}})();</script>')
 
 
-def table_html(frame: "pd.DataFrame", *, max_rows: int = 200, classes: dict[str, Any] | None = None,
+def table_html(frame: pd.DataFrame, *, max_rows: int = 200, classes: dict[str, Any] | None = None,
                formats: dict[str, str] | None = None) -> str:
     """A DataFrame as a plain HTML table; ``classes`` maps a column to a function value -> CSS class."""
     classes = classes or {}

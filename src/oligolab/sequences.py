@@ -16,9 +16,10 @@ import lzma
 import re
 import warnings
 import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator
+from typing import BinaryIO
 
 import numpy as np
 
@@ -178,17 +179,17 @@ def _open_checked(path: Path) -> tuple[BinaryIO, BinaryIO, str | None]:
     if promised is not None and promised != kind:
         warnings.warn(f"{path}: named {path.suffix} but {kind + '-compressed' if kind else 'not compressed'}; "
                       "read by its content", stacklevel=3)
-    raw = open(path, "rb")
+    raw = open(path, "rb")  # noqa: SIM115 (returned: the caller closes it)
     if kind is None:
         return raw, raw, None
     if kind == "gzip":  # the gzip module checks each member's CRC-32 and length
         stream: BinaryIO = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]
     elif kind == "xz":  # lzma checks the stream's integrity check (CRC-32/64 or SHA-256)
-        stream = lzma.LZMAFile(raw, "rb")  # type: ignore[assignment]
+        stream = lzma.LZMAFile(raw, "rb")  # type: ignore[assignment]  # noqa: SIM115 (returned)
     elif kind == "bz2":  # bz2 checks each block's CRC
         stream = bz2.BZ2File(raw, "rb")  # type: ignore[assignment]
     else:
-        stream = io.BufferedReader(_ZstdFrames(raw), buffer_size=1 << 20)  # type: ignore[assignment]
+        stream = io.BufferedReader(_ZstdFrames(raw), buffer_size=1 << 20)
     return stream, raw, kind
 
 

@@ -27,7 +27,7 @@ class SiteThermo:
     tm_drop_C: float  #: Tm on the perfect complement minus Tm on the target (°C), rounded to 0.01
 
     @classmethod
-    def none(cls) -> "SiteThermo":
+    def none(cls) -> SiteThermo:
         """No thermodynamics computed (figures that the rules for guides do not use)."""
         return cls(float("nan"), 0.0, 0.0)
 

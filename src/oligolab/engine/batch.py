@@ -10,7 +10,6 @@ import numpy as np
 from ..sequences import SEPARATOR
 from .patterns import MAX_GAPS, MAX_PATTERN
 
-
 SITE_FIELDS = ("pattern", "span", "mismatches", "mm_mask", "unknown", "unk_mask", "gaps", "gap1_pos",
                "gap1_len", "gap2_pos", "gap2_len", "cost")
 
@@ -34,7 +33,7 @@ class SiteTable:
     target: np.ndarray  #: (n, MAX_PATTERN + MAX_GAPS) uint8 genome codes of the site (top strand), 255 pad
 
     @classmethod
-    def empty(cls) -> "SiteTable":
+    def empty(cls) -> SiteTable:
         z = np.zeros(0, dtype=np.int32)
         return cls(z, z, z, np.zeros(0, np.uint64), z, np.zeros(0, np.uint64), z, z, z, z, z, z,
                    np.zeros((0, MAX_PATTERN + MAX_GAPS), np.uint8))
@@ -72,7 +71,7 @@ class Hits:
         return len(self.genome)
 
     @classmethod
-    def concat(cls, parts: list["Hits"]) -> "Hits":
+    def concat(cls, parts: list[Hits]) -> Hits:
         if not parts:
             z = np.zeros(0, np.int32)
             return cls(z, z, z)

@@ -349,7 +349,8 @@ class Engine:
             return search_patterns_cuda(*args, np.arange(p.n_patterns, dtype=np.int64), *tail)
         if self._pool is None or len(seg_s) == 0:
             return search_patterns(*args, np.arange(p.n_patterns, dtype=np.int64), *tail)
-        futures = [self._pool.submit(search_patterns, *args, share.astype(np.int64), *tail)
+        # (mypy cannot match star-arguments around a positional one to the kernel's parameters)
+        futures = [self._pool.submit(search_patterns, *args, share.astype(np.int64), *tail)  # type: ignore[arg-type, call-arg]
                    for share in self._shares]
         parts = [f.result() for f in futures]
         return (np.concatenate([x[0] for x in parts]), np.concatenate([x[1] for x in parts]),

@@ -67,7 +67,7 @@ class PatternSet:
         return int(self.lengths.max()) if len(self.lengths) else 0
 
     @classmethod
-    def from_oligos(cls, names: list[str], sequences: list[str], context5=None, context3=None) -> "PatternSet":
+    def from_oligos(cls, names: list[str], sequences: list[str], context5=None, context3=None) -> PatternSet:
         n = len(sequences)
         return cls(list(names), list(sequences),
                    np.zeros(n, np.int64) if context5 is None else context5,

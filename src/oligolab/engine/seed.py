@@ -205,13 +205,13 @@ class SeedEngine:
         self.starts_tab = np.zeros((len(pairs), n_keys + 1), dtype=np.int64)
         pats_all = []
         base = 0
-        for t, (keys, pats) in enumerate(keys_per_pair):
-            order = np.argsort(keys, kind="stable")
-            counts = np.bincount(keys, minlength=n_keys)
+        for t, (key_arr, pat_arr) in enumerate(keys_per_pair):
+            order = np.argsort(key_arr, kind="stable")
+            counts = np.bincount(key_arr, minlength=n_keys)
             self.starts_tab[t, 1:] = base + np.cumsum(counts)
             self.starts_tab[t, 0] = base
-            pats_all.append(pats[order])
-            base += len(keys)
+            pats_all.append(pat_arr[order])
+            base += len(key_arr)
         self.pats_tab = np.concatenate(pats_all) if pats_all else np.zeros(0, dtype=np.int64)
 
     def search_codes(self, codes: np.ndarray, genome_ends: np.ndarray) -> Hits:

@@ -14,13 +14,17 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 __all__ = ["predict_cas12a_activity", "MODEL_INFO", "CONTEXT_LENGTH", "encode_contexts", "global_features",
            "hairpin_energy", "MODEL_PATH", "INFO_PATH"]
+
+#: the model's card (name, training data, held-out figures), read from its json on first access (``__getattr__``)
+MODEL_INFO: dict[str, Any]
 
 #: length of the target context the model reads (nt)
 CONTEXT_LENGTH = 34
@@ -64,6 +68,7 @@ def encode_contexts(contexts: Sequence[str]) -> np.ndarray:
         for i, s in enumerate(contexts):
             if not s.isascii():
                 raise ValueError(f"context at index {i} contains non-ACGT letters: {s!r}")
+    assert raw is not None  # a context that is not ASCII was refused just above
     idx = _LUT[np.frombuffer(raw, dtype=np.uint8)].reshape(n, CONTEXT_LENGTH)
     bad = np.flatnonzero((idx == 255).any(axis=1))
     if bad.size:
@@ -93,14 +98,14 @@ def _stack_table() -> np.ndarray:
         t[_PAIR_NAMES.index(a), _PAIR_NAMES.index(b)] = e
         # the same stack read from the other strand: outer' = reverse(inner), inner' = reverse(outer)
         t[_PAIR_NAMES.index(b[::-1]), _PAIR_NAMES.index(a[::-1])] = e
-    for a in range(6):
-        for b in range(6):
-            if a >= 4 or b >= 4:
-                if a >= 4 and b >= 4:
-                    t[a, b] = -0.2
+    for i in range(6):
+        for j in range(6):
+            if i >= 4 or j >= 4:
+                if i >= 4 and j >= 4:
+                    t[i, j] = -0.2
                 else:
-                    n_gc = sum(_PAIR_NAMES[x] in ("GC", "CG") for x in (a, b))
-                    t[a, b] = {0: -0.5, 1: -1.4}[n_gc]
+                    n_gc = sum(_PAIR_NAMES[x] in ("GC", "CG") for x in (i, j))
+                    t[i, j] = {0: -0.5, 1: -1.4}[n_gc]
     return t
 
 
@@ -134,12 +139,15 @@ def hairpin_energy(idx: np.ndarray) -> np.ndarray:
     seq = np.ascontiguousarray(np.asarray(idx, dtype=np.uint8).T)  # (L, N)
     length, n = seq.shape
     best = np.zeros(n, dtype=np.float32)
-    prev2 = prev1 = None  # best helix energy closed by pair (i, i+span) for span-2 and span-1
+    # best helix energy closed by pair (i, i+span) for span-2 and span-1
+    prev2: np.ndarray | None = None
+    prev1: np.ndarray | None = None
     for span in range(4, length):
         outer = seq[: length - span] * np.uint8(4) + seq[span:]  # (L-span, N) pair codes of (i, i+span)
         term = _TERM16[outer]
         val = term + _HAIRPIN[span - 1]  # pair (i, j) closes a hairpin loop of span-1 nt
         if span >= 6:  # or it stacks on the helix closed by (i+1, j-1)
+            assert prev2 is not None  # set at spans 4 and 5
             inner = seq[1: length - span + 1] * np.uint8(4) + seq[span - 1: length - 1]
             ext = _STACK256[outer.astype(np.intp) * 16 + inner] + prev2[1: length - span + 1]
             np.minimum(val, ext, out=val)

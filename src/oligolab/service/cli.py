@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -100,11 +101,12 @@ def serve(
              "check --db and that the server runs")
     for line in lines:
         console.print(f"[bold green]{line}[/]", highlight=False)
-    settings = dict(db_url=db, worker_threads=workers, secure_cookies=secure_cookies,
+    settings: dict[str, Any] = dict(db_url=db, worker_threads=workers, secure_cookies=secure_cookies,
                     analysis_processes=analysis_processes)
     console.print(f"oligolab lab service on http://{host}:{port}/  (database {db.split('@')[-1]}); Ctrl-C stops it",
                   highlight=False)
-    common = dict(host=host, port=port, log_level=log_level, access_log=access_log, root_path=root_path or "")
+    common: dict[str, Any] = dict(host=host, port=port, log_level=log_level, access_log=access_log,
+                                  root_path=root_path or "")
     if web_processes > 1:
         import json
         import os

@@ -7,7 +7,7 @@ One module per concept:
 |---|---|
 | ``transcripts`` | mRNAs read from FASTA/GenBank, their CDS, gene and regions |
 | ``transcriptome`` | GTF/GFF3 annotations: exons and CDS mapped onto spliced transcripts |
-| ``index`` | the off-target transcriptome index (`oligolab sirna index`): encoded transcripts, CDS/UTRs, 3' UTR seed table |
+| ``index`` | the off-target transcriptome index (`oligolab sirna index`): transcripts, CDS/UTRs, 3' UTR seeds |
 | ``targets`` | the transcripts to design against, by id or gene (MANE Select), with their variants |
 | ``inputs`` | readers of the optional inputs: variants (VCF/table), miRNAs (FASTA/table), reference siRNAs |
 | ``duplexes`` | reader of given duplexes (CSV/TSV/FASTA, plain or modified notation) |

@@ -127,7 +127,7 @@ def decode_notation(text: str) -> DecodedStrand:
     t = re.sub(r"^5'-?|-?3'$", "", t)
     m = _LIGAND.search(t)
     ligand = m.group(0).lstrip("-") if m and m.group(0) else ""
-    body = t[: m.start()] if ligand else t
+    body = t[: m.start()] if m and ligand else t
     if re.fullmatch(r"[ACGTU]+", body):  # plain bases: DNA letters, or RNA letters with dT written T
         bases = body if "U" in body else body.replace("T", "U")
         return DecodedStrand(bases, list(bases), ["rna"] * len(bases), 0, False, ligand)

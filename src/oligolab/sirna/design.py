@@ -148,7 +148,8 @@ def search_all(run: Run, cands: list[Candidates], say: Callable[[str], None]) ->
     k = int(run.rules["offtarget"]["max_mismatches"])
     guides = [g for c in cands for g in c.guides19]
     hits = near_perfect(run.index, guides, k, run.options.threads, say)
-    out, lo = [], 0
+    out: list[NearPerfect | None] = []
+    lo = 0
     for c in cands:
         out.append(hits.subset(lo, lo + len(c)))
         lo += len(c)
@@ -185,9 +186,10 @@ def seed_list(run: Run, c: Candidates, own_rows: Any, table: pd.DataFrame) -> pd
                                                        kind="stable").reset_index(drop=True)
 
 
-def design_targets(inputs: SirnaInputs, options: SirnaOptions = SirnaOptions(),
+def design_targets(inputs: SirnaInputs, options: SirnaOptions | None = None,
                    progress: Callable[[str], None] | None = None) -> list[SirnaResult]:
     """Every candidate of each target transcript, scored, checked and ranked (one result per target)."""
+    options = options or SirnaOptions()
     say = progress or (lambda msg: None)
     run = prepare(inputs, options, say)
     cands = []
@@ -202,16 +204,17 @@ def design_targets(inputs: SirnaInputs, options: SirnaOptions = SirnaOptions(),
     return [evaluate(run, c, h) for c, h in zip(cands, hits)]
 
 
-def design_sirnas(inputs: SirnaInputs, options: SirnaOptions = SirnaOptions(),
+def design_sirnas(inputs: SirnaInputs, options: SirnaOptions | None = None,
                   progress: Callable[[str], None] | None = None) -> SirnaResult:
     """Every candidate of the (first) target transcript, scored, checked and ranked."""
     return design_targets(inputs, options, progress)[0]
 
 
-def score_duplexes(inputs: SirnaInputs, duplexes_path: str | Path, options: SirnaOptions = SirnaOptions(),
+def score_duplexes(inputs: SirnaInputs, duplexes_path: str | Path, options: SirnaOptions | None = None,
                    progress: Callable[[str], None] | None = None) -> list[SirnaResult]:
     """Given duplexes (CSV/TSV/FASTA, plain or modified notation) scored on each target they pair with, with the
     same columns and ranking rule as a design."""
+    options = options or SirnaOptions()
     say = progress or (lambda msg: None)
     duplexes = read_duplexes(duplexes_path)
     run = prepare(inputs, options, say)

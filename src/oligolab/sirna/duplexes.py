@@ -1,5 +1,6 @@
-"""Reader of the duplex files `oligolab sirna score` takes: plain or modified notation (:func:`.chemistry.decode_notation`),
-validated like every reader (one :class:`~oligolab.errors.InputError` naming the file, the line and the fix).
+"""Reader of the duplex files `oligolab sirna score` takes: plain or modified notation
+(:func:`.chemistry.decode_notation`), validated like every reader (one :class:`~oligolab.errors.InputError`
+naming the file, the line and the fix).
 
 Formats:
 

@@ -335,7 +335,7 @@ def save_index(index: TranscriptIndex, folder: Path) -> None:
             np.save(fh, np.asarray(arr), allow_pickle=False)
     write_table(index.table, folder / "transcripts.parquet")
     with atomic_path(folder / "seeds.npz") as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, **index.seeds)
+        np.savez(fh, **index.seeds)  # type: ignore[arg-type]  # numpy's stub: **arrays could reach allow_pickle
     write_json(folder / "index.json", index.meta)
 
 

@@ -59,7 +59,7 @@ def table_rows(path: str | Path, what: str) -> tuple[list[str], Iterator[tuple[i
     holds one, else comma); a row with more fields than the header is refused; empty lines are skipped."""
     path = Path(path)
     lines = text_lines(path)
-    for lineno, text in lines:
+    for lineno, text in lines:  # noqa: B007 (the header's line number is read after the loop)
         if text.strip() and not text.startswith("##"):
             break
     else:

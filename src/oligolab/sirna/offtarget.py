@@ -131,7 +131,7 @@ def own_seed_table(index: TranscriptIndex, rows: np.ndarray) -> dict[str, np.nda
     return seed_table(index.codes, sub, index.starts[rows], weights, min_dist)
 
 
-def seed_offtarget_rows(index: TranscriptIndex, seed_codes: np.ndarray, own_rows: np.ndarray,
+def seed_offtarget_rows(index: TranscriptIndex, seed_codes: list[int] | np.ndarray, own_rows: np.ndarray,
                         candidates: list[int]) -> list[tuple[int, str, str, float]]:
     """(candidate, transcript id, gene, predicted repression) of the genes most repressed by each listed
     candidate's guide seed, the target's own gene left out."""

@@ -172,11 +172,11 @@ def read_annotation(path: str | Path) -> dict[str, AnnotatedTranscript]:
         (t.exons if kind == "exon" else t.coding).append(interval)
         if len(tx) > MAX_ANNOTATED:
             raise InputError(path, f"more than {MAX_ANNOTATED:,} transcripts", "give one annotation", line=lineno)
-    for parent, kind, interval, lineno in pending:
-        key = gff_ids.get(parent)
-        if key is None:
+    for parent, kind, interval, _lineno in pending:
+        owner = gff_ids.get(parent)
+        if owner is None:
             continue  # exons of genes without a transcript feature (e.g. some pseudogenes)
-        (tx[key].exons if kind == "exon" else tx[key].coding).append(interval)
+        (tx[owner].exons if kind == "exon" else tx[owner].coding).append(interval)
     if not tx:
         raise InputError(path, "no transcript with exons in the annotation", "give a GTF/GFF3 with exon features")
     return tx

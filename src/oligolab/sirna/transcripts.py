@@ -80,16 +80,16 @@ def read_transcripts(path: str | Path, *, find_cds: bool = True) -> list[Transcr
             out.append(Transcript(rec.id, rec.description, rec.seq.decode().replace("U", "T"), cds,
                                   "annotation" if cds else ""))
     else:
-        for rec in read_fasta(path):
-            seq = rec.text().replace("U", "T")
-            m = CDS_HEADER.search(rec.description) or CDS_HEADER.search(rec.id)
+        for fa in read_fasta(path):
+            seq = fa.text().replace("U", "T")
+            m = CDS_HEADER.search(fa.description) or CDS_HEADER.search(fa.id)
             if m:
                 cds, src = (int(m.group(1)) - 1, int(m.group(2))), "header"
             elif find_cds:
                 cds, src = longest_orf(seq), "longest ORF"
             else:
                 cds, src = None, ""
-            out.append(Transcript(rec.id, rec.description, seq, cds, src))
+            out.append(Transcript(fa.id, fa.description, seq, cds, src))
     return out
 
 
