@@ -137,3 +137,30 @@ def test_disk_full_and_read_only_are_one_line(tmp_path):
     finally:
         subprocess.run(["umount", str(full)], capture_output=True)
         subprocess.run(["umount", str(readonly)], capture_output=True)
+
+
+def test_a_command_on_a_full_disk_says_so_in_one_line_and_leaves_nothing(tmp_path):
+    """`oligolab lab analyze --out` on a 64 KiB tmpfs (its report is larger): exit 2, one line naming the
+    folder and the fix on stderr, no traceback, nothing left on the disk; the same command elsewhere works."""
+    root = Path(__file__).resolve().parents[1]
+    run = root / "data" / "qpcr" / "Edward_qPCR_Nrd1_calibration_2019-02-02_amplification.txt"
+    plate_map = root / "data" / "qpcr" / "exports" / "lc480_cdc_platemap.csv"
+    full = tmp_path / "full"
+    if not _mount_tmpfs(full, "size=64k"):
+        pytest.skip("cannot mount a small tmpfs here (needs root): disk-full case not run")
+    env = dict(os.environ, PYTHONPATH=str(root / "src"))
+    args = [sys.executable, "-c", "from oligolab.cli import main; main()", "lab", "analyze", str(run),
+            "--plate-map", str(plate_map), "--rules", "cdc-2019-ncov"]
+    try:
+        done = subprocess.run([*args, "--out", str(full / "plate")], env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 2, done.stderr
+        lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
+        assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+        assert "No space left on device" in lines[0] and "free disk space" in lines[0], lines[0]
+        assert not any(full.iterdir()), "a failed run left files on the full disk"
+    finally:
+        subprocess.run(["umount", str(full)], capture_output=True)
+    ok = subprocess.run([*args, "--out", str(tmp_path / "plate")], env=env, capture_output=True, text=True,
+                        timeout=300)
+    assert ok.returncode == 0, ok.stderr
