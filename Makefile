@@ -51,8 +51,11 @@ format: $(STAMP)
 fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q -m fuzz --hypothesis-show-statistics -p no:cacheprovider
 
+# every benchmark in a bounded form (benchmarks/run_all.py --full: the runs recorded in benchmarks/RESULTS.md);
+# locust (the 'bench' extra) for the service load runs, skipped with a message where it cannot be installed
 bench: $(STAMP)
 	scripts/install-system-tools.sh
+	$(BIN)/python -m pip install --quiet -e '.[bench]' || echo "no locust: the serve and day benchmarks are skipped"
 	$(BIN)/python benchmarks/run_all.py
 
 design: $(STAMP)
