@@ -20,7 +20,8 @@ Data flows one way, readers -> engine -> calls -> aggregates -> tables and repor
 * :mod:`.parallel`: where chunks run (this process, local worker processes, a Dask cluster); :mod:`.store`: chunk
   results on disk while a run goes on (resume after an interruption).
 * :mod:`.pipeline`: :func:`check`, a whole check returning its result; :mod:`.offtarget`: exclusivity.
-* :mod:`.tables`: the summary tables and ``summary.json``; :mod:`.report`: the HTML report.
+* :mod:`.tables`: the summary tables and ``summary.json``; :mod:`.report`: the HTML report; :mod:`.previous`: what
+  changed since an earlier check of the same assays (``--previous``).
 * :mod:`.outputs`: writes a result folder as one transaction; :func:`run_check` = check + write.
 * :mod:`.cli`: the ``oligolab check`` command.
 

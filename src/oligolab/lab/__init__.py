@@ -11,7 +11,9 @@ One module per concept, data flowing one way (readers -> curves -> calls -> inte
   QC per run; ``qc``: curve flags;
 * ``rules`` (+ ``rulesets/``): rule-set files; ``interpret``: controls, run validity and per-sample calls;
 * ``audit``: the append-only, hash-chained log of overrides and sign-offs (the commit point of a result);
-* ``analysis``: the pipeline as one call; ``report``: tables, result.json and the printable HTML report;
+* ``analysis``: the pipeline as one call; ``report``: tables, result.json and the printable HTML report, with
+  ``figures`` (curves drawn as SVG); ``store``: the result folder written so that results and audit log agree
+  after a kill;
   ``cli``: the ``oligolab lab`` command;
 * ``exports/``: per-sample results for hospital systems (CSV, FHIR, HL7 v2, release states); ``qc_trend``: Westgard rules on
   control Cq series; ``worklist``: plates laid out from waiting specimens; ``accessioning``: specimens from

@@ -15,9 +15,10 @@ long                one reading per row (well, cycle, fluorescence)             
 wide                a cycle column and one column per well or curve                    :mod:`.wide`
 ==================  =================================================================  ==========================
 
-:data:`DETECTION_ORDER` is the order formats are tried in (the most specific first). Adding a format is one
-new module with ``NAMES``, ``detect`` and ``read`` plus one line in :data:`MODULES` (docs/lab.md, "Adding an
-instrument format"). Benchling's ``allotropy`` was tried on every real export here
+:mod:`.common` holds what the readers share: limits on sizes and counts, number and cycle parsing, zip members,
+the run built from curves. :data:`DETECTION_ORDER` is the order formats are tried in (the most specific first).
+Adding a format is one new module with ``NAMES``, ``detect`` and ``read`` plus one line in :data:`MODULES`
+(docs/lab.md, "Adding an instrument format"). Benchling's ``allotropy`` was tried on every real export here
 (scripts/compare_allotropy.py): it reads the QuantStudio text export with identical readings but none of the
 other formats, at 11x the CPU time, and pins pandas < 3; docs/lab.md ("Which library reads what") says why
 these readers stay the project's own.
