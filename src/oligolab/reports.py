@@ -357,13 +357,15 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
 # ---------------------------------------------------------------------------------------------- HTML pages
 
 @lru_cache(maxsize=1)
-def _plotly_js() -> str:
+def plotly_js() -> str:
+    """The Plotly library's JavaScript, inlined by reports (offline) and served by the web service."""
     from plotly.offline import get_plotlyjs
 
     return get_plotlyjs()
 
 
-_PAGE_CSS = """
+#: the style sheet of every HTML page (reports and the web service's pages)
+PAGE_CSS = """
 body{font-family:-apple-system,Segoe UI,Roboto,Helvetica,Arial,sans-serif;margin:0;color:#1d2430;background:#f6f7f9}
 header{background:#17324d;color:#fff;padding:18px 32px}
 header h1{margin:0;font-size:22px} header p{margin:4px 0 0;opacity:.85;font-size:14px}
@@ -455,11 +457,11 @@ def html_page(title: str, subtitle: str, sections: Iterable[tuple[str, str]], *,
         f"<section><h2>{html_escape(head)}</h2>{inner}</section>" if head else f"<section>{inner}</section>"
         for head, inner in sections
     )
-    script = f"<script>{_plotly_js()}</script>" if include_plotly else ""
+    script = f"<script>{plotly_js()}</script>" if include_plotly else ""
     return (
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{html_escape(title)}</title>"
-        f"<style>{_PAGE_CSS}</style>{script}</head><body>"
+        f"<style>{PAGE_CSS}</style>{script}</head><body>"
         f"<header><h1>{html_escape(title)}</h1><p>{html_escape(subtitle)}</p></header>"
         f"<main>{body}</main><footer>{footer}</footer></body></html>\n"
     )

@@ -27,7 +27,7 @@ from ..lab.analysis import PlateResult, analyze_run
 from ..lab.report import render_html, samples_frame, wells_frame
 from ..lab.rules import RuleSet
 from ..lab.run import guess_plate
-from ..reports import to_json
+from ..reports import plotly_js, to_json
 from .db import Assay, Batch, BatchVersion, utcnow
 from .rulesets import frozen, resolve_ruleset, thaw
 
@@ -170,15 +170,9 @@ def canonical_sha256(obj: object) -> str:
     return hashlib.sha256(canonical(obj)).hexdigest()
 
 
-def _plotly_js() -> str:
-    from plotly.offline import get_plotlyjs
-
-    return get_plotlyjs()
-
-
 def pack_report(html: str) -> bytes:
     """A report as a version stores it: the inlined plotting library replaced by a mark, gzip-compressed."""
-    js = _plotly_js()
+    js = plotly_js()
     return gzip.compress(html.replace(js, PLOTLY_MARK).encode(), mtime=0)
 
 
@@ -189,7 +183,7 @@ def report_text(packed: bytes) -> str:
 
 def unpack_report(packed: bytes, release_html: str) -> str:
     """The stored report with its release line and the plotting library, ready to serve."""
-    return report_text(packed).replace(RELEASE_MARK, release_html, 1).replace(PLOTLY_MARK, _plotly_js(), 1)
+    return report_text(packed).replace(RELEASE_MARK, release_html, 1).replace(PLOTLY_MARK, plotly_js(), 1)
 
 
 def content_sha256(batch: Batch, v: BatchVersion) -> str:

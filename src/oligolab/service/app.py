@@ -72,13 +72,13 @@ static = APIRouter(include_in_schema=False)
 
 @static.get("/static/app.css")
 def css() -> Response:
-    return Response(reports._PAGE_CSS + (_STATIC / "service.css").read_text(encoding="utf-8"), media_type="text/css",
+    return Response(reports.PAGE_CSS + (_STATIC / "service.css").read_text(encoding="utf-8"), media_type="text/css",
                     headers={"Cache-Control": "public, max-age=3600"})
 
 
 @static.get("/static/plotly.min.js")
 def plotly_js() -> Response:
-    return Response(reports._plotly_js(), media_type="application/javascript",
+    return Response(reports.plotly_js(), media_type="application/javascript",
                     headers={"Cache-Control": "public, max-age=86400"})
 
 
