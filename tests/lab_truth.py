@@ -44,8 +44,9 @@ RUN_FILES: dict[str, str | None] = {
     "realworld/Edward_qPCR_TxnInhibitors_HS_2018-06-15_plate1_amplification.txt": None,
     "realworld/Edward_qPCR_TxnInhibitors_HS_2018-06-15_plate2_amplification.txt": None,
 }
-#: files analysed only with gaps repaired: damaged on purpose (RDML consortium) or ragged tables (curves of
-#: different lengths); refused by default with the fix --repair-gaps
+#: files with missing readings: damaged on purpose (RDML consortium) or ragged tables (curves of
+#: different lengths): the library's default refuses them naming the fix --repair-gaps, `oligolab lab analyze`
+#: repairs them and holds the repaired curves (tests/test_lab_cli.py)
 NEEDS_REPAIR = {"technical_matrix_gaps.rdml", "realworld/table.xlsx", "realworld/fdata.csv"}
 #: files without amplification readings: refused in one line
 NO_READINGS = ["realworld/Edward_qPCR_TxnInhibitors_HS_2018-06-15_plate1_Cq.txt",

@@ -65,13 +65,27 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path):
     assert len(lines) == 1 and "mystery.csv" in lines[0] and "unknown instrument export" in lines[0]
 
 
-def test_refused_gaps_then_repaired(tmp_path):
-    res = _run("lab", "analyze", DATA / "technical_matrix_gaps.rdml", "--out", tmp_path / "o")
-    assert res.exit_code == 2 and "record 'K3'" in res.output and "--repair-gaps" in res.output
-    res = _run("lab", "analyze", DATA / "technical_matrix_gaps.rdml", "--out", tmp_path / "o", "--repair-gaps")
+def test_missing_readings_are_filled_and_held_or_refused_on_request(tmp_path):
+    """A run with readings is analysed (only a file without readings is refused): the damaged curves are
+    filled in, flagged and held, and the summary names them; --refuse-gaps refuses the run naming the fix."""
+    res = _run("lab", "analyze", DATA / "technical_matrix_gaps.rdml", "--out", tmp_path / "o", "--no-html")
     assert res.exit_code == 0, res.output
+    assert "22 curve(s) with missing readings filled in and held for review (wells K3, K5" in " ".join(res.output.split())
     wells = list(csv.DictReader((tmp_path / "o" / "wells.csv").open()))
-    assert any("gap_repaired" in w["flags"] for w in wells)
+    repaired = {w["well"] for w in wells if "gap_repaired" in w["flags"]}
+    assert "K3" in repaired and all(w["review"] == "True" for w in wells if w["well"] in repaired)
+    res = _run("lab", "analyze", DATA / "technical_matrix_gaps.rdml", "--out", tmp_path / "r", "--refuse-gaps")
+    assert res.exit_code == 2 and "record 'K3'" in res.output and "--repair-gaps" in res.output
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("name", ["realworld/fdata.csv", "realworld/table.xlsx"])
+def test_ragged_tables_are_analysed_with_the_short_curves_held(tmp_path, name):
+    res = _run("lab", "analyze", DATA / name, "--out", tmp_path / "o", "--no-html")
+    assert res.exit_code == 0, res.output
+    assert "2 curve(s) with missing readings filled in and held for review (wells D1, D2)" in " ".join(res.output.split())
+    status = {s["wells"]: s["status"] for s in csv.DictReader((tmp_path / "o" / "samples.csv").open())}
+    assert status["D1"] == status["D2"] == "review" and "release" in status.values()
 
 
 def test_multi_run_file_writes_one_folder_per_run(tmp_path):

@@ -45,7 +45,7 @@ def analyze_cmd(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default out/lab/<file name>)."),
     run: Optional[str] = typer.Option(None, "--run", help="Analyse only this run of a multi-run RDML file."),
     fmt: Optional[str] = typer.Option(None, "--format", help="Force the input format (rdml, biorad-cfx, quantstudio, abi-7500, rdes, long, wide)."),
-    repair_gaps: bool = typer.Option(False, "--repair-gaps", help="Interpolate missing readings (curves are flagged for review) instead of refusing the run."),
+    repair_gaps: bool = typer.Option(True, "--repair-gaps/--refuse-gaps", help="Missing readings: interpolate them and hold those curves for review (default), or refuse the run naming the first well."),
     threshold: list[str] = typer.Option([], "--threshold", help="Fix a target's threshold: TARGET=VALUE (baseline-corrected units); repeatable."),
     dye: Optional[str] = typer.Option(None, "--dye", help="Dye of a single-channel wide export (e.g. FAM)."),
     no_validate: bool = typer.Option(False, "--no-validate", help="Skip RDML XSD validation (faster; structure is still checked)."),
@@ -101,6 +101,11 @@ def _print_summary(written, seconds: float) -> None:
     for res, folder in written:
         for p in res.problems:
             console.print(f"[bold red]![/] {res.run.name}: {p}", highlight=False)
+        if res.run.repaired:
+            wells = list(dict.fromkeys(res.run.layout["well"].iloc[sorted(res.run.repaired)]))
+            console.print(f"[yellow]![/] {res.run.name}: {len(res.run.repaired)} curve(s) with missing readings "
+                          f"filled in and held for review (wells {', '.join(wells[:10])}"
+                          f"{' ...' if len(wells) > 10 else ''}); --refuse-gaps refuses such runs", highlight=False)
         console.print(f"report: {folder / 'report.html'}", highlight=False)
 
 
