@@ -115,6 +115,7 @@ def test_missing_extraction_control_invalidates_the_run(tmp_path, run):
 
     plate = analyze_run(run, "cdc-2019-ncov", plate_map=_variant(tmp_path, drop_hsc))
     assert plate.valid is False and any("no HSC" in p for p in plate.problems)
+    assert (plate.samples["status"] == "rerun").all() and (plate.samples["call"] == "run_invalid").all()
 
 
 def test_positive_control_outside_lab_range_fails(tmp_path, run, cdc_plate):
@@ -123,6 +124,7 @@ def test_positive_control_outside_lab_range_fails(tmp_path, run, cdc_plate):
     lab.write_text(f"extends: cdc-2019-ncov\ncontrols:\n  pc:\n    cq_range: {{N1: [{pc_cq + 1:.2f}, 40]}}\n")
     plate = analyze_run(run, lab, plate_map=CDC_MAP)
     assert plate.valid is False and any("outside" in p and "N1" in p for p in plate.problems)
+    assert (plate.samples["status"] == "rerun").all() and (plate.samples["call"] == "run_invalid").all()
 
 
 def test_who_plate_calls_follow_the_scheme(run):

@@ -188,6 +188,26 @@ def test_schema_violation_is_refused_with_line(tmp_path):
     assert "RDML 1.4 schema" in str(err.value) and ", line " in str(err.value)
 
 
+def test_whole_number_written_with_a_decimal_point_is_read_with_a_warning(tmp_path):
+    """A consortium file that writes an integer as '24.0' (the peer reads it) is read with a warning naming the
+    line, to the same readings; a value that is not a whole number is still refused."""
+    xml = read_xml_bytes(DATA / "own_mix_a.rdml").decode()
+    assert xml.count("<columns>24</columns>") == 1
+    lenient = tmp_path / "decimal_columns.rdml"
+    lenient.write_text(xml.replace("<columns>24</columns>", "<columns>24.0</columns>"))
+    original, read = read_rdml(DATA / "own_mix_a.rdml")[0], read_rdml(lenient)[0]
+    np.testing.assert_array_equal(read.fluor, original.fluor)
+    assert list(read.layout["well"]) == list(original.layout["well"]) and read.plate_columns == 24
+    warning = read.meta["warnings"][0]
+    assert "schema deviation" in warning and "'24.0'" in warning and "line" in warning
+    assert "warnings" not in original.meta
+    bad = tmp_path / "fractional_columns.rdml"
+    bad.write_text(xml.replace("<columns>24</columns>", "<columns>24.5</columns>"))
+    with pytest.raises(InputError) as err:
+        read_rdml(bad)
+    assert "RDML 1.4 schema" in str(err.value) and "24.5" in str(err.value) and ", line " in str(err.value)
+
+
 def test_not_rdml_and_unknown_version(tmp_path):
     junk = tmp_path / "junk.rdml"
     junk.write_text("Well,Cycle\n")
