@@ -7,7 +7,9 @@ benchmarks/lab_calls.py prints the same figures per file (benchmarks/RESULTS.md,
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -112,3 +114,52 @@ def test_quantstudio_384_well_export_gets_the_files_own_well_names():
             assert np.isclose(mine[well], float(value)), well
             checked += 1
     assert checked == 344
+
+
+def _shared_data() -> Path | None:
+    """The project's shared data folder (../shared/data beside the checkout, or OLIGOLAB_SHARED_DATA)."""
+    root = Path(__file__).resolve().parents[1]
+    for candidate in (os.environ.get("OLIGOLAB_SHARED_DATA"), root.parent / "shared" / "data",
+                      root.parent.parent / "shared" / "data"):
+        if candidate and (Path(candidate) / "qpcr-realworld").is_dir():
+            return Path(candidate)
+    return None
+
+
+#: the files of ../shared/data/qpcr-realworld and ../shared/data/qpcr that hold amplification readings (the
+#: instruments' complete exports, of which data/qpcr keeps the amplification parts)
+SHARED_RUNS = {
+    "qpcr-realworld/covid19/DEMO_COVID2020_THERMO.eds", "qpcr-realworld/covid19/analysis_result_ejemplo.txt",
+    "qpcr-realworld/mcmodel/quantstudio-export.txt", "qpcr-realworld/pcruniversum/BioRad.xlsx",
+    "qpcr-realworld/pcruniversum/fdata.csv", "qpcr-realworld/pcruniversum/lc96_bACTXY.rdml",
+    "qpcr-realworld/pcruniversum/sce.eds", "qpcr-realworld/pcruniversum/stepone_std.rdml",
+    "qpcr-realworld/pcruniversum/table.xlsx", "qpcr-realworld/tidyqpcr/Edward_qPCR_Nrd1_calibration_2019-02-02.txt",
+    "qpcr-realworld/tidyqpcr/Edward_qPCR_TxnInhibitors_HS_2018-06-15_plate1.txt",
+    "qpcr-realworld/tidyqpcr/Edward_qPCR_TxnInhibitors_HS_2018-06-15_plate2.txt",
+    "qpcr/eva_green_a.rdml", "qpcr/eva_green_b.rdml", "qpcr/own_mix_a.rdml", "qpcr/technical_matrix_gaps.rdml",
+    "qpcr/technical_shifted_baseline.rdml", "qpcr/technical_shifted_baseline.tsv",
+    "qpcr/vermeulen_data_vermeulen_std_150000_15000.rdml", "qpcr/schema/RDES_v1_0_example_amplification.tsv",
+}
+
+
+def test_every_file_of_the_shared_folders_is_analysed_or_refused_in_one_line():
+    """What a user gets from `oligolab lab analyze FILE` (missing readings repaired and held, its default) on
+    every file of ../shared/data/qpcr-realworld and ../shared/data/qpcr, the complete instrument exports
+    included (melt programs, raw and multicomponent data): every file with readings analysed, every other file
+    (licences, READMEs, schemas, Cq tables, plate maps) refused in one line naming it and the fix."""
+    shared = _shared_data()
+    if shared is None:
+        pytest.skip("../shared/data is not here (set OLIGOLAB_SHARED_DATA to run this test)")
+    analysed, refused = set(), {}
+    for path in sorted(p for d in ("qpcr-realworld", "qpcr") for p in (shared / d).rglob("*") if p.is_file()):
+        name = path.relative_to(shared).as_posix()
+        try:
+            plates = analyze_file(path, gaps="repair")
+        except InputError as exc:
+            refused[name] = str(exc)
+            continue
+        assert plates and all(p.table["role"].ne("empty").any() for p in plates), name
+        analysed.add(name)
+    assert analysed == SHARED_RUNS, sorted(analysed ^ SHARED_RUNS)
+    for name, msg in refused.items():
+        assert "\n" not in msg and str(shared / name) in msg and "fix:" in msg, (name, msg)
