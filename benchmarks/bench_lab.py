@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Benchmark of `oligolab lab`: a 384-well run from import to report, and 1,000 runs back to back.
 
-The 384-well run is built from real readings: the 246 reactions of eva_green_b.rdml and the 98 of
-eva_green_a.rdml (both 40 cycles), plus 40 wells that repeat real eva_green_b curves (their samples are named
-REP-..., "replicate copies"). Wells are relabelled as a CDC N1/N2/RP plate with NTC, positive and extraction
-controls (the nine real non-amplifying reactions stand in for negatives) and written as RDML 1.4. Each run
+The 384-well run is built from real readings: the 384 curves of the shipped LightCycler 480 run
+(Edward_qPCR_Nrd1_calibration_2019-02-02, 40 cycles; 279 amplified, 96 flat, 9 held by the diagnostic call),
+relabelled as a CDC N1/N2/RP plate: NTC and extraction-control N1/N2 on flat curves, positive controls and the
+extraction control's RP on amplified ones, then 125 samples x N1/N2/RP on the remaining curves in plate order
+(so the samples are a realistic mix of positive, negative and held), written as RDML 1.4 with its layout. Each run
 goes through the whole pipeline: RDML read + XSD validation, LinRegPCR, QC flags, controls, CDC calls, and
 samples.csv, wells.csv, controls.csv, result.json and report.html.
 
@@ -31,13 +32,15 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from oligolab.lab.analysis import analyze_file, load_runs  # noqa: E402
 from oligolab.lab.curves import analyze_curves, prepare  # noqa: E402
-from oligolab.lab.formats.rdml import load_rdml, write_rdml  # noqa: E402
+from oligolab.lab.formats.rdml import write_rdml  # noqa: E402
 from oligolab.lab.platemap import default_layout  # noqa: E402
 from oligolab.lab.report import write_outputs  # noqa: E402
 from oligolab.lab.run import make_run, well_from_position  # noqa: E402
 
 DATA = ROOT / "data" / "qpcr"
 WORK = ROOT / "benchmarks" / "_work"
+#: the shipped LightCycler 480 run (384 wells, 40 cycles, SYBR; data/qpcr/SOURCE.md) whose curves fill the plate
+LC480_RUN = DATA / "Edward_qPCR_Nrd1_calibration_2019-02-02_amplification.txt"
 
 
 def rss_mib() -> float:
@@ -50,39 +53,22 @@ def rss_mib() -> float:
 
 def build_384_run() -> Path:
     """Write the 384-well CDC-style RDML run described in the module docstring; returns its path."""
-    b, a = load_rdml(DATA / "eva_green_b.rdml"), load_rdml(DATA / "eva_green_a.rdml")
-    assert b.n_cycles == a.n_cycles == 40
-    fluor = np.vstack([b.fluor, a.fluor])
-    source = [f"eva_green_b {w}" for w in b.layout["well"]] + [f"eva_green_a {w}" for w in a.layout["well"]]
-    amplified = np.concatenate([analyze_curves(prepare(b)).table["amplified"].to_numpy(),
-                                analyze_curves(prepare(a)).table["amplified"].to_numpy()])
-    neg = list(np.flatnonzero(~amplified))
-    pos = list(np.flatnonzero(amplified))
-    assert len(neg) == 9
-    rep = pos[:40]                                   # replicate copies of 40 real amplified curves
-    rows: list[tuple[int, str, str, str]] = []       # (source curve, sample, role, target)
-    n, p = iter(neg), iter(pos + rep)
-    rows += [(next(n), "NTC", "ntc", t) for t in ("N1", "N2", "RP")]
-    rows += [(next(p), "nCoVPC", "pc", t) for t in ("N1", "N2", "RP")]
-    rows += [(next(n), "HSC", "ec", "N1"), (next(n), "HSC", "ec", "N2"), (next(p), "HSC", "ec", "RP")]
-    rows += [(next(n), "S-001", "sample", "N1"), (next(n), "S-001", "sample", "N2"), (next(p), "S-001", "sample", "RP")]
-    rows += [(next(n), "S-002", "sample", "N1"), (next(p), "S-002", "sample", "N2"), (next(p), "S-002", "sample", "RP")]
-    rows += [(next(p), "S-003", "sample", "N1"), (next(n), "S-003", "sample", "N2"), (next(p), "S-003", "sample", "RP")]
-    while len(rows) < 384:
-        rows += [(next(p), "", "sample", t) for t in ("N1", "N2", "RP")]
-    # samples whose curves include a replicate copy (the last 40 curves used) are named REP-..., others S-...
-    first_copy_row = 384 - 40
-    for start in range(18, 384, 3):
-        name = f"{'REP' if start + 2 >= first_copy_row else 'S'}-{(start - 18) // 3 + 4:03d}"
-        for j in range(start, start + 3):
-            rows[j] = (rows[j][0], name, rows[j][2], rows[j][3])
-    assert len(rows) == 384 and len({r[0] for r in rows[:first_copy_row]}) == first_copy_row
-    layout = pd.DataFrame({"well": [well_from_position(i + 1, 24) for i in range(384)],
+    src = load_runs(LC480_RUN)[0]
+    assert src.n_curves == 384 and src.n_cycles == 40
+    call = analyze_curves(prepare(src)).table["call"].to_numpy()
+    neg, pos = list(np.flatnonzero(call == "not amplified")), list(np.flatnonzero(call == "amplified"))
+    controls = [(neg[0], "NTC", "ntc", "N1"), (neg[1], "NTC", "ntc", "N2"), (neg[2], "NTC", "ntc", "RP"),
+                (pos[0], "nCoVPC", "pc", "N1"), (pos[1], "nCoVPC", "pc", "N2"), (pos[2], "nCoVPC", "pc", "RP"),
+                (neg[3], "HSC", "ec", "N1"), (neg[4], "HSC", "ec", "N2"), (pos[3], "HSC", "ec", "RP")]
+    used = {r[0] for r in controls}
+    rest = [i for i in range(src.n_curves) if i not in used]
+    rows = controls + [(i, f"S-{k // 3 + 1:03d}", "sample", ("N1", "N2", "RP")[k % 3]) for k, i in enumerate(rest)]
+    layout = pd.DataFrame({"well": [well_from_position(i + 1, 24) for i in range(len(rows))],
                            "sample": [r[1] for r in rows], "role": [r[2] for r in rows],
                            "target": [r[3] for r in rows], "dye": "FAM",
-                           "source": [source[r[0]] for r in rows]})
-    run = make_run("CDC plate 384 (real curves)", "bench", fluor[[r[0] for r in rows]], np.arange(1, 41), layout,
-                   instrument="QuantStudio Dx (curves of eva_green_a/b)", plate_rows=16, plate_columns=24)
+                           "source": [f"LC480 {src.layout['well'].iloc[r[0]]}" for r in rows]})
+    run = make_run("CDC plate 384 (real LC480 curves)", "bench", src.fluor[[r[0] for r in rows]], src.cycles, layout,
+                   instrument="LightCycler 480 (curves of the shipped Nrd1 run)", plate_rows=16, plate_columns=24)
     WORK.mkdir(parents=True, exist_ok=True)
     return write_rdml(run, WORK / "cdc_plate_384.rdml")
 
