@@ -88,9 +88,16 @@ def prepare() -> tuple[Path, Path]:
     return genomes, reads
 
 
-def peers(genomes: Path, reads: Path) -> list[tuple[str, dict, str]]:
+#: bowtie's figures on the idle machine (../shared/PEERS.md, re-measured 2026-12-05), for runs that leave bowtie out
+BOWTIE_IDLE = {"wall_s": 333.0, "cpu_s": 548.0, "peak_mib": 331.0}
+
+
+def peers(genomes: Path, reads: Path, skip_bowtie: bool = False) -> list[tuple[str, dict, str]]:
     rows = []
-    if shutil.which("bowtie-build"):
+    if skip_bowtie:
+        rows.append(("bowtie-build + bowtie -v 3 -a (NOT run here: idle-machine figure from PEERS.md)", BOWTIE_IDLE,
+                     "878,775 hits"))
+    elif shutil.which("bowtie-build"):
         build = timed(["bowtie-build", "--threads", "2", str(genomes), str(WORK / "idx")])
         with open(WORK / "bowtie.hits", "w") as fh:
             search = timed(["bowtie", "-p", "2", "-f", "-v", "3", "-a", "--suppress", "6,7,8", str(WORK / "idx"),
@@ -109,10 +116,10 @@ def peers(genomes: Path, reads: Path) -> list[tuple[str, dict, str]]:
     return rows
 
 
-def shipped(skip_peers: bool) -> None:
+def shipped(skip_peers: bool, skip_bowtie: bool) -> None:
     genomes, reads = prepare()
     run_check(SARS / "NC_045512.2.fasta", WORK / "warmup", workers=1)  # numba cache, once
-    rows = [] if skip_peers else peers(genomes, reads)
+    rows = [] if skip_peers else peers(genomes, reads, skip_bowtie)
     ours = run_check(PANGO, WORK / "check-shipped")
     rows.append(("oligolab check (all cores), end to end", {"wall_s": ours["process_wall_s"],
                  "cpu_s": ours["process_cpu_s"], "peak_mib": max(ours["process_peak_mib"], ours["worker_peak_mib"])},
@@ -159,6 +166,9 @@ def scale(skip_million: bool, million_one_worker: bool) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--skip-peers", action="store_true", help="leave out bowtie and BLAST (about 7 minutes)")
+    ap.add_argument("--skip-bowtie", action="store_true",
+                    help="leave out bowtie (bowtie-build takes 5.5 minutes idle, 40 on a busy machine) and print its "
+                         "idle-machine figure from PEERS.md instead")
     ap.add_argument("--skip-shipped", action="store_true")
     ap.add_argument("--skip-scale", action="store_true")
     ap.add_argument("--skip-million", action="store_true")
@@ -167,7 +177,7 @@ def main() -> None:
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} (the machine is shared: CPU times are the steadier figure)")
     if not args.skip_shipped:
-        shipped(args.skip_peers)
+        shipped(args.skip_peers, args.skip_bowtie)
     if not args.skip_scale:
         sys.path.insert(0, str(ROOT / "benchmarks"))
         scale(args.skip_million, args.million_one_worker)

@@ -1,5 +1,8 @@
 """Run one `oligolab check` (Python API) and print its figures as JSON: wall and CPU seconds (this process and the
-workers), peak memory of this process and of the largest worker, genomes per second. Used by bench_check.py."""
+workers), peak memory of this process and of the largest worker, genomes per second. Used by bench_check.py.
+
+With ``"progress": PATH`` in the spec, a line "seconds genomes nucleotides" is appended to PATH every 10 s or so (the
+rate of a run too long to wait for)."""
 
 from __future__ import annotations
 
@@ -18,7 +21,17 @@ def main() -> None:
 
     spec = json.loads(sys.argv[1])
     t0 = time.perf_counter()
-    result = run_check(CheckInputs(**spec["inputs"]), spec["out"], CheckOptions(**spec.get("options", {})))
+    last = [t0]
+
+    def progress(genomes: int, nucleotides: int) -> None:
+        now = time.perf_counter()
+        if now - last[0] >= 10:
+            last[0] = now
+            with open(spec["progress"], "a") as fh:
+                fh.write(f"{now - t0:.1f} {genomes} {nucleotides}\n")
+
+    result = run_check(CheckInputs(**spec["inputs"]), spec["out"], CheckOptions(**spec.get("options", {})),
+                       progress if spec.get("progress") else None)
     wall = time.perf_counter() - t0
     own = resource.getrusage(resource.RUSAGE_SELF)
     workers_cpu = result.run["worker_cpu_s"] if result.run["where"] != "Inline" else 0.0

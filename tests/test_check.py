@@ -310,6 +310,30 @@ def test_a_killed_dask_worker_and_a_resumed_run_give_the_same_tables(pango_subse
     assert not work_folder(out).exists()
 
 
+def test_a_chunk_damaged_in_the_work_folder_is_checked_again(pango_subset, tmp_path):
+    """Chunk files are not fsynced one by one; a chunk whose files a machine crash left short or changed fails its
+    digests on resume and is checked again, the others are taken as stored: the tables of an uninterrupted run."""
+    from oligolab.check.outputs import work_folder
+    from oligolab.check.pipeline import check
+
+    inputs = CheckInputs([DIAG_ASSAYS], [pango_subset], None, REFERENCE, ANNOTATION, ALIAS_KEY, [])
+    options = CheckOptions(workers=1, batch_nt=100_000)
+    run_check(inputs, tmp_path / "reference", options)
+    out = tmp_path / "out"
+    (tmp_path / "rows").mkdir()
+    check(inputs, options, tmp_path / "rows", work_dir=work_folder(out))  # leaves its work folder, like a kill
+    parts = sorted(work_folder(out).glob("*.oligo.parquet"))
+    assert len(parts) == 4
+    parts[1].write_bytes(parts[1].read_bytes()[:-100])  # cut short
+    tsv = sorted(work_folder(out).glob("*.oligo.tsv"))[2]  # never empty: RdRP_SARSr-R1 is degraded everywhere
+    text = bytearray(tsv.read_bytes())
+    text[len(text) // 2] ^= 1  # same size, other content
+    tsv.write_bytes(bytes(text))
+    result = run_check(inputs, out, options)
+    assert result.run["resumed_chunks"] == 2 and result.run["chunks"] == 4
+    assert _tables(out) == _tables(tmp_path / "reference")
+
+
 # ------------------------------------------------------------------------------ calls whatever the search limit
 
 @pytest.fixture(scope="module")
