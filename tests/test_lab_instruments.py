@@ -119,6 +119,15 @@ def test_unknown_instrument_csv_is_refused(tmp_path):
     assert "mystery.csv" in msg and "unknown instrument export" in msg and "RDML" in msg
 
 
+def test_a_readme_naming_an_export_section_is_no_export():
+    """data/qpcr/SOURCE.md names QuantStudio's [Amplification Data] section in its prose: refused as an unknown
+    export (with the formats that are read), not as a QuantStudio export missing its section."""
+    with pytest.raises(InputError) as err:
+        read_runs(DATA / "SOURCE.md")
+    assert "[Amplification Data]" in (DATA / "SOURCE.md").read_text()
+    assert "unknown instrument export" in str(err.value) and "SOURCE.md" in str(err.value)
+
+
 def test_cq_results_file_given_as_run_explains_itself():
     with pytest.raises(InputError, match="Cq results but no amplification readings"):
         read_runs(CFX_CQ)[0]

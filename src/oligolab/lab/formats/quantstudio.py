@@ -36,6 +36,9 @@ META_KEYS = {"Instrument Type": "instrument", "Instrument Serial Number": "seria
              "Experiment Barcode": "barcode"}
 
 
+_AMPLIFICATION_SECTION = re.compile(r"^[ \t\ufeff]*\[Amplification Data\]", re.M)
+
+
 def detect(probe: common.Probe) -> str | None:
     if probe.is_excel:
         names = {n.strip().lower() for n in probe.sheets}
@@ -43,7 +46,8 @@ def detect(probe: common.Probe) -> str | None:
             return None
         sheet = next(n for n in probe.sheets if n.strip().lower() == "amplification data")
         return flavour(common.rows_to_text(probe.sheets[sheet]))
-    if "[Amplification Data]" in probe.text or ("[Sample Setup]" in probe.text and probe.text.startswith("*")):
+    # the section header starts a line (a README that names the section in its prose is no export)
+    if _AMPLIFICATION_SECTION.search(probe.text) or ("[Sample Setup]" in probe.text and probe.text.startswith("*")):
         if re.search(r"^\* Block Type = 384", probe.text, re.M):
             return "quantstudio"          # the 7500 is a 96-well instrument
         return flavour(probe.text.split("[Amplification Data]", 1)[-1])
