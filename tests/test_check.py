@@ -272,6 +272,40 @@ def _kill_when(folder, n_done, kill):
     return thread
 
 
+def _processes_with(marker: str) -> list[int]:
+    """Ids of the running processes whose environment holds ``marker`` (a run and every process it started)."""
+    import os
+
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as fh:
+                if marker.encode() in fh.read():
+                    found.append(int(entry))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def test_the_workers_of_a_killed_check_end_with_it(small_assays, tmp_path):
+    """SIGKILL of a check running on local worker processes: the workers (and their forkserver) end too, instead of
+    waiting for work for ever with their caches (they did, 300 MiB each)."""
+    import time
+    import uuid
+
+    from oligolab.check.outputs import work_folder
+
+    marker = f"OLIGOLAB_TEST_RUN={uuid.uuid4().hex}"
+    out = tmp_path / "out"
+    proc = _cli(small_assays, out, "--workers", "2", env={"OLIGOLAB_TEST_RUN": marker.split("=")[1]})
+    _kill_when(work_folder(out), 2, proc.kill).join()
+    proc.wait()
+    deadline = time.time() + 30
+    while _processes_with(marker) and time.time() < deadline:
+        time.sleep(0.5)
+    assert _processes_with(marker) == []
+
+
 def test_a_killed_dask_worker_and_a_resumed_run_give_the_same_tables(pango_subset, tmp_path):
     """A Dask worker killed in the middle of a run costs only its chunks (rescheduled); a run killed in the middle
     resumes from the chunks it stored: both give the tables of an uninterrupted run."""

@@ -49,7 +49,11 @@ class LocalProcesses:
         self.workers = workers
         self._context = multiprocessing.get_context("forkserver")
         self._context.set_forkserver_preload(["oligolab.check.worker"])
-        self._pool = ProcessPoolExecutor(workers, mp_context=self._context)
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(self.workers, mp_context=self._context, initializer=_exit_with,
+                                   initargs=(os.getpid(),))
 
     def map_unordered(self, fn: Task, items: Iterable[Any]) -> Iterator[Any]:
         pending: dict[Future, Any] = {}
@@ -74,11 +78,31 @@ class LocalProcesses:
 
     def _restart(self, fn: Task, items: list[Any]) -> dict[Future, Any]:
         self._pool.shutdown(wait=False, cancel_futures=True)
-        self._pool = ProcessPoolExecutor(self.workers, mp_context=self._context)
+        self._pool = self._new_pool()
         return {self._pool.submit(fn, item): item for item in items}
 
     def close(self) -> None:
         self._pool.shutdown()
+
+
+def _exit_with(driver: int, every_s: float = 1.0) -> None:
+    """In a local worker: end this process when the driver ``driver`` is gone. A driver killed outright (SIGKILL,
+    the out-of-memory killer) cannot stop its workers, and they would wait for work for ever, each holding its
+    caches (hundreds of MiB)."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while True:
+            time.sleep(every_s)
+            try:
+                os.kill(driver, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:  # pragma: no cover  (the id now belongs to another user's process)
+                os._exit(1)
+
+    threading.Thread(target=watch, name="oligolab-exit-with-driver", daemon=True).start()
 
 
 class DaskCluster:
