@@ -25,6 +25,14 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 # Browser and database tests are marked here by where they are, so a new test of that kind is marked too:
 BROWSER_FILES = {"test_day_browser.py", "test_serve_browser.py"}        # a real Chromium through Selenium
 DB_FAULT_FILES = {"test_serve_faults.py"}                                # database outages and restarts
+# End-to-end files (real collections, whole designs, the service with its analyses, commands killed and rerun):
+# `slow`, each test of them. A long test in another file carries @pytest.mark.slow itself or is named here.
+SLOW_FILES = {"test_bowtie_parity.py", "test_check.py", "test_design_pipeline.py", "test_design_rescue.py",
+              "test_sirna.py", "test_lab_integrity.py", "test_serve.py", "test_serve_accounts.py",
+              "test_serve_release.py", "test_serve_security.py", "test_serve_tamper.py", "test_serve_hardening.py",
+              "test_day_service.py", "test_day_release.py", "test_day_backup.py", "test_day_pages_ru.py",
+              "test_day_i18n.py"}
+SLOW_TESTS: set[str] = set()          # "file.py::test_name" of long tests in otherwise quick files
 
 
 # `make fuzz` (HYPOTHESIS_PROFILE=fuzz): one line per reader test at the end, examples run, seconds, examples per
@@ -69,6 +77,8 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.browser)
         if item.path.name in DB_FAULT_FILES or "postgres" in item.nodeid.lower():
             item.add_marker(pytest.mark.db)
+        if item.path.name in SLOW_FILES or f"{item.path.name}::{item.originalname}" in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"

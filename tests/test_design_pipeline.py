@@ -284,25 +284,28 @@ def test_order_sheet_columns_for_every_enzyme_and_chemistry(enzyme_name, which, 
 
 def test_same_files_under_different_hash_seeds(subsets, tmp_path):
     """A design is a function of its inputs and options alone: two runs under different PYTHONHASHSEED write
-    byte-identical files (report and manifest included)."""
+    byte-identical files (report and manifest included); the runs' umasks (022, 027) set the modes only."""
     import os
     import subprocess
     import sys
 
     pre, _, _ = subsets
     outs = []
-    for seed in ("1", "4242"):
+    for seed, umask in (("1", 0o022), ("4242", 0o027)):
         out = tmp_path / f"seed{seed}"
         env = {**os.environ, "PYTHONHASHSEED": seed}
         subprocess.run([sys.executable, "-m", "oligolab.cli", "design", "-g", str(pre), "-r", str(REFERENCE),
                         "--annotation", str(ANNOTATION), "--alias-key", str(ALIAS_KEY), "--off-target",
                         str(NEIGHBOURS), "-e", "LbCas12a", "-A", "lamp", "--region", "N", "-n", "2", "-o", str(out)],
-                       check=True, env=env, capture_output=True)
+                       check=True, env=env, capture_output=True, preexec_fn=lambda umask=umask: os.umask(umask))
         outs.append(out)
     names = sorted(p.name for p in outs[0].iterdir())
     assert names == sorted(p.name for p in outs[1].iterdir()) and "report.html" in names
     for name in names:
         assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
+    for out, folder_mode, file_mode in ((outs[0], 0o755, 0o644), (outs[1], 0o750, 0o640)):
+        assert out.stat().st_mode & 0o777 == folder_mode
+        assert {oct(p.stat().st_mode & 0o777) for p in out.iterdir()} == {oct(file_mode)}
 
 
 SARBECO = PANGO.parents[1] / "sarbecoviruses-pre2019" / "sarbecoviruses-pre2019-49.fasta.xz"

@@ -183,19 +183,24 @@ def test_command_refuses_bad_inputs_in_one_line(tmp_path, option, name, text, co
 
 
 def test_outputs_do_not_depend_on_the_hash_seed(tmp_path):
-    """The same inputs under two PYTHONHASHSEED values give byte-identical files (manifest included)."""
+    """The same inputs under two PYTHONHASHSEED values give byte-identical files (manifest included); the runs'
+    umasks (022, 027) set the files' modes and nothing else."""
     outs = []
-    for seed in ("1", "4242"):
+    for seed, umask in (("1", 0o022), ("4242", 0o027)):
         out = tmp_path / f"run{seed}"
         env = {**os.environ, "PYTHONHASHSEED": seed}
         subprocess.run([sys.executable, "-m", "oligolab.cli", "sirna", "--target", str(TARGETS), "--target-id",
                         "NM_017545.3", "--off-target", str(TARGETS), "--mirnas", str(MIRNAS), "--known", str(DRUGS),
-                        "--top", "10", "--out", str(out)], check=True, env=env, cwd=ROOT, capture_output=True)
+                        "--top", "10", "--out", str(out)], check=True, env=env, cwd=ROOT, capture_output=True,
+                       preexec_fn=lambda umask=umask: os.umask(umask))
         outs.append(out)
     names = sorted(p.name for p in outs[0].iterdir())
     assert names == sorted(p.name for p in outs[1].iterdir()) and "candidates.csv" in names
     for name in names:
         assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
+    for out, folder_mode, file_mode in ((outs[0], 0o755, 0o644), (outs[1], 0o750, 0o640)):
+        assert out.stat().st_mode & 0o777 == folder_mode
+        assert {oct(p.stat().st_mode & 0o777) for p in out.iterdir()} == {oct(file_mode)}
 
 
 # ------------------------------------------------------------------------------------- property-based tests
