@@ -138,3 +138,69 @@ def test_ntc_rate_per_week_in_the_labs_time_zone():
     moscow = {w.week: w for w in q.ntc_weekly(runs, "Europe/Moscow")}
     assert moscow["2026-W49"].amplified == 1 and moscow["2026-W50"].amplified == 2
     assert moscow["2026-W50"].runs == 2
+
+
+def test_service_judges_a_batch_once_and_again_when_what_it_is_judged_on_changes(tmp_path):
+    """The service's Westgard status of each batch (kept per process) equals the rules applied afresh to the
+    lab's stored control points of the batches up to it; a limit saved by the lab or a new result version of an
+    earlier batch changes the judgement at once (never a stale status)."""
+    from serve_support import make_app
+    from sqlalchemy import select
+
+    from oligolab.service import qcview
+    from oligolab.service.day_db import QcLimit, QcPoints
+    from oligolab.service.db import Assay, Batch
+
+    app = make_app(f"sqlite:///{tmp_path}/qc.db")
+    runs = sorted({p.run for p in _series()})
+    with app.state.factory() as db:
+        assay = db.get(Assay, 1)
+        ids = {}
+        for i, run in enumerate(runs):
+            b = Batch(lab_id=1, assay_id=1, name=run, run_filename=f"{run}.rdml", run_bytes=b"x", run_sha256=run,
+                      status="signed", current_version=1, created_by="tech", created_at=START + dt.timedelta(days=i))
+            db.add(b)
+            db.flush()
+            ids[run] = b.id
+            db.add(QcPoints(batch_id=b.id, version=1, lab_id=1, assay_id=1, at=b.created_at, lot="LOT-A",
+                            points=[[p.key.control, p.key.target, p.cq] for p in _series() if p.run == run]))
+        for key, lim in LIMITS.items():
+            db.add(QcLimit(lab_id=1, assay_id=1, control=key.control, target=key.target, lot=key.lot,
+                           mean=lim.mean, sd=lim.sd))
+        db.commit()
+
+        def statuses():
+            out = {}
+            for run, bid in ids.items():
+                status, flags = qcview.batch_flags(db, db.get(Batch, bid))
+                out[run] = (status, sorted(f.rule for f in flags))
+            return out
+
+        def afresh(points, limits):
+            renamed = [q.ControlPoint(q.SeriesKey(assay.name, p.key.control, p.key.target, p.key.lot), str(ids[p.run]),
+                                      p.at, p.cq) for p in points]
+            given = {q.SeriesKey(assay.name, k.control, k.target, k.lot): v for k, v in limits.items()}
+            flags = q.westgard(renamed, given)
+            return {run: (q.run_status(flags, str(bid)), sorted(f.rule for f in flags if f.run == str(bid)))
+                    for run, bid in ids.items()}
+
+        first = statuses()
+        assert first == afresh(_series(), LIMITS)
+        assert first["r05"] == ("reject", ["1-3s"]) and first["r03"] == ("warning", ["1-2s"])
+        assert statuses() == first                                          # judged once, same answer
+
+        row = db.scalar(select(QcLimit).where(QcLimit.control == "pc", QcLimit.target == "N1"))
+        row.sd = 2.0                                                        # the lab widens N1's limits
+        db.commit()
+        wider = {**LIMITS, N1: q.Limits(25.0, 2.0)}
+        assert statuses() == afresh(_series(), wider) != first
+
+        b = db.get(Batch, ids["r04"])                                       # r04 corrected: N1 now +3.5 SD
+        moved = [[c, t, 25.0 + 3.5 * 2.0 if (c, t) == ("pc", "N1") else cq] for c, t, cq in
+                 db.get(QcPoints, (b.id, 1)).points]
+        db.add(QcPoints(batch_id=b.id, version=2, lab_id=1, assay_id=1, at=b.created_at, lot="LOT-A", points=moved))
+        b.current_version = 2
+        db.commit()
+        points = [p if not (p.run == "r04" and p.key == N1) else q.ControlPoint(N1, "r04", p.at, 32.0)
+                  for p in _series()]
+        assert statuses()["r04"] == afresh(points, wider)["r04"] == ("reject", ["1-3s"])

@@ -180,6 +180,15 @@ def test_upgrade_from_the_first_schema_keeps_records_verifiable(tmp_path):
     con.close()
     app = make_app(url)          # migrates to the newest schema; adds the demo accounts (audited)
     assert _verify_cli(url).returncode == 0, _verify_cli(url).stdout
+    con = sqlite3.connect(tmp_path / "old.db")      # 0007: large columns stored last, rows and triggers kept
+    assert [r[1] for r in con.execute("PRAGMA table_info(batches)")][-3:] == ["ruleset_text", "map_bytes", "run_bytes"]
+    assert ([r[1] for r in con.execute("PRAGMA table_info(batch_versions)")][-4:]
+            == ["ruleset_text", "result", "curves", "report_html"])
+    assert con.execute("SELECT name, run_bytes FROM batches").fetchall() == [("old plate", b"\x00")]
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        con.execute("UPDATE batch_versions SET reason = 'edited'")
+    assert con.execute("PRAGMA foreign_key_check").fetchall() == []
+    con.close()
     with TestClient(app) as client:
         tech = token(client, "tech")
         assert client.get("/api/batches/1", headers=tech).json()["signed_by"] == "reviewer"

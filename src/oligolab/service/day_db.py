@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as _dt
 
-from sqlalchemy import JSON, Boolean, Date, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Date, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .db import Base, UTCDateTime, utcnow
@@ -54,7 +54,7 @@ class Patient(Base):
 
 class Specimen(Base):
     __tablename__ = "specimens"
-    __table_args__ = (UniqueConstraint("lab_id", "specimen_id"),)
+    __table_args__ = (UniqueConstraint("lab_id", "specimen_id"), Index("ix_specimens_lab_received", "lab_id", "received_at"))
     id: Mapped[int] = mapped_column(primary_key=True)
     lab_id: Mapped[int] = mapped_column(ForeignKey("labs.id"), index=True)
     specimen_id: Mapped[str] = mapped_column(String(64))
@@ -90,6 +90,7 @@ class Order(Base):
     """One test of one specimen (see the module docstring for its states)."""
 
     __tablename__ = "orders"
+    __table_args__ = (Index("ix_orders_lab_status", "lab_id", "status"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     lab_id: Mapped[int] = mapped_column(ForeignKey("labs.id"), index=True)
     specimen_pk: Mapped[int] = mapped_column(ForeignKey("specimens.id"), index=True)

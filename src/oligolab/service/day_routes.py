@@ -372,11 +372,17 @@ def patient_report(request: Request, patient_pk: int, user: User = Depends(need(
     i18n.activate(lab.language)          # the printout is in the lab's language, whoever prints it
     h = Here(lab.timezone, lab.language, lab.training)
     rows, versions = [], {}
-    for s in db.scalars(select(Specimen).where(Specimen.patient_pk == pt.id).order_by(Specimen.collected_at)):
-        for o in db.scalars(select(Order).where(Order.specimen_pk == s.id).order_by(Order.id)):
+    taken = list(db.scalars(select(Specimen).where(Specimen.patient_pk == pt.id).order_by(Specimen.collected_at)))
+    orders: dict[int, list[Order]] = {}
+    for o in db.scalars(select(Order).where(Order.specimen_pk.in_([s.id for s in taken])).order_by(Order.id)):
+        orders.setdefault(o.specimen_pk, []).append(o)
+    batch_ids = {o.batch_id for os in orders.values() for o in os if o.batch_id}
+    loaded = list(db.scalars(select(Batch).where(Batch.id.in_(batch_ids))))   # one read; sample_of finds them
+    assays = {a.id: a for a in db.scalars(select(Assay).where(Assay.lab_id == pt.lab_id))}
+    for s in taken:
+        for o in orders.get(s.id, []):
             b, sample = specimens.sample_of(db, o, s.specimen_id, versions)
-            rows.append({"specimen": s, "order": o, "batch": b, "sample": sample,
-                         "assay": db.get(Assay, o.assay_id)})
+            rows.append({"specimen": s, "order": o, "batch": b, "sample": sample, "assay": assays.get(o.assay_id)})
     from .db import Lab
 
     return page(request, "patient_report.html", user, pt=pt, rows=rows, here=h, lab=db.get(Lab, pt.lab_id),

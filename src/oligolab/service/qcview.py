@@ -5,6 +5,8 @@ Levey-Jennings charts (Plotly) and the NTC contamination rate per week in the la
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -77,7 +79,11 @@ def _cached_points(db: Session, batches: list[Batch]) -> dict[int, QcPoints]:
 
 
 def qc_data(db: Session, lab_id: int, assay_id: int | None = None, *, upto_batch: int | None = None) -> QcData:
-    """Control points, limits and Westgard flags of the lab's recent analysed batches (of one assay)."""
+    """Control points, limits and Westgard flags of the lab's recent analysed batches (of one assay).
+
+    The judgement of a window of batches is made once per process and kept under exactly what it is made of
+    (each batch's stored QC points, the lab's assay names and its own limits), so a page view reads those small
+    rows and judges again only when one of them changed (a new version, a limit saved)."""
     q = select(Batch).where(Batch.lab_id == lab_id, Batch.current_version > 0)
     if assay_id:
         q = q.where(Batch.assay_id == assay_id)
@@ -86,6 +92,16 @@ def qc_data(db: Session, lab_id: int, assay_id: int | None = None, *, upto_batch
     batches = list(db.scalars(q.order_by(Batch.id.desc()).limit(RECENT_BATCHES)))[::-1]
     cached = _cached_points(db, batches)
     assays = {a.id: a.name for a in db.scalars(select(Assay).where(Assay.lab_id == lab_id))}
+    given_rows = list(db.scalars(select(QcLimit).where(QcLimit.lab_id == lab_id).order_by(QcLimit.id)))
+    key = (tuple((b.id, b.assay_id, cached[b.id].at, cached[b.id].lot, cached[b.id].ntc_wells,
+                  cached[b.id].ntc_amplified, tuple(map(tuple, cached[b.id].points))) for b in batches),
+           tuple(sorted(assays.items())),
+           tuple((r.assay_id, r.control, r.target, r.lot, r.mean, r.sd, r.source) for r in given_rows))
+    with _JUDGED_LOCK:
+        known = _JUDGED.get(key)
+        if known is not None:
+            _JUDGED.move_to_end(key)
+            return known
     points: list[qt.ControlPoint] = []
     ntc: list[qt.NtcRun] = []
     for b in batches:
@@ -94,9 +110,20 @@ def qc_data(db: Session, lab_id: int, assay_id: int | None = None, *, upto_batch
                    for control, target, cq in row.points]
         ntc.append(qt.NtcRun(str(b.id), row.at, row.ntc_wells, row.ntc_amplified))
     given = {qt.SeriesKey(assays.get(r.assay_id, "?"), r.control, r.target, r.lot): qt.Limits(r.mean, r.sd, 0, r.source)
-             for r in db.scalars(select(QcLimit).where(QcLimit.lab_id == lab_id))}
+             for r in given_rows}
     limits = qt.series_limits(points, given)
-    return QcData(points, limits, qt.westgard(points, limits), ntc)
+    data = QcData(points, limits, qt.westgard(points, limits), ntc)
+    with _JUDGED_LOCK:
+        _JUDGED[key] = data
+        while len(_JUDGED) > JUDGED_KEPT:
+            _JUDGED.popitem(last=False)
+    return data
+
+
+#: Westgard judgements kept per process (a window of batches each: about 1 MB for 256 of 80 batches)
+JUDGED_KEPT = 256
+_JUDGED: OrderedDict[tuple, QcData] = OrderedDict()
+_JUDGED_LOCK = threading.Lock()
 
 
 def batch_flags(db: Session, batch: Batch) -> tuple[str, list[qt.Flag]]:

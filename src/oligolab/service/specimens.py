@@ -7,6 +7,8 @@ lab is refused, naming the line. Each accession is one audit event naming its sp
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from sqlalchemy import or_, select
@@ -21,7 +23,7 @@ from . import i18n
 from .audit import record
 from .day_db import (MEASURED, ON_PLATE, RETEST, WAITING, LabSettings, Order, Patient, Specimen,
                      UserSettings)
-from .db import Assay, Batch, User
+from .db import Assay, Batch, BatchVersion, User
 
 #: most specimens one search page lists
 SEARCH_ROWS = 100
@@ -244,9 +246,7 @@ def accession_of(specimen: Specimen, patient: Patient, order: Order, test: str =
 def sample_of(db: Session, order: Order, specimen_id: str,
               cache: dict | None = None) -> tuple[Batch | None, dict | None]:
     """The batch an order was measured in and its sample row in the version released (or the current one);
-    ``cache`` keeps each version's rows for the next order of the same page (a version's result is large)."""
-    from .analysis import version
-
+    ``cache`` keeps each version's rows for the next order of the same page."""
     if not order.batch_id:
         return None, None
     b = db.get(Batch, order.batch_id)
@@ -255,7 +255,32 @@ def sample_of(db: Session, order: Order, specimen_id: str,
     key = (b.id, order.version or b.current_version)
     cache = {} if cache is None else cache
     if key not in cache:
-        v = version(db, b, key[1])
-        cache[key] = {str(s["sample"]): s for s in v.result["samples"]} if v is not None else {}
+        cache[key] = version_samples(db, *key)
     return b, cache[key].get(specimen_id)
 
+
+#: sample rows of stored versions kept per process (about 0.3 MB a 125-specimen version)
+SAMPLES_KEPT = 64
+_SAMPLES: OrderedDict[str, dict[str, dict]] = OrderedDict()
+_SAMPLES_LOCK = threading.Lock()
+
+
+def version_samples(db: Session, batch_id: int, number: int) -> dict[str, dict]:
+    """Sample id -> sample row of one stored version. Only the result's samples are read (the database
+    extracts them: a result is mostly wells and controls), and the rows are kept per process under the
+    version's content hash, since a stored version never changes."""
+    where = (BatchVersion.batch_id == batch_id, BatchVersion.version == number)
+    content = db.scalar(select(BatchVersion.content_sha256).where(*where))
+    if content is None:
+        return {}
+    with _SAMPLES_LOCK:
+        if content and content in _SAMPLES:
+            _SAMPLES.move_to_end(content)
+            return _SAMPLES[content]
+    rows = {str(s["sample"]): s for s in db.scalar(select(BatchVersion.result["samples"]).where(*where)) or []}
+    if content:
+        with _SAMPLES_LOCK:
+            _SAMPLES[content] = rows
+            while len(_SAMPLES) > SAMPLES_KEPT:
+                _SAMPLES.popitem(last=False)
+    return rows
