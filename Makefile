@@ -77,5 +77,5 @@ serve: $(STAMP)
 LOCALE := src/oligolab/service/locale
 translations: $(STAMP)
 	$(BIN)/pybabel extract -F babel.cfg --no-location --sort-output --project oligolab -o $(LOCALE)/messages.pot .
-	$(BIN)/pybabel update -i $(LOCALE)/messages.pot -d $(LOCALE) --no-fuzzy-matching --ignore-obsolete
+	$(BIN)/pybabel update -i $(LOCALE)/messages.pot -d $(LOCALE) --no-fuzzy-matching --ignore-obsolete --width 116
 	$(BIN)/pybabel compile -d $(LOCALE) --statistics

@@ -133,3 +133,56 @@ def test_templates_translate_with_the_request_language():
     with i18n.language("ru"):
         assert t.render(when=when, x=3.14159) == "РНК 2019-nCoV (SARS-CoV-2) обнаружена|05.12.2026 10:30 (UTC+03:00)|3,14"
     assert t.render(when=when, x=1).startswith("2019-nCoV detected|")
+
+
+#: messages as the lab core writes them (oligolab.lab.interpret, .qc, .calling, .audit) and as a Russian lab reads them
+LAB_MESSAGES = [
+    ("NTC (no template control) 'NTC': P19 (N1) amplified at Cq 19.9, P20 (N1) not amplified, expected negative; "
+     "D6 (RP) Cq 41.2 outside [-, 40]: NTC amplified: possible contamination. Invalidate the run and repeat the assay.",
+     "К− (отрицательный контроль ПЦР, без матрицы) «NTC»: P19 (N1): амплификация, Cq 19,9, P20 (N1): нет "
+     "амплификации, ожидался результат «отрицательный»; D6 (RP): Cq 41,2 вне допустимого диапазона [-; 40]: В "
+     "отрицательном контроле ПЦР (К−) есть амплификация: возможна контаминация. Постановка недействительна, "
+     "повторите исследование."),
+    ("A12 N1: the amplification call needs a person's eyes (weak rise (14x the noise) above the threshold: weak or "
+     "late amplification?); N2: weak positive (Cq 38.2 >= 37); RP: indeterminate (replicates disagree: positive, "
+     "negative)",
+     "A12 N1: решение об амплификации требует просмотра специалистом (слабый подъём (14× уровня шума) выше порога: "
+     "слабая или поздняя амплификация?); N2: слабоположительный (Cq 38,2 ≥ 37); RP: неопределённый результат "
+     "(повторы не согласуются: положительный, отрицательный)"),
+    ("Run invalid: no NTC (no template control) on the plate: the run cannot be validated",
+     "Постановка недействительна: на планшете нет контроля К− (отрицательный контроль ПЦР, без матрицы): "
+     "достоверность постановки подтвердить невозможно"),
+    ("reviewer 2026-12-05T11:44:31+00:00: negative -> inconclusive (проверено)",
+     "reviewer 2026-12-05T11:44:31+00:00: отрицательный → сомнительный (проверено)"),
+]
+
+
+@pytest.mark.parametrize("english, russian", LAB_MESSAGES)
+def test_lab_core_messages_in_the_labs_language(english, russian):
+    from oligolab.service import labtext
+
+    with i18n.language("ru"):
+        assert labtext.translate(english) == russian
+    assert labtext.translate(english) == english                         # English as the lab core wrote it
+    with i18n.language("ru"):
+        assert labtext.translate("a reviewer's own words") == "a reviewer's own words"
+
+
+def test_every_curve_flag_and_caller_reason_of_the_lab_core_has_its_russian_form():
+    """Every QC flag the lab core can raise (oligolab.lab.qc.FLAGS), with the details it writes, and the
+    run-level reasons of oligolab.lab.interpret read in Russian with no English word left."""
+    import re
+
+    from oligolab.lab import interpret, qc
+    from oligolab.service import labtext
+
+    details = {"gap_repaired": "cycles 3-5, 9", "doubtful": "rises 9x the noise but does not stay above the "
+               "detection threshold to the end of the run", "late_rise": "TD0 38.2 of 40", "baseline_error": "code 4",
+               "atypical_efficiency": "1.31", "baseline_drift": "down 23% of height", "jump": "cycle 17",
+               "early_jump": "cycle 2", "replicate_spread": "Cq SD 0.62 cycles"}
+    texts = [qc.describe(f"{code}:{details[code]}" if code in details else code) for code in qc.FLAGS]
+    texts += [interpret.RUN_HELD, "no rule of the decision table matches", "Repeat the run", "2 of 3 amplified"]
+    with i18n.language("ru"):
+        shown = [labtext.translate(t) for t in texts]
+    left = [(t, s) for t, s in zip(texts, shown) if re.search(r"[a-z]{3,}", re.sub(r"LinRegPCR|TD0|Cq|SD", "", s))]
+    assert not left, left

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from ..errors import InputError
 from ..lab import qc_trend as qt
-from . import auth, clinic, i18n, labels, qcview, specimens, training, worklists
+from . import auth, clinic, i18n, labels, labtext, qcview, specimens, training, worklists
 from .day_db import Delivery, DeliveryAttempt, Endpoint, Order, Patient, QcLimit, Specimen, Worklist
 from .db import Assay, Batch, LoginSession, User
 from .web import TEMPLATES, check_csrf, form_result, get_batch, get_db, need, page, read_upload
@@ -105,7 +105,9 @@ def install(app: FastAPI) -> None:
         templates.context_processors.append(page_context)
         templates.env.globals["day_batch_panel"] = lambda request, b: batch_panel(request.app.state.factory, b)
         templates.env.globals["day_summary_panel"] = summary_panel
-        templates.env.globals["rule_text"] = i18n.rule_text
+        templates.env.globals["rule_text"] = labtext.shown
+        templates.env.globals["lab_text"] = labtext.translate
+        templates.env.globals["flags_text"] = labtext.flags_text
     _lifespan_with_deliveries(app, app.state.factory)
     app.include_router(router)
 

@@ -100,7 +100,7 @@ VOCABULARY = (
     N_("delivered"), N_("refused"), N_("positive"), N_("negative"), N_("inconclusive"), N_("invalid"),
     N_("review"), N_("run_invalid"), N_("screen_positive"), N_("male"), N_("female"), N_("other"), N_("unknown"),
     N_("ok"), N_("warning"), N_("reject"), N_("no result"), N_("technician"), N_("reviewer"), N_("admin"),
-    N_("release"), N_("rerun"), N_("control"), N_("passed"), N_("problems"), N_("wells"), N_("outcome"), N_("role"), N_("sample"),
+    N_("release"), N_("rerun"), N_("indeterminate"), N_("missing"), N_("any"), N_("control"), N_("passed"), N_("problems"), N_("wells"), N_("outcome"), N_("role"), N_("sample"),
 )
 
 
