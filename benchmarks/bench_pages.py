@@ -6,7 +6,8 @@ benchmarks/locustfile_day.py make): per day, the day's specimens imported as lis
 tests/day_support.py: 50 patient ids per list, so a patient comes back every list, as in bench_day), 384-well
 worklists, each run uploaded as the plate map lays it out (REAL curves of the shipped LightCycler 480 run,
 relabelled), analysed, its held samples accepted, signed and released; then the day's batches, specimens and
-orders are moved back one day, so the lab has ``--days`` days behind it. The database is kept
+orders are moved back one day, so the lab has ``--days`` days behind it; then the next morning's specimens are
+received and wait for plates. The database is kept
 (benchmarks/_work/pages-<backend>.db, or a PostgreSQL database), so the same history can be timed before and
 after a change (``--reuse``).
 
@@ -109,6 +110,16 @@ def build(client, app, args, h) -> dict:
     return {}
 
 
+def morning(client, specimens: int, h: dict) -> None:
+    """The next morning's specimens received and waiting for plates (the labels and worklist pages show them)."""
+    if _waiting(client, h["tech"]):
+        return
+    for k in range(0, specimens, LIST):
+        _form(client, "/specimens/import", h["tech"], data={"assay_id": "1"},
+              files={"file": (f"m-{k}.csv", day_csv(min(LIST, specimens - k), prefix=f"M{k // LIST:03d}"), "text/csv")})
+    print(f"{_waiting(client, h['tech'])} specimens waiting for plates", flush=True)
+
+
 def targets(client, h) -> dict[str, str]:
     """Page name -> URL, picked from the history (the newest batch, a patient with many results, ...)."""
     batches = client.get("/api/batches?limit=100", headers=h["rev"]).json()
@@ -196,6 +207,7 @@ def main() -> None:
             _form(client, "/settings/lab", h["admin"], data={"timezone": "Europe/Moscow", "language": "ru",
                                                              "header": "bench"})
             build(client, app, args, h)
+        morning(client, args.specimens, h)
         rows = time_pages(client, h, args.repeat, args.budget_ms)
     if args.json:
         args.json.write_text(json.dumps({"days": args.days, "specimens": args.specimens, "backend": args.backend,

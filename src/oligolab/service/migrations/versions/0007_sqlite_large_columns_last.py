@@ -9,7 +9,8 @@ small columns first (SQLite's documented 12-step table change: new table, copy, 
 triggers again); the rows, ids, indexes and the append-only triggers stay as they were. PostgreSQL keeps large
 values out of line (TOAST) already: nothing to do there.
 
-New large columns must be added to :data:`LARGE` (and a migration like this one), never in the middle.
+SQLite adds a new column at the end of a row, after the large ones: a migration that adds a column to these tables
+rebuilds them like this one.
 
 Revision ID: 0007
 Revises: 0006
