@@ -32,7 +32,52 @@ SLOW_FILES = {"test_bowtie_parity.py", "test_check.py", "test_design_pipeline.py
               "test_serve_release.py", "test_serve_security.py", "test_serve_tamper.py", "test_serve_hardening.py",
               "test_day_service.py", "test_day_release.py", "test_day_backup.py", "test_day_pages_ru.py",
               "test_day_i18n.py"}
-SLOW_TESTS: set[str] = set()          # "file.py::test_name" of long tests in otherwise quick files
+# Long tests in otherwise quick files (3 s or more each in a measured run of the rest; a parametrized test as a
+# whole), and the module fixtures that make a file's tests long:
+SLOW_TESTS: dict[str, set[str]] = {
+    "test_bad_input.py": {"test_a_compression_suffix_on_a_plain_genome_file_is_said_once", "test_fuzz_read_annotation",
+                          "test_metadata_ids_missing_from_fasta_is_a_warning",
+                          "test_zstd_cut_in_half_is_refused_naming_the_byte"},
+    "test_day_qc_trend.py": {"test_control_points_from_a_real_analysed_run"},
+    "test_day_worklist.py": {"test_a_run_laid_out_by_the_worklist_is_analysed_per_specimen"},
+    "test_design_bad_input.py": {"test_no_candidate_in_a_tiny_region"},
+    "test_design_units.py": {"test_guide_prescores_equal_check_calls", "test_primer_prescores_equal_check_calls",
+                             "test_projection_reproduces_the_pango_alignment"},
+    "test_engine.py": {"test_cuda_path_gives_the_same_sites", "test_gapped_sites_match_an_exhaustive_oracle",
+                       "test_seed_index_engine_finds_the_same_sites",
+                       "test_ungapped_equals_brute_force_on_real_genomes"},
+    "test_lab_audit.py": {"test_overrides_flow_into_results_and_signature"},
+    "test_lab_calling.py": {"test_shipped_demo_plate_is_invalid_because_its_ntc_amplifies"},
+    "test_lab_cli.py": {"test_analyze_review_override_sign_audit", "test_multi_run_file_writes_one_folder_per_run",
+                        "test_sign_refusal_names_the_real_reason"},
+    "test_lab_curves.py": {"test_flat_and_drifting_real_baselines_are_not_called_amplified",
+                           "test_noise_rises_that_fool_the_linregpcr_criteria_are_rejected"},
+    "test_lab_determinism.py": {"test_files_follow_the_umask", "test_same_files_under_different_hash_seeds"},
+    "test_lab_exports.py": {"test_lab_export_fhir_and_csv"},
+    "test_lab_fuzz.py": {"test_fuzz_each_format", "test_fuzz_plate_maps"},
+    "test_lab_instruments.py": {"test_rdes_example_and_round_trip"},
+    "test_lab_interpret.py": {"test_amplifying_ntc_invalidates_the_run"},
+    "test_lab_rdml.py": {"test_every_shipped_run_end_to_end"},
+    "test_lab_realworld.py": {"test_every_run_file_is_analysed_or_refused_with_the_fix",
+                              "test_no_clearly_amplified_curve_is_called_not_amplified",
+                              "test_wells_the_instrument_calls_undetermined_are_rarely_called_amplified"},
+    "test_models_cas12a.py": {"test_held_out_spearman_reproduces_recorded_figure",
+                              "test_inference_does_not_import_torch"},
+    "test_models_sirna.py": {"test_shipped_model_reproduces_recorded_held_out",
+                             "test_transcript_fast_path_matches_per_context"},
+    "test_output_folder.py": {"test_a_command_on_a_full_disk_says_so_in_one_line_and_leaves_nothing",
+                              "test_kill_at_any_moment_leaves_previous_or_new_result"},
+    "test_readers_fuzz.py": {"test_fuzz_read_genbank_in_every_compression"},
+    "test_sirna_inputs.py": {"test_outputs_do_not_depend_on_the_hash_seed"},
+    "test_sirna_score.py": {"test_givosiran_is_scored_as_the_drug", "test_perfect_matches_score_as_in_the_design"},
+    "test_sirna_transcriptome.py": {"test_ensembl_chry_annotation_as_gtf_and_gff3",
+                                    "test_index_records_sources_and_is_reused",
+                                    "test_many_7mer_m8_utr_sites_move_a_candidate_down",
+                                    "test_offtargets_in_a_real_transcriptome_carry_regions",
+                                    "test_several_targets_in_one_run"},
+}
+SLOW_FIXTURES: dict[str, set[str]] = {"test_lab_limits.py": {"refused"}, "test_lab_report.py": {"quantstudio"},
+                                      "test_sirna_score.py": {"scored"}}
 
 
 # `make fuzz` (HYPOTHESIS_PROFILE=fuzz): one line per reader test at the end, examples run, seconds, examples per
@@ -77,7 +122,9 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.browser)
         if item.path.name in DB_FAULT_FILES or "postgres" in item.nodeid.lower():
             item.add_marker(pytest.mark.db)
-        if item.path.name in SLOW_FILES or f"{item.path.name}::{item.originalname}" in SLOW_TESTS:
+        name = item.path.name
+        if (name in SLOW_FILES or item.originalname in SLOW_TESTS.get(name, ())
+                or SLOW_FIXTURES.get(name, set()) & set(getattr(item, "fixturenames", ()))):
             item.add_marker(pytest.mark.slow)
 
 ROOT = Path(__file__).resolve().parents[1]
