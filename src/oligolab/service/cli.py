@@ -102,7 +102,7 @@ def serve(
     for line in lines:
         console.print(f"[bold green]{line}[/]", highlight=False)
     settings: dict[str, Any] = dict(db_url=db, worker_threads=workers, secure_cookies=secure_cookies,
-                    analysis_processes=analysis_processes)
+                    analysis_processes=analysis_processes, freeze_start=True)
     console.print(f"oligolab lab service on http://{host}:{port}/  (database {db.split('@')[-1]}); Ctrl-C stops it",
                   highlight=False)
     common: dict[str, Any] = dict(host=host, port=port, log_level=log_level, access_log=access_log,

@@ -154,7 +154,7 @@ def specimens_page(request: Request, q: str = "", error: str = "", done: int = 0
                    user: User = Depends(need("view")), db: Session = Depends(get_db)):
     h = here(db, user, request.headers.get("accept-language", ""))
     found = specimens.search(db, user.lab_id, q, limit=50)
-    waiting = len(specimens.waiting_orders(db, user.lab_id))
+    waiting = specimens.waiting_count(db, user.lab_id)
     return page(request, "specimens.html", user, found=found, q=q, error=error, done=done, here=h,
                   assays=_assays(db, user), waiting=waiting, sexes=("unknown", "female", "male", "other"))
 
@@ -246,7 +246,7 @@ def worklists_page(request: Request, error: str = "", user: User = Depends(need(
                    db: Session = Depends(get_db)):
     h = here(db, user, request.headers.get("accept-language", ""))
     assays = _assays(db, user)
-    waiting = {a.id: len(specimens.waiting_orders(db, user.lab_id, a.id)) for a in assays}
+    waiting = {a.id: specimens.waiting_count(db, user.lab_id, a.id) for a in assays}
     recent = list(db.scalars(select(Worklist).where(Worklist.lab_id == user.lab_id)
                              .order_by(Worklist.id.desc()).limit(30)))
     return page(request, "worklists.html", user, assays=assays, waiting=waiting, recent=recent, error=error,

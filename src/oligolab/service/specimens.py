@@ -11,7 +11,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -173,6 +173,14 @@ def waiting_orders(db: Session, lab_id: int, assay_id: int | None = None) -> lis
     return list(db.scalars(q.order_by(Order.retest_of.is_(None), Specimen.collected_at, Order.id)))
 
 
+def waiting_count(db: Session, lab_id: int, assay_id: int | None = None) -> int:
+    """How many orders wait for a plate (counted by the database: a morning's list is hundreds)."""
+    q = select(func.count(Order.id)).where(Order.lab_id == lab_id, Order.status == WAITING)
+    if assay_id:
+        q = q.where(Order.assay_id == assay_id)
+    return int(db.scalar(q) or 0)
+
+
 def retest(db: Session, user: User | str, order: Order, reason: str) -> Order:
     """Send a measured specimen back to the waiting list: the order is closed as ``retest`` and a new order of
     the same specimen and assay, linked to it, waits (the caller commits)."""
@@ -214,8 +222,6 @@ def search(db: Session, lab_id: int, query: str, *, limit: int = SEARCH_ROWS) ->
     text = query.strip()
     if text:
         like = f"%{text.lower()}%"
-        from sqlalchemy import func
-
         q = q.where(or_(func.lower(Specimen.specimen_id).like(like), func.lower(Patient.patient_id).like(like),
                         func.lower(Patient.name).like(like), func.lower(Patient.pseudonym).like(like)))
     rows = list(db.execute(q.order_by(Specimen.received_at.desc(), Specimen.id.desc()).limit(limit)))
