@@ -60,7 +60,6 @@ class _Merger:
         self.pending: dict[int, dict[str, Any]] = {}
         self.next = 0
         self.genomes = self.nucleotides = self.distinct = 0
-        self.ids: set[str] = set()
         self.stats: Counter = Counter()
         self.peak_rss_mib = 0.0
 
@@ -72,7 +71,6 @@ class _Merger:
             self.genomes += s["genomes"]
             self.nucleotides += s["nucleotides"]
             self.distinct += s["distinct_genomes"]
-            self.ids.update(s["ids"])
             self.stats.update(s["stats"])
             self.peak_rss_mib = max(self.peak_rss_mib, s.get("peak_rss_mib", 0.0))
             self.next += 1
@@ -110,7 +108,7 @@ def check(inputs: CheckInputs, options: CheckOptions, rows_dir: str | Path, prog
         if merger.genomes == 0:
             raise InputError(inputs.genomes[0] if inputs.genomes else None, "no genomes read", "give FASTA genomes")
         store.move_rows(Path(rows_dir), tsv_header(OLIGO_COLUMNS), tsv_header(ASSAY_COLUMNS))
-        result = _finish(inputs, options, checker, metadata, merger)
+        result = _finish(inputs, options, checker, metadata, merger, labels.seen)
         result.warnings = list(dict.fromkeys([str(w.message) for w in reading] + result.warnings))
         if inputs.previous:
             result.tables["changes"], result.watch = compare(Path(rows_dir), Path(inputs.previous),
@@ -152,13 +150,13 @@ def _check_chunks(setup: CheckSetup, chunks: Any, store: ChunkStore, merger: _Me
 
 
 def _finish(inputs: CheckInputs, options: CheckOptions, checker: Checker, metadata: Metadata | None,
-            merger: _Merger) -> CheckResult:
-    """The result from the merged counts, with exclusivity and the summary tables."""
+            merger: _Merger, ids: set[str]) -> CheckResult:
+    """The result from the merged counts, with exclusivity and the summary tables (``ids``: every genome read)."""
     caught: list[str] = []
     if metadata is not None:
         with warnings.catch_warnings(record=True) as w:
             warnings.simplefilter("always")
-            warn_missing_ids(metadata, merger.ids)
+            warn_missing_ids(metadata, ids)
             caught += [str(x.message) for x in w]
     ex_sites, ex_assays = exclusivity(checker, inputs.off_targets)
     lineages = Lineages(inputs.alias_key)

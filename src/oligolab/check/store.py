@@ -31,12 +31,13 @@ from .worker import ChunkResult
 
 #: options that do not change any result (only where and how fast it is computed)
 _NEUTRAL_OPTIONS = {"threads", "workers", "cluster", "device", "work_dir"}
+_FORMAT = 2  #: layout of the chunk files (2: the counts file names each file's size and digest)
 _SMALL_FILE = 64 << 20  #: inputs up to this size are identified by their contents, larger ones by size and time
 
 
 def run_key(inputs: CheckInputs, options: CheckOptions) -> str:
     """Identifies what a run computes: same key, same chunks and results."""
-    h = hashlib.sha256(f"oligolab {__version__}\n".encode())
+    h = hashlib.sha256(f"oligolab {__version__} chunk store {_FORMAT}\n".encode())
     for f in fields(options):
         if f.name not in _NEUTRAL_OPTIONS:
             h.update(f"{f.name}={getattr(options, f.name)!r}\n".encode())

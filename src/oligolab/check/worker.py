@@ -67,7 +67,6 @@ class ChunkResult:
     oligo_tsv: bytes  #: rows whose call is not 'binds' (no header)
     assay_tsv: bytes  #: rows whose call is not 'detected' (no header)
     aggregates: Aggregates
-    ids: list[str]
     genomes: int
     nucleotides: int
     distinct_genomes: int
@@ -86,8 +85,8 @@ def check_chunk(setup: CheckSetup, chunk: Chunk) -> ChunkResult:
     agg.add(chunk.lineages, chunk.months, chunk.ids, res, chunk.dates if any(chunk.dates) else None, causes)
     agg.finalize(checker)
     result = ChunkResult(chunk.index, parquet_bytes(oligo_rows), parquet_bytes(assay_rows),
-                         tsv_bytes(oligo_rows, "binds"), tsv_bytes(assay_rows, "detected"), agg, chunk.ids,
-                         len(chunk.ids), chunk.nucleotides, distinct)
+                         tsv_bytes(oligo_rows, "binds"), tsv_bytes(assay_rows, "detected"), agg, len(chunk.ids),
+                         chunk.nucleotides, distinct)
     result.stats = {**checker.engine.stats, "cpu_seconds": time.process_time() - cpu0}
     result.peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     checker.engine.stats = dict.fromkeys(checker.engine.stats, 0)
