@@ -32,8 +32,8 @@ SLOW_FILES = {"test_bowtie_parity.py", "test_check.py", "test_design_pipeline.py
               "test_serve_release.py", "test_serve_security.py", "test_serve_tamper.py", "test_serve_hardening.py",
               "test_day_service.py", "test_day_release.py", "test_day_backup.py", "test_day_pages_ru.py",
               "test_day_i18n.py"}
-# Long tests in otherwise quick files (3 s or more each in a measured run of the rest; a parametrized test as a
-# whole), and the module fixtures that make a file's tests long:
+# Long tests in otherwise quick files (3 s or more of wall time each in a run of the rest, measured with the 2 cores
+# shared at load 16-20; a parametrized test as a whole), and the module fixtures that make a file's tests long:
 SLOW_TESTS: dict[str, set[str]] = {
     "test_bad_input.py": {"test_a_compression_suffix_on_a_plain_genome_file_is_said_once", "test_fuzz_read_annotation",
                           "test_metadata_ids_missing_from_fasta_is_a_warning",
