@@ -32,7 +32,7 @@ test: $(STAMP) lint
 	$(BIN)/python -m pytest -q
 
 # the edit loop: unit tests only (no browser, no PostgreSQL or database faults, no slow real-data runs), few
-# examples per property-based test; 36 s of CPU (under a minute on an idle 2-core machine)
+# examples per property-based test; 42 s of CPU (under a minute on an idle 2-core machine)
 test-fast: $(STAMP)
 	HYPOTHESIS_PROFILE=fast $(BIN)/python -m pytest -q -m "not slow and not browser and not db" -p no:cacheprovider
 
