@@ -97,9 +97,10 @@ def align(prefix: Path, reads: list[tuple[str, str, str, str]], k: int, workdir:
     return hits
 
 
-def detected(table: pd.DataFrame, primer_hits, guide_hits, genome_ids: list[str], max_amplicon: int
-             ) -> dict[str, int]:
-    """Genomes detected per assay under the lenient criterion of the module docstring."""
+def detected(table: pd.DataFrame, primer_hits, guide_hits, genome_ids: list[str], max_amplicon: int,
+             per_genome: bool = False) -> dict:
+    """Genomes detected per assay under the lenient criterion of the module docstring (their count, or with
+    ``per_genome`` the ids of the sequences where the assay forms)."""
     out = {}
     for assay, sub in table.groupby("assay", sort=False):
         roles = set()
@@ -109,14 +110,15 @@ def detected(table: pd.DataFrame, primer_hits, guide_hits, genome_ids: list[str]
             elif r.role not in OPTIONAL:
                 roles.add(r.role)
         primer_roles = sorted(roles - {"crRNA"})
-        per_genome: dict[str, dict[str, list[tuple[int, str]]]] = defaultdict(lambda: defaultdict(list))
+        sites: dict[str, dict[str, list[tuple[int, str]]]] = defaultdict(lambda: defaultdict(list))
         for role in primer_roles:
             for g, pos, strand in primer_hits.get((assay, role), []):
-                per_genome[g][role].append((pos, strand))
+                sites[g][role].append((pos, strand))
         if "crRNA" in roles:
             for g, pos, strand in guide_hits.get((assay, "crRNA"), []):
-                per_genome[g]["crRNA"].append((pos, strand))
-        out[assay] = sum(1 for g in genome_ids if _forms(per_genome.get(g, {}), sorted(roles), max_amplicon))
+                sites[g]["crRNA"].append((pos, strand))
+        found = [g for g in genome_ids if _forms(sites.get(g, {}), sorted(roles), max_amplicon)]
+        out[assay] = found if per_genome else len(found)
     return out
 
 
@@ -146,6 +148,65 @@ def count(assays_tsv: Path, prefix: Path, genome_ids: list[str], workdir: Path, 
     primer_hits = align(prefix, primers, primer_mm, workdir) if primers else {}
     guide_hits = align(prefix, guides, guide_mm, workdir) if guides else {}
     return detected(table, primer_hits, guide_hits, genome_ids, max_amplicon)
+
+
+def build_region_index(genomes: Path, tables: list[Path], reference: Path, index_dir: Path, flank: int = 1000,
+                       threads: int = 2) -> tuple[Path, dict[str, list[str]]]:
+    """A small bowtie index for collections of near-identical genomes: only the regions where the assays sit.
+
+    The assays' oligos are aligned to the reference (``-v 3``); each cluster of sites (within 2 x ``flank`` nt) plus
+    ``flank`` nt on each side is cut from every genome at the same coordinates (the genomes are within a few dozen
+    nt of the reference's length, so the flank absorbs their indels), identical slices are indexed once. Returns
+    (index prefix, slice name -> genome ids holding it). An assay with no oligo site in the reference has no
+    region and counts 0. Sequence only, like :func:`build_index`; the count per genome is the same whenever the
+    genome's sites lie within ``flank`` nt of the reference's (all amplicons here are under 500 nt)."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    ref = next(iter(read_fasta(reference))).text().replace("-", "")
+    ref_dir = index_dir / "reference"
+    ref_prefix, _ = build_index(reference, ref_dir, threads)
+    loci: list[int] = []
+    for k, tsv in enumerate(tables):
+        table = pd.read_csv(tsv, sep="\t", dtype=str).fillna("")
+        for hits in align(ref_prefix, searched(table), 3, ref_dir, threads).values():
+            loci += [pos for _, pos, _ in hits]
+    regions: list[list[int]] = []
+    for pos in sorted(set(loci)):
+        if regions and pos - regions[-1][1] <= 2 * flank:
+            regions[-1][1] = pos
+        else:
+            regions.append([pos, pos])
+    spans = [(max(0, a - flank), min(len(ref), b + 100 + flank)) for a, b in regions]
+    slices: dict[str, list[str]] = {}
+    names: dict[str, str] = {}
+    for rec in read_fasta(genomes):
+        seq = rec.text().replace("-", "")
+        for r, (a, b) in enumerate(spans):
+            piece = seq[a:b]
+            name = names.setdefault(f"{r}:{piece}", f"s{len(names)}")
+            slices.setdefault(name, []).append(rec.id)
+    fasta, prefix = index_dir / "slices.fa", index_dir / "slices"
+    with open(fasta, "w") as fh:
+        for key, name in names.items():
+            fh.write(f">{name}\n{key.split(':', 1)[1]}\n")
+    subprocess.run(["bowtie-build", "-q", "--threads", str(threads), str(fasta), str(prefix)], check=True)
+    return prefix, slices
+
+
+def count_regions(assays_tsv: Path, prefix: Path, slices: dict[str, list[str]], genome_ids: list[str],
+                  workdir: Path, *, primer_mm: int = 3, guide_mm: int = 1, max_amplicon: int = 500
+                  ) -> dict[str, int]:
+    """Genomes detected per assay on a region index (:func:`build_region_index`): a genome counts when one of
+    its slices holds every role as :func:`detected` requires."""
+    table = pd.read_csv(assays_tsv, sep="\t", dtype=str).fillna("")
+    reads = searched(table)
+    workdir.mkdir(parents=True, exist_ok=True)
+    primers = [r for r in reads if r[1] != "crRNA"]
+    guides = [r for r in reads if r[1] == "crRNA"]
+    primer_hits = align(prefix, primers, primer_mm, workdir) if primers else {}
+    guide_hits = align(prefix, guides, guide_mm, workdir) if guides else {}
+    wanted = set(genome_ids)
+    per_slice = detected(table, primer_hits, guide_hits, list(slices), max_amplicon, per_genome=True)
+    return {assay: len({g for sl in found for g in slices[sl]} & wanted) for assay, found in per_slice.items()}
 
 
 def main() -> None:
