@@ -379,7 +379,7 @@ def patient_report(request: Request, patient_pk: int, user: User = Depends(need(
     for o in db.scalars(select(Order).where(Order.specimen_pk.in_([s.id for s in taken])).order_by(Order.id)):
         orders.setdefault(o.specimen_pk, []).append(o)
     batch_ids = {o.batch_id for os in orders.values() for o in os if o.batch_id}
-    loaded = list(db.scalars(select(Batch).where(Batch.id.in_(batch_ids))))   # one read; sample_of finds them
+    _loaded = list(db.scalars(select(Batch).where(Batch.id.in_(batch_ids))))  # one read; sample_of finds them
     assays = {a.id: a for a in db.scalars(select(Assay).where(Assay.lab_id == pt.lab_id))}
     for s in taken:
         for o in orders.get(s.id, []):
