@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from oligolab.lab.curves import analyze_curves, prepare
-from oligolab.lab.linregpcr import linregpcr
+from oligolab.lab.analysis import load_runs
+from oligolab.lab.curves import analyze_curves, analyze_runs, prepare
 from oligolab.lab.formats.rdml import load_rdml
+from oligolab.lab.linregpcr import linregpcr
 from oligolab.lab.run import make_run
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "qpcr"
@@ -136,3 +137,25 @@ def test_linregpcr_needs_gap_free_input(eva_a):
     fluor[0, 5] = np.nan
     with pytest.raises(ValueError, match="gap-free"):
         linregpcr(fluor)
+
+
+def test_runs_analysed_together_get_their_own_results_bit_for_bit():
+    """analyze_runs (the runs of a file at once, as analyze_file does) equals analyze_curves run by run: the
+    Vermeulen file's 64 runs of 6 curves share target names across runs (per-target noise, thresholds and mean
+    efficiencies stay per run), its runs have 45 or 50 cycles (analysed in two arrays), the logistic fit stops
+    per run (17 of the 64 runs differ when it stops for all at once), and a baseline-subtracted copy of a run
+    (readings <= 0: LinRegPCR's shift uses its own run's highest reading) is analysed beside the others."""
+    runs = [prepare(r) for r in load_runs(DATA / "vermeulen_data_vermeulen_std_150000_15000.rdml")]
+    shifted = runs[5]
+    shifted = make_run("shifted", "shifted", shifted.fluor - np.median(shifted.fluor[:, :10]), shifted.cycles,
+                       shifted.layout)
+    runs = runs + [shifted, prepare(load_rdml(DATA / "own_mix_a.rdml"))]
+    assert len({r.n_cycles for r in runs}) > 1
+    for thresholds in (None, {runs[0].layout["target"].iat[0]: 5000.0}):
+        together = analyze_runs(runs, thresholds=thresholds)
+        assert "values <= 0" in " ".join(together[-2].notes) and not any("<= 0" in n for n in together[0].notes)
+        for run, res in zip(runs, together):
+            alone = analyze_curves(run, thresholds=thresholds)
+            pd.testing.assert_frame_equal(res.table, alone.table, check_exact=True)
+            assert np.array_equal(res.corrected, alone.corrected)
+            assert (res.thresholds, res.notes) == (alone.thresholds, alone.notes)

@@ -23,7 +23,7 @@ import pandas as pd
 from .. import __version__
 from ..errors import InputError
 from . import audit
-from .curves import CurveResults, analyze_curves, prepare
+from .curves import CurveResults, analyze_curves, analyze_runs, prepare
 from .exports.calls import with_final_texts
 from .formats import read_runs
 from .interpret import Interpretation, interpret, summarize_without_rules
@@ -100,6 +100,14 @@ def analyze_run(run: Run, rules: str | Path | RuleSet | None = None, *, plate_ma
     ``audit_log`` is read for manual overrides of this run; ``overrides`` gives them directly instead (the
     web service keeps them in its database).
     """
+    run = _laid_out(run, rules, plate_map, gaps)
+    return _interpreted(run, analyze_curves(run, thresholds=thresholds), rules, gaps=gaps, audit_log=audit_log,
+                        input_sha256=input_sha256, overrides=overrides)
+
+
+def _laid_out(run: Run, rules: str | Path | RuleSet | None, plate_map: str | Path | pd.DataFrame | None,
+              gaps: str) -> Run:
+    """A run with its plate map (or default layout) applied and its readings checked (:func:`prepare`)."""
     if plate_map is not None:
         pm = read_plate_map(plate_map) if not isinstance(plate_map, pd.DataFrame) else plate_map
         run = apply_plate_map(run, pm, plate_map if not isinstance(plate_map, pd.DataFrame) else "plate map")
@@ -108,8 +116,12 @@ def analyze_run(run: Run, rules: str | Path | RuleSet | None = None, *, plate_ma
             raise InputError(run.source, "the file has no plate layout (samples, targets, roles) to apply the rules to",
                              "give a plate map with --plate-map (columns well, sample, role, target, dye)")
         run = default_layout(run)
-    run = prepare(run, gaps)
-    curves = analyze_curves(run, thresholds=thresholds)
+    return prepare(run, gaps)
+
+
+def _interpreted(run: Run, curves: CurveResults, rules: str | Path | RuleSet | None, *, gaps: str,
+                 audit_log: str | Path | None, input_sha256: str, overrides: list[audit.Entry] | None) -> PlateResult:
+    """An analysed run's controls, calls, overrides and provenance."""
     ruleset = load_ruleset(rules) if isinstance(rules, (str, Path)) else rules
     run_id = f"{(input_sha256 or _run_digest(run))[:16]}:{run.name}"
     entries = audit.read(audit_log) if audit_log else []
@@ -167,12 +179,16 @@ def analyze_file(path: str | Path, *, plate_map: str | Path | None = None, rules
     settings = {"input": str(path.resolve()), "plate_map": str(Path(plate_map).resolve()) if plate_map else None,
                 "rules": _rules_ref(rules, ruleset),
                 "fmt": fmt, "gaps": gaps, "thresholds": dict(thresholds or {}), "validate": validate, "dye": dye}
-    results = []
+    laid = []
     for r in runs:
         say(f"analysing {r.describe()}")
+        laid.append(_laid_out(r, ruleset, plate_map, gaps))
+    results = []
+    # the curves of all runs at once (a file of many small runs); each run's results are its own
+    for r, prepared, curves in zip(runs, laid, analyze_runs(laid, thresholds=thresholds)):
         log = audit_log(r, len(runs)) if callable(audit_log) else audit_log
-        res = analyze_run(r, ruleset, plate_map=plate_map, gaps=gaps, thresholds=thresholds,
-                          audit_log=log, input_sha256=digest)
+        res = _interpreted(prepared, curves, ruleset, gaps=gaps, audit_log=log, input_sha256=digest,
+                           overrides=None)
         res.provenance["settings"] = dict(settings, run=r.meta.get("run") or r.name)
         results.append(res)
     return results

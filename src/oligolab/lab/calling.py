@@ -267,14 +267,16 @@ def _resolution(fluor: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(smallest), 0.5 * smallest, 0.0)
 
 
-def detection_thresholds(noise: np.ndarray, targets: np.ndarray, fixed: dict[str, float] | None) -> np.ndarray:
-    """Per-curve detection threshold: the fixed value of its target, else THRESHOLD_NOISE_SD x the target's
-    median noise SD."""
+def detection_thresholds(noise: np.ndarray, targets: np.ndarray, fixed: dict[str, float] | None,
+                         groups: np.ndarray | None = None) -> np.ndarray:
+    """Per-curve detection threshold: the fixed value of its target, else THRESHOLD_NOISE_SD x the median noise
+    SD of its target (``groups``: of its target in its run, when several runs are analysed together)."""
     out = np.empty(noise.size)
     fixed = fixed or {}
-    for t in pd.unique(targets):
-        sel = targets == t
-        value = fixed.get(str(t))
+    groups = pd.factorize(targets)[0] if groups is None else groups
+    for g in np.unique(groups):
+        sel = groups == g
+        value = fixed.get(str(targets[np.argmax(sel)]))
         out[sel] = float(value) if value is not None else THRESHOLD_NOISE_SD * float(np.median(noise[sel]))
     return out
 
@@ -314,12 +316,13 @@ def sustained_crossing(corrected: np.ndarray, threshold: np.ndarray) -> np.ndarr
 
 
 def fit_logistic(y: np.ndarray, fit: np.ndarray, *, steps: int = 40,
-                 leave_out: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+                 leave_out: np.ndarray | None = None, plates: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
     """Fit d + h / (1 + exp(-(x - m) / s)) to the rows of ``y`` selected by ``fit`` (x = cycle 1..c).
 
     Damped Gauss-Newton (Levenberg-Marquardt) on all rows at once; returns (r2, midpoint, scale, height,
     sse of the logistic, sse of a straight line, readings fitted), NaN where not fitted. ``leave_out`` (curves x cycles, bool)
-    marks readings the fit ignores (off the baseline before the rise: settling, dips).
+    marks readings the fit ignores (off the baseline before the rise: settling, dips). The iterations of a run
+    stop together; ``plates`` (run number per row) fits several runs at once, each stopping as it would alone.
     """
     n, c = y.shape
     out = [np.full(n, np.nan) for _ in range(7)]
@@ -344,6 +347,8 @@ def fit_logistic(y: np.ndarray, fit: np.ndarray, *, steps: int = 40,
     p = np.stack([np.zeros(idx.size), h, m, np.log(np.full(idx.size, 1.5))], axis=1)
     lam = np.full(idx.size, 1e-2)
     sse = _logistic_sse(p, x, yy, w)
+    run = np.zeros(idx.size, dtype=np.int64) if plates is None else pd.factorize(plates[idx])[0]
+    active = np.ones(idx.size, dtype=bool)       # rows of the runs still iterating
     for _ in range(steps):
         jac, resid = _logistic_jacobian(p, x, yy)
         jac, resid = jac * w[:, :, None], resid * w
@@ -351,21 +356,23 @@ def fit_logistic(y: np.ndarray, fit: np.ndarray, *, steps: int = 40,
         jtr = np.einsum("nci,nc->ni", jac, resid)
         diag = np.einsum("nii->ni", jtj)
         a = jtj + lam[:, None, None] * (np.eye(4)[None] * (diag[:, :, None] + 1e-12))
-        try:
-            delta = np.linalg.solve(a, jtr[:, :, None])[:, :, 0]
-        except np.linalg.LinAlgError:
+        delta, solved = _solve_per_run(a, jtr, run, active)
+        active &= solved                          # a singular system stops its run's iterations
+        if not active.any():
             break
         trial = p + delta
         trial[:, 3] = np.clip(trial[:, 3], np.log(0.05), np.log(50.0))
         trial[:, 2] = np.clip(trial[:, 2], -c, 3.0 * c)
         new = _logistic_sse(trial, x, yy, w)
-        better = np.isfinite(new) & (new < sse)
+        better = np.isfinite(new) & (new < sse) & active
         gain = np.where(better, sse - new, 0.0)
         p = np.where(better[:, None], trial, p)
         sse = np.where(better, new, sse)
-        lam = np.where(better, lam * 0.3, lam * 10.0)
-        # converged: no curve improves its fit by more than 1e-9 of it, or every step is refused
-        if ((gain <= 1e-9 * sse) | (lam > 1e8)).all():
+        lam = np.where(active, np.where(better, lam * 0.3, lam * 10.0), lam)
+        # converged: no curve of the run improves its fit by more than 1e-9 of it, or every step is refused
+        still = ~((gain <= 1e-9 * sse) | (lam > 1e8))
+        active &= np.bincount(run, weights=still, minlength=run.max() + 1)[run] > 0
+        if not active.any():
             break
     mean = (yy * w).sum(axis=1) / w.sum(axis=1)
     total = (w * (yy - mean[:, None]) ** 2).sum(axis=1)
@@ -376,6 +383,22 @@ def fit_logistic(y: np.ndarray, fit: np.ndarray, *, steps: int = 40,
     for arr, values in zip(out, (r2, p[:, 2], np.exp(p[:, 3]), p[:, 1], sse, line_sse, w.sum(axis=1))):
         arr[idx] = values
     return tuple(out)
+
+
+def _solve_per_run(a: np.ndarray, b: np.ndarray, run: np.ndarray, active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Solve the rows' 4 x 4 systems; (solutions, False on the rows of a run with a singular system)."""
+    try:
+        return np.linalg.solve(a, b[:, :, None])[:, :, 0], np.ones(run.size, dtype=bool)
+    except np.linalg.LinAlgError:
+        pass
+    delta, solved = np.zeros_like(b), np.ones(run.size, dtype=bool)
+    for r in np.unique(run[active]):
+        sel = run == r
+        try:
+            delta[sel] = np.linalg.solve(a[sel], b[sel][:, :, None])[:, :, 0]
+        except np.linalg.LinAlgError:
+            solved[sel] = False
+    return delta, solved
 
 
 def _logistic_sse(p: np.ndarray, x: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -395,19 +418,25 @@ def _logistic_jacobian(p: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.
 
 
 def call_curves(fluor: np.ndarray, targets: np.ndarray, *, used: np.ndarray | None = None,
-                thresholds: dict[str, float] | None = None) -> CallResult:
-    """The diagnostic call for every curve of a gap-free (curves x cycles) array of raw readings."""
+                thresholds: dict[str, float] | None = None, groups: np.ndarray | None = None,
+                plates: np.ndarray | None = None) -> CallResult:
+    """The diagnostic call for every curve of a gap-free (curves x cycles) array of raw readings.
+
+    Several runs at once: ``plates`` numbers each curve's run and ``groups`` its (run, target); each curve gets
+    the call it gets in its own run.
+    """
     n, c = fluor.shape
-    groups = pd.factorize(pd.Series(targets, dtype=object))[0]
+    if groups is None:
+        groups = pd.factorize(pd.Series(targets, dtype=object))[0]
     baseline, noise, window = robust_baseline(fluor, groups)
     corrected = fluor - baseline
     top = _smooth_max(corrected)
     rise_sd = top / noise
-    thr = detection_thresholds(noise, np.asarray(targets, dtype=object), thresholds)
+    thr = detection_thresholds(noise, np.asarray(targets, dtype=object), thresholds, groups)
     cq = sustained_crossing(corrected, thr)
     fit = (np.isfinite(cq) | (rise_sd >= FLAT_RISE_SD)) & (used if used is not None else True)
     flat_before, creep, left_out = onset_features(corrected, baseline, noise, top, cq, window)
-    r2, mid, scale, _height, sse, line_sse, points = fit_logistic(corrected, fit, leave_out=left_out)
+    r2, mid, scale, _height, sse, line_sse, points = fit_logistic(corrected, fit, leave_out=left_out, plates=plates)
     with np.errstate(invalid="ignore", divide="ignore"):
         # the logistic explains the curve, or fits it as closely as the readings' own noise allows (weak curves)
         fits = (r2 >= MIN_SIGMOID_R2) | (np.sqrt(sse / points) <= FIT_WITHIN_NOISE * noise)

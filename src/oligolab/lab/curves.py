@@ -31,6 +31,8 @@ from .run import Run, check_complete, pad_unrecorded_start, repair_gaps
 #: cycles that may be missing at the start of every curve before the run is refused
 MAX_UNRECORDED_START = 5
 CQ_METHODS = ("td0", "threshold", "sdm")
+#: curves analysed together at most (runs of one file with the same cycles; bounds the arrays of a batch)
+BATCH_CURVES = 4096
 
 
 @dataclass
@@ -130,32 +132,66 @@ def analyze_curves(run: Run, *, thresholds: dict[str, float] | None = None,
                    replicate_max_sd: float = qc.REPLICATE_MAX_SD) -> CurveResults:
     """Analyse every curve of a gap-free run (see :func:`prepare`). The numerics handle NaN and overflow of
     degenerate curves explicitly (a flat curve has no log slope), so numpy's floating-point warnings are off."""
-    if np.isnan(run.fluor).any():
+    return analyze_runs([run], thresholds=thresholds, replicate_max_sd=replicate_max_sd)[0]
+
+
+def analyze_runs(runs: list[Run], *, thresholds: dict[str, float] | None = None,
+                 replicate_max_sd: float = qc.REPLICATE_MAX_SD) -> list[CurveResults]:
+    """Analyse several gap-free runs (the runs of one file), each exactly as :func:`analyze_curves` would.
+
+    Runs with the same number of cycles are analysed as one array (up to :data:`BATCH_CURVES` curves), every
+    per-target and per-run figure kept per run: a file of many small runs (64 runs of 6 curves) would otherwise
+    pay numpy's fixed cost per call once per run, about 10 ms a run.
+    """
+    if any(np.isnan(run.fluor).any() for run in runs):
         raise ValueError("analyze_curves needs a gap-free run: call prepare() first")
+    out: list[CurveResults | None] = [None] * len(runs)
+    batches: dict[int, list[list[int]]] = {}
+    for i, run in enumerate(runs):
+        same = batches.setdefault(run.n_cycles, [[]])
+        if same[-1] and sum(runs[j].n_curves for j in same[-1]) + run.n_curves > BATCH_CURVES:
+            same.append([])
+        same[-1].append(i)
     with np.errstate(all="ignore"):
-        return _analyze_curves(run, thresholds, replicate_max_sd)
+        for batch in (b for same in batches.values() for b in same):
+            for i, res in zip(batch, _analyze_together([runs[i] for i in batch], thresholds, replicate_max_sd)):
+                out[i] = res
+    return [r for r in out if r is not None]
 
 
-def _analyze_curves(run: Run, thresholds: dict[str, float] | None, replicate_max_sd: float) -> CurveResults:
-    lay = run.layout
-    n, c = run.fluor.shape
-    targets = lay["target"].to_numpy(dtype=object)
-    roles = lay["role"].to_numpy(dtype=object)
-    excluded = lay["excluded"].to_numpy(dtype=object) != ""
-    stype = [str(v).lower() for v in lay["sample_type"].to_numpy(dtype=object)]
+def _analyze_together(runs: list[Run], thresholds: dict[str, float] | None,
+                      replicate_max_sd: float) -> list[CurveResults]:
+    """The curve numerics of runs with the same cycles as one array; tables, flags and notes per run."""
+    sizes = [run.n_curves for run in runs]
+    plates = np.repeat(np.arange(len(runs)), sizes)
+    ends = np.cumsum(sizes)
+    cuts = [slice(int(e - k), int(e)) for e, k in zip(ends, sizes)]
+    fluor = runs[0].fluor if len(runs) == 1 else np.concatenate([run.fluor for run in runs])
+    n, c = fluor.shape
+
+    def column(name: str) -> np.ndarray:
+        return np.concatenate([run.layout[name].to_numpy(dtype=object) for run in runs])
+
+    targets, roles = column("target"), column("role")
+    excluded = column("excluded") != ""
+    stype = [str(v).lower() for v in column("sample_type")]
     negative = np.isin(roles, ["ntc", "empty"]) | np.isin(stype, list(NEGATIVE_SAMPLE_TYPES))
-    groups = pd.factorize(targets)[0]
-    lrp = linregpcr(run.fluor, groups, negative | excluded)
+    target_code = pd.factorize(targets)[0]
+    groups = plates * (int(target_code.max()) + 1) + target_code     # a target within its run
+    lrp = linregpcr(fluor, groups, negative | excluded, plates=plates)
 
     used = (roles != "empty") & ~excluded
-    dx = call_curves(run.fluor, targets, used=used, thresholds=thresholds)
+    dx = call_curves(fluor, targets, used=used, thresholds=thresholds, groups=groups, plates=plates)
     amplified = (dx.call == AMPLIFIED) & used
-    sigma = dx.noise
     usable = amplified & (lrp.baseline_error == 0) & (roles != "empty") & ~excluded
-    thr = auto_thresholds(targets, lrp.window_mid_fluor, usable)
-    if thresholds:
-        thr.update({str(k): float(v) for k, v in thresholds.items()})
-    thr_vec = np.array([thr.get(str(t), np.nan) for t in targets])
+    per_run: list[dict[str, float]] = []
+    thr_vec = np.empty(n)
+    for cut in cuts:
+        thr = auto_thresholds(targets[cut], lrp.window_mid_fluor[cut], usable[cut])
+        if thresholds:
+            thr.update({str(k): float(v) for k, v in thresholds.items()})
+        thr_vec[cut] = [thr.get(str(t), np.nan) for t in targets[cut]]
+        per_run.append(thr)
     cq_thr = threshold_cq(lrp.corrected, thr_vec, np.maximum(lrp.rise_start - 2, 1))
     cq_sdm = sdm_cq(lrp.corrected, lrp.rise_start - 2, np.where(lrp.td0 > 0, np.round(lrp.td0) + 3, c).astype(int))
 
@@ -188,12 +224,20 @@ def _analyze_curves(run: Run, thresholds: dict[str, float] | None, replicate_max
         "efficiency_outlier": lrp.efficiency_outlier,
         "used_for_mean_efficiency": lrp.used_for_mean,
     }
-    table = pd.DataFrame({**{k: lay[k].to_numpy() for k in lay.columns}, **cols})
+    return [_run_results(run, {k: v[cut] for k, v in cols.items()}, lrp.take(cut), dx.noise[cut], thr,
+                         replicate_max_sd) for run, cut, thr in zip(runs, cuts, per_run)]
 
-    flags = qc.curve_flags(run, lrp, table, sigma)
-    qc.replicate_flags(table, flags, max_sd=replicate_max_sd)
-    table["flags"] = [";".join(f) for f in flags]
-    table["review"] = [qc.needs_review(f) for f in flags]
+
+def _run_results(run: Run, cols: dict[str, np.ndarray], lrp: LinRegResult, sigma: np.ndarray,
+                 thr: dict[str, float], replicate_max_sd: float) -> CurveResults:
+    """One run's table (layout + results), QC flags and notes."""
+    lay = run.layout
+    columns = {**{k: lay[k].to_numpy() for k in lay.columns}, **cols}   # the table's columns, before the flags
+    flags = qc.curve_flags(run, lrp, columns, sigma)
+    qc.replicate_flags(columns, flags, max_sd=replicate_max_sd)
+    table = pd.DataFrame({**{k: lay[k].array for k in lay.columns}, **cols,
+                          "flags": [";".join(f) for f in flags], "review": [qc.needs_review(f) for f in flags]},
+                         copy=False)
     notes = list(lrp.notes)
     notes += [run.meta[k] for k in ("layout_note", "unrecorded_start", "cycle_zero") if k in run.meta]
     if run.repaired:

@@ -23,7 +23,7 @@ reactions. Inputs must be gap-free (see :func:`oligolab.lab.run.repair_gaps`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -50,6 +50,8 @@ BASELINE_ERRORS = {
     6: "window still accelerates after subtracting the largest possible baseline",
 }
 
+#: the note of a run with readings <= 0
+NONPOSITIVE_NOTE = "fluorescence has values <= 0: use raw data without baseline correction where possible"
 #: RDML sample types that never contribute to a target's mean efficiency (negative controls, calibrators)
 NEGATIVE_SAMPLE_TYPES = frozenset({"ntc", "nac", "ntp", "nrt", "opt"})
 
@@ -79,7 +81,13 @@ class LinRegResult:
     efficiency_outlier: np.ndarray  # bool: excluded from the group mean as an efficiency outlier
     used_for_mean: np.ndarray       # bool: contributed to the group mean efficiency
     negative_shift: np.ndarray      # constant added to rows with readings <= 0 before the log fit
+    nonpositive: np.ndarray         # bool: the reaction has readings <= 0 (baseline-subtracted export)
     notes: list[str] = field(default_factory=list)
+
+    def take(self, rows: slice) -> LinRegResult:
+        """The results of the reactions ``rows`` (one run of several analysed together), with their notes."""
+        cut = {f.name: getattr(self, f.name)[rows] for f in fields(self) if f.name != "notes"}
+        return LinRegResult(**cut, notes=[NONPOSITIVE_NOTE] if cut["nonpositive"].any() else [])
 
 
 # --------------------------------------------------------------------------------------------- derivatives
@@ -391,11 +399,14 @@ def group_efficiencies(efficiency: np.ndarray, groups: np.ndarray, usable: np.nd
 # ------------------------------------------------------------------------------------------------- entry
 
 def linregpcr(fluor: np.ndarray, groups: np.ndarray | None = None, exclude_from_mean: np.ndarray | None = None,
-              *, exclude_no_plateau: bool = True, outlier_test: bool = True) -> LinRegResult:
+              *, exclude_no_plateau: bool = True, outlier_test: bool = True,
+              plates: np.ndarray | None = None) -> LinRegResult:
     """Run LinRegPCR on gap-free raw fluorescence ``fluor`` (reactions x cycles, cycle 1 first).
 
     ``groups`` assigns each reaction to a PCR-efficiency group (normally its target); ``exclude_from_mean``
     marks reactions that must not contribute to their group's mean efficiency (negative controls, exclusions).
+    ``plates`` (0, 1, ... per reaction, in blocks) analyses several runs at once: each reaction gets the results
+    it gets in its own run (groups must then not span runs); :meth:`LinRegResult.take` gives one run's.
     """
     fluor = np.asarray(fluor, dtype=np.float64)
     if fluor.ndim != 2 or fluor.shape[1] < 8:
@@ -413,11 +424,14 @@ def linregpcr(fluor: np.ndarray, groups: np.ndarray | None = None, exclude_from_
 
     # Readings <= 0 (baseline-subtracted exports) cannot be logged: shift such rows to a small positive floor.
     shift = np.zeros(n)
-    if fluor.min() < 1e-8:
-        notes.append("fluorescence has values <= 0: use raw data without baseline correction where possible")
-        row_min = fluor.min(axis=1)
-        neg = row_min < 1e-8
-        shift[neg] = (fluor.max() - row_min[neg]) / 100.0 - row_min[neg]
+    row_min = fluor.min(axis=1)
+    neg = row_min < 1e-8
+    if neg.any():
+        notes.append(NONPOSITIVE_NOTE)
+        row_max = fluor.max(axis=1)
+        run_max = np.full(n, row_max.max()) if plates is None else \
+            np.maximum.reduceat(row_max, block_starts(plates))[plates]
+        shift[neg] = (run_max[neg] - row_min[neg]) / 100.0 - row_min[neg]
     pos = fluor + shift[:, None]
 
     fit = fit_windows(pos, td0, rise_start)
@@ -444,5 +458,10 @@ def linregpcr(fluor: np.ndarray, groups: np.ndarray | None = None, exclude_from_
         window_mid_fluor=fit["mid_fluor"], n0=fit["n0"], rise_start=rise_start, n_log_phase=n_log,
         four_rising=four, amplified=amplified, plateau=~no_plateau, mean_efficiency=means["mean"],
         mean_efficiency_sd=means["sd"], efficiency_outlier=means["outlier"], used_for_mean=means["used"],
-        negative_shift=shift, notes=notes,
+        negative_shift=shift, nonpositive=neg, notes=notes,
     )
+
+
+def block_starts(plates: np.ndarray) -> np.ndarray:
+    """Index of the first row of each run in a ``plates`` array (0, 0, 1, 1, 1, 2, ...)."""
+    return np.flatnonzero(np.r_[True, plates[1:] != plates[:-1]])

@@ -7,6 +7,9 @@ nothing (see docs/lab.md, "QC flags").
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -93,16 +96,17 @@ def _saturated(fluor: np.ndarray) -> np.ndarray:
     return pairs.any(axis=1)
 
 
-def curve_flags(run: Run, lrp: LinRegResult, table: pd.DataFrame, sigma: np.ndarray) -> list[list[str]]:
-    """Flags for every curve (list of codes, with details after ':')."""
+def curve_flags(run: Run, lrp: LinRegResult, table: Mapping[str, Any], sigma: np.ndarray) -> list[list[str]]:
+    """Flags for every curve (list of codes, with details after ':'); ``table``: the curve table's columns (a
+    DataFrame or arrays by name)."""
     fluor = run.fluor
     n, c = fluor.shape
     flags: list[list[str]] = [[] for _ in range(n)]
-    amplified = table["amplified"].to_numpy()
-    roles = table["role"].to_numpy(dtype=object)
-    targets = table["target"].to_numpy(dtype=object)
-    excluded = (table["excluded"] != "").to_numpy()
-    calls, reasons = table["call"].to_numpy(dtype=object), table["call_reason"].to_numpy(dtype=object)
+    amplified = np.asarray(table["amplified"])
+    roles = np.asarray(table["role"], dtype=object)
+    targets = np.asarray(table["target"], dtype=object)
+    excluded = np.asarray(table["excluded"], dtype=object) != ""
+    calls, reasons = np.asarray(table["call"], dtype=object), np.asarray(table["call_reason"], dtype=object)
 
     base_level = np.median(fluor[:, 2:8], axis=1)
     height = np.mean(fluor[:, -3:], axis=1) - base_level
@@ -152,17 +156,18 @@ def curve_flags(run: Run, lrp: LinRegResult, table: pd.DataFrame, sigma: np.ndar
     return flags
 
 
-def replicate_flags(table: pd.DataFrame, flags: list[list[str]], *, max_sd: float = REPLICATE_MAX_SD,
+def replicate_flags(table: Mapping[str, Any], flags: list[list[str]], *, max_sd: float = REPLICATE_MAX_SD,
                     cq_column: str = "cq_td0") -> None:
-    """Flag replicate groups (same sample, target, role) whose amplification calls or Cq values disagree."""
-    roles = table["role"].to_numpy(dtype=object)
+    """Flag replicate groups (same sample, target, role) whose amplification calls or Cq values disagree;
+    ``table`` as for :func:`curve_flags`."""
+    roles = np.asarray(table["role"], dtype=object)
     used = roles != "empty"
-    keys = list(zip(table["sample"].to_numpy(dtype=object), table["target"].to_numpy(dtype=object), roles))
+    keys = list(zip(np.asarray(table["sample"], dtype=object), np.asarray(table["target"], dtype=object), roles))
     index: dict[tuple, int] = {}
     codes = np.array([index.setdefault(k, len(index)) for k in keys], dtype=np.int64)
     codes = np.where(used, codes, -1)
-    amp = table["amplified"].to_numpy()
-    cq = table[cq_column].to_numpy(dtype=np.float64)
+    amp = np.asarray(table["amplified"])
+    cq = np.asarray(table[cq_column], dtype=np.float64)
     order = np.argsort(codes, kind="stable")
     bounds = np.flatnonzero(np.diff(codes[order])) + 1
     for members in np.split(order, bounds):

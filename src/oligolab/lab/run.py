@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -143,10 +144,11 @@ def _cycle_ranges(cycles: np.ndarray) -> str:
     return ", ".join(parts)
 
 
-def make_run(name: str, source: str | Path, fluor: np.ndarray, cycles: np.ndarray, layout: pd.DataFrame, *,
-             instrument: str = "", fmt: str = "", plate_rows: int | None = None, plate_columns: int | None = None,
-             meta: dict | None = None) -> Run:
-    """Check and assemble a :class:`Run`; every importer ends here.
+def make_run(name: str, source: str | Path, fluor: np.ndarray, cycles: np.ndarray,
+             layout: pd.DataFrame | Mapping[str, list], *, instrument: str = "", fmt: str = "",
+             plate_rows: int | None = None, plate_columns: int | None = None, meta: dict | None = None) -> Run:
+    """Check and assemble a :class:`Run`; every importer ends here. ``layout``: one row per curve, a DataFrame
+    or lists by column (a reader of many small runs saves building a DataFrame twice per run).
 
     Raises :class:`InputError` for cycle numbers that do not increase from 1, a layout row without sample or
     target, unknown roles, duplicate (well, target) curves and infinite readings.
@@ -182,12 +184,20 @@ def make_run(name: str, source: str | Path, fluor: np.ndarray, cycles: np.ndarra
         padded[:, cycles_f.astype(np.int64) - 1] = fluor
         fluor, cycles = padded, full
     cycles = full
-    if len(layout) != fluor.shape[0]:
+    if isinstance(layout, pd.DataFrame):
+        layout = layout.reset_index(drop=True)
+        rows = len(layout)
+        given = {c: layout[c].tolist() for c in LAYOUT_COLUMNS if c in layout.columns}
+        extra = {c: layout[c].to_numpy() for c in layout.columns if c not in LAYOUT_COLUMNS}
+    else:
+        given = {c: list(v) for c, v in layout.items()}
+        rows = len(next(iter(given.values()), []))
+        extra = {c: v for c, v in given.items() if c not in LAYOUT_COLUMNS}
+    if rows != fluor.shape[0] or any(len(v) != rows for v in given.values()):
         raise InputError(source, "layout rows do not match the curves", "re-export the run")
-    layout = layout.reset_index(drop=True)
     cols: dict[str, list] = {}
     for col in ("well", "sample", "target", "dye", "role", "sample_type", "excluded"):
-        values = layout[col].tolist() if col in layout.columns else [""] * len(layout)
+        values = given[col] if col in given else [""] * rows
         cols[col] = ["" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v).strip() for v in values]
     cols["well"] = [normalize_well(w) for w in cols["well"]]
     cols["role"] = [normalize_role(r, path=source, well=w) for r, w in zip(cols["role"], cols["well"])]
@@ -198,7 +208,6 @@ def make_run(name: str, source: str | Path, fluor: np.ndarray, cycles: np.ndarra
         if missing:
             raise InputError(source, f"no {' or '.join(missing)} in the plate layout",
                              "give every used well a sample and a target (plate map), or mark it empty", record=w)
-    extra = {c: layout[c].to_numpy() for c in layout.columns if c not in LAYOUT_COLUMNS}
     layout = pd.DataFrame({**{c: np.array(v, dtype=object) for c, v in cols.items()}, **extra})
     count = Counter(zip(cols["well"], cols["target"]))
     for w, t, role in zip(cols["well"], cols["target"], cols["role"]):

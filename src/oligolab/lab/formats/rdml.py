@@ -234,7 +234,8 @@ def _read_run(path: Path, version: str, exp_id: str, run_el, q, sample_types, ta
     run_id = run_el.get("id", "")
     name = f"{exp_id} / {run_id}" if exp_id else run_id
     rows, cols, row_label, col_label = _plate_format(run_el, q, path)
-    records = []
+    records: dict[str, list] = {k: [] for k in ("well", "sample", "target", "dye", "role", "sample_type", "excluded",
+                                                "react_id", "instrument_cq")}
     curves: list[tuple[np.ndarray, np.ndarray]] = []
     max_cycle = 0
     for react in run_el.findall(q("react")):
@@ -274,14 +275,15 @@ def _read_run(path: Path, version: str, exp_id: str, run_el, q, sample_types, ta
             stype = types.get(target, types.get("", "unkn"))
             excl = (data.findtext(q("excl")) or "").strip()
             role = types.get("__role__") or ROLE_OF_SAMPLE_TYPE.get(stype, "sample")
-            records.append({"well": well, "sample": sample, "target": target, "dye": target_dye.get(target, ""),
-                            "role": role, "sample_type": stype,
-                            "excluded": excl, "react_id": rid,
-                            "instrument_cq": _opt_float(data.findtext(q("cq")))})
+            for key, value in (("well", well), ("sample", sample), ("target", target),
+                               ("dye", target_dye.get(target, "")), ("role", role), ("sample_type", stype),
+                               ("excluded", excl), ("react_id", rid),
+                               ("instrument_cq", _opt_float(data.findtext(q("cq"))))):
+                records[key].append(value)
             curves.append((cyc.astype(np.int64), flu))
             if len(curves) > MAX_CURVES:
                 raise InputError(path, f"run '{name}' has more than {MAX_CURVES:,} curves", "export one run per file")
-    if not records:
+    if not curves:
         raise InputError(path, f"run '{name}' has no reactions with data", "export the amplification data")
     if max_cycle == 0:
         raise InputError(path, f"run '{name}' has no amplification readings (adp)",
@@ -289,22 +291,35 @@ def _read_run(path: Path, version: str, exp_id: str, run_el, q, sample_types, ta
     fluor = np.full((len(curves), max_cycle), np.nan)
     for i, (cyc, flu) in enumerate(curves):
         fluor[i, cyc - 1] = flu
-    layout = pd.DataFrame.from_records(records)
     instrument = (run_el.findtext(q("instrument")) or "").strip()
-    return make_run(name, path, fluor, np.arange(1, max_cycle + 1), layout, instrument=instrument,
+    return make_run(name, path, fluor, np.arange(1, max_cycle + 1), records, instrument=instrument,
                     fmt=f"rdml {version}", plate_rows=rows, plate_columns=cols,
                     meta={"experiment": exp_id, "run": run_id, "rdml_version": version,
                           "run_date": (run_el.findtext(q("runDate")) or "").strip()})
 
 
+def _adp_paths(namespaced: bool) -> tuple[etree.XPath, etree.XPath, etree.XPath]:
+    """Compiled XPaths of a data element's cycle texts, reading texts and adp count (once per thread, as the
+    validators)."""
+    cache = getattr(_THREAD, "adp_paths", None)
+    if cache is None:
+        cache = _THREAD.adp_paths = {}
+    if namespaced not in cache:
+        ns = {"r": NS} if namespaced else None
+        pre = "r:" if ns else ""
+        cache[namespaced] = (etree.XPath(f"{pre}adp/{pre}cyc/text()", namespaces=ns),
+                             etree.XPath(f"{pre}adp/{pre}fluor/text()", namespaces=ns),
+                             etree.XPath(f"count({pre}adp)", namespaces=ns))
+    return cache[namespaced]
+
+
 def _readings(data, q, path: Path, well: str) -> tuple[np.ndarray, np.ndarray]:
     """Cycle numbers and readings of one data element (fast path: two XPath lists; slow path names the bad one)."""
-    ns = {"r": NS} if q("adp").startswith("{") else None
-    pre = "r:" if ns else ""
+    cyc_path, flu_path, count_path = _adp_paths(q("adp").startswith("{"))
     try:
-        cyc_text = data.xpath(f"{pre}adp/{pre}cyc/text()", namespaces=ns)
-        flu_text = data.xpath(f"{pre}adp/{pre}fluor/text()", namespaces=ns)
-        n_adp = len(data.xpath(f"{pre}adp", namespaces=ns))
+        cyc_text = cyc_path(data)
+        flu_text = flu_path(data)
+        n_adp = int(count_path(data))
         if len(cyc_text) == len(flu_text) == n_adp:
             return np.asarray(cyc_text, dtype=np.float64), np.asarray(flu_text, dtype=np.float64)
     except ValueError:
