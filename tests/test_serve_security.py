@@ -188,6 +188,34 @@ def test_hostile_uploads_are_refused_cleanly(client, tmp_path, monkeypatch):
     assert upload(client, tech).status_code == 201
 
 
+def test_run_with_missing_readings_is_analysed_and_held(client, tmp_path):
+    """Missing readings are repaired and the curves held, as the command line does (the service used to fail
+    the batch telling the browser user to "analyse with --repair-gaps")."""
+    from oligolab.lab.analysis import load_runs
+    from oligolab.lab.formats.rdml import write_rdml
+    from oligolab.lab.platemap import apply_plate_map, read_plate_map
+    from oligolab.service import analysis
+    from oligolab.service.db import Batch
+
+    run = apply_plate_map(load_runs(RUN)[0], read_plate_map(PLATE_MAP))
+    gap = int((run.layout["well"] == "A17").to_numpy().argmax())        # S-001's N1 well
+    run.fluor[gap, 14:17] = float("nan")                                # cycles 15-17 not read
+    path = write_rdml(run, tmp_path / "gaps.rdml")
+    tech, rev = token(client, "tech"), token(client, "reviewer")
+    r = upload(client, tech, run=path, plate_map=None)
+    assert r.status_code == 201, r.text
+    drain(client.app)
+    detail = client.get(f"/api/batches/{r.json()['id']}", headers=rev).json()
+    assert detail["status"] == "analysed", detail["error"]
+    sample = next(s for s in detail["result"]["samples"] if s["sample"] == "S-001")
+    assert sample["status"] == "review"
+    with client.app.state.factory() as db:
+        stored = analysis.version(db, db.get(Batch, r.json()["id"])).result
+    well = next(w for w in stored["wells"] if w["well"] == "A17")
+    assert "gap_repaired:cycles 15-17" in well["flags"] and well["review"]
+    assert stored["provenance"]["gaps"] == "repair"
+
+
 def test_hostile_upload_in_the_page_shows_the_message(client):
     csrf = _browser_login(client, "tech")
     r = client.post("/batches", data={"assay_id": "1", "csrf_token": csrf},

@@ -86,7 +86,9 @@ def run_job(job: AnalysisJob) -> PlateResult:
                for i, o in enumerate(job.overrides)]
     with upload_files(job.run_name, job.run_bytes, job.map_name, job.map_bytes) as (run_path, map_path):
         run = one_run(run_path, validate=False)   # validated at upload
-        plate = analyze_run(run, job.ruleset, plate_map=map_path, input_sha256=job.run_sha256, overrides=entries)
+        # missing readings are repaired and their curves held for review, as `oligolab lab analyze` does
+        plate = analyze_run(run, job.ruleset, plate_map=map_path, gaps="repair", input_sha256=job.run_sha256,
+                            overrides=entries)
     # the uploaded names, not the temporary copies analysed
     plate.provenance.update(input=job.run_name, plate_map=job.map_name if job.map_bytes else "")
     return plate
