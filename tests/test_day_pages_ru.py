@@ -111,3 +111,33 @@ def test_every_page_speaks_russian(tmp_path):
         if words:
             found["/login"] = words
     assert not found, f"English left on Russian pages: {found}"
+
+
+def test_a_retest_reason_is_kept_in_the_labs_language(tmp_path):
+    """A reviewer who reads English releases a plate of a Russian lab: the reason an inconclusive specimen goes
+    back to the waiting list is kept, and printed for the patient, in the lab's language."""
+    app = make_app(f"sqlite:///{tmp_path}/ru.db")
+    with TestClient(app) as client:
+        admin, tech, rev = token(client, "admin"), token(client, "tech"), token(client, "reviewer")
+        client.post("/settings/lab", headers=admin, data={"timezone": "Europe/Moscow", "language": "ru", "header": ""})
+        client.post("/settings/language", headers=rev, data={"language": "en"})
+        client.post("/specimens/import", headers=tech, data={"assay_id": "1"}, files={"file": ("d.csv", day_csv(5))})
+        wl = client.post("/worklists", headers=tech, data={"assay_id": "1", "plate": "96"},
+                         follow_redirects=False).headers["location"].rsplit("/", 1)[1]
+        plate_map = client.get(f"/worklists/{wl}/platemap.csv", headers=tech).text
+        run = day_run_csv(plate_map, inconclusive={"SYK-0003"})
+        batch = client.post(f"/worklists/{wl}/run", headers=tech, follow_redirects=False,
+                            files={"run_file": ("day.rdml", run)}).headers["location"].rsplit("/", 1)[1]
+        drain(app)
+        d = client.get(f"/api/batches/{batch}", headers=rev).json()
+        held = [s["sample"] for s in d["result"]["samples"] if s.get("status") == "review"]
+        version = d["version"]
+        if held:
+            version = client.post(f"/api/batches/{batch}/corrections", headers=rev, json={
+                "changes": [{"sample": s, "accept": True} for s in held], "reason": "checked"}).json()["version"]
+        assert client.post(f"/api/batches/{batch}/sign", headers=rev, json={"version": version}).status_code == 200
+        assert "-1-" in client.post(f"/release/{batch}", headers=rev, follow_redirects=False).headers["location"]
+        page = client.get("/specimens?q=SYK-0003", headers=tech).text
+        patient = re.search(r'/patients/(\d+)/report', page).group(1)
+        printed = html.unescape(client.get(f"/patients/{patient}/report", headers=rev).text)
+        assert f"сомнительный в постановке {batch}, версия {version}" in printed, printed[-2000:]

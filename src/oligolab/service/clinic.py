@@ -73,6 +73,7 @@ def release_batch(db: Session, user: User, batch: Batch, qc_reason: str = "") ->
     """Release the signed batch's measured orders: coded results are released and queued for the endpoints,
     the others go back to the waiting list as retests. A batch whose controls break a Westgard rejection rule
     is released only with the reviewer's reason (recorded). Returns counts (the caller commits)."""
+    lab_language = lab_settings(db, user.lab_id).language
     if lab_settings(db, user.lab_id).training:
         raise InputError(f"batch {batch.id}", _("training mode: results are never released"),
                          _("switch training mode off in the lab settings for real specimens"))
@@ -98,8 +99,10 @@ def release_batch(db: Session, user: User, batch: Batch, qc_reason: str = "") ->
         call = final_call(row) if row else ""
         status = rel.status(row) if row else CANCELLED
         if row is None or status == CANCELLED or call in retest_calls() or coding(call) is None:
-            why = _("%(call)s in batch %(batch)s, version %(version)s", call=_(call or "no result"), batch=batch.id,
-                    version=v.version) + (" — " + _("the run is invalid") if status == CANCELLED else "")
+            with i18n.language(lab_language):        # kept with the order and printed for the patient
+                why = _("%(call)s in batch %(batch)s, version %(version)s", call=_(call or "no result"),
+                        batch=batch.id, version=v.version) + (" — " + _("the run is invalid") if status == CANCELLED
+                                                             else "")
             retests.append(retest(db, user, o, why))
             continue
         o.status, o.version, o.call = RELEASED, v.version, call
