@@ -9,6 +9,9 @@ CRISPR assays, some guide has a site with at most ``--guide-mm`` mismatches, all
 (guide <= 1 mismatch, primers <= 3): sequence only, no 3'-end rule, no PAM/PFS, no thermodynamics, so it is more
 lenient than `oligolab check`.
 
+Collections of near-identical genomes (the Pango consensus genomes) can be indexed by the assays' regions only
+(:func:`build_region_index`, :func:`count_regions`): each region cut from every genome, identical slices once.
+
 Used by scripts/evaluate_design_holdout.py; run alone with
 ``python scripts/bowtie_count.py ASSAYS.tsv GENOMES.fasta[.zst] --index-dir DIR``.
 """
