@@ -88,10 +88,14 @@ class ChunkStore:
     def done(self, index: int) -> bool:
         """Whether chunk ``index`` is stored complete (its counts file, and every file the counts name intact)."""
         try:
-            self._loaded[index] = summary = self._read_counts(index)
+            summary = self._read_counts(index)
+            files = summary["files"].items()
         except (OSError, EOFError, pickle.UnpicklingError, KeyError, TypeError, ValueError, AttributeError):
             return False
-        return all(self._intact(index, what, size, digest) for what, (size, digest) in summary["files"].items())
+        if not all(self._intact(index, what, size, digest) for what, (size, digest) in files):
+            return False
+        self._loaded[index] = summary
+        return True
 
     def save(self, result: ChunkResult) -> None:
         i = result.index
