@@ -34,7 +34,7 @@ def main() -> None:
                        progress if spec.get("progress") else None)
     wall = time.perf_counter() - t0
     own = resource.getrusage(resource.RUSAGE_SELF)
-    workers_cpu = result.run["worker_cpu_s"] if result.run["where"] != "Inline" else 0.0
+    workers_cpu = result.run["worker_cpu_s"]  # 0 when every chunk was checked in this process
     print(json.dumps({"wall_s": round(wall, 2), "cpu_s": round(own.ru_utime + own.ru_stime + workers_cpu, 2),
                       "driver_peak_mib": round(own.ru_maxrss / 1024), "worker_peak_mib": result.run["worker_peak_rss_mib"],
                       "genomes": result.genomes, "genomes_per_s": round(result.genomes / wall, 1), **result.run}))

@@ -170,18 +170,25 @@ def _tables(folder):
     return out
 
 
-def test_one_process_all_cores_and_a_dask_cluster_give_the_same_tables(pango_subset, tmp_path):
-    """The same check in this process, in two local worker processes and on a two-worker Dask LocalCluster (chunks
-    of 100 kb, so each worker has several): identical tables."""
+def test_one_process_all_cores_and_a_dask_cluster_give_the_same_tables(pango_subset, tmp_path, monkeypatch):
+    """The same check in this process, in two local worker processes, on a two-worker Dask LocalCluster (chunks
+    of 100 kb, so each worker has several) and by the default (this process for a small collection; the first
+    chunks here and the rest on worker processes past ``INLINE_NT``): identical tables."""
+    import oligolab.check.pipeline as pipeline
+
     inputs = CheckInputs([DIAG_ASSAYS], [pango_subset], None, REFERENCE, ANNOTATION, ALIAS_KEY, [NEIGHBOURS])
     one = run_check(inputs, tmp_path / "one", CheckOptions(workers=1, batch_nt=100_000))
     cores = run_check(inputs, tmp_path / "cores", CheckOptions(workers=2, batch_nt=100_000))
     dask = run_check(inputs, tmp_path / "dask", CheckOptions(cluster="local:2", batch_nt=100_000))
+    small = run_check(inputs, tmp_path / "small", CheckOptions(batch_nt=100_000))
+    monkeypatch.setattr(pipeline, "INLINE_NT", 200_000)  # two chunks here, two on workers
+    mixed = run_check(inputs, tmp_path / "mixed", CheckOptions(batch_nt=100_000))
     assert (one.run["where"], cores.run["where"], dask.run["where"]) == ("Inline", "LocalProcesses", "DaskCluster")
-    assert one.run["chunks"] == 4  # 100 kb chunks of four genomes
+    assert (small.run["where"], mixed.run["where"]) == ("Inline", "Inline+LocalProcesses")
+    assert one.run["chunks"] == mixed.run["chunks"] == 4  # 100 kb chunks of four genomes
     reference = _tables(tmp_path / "one")
-    assert _tables(tmp_path / "cores") == reference
-    assert _tables(tmp_path / "dask") == reference
+    for other in ("cores", "dask", "small", "mixed"):
+        assert _tables(tmp_path / other) == reference, other
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no work folders left
 
 

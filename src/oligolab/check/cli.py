@@ -44,8 +44,9 @@ def check_command(
     rules: Optional[Path] = typer.Option(None, "--rules", help="Call rule file (TOML); default: shipped rules."),
     enzymes: Optional[Path] = typer.Option(None, "--enzymes", help="Folder of extra enzyme TOML files."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Threads (default: all cores)."),
-    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Local worker processes (default: every "
-                                          "core; 1 checks in this process)."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Local worker processes (default: this "
+                                          "process up to 400 Mnt of genomes, every core past that; 1 checks in "
+                                          "this process)."),
     cluster: Optional[str] = typer.Option(None, "--cluster", help="Check on a Dask cluster: local:N starts N "
                                           "workers here, tcp://host:8786 joins a running scheduler."),
     device: str = typer.Option("cpu", "--device", help="cpu, or cuda to run the engine's filter on a GPU."),

@@ -28,7 +28,7 @@ class CheckOptions:
     enzymes_dir: str | None = None
     batch_nt: int = 4_000_000  #: nucleotides per chunk (the unit of work and of stored results)
     threads: int | None = None  #: engine threads per worker (default: all cores with one worker, else 1)
-    workers: int | None = None  #: local worker processes (None: every core; 1: this process)
+    workers: int | None = None  #: local worker processes (None: here up to parallel.INLINE_NT nt, then every core)
     cluster: str | None = None  #: a Dask cluster: 'local:N' or a scheduler address such as tcp://host:8786
     lineage_from_id: bool | None = None  #: None = automatic (ids that look like Pango lineages)
     max_groups: int = 30

@@ -22,7 +22,7 @@ from .checker import Checker
 from .chunks import Chunk, Labels, read_chunks
 from .offtarget import exclusivity
 from .options import CheckInputs, CheckOptions
-from .parallel import executor
+from .parallel import INLINE_NT, InlineThenProcesses, executor
 from .previous import compare
 from .rows import ASSAY_COLUMNS, OLIGO_COLUMNS, tsv_header
 from .store import ChunkStore, run_key
@@ -115,8 +115,9 @@ def check(inputs: CheckInputs, options: CheckOptions, rows_dir: str | Path, prog
                                                              result.tables["escape_mutations"])
     finally:
         store.remove() if temporary else store.close()
+    inline_cpu_s = run.pop("inline_cpu_s")  # counted in this process's own CPU time, not a worker's
     result.run = {**run, "resumed_chunks": store.resumed, "distinct_genomes": merger.distinct,
-                  "worker_cpu_s": round(merger.stats.get("cpu_seconds", 0.0), 2),
+                  "worker_cpu_s": round(max(0.0, merger.stats.get("cpu_seconds", 0.0) - inline_cpu_s), 2),
                   "worker_peak_rss_mib": round(merger.peak_rss_mib, 1)}
     result.seconds = time.perf_counter() - t0
     return result
@@ -125,10 +126,11 @@ def check(inputs: CheckInputs, options: CheckOptions, rows_dir: str | Path, prog
 def _check_chunks(setup: CheckSetup, chunks: Any, store: ChunkStore, merger: _Merger) -> dict[str, Any]:
     """Check every chunk not already in the store; store and merge each result as it comes."""
     options = setup.options
-    where = executor(options.workers, options.cluster)
-    if where.workers > 1 and options.threads is None:
-        setup = CheckSetup(setup.assays, setup.reference, setup.annotation,
-                           CheckOptions(**{**options.__dict__, "threads": 1}))
+    where = executor(options.workers, options.cluster, -(-INLINE_NT // options.batch_nt))
+    pool_setup = setup  # a worker process or Dask worker among several: one engine thread each
+    if options.threads is None and (where.workers > 1 or isinstance(where, InlineThenProcesses)):
+        pool_setup = CheckSetup(setup.assays, setup.reference, setup.annotation,
+                                CheckOptions(**{**options.__dict__, "threads": 1}))
     n_chunks = 0
 
     def todo() -> Any:
@@ -141,12 +143,12 @@ def _check_chunks(setup: CheckSetup, chunks: Any, store: ChunkStore, merger: _Me
                 yield chunk
 
     try:
-        for result in where.map_unordered(partial(check_chunk, setup), todo()):
+        for result in where.map_unordered(partial(check_chunk, setup), todo(), partial(check_chunk, pool_setup)):
             store.save(result)
             merger.add(_summary(result))
     finally:
         where.close()
-    return {"workers": where.workers, "where": type(where).__name__, "chunks": n_chunks}
+    return {"workers": where.workers, "where": where.name, "chunks": n_chunks, "inline_cpu_s": where.inline_cpu_s}
 
 
 def _finish(inputs: CheckInputs, options: CheckOptions, checker: Checker, metadata: Metadata | None,
