@@ -7,9 +7,11 @@ run resumes by skipping the chunks already done.
 
 from __future__ import annotations
 
+import queue
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -93,3 +95,42 @@ def read_chunks(paths: list[str | Path], chunk_nt: int, labels: Labels) -> Itera
                 index += 1
     if ids:
         yield _chunk(index, ids, sources, seqs, labels)
+
+
+def read_ahead(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
+    """``chunks``, the next one read in a thread while the caller checks this one (decompression and the engine's
+    search release the GIL, so reading costs almost no wall time). Chunks and errors come in the order reading
+    gives them; closing this iterator stops the thread."""
+    ahead: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+    end = object()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                ahead.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            for chunk in chunks:
+                if not put(chunk):
+                    return
+        except BaseException as exc:  # handed to the caller, raised there
+            put(exc)
+            return
+        put(end)
+
+    thread = threading.Thread(target=read, name="oligolab-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while (item := ahead.get()) is not end:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()

@@ -19,7 +19,7 @@ from ..lineages import Lineages, group_lineages
 from ..sequences import Metadata, read_metadata, warn_missing_ids
 from .aggregates import Aggregates
 from .checker import Checker
-from .chunks import Chunk, Labels, read_chunks
+from .chunks import Chunk, Labels, read_ahead, read_chunks
 from .offtarget import exclusivity
 from .options import CheckInputs, CheckOptions
 from .parallel import INLINE_NT, InlineThenProcesses, executor
@@ -104,7 +104,8 @@ def check(inputs: CheckInputs, options: CheckOptions, rows_dir: str | Path, prog
         labels = Labels(metadata, options.lineage_from_id)
         with warnings.catch_warnings(record=True) as reading:  # e.g. a .gz name on a plain file: said in the result
             warnings.simplefilter("always", UserWarning)
-            run = _check_chunks(setup, read_chunks(inputs.genomes, options.batch_nt, labels), store, merger)
+            run = _check_chunks(setup, read_ahead(read_chunks(inputs.genomes, options.batch_nt, labels)), store,
+                               merger)
         if merger.genomes == 0:
             raise InputError(inputs.genomes[0] if inputs.genomes else None, "no genomes read", "give FASTA genomes")
         store.move_rows(Path(rows_dir), tsv_header(OLIGO_COLUMNS), tsv_header(ASSAY_COLUMNS))
