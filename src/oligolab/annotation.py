@@ -56,8 +56,11 @@ class Annotation:
         except InputError:
             raise
         except Exception as exc:  # noqa: BLE001  (Biopython's parser raises many kinds; all mean a bad file)
-            raise InputError(path, f"not a readable GenBank record ({type(exc).__name__}: {exc})",
-                             "give the reference's GenBank file") from None
+            raise InputError(
+                path,
+                f"not a readable GenBank record ({type(exc).__name__}: {exc})",
+                "give the reference's GenBank file",
+            ) from None
         return cls(sequence, cdss)
 
     def gene_of(self, pos0: int) -> str:
@@ -78,7 +81,7 @@ class Annotation:
         out = []
         for ci, codon_idx in codons:
             cds = self.cdss[ci]
-            cpos = cds.positions[3 * codon_idx: 3 * codon_idx + 3]
+            cpos = cds.positions[3 * codon_idx : 3 * codon_idx + 3]
             if len(cpos) < 3:
                 continue
             ref_codon = "".join(self.sequence[p] for p in cpos)

@@ -13,9 +13,12 @@ from rich.console import Console
 
 from .errors import InputError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
-                  help="oligolab: check assays against genomes, design CRISPR diagnostics and siRNAs, run the "
-                       "qPCR lab.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    help="oligolab: check assays against genomes, design CRISPR diagnostics and siRNAs, run the qPCR lab.",
+)
 err_console = Console(stderr=True)
 
 

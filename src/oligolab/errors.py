@@ -23,8 +23,15 @@ _OS_FIXES = {
 class InputError(ValueError):
     """Malformed user input. ``str(err)`` is the one-line message the CLI prints."""
 
-    def __init__(self, path: str | Path | None, problem: str, fix: str = "", *, line: int | None = None,
-                 record: str | None = None):
+    def __init__(
+        self,
+        path: str | Path | None,
+        problem: str,
+        fix: str = "",
+        *,
+        line: int | None = None,
+        record: str | None = None,
+    ):
         self.path = str(path) if path is not None else None
         self.problem = problem
         self.fix = fix

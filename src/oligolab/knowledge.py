@@ -34,6 +34,7 @@ def _load_toml(path: Path) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------------------ enzymes
 
+
 def cas13b_pfs(five: str, three: str) -> bool:
     """Cas13b's double-sided protospacer flanking site on the target RNA (Smargon et al. 2017, Mol Cell 65:618,
     BzCas13b): the base 5' of the protospacer is not C (D) and the 3' flank reads NAN or NNA. ``five`` and
@@ -132,8 +133,9 @@ def _enzyme_motif(path: Path, data: dict[str, Any]) -> dict[str, Any]:
         m5, m3 = (motif, "") if side == "5prime" else ("", motif)
     strand = data.get("motif_strand", "non-target")
     if side not in ("5prime", "3prime", "both") or strand not in ("target", "non-target"):
-        raise InputError(path, "motif_side must be 5prime/3prime and motif_strand target/non-target",
-                         "fix the enzyme file")
+        raise InputError(
+            path, "motif_side must be 5prime/3prime and motif_strand target/non-target", "fix the enzyme file"
+        )
     for m in (m5, m3):
         if any(ch not in IUPAC_MASK for ch in m):
             raise InputError(path, f"motif {m!r} is not IUPAC", "fix the enzyme file")
@@ -146,6 +148,7 @@ def _enzyme_motif(path: Path, data: dict[str, Any]) -> dict[str, Any]:
 
 def _check_enzyme(path: Path, e: Enzyme) -> Enzyme:
     """Refuse values that are of the right type but cannot be right (nothing is accepted silently)."""
+
     def bad(what: str) -> InputError:
         return InputError(path, what, "see the shipped enzymes/*.toml for the fields")
 
@@ -155,8 +158,10 @@ def _check_enzyme(path: Path, e: Enzyme) -> Enzyme:
         raise bad(f"target {e.target!r} must be dna or rna")
     lo, hi = e.spacer_lengths if len(e.spacer_lengths) == 2 else (0, -1)
     if not (1 <= lo <= e.spacer_length <= hi <= 60 and all(isinstance(x, int) for x in (lo, hi))):
-        raise bad(f"spacer_length {e.spacer_length} and spacer_lengths {list(e.spacer_lengths)} must satisfy "
-                  "1 <= low <= spacer_length <= high <= 60")
+        raise bad(
+            f"spacer_length {e.spacer_length} and spacer_lengths {list(e.spacer_lengths)} must satisfy "
+            "1 <= low <= spacer_length <= high <= 60"
+        )
     if len(e.seed) != 2 or not all(isinstance(x, int) for x in e.seed) or not 0 <= e.seed[0] <= e.seed[1] + 1:
         raise bad(f"seed {list(e.seed)} must be two spacer positions [first, last]")
     if any(ch not in "ACGTUacgtu" for ch in e.direct_repeat):
@@ -172,29 +177,45 @@ def _check_enzyme(path: Path, e: Enzyme) -> Enzyme:
 def _enzyme_from_file(path: Path) -> Enzyme:
     data = _load_toml(path)
     if not isinstance(data.get("provenance", {}), dict) or not isinstance(data.get("reporter", []), list):
-        raise InputError(path, "provenance must be a table and reporter a list of tables",
-                         "see the shipped enzymes/*.toml for the fields")
+        raise InputError(
+            path,
+            "provenance must be a table and reporter a list of tables",
+            "see the shipped enzymes/*.toml for the fields",
+        )
     try:
         reporters = tuple(dict(r) for r in data.get("reporter", []))
         for key in ("name", "family", "target", "direct_repeat", "activity_model", "motif", "motif5", "motif3"):
             if key in data and not isinstance(data[key], str):
                 raise TypeError(f"{key} must be text")
-        return _check_enzyme(path, Enzyme(
-            name=data["name"], family=data["family"], target=data["target"],
-            spacer_length=int(data["spacer_length"]),
-            spacer_lengths=tuple(data.get("spacer_lengths", [data["spacer_length"]] * 2)),
-            motif_required=bool(data.get("motif_required", True)),
-            seed=tuple(data.get("seed", [1, 0])), direct_repeat=data.get("direct_repeat", ""),
-            activity_model=data.get("activity_model", ""), path=str(path),
-            provenance=data.get("provenance", {}), repeat_side=data.get("repeat_side", "5prime"),
-            guide_kind=data.get("guide_kind", "crRNA"), collateral=data.get("collateral", ""),
-            reporters=reporters, **_enzyme_motif(path, data)))
+        return _check_enzyme(
+            path,
+            Enzyme(
+                name=data["name"],
+                family=data["family"],
+                target=data["target"],
+                spacer_length=int(data["spacer_length"]),
+                spacer_lengths=tuple(data.get("spacer_lengths", [data["spacer_length"]] * 2)),
+                motif_required=bool(data.get("motif_required", True)),
+                seed=tuple(data.get("seed", [1, 0])),
+                direct_repeat=data.get("direct_repeat", ""),
+                activity_model=data.get("activity_model", ""),
+                path=str(path),
+                provenance=data.get("provenance", {}),
+                repeat_side=data.get("repeat_side", "5prime"),
+                guide_kind=data.get("guide_kind", "crRNA"),
+                collateral=data.get("collateral", ""),
+                reporters=reporters,
+                **_enzyme_motif(path, data),
+            ),
+        )
     except KeyError as exc:
-        raise InputError(path, f"enzyme file lacks '{exc.args[0]}'",
-                         "see the shipped enzymes/*.toml for the fields") from None
+        raise InputError(
+            path, f"enzyme file lacks '{exc.args[0]}'", "see the shipped enzymes/*.toml for the fields"
+        ) from None
     except (TypeError, ValueError) as exc:
-        raise InputError(path, f"enzyme file has a value of the wrong type ({exc})",
-                         "see the shipped enzymes/*.toml for the fields") from None
+        raise InputError(
+            path, f"enzyme file has a value of the wrong type ({exc})", "see the shipped enzymes/*.toml for the fields"
+        ) from None
 
 
 @lru_cache(maxsize=8)
@@ -215,9 +236,11 @@ def get_enzyme(name: str, extra_dir: str | None = None) -> Enzyme:
     try:
         return enzymes[name.lower()]
     except KeyError:
-        raise InputError(None, f"unknown enzyme '{name}'",
-                         f"use one of {', '.join(e.name for e in enzymes.values())} or add an enzyme file "
-                         "with --enzymes DIR") from None
+        raise InputError(
+            None,
+            f"unknown enzyme '{name}'",
+            f"use one of {', '.join(e.name for e in enzymes.values())} or add an enzyme file with --enzymes DIR",
+        ) from None
 
 
 @lru_cache(maxsize=1)
@@ -247,17 +270,48 @@ def strip_known_tail(sequence: str) -> tuple[str, str]:
     """Split a known 5' tail (e.g. the T7 promoter) off a primer: (tail, binding part)."""
     for tail in amplification()["tails"].values():
         if sequence.startswith(tail) and len(sequence) - len(tail) >= 10:
-            return tail, sequence[len(tail):]
+            return tail, sequence[len(tail) :]
     return "", sequence
 
 
 # -------------------------------------------------------------------------------------------------- rules
 
-_ALLOWED_NODES = (ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, ast.Compare, ast.Name,
-                  ast.Load, ast.Constant, ast.Call, ast.BinOp, ast.Add, ast.Sub, ast.Mult, ast.USub,
-                  ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq, ast.NotEq)
-RULE_VARIABLES = ("mismatches", "unknown", "gaps", "tm_drop", "tm", "dg", "seed_mm", "motif_ok",
-                  "motif_unknown", "length")
+_ALLOWED_NODES = (
+    ast.Expression,
+    ast.BoolOp,
+    ast.And,
+    ast.Or,
+    ast.UnaryOp,
+    ast.Not,
+    ast.Compare,
+    ast.Name,
+    ast.Load,
+    ast.Constant,
+    ast.Call,
+    ast.BinOp,
+    ast.Add,
+    ast.Sub,
+    ast.Mult,
+    ast.USub,
+    ast.Lt,
+    ast.LtE,
+    ast.Gt,
+    ast.GtE,
+    ast.Eq,
+    ast.NotEq,
+)
+RULE_VARIABLES = (
+    "mismatches",
+    "unknown",
+    "gaps",
+    "tm_drop",
+    "tm",
+    "dg",
+    "seed_mm",
+    "motif_ok",
+    "motif_unknown",
+    "length",
+)
 RULE_FUNCTIONS = ("mm3p",)
 CALLS = ("binds", "degraded", "no data", "fails")  #: an oligo at a site; index = call code, best to worst
 ASSAY_CALLS = ("detected", "at risk", "no data", "not detected")  #: an assay in a genome; same codes as CALLS
@@ -301,8 +355,11 @@ class RuleSet:
         """(call, reason) for a site's figures; 'binds' when no rule fires. A guide group (enzyme family) that
         no rule names is refused: every site would bind, a wrong result that must not pass silently."""
         if group not in GROUPS and not self.covers(group):
-            raise InputError(self.path, f"no rule for {group} guides",
-                             f"add [[rule]] entries with groups = [\"{group}\"] (see the shipped check-rules.toml)")
+            raise InputError(
+                self.path,
+                f"no rule for {group} guides",
+                f'add [[rule]] entries with groups = ["{group}"] (see the shipped check-rules.toml)',
+            )
         for rule in self.rules:
             if group in rule.groups and eval(rule.code, {"__builtins__": {}}, figures):  # noqa: S307 (validated AST)
                 return rule.call, rule.fired(figures)
@@ -334,18 +391,28 @@ def _compile_rule(path: Path, index: int, text: str) -> Any:
     try:
         tree = ast.parse(text, mode="eval")
     except SyntaxError as exc:
-        raise InputError(path, f"rule {index}: cannot parse when = {text!r} ({exc.msg})",
-                         "write an expression such as 'mismatches >= 2 or mm3p(5) >= 1'") from None
+        raise InputError(
+            path,
+            f"rule {index}: cannot parse when = {text!r} ({exc.msg})",
+            "write an expression such as 'mismatches >= 2 or mm3p(5) >= 1'",
+        ) from None
     for node in ast.walk(tree):
         if not isinstance(node, _ALLOWED_NODES):
-            raise InputError(path, f"rule {index}: '{type(node).__name__}' is not allowed in {text!r}",
-                             "use figures, numbers, comparisons, and/or/not, + - *")
+            raise InputError(
+                path,
+                f"rule {index}: '{type(node).__name__}' is not allowed in {text!r}",
+                "use figures, numbers, comparisons, and/or/not, + - *",
+            )
         if isinstance(node, ast.Name) and node.id not in RULE_VARIABLES + RULE_FUNCTIONS:
-            raise InputError(path, f"rule {index}: unknown figure '{node.id}' in {text!r}",
-                             f"use one of {', '.join(RULE_VARIABLES + RULE_FUNCTIONS)}")
+            raise InputError(
+                path,
+                f"rule {index}: unknown figure '{node.id}' in {text!r}",
+                f"use one of {', '.join(RULE_VARIABLES + RULE_FUNCTIONS)}",
+            )
         if isinstance(node, ast.Call) and not (isinstance(node.func, ast.Name) and node.func.id in RULE_FUNCTIONS):
-            raise InputError(path, f"rule {index}: only {', '.join(RULE_FUNCTIONS)} may be called",
-                             "fix the expression")
+            raise InputError(
+                path, f"rule {index}: only {', '.join(RULE_FUNCTIONS)} may be called", "fix the expression"
+            )
     return compile(tree, f"{path}:rule{index}", "eval")
 
 
@@ -359,30 +426,55 @@ def load_rules(path: str | Path | None = None, enzymes_dir: str | None = None) -
     try:
         conditions = Conditions(**{k: float(v) for k, v in cond.items()})
     except TypeError as exc:
-        raise InputError(path, f"unknown condition ({exc})", "use monovalent_mM, divalent_mM, dntp_mM, oligo_nM, "
-                         "temperature_C, template_flank_nt") from None
+        raise InputError(
+            path,
+            f"unknown condition ({exc})",
+            "use monovalent_mM, divalent_mM, dntp_mM, oligo_nM, temperature_C, template_flank_nt",
+        ) from None
     rules = []
     for i, r in enumerate(data.get("rule", []), 1):
         for key in ("groups", "when", "call"):
             if key not in r:
                 raise InputError(path, f"rule {i} lacks '{key}'", "every [[rule]] needs groups, when, call")
         if r["call"] not in CALLS:
-            raise InputError(path, f"rule {i}: call {r['call']!r} is not one of {', '.join(CALLS)}",
-                             "fix the call")
+            raise InputError(path, f"rule {i}: call {r['call']!r} is not one of {', '.join(CALLS)}", "fix the call")
         if not isinstance(r["groups"], list) or not all(isinstance(g, str) for g in r["groups"]):
-            raise InputError(path, f"rule {i}: groups must be a list of names", "write groups = [\"primer\"]")
+            raise InputError(path, f"rule {i}: groups must be a list of names", 'write groups = ["primer"]')
         bad = [g for g in r["groups"] if g not in groups]
         if bad:
             raise InputError(path, f"rule {i}: unknown group(s) {', '.join(bad)}", f"use {', '.join(groups)}")
         code = _compile_rule(path, i, r["when"])
-        parts = tuple((ast.unparse(p), compile(ast.Expression(p), f"{path}:rule{i}", "eval"))
-                      for p in _disjuncts(ast.parse(r["when"], mode="eval")))
+        parts = tuple(
+            (ast.unparse(p), compile(ast.Expression(p), f"{path}:rule{i}", "eval"))
+            for p in _disjuncts(ast.parse(r["when"], mode="eval"))
+        )
         rules.append(Rule(tuple(r["groups"]), r["when"], r["call"], r.get("why", ""), code, parts))
     return RuleSet(str(path), conditions, rules)
 
 
-def make_figures(mismatches: int, unknown: int, gaps: int, tm_drop: float, tm_value: float, dg: float,
-                 seed_mm: int, motif_ok: bool, motif_unknown: bool, length: int,
-                 mm3p: Callable[[int], int]) -> dict[str, Any]:
-    return dict(mismatches=mismatches, unknown=unknown, gaps=gaps, tm_drop=tm_drop, tm=tm_value, dg=dg,
-                seed_mm=seed_mm, motif_ok=motif_ok, motif_unknown=motif_unknown, length=length, mm3p=mm3p)
+def make_figures(
+    mismatches: int,
+    unknown: int,
+    gaps: int,
+    tm_drop: float,
+    tm_value: float,
+    dg: float,
+    seed_mm: int,
+    motif_ok: bool,
+    motif_unknown: bool,
+    length: int,
+    mm3p: Callable[[int], int],
+) -> dict[str, Any]:
+    return dict(
+        mismatches=mismatches,
+        unknown=unknown,
+        gaps=gaps,
+        tm_drop=tm_drop,
+        tm=tm_value,
+        dg=dg,
+        seed_mm=seed_mm,
+        motif_ok=motif_ok,
+        motif_unknown=motif_unknown,
+        length=length,
+        mm3p=mm3p,
+    )

@@ -32,8 +32,9 @@ class Lineages:
             import json
 
             with open(path, encoding="utf-8") as fh:
-                self._recombinants = {k: [p.rstrip("*") for p in v] for k, v in json.load(fh).items()
-                                      if isinstance(v, list)}
+                self._recombinants = {
+                    k: [p.rstrip("*") for p in v] for k, v in json.load(fh).items() if isinstance(v, list)
+                }
 
     def full(self, name: str) -> str:
         """Unaliased name, e.g. JN.1 -> B.1.1.529.2.86.1.1 (recombinants stay as they are)."""
@@ -139,8 +140,11 @@ def group_lineages(names: list[str], lineages: Lineages, max_groups: int = 30) -
                 label = lineages.short(node)
                 break
         if label is None:
-            label = "other recombinants" if parts[0] in small_roots and parts[0].startswith("X") else (
-                lineages.short(parts[0]) if parts[0] else "unknown")
+            label = (
+                "other recombinants"
+                if parts[0] in small_roots and parts[0].startswith("X")
+                else (lineages.short(parts[0]) if parts[0] else "unknown")
+            )
         out[n] = label
     return out
 

@@ -119,6 +119,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 # ------------------------------------------------------------------------------------ output folders
 
+
 def _folder_pattern(name: str) -> re.Pattern[str]:
     return re.compile(re.escape(f".{name}.") + r"(?:tmp|old)-(?P<pid>\d+)-[0-9a-f]+")
 
@@ -215,10 +216,10 @@ def _swap_in(tmp: Path, target: Path) -> None:
         os.rename(tmp, target)
         return
     if _exchange(tmp, target):
-        _remove(tmp)                     # now holds the previous result
+        _remove(tmp)  # now holds the previous result
         return
     old = target.parent / f".{target.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
-    os.rename(target, old)               # a kill here is undone by recover_output_folder
+    os.rename(target, old)  # a kill here is undone by recover_output_folder
     os.rename(tmp, target)
     _remove(old)
 
@@ -247,8 +248,11 @@ def output_folder(path: str | Path) -> Iterator[Path]:
         yield tmp
         new_names = {p.name for p in tmp.iterdir()} | {MANIFEST}
         if target.is_dir() and not replaceable(target, new_names):
-            raise InputError(target, "the folder holds files oligolab did not write, so it is not replaced",
-                             "choose a new or empty output folder")
+            raise InputError(
+                target,
+                "the folder holds files oligolab did not write, so it is not replaced",
+                "choose a new or empty output folder",
+            )
         _write_manifest(tmp)
         _fsync_tree(tmp)
         _swap_in(tmp, target)
@@ -356,6 +360,7 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
 
 # ---------------------------------------------------------------------------------------------- HTML pages
 
+
 @lru_cache(maxsize=1)
 def plotly_js() -> str:
     """The Plotly library's JavaScript, inlined by reports (offline) and served by the web service."""
@@ -398,8 +403,9 @@ def figure_div(fig: Any, *, height: int | None = None) -> str:
     if height is not None:
         fig.update_layout(height=height)
     div_id = "fig-" + hashlib.sha1(fig.to_json().encode()).hexdigest()[:12]
-    return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id,
-                       config={"displaylogo": False, "responsive": True})
+    return fig.to_html(
+        full_html=False, include_plotlyjs=False, div_id=div_id, config={"displaylogo": False, "responsive": True}
+    )
 
 
 def plotly_div(data: list[dict], layout: dict, *, height: int | None = None, nan_free: bool = False) -> str:
@@ -416,13 +422,20 @@ def plotly_div(data: list[dict], layout: dict, *, height: int | None = None, nan
     spec = json.dumps(payload, default=_json_default, allow_nan=False, separators=(",", ":")).replace("</", "<\\/")
     # the id comes from the chart's content, so the same chart always renders to the same bytes
     div_id = "plot-" + hashlib.sha1(spec.encode()).hexdigest()[:12]
-    return (f'<div id="{div_id}" class="plotly-graph-div" style="height:{layout.get("height", 400)}px;width:100%">'
-            f'</div><script>(function(){{var s={spec};Plotly.newPlot("{div_id}",s.data,s.layout,'
-            f'{{"displaylogo":false,"responsive":true}});}})();</script>')
+    return (
+        f'<div id="{div_id}" class="plotly-graph-div" style="height:{layout.get("height", 400)}px;width:100%">'
+        f'</div><script>(function(){{var s={spec};Plotly.newPlot("{div_id}",s.data,s.layout,'
+        f'{{"displaylogo":false,"responsive":true}});}})();</script>'
+    )
 
 
-def table_html(frame: pd.DataFrame, *, max_rows: int = 200, classes: dict[str, Any] | None = None,
-               formats: dict[str, str] | None = None) -> str:
+def table_html(
+    frame: pd.DataFrame,
+    *,
+    max_rows: int = 200,
+    classes: dict[str, Any] | None = None,
+    formats: dict[str, str] | None = None,
+) -> str:
     """A DataFrame as a plain HTML table; ``classes`` maps a column to a function value -> CSS class."""
     classes = classes or {}
     formats = formats or {}
@@ -450,8 +463,9 @@ def table_html(frame: pd.DataFrame, *, max_rows: int = 200, classes: dict[str, A
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>{more}"
 
 
-def html_page(title: str, subtitle: str, sections: Iterable[tuple[str, str]], *, footer: str = "",
-              include_plotly: bool = True) -> str:
+def html_page(
+    title: str, subtitle: str, sections: Iterable[tuple[str, str]], *, footer: str = "", include_plotly: bool = True
+) -> str:
     """A complete, self-contained HTML page: ``sections`` is a sequence of (heading, inner HTML)."""
     body = "".join(
         f"<section><h2>{html_escape(head)}</h2>{inner}</section>" if head else f"<section>{inner}</section>"
@@ -459,8 +473,8 @@ def html_page(title: str, subtitle: str, sections: Iterable[tuple[str, str]], *,
     )
     script = f"<script>{plotly_js()}</script>" if include_plotly else ""
     return (
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{html_escape(title)}</title>"
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width,initial-scale=1"><title>{html_escape(title)}</title>'
         f"<style>{PAGE_CSS}</style>{script}</head><body>"
         f"<header><h1>{html_escape(title)}</h1><p>{html_escape(subtitle)}</p></header>"
         f"<main>{body}</main><footer>{footer}</footer></body></html>\n"

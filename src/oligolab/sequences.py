@@ -32,9 +32,23 @@ A, C, G, T, UNKNOWN, SEPARATOR = 0, 1, 2, 3, 4, 5
 
 #: IUPAC nucleotide code -> set of bases as a 4-bit mask (A=1, C=2, G=4, T=8).
 IUPAC_MASK: dict[str, int] = {
-    "A": 1, "C": 2, "G": 4, "T": 8, "U": 8,
-    "R": 1 | 4, "Y": 2 | 8, "S": 2 | 4, "W": 1 | 8, "K": 4 | 8, "M": 1 | 2,
-    "B": 2 | 4 | 8, "D": 1 | 4 | 8, "H": 1 | 2 | 8, "V": 1 | 2 | 4, "N": 15, "I": 15,
+    "A": 1,
+    "C": 2,
+    "G": 4,
+    "T": 8,
+    "U": 8,
+    "R": 1 | 4,
+    "Y": 2 | 8,
+    "S": 2 | 4,
+    "W": 1 | 8,
+    "K": 4 | 8,
+    "M": 1 | 2,
+    "B": 2 | 4 | 8,
+    "D": 1 | 4 | 8,
+    "H": 1 | 2 | 8,
+    "V": 1 | 2 | 4,
+    "N": 15,
+    "I": 15,
 }
 MASK_IUPAC: dict[int, str] = {v: k for k, v in IUPAC_MASK.items() if k not in ("U", "I")}
 _COMPLEMENT = str.maketrans("ACGTURYSWKMBDHVNIacgturyswkmbdhvni", "TGCAAYRSWMKVHDBNNtgcaayrswmkvhdbnn")
@@ -99,8 +113,15 @@ _MAGIC = (
     (b"BZh", "bz2"),
 )
 #: file name suffixes that promise a compression (the content decides how a file is read)
-_SUFFIX_KIND = {".gz": "gzip", ".bgz": "gzip", ".gzip": "gzip", ".xz": "xz", ".zst": "zstd", ".zstd": "zstd",
-                ".bz2": "bz2"}
+_SUFFIX_KIND = {
+    ".gz": "gzip",
+    ".bgz": "gzip",
+    ".gzip": "gzip",
+    ".xz": "xz",
+    ".zst": "zstd",
+    ".zstd": "zstd",
+    ".bz2": "bz2",
+}
 _ZSTD_IN = 1 << 16  #: compressed bytes fed to the zstd decoder at a time (bounds the output of one step)
 
 
@@ -180,8 +201,11 @@ def _open_checked(path: Path) -> tuple[BinaryIO, BinaryIO, str | None]:
     kind = compression_of(path)
     promised = _SUFFIX_KIND.get(path.suffix.lower())
     if promised is not None and promised != kind:
-        warnings.warn(f"{path}: named {path.suffix} but {kind + '-compressed' if kind else 'not compressed'}; "
-                      "read by its content", stacklevel=3)
+        warnings.warn(
+            f"{path}: named {path.suffix} but {kind + '-compressed' if kind else 'not compressed'}; "
+            "read by its content",
+            stacklevel=3,
+        )
     raw = open(path, "rb")  # noqa: SIM115 (returned: the caller closes it)
     if kind is None:
         return raw, raw, None
@@ -202,8 +226,14 @@ def open_binary(path: str | Path) -> BinaryIO:
     return _open_checked(Path(path))[0]
 
 
-DECOMPRESS_ERRORS: tuple[type[BaseException], ...] = (EOFError, lzma.LZMAError, gzip.BadGzipFile, zlib.error,
-                                                      CorruptStream, OSError)
+DECOMPRESS_ERRORS: tuple[type[BaseException], ...] = (
+    EOFError,
+    lzma.LZMAError,
+    gzip.BadGzipFile,
+    zlib.error,
+    CorruptStream,
+    OSError,
+)
 try:
     import zstandard as _zstd
 
@@ -224,8 +254,7 @@ def corrupt_stream_error(path: Path, kind: str | None, raw: BinaryIO, exc: BaseE
     where = f" at byte {offset:,} of {path.stat().st_size:,}" if offset is not None else ""
     what = f"the {kind} stream" if kind else "the file"
     detail = str(exc) or type(exc).__name__
-    return InputError(path, f"{what} is truncated or corrupt{where} ({detail})",
-                      "re-download or re-compress the file")
+    return InputError(path, f"{what} is truncated or corrupt{where} ({detail})", "re-download or re-compress the file")
 
 
 def iter_lines(path: Path, max_line: int | None = None) -> Iterator[bytes]:
@@ -244,12 +273,17 @@ def iter_lines(path: Path, max_line: int | None = None) -> Iterator[bytes]:
                 return
             lineno += 1
             if max_line is not None and len(line) > max_line:
-                raise InputError(path, f"line longer than {max_line:,} bytes", "check that this is the "
-                                 "right file (a text table, one record per line)", line=lineno)
+                raise InputError(
+                    path,
+                    f"line longer than {max_line:,} bytes",
+                    "check that this is the right file (a text table, one record per line)",
+                    line=lineno,
+                )
             yield line
 
 
 # ---------------------------------------------------------------------------------------------- FASTA
+
 
 @dataclass(slots=True)
 class SeqRecord:
@@ -307,8 +341,12 @@ def read_fasta(path: str | Path, *, keep_gaps: bool = False) -> Iterator[SeqReco
             if n_records == 0:
                 line += chunk.count(b"\n", 0, len(chunk) - len(stripped))
                 if not stripped.startswith(b">"):
-                    raise InputError(path, "sequence data before the first FASTA header",
-                                     "start each record with a '>id' line (is this a FASTA file?)", line=line)
+                    raise InputError(
+                        path,
+                        "sequence data before the first FASTA header",
+                        "start each record with a '>id' line (is this a FASTA file?)",
+                        line=line,
+                    )
                 chunk = stripped
         cut = chunk.rfind(b"\n>")
         between = cut < 0 and bool(pending) and pending[-1].endswith(b"\n") and chunk.startswith(b">")
@@ -316,11 +354,15 @@ def read_fasta(path: str | Path, *, keep_gaps: bool = False) -> Iterator[SeqReco
             pending.append(chunk)
             size += len(chunk)
             if size > MAX_RECORD_BYTES:
-                raise InputError(path, f"a record longer than {MAX_RECORD_BYTES:,} bytes",
-                                 "split the sequence into records of at most 1 Gb", line=line)
+                raise InputError(
+                    path,
+                    f"a record longer than {MAX_RECORD_BYTES:,} bytes",
+                    "split the sequence into records of at most 1 Gb",
+                    line=line,
+                )
             continue
         block = b"".join(pending) + chunk[: cut + 1]
-        pending, size = [chunk[cut + 1:]], len(chunk) - cut - 1
+        pending, size = [chunk[cut + 1 :]], len(chunk) - cut - 1
         for rec in _parse_block(path, block, line, keep_gaps):
             n_records += 1
             yield rec
@@ -345,16 +387,22 @@ def _parse_block(path: Path, block: bytes, line: int, keep_gaps: bool) -> Iterat
         bad = raw.translate(None, _SEQ_ALLOWED)
         if bad:
             offset = raw.index(bad[:1])
-            raise InputError(path, f"illegal character {chr(bad[0])!r} at sequence position {offset + 1}",
-                             "sequences may contain only IUPAC nucleotide codes and '-'", line=line, record=rid)
+            raise InputError(
+                path,
+                f"illegal character {chr(bad[0])!r} at sequence position {offset + 1}",
+                "sequences may contain only IUPAC nucleotide codes and '-'",
+                line=line,
+                record=rid,
+            )
         aligned_length = len(raw)
         if not keep_gaps:
             raw = raw.translate(None, _GAP_CHARS)
         if b"*" in raw:
             raw = raw.replace(b"*", b"")
         if not raw:
-            raise InputError(path, "record has no sequence", "remove the empty record or add its sequence",
-                             line=line, record=rid)
+            raise InputError(
+                path, "record has no sequence", "remove the empty record or add its sequence", line=line, record=rid
+            )
         yield SeqRecord(rid, desc.strip(), raw, line, aligned_length)
         line += part.count(b"\n") + 1
 
@@ -368,6 +416,7 @@ def is_genbank(path: str | Path) -> bool:
 
 
 # -------------------------------------------------------------------------------------------- GenBank
+
 
 @dataclass
 class Feature:
@@ -411,14 +460,18 @@ def read_genbank(path: str | Path) -> list[GenBankRecord]:
                         start, end = int(f.location.start), int(f.location.end)
                     except (TypeError, ValueError):
                         continue
-                    feats.append(Feature(f.type, start, end, f.location.strand or 1,
-                                         {k: list(v) for k, v in f.qualifiers.items()}))
+                    feats.append(
+                        Feature(
+                            f.type, start, end, f.location.strand or 1, {k: list(v) for k, v in f.qualifiers.items()}
+                        )
+                    )
                 records.append(GenBankRecord(rec.id, rec.description, bytes(rec.seq).upper(), feats))
     except InputError:
         raise
     except Exception as exc:  # noqa: BLE001  (Biopython's parser raises many kinds; all mean a bad file)
-        raise InputError(path, f"not a readable GenBank file ({type(exc).__name__}: {exc})",
-                         "give a GenBank flat file") from None
+        raise InputError(
+            path, f"not a readable GenBank file ({type(exc).__name__}: {exc})", "give a GenBank flat file"
+        ) from None
     if not records:
         raise InputError(path, "no GenBank records found", "give a GenBank flat file starting with LOCUS")
     return records
@@ -501,13 +554,18 @@ def csv_records(path: Path, lines: Iterable[str], delimiter: str) -> Iterator[tu
         except StopIteration:
             return
         except csv.Error as exc:
-            raise InputError(path, f"malformed table line ({exc})", "save the table as plain tab- or "
-                             "comma-separated text, one record per line", line=reader.line_num) from None
+            raise InputError(
+                path,
+                f"malformed table line ({exc})",
+                "save the table as plain tab- or comma-separated text, one record per line",
+                line=reader.line_num,
+            ) from None
         yield reader.line_num, values
 
 
-def read_metadata(path: str | Path, *, id_column: str | None = None, lineage_column: str | None = None,
-                  date_column: str | None = None) -> Metadata:
+def read_metadata(
+    path: str | Path, *, id_column: str | None = None, lineage_column: str | None = None, date_column: str | None = None
+) -> Metadata:
     """Read a TSV/CSV metadata table; dates are parsed (an unparsable date is an error naming the line)."""
     path = Path(path)
     lines = (line.decode("utf-8", errors="replace") for line in iter_lines(path, max_line=MAX_TABLE_LINE))
@@ -516,8 +574,12 @@ def read_metadata(path: str | Path, *, id_column: str | None = None, lineage_col
     records = csv_records(path, _chain_first(first, lines), delimiter)
     header = next(records, (1, []))[1]
     if len(header) < 2:
-        raise InputError(path, "metadata has no header row with at least two columns",
-                         "give a TSV/CSV with columns such as id, lineage, date", line=1)
+        raise InputError(
+            path,
+            "metadata has no header row with at least two columns",
+            "give a TSV/CSV with columns such as id, lineage, date",
+            line=1,
+        )
     header = [h.strip() for h in header]
     idc = id_column or _pick(header, _ID_COLUMNS) or header[0]
     if idc not in header:
@@ -529,17 +591,25 @@ def read_metadata(path: str | Path, *, id_column: str | None = None, lineage_col
         if not values or all(not v.strip() for v in values):
             continue
         if len(values) != len(header):
-            raise InputError(path, f"{len(values)} fields where the header has {len(header)}",
-                             "check the delimiters on this line", line=lineno)
+            raise InputError(
+                path,
+                f"{len(values)} fields where the header has {len(header)}",
+                "check the delimiters on this line",
+                line=lineno,
+            )
         row: dict[str, object] = dict(zip(header, (v.strip() for v in values)))
         rid = str(row[idc])
         if datec is not None:
             try:
                 date, precision = parse_date(str(row[datec]))
             except ValueError:
-                raise InputError(path, f"unparsable date {row[datec]!r} in column '{datec}'",
-                                 "write dates as YYYY-MM-DD (or YYYY-MM, YYYY-MM-XX)", line=lineno,
-                                 record=rid) from None
+                raise InputError(
+                    path,
+                    f"unparsable date {row[datec]!r} in column '{datec}'",
+                    "write dates as YYYY-MM-DD (or YYYY-MM, YYYY-MM-XX)",
+                    line=lineno,
+                    record=rid,
+                ) from None
             row["_date"] = date
             row["_month"] = date.strftime("%Y-%m") if date and precision in ("day", "month") else None
         rows[rid] = row
@@ -556,6 +626,5 @@ def warn_missing_ids(metadata: Metadata, seen_ids: set[str]) -> list[str]:
     missing = sorted(set(metadata.rows) - seen_ids)
     if missing:
         shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
-        warnings.warn(f"{metadata.path}: {len(missing)} metadata ids are not in the FASTA ({shown})",
-                      stacklevel=2)
+        warnings.warn(f"{metadata.path}: {len(missing)} metadata ids are not in the FASTA ({shown})", stacklevel=2)
     return missing

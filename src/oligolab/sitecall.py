@@ -69,15 +69,26 @@ def rule_group(role: str, enzyme: Enzyme | None = None) -> str:
     return "probe" if role == "probe" else "primer"
 
 
-def call_site(rules: RuleSet, group: str, diffs: SiteDifferences, thermo: SiteThermo,
-              enzyme: Enzyme | None = None) -> tuple[int, str]:
+def call_site(
+    rules: RuleSet, group: str, diffs: SiteDifferences, thermo: SiteThermo, enzyme: Enzyme | None = None
+) -> tuple[int, str]:
     """(call code, reason) of an oligo of rule ``group`` at a site. A Cas12a guide whose enzyme does not
     require its PAM (``motif_required = false``) is called as if the PAM were present."""
     motif_ok = diffs.motif_ok
     if group == "Cas12a":
         motif_ok = motif_ok or not (enzyme is not None and enzyme.motif_required)
-    figures = make_figures(diffs.mismatches, diffs.unknown, diffs.gaps, thermo.tm_drop_C, thermo.tm_C,
-                           thermo.dg_kcal, diffs.seed_mismatches, motif_ok, diffs.motif_unknown, diffs.length,
-                           diffs.near_3p)
+    figures = make_figures(
+        diffs.mismatches,
+        diffs.unknown,
+        diffs.gaps,
+        thermo.tm_drop_C,
+        thermo.tm_C,
+        thermo.dg_kcal,
+        diffs.seed_mismatches,
+        motif_ok,
+        diffs.motif_unknown,
+        diffs.length,
+        diffs.near_3p,
+    )
     call, why = rules.call(group, figures)
     return CALLS.index(call), why

@@ -27,8 +27,13 @@ class Conditions:
     template_flank_nt: float = 0.0  #: template bases on each side of a site included in its duplex (nt)
 
     def kwargs(self) -> dict[str, float]:
-        return dict(mv_conc=self.monovalent_mM, dv_conc=self.divalent_mM, dntp_conc=self.dntp_mM,
-                    dna_conc=self.oligo_nM, temp_c=self.temperature_C)
+        return dict(
+            mv_conc=self.monovalent_mM,
+            dv_conc=self.divalent_mM,
+            dntp_conc=self.dntp_mM,
+            dna_conc=self.oligo_nM,
+            temp_c=self.temperature_C,
+        )
 
     @property
     def flank_nt(self) -> int:
@@ -36,8 +41,10 @@ class Conditions:
 
     def describe(self) -> str:
         flanks = f", template with {self.flank_nt} nt on each side of the site" if self.flank_nt else ""
-        return (f"{self.monovalent_mM:g} mM monovalent, {self.divalent_mM:g} mM Mg2+, {self.dntp_mM:g} mM dNTP, "
-                f"{self.oligo_nM:g} nM oligo, ΔG at {self.temperature_C:g} °C{flanks} (primer3-py, SantaLucia 1998)")
+        return (
+            f"{self.monovalent_mM:g} mM monovalent, {self.divalent_mM:g} mM Mg2+, {self.dntp_mM:g} mM dNTP, "
+            f"{self.oligo_nM:g} nM oligo, ΔG at {self.temperature_C:g} °C{flanks} (primer3-py, SantaLucia 1998)"
+        )
 
 
 @dataclass(frozen=True)
@@ -66,8 +73,9 @@ MAX_THAL_NT = 60  #: primer3's thermodynamic alignment takes one of the two stra
 
 
 @lru_cache(maxsize=200_000)
-def duplex(oligo: str, target_same_sense: str, conditions: Conditions = Conditions(), flank5: str = "",
-           flank3: str = "") -> Duplex:
+def duplex(
+    oligo: str, target_same_sense: str, conditions: Conditions = Conditions(), flank5: str = "", flank3: str = ""
+) -> Duplex:
     """Tm and ΔG of ``oligo`` annealed to the strand complementary to ``target_same_sense`` (the genome
     sequence of the site read in the oligo's sense), the template extended by the genome bases ``flank5`` and
     ``flank3`` beside the site (same sense; dangling template ends change ΔG by 0.3-1 kcal/mol, as tools that
@@ -107,33 +115,46 @@ def perfect_duplex(oligo: str, conditions: Conditions = Conditions(), flank5: st
 
 def tm(seq: str, conditions: Conditions = Conditions()) -> float:
     """Melting temperature of a perfectly matched duplex (°C)."""
-    return round(primer3.calc_tm(resolve_degenerate(seq), mv_conc=conditions.monovalent_mM,
-                                 dv_conc=conditions.divalent_mM, dntp_conc=conditions.dntp_mM,
-                                 dna_conc=conditions.oligo_nM), 2)
+    return round(
+        primer3.calc_tm(
+            resolve_degenerate(seq),
+            mv_conc=conditions.monovalent_mM,
+            dv_conc=conditions.divalent_mM,
+            dntp_conc=conditions.dntp_mM,
+            dna_conc=conditions.oligo_nM,
+        ),
+        2,
+    )
 
 
 @lru_cache(maxsize=100_000)
 def hairpin(seq: str, conditions: Conditions = Conditions()) -> Duplex:
     """Most stable hairpin of a DNA oligo."""
     res = primer3.calc_hairpin(resolve_degenerate(seq)[-60:], **conditions.kwargs())
-    return Duplex(round(res.tm, 2) if res.structure_found else float("nan"),
-                  round(res.dg / 1000.0, 3) if res.structure_found else 0.0)
+    return Duplex(
+        round(res.tm, 2) if res.structure_found else float("nan"),
+        round(res.dg / 1000.0, 3) if res.structure_found else 0.0,
+    )
 
 
 @lru_cache(maxsize=100_000)
 def dimer(seq1: str, seq2: str, conditions: Conditions = Conditions()) -> Duplex:
     """Most stable dimer between two DNA oligos (homodimer when seq1 == seq2)."""
-    res = primer3.calc_heterodimer(resolve_degenerate(seq1)[-60:], resolve_degenerate(seq2)[-60:],
-                                   **conditions.kwargs())
-    return Duplex(round(res.tm, 2) if res.structure_found else float("nan"),
-                  round(res.dg / 1000.0, 3) if res.structure_found else 0.0)
+    res = primer3.calc_heterodimer(
+        resolve_degenerate(seq1)[-60:], resolve_degenerate(seq2)[-60:], **conditions.kwargs()
+    )
+    return Duplex(
+        round(res.tm, 2) if res.structure_found else float("nan"),
+        round(res.dg / 1000.0, 3) if res.structure_found else 0.0,
+    )
 
 
 @lru_cache(maxsize=100_000)
 def end_stability(seq: str, target_complement: str, conditions: Conditions = Conditions()) -> float:
     """ΔG (kcal/mol) of the 3' end of ``seq`` on its template (primer3's end stability)."""
-    res = primer3.bindings.calc_end_stability(resolve_degenerate(seq)[-60:], target_complement[:60],
-                                              **conditions.kwargs())
+    res = primer3.bindings.calc_end_stability(
+        resolve_degenerate(seq)[-60:], target_complement[:60], **conditions.kwargs()
+    )
     return round(res.dg / 1000.0, 3)
 
 

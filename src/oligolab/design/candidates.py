@@ -36,8 +36,9 @@ MERGE_SHIFT = MAX_READ_THROUGH  #: the same spacer this close to itself (nt) is 
 
 
 @nb.njit(cache=True, nogil=True)
-def window_values(bases: np.ndarray, c0: int, c1: int, W: int, c5: int, L: int, motif_table: np.ndarray,
-                  strand: int, pad: int = 0) -> np.ndarray:
+def window_values(
+    bases: np.ndarray, c0: int, c1: int, W: int, c5: int, L: int, motif_table: np.ndarray, strand: int, pad: int = 0
+) -> np.ndarray:
     """Packed oligo-orientation windows of sites at columns c0..c1-1 of ``bases``, as (genomes, columns) uint64.
 
     A site is read in the genome's own sequence: from its anchor (the spacer's 5'-most base in oligo
@@ -165,10 +166,25 @@ def _popcount(x: np.int64) -> int:
 
 
 @nb.njit(cache=True, nogil=True)
-def _column_candidates(V: np.ndarray, row_count: np.ndarray, row_start: np.ndarray, row_genomes: np.ndarray,
-                       n_genomes: int, L: int, k: int, tab_k: np.ndarray, tab_v: np.ndarray, tab_bits: int,
-                       max_per_col: int, min_binds: int, out_jj: np.ndarray, out_key: np.ndarray,
-                       out_binds: np.ndarray, out_nb: np.ndarray, out_nr: np.ndarray) -> int:
+def _column_candidates(
+    V: np.ndarray,
+    row_count: np.ndarray,
+    row_start: np.ndarray,
+    row_genomes: np.ndarray,
+    n_genomes: int,
+    L: int,
+    k: int,
+    tab_k: np.ndarray,
+    tab_v: np.ndarray,
+    tab_bits: int,
+    max_per_col: int,
+    min_binds: int,
+    out_jj: np.ndarray,
+    out_key: np.ndarray,
+    out_binds: np.ndarray,
+    out_nb: np.ndarray,
+    out_nr: np.ndarray,
+) -> int:
     """Candidates of a block of columns: distinct spacers with a valid motif, called against every distinct
     variant of the column through the rule table ``tab``, with their genome bitsets.
 
@@ -252,7 +268,7 @@ def _column_candidates(V: np.ndarray, row_count: np.ndarray, row_start: np.ndarr
                 codes[v] = code
                 if code == BINDS:
                     n_b += vcount[v]
-                if code == BINDS or code == DEGRADED:
+                if code in (BINDS, DEGRADED):
                     n_r += vcount[v]
             if n_b < min_binds:
                 continue
@@ -362,10 +378,14 @@ def motif_table(enzyme: Enzyme) -> np.ndarray:
 
     _, _, motif = enzyme.oligo_context()
     if len(motif) > 10:
-        raise InputError(enzyme.path or None, f"{enzyme.name}: a PAM/PFS of {len(motif)} nt is longer than design "
-                         "supports (10 nt)", "shorten the motif in the enzyme file")
-    return np.array([bool(enzyme.motif_matches("".join(bases))) for bases in product("ACGT", repeat=len(motif))],
-                    dtype=np.bool_)
+        raise InputError(
+            enzyme.path or None,
+            f"{enzyme.name}: a PAM/PFS of {len(motif)} nt is longer than design supports (10 nt)",
+            "shorten the motif in the enzyme file",
+        )
+    return np.array(
+        [bool(enzyme.motif_matches("".join(bases))) for bases in product("ACGT", repeat=len(motif))], dtype=np.bool_
+    )
 
 
 def call_table(enzyme: Enzyme, rules: RuleSet, L: int, max_mismatches: int) -> tuple[np.ndarray, np.ndarray, int]:
@@ -431,9 +451,18 @@ def _reference_repeats(collection: Collection, c5: int, L: int, W: int) -> np.nd
     return uniq[counts > 1]
 
 
-def generate_guides(collection: Collection, enzyme: Enzyme, rules: RuleSet, *, max_mismatches: int = 3,
-                    columns: tuple[int, int] | None = None, min_binds: int = 1, block: int = 256,
-                    max_per_column: int = 8, progress=None) -> GuideCandidates:
+def generate_guides(
+    collection: Collection,
+    enzyme: Enzyme,
+    rules: RuleSet,
+    *,
+    max_mismatches: int = 3,
+    columns: tuple[int, int] | None = None,
+    min_binds: int = 1,
+    block: int = 256,
+    max_per_column: int = 8,
+    progress=None,
+) -> GuideCandidates:
     """Every distinct spacer with a valid motif in the collection (the ``max_per_column`` most frequent at each
     site), with the genomes where it binds and where it binds or is degraded.
 
@@ -456,7 +485,7 @@ def generate_guides(collection: Collection, enzyme: Enzyme, rules: RuleSet, *, m
         c1 = min(hi, c0 + block)
         pl = min(MAX_READ_THROUGH, c0)
         pr = min(MAX_READ_THROUGH, ncol - (c1 + W - 1))
-        rows, inv = distinct_rows(bases[:, c0 - pl:c1 + W - 1 + pr])
+        rows, inv = distinct_rows(bases[:, c0 - pl : c1 + W - 1 + pr])
         row_count = np.bincount(inv, minlength=len(rows)).astype(np.int64)
         row_genomes = np.argsort(inv, kind="stable").astype(np.int64)
         row_start = np.concatenate([[0], np.cumsum(row_count)]).astype(np.int64)
@@ -469,20 +498,40 @@ def generate_guides(collection: Collection, enzyme: Enzyme, rules: RuleSet, *, m
                 o_b = np.empty((cap, nbytes), np.uint8)
                 o_nb = np.empty(cap, np.int64)
                 o_nr = np.empty(cap, np.int64)
-                n = _column_candidates(V, row_count, row_start, row_genomes, G, L, max_mismatches, *tab,
-                                       max_per_column, min_binds, o_jj, o_key, o_b, o_nb, o_nr)
+                n = _column_candidates(
+                    V,
+                    row_count,
+                    row_start,
+                    row_genomes,
+                    G,
+                    L,
+                    max_mismatches,
+                    *tab,
+                    max_per_column,
+                    min_binds,
+                    o_jj,
+                    o_key,
+                    o_b,
+                    o_nb,
+                    o_nr,
+                )
                 if n >= 0:
                     break
                 cap *= 4
-            parts.append((c0 + o_jj[:n], np.full(n, strand, np.int8), o_key[:n], o_b[:n].copy(), o_nb[:n],
-                          o_nr[:n]))
+            parts.append((c0 + o_jj[:n], np.full(n, strand, np.int8), o_key[:n], o_b[:n].copy(), o_nb[:n], o_nr[:n]))
         if progress is not None:
             progress(c1 - lo, hi - lo)
     if parts:
         cols = [np.concatenate([p[i] for p in parts]) for i in range(6)]
     else:
-        cols = [np.zeros(0, np.int64), np.zeros(0, np.int8), np.zeros(0, np.uint64),
-                np.zeros((0, nbytes), np.uint8), np.zeros(0, np.int64), np.zeros(0, np.int64)]
+        cols = [
+            np.zeros(0, np.int64),
+            np.zeros(0, np.int8),
+            np.zeros(0, np.uint64),
+            np.zeros((0, nbytes), np.uint8),
+            np.zeros(0, np.int64),
+            np.zeros(0, np.int64),
+        ]
     del parts
     column, strand, key, binds, nb, nr = cols
     # a spacer found more than once in the reference (a repeat, e.g. the coronavirus TRS motif) is dropped:

@@ -34,6 +34,7 @@ MAX_ALIGN_CELLS = 4_000_000  #: larger unanchored stretches are left as "no data
 
 # ---------------------------------------------------------------------------------------------- kernels
 
+
 @nb.njit(cache=True, nogil=True)
 def kmer_keys(codes: np.ndarray, k: int) -> np.ndarray:
     """2-bit packed k-mer starting at each position; all ones (invalid) where the window holds a non-ACGT code
@@ -224,8 +225,9 @@ def _align_fill(g: np.ndarray, g0: int, g1: int, r: np.ndarray, r0: int, r1: int
 
 
 @nb.njit(cache=True, nogil=True)
-def _project_one(g: np.ndarray, r: np.ndarray, ag: np.ndarray, ar: np.ndarray, k: int, max_cells: int,
-                 row: np.ndarray) -> int:
+def _project_one(
+    g: np.ndarray, r: np.ndarray, ag: np.ndarray, ar: np.ndarray, k: int, max_cells: int, row: np.ndarray
+) -> int:
     """Fill ``row`` (reference columns) from genome ``g`` given chained anchors (ag, ar); returns the number of
     columns left unknown because an unanchored stretch was too large to align.
 
@@ -353,6 +355,7 @@ class Profile:
 
 # ------------------------------------------------------------------------------------------- the objects
 
+
 @dataclass
 class Reference:
     """The coordinate system of a design: a reference genome, its codes and its unique anchor k-mers."""
@@ -364,7 +367,7 @@ class Reference:
     _table: tuple = field(default=(), repr=False)
 
     @classmethod
-    def from_record(cls, record: SeqRecord) -> "Reference":
+    def from_record(cls, record: SeqRecord) -> Reference:
         codes = record.codes()
         keys = kmer_keys(codes, ANCHOR_K)
         valid = keys != np.uint64(0xFFFFFFFFFFFFFFFF)
@@ -434,13 +437,19 @@ class Collection:
         idx = np.array([names.setdefault(x, len(names)) for x in self.lineages], dtype=np.int64)
         return list(names), idx
 
-    def subset(self, keep: np.ndarray) -> "Collection":
+    def subset(self, keep: np.ndarray) -> Collection:
         keep = np.asarray(keep, dtype=bool)
         sel = np.flatnonzero(keep)
-        return Collection(self.reference, [self.ids[i] for i in sel], [self.lineages[i] for i in sel],
-                          self.bases[sel], self.weights[sel], self.sources,
-                          [x for x in self.reversed_ids if x in set(self.ids[i] for i in sel)],
-                          {k: v for k, v in self.unanchored.items() if k in set(self.ids[i] for i in sel)})
+        return Collection(
+            self.reference,
+            [self.ids[i] for i in sel],
+            [self.lineages[i] for i in sel],
+            self.bases[sel],
+            self.weights[sel],
+            self.sources,
+            [x for x in self.reversed_ids if x in set(self.ids[i] for i in sel)],
+            {k: v for k, v in self.unanchored.items() if k in set(self.ids[i] for i in sel)},
+        )
 
 
 def project(reference: Reference, codes: np.ndarray) -> tuple[np.ndarray, bool, int]:
@@ -465,9 +474,14 @@ def _decode_plain(codes: np.ndarray) -> str:
     return decode(codes)
 
 
-def read_collection(genome_paths: list[str | Path], reference: SeqRecord | None = None,
-                    metadata_path: str | Path | None = None, lineage_from_id: bool | None = None,
-                    keep=None, progress=None) -> Collection:
+def read_collection(
+    genome_paths: list[str | Path],
+    reference: SeqRecord | None = None,
+    metadata_path: str | Path | None = None,
+    lineage_from_id: bool | None = None,
+    keep=None,
+    progress=None,
+) -> Collection:
     """Read target genomes (streamed by the project's FASTA reader) and project them onto the reference.
 
     ``keep(record_id, lineage) -> bool`` filters genomes while reading (e.g. a temporal hold-out; the lineage
@@ -488,8 +502,9 @@ def read_collection(genome_paths: list[str | Path], reference: SeqRecord | None 
     for path in genome_paths:
         for rec in read_fasta(path):
             if rec.id in seen:
-                raise InputError(path, f"duplicate record id '{rec.id}'", "give every genome a unique id",
-                                 record=rec.id)
+                raise InputError(
+                    path, f"duplicate record id '{rec.id}'", "give every genome a unique id", record=rec.id
+                )
             seen.add(rec.id)
             n_read += 1
             if ref is None:
@@ -513,8 +528,9 @@ def read_collection(genome_paths: list[str | Path], reference: SeqRecord | None 
         raise InputError(genome_paths[0], "no genome left after filtering", "check the lineage filter")
     if lineage_from_id is None:
         lineage_from_id = metadata is None and looks_like_pango(ids)
-    lineages = [(metadata.lineage(i) if metadata is not None else None) or (i if lineage_from_id else "unassigned")
-                for i in ids]
+    lineages = [
+        (metadata.lineage(i) if metadata is not None else None) or (i if lineage_from_id else "unassigned") for i in ids
+    ]
     bases = np.stack(rows)
     weights = np.ones(len(ids), dtype=np.float64)
     return Collection(ref, ids, lineages, bases, weights, [str(p) for p in genome_paths], reversed_ids, unanchored)

@@ -25,6 +25,7 @@ of its guides survive (independent sites).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
 import numpy as np
 
 from ..knowledge import Enzyme, RuleSet
@@ -53,13 +54,15 @@ class Conservation:
 
     def summary(self) -> dict:
         """Figures for the report and summary.json."""
-        labels = ["0", "1", "2", "3"] + [f"{2 ** b}-{2 ** (b + 1) - 1}" for b in range(2, len(self.table) - 2)]
-        return {"rate_by_genomes_differing": {lab: round(float(r), 5) for lab, r in zip(labels, self.table)
-                                              if r > 0},
-                "novel_mutation_rate": self.novel, "related_genomes": self.n_related,
-                "novel_rate_where_relatives_differ": self.novel_related_variable,
-                "novel_rate_where_relatives_agree": self.novel_related_conserved,
-                "columns_variable_among_relatives": int(np.nansum(self.related_differ > 0))}
+        labels = ["0", "1", "2", "3"] + [f"{2**b}-{2 ** (b + 1) - 1}" for b in range(2, len(self.table) - 2)]
+        return {
+            "rate_by_genomes_differing": {lab: round(float(r), 5) for lab, r in zip(labels, self.table) if r > 0},
+            "novel_mutation_rate": self.novel,
+            "related_genomes": self.n_related,
+            "novel_rate_where_relatives_differ": self.novel_related_variable,
+            "novel_rate_where_relatives_agree": self.novel_related_conserved,
+            "columns_variable_among_relatives": int(np.nansum(self.related_differ > 0)),
+        }
 
 
 def _base_counts(bases: np.ndarray) -> np.ndarray:
@@ -158,8 +161,9 @@ def conservation(collection: Collection, related: Collection | None = None) -> C
 _TABLES: dict[tuple, tuple[bool, np.ndarray, np.ndarray]] = {}
 
 
-def _binds_tables(rules: RuleSet, group: str, length: int, seed: tuple[int, int], enzyme: Enzyme | None
-                  ) -> tuple[bool, np.ndarray, np.ndarray]:
+def _binds_tables(
+    rules: RuleSet, group: str, length: int, seed: tuple[int, int], enzyme: Enzyme | None
+) -> tuple[bool, np.ndarray, np.ndarray]:
     """Whether the rule file calls an oligo 'binds' with no new difference, with one at each position, and
     with two (positions in oligo orientation, 0 = 5'-most); computed once per rule set, group and length."""
     key = (id(rules), rules.path, group, length, seed, enzyme)
@@ -168,8 +172,9 @@ def _binds_tables(rules: RuleSet, group: str, length: int, seed: tuple[int, int]
     return _TABLES[key]
 
 
-def _compute_tables(rules: RuleSet, group: str, length: int, seed: tuple[int, int], enzyme: Enzyme | None
-                    ) -> tuple[bool, np.ndarray, np.ndarray]:
+def _compute_tables(
+    rules: RuleSet, group: str, length: int, seed: tuple[int, int], enzyme: Enzyme | None
+) -> tuple[bool, np.ndarray, np.ndarray]:
     lo, hi = seed
 
     def binds(pos: tuple[int, ...]) -> bool:
@@ -186,8 +191,9 @@ def _compute_tables(rules: RuleSet, group: str, length: int, seed: tuple[int, in
     return binds(()), one, two
 
 
-def oligo_survival(rates: np.ndarray, rules: RuleSet, group: str, seed: tuple[int, int] = (1, 0),
-                   enzyme: Enzyme | None = None) -> np.ndarray | float:
+def oligo_survival(
+    rates: np.ndarray, rules: RuleSet, group: str, seed: tuple[int, int] = (1, 0), enzyme: Enzyme | None = None
+) -> np.ndarray | float:
     """P(an unseen genome leaves the oligo called 'binds'), ``rates`` per oligo position (5'->3', core only);
     a 2-D ``rates`` (oligos, positions) gives one probability per row."""
     r = np.clip(np.asarray(rates, dtype=np.float64), 0.0, MAX_RATE)
@@ -210,8 +216,9 @@ def motif_survival(rates: np.ndarray, motif: str) -> float:
     return out
 
 
-def degenerate_rates(rates: np.ndarray, observed_outside: np.ndarray, novel: np.ndarray,
-                     degenerate: np.ndarray) -> np.ndarray:
+def degenerate_rates(
+    rates: np.ndarray, observed_outside: np.ndarray, novel: np.ndarray, degenerate: np.ndarray
+) -> np.ndarray:
     """Rates under a degenerate primer: at a degenerate position only bases outside its set count (the observed
     fraction outside plus the novel rate)."""
     return np.where(degenerate, np.minimum(MAX_RATE, observed_outside + novel), rates)
@@ -248,7 +255,7 @@ def guide_survival(cands, cons: Conservation, rules: RuleSet) -> np.ndarray:
     col = np.asarray(cands.column)
     strand = np.asarray(cands.strand)
     footprint = site_columns(col, strand, c5 + L + c3)
-    ctx = np.concatenate([footprint[:, :c5], footprint[:, c5 + L:]], axis=1)
+    ctx = np.concatenate([footprint[:, :c5], footprint[:, c5 + L :]], axis=1)
     rates = cons.rate[np.clip(ctx, 0, n_cols - 1)]
     masks = np.array([bin(IUPAC_MASK[m]).count("1") for m in motif], dtype=np.float64)
     keep = np.prod(1.0 - rates * (4.0 - masks)[None, :] / 3.0, axis=1)

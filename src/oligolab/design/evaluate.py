@@ -6,9 +6,9 @@ by. Running `oligolab check` on the written assay table gives the same calls.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -35,9 +35,14 @@ class CheckCoverage:
         return self.assay_names.index(name)
 
 
-def check_coverage(assays: AssaySet, genome_paths: list[str | Path], reference: SeqRecord | None,
-                   options: CheckOptions, keep: Callable[[str], bool] | None = None,
-                   progress: Callable[[int], None] | None = None) -> CheckCoverage:
+def check_coverage(
+    assays: AssaySet,
+    genome_paths: list[str | Path],
+    reference: SeqRecord | None,
+    options: CheckOptions,
+    keep: Callable[[str], bool] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> CheckCoverage:
     """Per-genome assay calls of ``assays`` by the check machinery (``keep`` selects genomes by id)."""
     checker = Checker(assays, reference=reference, options=options)
     ids: list[str] = []

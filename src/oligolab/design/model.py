@@ -74,16 +74,35 @@ class DesignedAssay:
         """The assay as the project's readers would build it from the design's TSV."""
         out = []
         for o in self.oligos:
-            out.append(Oligo(o.name, self.name, o.role, o.sequence if o.parts is None else o.parts[0] + o.parts[1],
-                             o.tail, self.enzyme.name if o.role == "crRNA" else None, "design", o.notes,
-                             o.parts))
+            out.append(
+                Oligo(
+                    o.name,
+                    self.name,
+                    o.role,
+                    o.sequence if o.parts is None else o.parts[0] + o.parts[1],
+                    o.tail,
+                    self.enzyme.name if o.role == "crRNA" else None,
+                    "design",
+                    o.notes,
+                    o.parts,
+                )
+            )
         max_amp = None
         return Assay(self.name, out, "oligolab design", max_amp)
 
     def table_rows(self) -> list[dict]:
-        return [{"assay": self.name, "oligo": o.name, "role": o.role, "sequence": o.table_sequence,
-                 "enzyme": self.enzyme.name if o.role == "crRNA" else "", "max_amplicon": "",
-                 "notes": o.notes} for o in self.oligos]
+        return [
+            {
+                "assay": self.name,
+                "oligo": o.name,
+                "role": o.role,
+                "sequence": o.table_sequence,
+                "enzyme": self.enzyme.name if o.role == "crRNA" else "",
+                "max_amplicon": "",
+                "notes": o.notes,
+            }
+            for o in self.oligos
+        ]
 
 
 def assay_set(assays: list[DesignedAssay]) -> AssaySet:

@@ -28,8 +28,20 @@ from .collection import Profile
 from .model import DesignedAssay
 from .scoring import crrna
 
-COLUMNS = ["assay", "rank", "item", "kind", "role", "sequence_5to3", "vendor_sequence", "length_nt", "scale",
-           "purification", "full_length_fraction", "notes"]
+COLUMNS = [
+    "assay",
+    "rank",
+    "item",
+    "kind",
+    "role",
+    "sequence_5to3",
+    "vendor_sequence",
+    "length_nt",
+    "scale",
+    "purification",
+    "full_length_fraction",
+    "notes",
+]
 _MOD = re.compile(r"/[^/]*/")
 
 
@@ -50,8 +62,11 @@ def synthesis(kind: str, length: int) -> tuple[str, str, str]:
         lo, hi = rule["length_nt"]
         if rule["kind"] == kind and lo <= length <= hi:
             return rule["scale"], rule["purification"], rule["why"]
-    raise InputError(None, f"no ordering rule for a {length}-nt {kind} item",
-                     "add an [[ordering.rule]] for it to a copy of knowledge/amplification.toml")
+    raise InputError(
+        None,
+        f"no ordering rule for a {length}-nt {kind} item",
+        "add an [[ordering.rule]] for it to a copy of knowledge/amplification.toml",
+    )
 
 
 def full_length_fraction(length: int) -> float:
@@ -60,14 +75,27 @@ def full_length_fraction(length: int) -> float:
     return round(eff ** max(0, length - 1), 3)
 
 
-def _row(assay: str, rank: int, item: str, kind: str, role: str, seq: str, vendor: str, notes: str,
-         synth_kind: str) -> list:
+def _row(
+    assay: str, rank: int, item: str, kind: str, role: str, seq: str, vendor: str, notes: str, synth_kind: str
+) -> list:
     length = synthesised_length(vendor) if synth_kind in ("reporter", "rna") else len(seq)
     vendor = vendor if synth_kind != "transcript" else "(transcribed in house)"
     scale, purification, why = synthesis(synth_kind, length)
     flf = full_length_fraction(length) if synth_kind not in ("fragment", "transcript") else float("nan")
-    return [assay, rank, item, kind, role, seq, vendor, length, scale, purification, flf,
-            f"{notes}; {why}" if notes else why]
+    return [
+        assay,
+        rank,
+        item,
+        kind,
+        role,
+        seq,
+        vendor,
+        length,
+        scale,
+        purification,
+        flf,
+        f"{notes}; {why}" if notes else why,
+    ]
 
 
 def _primer_rows(a: DesignedAssay, rank: int) -> list[list]:
@@ -78,8 +106,10 @@ def _primer_rows(a: DesignedAssay, rank: int) -> list[list]:
         if o.tail:
             note = f"{len(o.tail)}-nt T7 promoter tail + {len(o.sequence)}-nt binding part; " + note
         if o.parts:
-            note = f"{o.role} = {'F1c' if o.role == 'FIP' else 'B1c'} ({len(o.parts[0])} nt) + " \
-                   f"{'F2' if o.role == 'FIP' else 'B2'} ({len(o.parts[1])} nt); " + note
+            note = (
+                f"{o.role} = {'F1c' if o.role == 'FIP' else 'B1c'} ({len(o.parts[0])} nt) + "
+                f"{'F2' if o.role == 'FIP' else 'B2'} ({len(o.parts[1])} nt); " + note
+            )
         degenerate = sum(1 for b in seq if b not in "ACGT")
         if degenerate:
             note = f"{degenerate} degenerate position(s) (IUPAC mixed bases); " + note
@@ -92,20 +122,52 @@ def _guide_rows(a: DesignedAssay, rank: int, ivt: dict) -> list[list]:
     e = a.enzyme
     for o in a.guides:
         if not e.direct_repeat:
-            rows.append(_row(a.name, rank, o.name, "RNA oligo (spacer only: scaffold not shipped)", "crRNA",
-                             o.sequence.replace("T", "U"), vendor_rna(o.sequence),
-                             f"{e.name}: no public source of its {e.guide_kind} repeat/scaffold was found, so only "
-                             f"the {len(o.sequence)}-nt spacer is given; add the scaffold of your enzyme supplier "
-                             f"({e.repeat_side} of the spacer) before ordering", "rna"))
+            rows.append(
+                _row(
+                    a.name,
+                    rank,
+                    o.name,
+                    "RNA oligo (spacer only: scaffold not shipped)",
+                    "crRNA",
+                    o.sequence.replace("T", "U"),
+                    vendor_rna(o.sequence),
+                    f"{e.name}: no public source of its {e.guide_kind} repeat/scaffold was found, so only "
+                    f"the {len(o.sequence)}-nt spacer is given; add the scaffold of your enzyme supplier "
+                    f"({e.repeat_side} of the spacer) before ordering",
+                    "rna",
+                )
+            )
             continue
         rna = crrna(e, o.sequence)
-        rows.append(_row(a.name, rank, o.name, f"RNA oligo (synthetic {e.guide_kind})", "crRNA", rna, vendor_rna(rna),
-                         f"{e.name} repeat ({len(e.direct_repeat)} nt, {e.repeat_side} of the spacer) + spacer "
-                         f"({len(o.sequence)} nt)", "rna"))
+        rows.append(
+            _row(
+                a.name,
+                rank,
+                o.name,
+                f"RNA oligo (synthetic {e.guide_kind})",
+                "crRNA",
+                rna,
+                vendor_rna(rna),
+                f"{e.name} repeat ({len(e.direct_repeat)} nt, {e.repeat_side} of the spacer) + spacer "
+                f"({len(o.sequence)} nt)",
+                "rna",
+            )
+        )
         template = reverse_complement(ivt["promoter_transcribed"] + rna.replace("U", "T"))
-        rows.append(_row(a.name, rank, o.name + "-IVT", "DNA oligo (IVT template)", "crRNA template", template,
-                         template, "alternative to the synthetic guide: anneal to the T7 top-strand oligo and "
-                         "transcribe; the guide RNA then starts with 5'-GG", "dna"))
+        rows.append(
+            _row(
+                a.name,
+                rank,
+                o.name + "-IVT",
+                "DNA oligo (IVT template)",
+                "crRNA template",
+                template,
+                template,
+                "alternative to the synthetic guide: anneal to the T7 top-strand oligo and "
+                "transcribe; the guide RNA then starts with 5'-GG",
+                "dna",
+            )
+        )
     return rows
 
 
@@ -130,14 +192,30 @@ def _control_rows(a: DesignedAssay, rank: int, profile: Profile) -> list[list]:
     rna = fragment[start:].replace("T", "U")
     where = f"reference {lo + 1}-{hi} (amplicon {a.amplicon[0] + 1}-{a.amplicon[1]} with flanks), design consensus"
     return [
-        _row(a.name, rank, a.name + "-PC-DNA", "double-stranded gene fragment (positive control)",
-             "positive control DNA", fragment, fragment,
-             f"T7 promoter ({len(t7)} nt) + {where}; use as DNA control, or transcribe with T7 RNA polymerase "
-             "for the RNA control", "fragment"),
-        _row(a.name, rank, a.name + "-PC-RNA", "in-vitro-transcribed RNA (positive control)",
-             "positive control RNA", rna, "",
-             f"the T7 transcript of {a.name}-PC-DNA (starts at the promoter's GGG; genome sense); transcribe, "
-             "DNase-treat and quantify", "transcript"),
+        _row(
+            a.name,
+            rank,
+            a.name + "-PC-DNA",
+            "double-stranded gene fragment (positive control)",
+            "positive control DNA",
+            fragment,
+            fragment,
+            f"T7 promoter ({len(t7)} nt) + {where}; use as DNA control, or transcribe with T7 RNA polymerase "
+            "for the RNA control",
+            "fragment",
+        ),
+        _row(
+            a.name,
+            rank,
+            a.name + "-PC-RNA",
+            "in-vitro-transcribed RNA (positive control)",
+            "positive control RNA",
+            rna,
+            "",
+            f"the T7 transcript of {a.name}-PC-DNA (starts at the promoter's GGG; genome sense); transcribe, "
+            "DNase-treat and quantify",
+            "transcript",
+        ),
     ]
 
 
@@ -146,17 +224,40 @@ def reporter_rows(enzymes: list[Enzyme]) -> list[list]:
     rows = []
     for e in dict.fromkeys(enzymes):
         if not e.reporters:
-            rows.append(["(all)", 0, f"{e.name}-reporter", "reporter (not shipped)", "reporter", "", "", 0, "", "",
-                         float("nan"), f"{e.name}: its enzyme file names no reporter; add a [[reporter]] table "
-                         f"(collateral activity: {e.collateral or 'not given'})"])
+            rows.append(
+                [
+                    "(all)",
+                    0,
+                    f"{e.name}-reporter",
+                    "reporter (not shipped)",
+                    "reporter",
+                    "",
+                    "",
+                    0,
+                    "",
+                    "",
+                    float("nan"),
+                    f"{e.name}: its enzyme file names no reporter; add a [[reporter]] table "
+                    f"(collateral activity: {e.collateral or 'not given'})",
+                ]
+            )
             continue
         for k, r in enumerate(e.reporters, 1):
             vendor = str(r["sequence"])
             core = _MOD.sub("", vendor).replace("r", "").replace(" ", "")
-            rows.append(_row("(all)", 0, f"{e.name}-reporter{k}", f"reporter ({e.collateral or 'collateral'})",
-                             "reporter", core, vendor.replace(" ", ""),
-                             f"{r.get('name', '')}; {r.get('readout', '')}; source: {r.get('source', '')}",
-                             "reporter"))
+            rows.append(
+                _row(
+                    "(all)",
+                    0,
+                    f"{e.name}-reporter{k}",
+                    f"reporter ({e.collateral or 'collateral'})",
+                    "reporter",
+                    core,
+                    vendor.replace(" ", ""),
+                    f"{r.get('name', '')}; {r.get('readout', '')}; source: {r.get('source', '')}",
+                    "reporter",
+                )
+            )
     return rows
 
 
@@ -168,7 +269,18 @@ def order_sheet(assays: list[DesignedAssay], profile: Profile) -> pd.DataFrame:
         rows += _primer_rows(a, rank) + _guide_rows(a, rank, ivt) + _control_rows(a, rank, profile)
     if any(r[4] == "crRNA template" for r in rows):
         seq = ivt["promoter_top_strand"]
-        rows.append(_row("(all)", 0, "T7-top-strand", "DNA oligo", "IVT promoter", seq, seq,
-                         "shared by every IVT template", "dna"))
+        rows.append(
+            _row(
+                "(all)",
+                0,
+                "T7-top-strand",
+                "DNA oligo",
+                "IVT promoter",
+                seq,
+                seq,
+                "shared by every IVT template",
+                "dna",
+            )
+        )
     rows += reporter_rows([a.enzyme for a in assays])
     return pd.DataFrame(rows, columns=COLUMNS)

@@ -15,15 +15,24 @@ import numpy as np
 import pandas as pd
 
 from ..check import ASSAY_CALLS
-from ..lineages import group_lineages
 from ..errors import InputError
+from ..lineages import group_lineages
 from ..reports import output_folder, replaceable, write_json, write_table, write_text
 from ..sequences import reverse_complement
 from .order import order_sheet
 
 ASSAY_TABLE_COLUMNS = ["assay", "oligo", "role", "sequence", "enzyme", "max_amplicon", "notes"]
-DESIGN_TABLES = ("assays", "design_summary", "oligos", "guides", "lineage_coverage", "group_coverage", "genome_calls",
-                 "offtarget_sites", "order_sheet")
+DESIGN_TABLES = (
+    "assays",
+    "design_summary",
+    "oligos",
+    "guides",
+    "lineage_coverage",
+    "group_coverage",
+    "genome_calls",
+    "offtarget_sites",
+    "order_sheet",
+)
 DESIGN_FILES = {f"{t}.tsv" for t in DESIGN_TABLES} | {"order_sheet.csv", "summary.json", "report.html"}
 RESCUE_FILES = {"rescue_summary.tsv", "assays.tsv", "new_oligos.tsv", "summary.json", "report.html"}
 
@@ -34,8 +43,11 @@ def refuse_early(out_dir: str | Path, names: set[str]) -> None:
     if target.exists() and not target.is_dir():
         raise InputError(target, "is a file, not a folder", "give --out a folder path")
     if target.is_dir() and not replaceable(target, names):
-        raise InputError(target, "the folder holds files oligolab did not write, so it is not replaced",
-                         "choose a new or empty output folder")
+        raise InputError(
+            target,
+            "the folder holds files oligolab did not write, so it is not replaced",
+            "choose a new or empty output folder",
+        )
 
 
 def _site(start: int, end: int, strand: int) -> str:
@@ -68,13 +80,13 @@ def motif_on_target(enzyme, profile, start: int, end: int, strand: int) -> str:
         return ""
     top = profile.sequence(start, end)
     oligo = top if strand == 0 else reverse_complement(top)
-    bases = oligo[:c5] if c5 else oligo[len(oligo) - c3:]
+    bases = oligo[:c5] if c5 else oligo[len(oligo) - c3 :]
     return reverse_complement(bases) if enzyme.motif_strand == "target" else bases
 
 
 def _rename_oligo(name: str, names: dict[str, str]) -> str:
     prefix = name.split("-", 1)[0]
-    return names[prefix] + name[len(prefix):] if prefix in names else name
+    return names[prefix] + name[len(prefix) :] if prefix in names else name
 
 
 def _calls_by(frame_key: str, a, calls: np.ndarray, labels: np.ndarray, names: list[str], extra) -> list[dict]:
@@ -83,9 +95,16 @@ def _calls_by(frame_key: str, a, calls: np.ndarray, labels: np.ndarray, names: l
     for name in names:
         sel = labels == name
         k = np.bincount(calls[sel], minlength=4)
-        out.append({"assay": a.name, frame_key: name, **extra(name), "genomes": int(sel.sum()),
-                    **{ASSAY_CALLS[j].replace(" ", "_"): int(k[j]) for j in range(4)},
-                    "detected_fraction": round(k[0] / sel.sum(), 5)})
+        out.append(
+            {
+                "assay": a.name,
+                frame_key: name,
+                **extra(name),
+                "genomes": int(sel.sum()),
+                **{ASSAY_CALLS[j].replace(" ", "_"): int(k[j]) for j in range(4)},
+                "detected_fraction": round(k[0] / sel.sum(), 5),
+            }
+        )
     return out
 
 
@@ -95,12 +114,13 @@ def _site_robustness(result, o) -> dict:
     lo, hi = (o.part_sites[0][0], o.part_sites[1][1]) if o.part_sites else (o.start, o.end)
     lo, hi = min(lo, hi), max(lo, hi)
     rel = cons.related_differ[lo:hi] if cons is not None else np.zeros(0)
-    return {"survival": o.survival,
-            "entropy_max_bits": round(float(cons.entropy[lo:hi].max()), 3) if cons is not None and hi > lo else 0.0,
-            "columns_variable_among_relatives": (int(np.nansum(rel > 0)) if cons is not None and cons.n_related
-                                                 else None),
-            "degenerate_positions": sum(1 for b in o.sequence if b not in "ACGT") if o.role != "crRNA" else 0,
-            "end_dg_kcal": o.end_dg_kcal}
+    return {
+        "survival": o.survival,
+        "entropy_max_bits": round(float(cons.entropy[lo:hi].max()), 3) if cons is not None and hi > lo else 0.0,
+        "columns_variable_among_relatives": (int(np.nansum(rel > 0)) if cons is not None and cons.n_related else None),
+        "degenerate_positions": sum(1 for b in o.sequence if b not in "ACGT") if o.role != "crRNA" else 0,
+        "end_dg_kcal": o.end_dg_kcal,
+    }
 
 
 def _summary_row(result, rank: int, a, n: int, lin: tuple[int, int] | None) -> dict:
@@ -109,48 +129,85 @@ def _summary_row(result, rank: int, a, n: int, lin: tuple[int, int] | None) -> d
     act = a.scores.get("activity", float("nan"))
     weakest = min(a.oligos, key=lambda o: o.survival if o.survival == o.survival else 2.0)
     return {
-        "rank": rank, "assay": a.name, "enzyme": a.enzyme.name, "amplification": a.chemistry.upper(),
+        "rank": rank,
+        "assay": a.name,
+        "enzyme": a.enzyme.name,
+        "amplification": a.chemistry.upper(),
         "genes": _genes(result, a.amplicon[0], a.amplicon[1]),
-        "amplicon": f"{a.amplicon[0] + 1}-{a.amplicon[1]}", "amplicon_nt": a.amplicon[1] - a.amplicon[0],
-        "guides": len(a.guides), "primers": len(a.primers), "genomes": n,
-        "detected": c["detected"], "at_risk": c["at risk"], "no_data": c["no data"],
-        "not_detected": c["not detected"], "detected_fraction": round(c["detected"] / n, 5) if n else float("nan"),
-        "lineages": lin[1] if lin else None, "lineages_detected": lin[0] if lin else None,
-        "survival": a.prescore.get("survival"), "guide_survival": a.prescore.get("guide_survival"),
-        "primer_survival": a.prescore.get("primer_survival"), "weakest_oligo": weakest.name,
+        "amplicon": f"{a.amplicon[0] + 1}-{a.amplicon[1]}",
+        "amplicon_nt": a.amplicon[1] - a.amplicon[0],
+        "guides": len(a.guides),
+        "primers": len(a.primers),
+        "genomes": n,
+        "detected": c["detected"],
+        "at_risk": c["at risk"],
+        "no_data": c["no data"],
+        "not_detected": c["not detected"],
+        "detected_fraction": round(c["detected"] / n, 5) if n else float("nan"),
+        "lineages": lin[1] if lin else None,
+        "lineages_detected": lin[0] if lin else None,
+        "survival": a.prescore.get("survival"),
+        "guide_survival": a.prescore.get("guide_survival"),
+        "primer_survival": a.prescore.get("primer_survival"),
+        "weakest_oligo": weakest.name,
         "redundant_primers": a.prescore.get("redundant_primers", 0),
         "degenerate_positions": a.prescore.get("degenerate_positions", 0),
-        "specific": spec["specific"], "offtarget_guide_sites": "; ".join(spec["guide_sites"]),
+        "specific": spec["specific"],
+        "offtarget_guide_sites": "; ".join(spec["guide_sites"]),
         "offtarget_amplicons": "; ".join(spec["amplicons"]),
         "activity": round(act, 3) if not math.isnan(act) else float("nan"),
         "activity_kind": a.scores.get("activity_kind", ""),
         "robustness_penalty": a.scores.get("robustness_penalty", float("nan")),
         "variable_columns_under_oligos": a.prescore["primer_variable_columns"] + a.prescore["guide_variable_columns"],
-        "loop_primers": ", ".join(o.role for o in a.primers if o.role in ("LF", "LB")) if a.chemistry == "lamp"
-        else "",
+        "loop_primers": ", ".join(o.role for o in a.primers if o.role in ("LF", "LB")) if a.chemistry == "lamp" else "",
         "notes": "; ".join(a.notes),
     }
 
 
 def _oligo_rows(result, a) -> list[dict]:
-    return [{"assay": a.name, "oligo": o.name, "role": o.role, "sequence": o.table_sequence,
-             "length_nt": len(o.full_sequence), "site": _site(o.start, o.end, o.strand), "tm_C": o.tm_C,
-             "gc_fraction": o.gc, "hairpin_dg_kcal": o.hairpin_dg_kcal, "design_genomes_bound": o.n_binds,
-             "variable_columns": o.variable_columns, **_site_robustness(result, o), "notes": o.notes}
-            for o in a.oligos]
+    return [
+        {
+            "assay": a.name,
+            "oligo": o.name,
+            "role": o.role,
+            "sequence": o.table_sequence,
+            "length_nt": len(o.full_sequence),
+            "site": _site(o.start, o.end, o.strand),
+            "tm_C": o.tm_C,
+            "gc_fraction": o.gc,
+            "hairpin_dg_kcal": o.hairpin_dg_kcal,
+            "design_genomes_bound": o.n_binds,
+            "variable_columns": o.variable_columns,
+            **_site_robustness(result, o),
+            "notes": o.notes,
+        }
+        for o in a.oligos
+    ]
 
 
 def _guide_rows(a, profile) -> list[dict]:
     out = []
     for o, g in zip(a.guides, a.scores.get("guides", [])):
         motif = motif_on_target(a.enzyme, profile, o.start, o.end, o.strand)
-        out.append({"assay": a.name, "oligo": o.name, "spacer": o.sequence, "crRNA": g.crrna,
-                    "site": _site(o.start, o.end, o.strand),
-                    "motif": f"{motif} ({a.enzyme.motif_strand} strand; needs {a.enzyme.motif})" if motif else "",
-                    "design_genomes_bound": o.n_binds, "survival": o.survival,
-                    "crRNA_structure": g.structure, "crRNA_mfe_kcal": g.mfe_kcal,
-                    "repeat_intact": g.repeat_intact, "spacer_paired_nt": g.spacer_paired,
-                    "activity": g.activity, "activity_kind": g.activity_kind, "model_context": g.context})
+        out.append(
+            {
+                "assay": a.name,
+                "oligo": o.name,
+                "spacer": o.sequence,
+                "crRNA": g.crrna,
+                "site": _site(o.start, o.end, o.strand),
+                "motif": f"{motif} ({a.enzyme.motif_strand} strand; needs {a.enzyme.motif})" if motif else "",
+                "design_genomes_bound": o.n_binds,
+                "survival": o.survival,
+                "crRNA_structure": g.structure,
+                "crRNA_mfe_kcal": g.mfe_kcal,
+                "repeat_intact": g.repeat_intact,
+                "spacer_paired_nt": g.spacer_paired,
+                "activity": g.activity,
+                "activity_kind": g.activity_kind,
+                "model_context": g.context,
+            }
+        )
     return out
 
 
@@ -179,21 +236,28 @@ def tables(result) -> dict[str, pd.DataFrame]:
     rows: dict[str, list[dict]] = {k: [] for k in ("summary", "oligos", "guides", "lineages", "groups", "genomes")}
     for rank, a in enumerate(result.assays, 1):
         calls = cov.calls[:, cov.index(a.name)]
-        lin = _calls_by("lineage", a, calls, genome_lineage, names,
-                        lambda x: {"lineage_group": groups.get(x, x)})
+        lin = _calls_by("lineage", a, calls, genome_lineage, names, lambda x: {"lineage_group": groups.get(x, x)})
         rows["lineages"] += lin
         rows["groups"] += _calls_by("lineage_group", a, calls, group_of, sorted(set(group_of)), lambda x: {})
-        rows["genomes"] += [{"assay": a.name, "genome": gid, "lineage": lineage_of.get(gid, ""),
-                             "call": ASSAY_CALLS[int(code)]} for gid, code in zip(cov.genome_ids, calls)]
+        rows["genomes"] += [
+            {"assay": a.name, "genome": gid, "lineage": lineage_of.get(gid, ""), "call": ASSAY_CALLS[int(code)]}
+            for gid, code in zip(cov.genome_ids, calls)
+        ]
         counts = (sum(r["detected_fraction"] == 1.0 for r in lin), len(lin)) if has_lineages else None
         rows["summary"].append(_summary_row(result, rank, a, int(len(calls)), counts))
         rows["oligos"] += _oligo_rows(result, a)
         rows["guides"] += _guide_rows(a, profile)
-    return {"assays": pd.DataFrame([r for a in result.assays for r in a.table_rows()], columns=ASSAY_TABLE_COLUMNS),
-            "design_summary": pd.DataFrame(rows["summary"]), "oligos": pd.DataFrame(rows["oligos"]),
-            "guides": pd.DataFrame(rows["guides"]), "lineage_coverage": pd.DataFrame(rows["lineages"]),
-            "group_coverage": pd.DataFrame(rows["groups"]), "genome_calls": pd.DataFrame(rows["genomes"]),
-            "offtarget_sites": _offtarget_table(result), "order_sheet": order_sheet(result.assays, profile)}
+    return {
+        "assays": pd.DataFrame([r for a in result.assays for r in a.table_rows()], columns=ASSAY_TABLE_COLUMNS),
+        "design_summary": pd.DataFrame(rows["summary"]),
+        "oligos": pd.DataFrame(rows["oligos"]),
+        "guides": pd.DataFrame(rows["guides"]),
+        "lineage_coverage": pd.DataFrame(rows["lineages"]),
+        "group_coverage": pd.DataFrame(rows["groups"]),
+        "genome_calls": pd.DataFrame(rows["genomes"]),
+        "offtarget_sites": _offtarget_table(result),
+        "order_sheet": order_sheet(result.assays, profile),
+    }
 
 
 def summary_json(result, tabs: dict[str, pd.DataFrame]) -> dict:
@@ -203,18 +267,30 @@ def summary_json(result, tabs: dict[str, pd.DataFrame]) -> dict:
     o = result.options
     return {
         "oligolab_version": __version__,
-        "parameters": {"enzyme": result.enzyme.name, "amplification": o.amplification, "n_assays": o.n_assays,
-                       "max_guides": o.max_guides, "region": o.region,
-                       "region_columns": [result.region[0] + 1, result.region[1]],
-                       "max_mismatches": o.max_mismatches, "max_gaps": o.max_gaps,
-                       "rules": Path(o.rules_path).name if o.rules_path else "check-rules.toml"},
-        "inputs": {"genomes": [Path(p).name for p in result.inputs.genomes],
-                   "reference": result.collection.reference.name,
-                   "off_targets": [Path(p).name for p in result.inputs.off_targets],
-                   "related": [Path(p).name for p in result.inputs.related]},
-        "counts": {"genomes": result.collection.n, "lineages": len(set(result.collection.lineages)),
-                   "candidate_guides": len(result.candidates), "shortlisted": len(result.assays) + len(result.rejected),
-                   "assays": len(result.assays)},
+        "parameters": {
+            "enzyme": result.enzyme.name,
+            "amplification": o.amplification,
+            "n_assays": o.n_assays,
+            "max_guides": o.max_guides,
+            "region": o.region,
+            "region_columns": [result.region[0] + 1, result.region[1]],
+            "max_mismatches": o.max_mismatches,
+            "max_gaps": o.max_gaps,
+            "rules": Path(o.rules_path).name if o.rules_path else "check-rules.toml",
+        },
+        "inputs": {
+            "genomes": [Path(p).name for p in result.inputs.genomes],
+            "reference": result.collection.reference.name,
+            "off_targets": [Path(p).name for p in result.inputs.off_targets],
+            "related": [Path(p).name for p in result.inputs.related],
+        },
+        "counts": {
+            "genomes": result.collection.n,
+            "lineages": len(set(result.collection.lineages)),
+            "candidate_guides": len(result.candidates),
+            "shortlisted": len(result.assays) + len(result.rejected),
+            "assays": len(result.assays),
+        },
         "assays": tabs["design_summary"].to_dict(orient="records"),
         "rejected_for_specificity": [{"assay": a.name, **a.scores["specificity"]} for a in result.rejected],
         "unseen_variation": result.conservation.summary() if result.conservation is not None else {},
@@ -241,22 +317,47 @@ def rescue_tables(result) -> dict[str, pd.DataFrame]:
     """Tables of a rescue: before/after counts, the rescued assays (check-readable), the new oligos to order."""
     rows, assays, changes = [], [], []
     for r in result.assays:
-        rows.append({"assay": r.original.name, "genomes": sum(r.before.values()),
-                     **{f"{k.replace(' ', '_')}_before": v for k, v in r.before.items()},
-                     **{f"{k.replace(' ', '_')}_after": v for k, v in r.after.items()},
-                     "escaping": ", ".join(r.escaping), "changes": "; ".join(r.changes),
-                     "not_rescued": "; ".join(r.not_rescued)})
+        rows.append(
+            {
+                "assay": r.original.name,
+                "genomes": sum(r.before.values()),
+                **{f"{k.replace(' ', '_')}_before": v for k, v in r.before.items()},
+                **{f"{k.replace(' ', '_')}_after": v for k, v in r.after.items()},
+                "escaping": ", ".join(r.escaping),
+                "changes": "; ".join(r.changes),
+                "not_rescued": "; ".join(r.not_rescued),
+            }
+        )
         original = {(o.name, o.sequence) for o in r.original.oligos}
         for o in r.rescued.oligos:
             new = (o.name, o.sequence) not in original
-            assays.append({"assay": r.rescued.name, "oligo": o.name, "role": o.role,
-                           "sequence": o.tail.lower() + o.sequence, "enzyme": o.enzyme or "", "max_amplicon": "",
-                           "notes": o.notes})
+            assays.append(
+                {
+                    "assay": r.rescued.name,
+                    "oligo": o.name,
+                    "role": o.role,
+                    "sequence": o.tail.lower() + o.sequence,
+                    "enzyme": o.enzyme or "",
+                    "max_amplicon": "",
+                    "notes": o.notes,
+                }
+            )
             if new:
-                changes.append({"assay": r.rescued.name, "oligo": o.name, "role": o.role, "sequence": o.sequence,
-                                "length_nt": len(o.sequence), "notes": o.notes})
-    return {"rescue_summary": pd.DataFrame(rows), "assays": pd.DataFrame(assays, columns=ASSAY_TABLE_COLUMNS),
-            "new_oligos": pd.DataFrame(changes, columns=["assay", "oligo", "role", "sequence", "length_nt", "notes"])}
+                changes.append(
+                    {
+                        "assay": r.rescued.name,
+                        "oligo": o.name,
+                        "role": o.role,
+                        "sequence": o.sequence,
+                        "length_nt": len(o.sequence),
+                        "notes": o.notes,
+                    }
+                )
+    return {
+        "rescue_summary": pd.DataFrame(rows),
+        "assays": pd.DataFrame(assays, columns=ASSAY_TABLE_COLUMNS),
+        "new_oligos": pd.DataFrame(changes, columns=["assay", "oligo", "role", "sequence", "length_nt", "notes"]),
+    }
 
 
 def write_rescue(result, out_dir: str | Path) -> None:
@@ -264,8 +365,11 @@ def write_rescue(result, out_dir: str | Path) -> None:
     from .report import render_rescue
 
     tabs = rescue_tables(result)
-    summary = {"assays": tabs["rescue_summary"].to_dict(orient="records"), "notes": result.notes,
-               "genomes": result.collection.n}
+    summary = {
+        "assays": tabs["rescue_summary"].to_dict(orient="records"),
+        "notes": result.notes,
+        "genomes": result.collection.n,
+    }
     with output_folder(out_dir) as tmp:
         for name, frame in tabs.items():
             write_table(frame, tmp / f"{name}.tsv")

@@ -16,8 +16,9 @@ from .selection import GuideSet
 VARIABLE_FRACTION = 0.01  #: consensus columns where at least this fraction of genomes differ become N
 
 
-def design_pcr(name: str, gs: GuideSet, cands: GuideCandidates, factory: PrimerFactory, *,
-               n_return: int = 20) -> DesignedAssay | None:
+def design_pcr(
+    name: str, gs: GuideSet, cands: GuideCandidates, factory: PrimerFactory, *, n_return: int = 20
+) -> DesignedAssay | None:
     """The best PCR primer pair for a guide set, or None when primer3 finds none."""
     setup = amplicon_setup("pcr", gs, cands.enzyme)
     if setup is None:
@@ -42,28 +43,39 @@ def design_pcr(name: str, gs: GuideSet, cands: GuideCandidates, factory: PrimerF
         return None
     cond = spec.conditions
     settings = {
-        "PRIMER_PRODUCT_SIZE_RANGE": [[amp_lo, amp_hi]], "PRIMER_NUM_RETURN": n_return,
-        "PRIMER_MIN_SIZE": spec.length[0], "PRIMER_MAX_SIZE": spec.length[1],
-        "PRIMER_MIN_TM": spec.tm[0], "PRIMER_MAX_TM": spec.tm[1], "PRIMER_OPT_TM": sum(spec.tm) / 2,
-        "PRIMER_MIN_GC": 100 * spec.gc[0], "PRIMER_MAX_GC": 100 * spec.gc[1],
+        "PRIMER_PRODUCT_SIZE_RANGE": [[amp_lo, amp_hi]],
+        "PRIMER_NUM_RETURN": n_return,
+        "PRIMER_MIN_SIZE": spec.length[0],
+        "PRIMER_MAX_SIZE": spec.length[1],
+        "PRIMER_MIN_TM": spec.tm[0],
+        "PRIMER_MAX_TM": spec.tm[1],
+        "PRIMER_OPT_TM": sum(spec.tm) / 2,
+        "PRIMER_MIN_GC": 100 * spec.gc[0],
+        "PRIMER_MAX_GC": 100 * spec.gc[1],
         "PRIMER_MAX_POLY_X": spec.max_homopolymer,
-        "PRIMER_SALT_MONOVALENT": cond.monovalent_mM, "PRIMER_SALT_DIVALENT": cond.divalent_mM,
-        "PRIMER_DNTP_CONC": cond.dntp_mM, "PRIMER_DNA_CONC": cond.oligo_nM,
+        "PRIMER_SALT_MONOVALENT": cond.monovalent_mM,
+        "PRIMER_SALT_DIVALENT": cond.divalent_mM,
+        "PRIMER_DNTP_CONC": cond.dntp_mM,
+        "PRIMER_DNA_CONC": cond.oligo_nM,
         "PRIMER_MAX_HAIRPIN_TH": spec.max_hairpin_tm or 47.0,
-        "PRIMER_MAX_SELF_ANY_TH": spec.max_dimer_tm, "PRIMER_MAX_SELF_END_TH": spec.max_dimer_tm,
-        "PRIMER_PAIR_MAX_COMPL_ANY_TH": spec.max_dimer_tm, "PRIMER_PAIR_MAX_COMPL_END_TH": spec.max_dimer_tm,
+        "PRIMER_MAX_SELF_ANY_TH": spec.max_dimer_tm,
+        "PRIMER_MAX_SELF_END_TH": spec.max_dimer_tm,
+        "PRIMER_PAIR_MAX_COMPL_ANY_TH": spec.max_dimer_tm,
+        "PRIMER_PAIR_MAX_COMPL_END_TH": spec.max_dimer_tm,
     }
     try:
-        res = primer3.design_primers({"SEQUENCE_ID": name, "SEQUENCE_TEMPLATE": template,
-                                      "SEQUENCE_TARGET": [t_start, t_end - t_start + 1]}, settings)
+        res = primer3.design_primers(
+            {"SEQUENCE_ID": name, "SEQUENCE_TEMPLATE": template, "SEQUENCE_TARGET": [t_start, t_end - t_start + 1]},
+            settings,
+        )
     except (OSError, ValueError):
         return None
     pairs = []
     for i in range(int(res.get("PRIMER_PAIR_NUM_RETURNED", 0))):
         ls, ll = res[f"PRIMER_LEFT_{i}"]
         rs, rl = res[f"PRIMER_RIGHT_{i}"]
-        f_cols = cols[ls:ls + ll]
-        r_cols = cols[rs - rl + 1:rs + 1]
+        f_cols = cols[ls : ls + ll]
+        r_cols = cols[rs - rl + 1 : rs + 1]
         if f_cols[-1] - f_cols[0] + 1 != ll or r_cols[-1] - r_cols[0] + 1 != rl:
             continue  # spans a column the consensus deletes
         f = factory.make(f_cols[0], f_cols[-1] + 1, 0, spec)
@@ -71,10 +83,21 @@ def design_pcr(name: str, gs: GuideSet, cands: GuideCandidates, factory: PrimerF
         if f is None or r is None:
             continue
         det = popcount(gs.covered & f.binds & r.binds)
-        pairs.append(((-round(det * f.survival * r.survival, 3), f.variable_3p + r.variable_3p,
-                       f.variable_columns + r.variable_columns, i), f, r, det))
+        pairs.append(
+            (
+                (
+                    -round(det * f.survival * r.survival, 3),
+                    f.variable_3p + r.variable_3p,
+                    f.variable_columns + r.variable_columns,
+                    i,
+                ),
+                f,
+                r,
+                det,
+            )
+        )
     pairs.sort(key=lambda x: x[0])
-    for key, f, r, det in pairs:
+    for _key, f, r, _det in pairs:
         seqs = [(tail if t7 == 0 else "") + f.sequence, (tail if t7 == 1 else "") + r.sequence]
         if tail and worst_dimer(seqs, cond) > spec.max_dimer_tm:
             continue

@@ -16,9 +16,9 @@ from __future__ import annotations
 import math
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -75,8 +75,13 @@ class DesignOptions:
     window_step: int = 5  #: nt between guide-set windows
 
     def check_options(self) -> CheckOptions:
-        return CheckOptions(max_mismatches=self.max_mismatches, max_gaps=self.max_gaps,
-                            rules_path=self.rules_path, enzymes_dir=self.enzymes_dir, threads=self.threads)
+        return CheckOptions(
+            max_mismatches=self.max_mismatches,
+            max_gaps=self.max_gaps,
+            rules_path=self.rules_path,
+            enzymes_dir=self.enzymes_dir,
+            threads=self.threads,
+        )
 
 
 @dataclass
@@ -92,7 +97,7 @@ class DesignResult:
     region: tuple[int, int]
     timings: dict[str, float]
     notes: list[str] = field(default_factory=list)
-    offtarget_sites: "object" = None
+    offtarget_sites: object = None
     lineages: Lineages | None = None
     final_names: dict[str, str] = field(default_factory=dict)  #: shortlist name -> final assay name
     conservation: Conservation | None = None
@@ -108,15 +113,24 @@ def parse_region(text: str | None, reference: SeqRecord, annotation_path: str | 
     if m:
         a, b = (int(re.sub(r"[,_]", "", g)) for g in m.groups())
         if a < 1 or b < a:
-            raise InputError(None, f"region '{text}' is not a 1-based start-end range",
-                             "write --region START-END with START <= END, e.g. 28274-29533")
+            raise InputError(
+                None,
+                f"region '{text}' is not a 1-based start-end range",
+                "write --region START-END with START <= END, e.g. 28274-29533",
+            )
         if b > L:
-            raise InputError(None, f"region '{text}' lies outside the reference {reference.id} ({L:,} nt)",
-                             f"give coordinates within 1-{L}")
+            raise InputError(
+                None,
+                f"region '{text}' lies outside the reference {reference.id} ({L:,} nt)",
+                f"give coordinates within 1-{L}",
+            )
         return a - 1, b
     if annotation_path is None:
-        raise InputError(None, f"region '{text}' is a gene name but no annotation was given",
-                         "pass --annotation reference.gb, or give coordinates START-END")
+        raise InputError(
+            None,
+            f"region '{text}' is a gene name but no annotation was given",
+            "pass --annotation reference.gb, or give coordinates START-END",
+        )
     ann = Annotation.from_genbank(annotation_path)
     genes = {}
     for cds in ann.cdss:
@@ -125,11 +139,17 @@ def parse_region(text: str | None, reference: SeqRecord, annotation_path: str | 
         g[1], g[2] = min(g[1], lo), max(g[2], hi)
     hit = genes.get(text.strip().lower())
     if hit is None:
-        raise InputError(annotation_path, f"no gene '{text}' in the annotation",
-                         f"use one of {', '.join(sorted(v[0] for v in genes.values()))} or START-END")
+        raise InputError(
+            annotation_path,
+            f"no gene '{text}' in the annotation",
+            f"use one of {', '.join(sorted(v[0] for v in genes.values()))} or START-END",
+        )
     if hit[2] > L:
-        raise InputError(annotation_path, f"gene '{text}' ends at {hit[2]} beyond the reference ({L:,} nt)",
-                         "give the annotation of the reference you pass with --reference")
+        raise InputError(
+            annotation_path,
+            f"gene '{text}' ends at {hit[2]} beyond the reference ({L:,} nt)",
+            "give the annotation of the reference you pass with --reference",
+        )
     return hit[1], hit[2]
 
 
@@ -137,12 +157,18 @@ def _check_compatible(enzyme: Enzyme, chemistry: str) -> None:
     if chemistry not in CHEMISTRIES:
         raise InputError(None, f"unknown amplification '{chemistry}'", f"use one of {', '.join(CHEMISTRIES)}")
     if enzyme.target == "rna" and chemistry == "lamp":
-        raise InputError(None, f"{enzyme.name} detects RNA, and LAMP makes DNA without a T7 promoter",
-                         "use --amplification rpa or pcr (a T7 promoter is added to the forward primer), or a "
-                         "DNA-targeting enzyme such as LbCas12a with LAMP")
+        raise InputError(
+            None,
+            f"{enzyme.name} detects RNA, and LAMP makes DNA without a T7 promoter",
+            "use --amplification rpa or pcr (a T7 promoter is added to the forward primer), or a "
+            "DNA-targeting enzyme such as LbCas12a with LAMP",
+        )
     if not 1 <= enzyme.spacer_length <= 30:
-        raise InputError(enzyme.path or None, f"{enzyme.name}: spacer_length {enzyme.spacer_length} nt; design "
-                         "supports 1-30 nt", "set spacer_length in the enzyme file")
+        raise InputError(
+            enzyme.path or None,
+            f"{enzyme.name}: spacer_length {enzyme.spacer_length} nt; design supports 1-30 nt",
+            "set spacer_length in the enzyme file",
+        )
 
 
 @dataclass
@@ -187,8 +213,9 @@ def _prepare(inputs: DesignInputs, options: DesignOptions, progress) -> tuple[_R
         raise InputError(None, "--n-assays and --max-guides must be at least 1", "give positive numbers")
     rules = load_rules(options.rules_path, options.enzymes_dir)
     if not rules.covers(enzyme.family):
-        raise InputError(rules.path, f"no rule for {enzyme.family} guides",
-                         f"add [[rule]] entries with groups = [\"{enzyme.family}\"]")
+        raise InputError(
+            rules.path, f"no rule for {enzyme.family} guides", f'add [[rule]] entries with groups = ["{enzyme.family}"]'
+        )
     reference = next(iter(read_fasta(inputs.reference)), None) if inputs.reference else None
     lineages = Lineages(inputs.alias_key)
     for p in list(inputs.off_targets) + list(inputs.related):  # fail early on unreadable side collections
@@ -203,8 +230,13 @@ def _read(run: _Run, reference: SeqRecord | None) -> None:
     t0 = time.perf_counter()
     run.step("reading and projecting genomes")
     inputs = run.inputs
-    run.collection = read_collection(inputs.genomes, reference, inputs.metadata, keep=inputs.keep,
-                                     progress=lambda i, n: run.step(f"reading and projecting genomes ({i:,})"))
+    run.collection = read_collection(
+        inputs.genomes,
+        reference,
+        inputs.metadata,
+        keep=inputs.keep,
+        progress=lambda i, n: run.step(f"reading and projecting genomes ({i:,})"),
+    )
     run.region = parse_region(run.options.region, run.reference, inputs.annotation)
     if inputs.related:
         run.step("reading and projecting related genomes")
@@ -213,29 +245,42 @@ def _read(run: _Run, reference: SeqRecord | None) -> None:
     run.timings["read_project_s"] = time.perf_counter() - t0
     col = run.collection
     if not inputs.off_targets:
-        run.notes.append("no off-target collection was given: specificity was not screened (pass near neighbours "
-                         "and human background with --off-target)")
+        run.notes.append(
+            "no off-target collection was given: specificity was not screened (pass near neighbours "
+            "and human background with --off-target)"
+        )
     if not inputs.related:
-        run.notes.append("no related collection was given: robustness to unseen variation is estimated from the "
-                         "design genomes alone (pass near neighbours of the family with --related)")
+        run.notes.append(
+            "no related collection was given: robustness to unseen variation is estimated from the "
+            "design genomes alone (pass near neighbours of the family with --related)"
+        )
     if col.reversed_ids:
-        run.notes.append(f"{len(col.reversed_ids)} genomes were given as reverse complement and were turned "
-                         f"({', '.join(col.reversed_ids[:5])}{' ...' if len(col.reversed_ids) > 5 else ''})")
+        run.notes.append(
+            f"{len(col.reversed_ids)} genomes were given as reverse complement and were turned "
+            f"({', '.join(col.reversed_ids[:5])}{' ...' if len(col.reversed_ids) > 5 else ''})"
+        )
     if col.unanchored:
-        run.notes.append(f"{len(col.unanchored)} genomes share too little sequence with the reference in places; "
-                         "those stretches count as 'no data'")
+        run.notes.append(
+            f"{len(col.unanchored)} genomes share too little sequence with the reference in places; "
+            "those stretches count as 'no data'"
+        )
 
 
 def _candidates(run: _Run) -> None:
     t1 = time.perf_counter()
     run.step("candidate guides")
     e = run.enzyme
-    run.cands = generate_guides(run.collection, e, run.rules, max_mismatches=run.options.max_mismatches,
-                                columns=run.region)
+    run.cands = generate_guides(
+        run.collection, e, run.rules, max_mismatches=run.options.max_mismatches, columns=run.region
+    )
     if not len(run.cands):
         where = f"in {run.options.region}" if run.options.region else "in the genomes"
-        raise InputError(None, f"no candidate {e.name} guide {where}: no {e.spacer_length}-nt site with a "
-                         f"{e.motif} {e.motif_name} binds any genome", "widen --region, or choose another --enzyme")
+        raise InputError(
+            None,
+            f"no candidate {e.name} guide {where}: no {e.spacer_length}-nt site with a "
+            f"{e.motif} {e.motif_name} binds any genome",
+            "widen --region, or choose another --enzyme",
+        )
     run.survival = run.cands.survival = guide_survival(run.cands, run.conservation, run.rules)
     run.timings["candidates_s"] = time.perf_counter() - t1
 
@@ -251,8 +296,8 @@ def _environment(run: _Run, sets: list[GuideSet]) -> np.ndarray:
     out = np.ones(len(sets))
     n = len(fwd)
     for k, g in enumerate(sets):
-        f = fwd[max(0, g.end - reach):max(0, min(n, g.start - length + 1))]
-        r = rev[min(n, g.end):max(0, min(n, g.start + reach - length + 1))]
+        f = fwd[max(0, g.end - reach) : max(0, min(n, g.start - length + 1))]
+        r = rev[min(n, g.end) : max(0, min(n, g.start + reach - length + 1))]
         out[k] = (f.max() if len(f) else 0.0) ** per_side * (r.max() if len(r) else 0.0) ** per_side
     return out
 
@@ -268,15 +313,22 @@ def _guide_sets(run: _Run) -> list[GuideSet]:
     screened: dict[str, list] = {}
     sets: list[GuideSet] = []
     for _ in range(4):
-        sets = window_guide_sets(cands, GUIDE_WINDOW_NT[run.chemistry], o.window_step, o.max_guides, run.survival,
-                                 variability, same_strand=run.enzyme.target == "rna", columns=run.region,
-                                 exclude=excluded)
+        sets = window_guide_sets(
+            cands,
+            GUIDE_WINDOW_NT[run.chemistry],
+            o.window_step,
+            o.max_guides,
+            run.survival,
+            variability,
+            same_strand=run.enzyme.target == "rna",
+            columns=run.region,
+            exclude=excluded,
+        )
         sets = rank_guide_sets(sets, run.collection.n, _environment(run, sets))
         todo = sorted({cands.spacer(m) for g in sets[: o.max_windows] for m in g.members} - set(screened))
         if not todo:
             break
-        screened.update(guide_offtargets(run.enzyme, todo, run.inputs.off_targets, run.reference,
-                                         run.check_options))
+        screened.update(guide_offtargets(run.enzyme, todo, run.inputs.off_targets, run.reference, run.check_options))
         bad = {sp for sp, hits in screened.items() if hits}
         newly = [i for g in sets for i in g.members if cands.spacer(i) in bad and not excluded[i]]
         if not newly:
@@ -285,8 +337,11 @@ def _guide_sets(run: _Run) -> list[GuideSet]:
     sets = [g for g in sets if not any(cands.spacer(m) in screened and screened[cands.spacer(m)] for m in g.members)]
     if not sets:
         where = f" in {o.region}" if o.region else ""
-        raise InputError(None, f"no guide set found: every candidate guide{where}"
-                         " has an off-target site or no window holds one", "widen --region or add --max-guides")
+        raise InputError(
+            None,
+            f"no guide set found: every candidate guide{where} has an off-target site or no window holds one",
+            "widen --region or add --max-guides",
+        )
     run.timings["guide_sets_s"] = time.perf_counter() - t2
     return sets
 
@@ -301,8 +356,9 @@ class _Shortlist:
     overlapping: int = 0  #: assays dropped because their amplicon overlaps a better one
 
 
-def _build_batch(run: _Run, sets: list[GuideSet], state: dict, sl: _Shortlist, factory: PrimerFactory,
-                 want: int) -> list[tuple[DesignedAssay, GuideSet, int]]:
+def _build_batch(
+    run: _Run, sets: list[GuideSet], state: dict, sl: _Shortlist, factory: PrimerFactory, want: int
+) -> list[tuple[DesignedAssay, GuideSet, int]]:
     """Assays for the next guide sets (and retries), each in a region no earlier assay occupies."""
     build = {"rpa": design_rpa, "lamp": design_lamp, "pcr": design_pcr}[run.chemistry]
     pending: list[tuple[DesignedAssay, GuideSet, int]] = []
@@ -354,8 +410,9 @@ def _shortlist(run: _Run, sets: list[GuideSet]) -> _Shortlist:
         if not pending:
             break
         run.step("off-target screen of primer sets")
-        sites, outcomes = assay_offtargets(assay_set([p[0] for p in pending]), run.inputs.off_targets,
-                                           run.reference, run.check_options)
+        sites, outcomes = assay_offtargets(
+            assay_set([p[0] for p in pending]), run.inputs.off_targets, run.reference, run.check_options
+        )
         spec = summarise(sites, outcomes, [p[0].name for p in pending])
         if len(sites):
             sl.site_frames.append(sites)
@@ -370,12 +427,18 @@ def _shortlist(run: _Run, sets: list[GuideSet]) -> _Shortlist:
                 state["retry"].append((gs, attempt + 1))
     run.timings["primers_s"] = time.perf_counter() - t3
     if not sl.good:
-        what = (f"{len(sl.bad)} primer sets were found but every one could amplify an off-target record"
-                if sl.bad else f"no {run.chemistry.upper()} primers meet the constraints around the {len(sets)} "
-                "best guide sets")
-        raise InputError(None, f"no specific assay: {what}{(' in ' + o.region) if o.region else ''}",
-                         "widen --region, try another --amplification, or relax [" + run.chemistry +
-                         ".design] in a copy of knowledge/amplification.toml")
+        what = (
+            f"{len(sl.bad)} primer sets were found but every one could amplify an off-target record"
+            if sl.bad
+            else f"no {run.chemistry.upper()} primers meet the constraints around the {len(sets)} best guide sets"
+        )
+        raise InputError(
+            None,
+            f"no specific assay: {what}{(' in ' + o.region) if o.region else ''}",
+            "widen --region, try another --amplification, or relax ["
+            + run.chemistry
+            + ".design] in a copy of knowledge/amplification.toml",
+        )
     return sl
 
 
@@ -397,8 +460,13 @@ def _finish(run: _Run, sl: _Shortlist) -> DesignResult:
     _score(made, run.cands, run.collection.profile())
     run.step("checking the shortlist against the target genomes")
     keep_ids = set(run.collection.ids)
-    coverage = check_coverage(assay_set(made), run.inputs.genomes, run.reference, run.check_options,
-                              keep=(lambda rid: rid in keep_ids) if run.inputs.keep is not None else None)
+    coverage = check_coverage(
+        assay_set(made),
+        run.inputs.genomes,
+        run.reference,
+        run.check_options,
+        keep=(lambda rid: rid in keep_ids) if run.inputs.keep is not None else None,
+    )
     for a in made:
         a.scores["check"] = coverage.counts(coverage.index(a.name))
     run.timings["check_s"] = time.perf_counter() - t4
@@ -416,24 +484,44 @@ def _finish(run: _Run, sl: _Shortlist) -> DesignResult:
     if len(final) < o.n_assays:
         run.notes.append(_why_fewer(run, sl, len(final)))
     sites = pd.concat(sl.site_frames, ignore_index=True) if sl.site_frames else None
-    return DesignResult(run.inputs, o, run.enzyme, run.collection, run.cands, final, sl.bad, coverage, run.region,
-                        run.timings, run.notes, sites, run.lineages, rename, run.conservation, run.related)
+    return DesignResult(
+        run.inputs,
+        o,
+        run.enzyme,
+        run.collection,
+        run.cands,
+        final,
+        sl.bad,
+        coverage,
+        run.region,
+        run.timings,
+        run.notes,
+        sites,
+        run.lineages,
+        rename,
+        run.conservation,
+        run.related,
+    )
 
 
 def _why_fewer(run: _Run, sl: _Shortlist, n_final: int) -> str:
     """Why fewer assays than asked were returned (every window was tried before this is said)."""
     o = run.options
     region = f" in {o.region}" if o.region else ""
-    return (f"only {n_final} assays in distinct regions{region} for the {o.n_assays} requested: {sl.tried} guide-set "
-            f"regions were tried, {sl.no_primers} had no {run.chemistry.upper()} primers meeting the constraints, "
-            f"{sl.overlapping} overlapped a better assay's amplicon, {len(sl.bad)} primer sets could amplify an "
-            "off-target record; widen --region, allow more guides (--max-guides), or relax the primer limits in a "
-            "copy of knowledge/amplification.toml")
+    return (
+        f"only {n_final} assays in distinct regions{region} for the {o.n_assays} requested: {sl.tried} guide-set "
+        f"regions were tried, {sl.no_primers} had no {run.chemistry.upper()} primers meeting the constraints, "
+        f"{sl.overlapping} overlapped a better assay's amplicon, {len(sl.bad)} primer sets could amplify an "
+        "off-target record; widen --region, allow more guides (--max-guides), or relax the primer limits in a "
+        "copy of knowledge/amplification.toml"
+    )
 
 
-def design(inputs: DesignInputs, options: DesignOptions = DesignOptions(),
-           progress: Callable[[str, float], None] | None = None) -> DesignResult:
+def design(
+    inputs: DesignInputs, options: DesignOptions | None = None, progress: Callable[[str, float], None] | None = None
+) -> DesignResult:
     """Design ranked assays for a collection (see the module docstring for the steps)."""
+    options = options if options is not None else DesignOptions()
     t0 = time.perf_counter()
     run, reference = _prepare(inputs, options, progress)
     _read(run, reference)
@@ -455,8 +543,9 @@ def _offtarget_primer_sites(a: DesignedAssay, sites) -> set[tuple[int, int, int]
     names = set(pos["oligo"])
     for o in a.primers:
         if o.part_sites:
-            for part, (s, e), strand in zip(("F1c", "F2") if o.role == "FIP" else ("B1c", "B2"), o.part_sites,
-                                            (1 - o.strand, o.strand)):
+            for part, (s, e), strand in zip(
+                ("F1c", "F2") if o.role == "FIP" else ("B1c", "B2"), o.part_sites, (1 - o.strand, o.strand)
+            ):
                 if f"{o.name}:{part}" in names:
                     out.add((s, e, strand))
         elif o.name in names:
@@ -466,8 +555,12 @@ def _offtarget_primer_sites(a: DesignedAssay, sites) -> set[tuple[int, int, int]
 
 def _score(assays: list[DesignedAssay], cands: GuideCandidates, profile) -> None:
     members = sorted({m for a in assays for m in a.guide_members})
-    contexts = [cas12a_context(profile, int(cands.column[m]), int(cands.strand[m]), cands.footprint)
-                if cands.enzyme.activity_model == "cas12a_activity_v1" else None for m in members]
+    contexts = [
+        cas12a_context(profile, int(cands.column[m]), int(cands.strand[m]), cands.footprint)
+        if cands.enzyme.activity_model == "cas12a_activity_v1"
+        else None
+        for m in members
+    ]
     scores = dict(zip(members, score_guides(cands.enzyme, [cands.spacer(m) for m in members], contexts)))
     for a in assays:
         gsc = [scores[m] for m in a.guide_members]
@@ -484,10 +577,16 @@ def _rank_key(a: DesignedAssay, n_genomes: int) -> tuple:
     c = a.scores["check"]
     act = a.scores.get("activity", float("nan"))
     expected = c["detected"] / max(1, n_genomes) * a.prescore.get("survival", 1.0)
-    return (-round(expected, 4), -(c["detected"] + c["at risk"]), a.scores["robustness_penalty"],
-            -a.prescore.get("loop_primers", 0),
-            -(act if not math.isnan(act) else 0.0), len(a.guide_members), a.amplicon[1] - a.amplicon[0],
-            a.amplicon[0])
+    return (
+        -round(expected, 4),
+        -(c["detected"] + c["at risk"]),
+        a.scores["robustness_penalty"],
+        -a.prescore.get("loop_primers", 0),
+        -(act if not math.isnan(act) else 0.0),
+        len(a.guide_members),
+        a.amplicon[1] - a.amplicon[0],
+        a.amplicon[0],
+    )
 
 
 def _rename(a: DesignedAssay, name: str) -> None:
@@ -495,7 +594,7 @@ def _rename(a: DesignedAssay, name: str) -> None:
     a.name = name
     for o in a.oligos:
         if o.name.startswith(old + "-"):
-            o.name = name + o.name[len(old):]
+            o.name = name + o.name[len(old) :]
 
 
 def assay_calls_names() -> tuple[str, ...]:

@@ -20,7 +20,8 @@ from ..sitecall import BINDS, DEGRADED, FAILS, NO_DATA, SiteDifferences, SiteThe
 from ..thermo import Conditions, resolve_degenerate
 from .candidates import POPCOUNT8, distinct_rows
 from .collection import BASE_MASK, DELETED, INSERT_FLAG, Collection
-from .conservation import Conservation, conservation as conservation_of, oligo_survival, site_columns
+from .conservation import Conservation, oligo_survival, site_columns
+from .conservation import conservation as conservation_of
 
 #: thermodynamic figures at their two extremes: a duplex is computed only when they disagree on 'binds' (the
 #: pre-scores need binds exactly; degraded-or-fails only as a tie-break; the check computes every duplex)
@@ -45,13 +46,20 @@ class PrimerRules:
     max_degeneracy: int = 1  #: product of the bases allowed at degenerate positions (1: no degenerate bases)
 
     @classmethod
-    def from_table(cls, table: dict, tm_key: str | None = "tm_C",
-                   length_key: str = "primer_length_nt") -> "PrimerRules":
+    def from_table(cls, table: dict, tm_key: str | None = "tm_C", length_key: str = "primer_length_nt") -> PrimerRules:
         cond = Conditions(**{k: float(v) for k, v in table["conditions"].items()})
         tm = tuple(table[tm_key]) if tm_key and tm_key in table else None
-        return cls(tuple(table[length_key]), tm, tuple(table["gc_fraction"]), int(table["max_homopolymer_nt"]),
-                   table.get("min_hairpin_dg_kcal"), table.get("max_hairpin_tm_C"), float(table["max_dimer_tm_C"]),
-                   cond, int(table.get("max_degeneracy", 1)))
+        return cls(
+            tuple(table[length_key]),
+            tm,
+            tuple(table["gc_fraction"]),
+            int(table["max_homopolymer_nt"]),
+            table.get("min_hairpin_dg_kcal"),
+            table.get("max_hairpin_tm_C"),
+            float(table["max_dimer_tm_C"]),
+            cond,
+            int(table.get("max_degeneracy", 1)),
+        )
 
 
 def design_table(chemistry: str) -> dict:
@@ -65,9 +73,12 @@ def _thermo(seq: str, cond: Conditions) -> tuple[float, float, float, float]:
     tm = primer3.calc_tm(seq, **kw)
     hp = primer3.calc_hairpin(seq[-60:], **kw)
     hd = primer3.calc_homodimer(seq[-60:], **kw)
-    return (round(tm, 2), round(hp.tm, 2) if hp.structure_found else float("-inf"),
-            round(hp.dg / 1000.0, 3) if hp.structure_found else 0.0,
-            round(hd.tm, 2) if hd.structure_found else float("-inf"))
+    return (
+        round(tm, 2),
+        round(hp.tm, 2) if hp.structure_found else float("-inf"),
+        round(hp.dg / 1000.0, 3) if hp.structure_found else 0.0,
+        round(hd.tm, 2) if hd.structure_found else float("-inf"),
+    )
 
 
 @lru_cache(maxsize=200_000)
@@ -123,8 +134,9 @@ class PrimerFactory:
     """Makes primer candidates on the consensus of a collection and scores their coverage with the check's
     primer rules (cached per site)."""
 
-    def __init__(self, collection: Collection, rules: RuleSet, max_mismatches: int = 3,
-                 conservation: Conservation | None = None):
+    def __init__(
+        self, collection: Collection, rules: RuleSet, max_mismatches: int = 3, conservation: Conservation | None = None
+    ):
         self.collection = collection
         self.rules = rules
         self.k = max_mismatches
@@ -172,8 +184,9 @@ class PrimerFactory:
         return int(self._var_ps[b] - self._var_ps[a])
 
     # -- candidates
-    def make(self, start: int, end: int, strand: int, spec: PrimerRules, *, tm_range=None,
-             check_coverage: bool = True) -> Primer | None:
+    def make(
+        self, start: int, end: int, strand: int, spec: PrimerRules, *, tm_range=None, check_coverage: bool = True
+    ) -> Primer | None:
         """A primer at [start, end) on ``strand`` if it passes composition and thermodynamic limits (None
         otherwise); coverage is computed when ``check_coverage``."""
         key = (start, end, strand, spec, tm_range)
@@ -206,10 +219,23 @@ class PrimerFactory:
         if hd_tm > spec.max_dimer_tm:
             return None
         oligo, n_deg, rates = self.degenerate(start, end, strand, seq, spec.max_degeneracy)
-        return Primer(start, end, strand, oligo, tm, round(gc, 3), hp_tm, hp_dg, hd_tm,
-                      variable_columns=self.variable(start, end), variable_3p=self.variable_3p(start, end, strand),
-                      consensus=seq, survival=round(float(oligo_survival(rates, self.rules, "primer")), 5),
-                      degenerate=n_deg, end_dg=end_stability(seq, spec.conditions))
+        return Primer(
+            start,
+            end,
+            strand,
+            oligo,
+            tm,
+            round(gc, 3),
+            hp_tm,
+            hp_dg,
+            hd_tm,
+            variable_columns=self.variable(start, end),
+            variable_3p=self.variable_3p(start, end, strand),
+            consensus=seq,
+            survival=round(float(oligo_survival(rates, self.rules, "primer")), 5),
+            degenerate=n_deg,
+            end_dg=end_stability(seq, spec.conditions),
+        )
 
     def approximate_survival(self, length: int, strand: int) -> np.ndarray:
         """Survival of every primer site of ``length`` nt on ``strand`` (by start column) with degenerate bases
@@ -221,8 +247,7 @@ class PrimerFactory:
             rates = np.where(multi, np.minimum(cons.rate, self._outside + cons.novel), cons.rate)
             n = len(rates) - length + 1
             cols = site_columns(np.arange(max(0, n)), np.full(max(0, n), strand), length)
-            self._approx[key] = np.asarray(oligo_survival(rates[cols], self.rules, "primer")) if n > 0 \
-                else np.zeros(0)
+            self._approx[key] = np.asarray(oligo_survival(rates[cols], self.rules, "primer")) if n > 0 else np.zeros(0)
         return self._approx[key]
 
     def site_rates(self, start: int, end: int, strand: int) -> np.ndarray:
@@ -230,8 +255,9 @@ class PrimerFactory:
         r = self.conservation.rate[start:end]
         return r if strand == 0 else r[::-1]
 
-    def degenerate(self, start: int, end: int, strand: int, seq: str, max_degeneracy: int
-                   ) -> tuple[str, int, np.ndarray]:
+    def degenerate(
+        self, start: int, end: int, strand: int, seq: str, max_degeneracy: int
+    ) -> tuple[str, int, np.ndarray]:
         """(oligo, degenerate positions, rates under it): at columns where design genomes carry other bases
         (each in at least 1 % of them, and two genomes), the IUPAC code of every such base, most useful first
         (highest rate, nearest the 3' end), while the product of the allowed bases stays within
@@ -309,14 +335,13 @@ class PrimerFactory:
         m = len(b)
         if m < L:
             return NO_DATA
-        want = np.array([IUPAC_MASK[ch] for ch in (seq if strand == 0 else reverse_complement(seq))],
-                        dtype=np.int64)
+        want = np.array([IUPAC_MASK[ch] for ch in (seq if strand == 0 else reverse_complement(seq))], dtype=np.int64)
         best = None
         for k0 in range(0, m - L + 1):
             shift = abs(int(cols[k0]) - offset)
             if shift > self.READ_THROUGH:
                 continue
-            win = b[k0:k0 + L]
+            win = b[k0 : k0 + L]
             n_mm = int((((want >> np.minimum(win, 3)) & 1) == 0)[win < 4].sum())
             cand = (n_mm, shift, k0)
             if best is None or cand < best:
@@ -324,24 +349,31 @@ class PrimerFactory:
         if best is None:
             return NO_DATA
         k0 = best[2]
-        win = b[k0:k0 + L]
+        win = b[k0 : k0 + L]
         if (win > 3).any():
             return NO_DATA
-        inserted = int(ins[k0 + 1:k0 + L].sum())
+        inserted = int(ins[k0 + 1 : k0 + L].sum())
         target_top = "".join("ACGT"[x] for x in win)
         target = target_top if strand == 0 else reverse_complement(target_top)
         mm_from_3p = [L - i for i in range(L) if not IUPAC_MASK[target[i]] & IUPAC_MASK[seq[i]]]
         gap_from_3p = []
         if inserted:
-            pos = np.flatnonzero(ins[k0 + 1:k0 + L]) + 1
+            pos = np.flatnonzero(ins[k0 + 1 : k0 + L]) + 1
             gap_from_3p = [L - int(i) if strand == 0 else int(i) for i in pos]
         gaps = inserted
         if gaps > MAX_GAPS or len(mm_from_3p) + gaps > self.k:
             return FAILS
         return self._call_target(seq, target, gaps, tuple(mm_from_3p), tuple(gap_from_3p), group)
 
-    def _call_target(self, seq: str, target: str, gaps: int, mm_from_3p: tuple[int, ...],
-                     gap_from_3p: tuple[int, ...], group: str = "primer") -> int:
+    def _call_target(
+        self,
+        seq: str,
+        target: str,
+        gaps: int,
+        mm_from_3p: tuple[int, ...],
+        gap_from_3p: tuple[int, ...],
+        group: str = "primer",
+    ) -> int:
         """The call of an oligo on one target (cached: many genomes share a site's sequence)."""
         key = (seq, target, gaps, gap_from_3p, group)
         code = self._target_cache.get(key)
@@ -358,8 +390,17 @@ class PrimerFactory:
         return code
 
     # -- enumeration
-    def candidates(self, lo: int, hi: int, strand: int, spec: PrimerRules, *, tm_range=None,
-                   lengths: tuple[int, int] | None = None, limit: int = 40) -> list[Primer]:
+    def candidates(
+        self,
+        lo: int,
+        hi: int,
+        strand: int,
+        spec: PrimerRules,
+        *,
+        tm_range=None,
+        lengths: tuple[int, int] | None = None,
+        limit: int = 40,
+    ) -> list[Primer]:
         """Primers lying inside [lo, hi), best first: most genomes bound, then fewest variable columns at the
         3' end and overall, then Tm closest to the middle of its window.
 
@@ -378,8 +419,9 @@ class PrimerFactory:
                 if not self.consensus_ok(a, b) or (a, b, strand) in self.banned:
                     continue
                 d3, dall = self.genomes_differing(a, b, strand)
-                sites.append((-round(float(surv[a]), 2), d3, dall, self.variable(a, b), abs(L - sum(lengths) / 2),
-                              a, b))
+                sites.append(
+                    (-round(float(surv[a]), 2), d3, dall, self.variable(a, b), abs(L - sum(lengths) / 2), a, b)
+                )
         sites.sort()
         out: list[Primer] = []
         for *_, a, b in sites:
@@ -388,8 +430,16 @@ class PrimerFactory:
                 out.append(p)
                 if len(out) >= limit:
                     break
-        out.sort(key=lambda p: (-round(p.n_binds * p.survival, 3), p.variable_3p, p.variable_columns, -p.n_risk,
-                                abs(p.tm - mid) if mid is not None else 0, p.start))
+        out.sort(
+            key=lambda p: (
+                -round(p.n_binds * p.survival, 3),
+                p.variable_3p,
+                p.variable_columns,
+                -p.n_risk,
+                abs(p.tm - mid) if mid is not None else 0,
+                p.start,
+            )
+        )
         return out
 
 

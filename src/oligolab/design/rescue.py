@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..assays import Assay, AssaySet, Oligo, read_assays
-from ..check import CheckOptions, Checker
+from ..check import Checker, CheckOptions
 from ..errors import InputError
 from ..knowledge import RuleSet
 from ..sequences import IUPAC_MASK, MASK_IUPAC, SeqRecord, reverse_complement
@@ -147,7 +147,7 @@ class Rescuer:
     def degenerate(self, seq: str, site: Site, missed: np.ndarray) -> str | None:
         """``seq`` with IUPAC codes where genomes in ``missed`` carry other bases (most carried first), within
         the degeneracy limit; None when nothing changes."""
-        bases = self.collection.bases[missed, site.start:site.end] & 0x7F
+        bases = self.collection.bases[missed, site.start : site.end] & 0x7F
         out = list(seq if site.strand == 0 else reverse_complement(seq))
         options = []
         for i in range(site.end - site.start):
@@ -172,7 +172,7 @@ class Rescuer:
 
     def variant(self, site: Site, missed: np.ndarray) -> str | None:
         """The most common sequence of the site among the genomes in ``missed`` (oligo orientation)."""
-        bases = self.collection.bases[missed, site.start:site.end] & 0x7F
+        bases = self.collection.bases[missed, site.start : site.end] & 0x7F
         rows = [r for r in bases if (r < 4).all()]
         if not rows:
             return None
@@ -180,24 +180,41 @@ class Rescuer:
         top = "".join("ACGT"[b] for b in keys[int(np.argmax(counts))])
         return top if site.strand == 0 else reverse_complement(top)
 
-    def candidates(self, oligo: Oligo, site: Site, missed: np.ndarray, others: dict[str, tuple[str, Site]]
-                   ) -> list[Candidate]:
+    def candidates(
+        self, oligo: Oligo, site: Site, missed: np.ndarray, others: dict[str, tuple[str, Site]]
+    ) -> list[Candidate]:
         """Shift, degenerate and added-oligo candidates for one escaping oligo (see the module docstring)."""
         out = []
-        shifted = sorted(((int(self.binds(seq, s, oligo.role).sum()), seq, s)
-                          for seq, s in self.shifts(oligo, site, others)), key=lambda x: -x[0])
-        for n, seq, s in shifted[:5]:
-            o = dataclasses.replace(oligo, name=f"{oligo.name}-s", sequence=seq, notes=f"rescue: shifted to "
-                                    f"{s.start + 1}-{s.end}")
-            out.append(Candidate("shift", [o], self.binds(seq, s, oligo.role),
-                                 f"{oligo.name}: moved from {site.start + 1}-{site.end} to {s.start + 1}-{s.end}"))
+        shifted = sorted(
+            ((int(self.binds(seq, s, oligo.role).sum()), seq, s) for seq, s in self.shifts(oligo, site, others)),
+            key=lambda x: -x[0],
+        )
+        for _n, seq, s in shifted[:5]:
+            o = dataclasses.replace(
+                oligo, name=f"{oligo.name}-s", sequence=seq, notes=f"rescue: shifted to {s.start + 1}-{s.end}"
+            )
+            out.append(
+                Candidate(
+                    "shift",
+                    [o],
+                    self.binds(seq, s, oligo.role),
+                    f"{oligo.name}: moved from {site.start + 1}-{site.end} to {s.start + 1}-{s.end}",
+                )
+            )
         for seq, s, how in [(oligo.sequence, site, "at its site")] + [(x[1], x[2], "shifted") for x in shifted[:2]]:
             deg = self.degenerate(seq, s, missed)
             if deg is not None:
-                o = dataclasses.replace(oligo, name=f"{oligo.name}-d", sequence=deg,
-                                        notes=f"rescue: degenerate {how} ({s.start + 1}-{s.end})")
-                out.append(Candidate("degenerate", [o], self.binds(deg, s, oligo.role),
-                                     f"{oligo.name}: degenerate {deg} {how}"))
+                o = dataclasses.replace(
+                    oligo,
+                    name=f"{oligo.name}-d",
+                    sequence=deg,
+                    notes=f"rescue: degenerate {how} ({s.start + 1}-{s.end})",
+                )
+                out.append(
+                    Candidate(
+                        "degenerate", [o], self.binds(deg, s, oligo.role), f"{oligo.name}: degenerate {deg} {how}"
+                    )
+                )
         var = self.variant(site, missed)
         if var is not None and var != oligo.sequence:
             o = dataclasses.replace(oligo, name=f"{oligo.name}-v", sequence=var, notes="rescue: variant oligo")
@@ -210,7 +227,7 @@ def _role_binds(assay: Assay, cov: CheckCoverage) -> dict[str, np.ndarray]:
     """Per role of the assay: genomes where some oligo of the role binds (by the check)."""
     out: dict[str, np.ndarray] = {}
     for o in assay.oligos:
-        for name in ([o.name] if o.parts is None else [f"{o.name}:{p}" for p in ("F1c", "F2", "B1c", "B2")]):
+        for name in [o.name] if o.parts is None else [f"{o.name}:{p}" for p in ("F1c", "F2", "B1c", "B2")]:
             if name in cov.oligo_names:
                 b = cov.oligo_calls[:, cov.oligo_names.index(name)] == BINDS
                 key = o.role if o.parts is None else name.split(":")[1]
@@ -222,8 +239,15 @@ def _counts(cov: CheckCoverage, name: str) -> dict[str, int]:
     return cov.counts(cov.index(name))
 
 
-def rescue_assay(assay: Assay, rescuer: Rescuer, genomes: list[str | Path], reference: SeqRecord,
-                 options: CheckOptions, min_escape: int = 1, top: int = 4) -> RescuedAssay:
+def rescue_assay(
+    assay: Assay,
+    rescuer: Rescuer,
+    genomes: list[str | Path],
+    reference: SeqRecord,
+    options: CheckOptions,
+    min_escape: int = 1,
+    top: int = 4,
+) -> RescuedAssay:
     """Rescue one assay (see the module docstring); every decision is checked by `check`."""
     order = {g: i for i, g in enumerate(rescuer.collection.ids)}
     cov = check_coverage(AssaySet([assay]), genomes, reference, options)
@@ -242,8 +266,10 @@ def rescue_assay(assay: Assay, rescuer: Rescuer, genomes: list[str | Path], refe
         result.escaping.append(role)
         targets = [o for o in current.oligos if o.role == role]
         if role not in RESCUABLE or len(targets) != 1 or targets[0].name not in sites:
-            result.not_rescued.append(f"{role}: {n_lost} genomes lost; only a single primer or probe with a site on "
-                                      "the reference is redesigned")
+            result.not_rescued.append(
+                f"{role}: {n_lost} genomes lost; only a single primer or probe with a site on "
+                "the reference is redesigned"
+            )
             continue
         oligo = targets[0]
         missed = np.zeros(rescuer.collection.n, bool)
@@ -252,8 +278,10 @@ def rescue_assay(assay: Assay, rescuer: Rescuer, genomes: list[str | Path], refe
         cands = rescuer.candidates(oligo, sites[oligo.name], missed, others)
         best = _best_checked(assay.name, current, role, cands, roles, idx, genomes, reference, options, top)
         if best is None or int((best[1].calls[:, 0] == 0).sum()) <= int(detected.sum()):
-            result.not_rescued.append(f"{oligo.name} ({role}): {n_lost} genomes lost; no shift, degenerate base or "
-                                      "added oligo detects more genomes")
+            result.not_rescued.append(
+                f"{oligo.name} ({role}): {n_lost} genomes lost; no shift, degenerate base or "
+                "added oligo detects more genomes"
+            )
             continue
         cand, current_cov, current = best
         result.changes.append(f"{cand.kind}: {cand.change}")
@@ -274,9 +302,18 @@ def _assay_binds(cands: list[Candidate], role: str, roles: dict[str, np.ndarray]
         c.assay_binds = int(allb.sum())
 
 
-def _best_checked(base: str, assay: Assay, role: str, cands: list[Candidate], roles: dict[str, np.ndarray],
-                  idx: np.ndarray, genomes, reference, options, top: int
-                  ) -> tuple[Candidate, CheckCoverage, Assay] | None:
+def _best_checked(
+    base: str,
+    assay: Assay,
+    role: str,
+    cands: list[Candidate],
+    roles: dict[str, np.ndarray],
+    idx: np.ndarray,
+    genomes,
+    reference,
+    options,
+    top: int,
+) -> tuple[Candidate, CheckCoverage, Assay] | None:
     """The candidate whose rescued assay `check` says detects most genomes: (candidate, its coverage, assay)."""
     if not cands:
         return None
@@ -286,18 +323,19 @@ def _best_checked(base: str, assay: Assay, role: str, cands: list[Candidate], ro
     for k, c in enumerate(cands[:top]):
         name = f"{base} (rescued #{k})"
         oligos = [o for o in assay.oligos if o.role != role] + list(c.oligos)
-        trial.append(Assay(name, [dataclasses.replace(o, assay=name) for o in oligos], assay.panel,
-                           assay.max_amplicon))
+        trial.append(Assay(name, [dataclasses.replace(o, assay=name) for o in oligos], assay.panel, assay.max_amplicon))
     cov = check_coverage(AssaySet(trial), genomes, reference, options)
     k = max(range(len(trial)), key=lambda j: (int((cov.calls[:, j] == 0).sum()), -j))
     name = f"{base} (rescued)"
-    rescued = Assay(name, [dataclasses.replace(o, assay=name) for o in trial[k].oligos], assay.panel,
-                    assay.max_amplicon)
+    rescued = Assay(
+        name, [dataclasses.replace(o, assay=name) for o in trial[k].oligos], assay.panel, assay.max_amplicon
+    )
     sizes = [sum(2 if o.role in ("FIP", "BIP") else 1 for o in t.oligos) for t in trial]  # searched, in order
     first = sum(sizes[:k])
     cols = list(range(first, first + sizes[k]))
-    sub = CheckCoverage([name], cov.genome_ids, cov.calls[:, [k]].copy(), [cov.oligo_names[j] for j in cols],
-                        cov.oligo_calls[:, cols])
+    sub = CheckCoverage(
+        [name], cov.genome_ids, cov.calls[:, [k]].copy(), [cov.oligo_names[j] for j in cols], cov.oligo_calls[:, cols]
+    )
     return cands[k], sub, rescued
 
 
@@ -315,8 +353,11 @@ def read_rescue_assays(path: str | Path, names: list[str] | None) -> list[Assay]
         known = {a.name: a for a in assays}
         missing = [n for n in names if n not in known]
         if missing:
-            raise InputError(path, f"no assay named {', '.join(repr(m) for m in missing)}",
-                             f"use one of: {', '.join(a.name for a in assays[:20])}")
+            raise InputError(
+                path,
+                f"no assay named {', '.join(repr(m) for m in missing)}",
+                f"use one of: {', '.join(a.name for a in assays[:20])}",
+            )
         assays = [known[n] for n in names]
     return assays
 

@@ -55,10 +55,10 @@ def fold_crrna(enzyme: Enzyme, spacer: str) -> tuple[str, float, bool, int]:
     rep_alone, _ = rna_mfe(rep) if rep else ("", 0.0)
     n = len(rep)
     lo = 0 if enzyme.repeat_side == "5prime" else len(rna) - n
-    own = structure[lo:lo + n]
+    own = structure[lo : lo + n]
     # the repeat is intact when its part of the fold equals its fold alone and pairs only within itself
     intact = bool(rep) and own == rep_alone and _pairs_within(structure, lo, lo + n)
-    spacer_fold = structure[n:] if enzyme.repeat_side == "5prime" else structure[:len(rna) - n]
+    spacer_fold = structure[n:] if enzyme.repeat_side == "5prime" else structure[: len(rna) - n]
     spacer_paired = sum(1 for ch in spacer_fold if ch != ".")
     return structure, mfe, intact, spacer_paired
 
@@ -117,8 +117,13 @@ def _cas12a_model_activity(spacers: list[str], contexts: list[str | None], folds
 
 
 def _cas13a_fold_heuristic(spacers: list[str], contexts: list[str | None], folds: list) -> tuple[np.ndarray, str]:
-    activity = np.array([round(0.5 * float(intact) + 0.5 * (1 - paired / max(1, len(s))), 3)
-                         for s, (_, _, intact, paired) in zip(spacers, folds)], dtype=float)
+    activity = np.array(
+        [
+            round(0.5 * float(intact) + 0.5 * (1 - paired / max(1, len(s))), 3)
+            for s, (_, _, intact, paired) in zip(spacers, folds)
+        ],
+        dtype=float,
+    )
     return activity, "heuristic"
 
 
@@ -136,6 +141,17 @@ def score_guides(enzyme: Enzyme, spacers: list[str], contexts: list[str | None])
         activity, kind = scorer(spacers, contexts, folds)
     out = []
     for s, (structure, mfe, intact, paired), a, ctx in zip(spacers, folds, activity, contexts):
-        out.append(GuideScore(s, crrna(enzyme, s), structure, mfe, intact, paired,
-                              float(a) if not np.isnan(a) else float("nan"), kind, ctx or ""))
+        out.append(
+            GuideScore(
+                s,
+                crrna(enzyme, s),
+                structure,
+                mfe,
+                intact,
+                paired,
+                float(a) if not np.isnan(a) else float("nan"),
+                kind,
+                ctx or "",
+            )
+        )
     return out

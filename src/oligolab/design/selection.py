@@ -72,8 +72,9 @@ def set_survival(survival: np.ndarray, members: list[int], cands: GuideCandidate
     return 1.0 - float(np.prod([1.0 - max(survival[m] for m in g) for g in groups]))
 
 
-def greedy_cover(cands: GuideCandidates, idx: np.ndarray, max_guides: int, survival: np.ndarray,
-                 n_genomes: int) -> tuple[list[int], np.ndarray]:
+def greedy_cover(
+    cands: GuideCandidates, idx: np.ndarray, max_guides: int, survival: np.ndarray, n_genomes: int
+) -> tuple[list[int], np.ndarray]:
     """Greedy set cover among candidates ``idx`` by expected gain, then redundancy (see the module docstring):
     (chosen, bitset of genomes bound by one of them)."""
     covered = np.zeros(cands.binds.shape[1], dtype=np.uint8)
@@ -103,8 +104,9 @@ def greedy_cover(cands: GuideCandidates, idx: np.ndarray, max_guides: int, survi
     return chosen, covered
 
 
-def _redundant(cands: GuideCandidates, idx: np.ndarray, avail: np.ndarray, chosen: list[int],
-               survival: np.ndarray) -> tuple[int, float]:
+def _redundant(
+    cands: GuideCandidates, idx: np.ndarray, avail: np.ndarray, chosen: list[int], survival: np.ndarray
+) -> tuple[int, float]:
     """The available candidate whose site overlaps no chosen site and that raises the set's survival most."""
     now = set_survival(survival, chosen, cands)
     lo = cands.core_offset[idx]
@@ -120,9 +122,19 @@ def _redundant(cands: GuideCandidates, idx: np.ndarray, avail: np.ndarray, chose
     return best, float(gain[best])
 
 
-def window_guide_sets(cands: GuideCandidates, window: int, step: int, max_guides: int, survival: np.ndarray,
-                      variability: np.ndarray, *, same_strand: bool = False, top: int = 48,
-                      columns: tuple[int, int] | None = None, exclude: np.ndarray | None = None) -> list[GuideSet]:
+def window_guide_sets(
+    cands: GuideCandidates,
+    window: int,
+    step: int,
+    max_guides: int,
+    survival: np.ndarray,
+    variability: np.ndarray,
+    *,
+    same_strand: bool = False,
+    top: int = 48,
+    columns: tuple[int, int] | None = None,
+    exclude: np.ndarray | None = None,
+) -> list[GuideSet]:
     """Guide sets for windows of ``window`` reference columns every ``step`` columns.
 
     Only the ``top`` candidates of a window (by genomes bound times survival) enter the greedy cover, which
@@ -168,11 +180,19 @@ def window_guide_sets(cands: GuideCandidates, window: int, step: int, max_guides
                 continue
             seen.add(key)
             st = {int(cands.strand[c]) for c in chosen}
-            out.append(GuideSet(chosen, covered, int(POPCOUNT8[covered].sum()),
-                                int(max(cands.n_risk[c] for c in chosen)),
-                                int(min(start_col[c] for c in chosen)), int(max(end_col[c] for c in chosen)),
-                                st.pop() if len(st) == 1 else -1, int(sum(variability[c] for c in chosen)),
-                                set_survival(survival, chosen, cands)))
+            out.append(
+                GuideSet(
+                    chosen,
+                    covered,
+                    int(POPCOUNT8[covered].sum()),
+                    int(max(cands.n_risk[c] for c in chosen)),
+                    int(min(start_col[c] for c in chosen)),
+                    int(max(end_col[c] for c in chosen)),
+                    st.pop() if len(st) == 1 else -1,
+                    int(sum(variability[c] for c in chosen)),
+                    set_survival(survival, chosen, cands),
+                )
+            )
     return out
 
 
@@ -184,7 +204,13 @@ def rank_guide_sets(sets: list[GuideSet], n_genomes: int, environment: np.ndarra
 
     def key(k: int) -> tuple:
         g = sets[k]
-        return (-round(g.n_covered / max(1, n_genomes) * g.survival * float(env[k]), 6), len(g.members),
-                g.variable_columns, -g.n_risk, g.end - g.start, g.start)
+        return (
+            -round(g.n_covered / max(1, n_genomes) * g.survival * float(env[k]), 6),
+            len(g.members),
+            g.variable_columns,
+            -g.n_risk,
+            g.end - g.start,
+            g.start,
+        )
 
     return [sets[k] for k in sorted(range(len(sets)), key=key)]

@@ -21,14 +21,20 @@ from ..sequences import SeqRecord
 POSITIVE_CALLS = ("binds", "degraded")
 
 
-def guide_offtargets(enzyme: Enzyme, spacers: list[str], off_targets: list[str | Path],
-                     reference: SeqRecord | None, options: CheckOptions) -> dict[str, list[dict]]:
+def guide_offtargets(
+    enzyme: Enzyme,
+    spacers: list[str],
+    off_targets: list[str | Path],
+    reference: SeqRecord | None,
+    options: CheckOptions,
+) -> dict[str, list[dict]]:
     """Off-target sites called binds/degraded for each spacer (empty list: specific)."""
     if not off_targets or not spacers:
         return {s: [] for s in spacers}
     uniq = list(dict.fromkeys(spacers))
-    assays = AssaySet([Assay(f"g{i}", [Oligo(f"g{i}", f"g{i}", "crRNA", s, "", enzyme.name, "design")])
-                       for i, s in enumerate(uniq)])
+    assays = AssaySet(
+        [Assay(f"g{i}", [Oligo(f"g{i}", f"g{i}", "crRNA", s, "", enzyme.name, "design")]) for i, s in enumerate(uniq)]
+    )
     checker = Checker(assays, reference=reference, options=options)
     try:
         sites, _ = exclusivity(checker, off_targets)
@@ -38,18 +44,28 @@ def guide_offtargets(enzyme: Enzyme, spacers: list[str], off_targets: list[str |
     if len(sites):
         pos = sites[sites["call"].isin(POSITIVE_CALLS)]
         for row in pos.itertuples(index=False):
-            out[uniq[int(row.oligo[1:])]].append({"collection": row.collection, "record": row.record,
-                                                  "call": row.call, "mismatches": int(row.mismatches),
-                                                  "start": int(row.start), "strand": row.strand})
+            out[uniq[int(row.oligo[1:])]].append(
+                {
+                    "collection": row.collection,
+                    "record": row.record,
+                    "call": row.call,
+                    "mismatches": int(row.mismatches),
+                    "start": int(row.start),
+                    "strand": row.strand,
+                }
+            )
     return out
 
 
-def assay_offtargets(assays: AssaySet, off_targets: list[str | Path], reference: SeqRecord | None,
-                     options: CheckOptions) -> tuple[pd.DataFrame, pd.DataFrame]:
+def assay_offtargets(
+    assays: AssaySet, off_targets: list[str | Path], reference: SeqRecord | None, options: CheckOptions
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(sites, assay outcomes) in the off-target collections, exactly as `oligolab check` reports them."""
     if not off_targets:
-        return (pd.DataFrame(columns=["collection", "record", "assay", "oligo", "role", "call"]),
-                pd.DataFrame(columns=["collection", "record", "assay", "outcome"]))
+        return (
+            pd.DataFrame(columns=["collection", "record", "assay", "oligo", "role", "call"]),
+            pd.DataFrame(columns=["collection", "record", "assay", "outcome"]),
+        )
     checker = Checker(assays, reference=reference, options=options)
     try:
         return exclusivity(checker, off_targets)

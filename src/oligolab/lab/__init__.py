@@ -15,7 +15,8 @@ One module per concept, data flowing one way (readers -> curves -> calls -> inte
   ``figures`` (curves drawn as SVG); ``store``: the result folder written so that results and audit log agree
   after a kill;
   ``cli``: the ``oligolab lab`` command;
-* ``exports/``: per-sample results for hospital systems (CSV, FHIR, HL7 v2, release states); ``qc_trend``: Westgard rules on
+* ``exports/``: per-sample results for hospital systems (CSV, FHIR, HL7 v2, release states);
+  ``qc_trend``: Westgard rules on
   control Cq series; ``worklist``: plates laid out from waiting specimens; ``accessioning``: specimens from
   CSV lists and FHIR orders; ``schema/``: the RDML XSDs.
 

@@ -20,8 +20,9 @@ import datetime as _dt
 import io
 import json
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from ..errors import InputError
@@ -35,30 +36,81 @@ MAX_FIELD = 200
 MAX_ID = 40
 #: specimen and patient ids: printable ASCII without spaces (Code 128 encodes them as they are)
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
-SEXES = {"male": "male", "m": "male", "м": "male", "муж": "male", "мужской": "male",
-         "female": "female", "f": "female", "ж": "female", "жен": "female", "женский": "female",
-         "other": "other", "unknown": "unknown", "u": "unknown", "": "unknown", "не указан": "unknown"}
+SEXES = {
+    "male": "male",
+    "m": "male",
+    "м": "male",
+    "муж": "male",
+    "мужской": "male",
+    "female": "female",
+    "f": "female",
+    "ж": "female",
+    "жен": "female",
+    "женский": "female",
+    "other": "other",
+    "unknown": "unknown",
+    "u": "unknown",
+    "": "unknown",
+    "не указан": "unknown",
+}
 #: accepted column names per field (lower case)
 COLUMNS: dict[str, tuple[str, ...]] = {
-    "specimen_id": ("specimen_id", "specimen", "specimen id", "sample_id", "sample id", "barcode", "tube",
-                    "номер образца", "образец", "штрихкод", "штрих-код", "номер пробы", "проба"),
-    "patient_id": ("patient_id", "patient id", "patient", "mrn", "идентификатор пациента", "пациент",
-                   "номер пациента", "полис"),
+    "specimen_id": (
+        "specimen_id",
+        "specimen",
+        "specimen id",
+        "sample_id",
+        "sample id",
+        "barcode",
+        "tube",
+        "номер образца",
+        "образец",
+        "штрихкод",
+        "штрих-код",
+        "номер пробы",
+        "проба",
+    ),
+    "patient_id": (
+        "patient_id",
+        "patient id",
+        "patient",
+        "mrn",
+        "идентификатор пациента",
+        "пациент",
+        "номер пациента",
+        "полис",
+    ),
     "patient_name": ("patient_name", "patient name", "name", "фио", "фио пациента"),
     "pseudonym": ("pseudonym", "code", "pseudonymous code", "псевдоним", "код пациента", "код"),
     "birth_date": ("birth_date", "birth date", "dob", "date of birth", "дата рождения"),
     "sex": ("sex", "gender", "пол"),
-    "collected_at": ("collected_at", "collected", "collection time", "collection_time", "время взятия",
-                     "дата взятия", "дата и время взятия"),
-    "submitter": ("submitter", "sender", "ordering facility", "requester", "направившее учреждение",
-                  "направитель", "отправитель"),
+    "collected_at": (
+        "collected_at",
+        "collected",
+        "collection time",
+        "collection_time",
+        "время взятия",
+        "дата взятия",
+        "дата и время взятия",
+    ),
+    "submitter": (
+        "submitter",
+        "sender",
+        "ordering facility",
+        "requester",
+        "направившее учреждение",
+        "направитель",
+        "отправитель",
+    ),
     "test": ("test", "test ordered", "assay", "исследование", "тест", "назначение"),
     "specimen_type": ("specimen_type", "specimen type", "material", "тип образца", "материал", "биоматериал"),
     "order_id": ("order_id", "order", "order number", "номер направления", "направление"),
 }
 REQUIRED = ("specimen_id", "patient_id", "collected_at")
-FIX_COLUMNS = ("columns specimen_id, patient_id, patient_name or pseudonym, collected_at, submitter, test "
-               "(docs/day.md, accessioning)")
+FIX_COLUMNS = (
+    "columns specimen_id, patient_id, patient_name or pseudonym, collected_at, submitter, test "
+    "(docs/day.md, accessioning)"
+)
 
 
 @dataclass(frozen=True)
@@ -67,16 +119,16 @@ class Accession:
 
     specimen_id: str
     patient_id: str
-    collected_at: _dt.datetime          #: aware, UTC
+    collected_at: _dt.datetime  #: aware, UTC
     patient_name: str = ""
     pseudonym: str = ""
     birth_date: _dt.date | None = None
-    sex: str = "unknown"                #: FHIR administrative gender: male | female | other | unknown
+    sex: str = "unknown"  #: FHIR administrative gender: male | female | other | unknown
     submitter: str = ""
     test: str = ""
     specimen_type: str = ""
-    order_id: str = ""                  #: the requester's order number (the specimen id when not given)
-    where: str = ""                     #: file and line or entry it came from
+    order_id: str = ""  #: the requester's order number (the specimen id when not given)
+    where: str = ""  #: file and line or entry it came from
 
     @property
     def patient_label(self) -> str:
@@ -86,18 +138,31 @@ class Accession:
 
 # ------------------------------------------------------------------------------------------ field checks
 
+
 def check_id(value: str, what: str, where: str, *, line: int | None = None, record: str | None = None) -> str:
     value = value.strip()
     if not value:
         raise InputError(where, f"the {what} is empty", f"give every specimen a {what}", line=line, record=record)
     if len(value) > MAX_ID or not ID_RE.match(value):
-        raise InputError(where, f"the {what} '{value[:60]}' is not a label id", f"use up to {MAX_ID} letters, "
-                         "digits and . _ : / - (no spaces), as printed on the tube", line=line, record=record)
+        raise InputError(
+            where,
+            f"the {what} '{value[:60]}' is not a label id",
+            f"use up to {MAX_ID} letters, digits and . _ : / - (no spaces), as printed on the tube",
+            line=line,
+            record=record,
+        )
     return value
 
 
-def parse_time(value: str, tz: ZoneInfo, where: str, *, line: int | None = None,
-               record: str | None = None, now: _dt.datetime | None = None) -> _dt.datetime:
+def parse_time(
+    value: str,
+    tz: ZoneInfo,
+    where: str,
+    *,
+    line: int | None = None,
+    record: str | None = None,
+    now: _dt.datetime | None = None,
+) -> _dt.datetime:
     """A collection time as aware UTC: ISO 8601 (with or without offset) or DD.MM.YYYY HH:MM; a time without
     an offset is the lab's local time ``tz``. A time more than an hour in the future is refused."""
     text = value.strip()
@@ -114,18 +179,26 @@ def parse_time(value: str, tz: ZoneInfo, where: str, *, line: int | None = None,
         except ValueError:
             parsed = None
     if parsed is None:
-        raise InputError(where, f"collection time '{text[:40]}' is not a date and time",
-                         "write 2026-12-05 09:30 (lab time), 2026-12-05T09:30+03:00 or 05.12.2026 09:30",
-                         line=line, record=record)
+        raise InputError(
+            where,
+            f"collection time '{text[:40]}' is not a date and time",
+            "write 2026-12-05 09:30 (lab time), 2026-12-05T09:30+03:00 or 05.12.2026 09:30",
+            line=line,
+            record=record,
+        )
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=tz)
-    utc = parsed.astimezone(_dt.timezone.utc)
-    if utc > (now or _dt.datetime.now(_dt.timezone.utc)) + _dt.timedelta(hours=1):
-        raise InputError(where, f"collection time {text} is in the future",
-                         "check the date and the time zone of the file", line=line, record=record)
+    utc = parsed.astimezone(_dt.UTC)
+    if utc > (now or _dt.datetime.now(_dt.UTC)) + _dt.timedelta(hours=1):
+        raise InputError(
+            where,
+            f"collection time {text} is in the future",
+            "check the date and the time zone of the file",
+            line=line,
+            record=record,
+        )
     if utc.year < 1900:
-        raise InputError(where, f"collection time {text} is before 1900", "check the date", line=line,
-                         record=record)
+        raise InputError(where, f"collection time {text} is before 1900", "check the date", line=line, record=record)
     return utc
 
 
@@ -141,23 +214,34 @@ def parse_date(value: str, where: str, *, line: int | None = None, record: str |
         if day.year < 1880 or day > _dt.date.today():
             break
         return day
-    raise InputError(where, f"birth date '{text[:40]}' is not a past date", "write 1980-04-17 or 17.04.1980",
-                     line=line, record=record)
+    raise InputError(
+        where,
+        f"birth date '{text[:40]}' is not a past date",
+        "write 1980-04-17 or 17.04.1980",
+        line=line,
+        record=record,
+    )
 
 
 def parse_sex(value: str, where: str, *, line: int | None = None, record: str | None = None) -> str:
     key = value.strip().lower()
     if key in SEXES:
         return SEXES[key]
-    raise InputError(where, f"sex '{value[:20]}' is not known", "use male/female/other/unknown (or М/Ж)",
-                     line=line, record=record)
+    raise InputError(
+        where, f"sex '{value[:20]}' is not known", "use male/female/other/unknown (or М/Ж)", line=line, record=record
+    )
 
 
 def _text(value: str, what: str, where: str, line: int | None, record: str | None) -> str:
     value = value.strip()
     if len(value) > MAX_FIELD or any(ord(c) < 32 for c in value):
-        raise InputError(where, f"the {what} is longer than {MAX_FIELD} characters or has control characters",
-                         "shorten it to one plain line", line=line, record=record)
+        raise InputError(
+            where,
+            f"the {what} is longer than {MAX_FIELD} characters or has control characters",
+            "shorten it to one plain line",
+            line=line,
+            record=record,
+        )
     return value
 
 
@@ -167,14 +251,18 @@ def check_unique(records: Iterable[Accession]) -> list[Accession]:
     out = []
     for r in records:
         if r.specimen_id in seen:
-            raise InputError(r.where, f"specimen '{r.specimen_id}' is listed twice (first at {seen[r.specimen_id]})",
-                             "give each tube its own specimen id")
+            raise InputError(
+                r.where,
+                f"specimen '{r.specimen_id}' is listed twice (first at {seen[r.specimen_id]})",
+                "give each tube its own specimen id",
+            )
         seen[r.specimen_id] = r.where
         out.append(r)
     return out
 
 
 # --------------------------------------------------------------------------------------------- CSV
+
 
 def _decode(data: bytes, source: str) -> str:
     if len(data) > MAX_BYTES:
@@ -204,8 +292,9 @@ def _header_map(header: list[str], source: str) -> dict[str, int]:
     return cols
 
 
-def _csv_record(row: list[str], cols: Mapping[str, int], source: str, line: int, tz: ZoneInfo,
-                default_test: str) -> Accession:
+def _csv_record(
+    row: list[str], cols: Mapping[str, int], source: str, line: int, tz: ZoneInfo, default_test: str
+) -> Accession:
     def get(field: str) -> str:
         i = cols.get(field)
         return row[i] if i is not None and i < len(row) else ""
@@ -216,25 +305,36 @@ def _csv_record(row: list[str], cols: Mapping[str, int], source: str, line: int,
     name = _text(get("patient_name"), "patient name", source, line, rec)
     pseudonym = _text(get("pseudonym"), "pseudonym", source, line, rec)
     if not name and not pseudonym:
-        raise InputError(source, "the patient has neither a name nor a pseudonymous code",
-                         "fill patient_name or pseudonym", line=line, record=rec)
+        raise InputError(
+            source,
+            "the patient has neither a name nor a pseudonymous code",
+            "fill patient_name or pseudonym",
+            line=line,
+            record=rec,
+        )
     test = _text(get("test"), "test", source, line, rec) or default_test
     if not test:
         raise InputError(source, "no test ordered", "fill the test column (the assay name)", line=line, record=rec)
     order = get("order_id").strip()
     return Accession(
-        specimen_id=specimen, patient_id=patient, patient_name=name, pseudonym=pseudonym,
+        specimen_id=specimen,
+        patient_id=patient,
+        patient_name=name,
+        pseudonym=pseudonym,
         collected_at=parse_time(get("collected_at"), tz, source, line=line, record=rec),
         birth_date=parse_date(get("birth_date"), source, line=line, record=rec),
         sex=parse_sex(get("sex"), source, line=line, record=rec),
-        submitter=_text(get("submitter"), "submitter", source, line, rec), test=test,
+        submitter=_text(get("submitter"), "submitter", source, line, rec),
+        test=test,
         specimen_type=_text(get("specimen_type"), "specimen type", source, line, rec),
         order_id=check_id(order, "order number", source, line=line, record=rec) if order else specimen,
-        where=f"{source}, line {line}")
+        where=f"{source}, line {line}",
+    )
 
 
-def parse_accession_csv(data: bytes, source: str = "accessioning CSV", *, tz: str = "UTC",
-                        default_test: str = "") -> list[Accession]:
+def parse_accession_csv(
+    data: bytes, source: str = "accessioning CSV", *, tz: str = "UTC", default_test: str = ""
+) -> list[Accession]:
     """Every specimen of an accessioning CSV (bytes), checked; ``tz`` is the lab's zone for local times."""
     zone = ZoneInfo(tz)
     text = _decode(data, source).replace("\r\n", "\n").replace("\r", "\n")
@@ -250,8 +350,7 @@ def parse_accession_csv(data: bytes, source: str = "accessioning CSV", *, tz: st
             if len(rows) > MAX_RECORDS + 1:
                 raise InputError(source, f"more than {MAX_RECORDS} specimens", "split the list into several files")
     except csv.Error as exc:
-        raise InputError(source, f"not a readable CSV ({exc})", "save the list as CSV", line=reader.line_num) \
-            from None
+        raise InputError(source, f"not a readable CSV ({exc})", "save the list as CSV", line=reader.line_num) from None
     numbered = [(i + 1, r) for i, r in enumerate(rows) if any(c.strip() for c in r)]
     if not numbered:
         raise InputError(source, "the file has no header and no specimens", FIX_COLUMNS)
@@ -265,6 +364,7 @@ def parse_accession_csv(data: bytes, source: str = "accessioning CSV", *, tz: st
 
 # ------------------------------------------------------------------------------------------------ FHIR
 
+
 def _fhir_error(source: str, entry: int | None, problem: str, fix: str) -> InputError:
     return InputError(source, problem, fix, record=f"entry {entry}" if entry is not None else None)
 
@@ -272,12 +372,20 @@ def _fhir_error(source: str, entry: int | None, problem: str, fix: str) -> Input
 def _resolve(ref: Any, index: Mapping[str, tuple[int, dict]], kind: str, source: str, entry: int) -> tuple[int, dict]:
     target = ref.get("reference") if isinstance(ref, dict) else None
     if not isinstance(target, str) or target not in index:
-        raise _fhir_error(source, entry, f"the ServiceRequest's {kind} reference '{str(target)[:80]}' is not in the "
-                          "bundle", f"include the {kind} as an entry whose fullUrl or {kind}/id it names")
+        raise _fhir_error(
+            source,
+            entry,
+            f"the ServiceRequest's {kind} reference '{str(target)[:80]}' is not in the bundle",
+            f"include the {kind} as an entry whose fullUrl or {kind}/id it names",
+        )
     found = index[target]
     if found[1].get("resourceType") != kind:
-        raise _fhir_error(source, entry, f"the {kind.lower()} reference points to a "
-                          f"{found[1].get('resourceType')}", f"point it to a {kind}")
+        raise _fhir_error(
+            source,
+            entry,
+            f"the {kind.lower()} reference points to a {found[1].get('resourceType')}",
+            f"point it to a {kind}",
+        )
     return found
 
 
@@ -288,8 +396,12 @@ def _identifier(resource: dict, source: str, entry: int, what: str) -> str:
     if value is None and what == "order number":
         return ""
     if not isinstance(value, str):
-        raise _fhir_error(source, entry, f"the {resource.get('resourceType')} has no identifier value",
-                          f"give it an identifier (the {what})")
+        raise _fhir_error(
+            source,
+            entry,
+            f"the {resource.get('resourceType')} has no identifier value",
+            f"give it an identifier (the {what})",
+        )
     return check_id(value, what, source, record=f"entry {entry}")
 
 
@@ -314,8 +426,11 @@ def _validated_bundle(data: bytes, source: str) -> dict:
         raise InputError(source, "not a FHIR Bundle", "send a Bundle of ServiceRequest, Specimen and Patient")
     entries = doc.get("entry") or []
     if not isinstance(entries, list) or len(entries) > 4 * MAX_RECORDS:
-        raise InputError(source, "the bundle's entry is not a list of at most "
-                         f"{4 * MAX_RECORDS} entries", "send fewer orders per bundle")
+        raise InputError(
+            source,
+            f"the bundle's entry is not a list of at most {4 * MAX_RECORDS} entries",
+            "send fewer orders per bundle",
+        )
     from fhir.resources.R4B.bundle import Bundle
     from pydantic import ValidationError
 
@@ -323,15 +438,21 @@ def _validated_bundle(data: bytes, source: str) -> dict:
         res = e.get("resource") if isinstance(e, dict) else None
         if not isinstance(res, dict) or res.get("resourceType") not in ("Patient", "Specimen", "ServiceRequest"):
             kind = res.get("resourceType") if isinstance(res, dict) else type(res).__name__
-            raise _fhir_error(source, i, f"entry is a {kind}, not a Patient, Specimen or ServiceRequest",
-                              "send only orders: ServiceRequest with its Specimen and Patient")
+            raise _fhir_error(
+                source,
+                i,
+                f"entry is a {kind}, not a Patient, Specimen or ServiceRequest",
+                "send only orders: ServiceRequest with its Specimen and Patient",
+            )
     try:
         Bundle.model_validate(doc)
     except (ValidationError, ValueError, TypeError) as exc:
         first = str(exc).strip().splitlines()
-        raise InputError(source, "not a valid FHIR R4 Bundle ("
-                         + "; ".join(x.strip() for x in first[:3])[:300] + ")",
-                         "fix the named element (FHIR R4 ServiceRequest, Specimen, Patient)") from None
+        raise InputError(
+            source,
+            "not a valid FHIR R4 Bundle (" + "; ".join(x.strip() for x in first[:3])[:300] + ")",
+            "fix the named element (FHIR R4 ServiceRequest, Specimen, Patient)",
+        ) from None
     return doc
 
 
@@ -346,22 +467,31 @@ def _index(entries: list[dict]) -> dict[str, tuple[int, dict]]:
     return index
 
 
-def _order_record(i: int, sr: dict, index: Mapping[str, tuple[int, dict]], source: str, tz: ZoneInfo,
-                  default_test: str) -> list[Accession]:
+def _order_record(
+    i: int, sr: dict, index: Mapping[str, tuple[int, dict]], source: str, tz: ZoneInfo, default_test: str
+) -> list[Accession]:
     _, patient = _resolve(sr.get("subject"), index, "Patient", source, i)
     specimens = sr.get("specimen") or []
     if not specimens:
         raise _fhir_error(source, i, "the ServiceRequest names no specimen", "add specimen: [Reference(Specimen)]")
     code = sr.get("code") or {}
-    test = str(code.get("text") or next((c.get("display") or c.get("code") for c in code.get("coding") or []),
-                                        "") or default_test)
+    test = str(
+        code.get("text")
+        or next((c.get("display") or c.get("code") for c in code.get("coding") or []), "")
+        or default_test
+    )
     if not test:
         raise _fhir_error(source, i, "the ServiceRequest has no test code", "give code.text or code.coding")
     requester = (sr.get("requester") or {}).get("display") or ""
-    base = dict(patient_id=_identifier(patient, source, i, "patient id"), patient_name=_name(patient),
-                birth_date=parse_date(str(patient.get("birthDate") or ""), source, record=f"entry {i}"),
-                sex=SEXES.get(str(patient.get("gender") or "unknown"), "unknown"), submitter=str(requester),
-                test=test, order_id=_identifier(sr, source, i, "order number"))
+    base = dict(
+        patient_id=_identifier(patient, source, i, "patient id"),
+        patient_name=_name(patient),
+        birth_date=parse_date(str(patient.get("birthDate") or ""), source, record=f"entry {i}"),
+        sex=SEXES.get(str(patient.get("gender") or "unknown"), "unknown"),
+        submitter=str(requester),
+        test=test,
+        order_id=_identifier(sr, source, i, "order number"),
+    )
     if not base["patient_name"]:
         base["pseudonym"] = base["patient_id"]
     out = []
@@ -369,20 +499,26 @@ def _order_record(i: int, sr: dict, index: Mapping[str, tuple[int, dict]], sourc
         j, spec = _resolve(ref, index, "Specimen", source, i)
         collected = (spec.get("collection") or {}).get("collectedDateTime")
         if not collected:
-            raise _fhir_error(source, j, "the Specimen has no collection.collectedDateTime",
-                              "give the collection time")
+            raise _fhir_error(source, j, "the Specimen has no collection.collectedDateTime", "give the collection time")
         sid = _identifier(spec, source, j, "specimen id")
         stype = spec.get("type") or {}
-        out.append(Accession(specimen_id=sid, collected_at=parse_time(str(collected), tz, source,
-                                                                      record=f"entry {j}"),
-                             specimen_type=str(stype.get("text") or next(
-                                 (c.get("display") or "" for c in stype.get("coding") or []), "")),
-                             where=f"{source}, entry {j}", **base))
+        out.append(
+            Accession(
+                specimen_id=sid,
+                collected_at=parse_time(str(collected), tz, source, record=f"entry {j}"),
+                specimen_type=str(
+                    stype.get("text") or next((c.get("display") or "" for c in stype.get("coding") or []), "")
+                ),
+                where=f"{source}, entry {j}",
+                **base,
+            )
+        )
     return out
 
 
-def parse_fhir_orders(data: bytes, source: str = "FHIR bundle", *, tz: str = "UTC",
-                      default_test: str = "") -> list[Accession]:
+def parse_fhir_orders(
+    data: bytes, source: str = "FHIR bundle", *, tz: str = "UTC", default_test: str = ""
+) -> list[Accession]:
     """Every specimen ordered in a FHIR R4 Bundle (JSON) of ServiceRequest, Specimen and Patient resources,
     validated with fhir.resources; references are entry fullUrls (urn:uuid:...) or ``Type/id``."""
     zone = ZoneInfo(tz)
@@ -396,4 +532,3 @@ def parse_fhir_orders(data: bytes, source: str = "FHIR bundle", *, tz: str = "UT
     if not records:
         raise InputError(source, "the bundle has no ServiceRequest", "send one ServiceRequest per ordered test")
     return check_unique(records)
-

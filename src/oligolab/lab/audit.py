@@ -15,9 +15,9 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -40,14 +40,14 @@ class Entry:
     time: str
     user: str
     run_id: str
-    subject: str        # sample name (call) or "WELL/TARGET" (amplified); "" for sign-off
+    subject: str  # sample name (call) or "WELL/TARGET" (amplified); "" for sign-off
     field: str
     old: str
     new: str
     reason: str
     prev: str
     hash: str
-    files: dict = field(default_factory=dict, hash=False)   # sign-off: SHA-256 of each signed table
+    files: dict = field(default_factory=dict, hash=False)  # sign-off: SHA-256 of each signed table
 
     def record(self) -> dict:
         """The entry as stored (``files`` only on sign-offs that carry it)."""
@@ -73,11 +73,16 @@ def read(path: str | Path) -> list[Entry]:
             continue
         try:
             rec = json.loads(line)
-            entries.append(Entry(**{k: rec[k] for k in Entry.__dataclass_fields__ if k != "files"},
-                                 files=dict(rec.get("files") or {})))
+            entries.append(
+                Entry(
+                    **{k: rec[k] for k in Entry.__dataclass_fields__ if k != "files"},
+                    files=dict(rec.get("files") or {}),
+                )
+            )
         except (json.JSONDecodeError, KeyError, TypeError):
-            raise InputError(path, "audit log line is not a valid entry", "restore the log from backup",
-                             line=n) from None
+            raise InputError(
+                path, "audit log line is not a valid entry", "restore the log from backup", line=n
+            ) from None
     return entries
 
 
@@ -88,14 +93,28 @@ def verify(path: str | Path) -> int:
     for n, e in enumerate(entries, start=1):
         rec = e.record()
         if e.prev != prev or _digest(rec) != e.hash or e.seq != n:
-            raise InputError(path, f"audit log entry {n} was altered, removed or reordered",
-                             "restore the log from backup; report the incident", line=n)
+            raise InputError(
+                path,
+                f"audit log entry {n} was altered, removed or reordered",
+                "restore the log from backup; report the incident",
+                line=n,
+            )
         prev = e.hash
     return len(entries)
 
 
-def _append(path: Path, kind: str, user: str, run_id: str, subject: str, field: str, old: str, new: str,
-            reason: str, files: dict | None = None) -> Entry:
+def _append(
+    path: Path,
+    kind: str,
+    user: str,
+    run_id: str,
+    subject: str,
+    field: str,
+    old: str,
+    new: str,
+    reason: str,
+    files: dict | None = None,
+) -> Entry:
     user, reason = user.strip(), reason.strip()
     if not user:
         raise InputError(path, "an audit entry needs the user's name", "give --user")
@@ -108,9 +127,19 @@ def _append(path: Path, kind: str, user: str, run_id: str, subject: str, field: 
         if lines:
             last = json.loads(lines[-1])
             prev, seq = last["hash"], int(last["seq"]) + 1
-        rec = {"seq": seq, "kind": kind, "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-               "user": user, "run_id": run_id, "subject": subject, "field": field, "old": old, "new": new,
-               "reason": reason, "prev": prev}
+        rec = {
+            "seq": seq,
+            "kind": kind,
+            "time": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            "user": user,
+            "run_id": run_id,
+            "subject": subject,
+            "field": field,
+            "old": old,
+            "new": new,
+            "reason": reason,
+            "prev": prev,
+        }
         if files:
             rec["files"] = dict(sorted(files.items()))
         rec["hash"] = _digest(rec)
@@ -121,8 +150,9 @@ def _append(path: Path, kind: str, user: str, run_id: str, subject: str, field: 
     return Entry(**{k: rec[k] for k in Entry.__dataclass_fields__ if k != "files"}, files=rec.get("files") or {})
 
 
-def record_override(path: str | Path, *, run_id: str, subject: str, field: str, old: object, new: object,
-                    user: str, reason: str) -> Entry:
+def record_override(
+    path: str | Path, *, run_id: str, subject: str, field: str, old: object, new: object, user: str, reason: str
+) -> Entry:
     """Append a manual override: ``field`` of ``subject`` changed from ``old`` to ``new`` by ``user``."""
     path = Path(path)
     if field not in FIELDS:
@@ -135,8 +165,15 @@ def record_override(path: str | Path, *, run_id: str, subject: str, field: str, 
     return _append(path, "override", user, run_id, subject, field, str(old), new_s, reason)
 
 
-def record_signoff(path: str | Path, *, run_id: str, results_sha256: str, user: str,
-                   reason: str = "results reviewed and released", files: dict | None = None) -> Entry:
+def record_signoff(
+    path: str | Path,
+    *,
+    run_id: str,
+    results_sha256: str,
+    user: str,
+    reason: str = "results reviewed and released",
+    files: dict | None = None,
+) -> Entry:
     """Append a sign-off of the per-sample results whose file has SHA-256 ``results_sha256`` (``files``: the
     SHA-256 of every signed table, checked by ``oligolab lab audit``)."""
     return _append(Path(path), "sign", user, run_id, "", "results_sha256", "", results_sha256, reason, files)
@@ -162,7 +199,9 @@ def apply_curve_overrides(table: pd.DataFrame, entries: Iterable[Entry]) -> pd.D
         table.loc[hit, "cq_td0"] = table.loc[hit, "td0"] if value else np.nan
         table.loc[hit, "cq_threshold"] = table.loc[hit, "cq_threshold_raw"] if value else np.nan
         table.loc[hit, "cq_sdm"] = table.loc[hit, "cq_sdm_raw"] if value else np.nan
-        table.loc[hit, "flags"] = table.loc[hit, "flags"].map(lambda f: ";".join(filter(None, [f, f"overridden:{e.user}"])))
+        table.loc[hit, "flags"] = table.loc[hit, "flags"].map(
+            lambda f, user=e.user: ";".join(filter(None, [f, f"overridden:{user}"]))
+        )
     return table
 
 

@@ -94,17 +94,17 @@ MAX_WINDOW_CYCLES = 14
 class CallResult:
     """Per-curve results of the diagnostic call (arrays over curves; fluorescence in the file's units)."""
 
-    call: np.ndarray            # AMPLIFIED / NOT_AMPLIFIED / REVIEW
-    reason: np.ndarray          # '' or the technician's words
-    corrected: np.ndarray       # (curves, cycles) readings minus the robust baseline
-    noise: np.ndarray           # noise SD of single readings
-    rise_sd: np.ndarray         # highest 3-cycle mean of the corrected curve, in noise SDs
-    threshold: np.ndarray       # detection threshold of each curve's target
-    cq_detect: np.ndarray       # cycle where the curve crosses the detection threshold for good (NaN: never)
-    sigmoid_r2: np.ndarray      # variance explained by the fitted logistic (NaN: not fitted)
-    sigmoid_mid: np.ndarray     # its midpoint (cycle)
-    sigmoid_scale: np.ndarray   # its slope (cycles per e-fold)
-    shape_ok: np.ndarray        # bool: the shape is an amplification
+    call: np.ndarray  # AMPLIFIED / NOT_AMPLIFIED / REVIEW
+    reason: np.ndarray  # '' or the technician's words
+    corrected: np.ndarray  # (curves, cycles) readings minus the robust baseline
+    noise: np.ndarray  # noise SD of single readings
+    rise_sd: np.ndarray  # highest 3-cycle mean of the corrected curve, in noise SDs
+    threshold: np.ndarray  # detection threshold of each curve's target
+    cq_detect: np.ndarray  # cycle where the curve crosses the detection threshold for good (NaN: never)
+    sigmoid_r2: np.ndarray  # variance explained by the fitted logistic (NaN: not fitted)
+    sigmoid_mid: np.ndarray  # its midpoint (cycle)
+    sigmoid_scale: np.ndarray  # its slope (cycles per e-fold)
+    shape_ok: np.ndarray  # bool: the shape is an amplification
 
 
 def baseline_window_end(fluor: np.ndarray) -> np.ndarray:
@@ -118,9 +118,9 @@ def baseline_window_end(fluor: np.ndarray) -> np.ndarray:
     if c < 8:
         return np.full(n, c)
     d2 = np.diff(fluor, 2, axis=1)
-    acc = (d2[:, :-2] + d2[:, 1:-1] + d2[:, 2:]) / 3.0          # centred on cycle index k + 2
+    acc = (d2[:, :-2] + d2[:, 1:-1] + d2[:, 2:]) / 3.0  # centred on cycle index k + 2
     search = acc.copy()
-    search[:, :SKIP_CYCLES] = -np.inf                             # settling of the first cycles is no onset
+    search[:, :SKIP_CYCLES] = -np.inf  # settling of the first cycles is no onset
     # the onset comes before the steepest rise: plateau noise (often larger than the baseline's) is no onset
     steepest = steepest_cycle(fluor)
     search[np.arange(acc.shape[1])[None, :] + 2 > steepest[:, None]] = -np.inf
@@ -142,7 +142,7 @@ def steepest_cycle(fluor: np.ndarray) -> np.ndarray:
     d1 = np.diff(fluor, axis=1)
     if d1.shape[1] < 3:
         return np.full(fluor.shape[0], fluor.shape[1] - 1)
-    slope = (d1[:, :-2] + d1[:, 1:-1] + d1[:, 2:]) / 3.0             # centred on cycle index k + 2 (k+1..k+2)
+    slope = (d1[:, :-2] + d1[:, 1:-1] + d1[:, 2:]) / 3.0  # centred on cycle index k + 2 (k+1..k+2)
     slope[:, :SKIP_CYCLES] = -np.inf
     return np.argmax(slope, axis=1) + 2
 
@@ -152,8 +152,8 @@ def _level_rise_end(fluor: np.ndarray) -> np.ndarray:
     cycles (by 5 step-noise SDs) for good; the first half of the run when it never does."""
     n, c = fluor.shape
     lo = min(SKIP_CYCLES, max(c - 6, 0))
-    level = np.median(fluor[:, lo:lo + 6], axis=1)
-    steps = np.diff(fluor[:, lo:min(c, lo + MAX_WINDOW_CYCLES)], axis=1)
+    level = np.median(fluor[:, lo : lo + 6], axis=1)
+    steps = np.diff(fluor[:, lo : min(c, lo + MAX_WINDOW_CYCLES)], axis=1)
     noise = 1.4826 * np.median(np.abs(steps - np.median(steps, axis=1)[:, None]), axis=1) / np.sqrt(2.0)
     noise = np.maximum(noise, _resolution(fluor))
     smooth = fluor.copy()
@@ -200,12 +200,12 @@ def robust_baseline(fluor: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, 
         base, sigma = np.where(redo[:, None], base2, base), np.where(redo, sigma2, sigma)
     # a window that holds the start of a slow rise overstates the noise: the first cycles' step-to-step noise
     # (a drift does not change the steps) caps it
-    steps = np.diff(fluor[:, lo:min(c, lo + MAX_WINDOW_CYCLES)], axis=1)
+    steps = np.diff(fluor[:, lo : min(c, lo + MAX_WINDOW_CYCLES)], axis=1)
     early = 1.4826 * np.median(np.abs(steps - np.median(steps, axis=1)[:, None]), axis=1) / np.sqrt(2.0)
     sigma = np.minimum(sigma, np.where(early > 0, early, np.inf))
     floor = np.zeros(n)
     few = (np.minimum(cut, end) - np.maximum(lo, np.minimum(cut, end) - MAX_WINDOW_CYCLES)) < MIN_LINE_CYCLES
-    for g in np.unique(groups):   # a curve with few baseline cycles: not below half its target's median noise
+    for g in np.unique(groups):  # a curve with few baseline cycles: not below half its target's median noise
         sel = groups == g
         floor[sel & few] = 0.5 * np.median(sigma[sel])
     level = np.abs(np.median(fluor, axis=1))
@@ -267,8 +267,9 @@ def _resolution(fluor: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(smallest), 0.5 * smallest, 0.0)
 
 
-def detection_thresholds(noise: np.ndarray, targets: np.ndarray, fixed: dict[str, float] | None,
-                         groups: np.ndarray | None = None) -> np.ndarray:
+def detection_thresholds(
+    noise: np.ndarray, targets: np.ndarray, fixed: dict[str, float] | None, groups: np.ndarray | None = None
+) -> np.ndarray:
     """Per-curve detection threshold: the fixed value of its target, else THRESHOLD_NOISE_SD x the median noise
     SD of its target (``groups``: of its target in its run, when several runs are analysed together)."""
     out = np.empty(noise.size)
@@ -291,14 +292,14 @@ def sustained_crossing(corrected: np.ndarray, threshold: np.ndarray) -> np.ndarr
     """
     n, c = corrected.shape
     above = corrected >= threshold[:, None]
-    run = np.zeros((n, c), dtype=np.int64)          # readings above the threshold from each cycle on, in a row
+    run = np.zeros((n, c), dtype=np.int64)  # readings above the threshold from each cycle on, in a row
     run[:, -1] = above[:, -1]
     for k in range(c - 2, -1, -1):
         run[:, k] = np.where(above[:, k], run[:, k + 1] + 1, 0)
     # the stretch above the threshold that holds the curve's highest 3-cycle mean (the amplification)
     smooth = corrected.copy()
     smooth[:, 1:-1] = (corrected[:, :-2] + corrected[:, 1:-1] + corrected[:, 2:]) / 3.0
-    smooth[:, :min(SKIP_CYCLES, c - 1)] = -np.inf          # a settling start is not the curve's highest point
+    smooth[:, : min(SKIP_CYCLES, c - 1)] = -np.inf  # a settling start is not the curve's highest point
     peak = np.argmax(smooth, axis=1)
     rows_ = np.arange(n)
     below_before = ~above & (np.arange(c)[None, :] < peak[:, None])
@@ -311,16 +312,23 @@ def sustained_crossing(corrected: np.ndarray, threshold: np.ndarray) -> np.ndarr
     with np.errstate(invalid="ignore", divide="ignore"):
         frac = np.where(hi > lo, (threshold - lo) / (hi - lo), 1.0)
     frac = np.clip(np.nan_to_num(frac, nan=1.0), 0.0, 1.0)
-    cycle = np.where(k > 0, k + frac, 1.0)   # index k is cycle k+1; the crossing lies between k and k+1
+    cycle = np.where(k > 0, k + frac, 1.0)  # index k is cycle k+1; the crossing lies between k and k+1
     return np.where(has, cycle, np.nan)
 
 
-def fit_logistic(y: np.ndarray, fit: np.ndarray, *, steps: int = 40,
-                 leave_out: np.ndarray | None = None, plates: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+def fit_logistic(
+    y: np.ndarray,
+    fit: np.ndarray,
+    *,
+    steps: int = 40,
+    leave_out: np.ndarray | None = None,
+    plates: np.ndarray | None = None,
+) -> tuple[np.ndarray, ...]:
     """Fit d + h / (1 + exp(-(x - m) / s)) to the rows of ``y`` selected by ``fit`` (x = cycle 1..c).
 
     Damped Gauss-Newton (Levenberg-Marquardt) on all rows at once; returns (r2, midpoint, scale, height,
-    sse of the logistic, sse of a straight line, readings fitted), NaN where not fitted. ``leave_out`` (curves x cycles, bool)
+    sse of the logistic, sse of a straight line, readings fitted), NaN where not fitted.
+    ``leave_out`` (curves x cycles, bool)
     marks readings the fit ignores (off the baseline before the rise: settling, dips). The iterations of a run
     stop together; ``plates`` (run number per row) fits several runs at once, each stopping as it would alone.
     """
@@ -335,12 +343,12 @@ def fit_logistic(y: np.ndarray, fit: np.ndarray, *, steps: int = 40,
     # curves) is not part of the amplification shape
     smooth = yy.copy()
     smooth[:, 1:-1] = (yy[:, :-2] + yy[:, 1:-1] + yy[:, 2:]) / 3.0
-    smooth[:, :min(SKIP_CYCLES, c - 1)] = -np.inf
+    smooth[:, : min(SKIP_CYCLES, c - 1)] = -np.inf
     stop = np.maximum(np.argmax(smooth, axis=1) + 3, 6)
     w = (np.arange(c)[None, :] < stop[:, None]).astype(np.float64)
     if leave_out is not None:
         w[leave_out[idx]] = 0.0
-    top = ((yy[:, :-2] + yy[:, 1:-1] + yy[:, 2:]) / 3.0).max(axis=1)   # 3-cycle mean: starting height
+    top = ((yy[:, :-2] + yy[:, 1:-1] + yy[:, 2:]) / 3.0).max(axis=1)  # 3-cycle mean: starting height
     h = np.maximum(top, 1e-12)
     half = yy >= (h / 2)[:, None]
     m = np.where(half.any(axis=1), np.argmax(half, axis=1) + 1.0, float(c))
@@ -348,7 +356,7 @@ def fit_logistic(y: np.ndarray, fit: np.ndarray, *, steps: int = 40,
     lam = np.full(idx.size, 1e-2)
     sse = _logistic_sse(p, x, yy, w)
     run = np.zeros(idx.size, dtype=np.int64) if plates is None else pd.factorize(plates[idx])[0]
-    active = np.ones(idx.size, dtype=bool)       # rows of the runs still iterating
+    active = np.ones(idx.size, dtype=bool)  # rows of the runs still iterating
     for _ in range(steps):
         jac, resid = _logistic_jacobian(p, x, yy)
         jac, resid = jac * w[:, :, None], resid * w
@@ -357,7 +365,7 @@ def fit_logistic(y: np.ndarray, fit: np.ndarray, *, steps: int = 40,
         diag = np.einsum("nii->ni", jtj)
         a = jtj + lam[:, None, None] * (np.eye(4)[None] * (diag[:, :, None] + 1e-12))
         delta, solved = _solve_per_run(a, jtr, run, active)
-        active &= solved                          # a singular system stops its run's iterations
+        active &= solved  # a singular system stops its run's iterations
         if not active.any():
             break
         trial = p + delta
@@ -417,9 +425,15 @@ def _logistic_jacobian(p: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.
     return jac, y - g
 
 
-def call_curves(fluor: np.ndarray, targets: np.ndarray, *, used: np.ndarray | None = None,
-                thresholds: dict[str, float] | None = None, groups: np.ndarray | None = None,
-                plates: np.ndarray | None = None) -> CallResult:
+def call_curves(
+    fluor: np.ndarray,
+    targets: np.ndarray,
+    *,
+    used: np.ndarray | None = None,
+    thresholds: dict[str, float] | None = None,
+    groups: np.ndarray | None = None,
+    plates: np.ndarray | None = None,
+) -> CallResult:
     """The diagnostic call for every curve of a gap-free (curves x cycles) array of raw readings.
 
     Several runs at once: ``plates`` numbers each curve's run and ``groups`` its (run, target); each curve gets
@@ -443,16 +457,33 @@ def call_curves(fluor: np.ndarray, targets: np.ndarray, *, used: np.ndarray | No
         pcr_like = (scale <= SIGMOID_SCALE_RANGE[1]) & (mid <= c + 8) & (sse <= MAX_SIGMOID_VS_LINE * line_sse)
         shape_ok = fits & (scale >= SIGMOID_SCALE_RANGE[0]) & (pcr_like | (creep <= SHARP_ONSET_CYCLES))
     lo = min(SKIP_CYCLES, max(c - 6, 0))
-    start_level = np.median(fluor[:, lo:lo + 6], axis=1)
+    start_level = np.median(fluor[:, lo : lo + 6], axis=1)
     ends = np.take_along_axis(baseline, np.clip(window - [0, 1], 0, c - 1), axis=1)
-    tests = CurveTests(cq=cq, rise_sd=rise_sd, shape_ok=shape_ok, n_cycles=c,
-                       drift_sd=(np.median(fluor[:, -3:], axis=1) - start_level) / noise,
-                       above_start_sd=(_smooth_max(fluor) - start_level) / noise,
-                       flat_before=flat_before, relative_rise=top / np.maximum(np.abs(start_level), 1e-300),
-                       baseline_drift=np.abs(ends[:, 1] - ends[:, 0]) / np.maximum(top, 1e-300))
+    tests = CurveTests(
+        cq=cq,
+        rise_sd=rise_sd,
+        shape_ok=shape_ok,
+        n_cycles=c,
+        drift_sd=(np.median(fluor[:, -3:], axis=1) - start_level) / noise,
+        above_start_sd=(_smooth_max(fluor) - start_level) / noise,
+        flat_before=flat_before,
+        relative_rise=top / np.maximum(np.abs(start_level), 1e-300),
+        baseline_drift=np.abs(ends[:, 1] - ends[:, 0]) / np.maximum(top, 1e-300),
+    )
     call, reason = decide(tests)
-    return CallResult(call=call, reason=reason, corrected=corrected, noise=noise, rise_sd=rise_sd, threshold=thr,
-                      cq_detect=cq, sigmoid_r2=r2, sigmoid_mid=mid, sigmoid_scale=scale, shape_ok=shape_ok)
+    return CallResult(
+        call=call,
+        reason=reason,
+        corrected=corrected,
+        noise=noise,
+        rise_sd=rise_sd,
+        threshold=thr,
+        cq_detect=cq,
+        sigmoid_r2=r2,
+        sigmoid_mid=mid,
+        sigmoid_scale=scale,
+        shape_ok=shape_ok,
+    )
 
 
 def _smooth_max(values: np.ndarray) -> np.ndarray:
@@ -466,19 +497,20 @@ def _smooth_max(values: np.ndarray) -> np.ndarray:
 class CurveTests:
     """What :func:`decide` weighs, per curve (see the module docstring)."""
 
-    cq: np.ndarray              # sustained threshold crossing (cycle; NaN: none)
-    rise_sd: np.ndarray         # highest 3-cycle mean over the baseline, in noise SDs
-    shape_ok: np.ndarray        # the rise has an amplification shape
+    cq: np.ndarray  # sustained threshold crossing (cycle; NaN: none)
+    rise_sd: np.ndarray  # highest 3-cycle mean over the baseline, in noise SDs
+    shape_ok: np.ndarray  # the rise has an amplification shape
     n_cycles: int
-    drift_sd: np.ndarray        # last cycles minus first cycles, in noise SDs
+    drift_sd: np.ndarray  # last cycles minus first cycles, in noise SDs
     above_start_sd: np.ndarray  # highest 3-cycle mean over the first cycles' level, in noise SDs
-    flat_before: np.ndarray     # cycles flat on the baseline before the crossing
-    relative_rise: np.ndarray   # rise / level of the first cycles (a drift adds a few percent)
+    flat_before: np.ndarray  # cycles flat on the baseline before the crossing
+    relative_rise: np.ndarray  # rise / level of the first cycles (a drift adds a few percent)
     baseline_drift: np.ndarray  # change of the baseline line across its window / rise
 
 
-def onset_features(corrected: np.ndarray, baseline: np.ndarray, noise: np.ndarray, top: np.ndarray,
-                   cq: np.ndarray, window: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def onset_features(
+    corrected: np.ndarray, baseline: np.ndarray, noise: np.ndarray, top: np.ndarray, cq: np.ndarray, window: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """What the start of each rise looks like: (cycles the curve spends flat on its baseline before the
     crossing, after the settling cycles; cycles from its last flat reading to the crossing (an exponential phase
     climbs from the baseline band to the threshold in a few cycles, a drift creeps), inf without a crossing;
@@ -539,24 +571,37 @@ def _review_reason(t: CurveTests, i: int, late: bool) -> str:
     """Why curve ``i`` (not flat) is held, in a technician's words; '' when it is amplified."""
     cq, rise = t.cq[i], t.rise_sd[i]
     if late:
-        return (f"rises only in the last {LATE_CYCLES} cycles (threshold crossed at cycle {cq:.1f} of "
-                f"{t.n_cycles}): too late to confirm the curve shape")
+        return (
+            f"rises only in the last {LATE_CYCLES} cycles (threshold crossed at cycle {cq:.1f} of "
+            f"{t.n_cycles}): too late to confirm the curve shape"
+        )
     if not np.isfinite(cq):
         if rise < FLAT_RISE_SD:
-            return (f"ends {t.drift_sd[i]:.0f}x the noise above its first cycles without an amplification shape "
-                    "(drift?): look at the curve")
+            return (
+                f"ends {t.drift_sd[i]:.0f}x the noise above its first cycles without an amplification shape "
+                "(drift?): look at the curve"
+            )
         return f"rises {rise:.0f}x the noise but does not stay above the detection threshold to the end of the run"
     if rise < CLEAR_RISE_SD:
         return f"weak rise ({rise:.0f}x the noise) above the threshold: weak or late amplification?"
     if not t.shape_ok[i]:
-        return f"rises {rise:.0f}x the noise but not with an amplification shape (drift, step or bubble?): look at the curve"
+        return (
+            f"rises {rise:.0f}x the noise but not with an amplification shape (drift, step or bubble?): "
+            "look at the curve"
+        )
     if t.flat_before[i] < MIN_BASELINE_CYCLES and t.relative_rise[i] < MIN_RELATIVE_RISE:
-        return (f"rises from the first cycles (threshold crossed at cycle {cq:.1f}) without a flat baseline before "
-                "it: drift or a very early amplification? look at the curve")
+        return (
+            f"rises from the first cycles (threshold crossed at cycle {cq:.1f}) without a flat baseline before "
+            "it: drift or a very early amplification? look at the curve"
+        )
     if t.baseline_drift[i] > MAX_BASELINE_DRIFT:
-        return (f"its baseline drifts by {100 * t.baseline_drift[i]:.0f}% of the rise before it: drift or "
-                "amplification? look at the curve")
+        return (
+            f"its baseline drifts by {100 * t.baseline_drift[i]:.0f}% of the rise before it: drift or "
+            "amplification? look at the curve"
+        )
     if t.above_start_sd[i] < CLEAR_RISE_SD:
-        return (f"rises back from a dip only to {t.above_start_sd[i]:.0f}x the noise above its first cycles: drift or "
-                "amplification? look at the curve")
+        return (
+            f"rises back from a dip only to {t.above_start_sd[i]:.0f}x the noise above its first cycles: drift or "
+            "amplification? look at the curve"
+        )
     return ""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -14,8 +13,10 @@ from rich.table import Table
 from ..cli import app, fail
 from ..errors import InputError
 
-lab_app = typer.Typer(no_args_is_help=True, help="qPCR lab: analyse instrument runs into per-sample results, "
-                                                 "review, override and sign them.")
+lab_app = typer.Typer(
+    no_args_is_help=True,
+    help="qPCR lab: analyse instrument runs into per-sample results, review, override and sign them.",
+)
 app.add_typer(lab_app, name="lab")
 console = Console()
 
@@ -40,15 +41,32 @@ def _parse_thresholds(items: list[str]) -> dict[str, float]:
 @lab_app.command("analyze")
 def analyze_cmd(
     run_file: Path = typer.Argument(..., help="RDML file or instrument export (CSV/TSV/TXT/XLSX)."),
-    plate_map: Optional[Path] = typer.Option(None, "--plate-map", "-p", help="Plate map CSV/XLSX (well, sample, role, target, dye)."),
-    rules: Optional[str] = typer.Option(None, "--rules", "-r", help="Rule set id (cdc-2019-ncov, who-charite-e-rdrp) or a YAML file."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default out/lab/<file name>)."),
-    run: Optional[str] = typer.Option(None, "--run", help="Analyse only this run of a multi-run RDML file."),
-    fmt: Optional[str] = typer.Option(None, "--format", help="Force the input format (rdml, biorad-cfx, quantstudio, abi-7500, rdes, long, wide)."),
-    repair_gaps: bool = typer.Option(True, "--repair-gaps/--refuse-gaps", help="Missing readings: interpolate them and hold those curves for review (default), or refuse the run naming the first well."),
-    threshold: list[str] = typer.Option([], "--threshold", help="Fix a target's threshold: TARGET=VALUE (baseline-corrected units); repeatable."),
-    dye: Optional[str] = typer.Option(None, "--dye", help="Dye of a single-channel wide export (e.g. FAM)."),
-    no_validate: bool = typer.Option(False, "--no-validate", help="Skip RDML XSD validation (faster; structure is still checked)."),
+    plate_map: Path | None = typer.Option(
+        None, "--plate-map", "-p", help="Plate map CSV/XLSX (well, sample, role, target, dye)."
+    ),
+    rules: str | None = typer.Option(
+        None, "--rules", "-r", help="Rule set id (cdc-2019-ncov, who-charite-e-rdrp) or a YAML file."
+    ),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Output folder (default out/lab/<file name>)."),
+    run: str | None = typer.Option(None, "--run", help="Analyse only this run of a multi-run RDML file."),
+    fmt: str | None = typer.Option(
+        None, "--format", help="Force the input format (rdml, biorad-cfx, quantstudio, abi-7500, rdes, long, wide)."
+    ),
+    repair_gaps: bool = typer.Option(
+        True,
+        "--repair-gaps/--refuse-gaps",
+        help=(
+            "Missing readings: interpolate them and hold those curves for review (default), "
+            "or refuse the run naming the first well."
+        ),
+    ),
+    threshold: list[str] = typer.Option(
+        [], "--threshold", help="Fix a target's threshold: TARGET=VALUE (baseline-corrected units); repeatable."
+    ),
+    dye: str | None = typer.Option(None, "--dye", help="Dye of a single-channel wide export (e.g. FAM)."),
+    no_validate: bool = typer.Option(
+        False, "--no-validate", help="Skip RDML XSD validation (faster; structure is still checked)."
+    ),
     no_html: bool = typer.Option(False, "--no-html", help="Write the tables and JSON only."),
 ) -> None:
     """Analyse a run: Cq, efficiency, amplification calls, QC flags, controls and per-sample calls."""
@@ -69,16 +87,25 @@ def analyze_cmd(
             return folder(r, n_runs) / store.LOG
 
         with console.status("starting") as status:
-            results = analyze_file(run_file, plate_map=plate_map, rules=rules, run=run, fmt=fmt,
-                                   gaps="repair" if repair_gaps else "refuse",
-                                   thresholds=_parse_thresholds(threshold), validate=not no_validate, dye=dye,
-                                   audit_log=log_of, progress=lambda m: status.update(m))
+            results = analyze_file(
+                run_file,
+                plate_map=plate_map,
+                rules=rules,
+                run=run,
+                fmt=fmt,
+                gaps="repair" if repair_gaps else "refuse",
+                thresholds=_parse_thresholds(threshold),
+                validate=not no_validate,
+                dye=dye,
+                audit_log=log_of,
+                progress=lambda m: status.update(m),
+            )
             written = []
             for res in results:
                 target_dir = folder(res.run, len(results))
                 status.update(f"writing {target_dir}")
                 with store.locked(target_dir):
-                    if store.log_state(target_dir) != logs_read[target_dir]:   # an override came in meanwhile
+                    if store.log_state(target_dir) != logs_read[target_dir]:  # an override came in meanwhile
                         res = store.rederive(res, target_dir)
                     store.write(res, target_dir, html=not no_html)
                 written.append((res, target_dir))
@@ -91,21 +118,32 @@ def _print_summary(written, seconds: float) -> None:
     table = Table(title=f"oligolab lab analyze ({seconds:.2f} s)")
     for col in ("run", "curves", "amplified", "flagged", "run valid", "samples", "calls", "for review"):
         table.add_column(col)
-    for res, folder in written:
+    for res, _folder in written:
         s = res.summary()
         valid = {None: "-", True: "[green]valid[/]", False: "[bold red]INVALID[/]"}[s["valid"]]
         calls = ", ".join(f"{k}: {v}" for k, v in (s.get("calls") or {}).items() if k) or "- (no rule set)"
-        table.add_row(s["run"], str(s["curves"]), str(s["amplified"]), str(s["flagged_curves"]), valid,
-                      str(s["samples"]), calls, str(s.get("review", 0)))
+        table.add_row(
+            s["run"],
+            str(s["curves"]),
+            str(s["amplified"]),
+            str(s["flagged_curves"]),
+            valid,
+            str(s["samples"]),
+            calls,
+            str(s.get("review", 0)),
+        )
     console.print(table)
     for res, folder in written:
         for p in res.problems:
             console.print(f"[bold red]![/] {res.run.name}: {p}", highlight=False)
         if res.run.repaired:
             wells = list(dict.fromkeys(res.run.layout["well"].iloc[sorted(res.run.repaired)]))
-            console.print(f"[yellow]![/] {res.run.name}: {len(res.run.repaired)} curve(s) with missing readings "
-                          f"filled in and held for review (wells {', '.join(wells[:10])}"
-                          f"{' ...' if len(wells) > 10 else ''}); --refuse-gaps refuses such runs", highlight=False)
+            console.print(
+                f"[yellow]![/] {res.run.name}: {len(res.run.repaired)} curve(s) with missing readings "
+                f"filled in and held for review (wells {', '.join(wells[:10])}"
+                f"{' ...' if len(wells) > 10 else ''}); --refuse-gaps refuses such runs",
+                highlight=False,
+            )
         console.print(f"report: {folder / 'report.html'}", highlight=False)
 
 
@@ -115,19 +153,26 @@ def override_cmd(
     user: str = typer.Option(..., "--user", "-u", help="Who makes the change."),
     reason: str = typer.Option(..., "--reason", help="Why (kept in the audit log)."),
     sample: list[str] = typer.Option([], "--sample", help="Sample whose call changes (repeatable)."),
-    call: Optional[str] = typer.Option(None, "--call", help="New call for the --sample(s)."),
-    accept: bool = typer.Option(False, "--accept", help="Accept the held call of the --sample(s) as it is (records who reviewed it)."),
-    well: Optional[str] = typer.Option(None, "--well", help="Well of a curve whose amplification call changes."),
-    target: Optional[str] = typer.Option(None, "--target", help="Target of that curve."),
-    amplified: Optional[bool] = typer.Option(None, "--amplified/--not-amplified", help="New amplification call of the curve."),
+    call: str | None = typer.Option(None, "--call", help="New call for the --sample(s)."),
+    accept: bool = typer.Option(
+        False, "--accept", help="Accept the held call of the --sample(s) as it is (records who reviewed it)."
+    ),
+    well: str | None = typer.Option(None, "--well", help="Well of a curve whose amplification call changes."),
+    target: str | None = typer.Option(None, "--target", help="Target of that curve."),
+    amplified: bool | None = typer.Option(
+        None, "--amplified/--not-amplified", help="New amplification call of the curve."
+    ),
 ) -> None:
     """Record manual overrides in the audit log and rewrite the results with them applied."""
     from . import store
 
     try:
-        entries = store.override(out_dir, lambda before: _override_changes(before, out_dir, sample, call, accept,
-                                                                           well, target, amplified),
-                                 user=user, reason=reason)
+        entries = store.override(
+            out_dir,
+            lambda before: _override_changes(before, out_dir, sample, call, accept, well, target, amplified),
+            user=user,
+            reason=reason,
+        )
     except InputError as exc:
         fail(str(exc))
     for e in entries:
@@ -135,8 +180,16 @@ def override_cmd(
     console.print(f"results rewritten in {out_dir}", highlight=False)
 
 
-def _override_changes(before, out_dir: Path, sample: list[str], call: Optional[str], accept: bool,
-                      well: Optional[str], target: Optional[str], amplified: Optional[bool]) -> list[dict]:
+def _override_changes(
+    before,
+    out_dir: Path,
+    sample: list[str],
+    call: str | None,
+    accept: bool,
+    well: str | None,
+    target: str | None,
+    amplified: bool | None,
+) -> list[dict]:
     """The overrides the options ask for, checked against the plate (one dict per audit entry)."""
     if sample and (call is not None or accept):
         if call is not None and accept:
@@ -145,25 +198,38 @@ def _override_changes(before, out_dir: Path, sample: list[str], call: Optional[s
         missing = [s for s in sample if s not in current]
         if missing:
             raise InputError(out_dir / "samples.csv", "no such sample in this run", "check the name", record=missing[0])
-        return [{"subject": s, "field": "call", "old": current[s], "new": current[s] if accept else call}
-                for s in sample]
+        return [
+            {"subject": s, "field": "call", "old": current[s], "new": current[s] if accept else call} for s in sample
+        ]
     if well is not None and target is not None and amplified is not None:
         t = before.table
         hit = t[(t["well"] == well.upper()) & (t["target"] == target)]
         if hit.empty:
-            raise InputError(out_dir / "wells.csv", f"no curve for target '{target}'", "check well and target",
-                             record=well)
-        return [{"subject": f"{well.upper()}/{target}", "field": "amplified",
-                 "old": str(bool(hit["amplified"].iat[0])).lower(), "new": str(amplified).lower()}]
-    raise InputError(None, "nothing to override", "give --sample with --call or --accept, or --well, --target and "
-                     "--amplified/--not-amplified")
+            raise InputError(
+                out_dir / "wells.csv", f"no curve for target '{target}'", "check well and target", record=well
+            )
+        return [
+            {
+                "subject": f"{well.upper()}/{target}",
+                "field": "amplified",
+                "old": str(bool(hit["amplified"].iat[0])).lower(),
+                "new": str(amplified).lower(),
+            }
+        ]
+    raise InputError(
+        None,
+        "nothing to override",
+        "give --sample with --call or --accept, or --well, --target and --amplified/--not-amplified",
+    )
 
 
 @lab_app.command("sign")
 def sign_cmd(
     out_dir: Path = typer.Argument(..., help="Output folder of 'oligolab lab analyze'."),
     user: str = typer.Option(..., "--user", "-u", help="Who signs the results."),
-    reason: str = typer.Option("results reviewed and released", "--reason", help="Statement recorded with the signature."),
+    reason: str = typer.Option(
+        "results reviewed and released", "--reason", help="Statement recorded with the signature."
+    ),
     force: bool = typer.Option(False, "--force", help="Sign even though samples are still held for review."),
 ) -> None:
     """Sign off the per-sample results (their SHA-256 is recorded in the audit log); signing results that are
@@ -209,7 +275,7 @@ def audit_cmd(path: Path = typer.Argument(..., help="Output folder (or its audit
 
 
 @lab_app.command("rules")
-def rules_cmd(name: Optional[str] = typer.Argument(None, help="Rule set id or YAML file to show.")) -> None:
+def rules_cmd(name: str | None = typer.Argument(None, help="Rule set id or YAML file to show.")) -> None:
     """List the shipped rule sets, or show one rule set's targets, controls and decision table."""
     from .rules import load_ruleset, shipped_rulesets
 
@@ -225,8 +291,10 @@ def rules_cmd(name: Optional[str] = typer.Argument(None, help="Rule set id or YA
     console.print(f"[bold]{rs.title}[/] ({rs.label()}, Cq method: {rs.cq_method})", highlight=False)
     for t in rs.targets.values():
         extra = f", review at >= {t.review_above:g}" if t.review_above is not None else ""
-        console.print(f"  target {t.name}: positive if Cq < {t.positive_below:g}{extra}; aliases: "
-                      f"{', '.join(t.aliases)}", highlight=False)
+        console.print(
+            f"  target {t.name}: positive if Cq < {t.positive_below:g}{extra}; aliases: {', '.join(t.aliases)}",
+            highlight=False,
+        )
     for c in rs.controls.values():
         console.print(f"  control {c.name}: " + ", ".join(f"{k} {v}" for k, v in c.expect.items()), highlight=False)
     table = Table(title="decision table (first match wins)")
@@ -235,8 +303,14 @@ def rules_cmd(name: Optional[str] = typer.Argument(None, help="Rule set id or YA
     table.add_column("call")
     table.add_column("report")
     for row in rs.calls:
-        table.add_row(*[("any" if row.when.get(t) is None or len(row.when[t]) == 4 else "/".join(sorted(row.when[t])))
-                        for t in rs.targets], row.call, row.report)
+        table.add_row(
+            *[
+                ("any" if row.when.get(t) is None or len(row.when[t]) == 4 else "/".join(sorted(row.when[t])))
+                for t in rs.targets
+            ],
+            row.call,
+            row.report,
+        )
     table.add_row(*["(otherwise)"] + [""] * (len(rs.targets) - 1), rs.default.call, rs.default.report)
     console.print(table)
 
@@ -244,10 +318,14 @@ def rules_cmd(name: Optional[str] = typer.Argument(None, help="Rule set id or YA
 @lab_app.command("export")
 def export_cmd(
     out_dir: Path = typer.Argument(..., help="Output folder of 'oligolab lab analyze'."),
-    fmt: str = typer.Option("fhir", "--format", "-f", help="fhir (HL7 FHIR R4 Observations) or csv (spreadsheet-safe samples)."),
-    dest: Optional[Path] = typer.Option(None, "--to", help="Folder to write into (default: OUT_DIR)."),
+    fmt: str = typer.Option(
+        "fhir", "--format", "-f", help="fhir (HL7 FHIR R4 Observations) or csv (spreadsheet-safe samples)."
+    ),
+    dest: Path | None = typer.Option(None, "--to", help="Folder to write into (default: OUT_DIR)."),
     performer: str = typer.Option("laboratory", "--lab", help="Name of the laboratory (FHIR performer)."),
-    loinc: str = typer.Option("", "--loinc", help="LOINC code of the test (default: the rule set's, from knowledge/lab-exports.toml)."),
+    loinc: str = typer.Option(
+        "", "--loinc", help="LOINC code of the test (default: the rule set's, from knowledge/lab-exports.toml)."
+    ),
 ) -> None:
     """Export the per-sample results for a hospital system: final only while the sign-off matches samples.csv."""
     from .exports.folder import export

@@ -41,8 +41,8 @@ class CurveResults:
 
     run: Run
     table: pd.DataFrame
-    corrected: np.ndarray            # baseline-corrected fluorescence (curves x cycles)
-    thresholds: dict[str, float]     # per target, in baseline-corrected fluorescence units
+    corrected: np.ndarray  # baseline-corrected fluorescence (curves x cycles)
+    thresholds: dict[str, float]  # per target, in baseline-corrected fluorescence units
     linreg: LinRegResult
     notes: list[str] = field(default_factory=list)
 
@@ -61,8 +61,11 @@ def prepare(run: Run, gaps: str = "refuse") -> Run:
     if recorded.any():
         first = int(np.argmax(recorded))
         if first > MAX_UNRECORDED_START and gaps == "refuse":
-            raise InputError(run.source, f"no curve has readings for cycles 1-{first}",
-                             "export the whole run, or analyse with --repair-gaps")
+            raise InputError(
+                run.source,
+                f"no curve has readings for cycles 1-{first}",
+                "export the whole run, or analyse with --repair-gaps",
+            )
         run = pad_unrecorded_start(run)
     if gaps == "refuse":
         check_complete(run)
@@ -128,15 +131,17 @@ def sdm_cq(corrected: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return np.where(valid, kk + 1 + offset, np.nan)
 
 
-def analyze_curves(run: Run, *, thresholds: dict[str, float] | None = None,
-                   replicate_max_sd: float = qc.REPLICATE_MAX_SD) -> CurveResults:
+def analyze_curves(
+    run: Run, *, thresholds: dict[str, float] | None = None, replicate_max_sd: float = qc.REPLICATE_MAX_SD
+) -> CurveResults:
     """Analyse every curve of a gap-free run (see :func:`prepare`). The numerics handle NaN and overflow of
     degenerate curves explicitly (a flat curve has no log slope), so numpy's floating-point warnings are off."""
     return analyze_runs([run], thresholds=thresholds, replicate_max_sd=replicate_max_sd)[0]
 
 
-def analyze_runs(runs: list[Run], *, thresholds: dict[str, float] | None = None,
-                 replicate_max_sd: float = qc.REPLICATE_MAX_SD) -> list[CurveResults]:
+def analyze_runs(
+    runs: list[Run], *, thresholds: dict[str, float] | None = None, replicate_max_sd: float = qc.REPLICATE_MAX_SD
+) -> list[CurveResults]:
     """Analyse several gap-free runs (the runs of one file), each exactly as :func:`analyze_curves` would.
 
     Runs with the same number of cycles are analysed as one array (up to :data:`BATCH_CURVES` curves), every
@@ -159,8 +164,9 @@ def analyze_runs(runs: list[Run], *, thresholds: dict[str, float] | None = None,
     return [r for r in out if r is not None]
 
 
-def _analyze_together(runs: list[Run], thresholds: dict[str, float] | None,
-                      replicate_max_sd: float) -> list[CurveResults]:
+def _analyze_together(
+    runs: list[Run], thresholds: dict[str, float] | None, replicate_max_sd: float
+) -> list[CurveResults]:
     """The curve numerics of runs with the same cycles as one array; tables, flags and notes per run."""
     sizes = [run.n_curves for run in runs]
     plates = np.repeat(np.arange(len(runs)), sizes)
@@ -177,7 +183,7 @@ def _analyze_together(runs: list[Run], thresholds: dict[str, float] | None,
     stype = [str(v).lower() for v in column("sample_type")]
     negative = np.isin(roles, ["ntc", "empty"]) | np.isin(stype, list(NEGATIVE_SAMPLE_TYPES))
     target_code = pd.factorize(targets)[0]
-    groups = plates * (int(target_code.max()) + 1) + target_code     # a target within its run
+    groups = plates * (int(target_code.max()) + 1) + target_code  # a target within its run
     lrp = linregpcr(fluor, groups, negative | excluded, plates=plates)
 
     used = (roles != "empty") & ~excluded
@@ -224,20 +230,34 @@ def _analyze_together(runs: list[Run], thresholds: dict[str, float] | None,
         "efficiency_outlier": lrp.efficiency_outlier,
         "used_for_mean_efficiency": lrp.used_for_mean,
     }
-    return [_run_results(run, {k: v[cut] for k, v in cols.items()}, lrp.take(cut), dx.noise[cut], thr,
-                         replicate_max_sd) for run, cut, thr in zip(runs, cuts, per_run)]
+    return [
+        _run_results(run, {k: v[cut] for k, v in cols.items()}, lrp.take(cut), dx.noise[cut], thr, replicate_max_sd)
+        for run, cut, thr in zip(runs, cuts, per_run)
+    ]
 
 
-def _run_results(run: Run, cols: dict[str, np.ndarray], lrp: LinRegResult, sigma: np.ndarray,
-                 thr: dict[str, float], replicate_max_sd: float) -> CurveResults:
+def _run_results(
+    run: Run,
+    cols: dict[str, np.ndarray],
+    lrp: LinRegResult,
+    sigma: np.ndarray,
+    thr: dict[str, float],
+    replicate_max_sd: float,
+) -> CurveResults:
     """One run's table (layout + results), QC flags and notes."""
     lay = run.layout
-    columns = {**{k: lay[k].to_numpy() for k in lay.columns}, **cols}   # the table's columns, before the flags
+    columns = {**{k: lay[k].to_numpy() for k in lay.columns}, **cols}  # the table's columns, before the flags
     flags = qc.curve_flags(run, lrp, columns, sigma)
     qc.replicate_flags(columns, flags, max_sd=replicate_max_sd)
-    table = pd.DataFrame({**{k: lay[k].array for k in lay.columns}, **cols,
-                          "flags": [";".join(f) for f in flags], "review": [qc.needs_review(f) for f in flags]},
-                         copy=False)
+    table = pd.DataFrame(
+        {
+            **{k: lay[k].array for k in lay.columns},
+            **cols,
+            "flags": [";".join(f) for f in flags],
+            "review": [qc.needs_review(f) for f in flags],
+        },
+        copy=False,
+    )
     notes = list(lrp.notes)
     notes += [run.meta[k] for k in ("layout_note", "unrecorded_start", "cycle_zero") if k in run.meta]
     if run.repaired:

@@ -19,8 +19,8 @@ from .. import reports
 
 #: stroke colour per call (the report's legend uses the same)
 COLOURS = {"amplified": "#1a7f37", "not amplified": "#8c959f", "review": "#d4a72c", "": "#8c959f"}
-LABEL_GAP = 8.0        # px between two end labels
-FONT = 7.5             # px
+LABEL_GAP = 8.0  # px between two end labels
+FONT = 7.5  # px
 
 
 def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
@@ -57,8 +57,18 @@ def _spread(ys: list[float], lo: float, hi: float) -> list[float]:
     return out
 
 
-def curve_chart(cycles: np.ndarray, values: np.ndarray, calls: list[str], labels: list[str], *, log: bool,
-                threshold: float | None, title: str, width: int = 470, height: int = 300) -> str:
+def curve_chart(
+    cycles: np.ndarray,
+    values: np.ndarray,
+    calls: list[str],
+    labels: list[str],
+    *,
+    log: bool,
+    threshold: float | None,
+    title: str,
+    width: int = 470,
+    height: int = 300,
+) -> str:
     """One chart (SVG) of curves (rows of ``values``) over ``cycles``; ``labels[i]`` ('' for none) is written
     beside the end of curve i. On a log axis readings at or below zero are drawn at the axis floor."""
     left, right, top, bottom = 46, 58, 18, 28
@@ -72,9 +82,9 @@ def curve_chart(cycles: np.ndarray, values: np.ndarray, calls: list[str], labels
         lo = max(float(positive.min()) if positive.size else hi / 1e4, hi / 1e4, floor)
         ylo, yhi = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
         yhi = max(yhi, ylo + 1)
-        scale = lambda v: np.log10(np.clip(v, 10.0 ** ylo, None))  # noqa: E731
+        scale = lambda v: np.log10(np.clip(v, 10.0**ylo, None))  # noqa: E731
         ticks = [float(t) for t in range(ylo, yhi + 1)]
-        tick_text = [_fmt(10 ** t) for t in ticks]
+        tick_text = [_fmt(10**t) for t in ticks]
     else:
         lo_v, hi_v = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
         lo_v, hi_v = min(lo_v, 0.0), (hi_v if hi_v > lo_v else lo_v + 1.0)
@@ -85,14 +95,18 @@ def curve_chart(cycles: np.ndarray, values: np.ndarray, calls: list[str], labels
     sx = lambda x: left + (np.asarray(x, dtype=np.float64) - x0) / max(x1 - x0, 1e-9) * pw  # noqa: E731
     sy = lambda y: top + ph - (scale(y) - ylo) / max(yhi - ylo, 1e-12) * ph  # noqa: E731
 
-    parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-             f'xmlns="http://www.w3.org/2000/svg" font-family="Helvetica,Arial,sans-serif">',
-             f'<text x="{left}" y="12" font-size="10" font-weight="600">{reports.html_escape(title)}</text>',
-             f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#d0d7de"/>']
+    parts = [
+        f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+        f'xmlns="http://www.w3.org/2000/svg" font-family="Helvetica,Arial,sans-serif">',
+        f'<text x="{left}" y="12" font-size="10" font-weight="600">{reports.html_escape(title)}</text>',
+        f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#d0d7de"/>',
+    ]
     for t, text in zip(ticks, tick_text):
         y = top + ph - (t - ylo) / max(yhi - ylo, 1e-12) * ph
-        parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eef1f5"/>'
-                     f'<text x="{left - 3}" y="{y + 2.5:.1f}" font-size="8" text-anchor="end">{text}</text>')
+        parts.append(
+            f'<line x1="{left}" x2="{left + pw}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eef1f5"/>'
+            f'<text x="{left - 3}" y="{y + 2.5:.1f}" font-size="8" text-anchor="end">{text}</text>'
+        )
     for c in _nice_ticks(x0, x1, 8):
         x = float(sx(c))
         parts.append(f'<text x="{x:.1f}" y="{top + ph + 10}" font-size="8" text-anchor="middle">{c:g}</text>')
@@ -100,8 +114,10 @@ def curve_chart(cycles: np.ndarray, values: np.ndarray, calls: list[str], labels
     if threshold is not None and math.isfinite(threshold) and (threshold > 0 or not log):
         y = float(sy(threshold))
         if top <= y <= top + ph:
-            parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{y:.1f}" y2="{y:.1f}" stroke="#cf222e" '
-                         'stroke-dasharray="4 3"/>')
+            parts.append(
+                f'<line x1="{left}" x2="{left + pw}" y1="{y:.1f}" y2="{y:.1f}" stroke="#cf222e" '
+                'stroke-dasharray="4 3"/>'
+            )
     xs = sx(cycles)
     order = sorted(range(len(values)), key=lambda i: (calls[i] == "review", calls[i] == "amplified"))
     for i in order:
@@ -110,8 +126,9 @@ def curve_chart(cycles: np.ndarray, values: np.ndarray, calls: list[str], labels
         pts = " ".join(f"{x:.1f},{y:.1f}" for x, y in zip(xs[ok], ys[ok]))
         colour = COLOURS.get(calls[i], COLOURS[""])
         title_text = f"<title>{reports.html_escape(labels[i] or '')}</title>" if labels[i] else ""
-        parts.append(f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="0.9">{title_text}'
-                     "</polyline>")
+        parts.append(
+            f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="0.9">{title_text}</polyline>'
+        )
     parts += _end_labels(values, calls, labels, xs, sy, top, top + ph)
     parts.append("</svg>")
     return "".join(parts)
@@ -131,15 +148,25 @@ def _end_labels(values, calls, labels, xs, sy, lo: float, hi: float) -> list[str
     out = []
     for i, y_end, y in zip(which, ends, placed):
         colour = COLOURS.get(calls[i], COLOURS[""])
-        out.append(f'<line x1="{x_end:.1f}" y1="{y_end:.1f}" x2="{x_end + 6:.1f}" y2="{y:.1f}" stroke="{colour}" '
-                   'stroke-width="0.5"/>'
-                   f'<text x="{x_end + 7:.1f}" y="{y + FONT / 3:.1f}" font-size="{FONT}" fill="{colour}">'
-                   f"{reports.html_escape(labels[i])}</text>")
+        out.append(
+            f'<line x1="{x_end:.1f}" y1="{y_end:.1f}" x2="{x_end + 6:.1f}" y2="{y:.1f}" stroke="{colour}" '
+            'stroke-width="0.5"/>'
+            f'<text x="{x_end + 7:.1f}" y="{y + FONT / 3:.1f}" font-size="{FONT}" fill="{colour}">'
+            f"{reports.html_escape(labels[i])}</text>"
+        )
     return out
 
 
-def plate_curves(wells: list[str], values: np.ndarray, calls: list[str], rows: int, cols: int, *,
-                 well_index: dict[str, tuple[int, int]], title: str) -> str:
+def plate_curves(
+    wells: list[str],
+    values: np.ndarray,
+    calls: list[str],
+    rows: int,
+    cols: int,
+    *,
+    well_index: dict[str, tuple[int, int]],
+    title: str,
+) -> str:
     """One small chart per well at its plate position (linear, one y scale for the plate), each labelled with
     its well; a held curve's cell is framed in amber."""
     cw, ch, pad = 44.0, 30.0, 2.0
@@ -148,15 +175,23 @@ def plate_curves(wells: list[str], values: np.ndarray, calls: list[str], rows: i
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     span = hi - lo if hi > lo else 1.0
     n_cycles = values.shape[1] if values.ndim == 2 else 1
-    parts = [f'<svg class="plate" viewBox="0 0 {width:.0f} {height:.0f}" width="100%" '
-             f'xmlns="http://www.w3.org/2000/svg" font-family="Helvetica,Arial,sans-serif">',
-             f'<text x="0" y="10" font-size="10" font-weight="600">{reports.html_escape(title)}</text>']
+    parts = [
+        f'<svg class="plate" viewBox="0 0 {width:.0f} {height:.0f}" width="100%" '
+        f'xmlns="http://www.w3.org/2000/svg" font-family="Helvetica,Arial,sans-serif">',
+        f'<text x="0" y="10" font-size="10" font-weight="600">{reports.html_escape(title)}</text>',
+    ]
     used_rows = sorted({well_index[w][0] for w in wells if w in well_index})
     used_cols = sorted({well_index[w][1] for w in wells if w in well_index})
-    parts += [f'<text x="8" y="{16 + r * ch + ch / 2 + 3:.0f}" font-size="8" text-anchor="middle">'
-              f'{"" if r < 26 else "A"}{chr(65 + r % 26)}</text>' for r in used_rows]
-    parts += [f'<text x="{16 + c * cw + cw / 2:.0f}" y="{16 + rows * ch + 9:.0f}" font-size="8" '
-              f'text-anchor="middle">{c + 1}</text>' for c in used_cols]
+    parts += [
+        f'<text x="8" y="{16 + r * ch + ch / 2 + 3:.0f}" font-size="8" text-anchor="middle">'
+        f"{'' if r < 26 else 'A'}{chr(65 + r % 26)}</text>"
+        for r in used_rows
+    ]
+    parts += [
+        f'<text x="{16 + c * cw + cw / 2:.0f}" y="{16 + rows * ch + 9:.0f}" font-size="8" '
+        f'text-anchor="middle">{c + 1}</text>'
+        for c in used_cols
+    ]
     cells: dict[tuple[int, int], list[int]] = {}
     for i, w in enumerate(wells):
         if w in well_index:
@@ -164,15 +199,19 @@ def plate_curves(wells: list[str], values: np.ndarray, calls: list[str], rows: i
     for (r, c), members in sorted(cells.items()):
         x, y = 16 + c * cw, 16 + r * ch
         held = any(calls[i] == "review" for i in members)
-        parts.append(f'<rect x="{x:.0f}" y="{y:.0f}" width="{cw - 1:.0f}" height="{ch - 1:.0f}" fill="none" '
-                     f'stroke="{"#d4a72c" if held else "#d0d7de"}" stroke-width="{1.2 if held else 0.5}"/>'
-                     f'<text x="{x + 1.5:.1f}" y="{y + 7:.1f}" font-size="6">{reports.html_escape(wells[members[0]])}</text>')
+        parts.append(
+            f'<rect x="{x:.0f}" y="{y:.0f}" width="{cw - 1:.0f}" height="{ch - 1:.0f}" fill="none" '
+            f'stroke="{"#d4a72c" if held else "#d0d7de"}" stroke-width="{1.2 if held else 0.5}"/>'
+            f'<text x="{x + 1.5:.1f}" y="{y + 7:.1f}" font-size="6">{reports.html_escape(wells[members[0]])}</text>'
+        )
         for i in members:
             ys = y + ch - pad - (values[i] - lo) / span * (ch - 2 * pad - 6)
             xs = x + pad + np.arange(n_cycles) / max(n_cycles - 1, 1) * (cw - 1 - 2 * pad)
             ok = np.isfinite(ys)
             pts = " ".join(f"{a:.0f},{b:.0f}" for a, b in zip(xs[ok], ys[ok]))
-            parts.append(f'<polyline points="{pts}" fill="none" stroke="{COLOURS.get(calls[i], COLOURS[""])}" '
-                         'stroke-width="0.6"/>')
+            parts.append(
+                f'<polyline points="{pts}" fill="none" stroke="{COLOURS.get(calls[i], COLOURS[""])}" '
+                'stroke-width="0.6"/>'
+            )
     parts.append("</svg>")
     return "".join(parts)

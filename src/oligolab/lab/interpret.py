@@ -5,7 +5,8 @@ Per target, a sample's curves give one outcome: ``positive`` (amplified, Cq belo
 curve was excluded, or an amplified curve has no Cq by the rule set's method) or ``missing`` (not run).
 Controls must show their expected outcomes for every target run on the plate; one failed control makes the
 run invalid and every sample "run_invalid" (or, where the rule set says ``on_failure: hold``, holds every
-sample for a specialist, naming the control's wells and what they showed). Samples whose curves carry review flags, whose positives are weak,
+sample for a specialist, naming the control's wells and what they showed).
+Samples whose curves carry review flags, whose positives are weak,
 or that fall to the rule set's default row are held for review.
 """
 
@@ -35,7 +36,7 @@ class Interpretation:
     valid: bool
     problems: list[str] = field(default_factory=list)
     unmapped_targets: list[str] = field(default_factory=list)
-    holds: list[str] = field(default_factory=list)   # run-level reasons every sample is held for
+    holds: list[str] = field(default_factory=list)  # run-level reasons every sample is held for
 
 
 def map_targets(table: pd.DataFrame, ruleset: RuleSet, source: str = "run") -> tuple[pd.Series, list[str]]:
@@ -46,9 +47,12 @@ def map_targets(table: pd.DataFrame, ruleset: RuleSet, source: str = "run") -> t
     used = table["role"] != "empty"
     unknown = sorted({t for t, m in lookup.items() if not m and (used & (names == t)).any()})
     if used.any() and not (mapped[used] != "").any():
-        raise InputError(source, f"none of the run's targets ({', '.join(sorted(names[used].unique()))}) is a target "
-                         f"of rule set {ruleset.label()} ({', '.join(ruleset.targets)})",
-                         f"add the run's target names as aliases in a lab rule file (extends: {ruleset.id})")
+        raise InputError(
+            source,
+            f"none of the run's targets ({', '.join(sorted(names[used].unique()))}) is a target "
+            f"of rule set {ruleset.label()} ({', '.join(ruleset.targets)})",
+            f"add the run's target names as aliases in a lab rule file (extends: {ruleset.id})",
+        )
     return mapped, unknown
 
 
@@ -133,8 +137,15 @@ def check_controls(curves: _Curves, ruleset: RuleSet) -> tuple[pd.DataFrame, lis
             outcomes = _outcomes(curves, idx, ruleset)
             failures = _control_failures(curves, idx, rule, outcomes, run_targets)
             review = _review_reasons(curves, idx, {k: v for k, v in outcomes.items() if k in run_targets}, ruleset)
-            row = {"role": role, "control": rule.name, "sample": sample, "wells": _wells(curves, idx),
-                   "passed": not failures, "problems": "; ".join(failures), "review": "; ".join(review)}
+            row = {
+                "role": role,
+                "control": rule.name,
+                "sample": sample,
+                "wells": _wells(curves, idx),
+                "passed": not failures,
+                "problems": "; ".join(failures),
+                "review": "; ".join(review),
+            }
             for target, (kind, cq, _) in outcomes.items():
                 row[f"{target}_outcome"] = kind
                 row[f"{target}_cq"] = cq
@@ -159,8 +170,10 @@ def _control_failures(curves: _Curves, idx: list[int], rule, outcomes: dict, run
             failures.append(f"{', '.join(seen)}, expected {expected}")
         lo, hi = rule.cq_range.get(target, (None, None))
         if kind == "positive" and ((lo is not None and cq < lo) or (hi is not None and cq > hi)):
-            failures.append(f"{','.join(curves.well[i] for i in mine)} ({target}) Cq {cq:.1f} outside "
-                            f"[{lo if lo is not None else '-'}, {hi if hi is not None else '-'}]")
+            failures.append(
+                f"{','.join(curves.well[i] for i in mine)} ({target}) Cq {cq:.1f} outside "
+                f"[{lo if lo is not None else '-'}, {hi if hi is not None else '-'}]"
+            )
     return failures
 
 
@@ -187,8 +200,11 @@ def interpret(table: pd.DataFrame, ruleset: RuleSet, source: str = "run") -> Int
     valid = not problems
     held_by_controls = [f"held by the rule set: {h}" for h in holds]
     if not controls.empty:
-        held_by_controls += [f"control {r['sample']} flagged ({r['review']})"
-                             for r in controls.to_dict("records") if r["passed"] and r["review"]]
+        held_by_controls += [
+            f"control {r['sample']} flagged ({r['review']})"
+            for r in controls.to_dict("records")
+            if r["passed"] and r["review"]
+        ]
     rows = []
     for (role, sample), idx in curves.groups.items():
         if role != "sample":
@@ -196,7 +212,7 @@ def interpret(table: pd.DataFrame, ruleset: RuleSet, source: str = "run") -> Int
         outcomes = _outcomes(curves, idx, ruleset)
         rule = ruleset.interpret({k: v[0] for k, v in outcomes.items()})
         reasons = _review_reasons(curves, idx, outcomes, ruleset)
-        if held_by_controls:     # the run-level reasons are given once (Interpretation.holds), not per sample
+        if held_by_controls:  # the run-level reasons are given once (Interpretation.holds), not per sample
             reasons.append(RUN_HELD)
         if rule is ruleset.default:
             reasons.append("no rule of the decision table matches")
@@ -205,16 +221,29 @@ def interpret(table: pd.DataFrame, ruleset: RuleSet, source: str = "run") -> Int
         else:
             call, report, action = rule.call, rule.report, rule.action
             status = STATUS_REVIEW if reasons else STATUS_RELEASE
-        row = {"sample": sample, "wells": _wells(curves, idx), "call": call,
-               "rule_call": rule.call, "status": status, "report": report, "action": action,
-               "review_reasons": "; ".join(reasons)}
+        row = {
+            "sample": sample,
+            "wells": _wells(curves, idx),
+            "call": call,
+            "rule_call": rule.call,
+            "status": status,
+            "report": report,
+            "action": action,
+            "review_reasons": "; ".join(reasons),
+        }
         for target, (kind, cq, _) in outcomes.items():
             row[f"{target}_outcome"] = kind
             row[f"{target}_cq"] = cq
         rows.append(row)
     samples = pd.DataFrame(rows)
-    return Interpretation(samples=samples, controls=controls, valid=valid, problems=problems,
-                          unmapped_targets=unknown, holds=held_by_controls)
+    return Interpretation(
+        samples=samples,
+        controls=controls,
+        valid=valid,
+        problems=problems,
+        unmapped_targets=unknown,
+        holds=held_by_controls,
+    )
 
 
 def summarize_without_rules(table: pd.DataFrame) -> pd.DataFrame:
@@ -228,8 +257,12 @@ def summarize_without_rules(table: pd.DataFrame) -> pd.DataFrame:
             groups.setdefault((samples[i], roles[i]), []).append(i)
     rows = []
     for (sample, role), idx in groups.items():
-        row = {"sample": sample, "role": role, "wells": ",".join(sorted({wells[i] for i in idx}, key=_well_key)),
-               "status": STATUS_REVIEW if review[idx].any() else STATUS_RELEASE}
+        row = {
+            "sample": sample,
+            "role": role,
+            "wells": ",".join(sorted({wells[i] for i in idx}, key=_well_key)),
+            "status": STATUS_REVIEW if review[idx].any() else STATUS_RELEASE,
+        }
         for target in dict.fromkeys(targets[i] for i in idx):
             sel = [i for i in idx if targets[i] == target]
             row[f"{target}_amplified"] = f"{int(amp[sel].sum())}/{len(sel)}"

@@ -60,28 +60,28 @@ NEGATIVE_SAMPLE_TYPES = frozenset({"ntc", "nac", "ntp", "nrt", "opt"})
 class LinRegResult:
     """Per-reaction LinRegPCR results (arrays of length n_reactions; cycles are 1-based, NaN = not found)."""
 
-    td0: np.ndarray                 # Cq by the third-derivative zero, cycles; -1 where none
-    baseline: np.ndarray            # constant background subtracted, fluorescence units
-    corrected: np.ndarray           # baseline-corrected fluorescence, (n, cycles)
-    baseline_error: np.ndarray      # int code, see BASELINE_ERRORS
-    efficiency: np.ndarray          # individual PCR efficiency, fold per cycle (1.0 where none)
-    r2: np.ndarray                  # R^2 of the log-linear fit in the window (-1 where none)
-    window_start: np.ndarray        # first cycle of the window of linearity (-1 where none)
-    window_stop: np.ndarray         # last cycle of the window of linearity (-1 where none)
-    window_mid_cycle: np.ndarray    # mean cycle of the window (-1 where none)
-    window_mid_fluor: np.ndarray    # geometric-mean corrected fluorescence in the window (-1 where none)
-    n0: np.ndarray                  # fitted fluorescence at the window's first cycle, back-extrapolated (0 where none)
-    rise_start: np.ndarray          # first cycle of the uninterrupted rise that ends at the 2nd-derivative peak
-    n_log_phase: np.ndarray         # cycles from rise_start to window_stop (-1 where < 2)
-    four_rising: np.ndarray         # bool: at least four rising cycles before TD0
-    amplified: np.ndarray           # bool: LinRegPCR amplification call
-    plateau: np.ndarray             # bool: a plateau was reached (False = "no plateau")
-    mean_efficiency: np.ndarray     # mean PCR efficiency of the reaction's group (-1 where none)
+    td0: np.ndarray  # Cq by the third-derivative zero, cycles; -1 where none
+    baseline: np.ndarray  # constant background subtracted, fluorescence units
+    corrected: np.ndarray  # baseline-corrected fluorescence, (n, cycles)
+    baseline_error: np.ndarray  # int code, see BASELINE_ERRORS
+    efficiency: np.ndarray  # individual PCR efficiency, fold per cycle (1.0 where none)
+    r2: np.ndarray  # R^2 of the log-linear fit in the window (-1 where none)
+    window_start: np.ndarray  # first cycle of the window of linearity (-1 where none)
+    window_stop: np.ndarray  # last cycle of the window of linearity (-1 where none)
+    window_mid_cycle: np.ndarray  # mean cycle of the window (-1 where none)
+    window_mid_fluor: np.ndarray  # geometric-mean corrected fluorescence in the window (-1 where none)
+    n0: np.ndarray  # fitted fluorescence at the window's first cycle, back-extrapolated (0 where none)
+    rise_start: np.ndarray  # first cycle of the uninterrupted rise that ends at the 2nd-derivative peak
+    n_log_phase: np.ndarray  # cycles from rise_start to window_stop (-1 where < 2)
+    four_rising: np.ndarray  # bool: at least four rising cycles before TD0
+    amplified: np.ndarray  # bool: LinRegPCR amplification call
+    plateau: np.ndarray  # bool: a plateau was reached (False = "no plateau")
+    mean_efficiency: np.ndarray  # mean PCR efficiency of the reaction's group (-1 where none)
     mean_efficiency_sd: np.ndarray  # its standard deviation (population, ddof=0)
     efficiency_outlier: np.ndarray  # bool: excluded from the group mean as an efficiency outlier
-    used_for_mean: np.ndarray       # bool: contributed to the group mean efficiency
-    negative_shift: np.ndarray      # constant added to rows with readings <= 0 before the log fit
-    nonpositive: np.ndarray         # bool: the reaction has readings <= 0 (baseline-subtracted export)
+    used_for_mean: np.ndarray  # bool: contributed to the group mean efficiency
+    negative_shift: np.ndarray  # constant added to rows with readings <= 0 before the log fit
+    nonpositive: np.ndarray  # bool: the reaction has readings <= 0 (baseline-subtracted export)
     notes: list[str] = field(default_factory=list)
 
     def take(self, rows: slice) -> LinRegResult:
@@ -91,6 +91,7 @@ class LinRegResult:
 
 
 # --------------------------------------------------------------------------------------------- derivatives
+
 
 def derivatives(fluor: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """First difference (n, c-1), 3-cycle-mean second difference (n, c) and its difference (n, c-1).
@@ -133,10 +134,10 @@ def find_td0(fluor: np.ndarray) -> dict[str, np.ndarray]:
 
     # Walk left from the peak while the fluorescence keeps rising (never below cycle 3).
     rises = np.zeros((n, c), dtype=bool)
-    rises[:, 1:] = fluor[:, :-1] < fluor[:, 1:]          # rises[:, i]: cycle i+1 is above cycle i
+    rises[:, 1:] = fluor[:, :-1] < fluor[:, 1:]  # rises[:, i]: cycle i+1 is above cycle i
     idx = np.broadcast_to(np.arange(c), (n, c))
     last_flat = np.maximum.accumulate(np.where(rises, -1, idx), axis=1)
-    run_len = (max_sd - 1) - last_flat[rows, max_sd - 1]   # consecutive rises ending at cycle max_sd
+    run_len = (max_sd - 1) - last_flat[rows, max_sd - 1]  # consecutive rises ending at cycle max_sd
     rise_start = np.where(max_sd > 3, np.maximum(max_sd - run_len, 3), max_sd)
 
     # One cycle past the peak if still rising.
@@ -161,6 +162,7 @@ def find_td0(fluor: np.ndarray) -> dict[str, np.ndarray]:
 
 
 # ------------------------------------------------------------------------------------------- window fits
+
 
 def _log10(x: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -237,12 +239,19 @@ def fit_windows(pos_fluor: np.ndarray, td0: np.ndarray, rise_start: np.ndarray) 
 
     background, found = _bisect_background(win, first[:, 0], ok, lower, upper)
     error[found] = 0
-    return {"error": error, "background": background, "window_start": window_start, "window_stop": window_stop,
-            "n_included": n_incl, **_window_fit(win, background, found, inside, upper, start)}
+    return {
+        "error": error,
+        "background": background,
+        "window_start": window_start,
+        "window_stop": window_stop,
+        "n_included": n_incl,
+        **_window_fit(win, background, found, inside, upper, start),
+    }
 
 
-def _bisect_background(win: np.ndarray, first: np.ndarray, ok: np.ndarray, lower: np.ndarray,
-                       upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _bisect_background(
+    win: np.ndarray, first: np.ndarray, ok: np.ndarray, lower: np.ndarray, upper: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """The constant background that makes the window's lower- and upper-half log slopes equal, by bisection
     (BISECTION_STEPS halvings from half the first reading); NaN and not found where it does not converge."""
     n = win.shape[0]
@@ -266,13 +275,19 @@ def _bisect_background(win: np.ndarray, first: np.ndarray, ok: np.ndarray, lower
     return background, found
 
 
-def _window_fit(win: np.ndarray, background: np.ndarray, found: np.ndarray, inside: np.ndarray,
-                upper: np.ndarray, start: np.ndarray) -> dict[str, np.ndarray]:
+def _window_fit(
+    win: np.ndarray, background: np.ndarray, found: np.ndarray, inside: np.ndarray, upper: np.ndarray, start: np.ndarray
+) -> dict[str, np.ndarray]:
     """The log-linear fit over the whole window of the converged curves: efficiency (from the upper half's
     slope), R^2, mid-point cycle and fluorescence, and N0."""
     n, width = win.shape
-    out = {"efficiency": np.ones(n), "r2": -np.ones(n), "mid_cycle": -np.ones(n), "mid_fluor": -np.ones(n),
-           "n0": np.zeros(n)}
+    out = {
+        "efficiency": np.ones(n),
+        "r2": -np.ones(n),
+        "mid_cycle": -np.ones(n),
+        "mid_fluor": -np.ones(n),
+        "n0": np.zeros(n),
+    }
     if not found.any():
         return out
     w = win[found] - background[found][:, None]
@@ -300,6 +315,7 @@ def _window_fit(win: np.ndarray, background: np.ndarray, found: np.ndarray, insi
 
 # ------------------------------------------------------------------------------------ group efficiencies
 
+
 def _skewness(values: np.ndarray) -> float:
     """Adjusted Fisher-Pearson sample skewness G1 (as scipy.stats.skew(bias=False))."""
     n = values.size
@@ -308,7 +324,7 @@ def _skewness(values: np.ndarray) -> float:
     m3 = np.mean(d * d * d)
     if m2 == 0.0:
         return 0.0
-    g1 = m3 / m2 ** 1.5
+    g1 = m3 / m2**1.5
     return float(g1 * np.sqrt(n * (n - 1.0)) / (n - 2.0))
 
 
@@ -374,8 +390,9 @@ def grubbs_outliers(values: np.ndarray, alpha: float = 0.05) -> np.ndarray:
     return np.asarray(removed, dtype=np.int64)
 
 
-def group_efficiencies(efficiency: np.ndarray, groups: np.ndarray, usable: np.ndarray,
-                       outlier_test: bool = True) -> dict[str, np.ndarray]:
+def group_efficiencies(
+    efficiency: np.ndarray, groups: np.ndarray, usable: np.ndarray, outlier_test: bool = True
+) -> dict[str, np.ndarray]:
     """Mean and SD (ddof=0) of the individual efficiencies per group over usable reactions (-1 if none)."""
     n = efficiency.size
     mean = -np.ones(n)
@@ -398,9 +415,16 @@ def group_efficiencies(efficiency: np.ndarray, groups: np.ndarray, usable: np.nd
 
 # ------------------------------------------------------------------------------------------------- entry
 
-def linregpcr(fluor: np.ndarray, groups: np.ndarray | None = None, exclude_from_mean: np.ndarray | None = None,
-              *, exclude_no_plateau: bool = True, outlier_test: bool = True,
-              plates: np.ndarray | None = None) -> LinRegResult:
+
+def linregpcr(
+    fluor: np.ndarray,
+    groups: np.ndarray | None = None,
+    exclude_from_mean: np.ndarray | None = None,
+    *,
+    exclude_no_plateau: bool = True,
+    outlier_test: bool = True,
+    plates: np.ndarray | None = None,
+) -> LinRegResult:
     """Run LinRegPCR on gap-free raw fluorescence ``fluor`` (reactions x cycles, cycle 1 first).
 
     ``groups`` assigns each reaction to a PCR-efficiency group (normally its target); ``exclude_from_mean``
@@ -429,8 +453,9 @@ def linregpcr(fluor: np.ndarray, groups: np.ndarray | None = None, exclude_from_
     if neg.any():
         notes.append(NONPOSITIVE_NOTE)
         row_max = fluor.max(axis=1)
-        run_max = np.full(n, row_max.max()) if plates is None else \
-            np.maximum.reduceat(row_max, block_starts(plates))[plates]
+        run_max = (
+            np.full(n, row_max.max()) if plates is None else np.maximum.reduceat(row_max, block_starts(plates))[plates]
+        )
         shift[neg] = (run_max[neg] - row_min[neg]) / 100.0 - row_min[neg]
     pos = fluor + shift[:, None]
 
@@ -453,12 +478,29 @@ def linregpcr(fluor: np.ndarray, groups: np.ndarray | None = None, exclude_from_
     n_log = np.where(stop - rise_start + 1 > 1, stop - rise_start + 1, -1)
     means = group_efficiencies(eff, groups, ~exclude, outlier_test=outlier_test)
     return LinRegResult(
-        td0=td0, baseline=background - shift, corrected=corrected, baseline_error=err, efficiency=eff,
-        r2=fit["r2"], window_start=fit["window_start"], window_stop=stop, window_mid_cycle=fit["mid_cycle"],
-        window_mid_fluor=fit["mid_fluor"], n0=fit["n0"], rise_start=rise_start, n_log_phase=n_log,
-        four_rising=four, amplified=amplified, plateau=~no_plateau, mean_efficiency=means["mean"],
-        mean_efficiency_sd=means["sd"], efficiency_outlier=means["outlier"], used_for_mean=means["used"],
-        negative_shift=shift, nonpositive=neg, notes=notes,
+        td0=td0,
+        baseline=background - shift,
+        corrected=corrected,
+        baseline_error=err,
+        efficiency=eff,
+        r2=fit["r2"],
+        window_start=fit["window_start"],
+        window_stop=stop,
+        window_mid_cycle=fit["mid_cycle"],
+        window_mid_fluor=fit["mid_fluor"],
+        n0=fit["n0"],
+        rise_start=rise_start,
+        n_log_phase=n_log,
+        four_rising=four,
+        amplified=amplified,
+        plateau=~no_plateau,
+        mean_efficiency=means["mean"],
+        mean_efficiency_sd=means["sd"],
+        efficiency_outlier=means["outlier"],
+        used_for_mean=means["used"],
+        negative_shift=shift,
+        nonpositive=neg,
+        notes=notes,
     )
 
 

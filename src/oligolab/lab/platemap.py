@@ -22,8 +22,16 @@ from ..errors import InputError
 from .formats import common
 from .run import Run, make_run, normalize_role, normalize_well
 
-_CONTENT = {"unkn": "sample", "neg ctrl": "ntc", "pos ctrl": "pc", "ntc": "ntc", "std": "std", "unknown": "sample",
-            "standard": "std", "nrt": "ntc"}
+_CONTENT = {
+    "unkn": "sample",
+    "neg ctrl": "ntc",
+    "pos ctrl": "pc",
+    "ntc": "ntc",
+    "std": "std",
+    "unknown": "sample",
+    "standard": "std",
+    "nrt": "ntc",
+}
 
 
 def _role_word(value: str) -> str:
@@ -40,12 +48,13 @@ def read_plate_map(path: str | Path) -> pd.DataFrame:
     frame = common.frame_from_text(common.table_text(path), path)
     well_c = common.col(frame, "well", "well position", "position")
     if well_c is None:
-        raise InputError(path, "the plate map has no 'well' column", "columns: well, sample, role, target, dye",
-                         line=1)
-    cols = {"sample": common.col(frame, "sample", "sample name", "sample id"),
-            "role": common.col(frame, "role", "content", "task", "type", "sample type"),
-            "target": common.col(frame, "target", "target name", "assay"),
-            "dye": common.col(frame, "dye", "fluor", "reporter", "channel")}
+        raise InputError(path, "the plate map has no 'well' column", "columns: well, sample, role, target, dye", line=1)
+    cols = {
+        "sample": common.col(frame, "sample", "sample name", "sample id"),
+        "role": common.col(frame, "role", "content", "task", "type", "sample type"),
+        "target": common.col(frame, "target", "target name", "assay"),
+        "dye": common.col(frame, "dye", "fluor", "reporter", "channel"),
+    }
     out = pd.DataFrame({"well": [normalize_well(w) for w in frame[well_c]]})
     for key, col in cols.items():
         out[key] = frame[col].fillna("").astype(str).str.strip() if col else ""
@@ -61,8 +70,13 @@ def read_plate_map(path: str | Path) -> pd.DataFrame:
     out["role"] = roles
     for _, r in out.iterrows():
         if r["role"] != "empty" and not r["sample"]:
-            raise InputError(path, "a used well has no sample name", "fill the sample column or set role empty",
-                             line=int(r["line"]), record=r["well"])
+            raise InputError(
+                path,
+                "a used well has no sample name",
+                "fill the sample column or set role empty",
+                line=int(r["line"]),
+                record=r["well"],
+            )
     return out
 
 
@@ -75,14 +89,20 @@ def apply_plate_map(run: Run, plate_map: pd.DataFrame, path: str | Path = "plate
     for i, cur in layout.iterrows():
         rows = by_well.get(cur["well"])
         if rows is None:
-            raise InputError(path, "the run has a curve in this well but the plate map does not list it",
-                             "add the well to the plate map (role empty to skip it)", record=cur["well"])
+            raise InputError(
+                path,
+                "the run has a curve in this well but the plate map does not list it",
+                "add the well to the plate map (role empty to skip it)",
+                record=cur["well"],
+            )
         pick = _match(rows, cur, int(curves_per_well.iat[i]))
         if pick is None:
-            raise InputError(path, f"cannot tell which plate-map row belongs to the curve "
-                             f"(dye '{cur['dye']}', target '{cur['target']}')",
-                             "give the dye (or the export's target name) for each multiplex row",
-                             record=cur["well"])
+            raise InputError(
+                path,
+                f"cannot tell which plate-map row belongs to the curve (dye '{cur['dye']}', target '{cur['target']}')",
+                "give the dye (or the export's target name) for each multiplex row",
+                record=cur["well"],
+            )
         used_rows.add(int(pick.name))
         layout.at[i, "sample"] = pick["sample"]
         layout.at[i, "role"] = pick["role"]
@@ -92,10 +112,25 @@ def apply_plate_map(run: Run, plate_map: pd.DataFrame, path: str | Path = "plate
             layout.at[i, "dye"] = pick["dye"]
     for idx, r in plate_map.iterrows():
         if r["role"] != "empty" and idx not in used_rows and r["well"] not in set(layout["well"]):
-            raise InputError(path, "the plate map lists this well but the run has no curve there",
-                             "check the well positions or the run file", line=int(r["line"]), record=r["well"])
-    fresh = make_run(run.name, run.source, run.fluor, run.cycles, layout, instrument=run.instrument, fmt=run.fmt,
-                     plate_rows=run.plate_rows, plate_columns=run.plate_columns, meta=dict(run.meta))
+            raise InputError(
+                path,
+                "the plate map lists this well but the run has no curve there",
+                "check the well positions or the run file",
+                line=int(r["line"]),
+                record=r["well"],
+            )
+    fresh = make_run(
+        run.name,
+        run.source,
+        run.fluor,
+        run.cycles,
+        layout,
+        instrument=run.instrument,
+        fmt=run.fmt,
+        plate_rows=run.plate_rows,
+        plate_columns=run.plate_columns,
+        meta=dict(run.meta),
+    )
     fresh.meta["plate_map"] = str(path)
     return fresh
 
@@ -122,9 +157,23 @@ def default_layout(run: Run) -> Run:
     lay["role"] = np.where(has, "sample", "empty")
     lay["sample"] = np.where(lay["sample"].astype(str).str.strip() != "", lay["sample"], lay["well"])
     target = lay["target"].astype(str).str.strip()
-    lay["target"] = np.where(target != "", target, np.where(lay["dye"].astype(str).str.strip() != "", lay["dye"],
-                                                            "signal"))
-    meta = dict(run.meta, layout_note="no plate layout: each curve is reported as a sample named by its well; "
-                "give --plate-map for sample names, targets and controls")
-    return make_run(run.name, run.source, run.fluor, run.cycles, lay, instrument=run.instrument, fmt=run.fmt,
-                    plate_rows=run.plate_rows, plate_columns=run.plate_columns, meta=meta)
+    lay["target"] = np.where(
+        target != "", target, np.where(lay["dye"].astype(str).str.strip() != "", lay["dye"], "signal")
+    )
+    meta = dict(
+        run.meta,
+        layout_note="no plate layout: each curve is reported as a sample named by its well; "
+        "give --plate-map for sample names, targets and controls",
+    )
+    return make_run(
+        run.name,
+        run.source,
+        run.fluor,
+        run.cycles,
+        lay,
+        instrument=run.instrument,
+        fmt=run.fmt,
+        plate_rows=run.plate_rows,
+        plate_columns=run.plate_columns,
+        meta=meta,
+    )

@@ -63,9 +63,9 @@ def _jump_cycles(fluor: np.ndarray, sigma: np.ndarray, base: np.ndarray) -> np.n
     out = np.zeros((n, c))
     if c < 5:
         return out
-    a1 = (fluor[:, 1:-3] + fluor[:, 3:-1]) / 2.0    # mean of the +-1 neighbours, centre index 2..c-3
-    a2 = (fluor[:, :-4] + fluor[:, 4:]) / 2.0       # mean of the +-2 neighbours
-    predicted = a1 - (a2 - a1) / 3.0                # even quadratic through (+-1, a1), (+-2, a2) at 0
+    a1 = (fluor[:, 1:-3] + fluor[:, 3:-1]) / 2.0  # mean of the +-1 neighbours, centre index 2..c-3
+    a2 = (fluor[:, :-4] + fluor[:, 4:]) / 2.0  # mean of the +-2 neighbours
+    predicted = a1 - (a2 - a1) / 3.0  # even quadratic through (+-1, a1), (+-2, a2) at 0
     resid = np.abs(fluor[:, 2:-2] - predicted)
     height = np.abs(fluor[:, 2:-2] - base[:, None])
     limit = np.maximum(JUMP_NOISE_SD * sigma[:, None], JUMP_HEIGHT_FRACTION * height)
@@ -156,8 +156,9 @@ def curve_flags(run: Run, lrp: LinRegResult, table: Mapping[str, Any], sigma: np
     return flags
 
 
-def replicate_flags(table: Mapping[str, Any], flags: list[list[str]], *, max_sd: float = REPLICATE_MAX_SD,
-                    cq_column: str = "cq_td0") -> None:
+def replicate_flags(
+    table: Mapping[str, Any], flags: list[list[str]], *, max_sd: float = REPLICATE_MAX_SD, cq_column: str = "cq_td0"
+) -> None:
     """Flag replicate groups (same sample, target, role) whose amplification calls or Cq values disagree;
     ``table`` as for :func:`curve_flags`."""
     roles = np.asarray(table["role"], dtype=object)

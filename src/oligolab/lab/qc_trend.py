@@ -30,16 +30,15 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import statistics
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 #: runs of a reagent lot that establish its limits when the lab gives none (CLSI C24: at least 20)
 BASELINE_RUNS = 20
 WARNING, REJECT = "warning", "reject"
 #: every rule, in the order a report lists them, with its severity
-RULES: dict[str, str] = {"1-2s": WARNING, "1-3s": REJECT, "2-2s": REJECT, "R-4s": REJECT, "4-1s": REJECT,
-                         "10x": REJECT}
+RULES: dict[str, str] = {"1-2s": WARNING, "1-3s": REJECT, "2-2s": REJECT, "R-4s": REJECT, "4-1s": REJECT, "10x": REJECT}
 CONTROL_KINDS = {"pc": "positive control", "ec": "extraction control", "ic": "internal control"}
 
 
@@ -48,7 +47,7 @@ class SeriesKey:
     """Which control a series follows."""
 
     assay: str
-    control: str          #: pc | ec | ic
+    control: str  #: pc | ec | ic
     target: str
     lot: str = ""
 
@@ -62,9 +61,9 @@ class ControlPoint:
     """One control Cq of one run."""
 
     key: SeriesKey
-    run: str                      #: the run's identifier (a batch id in the service)
-    at: _dt.datetime              #: when the run was made (aware, UTC)
-    cq: float                     #: cycles
+    run: str  #: the run's identifier (a batch id in the service)
+    at: _dt.datetime  #: when the run was made (aware, UTC)
+    cq: float  #: cycles
 
 
 @dataclass(frozen=True)
@@ -87,9 +86,9 @@ class Flag:
     rule: str
     run: str
     keys: tuple[SeriesKey, ...]
-    runs: tuple[str, ...]          #: the runs whose values make the violation, oldest first
+    runs: tuple[str, ...]  #: the runs whose values make the violation, oldest first
     message: str
-    z: tuple[float, ...] = ()      #: the z-scores that break the rule (SD from the mean)
+    z: tuple[float, ...] = ()  #: the z-scores that break the rule (SD from the mean)
 
     @property
     def severity(self) -> str:
@@ -115,8 +114,9 @@ def _series(points: Iterable[ControlPoint]) -> dict[SeriesKey, list[ControlPoint
     return out
 
 
-def series_limits(points: Iterable[ControlPoint], given: Mapping[SeriesKey, Limits] | None = None, *,
-                  runs: int = BASELINE_RUNS) -> dict[SeriesKey, Limits]:
+def series_limits(
+    points: Iterable[ControlPoint], given: Mapping[SeriesKey, Limits] | None = None, *, runs: int = BASELINE_RUNS
+) -> dict[SeriesKey, Limits]:
     """Each series' limits: the lab's own (``given``) or established from the lot's first ``runs`` runs."""
     given = dict(given or {})
     out = {}
@@ -152,9 +152,17 @@ def _series_flags(key: SeriesKey, pts: Sequence[ControlPoint], lim: Limits) -> l
             flags.append(Flag("1-2s", p.run, (key,), (p.run,), here, (z[-1],)))
         for rule, length, beyond in (("2-2s", 2, 2.0), ("4-1s", 4, 1.0), ("10x", 10, 0.0)):
             if _same_side_run(z, length, beyond):
-                run, runs = _run_of(pts[i - length + 1:i + 1])
-                flags.append(Flag(rule, run, (key,), runs, f"{key.label()}: the last {length} runs "
-                                  f"({', '.join(f'{v:+.2f}' for v in z[-length:])} SD)", tuple(z[-length:])))
+                run, runs = _run_of(pts[i - length + 1 : i + 1])
+                flags.append(
+                    Flag(
+                        rule,
+                        run,
+                        (key,),
+                        runs,
+                        f"{key.label()}: the last {length} runs ({', '.join(f'{v:+.2f}' for v in z[-length:])} SD)",
+                        tuple(z[-length:]),
+                    )
+                )
     return flags
 
 
@@ -169,20 +177,35 @@ def _within_run_flags(points: Sequence[ControlPoint], limits: Mapping[SeriesKey,
         high = [(z, p) for z, p in zs if z > 2]
         low = [(z, p) for z, p in zs if z < -2]
         if high and low:
-            flags.append(Flag("R-4s", run, (high[0][1].key, low[0][1].key), (run,),
-                              f"{high[0][1].key.label()} at {high[0][0]:+.2f} SD and "
-                              f"{low[0][1].key.label()} at {low[0][0]:+.2f} SD in the same run",
-                              (high[0][0], low[0][0])))
+            flags.append(
+                Flag(
+                    "R-4s",
+                    run,
+                    (high[0][1].key, low[0][1].key),
+                    (run,),
+                    f"{high[0][1].key.label()} at {high[0][0]:+.2f} SD and "
+                    f"{low[0][1].key.label()} at {low[0][0]:+.2f} SD in the same run",
+                    (high[0][0], low[0][0]),
+                )
+            )
         for side in (high, low):
             if len(side) >= 2:
-                flags.append(Flag("2-2s", run, tuple(p.key for _, p in side), (run,),
-                                  "in the same run: " + "; ".join(f"{p.key.label()} at {z:+.2f} SD"
-                                                                  for z, p in side), tuple(z for z, _ in side)))
+                flags.append(
+                    Flag(
+                        "2-2s",
+                        run,
+                        tuple(p.key for _, p in side),
+                        (run,),
+                        "in the same run: " + "; ".join(f"{p.key.label()} at {z:+.2f} SD" for z, p in side),
+                        tuple(z for z, _ in side),
+                    )
+                )
     return flags
 
 
-def westgard(points: Iterable[ControlPoint], limits: Mapping[SeriesKey, Limits],
-             rules: Iterable[str] = tuple(RULES)) -> list[Flag]:
+def westgard(
+    points: Iterable[ControlPoint], limits: Mapping[SeriesKey, Limits], rules: Iterable[str] = tuple(RULES)
+) -> list[Flag]:
     """Every Westgard rule violation of ``points`` (series without limits are not judged), oldest run first.
 
     A rule that fires along a series is reported at the run that completes it (2-2s at the second value);
@@ -201,8 +224,10 @@ def westgard(points: Iterable[ControlPoint], limits: Mapping[SeriesKey, Limits],
     when = {p.run: p.at for p in points}
     order = list(RULES)
     flags = [f for f in flags if f.rule in wanted]
-    return sorted(flags, key=lambda f: (when.get(f.run, _dt.datetime.min.replace(tzinfo=_dt.timezone.utc)),
-                                        f.run, order.index(f.rule)))
+    return sorted(
+        flags,
+        key=lambda f: (when.get(f.run, _dt.datetime.min.replace(tzinfo=_dt.UTC)), f.run, order.index(f.rule)),
+    )
 
 
 def run_status(flags: Iterable[Flag], run: str) -> str:
@@ -212,6 +237,7 @@ def run_status(flags: Iterable[Flag], run: str) -> str:
 
 
 # ------------------------------------------------------------------------------------ points from results
+
 
 def _finite(value: object) -> float | None:
     try:
@@ -226,8 +252,9 @@ def internal_control_targets(expect_ec: Mapping[str, str]) -> list[str]:
     return [t for t, outcome in expect_ec.items() if outcome == "positive"]
 
 
-def control_points(result: Mapping, *, run: str, at: _dt.datetime, assay: str, lot: str = "",
-                   ic_targets: Sequence[str] = ()) -> list[ControlPoint]:
+def control_points(
+    result: Mapping, *, run: str, at: _dt.datetime, assay: str, lot: str = "", ic_targets: Sequence[str] = ()
+) -> list[ControlPoint]:
     """The control Cq values of one stored analysis result (``samples``, ``controls`` with ``<target>_cq``):
     one point per positive-control and extraction-control target that has a Cq, and the median Cq of each
     internal-control target over the run's specimens."""
@@ -249,8 +276,10 @@ def control_points(result: Mapping, *, run: str, at: _dt.datetime, assay: str, l
 
 # ---------------------------------------------------------------------------------------------- charts
 
-def levey_jennings(points: Iterable[ControlPoint], key: SeriesKey, limits: Limits | None,
-                   flags: Iterable[Flag] = ()) -> dict:
+
+def levey_jennings(
+    points: Iterable[ControlPoint], key: SeriesKey, limits: Limits | None, flags: Iterable[Flag] = ()
+) -> dict:
     """The data of one Levey-Jennings chart: runs in time order with Cq and z, the mean and 1/2/3 SD lines,
     and the rules that flagged each run (for the points' colours and hover text)."""
     pts = _series(points).get(key, [])
@@ -260,15 +289,27 @@ def levey_jennings(points: Iterable[ControlPoint], key: SeriesKey, limits: Limit
             by_run.setdefault(f.run, []).append(f.rule)
     lines = {}
     if limits is not None:
-        lines = {"mean": limits.mean, **{f"{sign}{k}sd": limits.mean + (k if sign == "+" else -k) * limits.sd
-                                          for k in (1, 2, 3) for sign in "+-"}}
-    return {"key": key, "label": key.label(), "limits": limits, "lines": lines,
-            "runs": [p.run for p in pts], "at": [p.at for p in pts], "cq": [p.cq for p in pts],
-            "z": [limits.z(p.cq) if limits else None for p in pts],
-            "rules": [sorted(set(by_run.get(p.run, [])), key=list(RULES).index) for p in pts]}
+        lines = {
+            "mean": limits.mean,
+            **{
+                f"{sign}{k}sd": limits.mean + (k if sign == "+" else -k) * limits.sd for k in (1, 2, 3) for sign in "+-"
+            },
+        }
+    return {
+        "key": key,
+        "label": key.label(),
+        "limits": limits,
+        "lines": lines,
+        "runs": [p.run for p in pts],
+        "at": [p.at for p in pts],
+        "cq": [p.cq for p in pts],
+        "z": [limits.z(p.cq) if limits else None for p in pts],
+        "rules": [sorted(set(by_run.get(p.run, [])), key=list(RULES).index) for p in pts],
+    }
 
 
 # --------------------------------------------------------------------------------------- NTC per week
+
 
 @dataclass(frozen=True)
 class NtcRun:
@@ -284,7 +325,7 @@ class NtcRun:
 class WeekRate:
     """NTC contamination in one ISO week (of the lab's time zone)."""
 
-    week: str              #: e.g. 2026-W49
+    week: str  #: e.g. 2026-W49
     runs: int
     wells: int
     amplified: int
@@ -310,5 +351,7 @@ def ntc_weekly(runs: Iterable[NtcRun], tz: str | ZoneInfo = "UTC") -> list[WeekR
     for r in runs:
         year, week, _ = r.at.astimezone(zone).isocalendar()
         weeks.setdefault(f"{year}-W{week:02d}", []).append(r)
-    return [WeekRate(w, len(rs), sum(r.wells for r in rs), sum(r.amplified for r in rs),
-                     sum(1 for r in rs if r.amplified)) for w, rs in sorted(weeks.items())]
+    return [
+        WeekRate(w, len(rs), sum(r.wells for r in rs), sum(r.amplified for r in rs), sum(1 for r in rs if r.amplified))
+        for w, rs in sorted(weeks.items())
+    ]

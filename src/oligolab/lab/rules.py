@@ -13,11 +13,12 @@ import copy
 import hashlib
 import json
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import yaml
 
@@ -27,14 +28,30 @@ from ..errors import InputError
 OUTCOMES = ("positive", "negative", "indeterminate", "missing")
 #: words a decision-table cell may use, and the outcomes each stands for
 OUTCOME_WORDS = {
-    "positive": {"positive"}, "negative": {"negative"}, "indeterminate": {"indeterminate"},
-    "missing": {"missing"}, "not_tested": {"missing"}, "tested": {"positive", "negative"},
+    "positive": {"positive"},
+    "negative": {"negative"},
+    "indeterminate": {"indeterminate"},
+    "missing": {"missing"},
+    "not_tested": {"missing"},
+    "tested": {"positive", "negative"},
     "any": set(OUTCOMES),
 }
 CONTROL_ROLES = ("ntc", "pc", "ec")
 CQ_METHOD_COLUMNS = {"td0": "cq_td0", "threshold": "cq_threshold", "sdm": "cq_sdm"}
-_TOP_KEYS = {"id", "version", "title", "description", "sources", "extends", "cq_method", "targets", "controls",
-             "calls", "default", "notes"}
+_TOP_KEYS = {
+    "id",
+    "version",
+    "title",
+    "description",
+    "sources",
+    "extends",
+    "cq_method",
+    "targets",
+    "controls",
+    "calls",
+    "default",
+    "notes",
+}
 _TARGET_KEYS = {"aliases", "positive_below", "review_above", "note"}
 _CONTROL_KEYS = {"required", "expect", "cq_range", "failure", "note", "name", "on_failure"}
 #: what a failed control does to the run: invalidate it (every sample "run_invalid", rerun) or hold every
@@ -121,6 +138,7 @@ class RuleSet:
 
 # -------------------------------------------------------------------------------------------------- loading
 
+
 def shipped_rulesets() -> list[str]:
     """Ids of the rule sets shipped with oligolab."""
     folder = resources.files("oligolab.lab").joinpath("rulesets")
@@ -136,8 +154,11 @@ def _read_yaml(name_or_path: str | Path) -> tuple[dict, str]:
     else:
         res = resources.files("oligolab.lab").joinpath("rulesets", f"{name_or_path}.yaml")
         if not res.is_file():
-            raise InputError(None, f"no rule set '{name_or_path}'",
-                             "use a shipped one (" + ", ".join(shipped_rulesets()) + ") or a path to a .yaml file")
+            raise InputError(
+                None,
+                f"no rule set '{name_or_path}'",
+                "use a shipped one (" + ", ".join(shipped_rulesets()) + ") or a path to a .yaml file",
+            )
         text, where = res.read_text(encoding="utf-8"), f"oligolab/lab/rulesets/{name_or_path}.yaml"
     return _parse_yaml(text, where), where
 
@@ -147,8 +168,12 @@ def _parse_yaml(text: str, where: str) -> dict:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        raise InputError(where, f"not valid YAML ({getattr(exc, 'problem', exc)})", "fix the YAML syntax",
-                         line=mark.line + 1 if mark else None) from None
+        raise InputError(
+            where,
+            f"not valid YAML ({getattr(exc, 'problem', exc)})",
+            "fix the YAML syntax",
+            line=mark.line + 1 if mark else None,
+        ) from None
     if not isinstance(data, dict):
         raise InputError(where, "a rule file must be a YAML mapping", "see docs/lab.md, rule-set format")
     return data
@@ -221,8 +246,13 @@ def _need(cond: bool, where: str, key: str, problem: str, fix: str) -> None:
 def _num(value: Any, where: str, key: str) -> float | None:
     if value is None:
         return None
-    _need(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value), where, key,
-          f"'{value}' is not a number of cycles", "give a number such as 40")
+    _need(
+        isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
+        where,
+        key,
+        f"'{value}' is not a number of cycles",
+        "give a number such as 40",
+    )
     return float(value)
 
 
@@ -234,25 +264,56 @@ def _controls(data: dict, targets: dict, where: str) -> dict[str, ControlRule]:
         _need(role in CONTROL_ROLES, where, key, "unknown control role", "use " + ", ".join(CONTROL_ROLES))
         spec = spec or {}
         bad = set(spec) - _CONTROL_KEYS
-        _need(not bad, where, key, f"unknown key(s) {', '.join(sorted(bad))}", "allowed: " + ", ".join(sorted(_CONTROL_KEYS)))
+        _need(
+            not bad,
+            where,
+            key,
+            f"unknown key(s) {', '.join(sorted(bad))}",
+            "allowed: " + ", ".join(sorted(_CONTROL_KEYS)),
+        )
         expect = {}
         for t, v in (spec.get("expect") or {}).items():
-            _need(t in targets, where, f"{key}.expect.{t}", "not a target of this rule set", "use " + ", ".join(targets))
-            _need(v in ("positive", "negative", "any"), where, f"{key}.expect.{t}", f"unknown expectation '{v}'",
-                  "use positive, negative or any")
+            _need(
+                t in targets, where, f"{key}.expect.{t}", "not a target of this rule set", "use " + ", ".join(targets)
+            )
+            _need(
+                v in ("positive", "negative", "any"),
+                where,
+                f"{key}.expect.{t}",
+                f"unknown expectation '{v}'",
+                "use positive, negative or any",
+            )
             expect[t] = v
         ranges = {}
         for t, rng in (spec.get("cq_range") or {}).items():
-            _need(t in targets, where, f"{key}.cq_range.{t}", "not a target of this rule set", "use " + ", ".join(targets))
-            _need(isinstance(rng, list) and len(rng) == 2, where, f"{key}.cq_range.{t}", "must be [low, high]",
-                  "e.g. [20, 35]; null for an open end")
+            _need(
+                t in targets, where, f"{key}.cq_range.{t}", "not a target of this rule set", "use " + ", ".join(targets)
+            )
+            _need(
+                isinstance(rng, list) and len(rng) == 2,
+                where,
+                f"{key}.cq_range.{t}",
+                "must be [low, high]",
+                "e.g. [20, 35]; null for an open end",
+            )
             ranges[t] = (_num(rng[0], where, f"{key}.cq_range.{t}"), _num(rng[1], where, f"{key}.cq_range.{t}"))
         on_failure = str(spec.get("on_failure", "invalidate"))
-        _need(on_failure in ON_FAILURE, where, f"{key}.on_failure", f"unknown action '{on_failure}'",
-              "use " + " or ".join(ON_FAILURE))
-        controls[role] = ControlRule(role, str(spec.get("name", role.upper())), bool(spec.get("required", True)),
-                                     expect, ranges, str(spec.get("failure", "control failed: repeat the run")),
-                                     on_failure)
+        _need(
+            on_failure in ON_FAILURE,
+            where,
+            f"{key}.on_failure",
+            f"unknown action '{on_failure}'",
+            "use " + " or ".join(ON_FAILURE),
+        )
+        controls[role] = ControlRule(
+            role,
+            str(spec.get("name", role.upper())),
+            bool(spec.get("required", True)),
+            expect,
+            ranges,
+            str(spec.get("failure", "control failed: repeat the run")),
+            on_failure,
+        )
     return controls
 
 
@@ -262,8 +323,13 @@ def _build(data: dict, where: str) -> RuleSet:
     for key in ("id", "version", "targets", "calls"):
         _need(key in data, where, key, "missing key", "see docs/lab.md, rule-set format")
     cq_method = data.get("cq_method", "threshold")
-    _need(cq_method in CQ_METHOD_COLUMNS, where, "cq_method", f"unknown Cq method '{cq_method}'",
-          "use " + ", ".join(CQ_METHOD_COLUMNS))
+    _need(
+        cq_method in CQ_METHOD_COLUMNS,
+        where,
+        "cq_method",
+        f"unknown Cq method '{cq_method}'",
+        "use " + ", ".join(CQ_METHOD_COLUMNS),
+    )
     _need(isinstance(data["targets"], dict) and data["targets"], where, "targets", "no targets", "list the targets")
 
     targets: dict[str, TargetRule] = {}
@@ -272,7 +338,13 @@ def _build(data: dict, where: str) -> RuleSet:
         key = f"targets.{name}"
         _need(isinstance(spec, dict), where, key, "must be a mapping", "give aliases and positive_below")
         bad = set(spec) - _TARGET_KEYS
-        _need(not bad, where, f"{key}.{','.join(sorted(bad))}", "unknown key(s)", "allowed: " + ", ".join(sorted(_TARGET_KEYS)))
+        _need(
+            not bad,
+            where,
+            f"{key}.{','.join(sorted(bad))}",
+            "unknown key(s)",
+            "allowed: " + ", ".join(sorted(_TARGET_KEYS)),
+        )
         cutoff = _num(spec.get("positive_below"), where, f"{key}.positive_below")
         _need(cutoff is not None, where, f"{key}.positive_below", "missing Cq cutoff", "e.g. positive_below: 40")
         review = _num(spec.get("review_above"), where, f"{key}.review_above")
@@ -283,7 +355,9 @@ def _build(data: dict, where: str) -> RuleSet:
     for t in targets.values():
         for a in (t.name, *t.aliases):
             prev = owner.setdefault(a.lower(), t.name)
-            _need(prev == t.name, where, f"targets.{t.name}", f"alias '{a}' also belongs to {prev}", "keep aliases unique")
+            _need(
+                prev == t.name, where, f"targets.{t.name}", f"alias '{a}' also belongs to {prev}", "keep aliases unique"
+            )
 
     def outcome_set(value: Any, key: str) -> frozenset[str]:
         words = value if isinstance(value, list) else [value]
@@ -296,29 +370,52 @@ def _build(data: dict, where: str) -> RuleSet:
     def call_row(spec: Any, key: str, with_when: bool) -> CallRule:
         _need(isinstance(spec, dict), where, key, "must be a mapping", "give when, call, report")
         bad = set(spec) - _CALL_KEYS
-        _need(not bad, where, key, f"unknown key(s) {', '.join(sorted(bad))}", "allowed: " + ", ".join(sorted(_CALL_KEYS)))
+        _need(
+            not bad, where, key, f"unknown key(s) {', '.join(sorted(bad))}", "allowed: " + ", ".join(sorted(_CALL_KEYS))
+        )
         _need("call" in spec and "report" in spec, where, key, "needs 'call' and 'report'", "add them")
         when: dict[str, frozenset[str]] = {}
         if with_when:
-            _need(isinstance(spec.get("when"), dict) and spec["when"], where, key, "needs a 'when' mapping",
-                  "e.g. when: {N1: positive, N2: positive}")
+            _need(
+                isinstance(spec.get("when"), dict) and spec["when"],
+                where,
+                key,
+                "needs a 'when' mapping",
+                "e.g. when: {N1: positive, N2: positive}",
+            )
             for t, v in spec["when"].items():
-                _need(t in targets, where, f"{key}.when.{t}", "not a target of this rule set", "use " + ", ".join(targets))
+                _need(
+                    t in targets, where, f"{key}.when.{t}", "not a target of this rule set", "use " + ", ".join(targets)
+                )
                 when[t] = outcome_set(v, f"{key}.when.{t}")
         return CallRule(when, str(spec["call"]), str(spec["report"]), str(spec.get("action", "")))
 
     _need(isinstance(data["calls"], list) and data["calls"], where, "calls", "no decision table", "list call rows")
     calls = tuple(call_row(s, f"calls[{i}]", True) for i, s in enumerate(data["calls"]))
-    default = call_row(data.get("default") or {"call": "review", "report": "No rule matched these target outcomes",
-                                               "action": "Specialist review"}, "default", False)
+    default = call_row(
+        data.get("default")
+        or {"call": "review", "report": "No rule matched these target outcomes", "action": "Specialist review"},
+        "default",
+        False,
+    )
 
     controls = _controls(data, targets, where)
 
     canonical = json.dumps(data, sort_keys=True, default=str).encode()
-    return RuleSet(id=str(data["id"]), version=str(data["version"]), title=str(data.get("title", data["id"])),
-                   sources=tuple(str(s) for s in (data.get("sources") or [])), cq_method=cq_method,
-                   targets=targets, controls=controls, calls=calls, default=default, path=where,
-                   sha256=hashlib.sha256(canonical).hexdigest(), data=data)
+    return RuleSet(
+        id=str(data["id"]),
+        version=str(data["version"]),
+        title=str(data.get("title", data["id"])),
+        sources=tuple(str(s) for s in (data.get("sources") or [])),
+        cq_method=cq_method,
+        targets=targets,
+        controls=controls,
+        calls=calls,
+        default=default,
+        path=where,
+        sha256=hashlib.sha256(canonical).hexdigest(),
+        data=data,
+    )
 
 
 def all_outcome_combinations(ruleset: RuleSet, outcomes: Iterable[str] = ("positive", "negative")) -> list[dict]:

@@ -24,19 +24,54 @@ ROLES = ("sample", "ntc", "pc", "ec", "std", "empty")
 
 #: words labs and instruments use for each role (lower case) -> role
 ROLE_SYNONYMS = {
-    "sample": "sample", "unkn": "sample", "unknown": "sample", "patient": "sample", "specimen": "sample",
-    "ntc": "ntc", "nac": "ntc", "ntp": "ntc", "nrt": "ntc", "negative control": "ntc", "negative": "ntc",
-    "nc": "ntc", "neg": "ntc", "no template control": "ntc", "blank": "ntc",
-    "pc": "pc", "pos": "pc", "positive control": "pc", "positive": "pc", "ncovpc": "pc", "ptc": "pc",
-    "ec": "ec", "extraction control": "ec", "hsc": "ec", "human specimen control": "ec", "xc": "ec",
-    "extraction": "ec", "nec": "ec", "iec": "ec",
-    "std": "std", "standard": "std",
-    "empty": "empty", "none": "empty", "skip": "empty", "opt": "empty",
+    "sample": "sample",
+    "unkn": "sample",
+    "unknown": "sample",
+    "patient": "sample",
+    "specimen": "sample",
+    "ntc": "ntc",
+    "nac": "ntc",
+    "ntp": "ntc",
+    "nrt": "ntc",
+    "negative control": "ntc",
+    "negative": "ntc",
+    "nc": "ntc",
+    "neg": "ntc",
+    "no template control": "ntc",
+    "blank": "ntc",
+    "pc": "pc",
+    "pos": "pc",
+    "positive control": "pc",
+    "positive": "pc",
+    "ncovpc": "pc",
+    "ptc": "pc",
+    "ec": "ec",
+    "extraction control": "ec",
+    "hsc": "ec",
+    "human specimen control": "ec",
+    "xc": "ec",
+    "extraction": "ec",
+    "nec": "ec",
+    "iec": "ec",
+    "std": "std",
+    "standard": "std",
+    "empty": "empty",
+    "none": "empty",
+    "skip": "empty",
+    "opt": "empty",
 }
 
 #: RDML (and RDES) sample type -> well role
-ROLE_OF_SAMPLE_TYPE = {"unkn": "sample", "ntc": "ntc", "nac": "ntc", "ntp": "ntc", "nrt": "ntc", "pos": "pc",
-                       "std": "std", "opt": "empty"}
+ROLE_OF_SAMPLE_TYPE = {
+    "unkn": "sample",
+    "ntc": "ntc",
+    "nac": "ntc",
+    "ntp": "ntc",
+    "nrt": "ntc",
+    "pos": "pc",
+    "std": "std",
+    "opt": "empty",
+}
 
 #: RDML sample types per role, for export
 RDML_TYPE_OF_ROLE = {"sample": "unkn", "ntc": "ntc", "pc": "pos", "ec": "unkn", "std": "std", "empty": "opt"}
@@ -99,13 +134,13 @@ def normalize_role(value: object, *, path: str | Path | None = None, well: str |
 class Run:
     """A plate run: raw fluorescence per curve (one curve = one well x target) and the layout of each curve."""
 
-    name: str                      # "experiment / run" or the file stem
-    source: str                    # the file it came from
-    fluor: np.ndarray              # (curves, cycles) raw fluorescence; NaN = missing reading
-    cycles: np.ndarray             # (cycles,) cycle numbers, 1..n
-    layout: pd.DataFrame           # one row per curve: LAYOUT_COLUMNS
+    name: str  # "experiment / run" or the file stem
+    source: str  # the file it came from
+    fluor: np.ndarray  # (curves, cycles) raw fluorescence; NaN = missing reading
+    cycles: np.ndarray  # (cycles,) cycle numbers, 1..n
+    layout: pd.DataFrame  # one row per curve: LAYOUT_COLUMNS
     instrument: str = ""
-    fmt: str = ""                  # the importer that read it ("rdml 1.4", "biorad-cfx", ...)
+    fmt: str = ""  # the importer that read it ("rdml 1.4", "biorad-cfx", ...)
     plate_rows: int = 8
     plate_columns: int = 12
     repaired: dict[int, str] = field(default_factory=dict)  # curve index -> which cycles were interpolated
@@ -123,8 +158,10 @@ class Run:
         """One line: name, curves, wells, targets, cycles."""
         wells = self.layout["well"].nunique()
         targets = ", ".join(sorted(self.layout["target"].unique()))
-        return (f"{self.name}: {self.n_curves} curves in {wells} wells, {self.n_cycles} cycles, "
-                f"targets {targets} ({self.fmt or 'unknown format'})")
+        return (
+            f"{self.name}: {self.n_curves} curves in {wells} wells, {self.n_cycles} cycles, "
+            f"targets {targets} ({self.fmt or 'unknown format'})"
+        )
 
 
 def _cycle_ranges(cycles: np.ndarray) -> str:
@@ -144,9 +181,19 @@ def _cycle_ranges(cycles: np.ndarray) -> str:
     return ", ".join(parts)
 
 
-def make_run(name: str, source: str | Path, fluor: np.ndarray, cycles: np.ndarray,
-             layout: pd.DataFrame | Mapping[str, list], *, instrument: str = "", fmt: str = "",
-             plate_rows: int | None = None, plate_columns: int | None = None, meta: dict | None = None) -> Run:
+def make_run(
+    name: str,
+    source: str | Path,
+    fluor: np.ndarray,
+    cycles: np.ndarray,
+    layout: pd.DataFrame | Mapping[str, list],
+    *,
+    instrument: str = "",
+    fmt: str = "",
+    plate_rows: int | None = None,
+    plate_columns: int | None = None,
+    meta: dict | None = None,
+) -> Run:
     """Check and assemble a :class:`Run`; every importer ends here. ``layout``: one row per curve, a DataFrame
     or lists by column (a reader of many small runs saves building a DataFrame twice per run).
 
@@ -163,21 +210,33 @@ def make_run(name: str, source: str | Path, fluor: np.ndarray, cycles: np.ndarra
     if cycles.size < 10:
         raise InputError(source, f"only {cycles.size} cycles of data", "export the full amplification run")
     if fluor.shape[0] > MAX_CURVES:
-        raise InputError(source, f"{fluor.shape[0]:,} curves, more than the {MAX_CURVES:,} a run may have",
-                         "export one run (one plate) per file")
+        raise InputError(
+            source,
+            f"{fluor.shape[0]:,} curves, more than the {MAX_CURVES:,} a run may have",
+            "export one run (one plate) per file",
+        )
     cycles_f = cycles.astype(np.float64)
     if not np.isfinite(cycles_f).all() or cycles_f.max() > MAX_CYCLES:
-        raise InputError(source, f"cycle numbers must be whole numbers from 1 to {MAX_CYCLES}",
-                         "export the amplification data with cycle numbers 1, 2, 3, ...")
+        raise InputError(
+            source,
+            f"cycle numbers must be whole numbers from 1 to {MAX_CYCLES}",
+            "export the amplification data with cycle numbers 1, 2, 3, ...",
+        )
     steps = np.diff(cycles.astype(np.float64))
     if (steps <= 0).any():
         bad = int(np.flatnonzero(steps <= 0)[0])
-        raise InputError(source, f"cycle numbers are not increasing ({cycles[bad]} is followed by "
-                         f"{cycles[bad + 1]})", "export the run sorted by cycle, one reading per cycle")
+        raise InputError(
+            source,
+            f"cycle numbers are not increasing ({cycles[bad]} is followed by {cycles[bad + 1]})",
+            "export the run sorted by cycle, one reading per cycle",
+        )
     cycles_f = cycles.astype(np.float64)
     if cycles_f[0] < 1 or not np.all(cycles_f == np.round(cycles_f)):
-        raise InputError(source, f"cycle numbers must be whole numbers from 1 (found {cycles[0]})",
-                         "export the amplification data with cycle numbers 1, 2, 3, ...")
+        raise InputError(
+            source,
+            f"cycle numbers must be whole numbers from 1 (found {cycles[0]})",
+            "export the amplification data with cycle numbers 1, 2, 3, ...",
+        )
     full = np.arange(1, int(cycles_f[-1]) + 1)
     if full.size != cycles.size:  # cycles absent from the file become missing readings
         padded = np.full((fluor.shape[0], full.size), np.nan)
@@ -206,8 +265,12 @@ def make_run(name: str, source: str | Path, fluor: np.ndarray, cycles: np.ndarra
             continue
         missing = [c for c, v in (("sample", sample), ("target", target)) if not v]
         if missing:
-            raise InputError(source, f"no {' or '.join(missing)} in the plate layout",
-                             "give every used well a sample and a target (plate map), or mark it empty", record=w)
+            raise InputError(
+                source,
+                f"no {' or '.join(missing)} in the plate layout",
+                "give every used well a sample and a target (plate map), or mark it empty",
+                record=w,
+            )
     layout = pd.DataFrame({**{c: np.array(v, dtype=object) for c, v in cols.items()}, **extra})
     count = Counter(zip(cols["well"], cols["target"]))
     for w, t, role in zip(cols["well"], cols["target"], cols["role"]):
@@ -217,12 +280,27 @@ def make_run(name: str, source: str | Path, fluor: np.ndarray, cycles: np.ndarra
         wild = np.abs(fluor) > MAX_READING
     if wild.any():
         r, c = np.argwhere(wild)[0]
-        raise InputError(source, f"reading {fluor[r, c]:g} at cycle {cycles[c]} is beyond any instrument's range "
-                         f"(|value| <= {MAX_READING:g})", "re-export the run", record=layout["well"].iat[r])
+        raise InputError(
+            source,
+            f"reading {fluor[r, c]:g} at cycle {cycles[c]} is beyond any instrument's range "
+            f"(|value| <= {MAX_READING:g})",
+            "re-export the run",
+            record=layout["well"].iat[r],
+        )
     if plate_rows is None or plate_columns is None:
         plate_rows, plate_columns = guess_plate(layout["well"])
-    return Run(name=name, source=source, fluor=fluor, cycles=cycles, layout=layout, instrument=instrument, fmt=fmt,
-        plate_rows=int(plate_rows), plate_columns=int(plate_columns), meta=dict(meta or {}))
+    return Run(
+        name=name,
+        source=source,
+        fluor=fluor,
+        cycles=cycles,
+        layout=layout,
+        instrument=instrument,
+        fmt=fmt,
+        plate_rows=int(plate_rows),
+        plate_columns=int(plate_columns),
+        meta=dict(meta or {}),
+    )
 
 
 def guess_plate(wells: pd.Series) -> tuple[int, int]:
@@ -271,9 +349,19 @@ def pad_unrecorded_start(run: Run) -> Run:
             fluor[i, :first] = fluor[i, ok[0]]
     meta = dict(run.meta)
     meta["unrecorded_start"] = f"cycles 1-{first} were not recorded; each curve takes its cycle {first + 1} reading"
-    return Run(name=run.name, source=run.source, fluor=fluor, cycles=run.cycles, layout=run.layout,
-               instrument=run.instrument, fmt=run.fmt, plate_rows=run.plate_rows, plate_columns=run.plate_columns,
-               repaired=dict(run.repaired), meta=meta)
+    return Run(
+        name=run.name,
+        source=run.source,
+        fluor=fluor,
+        cycles=run.cycles,
+        layout=run.layout,
+        instrument=run.instrument,
+        fmt=run.fmt,
+        plate_rows=run.plate_rows,
+        plate_columns=run.plate_columns,
+        repaired=dict(run.repaired),
+        meta=meta,
+    )
 
 
 def check_complete(run: Run) -> None:
@@ -286,10 +374,13 @@ def check_complete(run: Run) -> None:
     target = run.layout["target"].iat[first]
     others = len(gaps) - 1
     more = f" (and {others} more curve{'s' if others != 1 else ''})" if others else ""
-    raise InputError(run.source, f"target '{target}' has no reading (missing or NaN) at cycle(s) "
-                     f"{_cycle_ranges(gaps[first])}{more}",
-                     "re-export the run, or analyse with --repair-gaps to interpolate missing cycles "
-                     "(repaired curves are flagged for review)", record=well)
+    raise InputError(
+        run.source,
+        f"target '{target}' has no reading (missing or NaN) at cycle(s) {_cycle_ranges(gaps[first])}{more}",
+        "re-export the run, or analyse with --repair-gaps to interpolate missing cycles "
+        "(repaired curves are flagged for review)",
+        record=well,
+    )
 
 
 def repair_gaps(run: Run, *, max_missing_fraction: float = 0.5) -> Run:
@@ -315,6 +406,16 @@ def repair_gaps(run: Run, *, max_missing_fraction: float = 0.5) -> Run:
             continue
         fluor[i] = np.interp(x, x[ok], fluor[i][ok])  # constant beyond the ends, linear inside
         repaired[i] = _cycle_ranges(cycles)
-    return Run(name=run.name, source=run.source, fluor=fluor, cycles=run.cycles, layout=layout,
-               instrument=run.instrument, fmt=run.fmt, plate_rows=run.plate_rows, plate_columns=run.plate_columns,
-               repaired=repaired, meta=dict(run.meta))
+    return Run(
+        name=run.name,
+        source=run.source,
+        fluor=fluor,
+        cycles=run.cycles,
+        layout=layout,
+        instrument=run.instrument,
+        fmt=run.fmt,
+        plate_rows=run.plate_rows,
+        plate_columns=run.plate_columns,
+        repaired=repaired,
+        meta=dict(run.meta),
+    )

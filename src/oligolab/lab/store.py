@@ -23,9 +23,9 @@ import fcntl
 import hashlib
 import json
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 from .. import reports
 from ..errors import InputError
@@ -39,7 +39,7 @@ SIGNED_FILES = ("samples.csv", "wells.csv", "controls.csv")
 #: every file an analysis derives from the run and the log (rewritten, never carried over)
 DERIVED = frozenset(SIGNED_FILES + ("result.json", "report.html", reports.MANIFEST))
 
-_held: dict[str, tuple[int, int]] = {}       # parent directory -> (fd, depth) of the locks this process holds
+_held: dict[str, tuple[int, int]] = {}  # parent directory -> (fd, depth) of the locks this process holds
 
 
 @contextlib.contextmanager
@@ -64,7 +64,7 @@ def locked(folder: str | Path) -> Iterator[None]:
         yield
     finally:
         _held.pop(key, None)
-        os.close(fd)                      # closing releases the lock
+        os.close(fd)  # closing releases the lock
 
 
 def log_state(folder: str | Path) -> dict:
@@ -113,15 +113,18 @@ def current(folder: str | Path) -> PlateResult:
         return result
 
 
-def override(folder: str | Path, changes: Callable[[PlateResult], list[dict]], *, user: str,
-             reason: str) -> list[audit.Entry]:
+def override(
+    folder: str | Path, changes: Callable[[PlateResult], list[dict]], *, user: str, reason: str
+) -> list[audit.Entry]:
     """Record overrides and rewrite the derived files. ``changes`` turns the plate as it is now into the
     overrides to record (each ``{"subject", "field", "old", "new"}``), under the folder's lock."""
     folder = Path(folder)
     with locked(folder):
         before = current(folder)
-        entries = [audit.record_override(folder / LOG, run_id=before.run_id, user=user, reason=reason, **c)
-                   for c in changes(before)]                            # the commit point
+        entries = [
+            audit.record_override(folder / LOG, run_id=before.run_id, user=user, reason=reason, **c)
+            for c in changes(before)
+        ]  # the commit point
         write(reanalyze(folder), folder, html=(folder / "report.html").exists())
     return entries
 
@@ -132,7 +135,7 @@ class Signed:
 
     entry: audit.Entry
     files: dict[str, str] = field(default_factory=dict)
-    already: bool = False        # the same results were signed before: no second sign-off written
+    already: bool = False  # the same results were signed before: no second sign-off written
 
 
 def sign(folder: str | Path, *, user: str, reason: str, force: bool = False) -> Signed:
@@ -145,14 +148,28 @@ def sign(folder: str | Path, *, user: str, reason: str, force: bool = False) -> 
     with locked(folder):
         res = current(folder)
         _refuse_unsignable(res, folder, force)
-        digests = {name: hashlib.sha256(text.encode()).hexdigest() for name, text in derived_tables(res).items()
-                   if name in SIGNED_FILES}
+        digests = {
+            name: hashlib.sha256(text.encode()).hexdigest()
+            for name, text in derived_tables(res).items()
+            if name in SIGNED_FILES
+        }
         entries = audit.read(folder / LOG)
         last = entries[-1] if entries else None
-        if last is not None and last.kind == "sign" and last.run_id == res.run_id and last.new == digests["samples.csv"]:
+        if (
+            last is not None
+            and last.kind == "sign"
+            and last.run_id == res.run_id
+            and last.new == digests["samples.csv"]
+        ):
             return Signed(last, digests, already=True)
-        entry = audit.record_signoff(folder / LOG, run_id=res.run_id, results_sha256=digests["samples.csv"],
-                                     user=user, reason=reason, files=digests)     # the commit point
+        entry = audit.record_signoff(
+            folder / LOG,
+            run_id=res.run_id,
+            results_sha256=digests["samples.csv"],
+            user=user,
+            reason=reason,
+            files=digests,
+        )  # the commit point
         write(reanalyze(folder), folder, html=(folder / "report.html").exists())
     return Signed(entry, digests)
 
@@ -161,23 +178,29 @@ def _refuse_unsignable(res: PlateResult, folder: Path, force: bool) -> None:
     if force:
         return
     if res.valid is False:
-        raise InputError(folder / "result.json", f"the run is invalid: {res.problems[0]}",
-                         "repeat the run; an invalid run is not signed")
+        raise InputError(
+            folder / "result.json",
+            f"the run is invalid: {res.problems[0]}",
+            "repeat the run; an invalid run is not signed",
+        )
     held = res.samples[res.samples["status"] != "release"] if not res.samples.empty else res.samples
     if held.empty:
         return
     first = held.iloc[0]
     why = res.holds[0] if res.holds else str(first.get("review_reasons", "")).split("; ")[0]
-    raise InputError(folder / "samples.csv", f"{len(held)} sample(s) still held ({', '.join(held['sample'][:5])}): "
-                     f"{why}", "review them with 'oligolab lab override', or sign with --force",
-                     record=str(first["sample"]))
+    raise InputError(
+        folder / "samples.csv",
+        f"{len(held)} sample(s) still held ({', '.join(held['sample'][:5])}): {why}",
+        "review them with 'oligolab lab override', or sign with --force",
+        record=str(first["sample"]),
+    )
 
 
 @dataclass
 class Finding:
     """One thing ``oligolab lab audit`` reports about a result folder."""
 
-    severity: str       # "error": tampering or a broken chain; "fixed": stale files regenerated; "info"
+    severity: str  # "error": tampering or a broken chain; "fixed": stale files regenerated; "info"
     text: str
 
 
@@ -189,15 +212,25 @@ def check(folder: str | Path) -> list[Finding]:
         n = audit.verify(folder / LOG)
         findings = [Finding("info", f"audit log: {n} entries, hash chain intact")]
         doc = _result_doc(folder)
-        edited = [name for name, sha in (doc.get("files") or {}).items()
-                  if not (folder / name).is_file() or file_sha256(folder / name) != sha]
-        findings += [Finding("error", f"{name} was changed after oligolab wrote it (its SHA-256 differs from "
-                             "result.json)") for name in edited]
+        edited = [
+            name
+            for name, sha in (doc.get("files") or {}).items()
+            if not (folder / name).is_file() or file_sha256(folder / name) != sha
+        ]
+        findings += [
+            Finding("error", f"{name} was changed after oligolab wrote it (its SHA-256 differs from result.json)")
+            for name in edited
+        ]
         findings += _signoff_findings(folder, doc)
         if not edited and is_stale(folder):
             current(folder)
-            findings.append(Finding("fixed", "the results lagged the audit log (an interrupted override or "
-                                    "sign-off): regenerated from the run file and the log"))
+            findings.append(
+                Finding(
+                    "fixed",
+                    "the results lagged the audit log (an interrupted override or "
+                    "sign-off): regenerated from the run file and the log",
+                )
+            )
     return findings
 
 
@@ -208,17 +241,35 @@ def _signoff_findings(folder: Path, doc: dict) -> list[Finding]:
         return [Finding("info", "not signed")]
     sign = signs[-1]
     signed = sign.files or {"samples.csv": sign.new}
-    changed = [name for name, sha in signed.items()
-               if not (folder / name).is_file() or file_sha256(folder / name) != sha]
+    changed = [
+        name for name, sha in signed.items() if not (folder / name).is_file() or file_sha256(folder / name) != sha
+    ]
     later = [e for e in entries if e.seq > sign.seq and e.kind == "override"]
     if not changed:
-        return [Finding("info", f"signed by {sign.user} at {sign.time} (entry #{sign.seq}): "
-                        + ", ".join(signed) + " match the signed SHA-256")]
+        return [
+            Finding(
+                "info",
+                f"signed by {sign.user} at {sign.time} (entry #{sign.seq}): "
+                + ", ".join(signed)
+                + " match the signed SHA-256",
+            )
+        ]
     if later:
-        return [Finding("info", f"{', '.join(changed)} changed by override #{later[0].seq} after the sign-off "
-                        f"#{sign.seq}: the results are no longer signed; review and sign again")]
-    return [Finding("error", f"{name} differs from the version signed by {sign.user} at {sign.time} (entry "
-                    f"#{sign.seq}): edited after sign-off") for name in changed]
+        return [
+            Finding(
+                "info",
+                f"{', '.join(changed)} changed by override #{later[0].seq} after the sign-off "
+                f"#{sign.seq}: the results are no longer signed; review and sign again",
+            )
+        ]
+    return [
+        Finding(
+            "error",
+            f"{name} differs from the version signed by {sign.user} at {sign.time} (entry "
+            f"#{sign.seq}): edited after sign-off",
+        )
+        for name in changed
+    ]
 
 
 def _result_doc(folder: Path) -> dict:
@@ -228,16 +279,22 @@ def _result_doc(folder: Path) -> dict:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise InputError(path, f"not valid JSON ({exc.msg})", "run 'oligolab lab analyze' again",
-                         line=exc.lineno) from None
+        raise InputError(
+            path, f"not valid JSON ({exc.msg})", "run 'oligolab lab analyze' again", line=exc.lineno
+        ) from None
 
 
 def rederive(result: PlateResult, folder: str | Path) -> PlateResult:
     """The same analysis with the folder's audit log as it is now (overrides recorded since it was read)."""
     p = result.provenance
     settings = p.get("settings") or {}
-    again = analyze_run(result.run, result.ruleset, gaps=p.get("gaps", "refuse"),
-                        thresholds=settings.get("thresholds") or None, audit_log=Path(folder) / LOG,
-                        input_sha256=p.get("input_sha256", ""))
+    again = analyze_run(
+        result.run,
+        result.ruleset,
+        gaps=p.get("gaps", "refuse"),
+        thresholds=settings.get("thresholds") or None,
+        audit_log=Path(folder) / LOG,
+        input_sha256=p.get("input_sha256", ""),
+    )
     again.provenance["settings"] = settings
     return again

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import pandas as pd
 
@@ -34,7 +34,7 @@ class Placement:
 
     well: str
     sample: str
-    role: str          #: sample | ntc | pc | ec | empty
+    role: str  #: sample | ntc | pc | ec | empty
     target: str = ""
     dye: str = ""
 
@@ -46,9 +46,9 @@ class Worklist:
     plate: int
     multiplex: bool
     placements: tuple[Placement, ...]
-    placed: tuple[str, ...]           #: specimen ids on the plate, in placement order
-    waiting: tuple[str, ...]          #: specimen ids that did not fit (still waiting)
-    controls: tuple[str, ...]         #: control sample names on the plate
+    placed: tuple[str, ...]  #: specimen ids on the plate, in placement order
+    waiting: tuple[str, ...]  #: specimen ids that did not fit (still waiting)
+    controls: tuple[str, ...]  #: control sample names on the plate
 
     def wells_of(self, sample: str) -> list[str]:
         return sorted({p.well for p in self.placements if p.sample == sample}, key=self.well_order().index)
@@ -90,8 +90,15 @@ def control_name(ruleset: RuleSet, role: str) -> str:
     return name.split(" (")[0].strip() or role.upper()
 
 
-def build_worklist(specimens: Sequence[str], ruleset: RuleSet, *, plate: int = 96, multiplex: bool = False,
-                   dyes: Mapping[str, str] | None = None, targets: Sequence[str] | None = None) -> Worklist:
+def build_worklist(
+    specimens: Sequence[str],
+    ruleset: RuleSet,
+    *,
+    plate: int = 96,
+    multiplex: bool = False,
+    dyes: Mapping[str, str] | None = None,
+    targets: Sequence[str] | None = None,
+) -> Worklist:
     """Place the rule set's controls and as many of ``specimens`` as fit on one plate.
 
     ``targets``: the rule set's targets run on this plate (default: all of them); ``dyes``: target -> dye
@@ -101,33 +108,49 @@ def build_worklist(specimens: Sequence[str], ruleset: RuleSet, *, plate: int = 9
     targets = list(targets or ruleset.targets)
     unknown = [t for t in targets if t not in ruleset.targets]
     if unknown:
-        raise InputError("worklist", f"targets {', '.join(unknown)} are not in rule set {ruleset.label()}",
-                         f"use {', '.join(ruleset.targets)}")
+        raise InputError(
+            "worklist",
+            f"targets {', '.join(unknown)} are not in rule set {ruleset.label()}",
+            f"use {', '.join(ruleset.targets)}",
+        )
     dyes = dict(dyes or {})
     if multiplex and (missing := [t for t in targets if not dyes.get(t)]):
-        raise InputError("worklist", f"a multiplex plate needs a dye for {', '.join(missing)}",
-                         "give each target its dye (e.g. N1=FAM, N2=HEX, RP=Cy5)")
+        raise InputError(
+            "worklist",
+            f"a multiplex plate needs a dye for {', '.join(missing)}",
+            "give each target its dye (e.g. N1=FAM, N2=HEX, RP=Cy5)",
+        )
     controls = [(control_name(ruleset, role), role) for role in ruleset.controls]
     names = {c for c, _ in controls}
     seen: set[str] = set()
     for s in specimens:
         if s in names:
-            raise InputError("worklist", f"specimen id '{s}' is the name of a control", "relabel the specimen",
-                             record=s)
+            raise InputError(
+                "worklist", f"specimen id '{s}' is the name of a control", "relabel the specimen", record=s
+            )
         if s in seen:
             raise InputError("worklist", f"specimen '{s}' is listed twice", "place each specimen once", record=s)
         seen.add(s)
     per_item = 1 if multiplex else len(targets)
     slots = len(order) // per_item
     if slots <= len(controls):
-        raise InputError("worklist", f"a {plate}-well plate has no room for specimens besides the controls",
-                         "use a 384-well plate or fewer targets")
-    placed = list(specimens[:slots - len(controls)])
+        raise InputError(
+            "worklist",
+            f"a {plate}-well plate has no room for specimens besides the controls",
+            "use a 384-well plate or fewer targets",
+        )
+    placed = list(specimens[: slots - len(controls)])
     items = controls + [(s, "sample") for s in placed]
     placements = []
     for k, (name, role) in enumerate(items):
         for j, target in enumerate(targets):
             well = order[k] if multiplex else order[k * per_item + j]
             placements.append(Placement(well, name, role, target, dyes.get(target, "")))
-    return Worklist(plate, multiplex, tuple(placements), tuple(placed), tuple(specimens[len(placed):]),
-                    tuple(c for c, _ in controls))
+    return Worklist(
+        plate,
+        multiplex,
+        tuple(placements),
+        tuple(placed),
+        tuple(specimens[len(placed) :]),
+        tuple(c for c, _ in controls),
+    )

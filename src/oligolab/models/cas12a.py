@@ -20,8 +20,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["predict_cas12a_activity", "MODEL_INFO", "CONTEXT_LENGTH", "encode_contexts", "global_features",
-           "hairpin_energy", "MODEL_PATH", "INFO_PATH"]
+__all__ = [
+    "predict_cas12a_activity",
+    "MODEL_INFO",
+    "CONTEXT_LENGTH",
+    "encode_contexts",
+    "global_features",
+    "hairpin_energy",
+    "MODEL_PATH",
+    "INFO_PATH",
+]
 
 #: the model's card (name, training data, held-out figures), read from its json on first access (``__getattr__``)
 MODEL_INFO: dict[str, Any]
@@ -58,8 +66,10 @@ def encode_contexts(contexts: Sequence[str]) -> np.ndarray:
         if not isinstance(s, str):
             raise ValueError(f"context at index {i} is {type(s).__name__}, expected str")
         if len(s) != CONTEXT_LENGTH:
-            raise ValueError(f"context at index {i} has length {len(s)}, expected {CONTEXT_LENGTH} nt "
-                             "(4 nt upstream + 4 nt TTTV PAM + 23 nt protospacer + 3 nt downstream)")
+            raise ValueError(
+                f"context at index {i} has length {len(s)}, expected {CONTEXT_LENGTH} nt "
+                "(4 nt upstream + 4 nt TTTV PAM + 23 nt protospacer + 3 nt downstream)"
+            )
     try:
         raw = "".join(contexts).encode("ascii")
     except UnicodeEncodeError:
@@ -73,8 +83,7 @@ def encode_contexts(contexts: Sequence[str]) -> np.ndarray:
     bad = np.flatnonzero((idx == 255).any(axis=1))
     if bad.size:
         i = int(bad[0])
-        raise ValueError(f"context at index {i} contains letters other than uppercase A, C, G, T: "
-                         f"{contexts[i]!r}")
+        raise ValueError(f"context at index {i} contains letters other than uppercase A, C, G, T: {contexts[i]!r}")
     return idx
 
 
@@ -86,9 +95,18 @@ _PAIR = -np.ones((4, 4), dtype=np.int64)
 for (_a, _b), _p in {(0, 3): 0, (1, 2): 1, (2, 1): 2, (3, 0): 3, (2, 3): 4, (3, 2): 5}.items():
     _PAIR[_a, _b] = _p
 _PAIR_NAMES = ["AU", "CG", "GC", "UA", "GU", "UG"]
-_WC_STACKS = {("AU", "AU"): -0.93, ("AU", "UA"): -1.10, ("UA", "AU"): -1.33, ("CG", "UA"): -2.08,
-              ("AU", "GC"): -2.24, ("CG", "AU"): -2.11, ("GC", "UA"): -2.35, ("CG", "GC"): -2.36,
-              ("GC", "GC"): -3.26, ("GC", "CG"): -3.42}
+_WC_STACKS = {
+    ("AU", "AU"): -0.93,
+    ("AU", "UA"): -1.10,
+    ("UA", "AU"): -1.33,
+    ("CG", "UA"): -2.08,
+    ("AU", "GC"): -2.24,
+    ("CG", "AU"): -2.11,
+    ("GC", "UA"): -2.35,
+    ("CG", "GC"): -2.36,
+    ("GC", "GC"): -3.26,
+    ("GC", "CG"): -3.42,
+}
 
 
 def _stack_table() -> np.ndarray:
@@ -125,8 +143,10 @@ for _a in range(4):
                 if _q >= 0:
                     _STACK256[(_a * 4 + _b) * 16 + _c * 4 + _d] = _st[_p, _q]
 # hairpin loop initiation (kcal/mol) by loop length; < 3 nt forbidden
-_HAIRPIN = np.array([_BIG] * 3 + [5.4, 5.6, 5.7, 5.4, 6.0, 5.5, 6.4]
-                    + [6.4 + 1.75 * 0.616 * np.log(n / 9) for n in range(10, 64)], dtype=np.float32)
+_HAIRPIN = np.array(
+    [_BIG] * 3 + [5.4, 5.6, 5.7, 5.4, 6.0, 5.5, 6.4] + [6.4 + 1.75 * 0.616 * np.log(n / 9) for n in range(10, 64)],
+    dtype=np.float32,
+)
 
 
 def hairpin_energy(idx: np.ndarray) -> np.ndarray:
@@ -148,8 +168,8 @@ def hairpin_energy(idx: np.ndarray) -> np.ndarray:
         val = term + _HAIRPIN[span - 1]  # pair (i, j) closes a hairpin loop of span-1 nt
         if span >= 6:  # or it stacks on the helix closed by (i+1, j-1)
             assert prev2 is not None  # set at spans 4 and 5
-            inner = seq[1: length - span + 1] * np.uint8(4) + seq[span - 1: length - 1]
-            ext = _STACK256[outer.astype(np.intp) * 16 + inner] + prev2[1: length - span + 1]
+            inner = seq[1 : length - span + 1] * np.uint8(4) + seq[span - 1 : length - 1]
+            ext = _STACK256[outer.astype(np.intp) * 16 + inner] + prev2[1 : length - span + 1]
             np.minimum(val, ext, out=val)
         np.minimum(best, (val + term).min(axis=0), out=best)
         prev2, prev1 = prev1, val
@@ -157,8 +177,17 @@ def hairpin_energy(idx: np.ndarray) -> np.ndarray:
 
 
 #: names of the global features fed to the dense layers, in order
-GLOBAL_FEATURES = ("gc_protospacer", "gc_seed_1_6", "gc_7_18", "gc_context", "frac_A", "frac_C", "frac_G",
-                   "frac_T", "hairpin_energy_div5")
+GLOBAL_FEATURES = (
+    "gc_protospacer",
+    "gc_seed_1_6",
+    "gc_7_18",
+    "gc_context",
+    "frac_A",
+    "frac_C",
+    "frac_G",
+    "frac_T",
+    "hairpin_energy_div5",
+)
 
 
 def global_features(idx: np.ndarray) -> np.ndarray:
@@ -201,7 +230,7 @@ def _load_model() -> dict[str, Any]:
     kmer = width + 1
     n_pool = (CONTEXT_LENGTH - width + 1) // 2
     # one-hot of every k-mer: (4**k, k, 4)
-    codes = (np.arange(4 ** kmer)[:, None] // 4 ** np.arange(kmer - 1, -1, -1)[None, :]) % 4
+    codes = (np.arange(4**kmer)[:, None] // 4 ** np.arange(kmer - 1, -1, -1)[None, :]) % 4
     kmer_onehot = np.eye(4, dtype=np.float32)[codes]
     tables = None  # (n_pool, 4**k, K*h1) float32, filled model by model
     glob_w, b1s, rests = [], [], []
@@ -220,18 +249,25 @@ def _load_model() -> dict[str, Any]:
         if tables is None:
             tables = np.empty((n_pool, len(codes), n_models * h1), dtype=np.float32)
         for q in range(n_pool):
-            tables[q, :, k * h1:(k + 1) * h1] = pooled @ w1_conv[:, :, q].T
+            tables[q, :, k * h1 : (k + 1) * h1] = pooled @ w1_conv[:, :, q].T
         glob_w.append(w1[:, n_conv_in:].T)
         b1s.append(arrays[f"m{k}_dense0_b"])
         rest, j = [], 1
         while f"m{k}_dense{j}_w" in arrays:
-            rest.append((arrays[f"m{k}_dense{j}_w"].astype(np.float32).T.copy(),
-                         arrays[f"m{k}_dense{j}_b"].astype(np.float32)))
+            rest.append(
+                (arrays[f"m{k}_dense{j}_w"].astype(np.float32).T.copy(), arrays[f"m{k}_dense{j}_b"].astype(np.float32))
+            )
             j += 1
         rests.append(rest)
-    return {"tables": tables, "glob_w": np.concatenate(glob_w, axis=1).astype(np.float32),
-            "b1": np.concatenate(b1s).astype(np.float32), "rests": rests, "kmer": kmer, "n_pool": n_pool,
-            "scale": float(arrays["output_scale"])}
+    return {
+        "tables": tables,
+        "glob_w": np.concatenate(glob_w, axis=1).astype(np.float32),
+        "b1": np.concatenate(b1s).astype(np.float32),
+        "rests": rests,
+        "kmer": kmer,
+        "n_pool": n_pool,
+        "scale": float(arrays["output_scale"]),
+    }
 
 
 def _forward(model: dict[str, Any], idx: np.ndarray, glob: np.ndarray) -> np.ndarray:
@@ -241,12 +277,12 @@ def _forward(model: dict[str, Any], idx: np.ndarray, glob: np.ndarray) -> np.nda
     h = glob @ model["glob_w"]
     h += model["b1"]
     for q in range(n_pool):
-        h += tables[q][idx[:, 2 * q:2 * q + kmer] @ place]
+        h += tables[q][idx[:, 2 * q : 2 * q + kmer] @ place]
     np.maximum(h, 0.0, out=h)
     out = np.zeros(len(idx), dtype=np.float32)
     h1 = h.shape[1] // len(model["rests"])
     for k, rest in enumerate(model["rests"]):
-        z = h[:, k * h1:(k + 1) * h1]
+        z = h[:, k * h1 : (k + 1) * h1]
         for j, (w, b) in enumerate(rest):
             z = z @ w + b
             if j < len(rest) - 1:
@@ -265,8 +301,8 @@ def predict_cas12a_activity(contexts: Sequence[str], *, batch_size: int = 2048) 
     model = _load_model()
     out = np.empty(len(idx), dtype=np.float64)
     for s in range(0, len(idx), batch_size):
-        batch = idx[s:s + batch_size].astype(np.intp)
-        out[s:s + batch_size] = _forward(model, batch, global_features(batch))
+        batch = idx[s : s + batch_size].astype(np.intp)
+        out[s : s + batch_size] = _forward(model, batch, global_features(batch))
     return np.clip(out * model["scale"], 0.0, 100.0)
 
 

@@ -49,12 +49,42 @@ _KT = 0.0019872 * 310.15  # kcal/mol, RT at 37 degC
 # Xia T, SantaLucia J Jr, Burkard ME, et al. (1998) Biochemistry 37:14719-14735, Table 4 (the WC stacks of
 # the Turner 2004 set). Key: 5'->3' dinucleotide of one strand; a stack and its reverse complement share a
 # value (5'CU3'/3'GA5' is 5'AG3'/3'UC5').
-_NN_DG = {"AA": -0.93, "UU": -0.93, "AU": -1.10, "UA": -1.33, "CU": -2.08, "AG": -2.08, "CA": -2.11,
-          "UG": -2.11, "GU": -2.24, "AC": -2.24, "GA": -2.35, "UC": -2.35, "CG": -2.36, "GG": -3.26,
-          "CC": -3.26, "GC": -3.42}
-_NN_DH = {"AA": -6.82, "UU": -6.82, "AU": -9.38, "UA": -7.69, "CU": -10.48, "AG": -10.48, "CA": -10.44,
-          "UG": -10.44, "GU": -11.40, "AC": -11.40, "GA": -12.44, "UC": -12.44, "CG": -10.64, "GG": -13.39,
-          "CC": -13.39, "GC": -14.88}
+_NN_DG = {
+    "AA": -0.93,
+    "UU": -0.93,
+    "AU": -1.10,
+    "UA": -1.33,
+    "CU": -2.08,
+    "AG": -2.08,
+    "CA": -2.11,
+    "UG": -2.11,
+    "GU": -2.24,
+    "AC": -2.24,
+    "GA": -2.35,
+    "UC": -2.35,
+    "CG": -2.36,
+    "GG": -3.26,
+    "CC": -3.26,
+    "GC": -3.42,
+}
+_NN_DH = {
+    "AA": -6.82,
+    "UU": -6.82,
+    "AU": -9.38,
+    "UA": -7.69,
+    "CU": -10.48,
+    "AG": -10.48,
+    "CA": -10.44,
+    "UG": -10.44,
+    "GU": -11.40,
+    "AC": -11.40,
+    "GA": -12.44,
+    "UC": -12.44,
+    "CG": -10.64,
+    "GG": -13.39,
+    "CC": -13.39,
+    "GC": -14.88,
+}
 _INIT_DG, _INIT_DH = 4.09, 3.61  # kcal/mol, duplex initiation (Xia 1998)
 _TERM_AU_DG, _TERM_AU_DH = 0.45, 3.72  # kcal/mol per terminal A-U pair (Xia 1998)
 _DG_TABLE = np.array([_NN_DG[d] for d in _DINUC])  # index 4*code(5' base) + code(3' base)
@@ -103,12 +133,14 @@ def _validate(guides: Sequence[str], contexts: Sequence[str]) -> tuple[list[str]
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         _raise_row(i, g_out[i], c_out[i])
-    site = _CODE[cbytes[:, FLANK:FLANK + SITE_LEN]]
+    site = _CODE[cbytes[:, FLANK : FLANK + SITE_LEN]]
     mismatch = np.flatnonzero((site != (3 - gcode)[:, ::-1]).any(1))  # complement: A0-U3, C1-G2, reversed
     if mismatch.size:
         i = int(mismatch[0])
-        raise ValueError(f"index {i}: guide {g_out[i]} is not the reverse complement of the context's central "
-                         f"{SITE_LEN} nt {c_out[i][FLANK:FLANK + SITE_LEN]}")
+        raise ValueError(
+            f"index {i}: guide {g_out[i]} is not the reverse complement of the context's central "
+            f"{SITE_LEN} nt {c_out[i][FLANK : FLANK + SITE_LEN]}"
+        )
     return g_out, c_out
 
 
@@ -116,8 +148,10 @@ def _raise_row(i: int, g: str, c: str) -> None:
     """The ValueError for row ``i``'s guide or context."""
     if len(g) != SITE_LEN or any(ch not in _BASES for ch in g):
         raise ValueError(f"index {i}: guide {g!r} must be {SITE_LEN} nt of A/C/G/U (T accepted)")
-    raise ValueError(f"index {i}: context must be {CONTEXT_LEN} nt of A/C/G/T/U/N/X (the {SITE_LEN}-nt "
-                     f"site plus {FLANK} nt each side), got {len(c)} nt: {c!r}")
+    raise ValueError(
+        f"index {i}: context must be {CONTEXT_LEN} nt of A/C/G/T/U/N/X (the {SITE_LEN}-nt "
+        f"site plus {FLANK} nt each side), got {len(c)} nt: {c!r}"
+    )
 
 
 # --------------------------------------------------------------------------- accessibility (RNAplfold)
@@ -217,8 +251,7 @@ def ui_tei_score(guide: str, sense: str) -> int:
     for ch in s:
         run = run + 1 if ch in "GC" else 0
         longest = max(longest, run)
-    return (int(g[0] in "AU") + int(s[0] in "GC") + int(sum(ch in "AU" for ch in g[:7]) >= 5)
-            + int(longest <= 9))
+    return int(g[0] in "AU") + int(s[0] in "GC") + int(sum(ch in "AU" for ch in g[:7]) >= 5) + int(longest <= 9)
 
 
 def amarzguioui_score(guide: str, sense: str) -> int:
@@ -269,8 +302,17 @@ def _feature_names() -> list[str]:
     names += [f"up{FLANK_ONEHOT - p}_{b}" for p in range(FLANK_ONEHOT) for b in _BASES]
     names += [f"down{p + 1}_{b}" for p in range(FLANK_ONEHOT) for b in _BASES]
     names += [f"frac_{b}" for b in _BASES] + [f"dinuc_frac_{d}" for d in _DINUC]
-    names += ["gc_all", "gc_g1_7", "gc_g8_13", "gc_g14_19", "gc_g2_8", "gc_up", "gc_down",
-              "longest_gc_run", "longest_homopolymer"]
+    names += [
+        "gc_all",
+        "gc_g1_7",
+        "gc_g8_13",
+        "gc_g14_19",
+        "gc_g2_8",
+        "gc_up",
+        "gc_down",
+        "longest_gc_run",
+        "longest_homopolymer",
+    ]
     names += [f"dg_stack{k + 1}" for k in range(SITE_LEN - 1)]
     names += [f"dg_end5_{k}" for k in (2, 3, 4, 5)] + [f"dg_end3_{k}" for k in (2, 3, 4, 5)]
     names += [f"asym_{k}" for k in (2, 3, 4, 5)]
@@ -295,10 +337,11 @@ def _composition(g: list[str], gcode: np.ndarray, ccode: np.ndarray, di: np.ndar
     dcount = np.zeros((n, 16))
     np.add.at(dcount, (np.repeat(np.arange(n), SITE_LEN - 1), di.ravel()), 1.0)
     is_gc = np.isin(gcode, (1, 2)).astype(float)
-    regions = [is_gc[:, sl].mean(1) for sl in (slice(0, 19), slice(0, 7), slice(7, 13), slice(13, 19),
-                                               slice(1, 8))]
-    flanks = [np.isin(sub, (1, 2)).sum(1) / np.maximum((sub < 4).sum(1), 1)
-              for sub in (ccode[:, :FLANK], ccode[:, FLANK + SITE_LEN:])]
+    regions = [is_gc[:, sl].mean(1) for sl in (slice(0, 19), slice(0, 7), slice(7, 13), slice(13, 19), slice(1, 8))]
+    flanks = [
+        np.isin(sub, (1, 2)).sum(1) / np.maximum((sub < 4).sum(1), 1)
+        for sub in (ccode[:, :FLANK], ccode[:, FLANK + SITE_LEN :])
+    ]
     runs = np.zeros((n, 2))
     for i, s in enumerate(g):
         run_gc = run_h = best_gc = best_h = 0
@@ -312,9 +355,12 @@ def _composition(g: list[str], gcode: np.ndarray, ccode: np.ndarray, di: np.ndar
     return [mono, dcount / (SITE_LEN - 1), np.column_stack(regions + flanks).reshape(n, 7), runs]
 
 
-def sirna_features(guides: Sequence[str], contexts: Sequence[str],
-                   accessibility: Sequence[float] | np.ndarray | None = None,
-                   profile: np.ndarray | None = None) -> np.ndarray:
+def sirna_features(
+    guides: Sequence[str],
+    contexts: Sequence[str],
+    accessibility: Sequence[float] | np.ndarray | None = None,
+    profile: np.ndarray | None = None,
+) -> np.ndarray:
     """Feature matrix (n, len(FEATURE_NAMES)) for guides and their 57-nt target contexts.
 
     ``guides``: 19-nt guide (antisense) strands, 5'->3'. ``contexts``: for each guide, its target site on
@@ -343,12 +389,14 @@ def sirna_features(guides: Sequence[str], contexts: Sequence[str],
     prof = _context_profile(c) if profile is None else np.asarray(profile, dtype=float)
     if prof.shape != (n, len(PROFILE_NAMES)):
         raise ValueError(f"profile has shape {prof.shape}, expected {(n, len(PROFILE_NAMES))}")
-    senses = [x[FLANK:FLANK + SITE_LEN] for x in c]
+    senses = [x[FLANK : FLANK + SITE_LEN] for x in c]
     gcode = _codes(g, SITE_LEN)
     ccode = _codes(c, CONTEXT_LEN)
-    cols: list[np.ndarray] = [_onehot(gcode),
-                              _onehot(ccode[:, FLANK - FLANK_ONEHOT:FLANK]),
-                              _onehot(ccode[:, FLANK + SITE_LEN:FLANK + SITE_LEN + FLANK_ONEHOT])]
+    cols: list[np.ndarray] = [
+        _onehot(gcode),
+        _onehot(ccode[:, FLANK - FLANK_ONEHOT : FLANK]),
+        _onehot(ccode[:, FLANK + SITE_LEN : FLANK + SITE_LEN + FLANK_ONEHOT]),
+    ]
 
     di = gcode[:, :-1] * 4 + gcode[:, 1:]
     cols += _composition(g, gcode, ccode, di)
@@ -361,9 +409,15 @@ def sirna_features(guides: Sequence[str], contexts: Sequence[str],
     end3 = [stack_dg[:, -k:].sum(1) + au3 * _TERM_AU_DG for k in (2, 3, 4, 5)]
     total_dg = stack_dg.sum(1) + _INIT_DG + (au5 + au3) * _TERM_AU_DG
     total_dh = stack_dh.sum(1) + _INIT_DH + (au5 + au3) * _TERM_AU_DH
-    cols += [stack_dg, np.column_stack(end5 + end3 + [a - b for a, b in zip(end5, end3)]
-                                       + [total_dg, total_dh, stack_dg[:, 1:8].sum(1),
-                                          stack_dg[:, 8:12].sum(1), stack_dg[:, 12:].sum(1)]).reshape(n, 17)]
+    cols += [
+        stack_dg,
+        np.column_stack(
+            end5
+            + end3
+            + [a - b for a, b in zip(end5, end3)]
+            + [total_dg, total_dh, stack_dg[:, 1:8].sum(1), stack_dg[:, 8:12].sum(1), stack_dg[:, 12:].sum(1)]
+        ).reshape(n, 17),
+    ]
 
     fold = _fold_features(g, senses) if n else np.zeros((0, 2))
     cols.append(fold)
@@ -394,10 +448,19 @@ class _Ensemble:
             self.n_features = int(z["n_features"])
             self.mean, self.scale = z["scaler_mean"], z["scaler_scale"]
             self.comp_mean, self.comp_sd, self.calib = z["comp_mean"], z["comp_sd"], z["calib"]
-            self.forests = {grp: [{k: z[f"{grp}_lgbm{i}_{k}"] for k in FOREST_KEYS}
-                                  for i in range(int(z[f"{grp}_n_lgbm"]))] for grp in GROUPS}
-            self.svr = {grp: (z[f"{grp}_svr_support"].astype(np.float32), z[f"{grp}_svr_dual"],
-                              float(z[f"{grp}_svr_intercept"]), float(z[f"{grp}_svr_gamma"])) for grp in GROUPS}
+            self.forests = {
+                grp: [{k: z[f"{grp}_lgbm{i}_{k}"] for k in FOREST_KEYS} for i in range(int(z[f"{grp}_n_lgbm"]))]
+                for grp in GROUPS
+            }
+            self.svr = {
+                grp: (
+                    z[f"{grp}_svr_support"].astype(np.float32),
+                    z[f"{grp}_svr_dual"],
+                    float(z[f"{grp}_svr_intercept"]),
+                    float(z[f"{grp}_svr_gamma"]),
+                )
+                for grp in GROUPS
+            }
             self.ridge = {grp: (z[f"{grp}_ridge_coef"], float(z[f"{grp}_ridge_intercept"])) for grp in GROUPS}
 
     def predict_parts(self, X: np.ndarray) -> np.ndarray:
@@ -409,12 +472,12 @@ class _Ensemble:
         Z = (X - self.mean) / self.scale
         # the RBF kernel in single precision: 4x faster, predictions equal to 1e-6 (tested)
         z32 = Z.astype(np.float32)
-        zz = (z32 ** 2).sum(1)[:, None]
+        zz = (z32**2).sum(1)[:, None]
         parts = []
         for grp in GROUPS:
             parts.append(np.mean([predict_forest(f, X) for f in self.forests[grp]], axis=0))
             sv, dual, b, gamma = self.svr[grp]
-            sq = zz + (sv ** 2).sum(1)[None, :] - 2.0 * z32 @ sv.T
+            sq = zz + (sv**2).sum(1)[None, :] - 2.0 * z32 @ sv.T
             parts.append(np.exp(np.float32(-gamma) * np.maximum(sq, 0.0)).astype(np.float64) @ dual + b)
             w, b = self.ridge[grp]
             parts.append(Z @ w + b)
@@ -443,8 +506,14 @@ def load_model(path: Path | str | None = None) -> _Ensemble:
 
 
 def _load_info() -> dict:
-    info = {"version": MODEL_VERSION, "model_file": MODEL_PATH.name, "site_len_nt": SITE_LEN,
-            "flank_nt": FLANK, "context_len_nt": CONTEXT_LEN, "n_features": len(FEATURE_NAMES)}
+    info = {
+        "version": MODEL_VERSION,
+        "model_file": MODEL_PATH.name,
+        "site_len_nt": SITE_LEN,
+        "flank_nt": FLANK,
+        "context_len_nt": CONTEXT_LEN,
+        "n_features": len(FEATURE_NAMES),
+    }
     if META_PATH.exists():
         info.update(json.loads(META_PATH.read_text()))
     return info
@@ -454,9 +523,12 @@ def _load_info() -> dict:
 MODEL_INFO: dict = _load_info()
 
 
-def predict_sirna_efficacy(guides: Sequence[str], contexts: Sequence[str],
-                           accessibility: Sequence[float] | np.ndarray | None = None,
-                           profile: np.ndarray | None = None) -> np.ndarray:
+def predict_sirna_efficacy(
+    guides: Sequence[str],
+    contexts: Sequence[str],
+    accessibility: Sequence[float] | np.ndarray | None = None,
+    profile: np.ndarray | None = None,
+) -> np.ndarray:
     """Predicted normalised knock-down (0..1, the siRBench ``efficiency`` scale; higher = stronger) for
     each guide; arguments as for :func:`sirna_features`."""
     X = sirna_features(guides, contexts, accessibility, profile)
@@ -476,12 +548,12 @@ def transcript_sites(transcript: str) -> tuple[np.ndarray, list[str], list[str]]
     comp = str.maketrans("ACGU", "UGCA")
     starts, guides, contexts = [], [], []
     for s in range(len(t) - SITE_LEN + 1):
-        site = t[s:s + SITE_LEN]
+        site = t[s : s + SITE_LEN]
         if "N" in site:
             continue
         starts.append(s)
         guides.append(site.translate(comp)[::-1])
-        contexts.append(padded[s:s + CONTEXT_LEN])
+        contexts.append(padded[s : s + CONTEXT_LEN])
     return np.array(starts, dtype=np.int64), guides, contexts
 
 

@@ -19,8 +19,15 @@ FOREST_KEYS = ("feature", "threshold", "left", "right", "value", "roots")
 
 
 @nb.njit(cache=True, nogil=True)
-def _predict_forest(X: np.ndarray, feature: np.ndarray, threshold: np.ndarray, left: np.ndarray,
-                    right: np.ndarray, value: np.ndarray, roots: np.ndarray) -> np.ndarray:
+def _predict_forest(
+    X: np.ndarray,
+    feature: np.ndarray,
+    threshold: np.ndarray,
+    left: np.ndarray,
+    right: np.ndarray,
+    value: np.ndarray,
+    roots: np.ndarray,
+) -> np.ndarray:
     """Sum of the leaf values each row reaches in every tree."""
     out = np.zeros(X.shape[0])
     for i in range(X.shape[0]):
@@ -68,6 +75,11 @@ def forest_from_lightgbm(dump: dict[str, Any]) -> dict[str, np.ndarray]:
 
     for tree in dump["tree_info"]:
         roots.append(add(tree["tree_structure"]))
-    return {"feature": np.array(feature, dtype=np.int32), "threshold": np.array(threshold, dtype=np.float64),
-            "left": np.array(left, dtype=np.int32), "right": np.array(right, dtype=np.int32),
-            "value": np.array(value, dtype=np.float64), "roots": np.array(roots, dtype=np.int32)}
+    return {
+        "feature": np.array(feature, dtype=np.int32),
+        "threshold": np.array(threshold, dtype=np.float64),
+        "left": np.array(left, dtype=np.int32),
+        "right": np.array(right, dtype=np.int32),
+        "value": np.array(value, dtype=np.float64),
+        "roots": np.array(roots, dtype=np.int32),
+    }

@@ -42,13 +42,23 @@ def _lab_user(db: Session, admin: User, username: str) -> User:
 
 
 def _last_admin(db: Session, u: User) -> bool:
-    others = db.scalar(select(func.count()).select_from(User).where(
-        User.lab_id == u.lab_id, User.role == "admin", User.active.is_(True), User.id != u.id))
+    others = db.scalar(
+        select(func.count())
+        .select_from(User)
+        .where(User.lab_id == u.lab_id, User.role == "admin", User.active.is_(True), User.id != u.id)
+    )
     return u.role == "admin" and not others
 
 
-def update_user(db: Session, admin: User, username: str, *, role: str | None = None, active: bool | None = None,
-                password: str | None = None) -> User:
+def update_user(
+    db: Session,
+    admin: User,
+    username: str,
+    *,
+    role: str | None = None,
+    active: bool | None = None,
+    password: str | None = None,
+) -> User:
     """An admin changes a user of their lab: role, active state, or a new password (all audited)."""
     u = _lab_user(db, admin, username)
     before = auth.user_state(u)
@@ -60,8 +70,9 @@ def update_user(db: Session, admin: User, username: str, *, role: str | None = N
         u.role = role
     if active is not None and active != u.active:
         if u.id == admin.id or (not active and _last_admin(db, u)):
-            raise InputError("user", "an admin cannot deactivate their own or the last admin account",
-                             "ask another admin")
+            raise InputError(
+                "user", "an admin cannot deactivate their own or the last admin account", "ask another admin"
+            )
         u.active = active
         if not active:
             _end_sessions(db, u)
@@ -70,15 +81,19 @@ def update_user(db: Session, admin: User, username: str, *, role: str | None = N
         _end_sessions(db, u)
     if auth.user_state(u) == before:
         raise InputError("user", "nothing to change", "choose a new role, state or password")
-    action = "deactivate" if before["active"] and not u.active else (
-        "reactivate" if not before["active"] and u.active else "update")
+    action = (
+        "deactivate"
+        if before["active"] and not u.active
+        else ("reactivate" if not before["active"] and u.active else "update")
+    )
     auth.audit_user(db, admin, u, action, before=before)
     return u
 
 
 def add_user(db: Session, admin: User, username: str, password: str, role: str, full_name: str = "") -> User:
-    u = auth.create_user(db, lab=db.get(Lab, admin.lab_id), username=username, password=password, role=role,
-                         full_name=full_name)
+    u = auth.create_user(
+        db, lab=db.get(Lab, admin.lab_id), username=username, password=password, role=role, full_name=full_name
+    )
     auth.audit_user(db, admin, u, "create")
     return u
 
@@ -95,8 +110,15 @@ def create_lab(db: Session, admin: User, name: str, admin_username: str, admin_p
     first = auth.create_user(db, lab=lab, username=admin_username, password=admin_password, role="admin")
     auth.audit_user(db, admin, first, "create")
     for lab_id in (admin.lab_id, lab.id):
-        record(db, user=admin, lab_id=lab_id, action="create", entity="lab", entity_id=lab.id,
-               after={"name": lab.name, "first_admin": first.username, "created_from_lab": admin.lab_id})
+        record(
+            db,
+            user=admin,
+            lab_id=lab_id,
+            action="create",
+            entity="lab",
+            entity_id=lab.id,
+            after={"name": lab.name, "first_admin": first.username, "created_from_lab": admin.lab_id},
+        )
     return lab
 
 
@@ -105,6 +127,14 @@ def set_lab_settings(db: Session, admin: User, four_eyes: bool) -> Lab:
     lab = db.get(Lab, admin.lab_id)
     before = {"four_eyes": lab.four_eyes}
     lab.four_eyes = bool(four_eyes)
-    record(db, user=admin, lab_id=lab.id, action="update", entity="lab", entity_id=lab.id, before=before,
-           after={"four_eyes": lab.four_eyes})
+    record(
+        db,
+        user=admin,
+        lab_id=lab.id,
+        action="update",
+        entity="lab",
+        entity_id=lab.id,
+        before=before,
+        after={"four_eyes": lab.four_eyes},
+    )
     return lab

@@ -3,7 +3,8 @@ settings (four eyes), new labs, and the Integrity page (``oligolab serve verify`
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
@@ -20,17 +21,29 @@ router = APIRouter(prefix="/admin", include_in_schema=False)
 
 
 @router.get("", response_class=HTMLResponse)
-def admin_page(request: Request, error: str = "", user: User = Depends(need("admin")),
-               db: Session = Depends(get_db)) -> HTMLResponse:
+def admin_page(
+    request: Request, error: str = "", user: User = Depends(need("admin")), db: Session = Depends(get_db)
+) -> HTMLResponse:
     users = list(db.scalars(select(User).where(User.lab_id == user.lab_id).order_by(User.username)))
     own = list(db.scalars(select(RuleSetRow).where(RuleSetRow.lab_id == user.lab_id)))
-    return page(request, "admin.html", user, users=users, assays=lab_assays(db, user), rulesets=own,
-                lab=db.get(Lab, user.lab_id), shipped=shipped_rulesets(), roles=auth.ROLES, error=error)
+    return page(
+        request,
+        "admin.html",
+        user,
+        users=users,
+        assays=lab_assays(db, user),
+        rulesets=own,
+        lab=db.get(Lab, user.lab_id),
+        shipped=shipped_rulesets(),
+        roles=auth.ROLES,
+        error=error,
+    )
 
 
 @router.get("/verify", response_class=HTMLResponse)
-async def verify_page(request: Request, user: User = Depends(need("admin")), db: Session = Depends(get_db)
-                      ) -> HTMLResponse:
+async def verify_page(
+    request: Request, user: User = Depends(need("admin")), db: Session = Depends(get_db)
+) -> HTMLResponse:
     from .verify import verify
 
     report = await run_in_threadpool(verify, db)
@@ -43,23 +56,38 @@ def _flag(value: str | None) -> bool | None:
 
 #: admin forms: name in /admin/NAME -> what it does with the form fields
 FORMS: dict[str, Callable[[Session, User, dict], Any]] = {
-    "users": lambda db, u, f: accounts.add_user(db, u, f.get("username", ""), f.get("password", ""),
-                                                f.get("role", ""), f.get("full_name", "")),
-    "user": lambda db, u, f: accounts.update_user(db, u, f.get("username", ""), role=f.get("role") or None,
-                                                  active=_flag(f.get("active")), password=f.get("password") or None),
-    "labs": lambda db, u, f: accounts.create_lab(db, u, f.get("name", ""), f.get("admin_username", ""),
-                                                 f.get("admin_password", "")),
+    "users": lambda db, u, f: accounts.add_user(
+        db, u, f.get("username", ""), f.get("password", ""), f.get("role", ""), f.get("full_name", "")
+    ),
+    "user": lambda db, u, f: accounts.update_user(
+        db,
+        u,
+        f.get("username", ""),
+        role=f.get("role") or None,
+        active=_flag(f.get("active")),
+        password=f.get("password") or None,
+    ),
+    "labs": lambda db, u, f: accounts.create_lab(
+        db, u, f.get("name", ""), f.get("admin_username", ""), f.get("admin_password", "")
+    ),
     "lab": lambda db, u, f: accounts.set_lab_settings(db, u, bool(_flag(f.get("four_eyes", "false")))),
-    "assays": lambda db, u, f: rulesets.save_assay(db, u, f.get("name", ""), f.get("ruleset", ""),
-                                                   f.get("watch_assays", ""), f.get("loinc_code", ""),
-                                                   f.get("loinc_display", "")),
+    "assays": lambda db, u, f: rulesets.save_assay(
+        db,
+        u,
+        f.get("name", ""),
+        f.get("ruleset", ""),
+        f.get("watch_assays", ""),
+        f.get("loinc_code", ""),
+        f.get("loinc_display", ""),
+    ),
     "rulesets": lambda db, u, f: rulesets.save_ruleset(db, u, f.get("name", ""), f.get("yaml", "")),
 }
 
 
 @router.post("/{what}")
-async def admin_submit(request: Request, what: str, user: User = Depends(need("admin")),
-                       db: Session = Depends(get_db)) -> RedirectResponse:
+async def admin_submit(
+    request: Request, what: str, user: User = Depends(need("admin")), db: Session = Depends(get_db)
+) -> RedirectResponse:
     await check_csrf(request)
     if what not in FORMS:
         raise HTTPException(404, "unknown admin form")

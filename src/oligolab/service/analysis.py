@@ -14,7 +14,8 @@ import dataclasses
 import gzip
 import hashlib
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -72,23 +73,44 @@ def version_ruleset(db: Session, batch: Batch, v: BatchVersion) -> RuleSet:
 
 
 def job_for(db: Session, batch: Batch, ruleset: RuleSet, overrides: list[dict] | None = None) -> AnalysisJob:
-    return AnalysisJob(batch.run_filename, batch.run_bytes, batch.map_filename, batch.map_bytes, ruleset,
-                       batch.run_sha256, tuple(overrides or ()))
+    return AnalysisJob(
+        batch.run_filename,
+        batch.run_bytes,
+        batch.map_filename,
+        batch.map_bytes,
+        ruleset,
+        batch.run_sha256,
+        tuple(overrides or ()),
+    )
 
 
 def run_job(job: AnalysisJob) -> PlateResult:
     """The lab core's analysis of an upload, with a version's overrides (lab-core entries) applied."""
     from .uploads import one_run, upload_files
 
-    entries = [lab_audit.Entry(seq=i + 1, kind="override", time=o["time"], user=o["user"], run_id="",
-                               subject=o["subject"], field=o["field"], old=o.get("old", ""), new=o["new"],
-                               reason=o["reason"], prev="", hash="")
-               for i, o in enumerate(job.overrides)]
+    entries = [
+        lab_audit.Entry(
+            seq=i + 1,
+            kind="override",
+            time=o["time"],
+            user=o["user"],
+            run_id="",
+            subject=o["subject"],
+            field=o["field"],
+            old=o.get("old", ""),
+            new=o["new"],
+            reason=o["reason"],
+            prev="",
+            hash="",
+        )
+        for i, o in enumerate(job.overrides)
+    ]
     with upload_files(job.run_name, job.run_bytes, job.map_name, job.map_bytes) as (run_path, map_path):
-        run = one_run(run_path, validate=False)   # validated at upload
+        run = one_run(run_path, validate=False)  # validated at upload
         # missing readings are repaired and their curves held for review, as `oligolab lab analyze` does
-        plate = analyze_run(run, job.ruleset, plate_map=map_path, gaps="repair", input_sha256=job.run_sha256,
-                            overrides=entries)
+        plate = analyze_run(
+            run, job.ruleset, plate_map=map_path, gaps="repair", input_sha256=job.run_sha256, overrides=entries
+        )
     # the uploaded names, not the temporary copies analysed
     plate.provenance.update(input=job.run_name, plate_map=job.map_name if job.map_bytes else "")
     return plate
@@ -119,8 +141,9 @@ def use_analysis_processes(n: int) -> None:
     if n > 0:
         from .process import analysis_process_start
 
-        _pool = ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"),
-                                    initializer=analysis_process_start)
+        _pool = ProcessPoolExecutor(
+            max_workers=n, mp_context=multiprocessing.get_context("spawn"), initializer=analysis_process_start
+        )
 
 
 def compute(fn: Callable[..., Any], *args: Any, db: Session | None = None) -> Any:
@@ -144,6 +167,7 @@ def compute(fn: Callable[..., Any], *args: Any, db: Session | None = None) -> An
 
 # ------------------------------------------------------------------------------------------- documents
 
+
 def _records(frame: pd.DataFrame) -> list[dict]:
     return json.loads(to_json(frame.to_dict(orient="records")))
 
@@ -151,13 +175,21 @@ def _records(frame: pd.DataFrame) -> list[dict]:
 def result_document(plate: PlateResult) -> tuple[dict, dict]:
     """(summary, samples, wells, controls, problems, provenance; the curves) of an analysed plate."""
     t = plate.table
-    curves = {f"{w}/{tg}": np.round(plate.curves.corrected[i], 4).tolist()
-              for i, (w, tg) in enumerate(zip(t["well"], t["target"]))}
+    curves = {
+        f"{w}/{tg}": np.round(plate.curves.corrected[i], 4).tolist()
+        for i, (w, tg) in enumerate(zip(t["well"], t["target"]))
+    }
     return {
-        "run_id": plate.run_id, "run": plate.run.name, "summary": plate.summary(), "valid": plate.valid,
-        "problems": list(plate.problems), "samples": _records(samples_frame(plate)),
-        "wells": _records(wells_frame(plate)), "controls": _records(plate.controls),
-        "thresholds": plate.curves.thresholds, "cycles": np.asarray(plate.run.cycles).tolist(),
+        "run_id": plate.run_id,
+        "run": plate.run.name,
+        "summary": plate.summary(),
+        "valid": plate.valid,
+        "problems": list(plate.problems),
+        "samples": _records(samples_frame(plate)),
+        "wells": _records(wells_frame(plate)),
+        "controls": _records(plate.controls),
+        "thresholds": plate.curves.thresholds,
+        "cycles": np.asarray(plate.run.cycles).tolist(),
         "provenance": json.loads(to_json(plate.provenance)),
         "plate": dict(zip(("rows", "columns"), map(int, guess_plate(plate.run.layout["well"])))),
     }, json.loads(to_json(curves))
@@ -191,23 +223,40 @@ def unpack_report(packed: bytes, release_html: str) -> str:
 def content_sha256(batch: Batch, v: BatchVersion) -> str:
     """SHA-256 of everything a version shows: batch, number, run file, rule set, overrides, result, curves and
     the printable report. A sign-off carries it; ``oligolab serve verify`` recomputes it."""
-    body = {"batch": batch.id, "version": v.version, "run_sha256": batch.run_sha256,
-            "ruleset": v.ruleset_text or "", "ruleset_sha256": v.ruleset_sha256 or "",
-            "overrides": v.overrides or [], "result": v.result,
-            "curves_sha256": canonical_sha256(v.curves or {}),
-            "report_sha256": hashlib.sha256(report_text(v.report_html).encode()).hexdigest() if v.report_html else ""}
+    body = {
+        "batch": batch.id,
+        "version": v.version,
+        "run_sha256": batch.run_sha256,
+        "ruleset": v.ruleset_text or "",
+        "ruleset_sha256": v.ruleset_sha256 or "",
+        "overrides": v.overrides or [],
+        "result": v.result,
+        "curves_sha256": canonical_sha256(v.curves or {}),
+        "report_sha256": hashlib.sha256(report_text(v.report_html).encode()).hexdigest() if v.report_html else "",
+    }
     return canonical_sha256(body)
 
 
-def store_version(db: Session, batch: Batch, document: Document, ruleset: RuleSet, *, user: str, reason: str,
-                  overrides: list[dict]) -> BatchVersion:
+def store_version(
+    db: Session, batch: Batch, document: Document, ruleset: RuleSet, *, user: str, reason: str, overrides: list[dict]
+) -> BatchVersion:
     """A new immutable version from a :func:`document_job` result, the batch pointing at it (caller commits
     both at once)."""
     number = batch.current_version + 1
-    v = BatchVersion(batch_id=batch.id, version=number, overrides=overrides, summary=document.result["summary"],
-                     result=document.result, curves=document.curves, report_html=document.report,
-                     ruleset_text=frozen(ruleset), ruleset_sha256=ruleset.sha256, reason=reason, created_by=user,
-                     created_at=utcnow())
+    v = BatchVersion(
+        batch_id=batch.id,
+        version=number,
+        overrides=overrides,
+        summary=document.result["summary"],
+        result=document.result,
+        curves=document.curves,
+        report_html=document.report,
+        ruleset_text=frozen(ruleset),
+        ruleset_sha256=ruleset.sha256,
+        reason=reason,
+        created_by=user,
+        created_at=utcnow(),
+    )
     v.content_sha256 = content_sha256(batch, v)
     db.add(v)
     batch.current_version = number
@@ -222,13 +271,17 @@ def version(db: Session, batch: Batch, number: int | None = None) -> BatchVersio
 
 
 def versions(db: Session, batch: Batch) -> list[BatchVersion]:
-    return list(db.scalars(select(BatchVersion).where(BatchVersion.batch_id == batch.id)
-                           .order_by(BatchVersion.version)))
+    return list(
+        db.scalars(select(BatchVersion).where(BatchVersion.batch_id == batch.id).order_by(BatchVersion.version))
+    )
 
 
 def need_version(db: Session, batch: Batch, number: int | None = None) -> BatchVersion:
     v = version(db, batch, number)
     if v is None:
-        raise InputError(f"batch {batch.id}", f"no version {number or ''} yet (the batch is {batch.status})",
-                         "wait until the analysis is done")
+        raise InputError(
+            f"batch {batch.id}",
+            f"no version {number or ''} yet (the batch is {batch.status})",
+            "wait until the analysis is done",
+        )
     return v

@@ -56,8 +56,11 @@ def check_password(password: str, *related: str) -> None:
     verdict = zxcvbn(password[:100], user_inputs=[r for r in related if r])
     if verdict["score"] < MIN_PASSWORD_SCORE:
         why = verdict["feedback"]["warning"] or "too easy to guess"
-        raise InputError("password", f"refused: {why.rstrip('.').lower()}",
-                         "use a longer phrase of unrelated words (e.g. four words with dashes)")
+        raise InputError(
+            "password",
+            f"refused: {why.rstrip('.').lower()}",
+            "use a longer phrase of unrelated words (e.g. four words with dashes)",
+        )
 
 
 def hash_password(password: str, *related: str) -> str:
@@ -105,8 +108,13 @@ def create_user(db: Session, *, lab: Lab, username: str, password: str, role: st
         raise InputError("user", "the user name is empty or too long", "give 1-100 characters")
     if db.scalar(select(User).where(User.username == username)):
         raise InputError("user", f"user '{username}' exists", "choose another user name")
-    user = User(lab_id=lab.id, username=username, full_name=full_name.strip(), role=role,
-                password_hash=hash_password(password, username, full_name, lab.name))
+    user = User(
+        lab_id=lab.id,
+        username=username,
+        full_name=full_name.strip(),
+        role=role,
+        password_hash=hash_password(password, username, full_name, lab.name),
+    )
     db.add(user)
     db.flush()
     return user
@@ -115,18 +123,33 @@ def create_user(db: Session, *, lab: Lab, username: str, password: str, role: st
 def user_state(user: User) -> dict:
     """What the audit trail records of a user at each change (the password as a hash of its hash), and what
     ``oligolab serve verify`` compares the users table with."""
-    return {"username": user.username, "lab_id": user.lab_id, "role": user.role, "active": bool(user.active),
-            "full_name": user.full_name, "password_sha256": hashlib.sha256(user.password_hash.encode()).hexdigest()}
+    return {
+        "username": user.username,
+        "lab_id": user.lab_id,
+        "role": user.role,
+        "active": bool(user.active),
+        "full_name": user.full_name,
+        "password_sha256": hashlib.sha256(user.password_hash.encode()).hexdigest(),
+    }
 
 
-def audit_user(db: Session, actor: User | str, user: User, action: str, before: dict | None = None, **extra: object
-               ) -> None:
+def audit_user(
+    db: Session, actor: User | str, user: User, action: str, before: dict | None = None, **extra: object
+) -> None:
     """Record a user's creation or change with its new state (in the caller's transaction)."""
     from .audit import record
 
     db.flush()
-    record(db, user=actor, lab_id=user.lab_id, action=action, entity="user", entity_id=user.username,
-           before={"state": before} if before else None, after={"state": user_state(user), **extra})
+    record(
+        db,
+        user=actor,
+        lab_id=user.lab_id,
+        action=action,
+        entity="user",
+        entity_id=user.username,
+        before={"state": before} if before else None,
+        after={"state": user_state(user), **extra},
+    )
 
 
 def _sha(token: str) -> str:
@@ -134,7 +157,7 @@ def _sha(token: str) -> str:
 
 
 def _now() -> _dt.datetime:
-    return _dt.datetime.now(_dt.timezone.utc)
+    return _dt.datetime.now(_dt.UTC)
 
 
 def _throttle(db: Session, username: str, address: str) -> None:
@@ -143,10 +166,11 @@ def _throttle(db: Session, username: str, address: str) -> None:
     since = utcnow() - _dt.timedelta(minutes=WINDOW_MIN)
     worst = 0
     for col, value in ((SignInAttempt.username, username), (SignInAttempt.address, address)):
-        n, last = db.execute(select(func.count(), func.max(SignInAttempt.at)).where(col == value,
-                                                                                     SignInAttempt.at >= since)).one()
+        n, last = db.execute(
+            select(func.count(), func.max(SignInAttempt.at)).where(col == value, SignInAttempt.at >= since)
+        ).one()
         if n >= FREE_ATTEMPTS and last is not None:
-            last = last if last.tzinfo else last.replace(tzinfo=_dt.timezone.utc)
+            last = last if last.tzinfo else last.replace(tzinfo=_dt.UTC)
             wait = min(2 ** (n - FREE_ATTEMPTS), MAX_DELAY_S)
             remaining = (last + _dt.timedelta(seconds=wait) - _now()).total_seconds()
             worst = max(worst, math.ceil(remaining))
@@ -157,14 +181,24 @@ def _throttle(db: Session, username: str, address: str) -> None:
 def _failed(db: Session, username: str, address: str) -> None:
     db.add(SignInAttempt(username=username, address=address, at=_now()))
     since = utcnow() - _dt.timedelta(minutes=WINDOW_MIN)
-    n = db.scalar(select(func.count()).select_from(SignInAttempt).where(SignInAttempt.username == username,
-                                                                        SignInAttempt.at >= since))
+    n = db.scalar(
+        select(func.count())
+        .select_from(SignInAttempt)
+        .where(SignInAttempt.username == username, SignInAttempt.at >= since)
+    )
     user = db.scalar(select(User).where(User.username == username))
-    if n == FREE_ATTEMPTS and user is not None:       # once per window: the account is under attack or forgotten
+    if n == FREE_ATTEMPTS and user is not None:  # once per window: the account is under attack or forgotten
         from .audit import record
 
-        record(db, user="system", lab_id=user.lab_id, action="sign_in_delayed", entity="user", entity_id=username,
-               after={"failed_sign_ins": n, "address": address, "window_min": WINDOW_MIN})
+        record(
+            db,
+            user="system",
+            lab_id=user.lab_id,
+            action="sign_in_delayed",
+            entity="user",
+            entity_id=username,
+            after={"failed_sign_ins": n, "address": address, "window_min": WINDOW_MIN},
+        )
     db.execute(delete(SignInAttempt).where(SignInAttempt.at < utcnow() - _dt.timedelta(days=1)))
 
 
@@ -176,7 +210,7 @@ def sign_in(db: Session, username: str, password: str, address: str = "") -> tup
     try:
         _throttle(db, username, address)
     except Throttled:
-        _failed(db, username, address)        # a try while waiting counts too: the delay keeps growing
+        _failed(db, username, address)  # a try while waiting counts too: the delay keeps growing
         db.commit()
         raise
     user = db.scalar(select(User).where(User.username == username, User.active.is_(True)))
@@ -187,8 +221,12 @@ def sign_in(db: Session, username: str, password: str, address: str = "") -> tup
         return None
     db.execute(delete(SignInAttempt).where(SignInAttempt.username == username))
     token = secrets.token_urlsafe(32)
-    row = LoginSession(token_sha256=_sha(token), user_id=user.id, csrf_token=secrets.token_urlsafe(24),
-                       expires_at=utcnow() + _dt.timedelta(hours=SESSION_HOURS))
+    row = LoginSession(
+        token_sha256=_sha(token),
+        user_id=user.id,
+        csrf_token=secrets.token_urlsafe(24),
+        expires_at=utcnow() + _dt.timedelta(hours=SESSION_HOURS),
+    )
     db.execute(delete(LoginSession).where(LoginSession.expires_at < utcnow()))
     db.add(row)
     return token, row
@@ -201,7 +239,7 @@ def session_user(db: Session, token: str | None) -> tuple[User, LoginSession] | 
     row = db.get(LoginSession, _sha(token))
     if row is None:
         return None
-    expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=_dt.timezone.utc)
+    expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=_dt.UTC)
     if expires < utcnow():
         return None
     user = db.get(User, row.user_id)
@@ -219,8 +257,7 @@ def csrf_ok(session: LoginSession, given: str | None) -> bool:
     return bool(given) and secrets.compare_digest(session.csrf_token, given)
 
 
-def bootstrap(db: Session, *, lab_name: str = "Regional laboratory", demo_password: str | None = None
-              ) -> list[str]:
+def bootstrap(db: Session, *, lab_name: str = "Regional laboratory", demo_password: str | None = None) -> list[str]:
     """First start: create the lab with its default assays and an admin (random password), or with
     ``demo_password`` the training accounts tech, reviewer and admin. Returns lines to show the operator."""
     from .rulesets import seed_lab
@@ -237,6 +274,8 @@ def bootstrap(db: Session, *, lab_name: str = "Regional laboratory", demo_passwo
     for name, role in accounts:
         audit_user(db, "system", create_user(db, lab=lab, username=name, password=password, role=role), "create")
     names = ", ".join(n for n, _ in accounts)
-    return [f"created lab '{lab_name}' with its default assays and the account(s) {names}",
-            f"password: {password}  (change it on the Account page; add your staff on the Admin page and "
-            "deactivate these accounts there)"]
+    return [
+        f"created lab '{lab_name}' with its default assays and the account(s) {names}",
+        f"password: {password}  (change it on the Account page; add your staff on the Admin page and "
+        "deactivate these accounts there)",
+    ]

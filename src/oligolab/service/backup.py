@@ -42,7 +42,7 @@ class Backup:
     path: Path
     database: str
     at: _dt.datetime
-    kind: str                     #: sqlite | pgdump
+    kind: str  #: sqlite | pgdump
 
     @property
     def size(self) -> int:
@@ -52,8 +52,9 @@ class Backup:
 def _dialect(url: str) -> str:
     scheme = urlsplit(url).scheme.split("+")[0]
     if scheme not in SUFFIX:
-        raise InputError(url, "not a database URL the service uses",
-                         "sqlite:///FILE or postgresql+psycopg://USER@HOST:PORT/NAME")
+        raise InputError(
+            url, "not a database URL the service uses", "sqlite:///FILE or postgresql+psycopg://USER@HOST:PORT/NAME"
+        )
     return scheme
 
 
@@ -88,7 +89,7 @@ def _sqlite_backup(source: Path, dest: Path) -> None:
     try:
         out = sqlite3.connect(dest)
         try:
-            src.backup(out, pages=1024)          # in steps: writers are not held up for the whole copy
+            src.backup(out, pages=1024)  # in steps: writers are not held up for the whole copy
             ok = out.execute("PRAGMA integrity_check").fetchone()[0]
         finally:
             out.close()
@@ -101,19 +102,25 @@ def _sqlite_backup(source: Path, dest: Path) -> None:
 def _run(args: list[str], what: str) -> None:
     tool = shutil.which(args[0])
     if tool is None:
-        raise InputError(None, f"{args[0]} is not installed", "install the PostgreSQL client tools "
-                         "(Debian: postgresql-client) of the server's version")
+        raise InputError(
+            None,
+            f"{args[0]} is not installed",
+            "install the PostgreSQL client tools (Debian: postgresql-client) of the server's version",
+        )
     done = subprocess.run([tool, *args[1:]], capture_output=True, text=True, timeout=3600)
     if done.returncode != 0:
         message = (done.stderr or done.stdout).strip().splitlines()
-        raise InputError(None, f"{what} failed: {message[-1] if message else done.returncode}",
-                         "check the database URL, that the server runs and the client tools' version")
+        raise InputError(
+            None,
+            f"{what} failed: {message[-1] if message else done.returncode}",
+            "check the database URL, that the server runs and the client tools' version",
+        )
 
 
 def backup(url: str, folder: str | Path, *, now: _dt.datetime | None = None) -> Backup:
     """A new backup of the database at ``url`` in ``folder`` (created if needed)."""
     folder = Path(folder)
-    at = (now or _dt.datetime.now(_dt.timezone.utc)).astimezone(_dt.timezone.utc).replace(microsecond=0)
+    at = (now or _dt.datetime.now(_dt.UTC)).astimezone(_dt.UTC).replace(microsecond=0)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         final = folder / backup_name(url, at)
@@ -122,8 +129,10 @@ def backup(url: str, folder: str | Path, *, now: _dt.datetime | None = None) -> 
         if _dialect(url) == "sqlite":
             _sqlite_backup(sqlite_path(url), part)
         else:
-            _run(["pg_dump", "--format=custom", "--no-owner", "--no-privileges", f"--file={part}", _libpq(url)],
-                 "pg_dump")
+            _run(
+                ["pg_dump", "--format=custom", "--no-owner", "--no-privileges", f"--file={part}", _libpq(url)],
+                "pg_dump",
+            )
         apply_umask(part)
         os.replace(part, final)
     except OSError as exc:
@@ -137,17 +146,21 @@ def list_backups(folder: str | Path) -> list[Backup]:
     for path in Path(folder).iterdir() if Path(folder).is_dir() else []:
         m = NAME_RE.match(path.name)
         if m and path.is_file():
-            at = _dt.datetime.strptime(m["at"], "%Y%m%dT%H%M%SZ").replace(tzinfo=_dt.timezone.utc)
+            at = _dt.datetime.strptime(m["at"], "%Y%m%dT%H%M%SZ").replace(tzinfo=_dt.UTC)
             out.append(Backup(path, m["db"], at, m["kind"]))
     return sorted(out, key=lambda b: b.at, reverse=True)
 
 
-def keep(backups: list[Backup], daily: int = KEEP_DAILY, weekly: int = KEEP_WEEKLY,
-         monthly: int = KEEP_MONTHLY) -> list[Backup]:
+def keep(
+    backups: list[Backup], daily: int = KEEP_DAILY, weekly: int = KEEP_WEEKLY, monthly: int = KEEP_MONTHLY
+) -> list[Backup]:
     """The backups retention keeps, per database: the newest of each of the last ``daily`` days, ``weekly``
     ISO weeks and ``monthly`` months that have one (a backup may count for all three)."""
-    periods = ((lambda t: t.date(), daily), (lambda t: t.isocalendar()[:2], weekly),
-               (lambda t: (t.year, t.month), monthly))
+    periods = (
+        (lambda t: t.date(), daily),
+        (lambda t: t.isocalendar()[:2], weekly),
+        (lambda t: (t.year, t.month), monthly),
+    )
     kept: dict[Path, Backup] = {}
     newest_first = sorted(backups, key=lambda b: b.at, reverse=True)
     for database in {b.database for b in backups}:
@@ -162,8 +175,9 @@ def keep(backups: list[Backup], daily: int = KEEP_DAILY, weekly: int = KEEP_WEEK
     return sorted(kept.values(), key=lambda b: b.at, reverse=True)
 
 
-def prune(folder: str | Path, daily: int = KEEP_DAILY, weekly: int = KEEP_WEEKLY,
-          monthly: int = KEEP_MONTHLY) -> list[Backup]:
+def prune(
+    folder: str | Path, daily: int = KEEP_DAILY, weekly: int = KEEP_WEEKLY, monthly: int = KEEP_MONTHLY
+) -> list[Backup]:
     """Delete the backups in ``folder`` that retention does not keep; returns the deleted ones."""
     backups = list_backups(folder)
     kept = {b.path for b in keep(backups, daily, weekly, monthly)}
@@ -202,8 +216,11 @@ def restore(path: str | Path, url: str, *, force: bool = False) -> None:
         raise InputError(path, "no such backup file", "give a file written by oligolab serve backup")
     dialect = _dialect(url)
     if (kind == "sqlite") != (dialect == "sqlite"):
-        raise InputError(path, f"a {kind} backup cannot be restored into {dialect}",
-                         "restore SQLite backups into sqlite:///FILE and PostgreSQL ones into postgresql://")
+        raise InputError(
+            path,
+            f"a {kind} backup cannot be restored into {dialect}",
+            "restore SQLite backups into sqlite:///FILE and PostgreSQL ones into postgresql://",
+        )
     if dialect == "sqlite":
         target = sqlite_path(url)
         if _sqlite_has_tables(target) and not force:
@@ -214,8 +231,23 @@ def restore(path: str | Path, url: str, *, force: bool = False) -> None:
         os.replace(target.with_name(target.name + ".restore"), target)
     else:
         if _pg_has_tables(url) and not force:
-            raise InputError(url.split("@")[-1], "the database is not empty",
-                             "restore into a new database, or add --force (drops what is there)")
-        _run(["pg_restore", "--clean", "--if-exists", "--no-owner", "--no-privileges", "--exit-on-error",
-              "--single-transaction", f"--dbname={_libpq(url)}", str(path)], "pg_restore")
+            raise InputError(
+                url.split("@")[-1],
+                "the database is not empty",
+                "restore into a new database, or add --force (drops what is there)",
+            )
+        _run(
+            [
+                "pg_restore",
+                "--clean",
+                "--if-exists",
+                "--no-owner",
+                "--no-privileges",
+                "--exit-on-error",
+                "--single-transaction",
+                f"--dbname={_libpq(url)}",
+                str(path),
+            ],
+            "pg_restore",
+        )
     migrate(url)

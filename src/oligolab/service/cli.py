@@ -14,9 +14,12 @@ from ..cli import app, fail
 from ..errors import InputError
 
 console = Console(stderr=True)
-serve_app = typer.Typer(invoke_without_command=True, no_args_is_help=False,
-                        help="The lab web service (runs it without a subcommand); 'verify' checks its records, "
-                             "'backup' and 'restore' keep its database.")
+serve_app = typer.Typer(
+    invoke_without_command=True,
+    no_args_is_help=False,
+    help="The lab web service (runs it without a subcommand); 'verify' checks its records, "
+    "'backup' and 'restore' keep its database.",
+)
 app.add_typer(serve_app, name="serve")
 
 
@@ -37,9 +40,11 @@ def verify_cmd(
     except Exception as exc:  # unreachable database, wrong URL
         fail(f"{db}: cannot open the database ({type(exc).__name__}: {str(exc).splitlines()[0]})")
     out = Console()
-    out.print(f"{report.events} audit events, chain head {report.head[0]} {report.head[1][:16]}…; "
-              f"{report.versions} result versions, {report.signoffs} sign-offs, {report.users} users checked",
-              highlight=False)
+    out.print(
+        f"{report.events} audit events, chain head {report.head[0]} {report.head[1][:16]}…; "
+        f"{report.versions} result versions, {report.signoffs} sign-offs, {report.users} users checked",
+        highlight=False,
+    )
     for b in report.breaks:
         out.print(f"BREAK {b}", highlight=False, soft_wrap=True)
     if report.breaks:
@@ -51,23 +56,33 @@ def verify_cmd(
 @serve_app.callback()
 def serve(
     ctx: typer.Context,
-    db: str = typer.Option("sqlite:///oligolab-lab.db", "--db",
-                           help="database URL: sqlite:///FILE (default, nothing to install) or "
-                                "postgresql+psycopg://USER@HOST:PORT/NAME"),
+    db: str = typer.Option(
+        "sqlite:///oligolab-lab.db",
+        "--db",
+        help="database URL: sqlite:///FILE (default, nothing to install) or postgresql+psycopg://USER@HOST:PORT/NAME",
+    ),
     host: str = typer.Option("127.0.0.1", help="address to listen on (127.0.0.1: this computer only)"),
     port: int = typer.Option(8000, help="TCP port"),
-    web_processes: int = typer.Option(2, help="processes answering requests, each with its own queue thread and "
-                                              "analysis process (2 keeps page p99 under 1 s for 50 users on 2 "
-                                              "cores; 1 for a small machine)"),
+    web_processes: int = typer.Option(
+        2,
+        help="processes answering requests, each with its own queue thread and "
+        "analysis process (2 keeps page p99 under 1 s for 50 users on 2 "
+        "cores; 1 for a small machine)",
+    ),
     workers: int = typer.Option(1, help="queue threads taking uploaded plates (per web process)"),
-    analysis_processes: int = typer.Option(1, help="processes the analyses run in (0: inside the service "
-                                                   "process; more than the cores gains nothing)"),
-    demo: bool = typer.Option(False, help="on a new database, create training accounts tech, reviewer and "
-                                          "admin with --demo-password (never on a production database)"),
+    analysis_processes: int = typer.Option(
+        1, help="processes the analyses run in (0: inside the service process; more than the cores gains nothing)"
+    ),
+    demo: bool = typer.Option(
+        False,
+        help="on a new database, create training accounts tech, reviewer and "
+        "admin with --demo-password (never on a production database)",
+    ),
     demo_password: str = typer.Option("oligolab-demo", help="password of the training accounts"),
     lab_name: str = typer.Option("Regional laboratory", help="name of the lab created on a new database"),
-    no_watch: bool = typer.Option(False, "--no-watch", help="skip assay watch (oligolab check on the bundled "
-                                                            "genomes at start-up)"),
+    no_watch: bool = typer.Option(
+        False, "--no-watch", help="skip assay watch (oligolab check on the bundled genomes at start-up)"
+    ),
     secure_cookies: bool = typer.Option(False, help="mark cookies Secure (behind an HTTPS proxy)"),
     log_level: str = typer.Option("warning", help="uvicorn log level"),
     access_log: bool = typer.Option(False, help="log every request"),
@@ -86,8 +101,10 @@ def serve(
 
     busy = port_in_use(host, port)
     if busy:
-        fail(f"{host}:{port}: cannot listen there ({busy}): another service (perhaps an oligolab serve still "
-             "running) has the port; stop it or choose another --port")
+        fail(
+            f"{host}:{port}: cannot listen there ({busy}): another service (perhaps an oligolab serve still "
+            "running) has the port; stop it or choose another --port"
+        )
     try:
         migrate(db)
         engine = make_engine(db)
@@ -97,16 +114,26 @@ def serve(
     except InputError as exc:
         fail(str(exc))
     except Exception as exc:  # unreachable database, wrong URL
-        fail(f"{db}: cannot open the database ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
-             "check --db and that the server runs")
+        fail(
+            f"{db}: cannot open the database ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+            "check --db and that the server runs"
+        )
     for line in lines:
         console.print(f"[bold green]{line}[/]", highlight=False)
-    settings: dict[str, Any] = dict(db_url=db, worker_threads=workers, secure_cookies=secure_cookies,
-                    analysis_processes=analysis_processes, freeze_start=True)
-    console.print(f"oligolab lab service on http://{host}:{port}/  (database {db.split('@')[-1]}); Ctrl-C stops it",
-                  highlight=False)
-    common: dict[str, Any] = dict(host=host, port=port, log_level=log_level, access_log=access_log,
-                                  root_path=root_path or "")
+    settings: dict[str, Any] = dict(
+        db_url=db,
+        worker_threads=workers,
+        secure_cookies=secure_cookies,
+        analysis_processes=analysis_processes,
+        freeze_start=True,
+    )
+    console.print(
+        f"oligolab lab service on http://{host}:{port}/  (database {db.split('@')[-1]}); Ctrl-C stops it",
+        highlight=False,
+    )
+    common: dict[str, Any] = dict(
+        host=host, port=port, log_level=log_level, access_log=access_log, root_path=root_path or ""
+    )
     if web_processes > 1:
         import json
         import os
@@ -115,10 +142,10 @@ def serve(
 
         engine = make_engine(db)
         recover(session_factory(engine))
-        if not no_watch:     # assay watch once, in this parent process, not once per web process
+        if not no_watch:  # assay watch once, in this parent process, not once per web process
             Worker(session_factory(engine), threads=0, watch_inputs=WatchInputs()).start()
         os.environ[SETTINGS_ENV] = json.dumps(settings)
-        os.environ[PARENT_ENV] = str(os.getpid())       # the web processes die with this one
+        os.environ[PARENT_ENV] = str(os.getpid())  # the web processes die with this one
         uvicorn.run("oligolab.service.app:app_from_environment", factory=True, workers=web_processes, **common)
     else:
         uvicorn.run(create_app(Settings(**settings, watch_inputs=None if no_watch else WatchInputs())), **common)
@@ -144,8 +171,10 @@ def backup_cmd(
     out = Console()
     out.print(f"backup {made.path} ({made.size / 1e6:.1f} MB)", highlight=False)
     for b in gone:
-        out.print(f"removed {b.path.name} (retention {keep_daily} daily / {keep_weekly} weekly / "
-                  f"{keep_monthly} monthly)", highlight=False)
+        out.print(
+            f"removed {b.path.name} (retention {keep_daily} daily / {keep_weekly} weekly / {keep_monthly} monthly)",
+            highlight=False,
+        )
 
 
 @serve_app.command("restore")
@@ -162,5 +191,7 @@ def restore_cmd(
         bk.restore(backup_file, db, force=force)
     except InputError as exc:
         fail(str(exc))
-    Console().print(f"restored {backup_file} into {db.split('@')[-1]}; check it with: oligolab serve verify "
-                    f"--db {db}", highlight=False)
+    Console().print(
+        f"restored {backup_file} into {db.split('@')[-1]}; check it with: oligolab serve verify --db {db}",
+        highlight=False,
+    )

@@ -40,18 +40,33 @@ _ = i18n.gettext
 
 
 def save_endpoint(db: Session, user: User, form: dict) -> Endpoint:
-    ep = wire.Endpoint(str(form.get("name", "")).strip()[:100], str(form.get("kind", "")).strip(),
-                       str(form.get("url", "")).strip()[:500])
+    ep = wire.Endpoint(
+        str(form.get("name", "")).strip()[:100],
+        str(form.get("kind", "")).strip(),
+        str(form.get("url", "")).strip()[:500],
+    )
     if not ep.name:
         raise InputError("endpoint", _("the endpoint needs a name"), _("give a name"))
     ep.check()
-    row = Endpoint(lab_id=user.lab_id, name=ep.name, kind=ep.kind, url=ep.url,
-                   receiving_application=str(form.get("receiving_application", "")).strip()[:100],
-                   receiving_facility=str(form.get("receiving_facility", "")).strip()[:100])
+    row = Endpoint(
+        lab_id=user.lab_id,
+        name=ep.name,
+        kind=ep.kind,
+        url=ep.url,
+        receiving_application=str(form.get("receiving_application", "")).strip()[:100],
+        receiving_facility=str(form.get("receiving_facility", "")).strip()[:100],
+    )
     db.add(row)
     db.flush()
-    record(db, user=user, lab_id=user.lab_id, action="create", entity="endpoint", entity_id=row.name,
-           after={"kind": row.kind, "url": row.url})
+    record(
+        db,
+        user=user,
+        lab_id=user.lab_id,
+        action="create",
+        entity="endpoint",
+        entity_id=row.name,
+        after={"kind": row.kind, "url": row.url},
+    )
     return row
 
 
@@ -62,11 +77,17 @@ def _wire(row: Endpoint) -> wire.Endpoint:
 def specimen_result(db: Session, order: Order, batch: Batch, sample: dict, release, lab: Lab) -> SpecimenResult:
     s, assay = db.get(Specimen, order.specimen_pk), db.get(Assay, order.assay_id)
     p = db.get(Patient, s.patient_pk)
-    return SpecimenResult(accession_of(s, p, order, assay.name), sample, release,
-                          Test(assay.name, assay.loinc_code, assay.loinc_display), lab.name,
-                          f"batch {batch.id} '{batch.name}', version {release.version}"
-                          + (f", retest of order {order.retest_of}" if order.retest_of else ""),
-                          f"b{batch.id}", batch.created_at)
+    return SpecimenResult(
+        accession_of(s, p, order, assay.name),
+        sample,
+        release,
+        Test(assay.name, assay.loinc_code, assay.loinc_display),
+        lab.name,
+        f"batch {batch.id} '{batch.name}', version {release.version}"
+        + (f", retest of order {order.retest_of}" if order.retest_of else ""),
+        f"b{batch.id}",
+        batch.created_at,
+    )
 
 
 def release_batch(db: Session, user: User, batch: Batch, qc_reason: str = "") -> dict:
@@ -75,21 +96,32 @@ def release_batch(db: Session, user: User, batch: Batch, qc_reason: str = "") ->
     is released only with the reviewer's reason (recorded). Returns counts (the caller commits)."""
     lab_language = lab_settings(db, user.lab_id).language
     if lab_settings(db, user.lab_id).training:
-        raise InputError(f"batch {batch.id}", _("training mode: results are never released"),
-                         _("switch training mode off in the lab settings for real specimens"))
+        raise InputError(
+            f"batch {batch.id}",
+            _("training mode: results are never released"),
+            _("switch training mode off in the lab settings for real specimens"),
+        )
     v = need_version(db, batch)
     rel = release_of(db, batch, v)
     if not rel.signed:
         raise InputError(f"batch {batch.id}", _("the batch is not signed"), _("review and sign it first"))
     qc_status, flags = qcview.batch_flags(db, batch)
     if qc_status == "reject" and not qc_reason.strip():
-        raise InputError(f"batch {batch.id}", _("the run's controls break the Westgard rules %(rules)s",
-                                                rules=", ".join(sorted({f.rule for f in flags if f.severity == "reject"}))),
-                         _("investigate the run; to release it anyway, give the reason"))
+        raise InputError(
+            f"batch {batch.id}",
+            _(
+                "the run's controls break the Westgard rules %(rules)s",
+                rules=", ".join(sorted({f.rule for f in flags if f.severity == "reject"})),
+            ),
+            _("investigate the run; to release it anyway, give the reason"),
+        )
     orders = list(db.scalars(select(Order).where(Order.batch_id == batch.id, Order.status == MEASURED)))
     if not orders:
-        raise InputError(f"batch {batch.id}", _("nothing to release: no measured specimen of a worklist is on it"),
-                         _("upload the run from its worklist page"))
+        raise InputError(
+            f"batch {batch.id}",
+            _("nothing to release: no measured specimen of a worklist is on it"),
+            _("upload the run from its worklist page"),
+        )
     samples = {str(s["sample"]): s for s in v.result["samples"]}
     released: list[Order] = []
     retests: list[Order] = []
@@ -99,19 +131,35 @@ def release_batch(db: Session, user: User, batch: Batch, qc_reason: str = "") ->
         call = final_call(row) if row else ""
         status = rel.status(row) if row else CANCELLED
         if row is None or status == CANCELLED or call in retest_calls() or coding(call) is None:
-            with i18n.language(lab_language):        # kept with the order and printed for the patient
-                why = _("%(call)s in batch %(batch)s, version %(version)s", call=_(call or "no result"),
-                        batch=batch.id, version=v.version) + (" — " + _("the run is invalid") if status == CANCELLED
-                                                             else "")
+            with i18n.language(lab_language):  # kept with the order and printed for the patient
+                why = _(
+                    "%(call)s in batch %(batch)s, version %(version)s",
+                    call=_(call or "no result"),
+                    batch=batch.id,
+                    version=v.version,
+                ) + (" — " + _("the run is invalid") if status == CANCELLED else "")
             retests.append(retest(db, user, o, why))
             continue
         o.status, o.version, o.call = RELEASED, v.version, call
         o.released_by, o.released_at = user.username, utcnow()
         released.append(o)
     queued = queue(db, batch.lab_id, released)
-    record(db, user=user, lab_id=batch.lab_id, action="release", entity="batch", entity_id=batch.id,
-           after={"version": v.version, "released": len(released), "retests": len(retests), "deliveries": queued,
-                  "westgard": qc_status, "qc_reason": qc_reason.strip()})
+    record(
+        db,
+        user=user,
+        lab_id=batch.lab_id,
+        action="release",
+        entity="batch",
+        entity_id=batch.id,
+        after={
+            "version": v.version,
+            "released": len(released),
+            "retests": len(retests),
+            "deliveries": queued,
+            "westgard": qc_status,
+            "qc_reason": qc_reason.strip(),
+        },
+    )
     return {"released": len(released), "retests": len(retests), "deliveries": queued}
 
 
@@ -126,8 +174,9 @@ def queue(db: Session, lab_id: int, orders: list[Order]) -> int:
         groups = [[o.id] for o in orders] if ep.kind == "mllp" else [[o.id for o in orders]]
         for ids in groups:
             control = f"OL{ids[0]}-{uuid.uuid4().hex[:10]}" if ep.kind == "mllp" else uuid.uuid4().hex
-            db.add(Delivery(lab_id=lab_id, endpoint_id=ep.id, order_ids=ids, control_id=control, payload="",
-                            next_at=now))
+            db.add(
+                Delivery(lab_id=lab_id, endpoint_id=ep.id, order_ids=ids, control_id=control, payload="", next_at=now)
+            )
             n += 1
     return n
 
@@ -144,22 +193,35 @@ def payload(db: Session, d: Delivery, ep: Endpoint) -> str:
         row = next(s for s in v.result["samples"] if str(s["sample"]) == sid)
         results.append(specimen_result(db, o, batch, row, release_of(db, batch, v), db.get(Lab, o.lab_id)))
     if ep.kind == "mllp":
-        return oru_r01(results[0], control_id=d.control_id, at=utcnow(),
-                       receiving_application=ep.receiving_application, receiving_facility=ep.receiving_facility)
+        return oru_r01(
+            results[0],
+            control_id=d.control_id,
+            at=utcnow(),
+            receiving_application=ep.receiving_application,
+            receiving_facility=ep.receiving_facility,
+        )
     return json.dumps(transaction(results, timestamp=utcnow().isoformat()), ensure_ascii=False)
 
 
 # ------------------------------------------------------------------------------------------------- sending
 
+
 def _claim(factory: sessionmaker) -> int | None:
     """Take one due pending delivery (atomically: two service processes never send the same one)."""
     with factory.begin() as db:
-        due = db.scalar(select(Delivery.id).where(Delivery.status == "pending", Delivery.next_at <= utcnow())
-                        .order_by(Delivery.next_at, Delivery.id).limit(1))
+        due = db.scalar(
+            select(Delivery.id)
+            .where(Delivery.status == "pending", Delivery.next_at <= utcnow())
+            .order_by(Delivery.next_at, Delivery.id)
+            .limit(1)
+        )
         if due is None:
             return None
-        done = db.execute(update(Delivery).where(Delivery.id == due, Delivery.status == "pending")
-                          .values(status="sending", attempts=Delivery.attempts + 1))
+        done = db.execute(
+            update(Delivery)
+            .where(Delivery.id == due, Delivery.status == "pending")
+            .values(status="sending", attempts=Delivery.attempts + 1)
+        )
         return due if done.rowcount == 1 else None
 
 
@@ -169,15 +231,24 @@ def send_one(factory: sessionmaker, delivery_id: int) -> str:
     with factory.begin() as db:
         d = db.get(Delivery, delivery_id)
         row = db.get(Endpoint, d.endpoint_id)
-        if not d.payload:                 # made once, kept: the log shows exactly what was sent
+        if not d.payload:  # made once, kept: the log shows exactly what was sent
             d.payload = payload(db, d, row)
         ep = _wire(row)
         body, control, number = d.payload, d.control_id, d.attempts
     attempt = wire.send(ep, body if ep.kind == "mllp" else json.loads(body), control_id=control, number=number)
     with factory.begin() as db:
         d = db.get(Delivery, delivery_id)
-        db.add(DeliveryAttempt(delivery_id=d.id, number=number, at=attempt.at, delivered=attempt.delivered,
-                               retry=attempt.retry, detail=attempt.detail, seconds=attempt.seconds))
+        db.add(
+            DeliveryAttempt(
+                delivery_id=d.id,
+                number=number,
+                at=attempt.at,
+                delivered=attempt.delivered,
+                retry=attempt.retry,
+                detail=attempt.detail,
+                seconds=attempt.seconds,
+            )
+        )
         d.detail = attempt.detail
         if attempt.delivered:
             d.status = "delivered"
@@ -194,8 +265,11 @@ def send_one(factory: sessionmaker, delivery_id: int) -> str:
 def resend(db: Session, user: User, delivery: Delivery) -> None:
     """Queue a refused or failed delivery again (after the receiver was fixed)."""
     if delivery.status not in ("refused", "failed"):
-        raise InputError(f"delivery {delivery.id}", f"the delivery is {delivery.status}", "only a refused or "
-                         "failed delivery is sent again")
+        raise InputError(
+            f"delivery {delivery.id}",
+            f"the delivery is {delivery.status}",
+            "only a refused or failed delivery is sent again",
+        )
     delivery.status, delivery.attempts, delivery.next_at = "pending", 0, utcnow()
     record(db, user=user, lab_id=delivery.lab_id, action="resend", entity="delivery", entity_id=delivery.id)
 
@@ -218,7 +292,7 @@ class DeliveryLoop:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        with self.factory.begin() as db:            # a killed service left these mid-send: try them again
+        with self.factory.begin() as db:  # a killed service left these mid-send: try them again
             db.execute(update(Delivery).where(Delivery.status == "sending").values(status="pending"))
         self._thread = threading.Thread(target=self._run, name="oligolab-delivery", daemon=True)
         self._thread.start()

@@ -17,8 +17,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 from .db import Base, UTCDateTime, utcnow
 
 #: order states
-WAITING, ON_PLATE, MEASURED, RELEASED, RETEST, CANCELLED = ("waiting", "on_plate", "measured", "released", "retest",
-                                                             "cancelled")
+WAITING, ON_PLATE, MEASURED, RELEASED, RETEST, CANCELLED = (
+    "waiting",
+    "on_plate",
+    "measured",
+    "released",
+    "retest",
+    "cancelled",
+)
 
 
 class LabSettings(Base):
@@ -28,7 +34,7 @@ class LabSettings(Base):
     lab_id: Mapped[int] = mapped_column(ForeignKey("labs.id"), primary_key=True)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     language: Mapped[str] = mapped_column(String(8), default="en")
-    header: Mapped[str] = mapped_column(Text, default="")          #: the printed result's letterhead lines
+    header: Mapped[str] = mapped_column(Text, default="")  #: the printed result's letterhead lines
     training: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
@@ -54,7 +60,10 @@ class Patient(Base):
 
 class Specimen(Base):
     __tablename__ = "specimens"
-    __table_args__ = (UniqueConstraint("lab_id", "specimen_id"), Index("ix_specimens_lab_received", "lab_id", "received_at"))
+    __table_args__ = (
+        UniqueConstraint("lab_id", "specimen_id"),
+        Index("ix_specimens_lab_received", "lab_id", "received_at"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     lab_id: Mapped[int] = mapped_column(ForeignKey("labs.id"), index=True)
     specimen_id: Mapped[str] = mapped_column(String(64))
@@ -63,7 +72,7 @@ class Specimen(Base):
     received_at: Mapped[_dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     submitter: Mapped[str] = mapped_column(String(200), default="")
     specimen_type: Mapped[str] = mapped_column(String(200), default="")
-    source: Mapped[str] = mapped_column(String(300), default="")    #: form, the CSV file and line, the bundle entry
+    source: Mapped[str] = mapped_column(String(300), default="")  #: form, the CSV file and line, the bundle entry
     training: Mapped[bool] = mapped_column(Boolean, default=False)
     created_by: Mapped[str] = mapped_column(String(100))
 
@@ -79,7 +88,7 @@ class Worklist(Base):
     multiplex: Mapped[bool] = mapped_column(Boolean, default=False)
     dyes: Mapped[dict] = mapped_column(JSON, default=dict)
     reagent_lot: Mapped[str] = mapped_column(String(100), default="")
-    plate_map: Mapped[str] = mapped_column(Text)                    #: CSV, as downloaded and uploaded
+    plate_map: Mapped[str] = mapped_column(Text)  #: CSV, as downloaded and uploaded
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"), nullable=True, index=True)
     training: Mapped[bool] = mapped_column(Boolean, default=False)
     created_by: Mapped[str] = mapped_column(String(100))
@@ -95,13 +104,13 @@ class Order(Base):
     lab_id: Mapped[int] = mapped_column(ForeignKey("labs.id"), index=True)
     specimen_pk: Mapped[int] = mapped_column(ForeignKey("specimens.id"), index=True)
     assay_id: Mapped[int] = mapped_column(ForeignKey("assays.id"))
-    placer: Mapped[str] = mapped_column(String(64), default="")       #: the requester's order number
+    placer: Mapped[str] = mapped_column(String(64), default="")  #: the requester's order number
     status: Mapped[str] = mapped_column(String(20), default=WAITING, index=True)
     retest_of: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), nullable=True)
-    reason: Mapped[str] = mapped_column(Text, default="")              #: why a retest was ordered
+    reason: Mapped[str] = mapped_column(Text, default="")  #: why a retest was ordered
     worklist_id: Mapped[int | None] = mapped_column(ForeignKey("worklists.id"), nullable=True, index=True)
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"), nullable=True, index=True)
-    version: Mapped[int] = mapped_column(Integer, default=0)          #: the batch version released
+    version: Mapped[int] = mapped_column(Integer, default=0)  #: the batch version released
     call: Mapped[str] = mapped_column(String(50), default="")
     released_by: Mapped[str] = mapped_column(String(100), default="")
     released_at: Mapped[_dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -117,7 +126,7 @@ class Endpoint(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     lab_id: Mapped[int] = mapped_column(ForeignKey("labs.id"), index=True)
     name: Mapped[str] = mapped_column(String(100))
-    kind: Mapped[str] = mapped_column(String(10))                      #: mllp | fhir
+    kind: Mapped[str] = mapped_column(String(10))  #: mllp | fhir
     url: Mapped[str] = mapped_column(String(500))
     receiving_application: Mapped[str] = mapped_column(String(100), default="")
     receiving_facility: Mapped[str] = mapped_column(String(100), default="")
@@ -132,9 +141,11 @@ class Delivery(Base):
     lab_id: Mapped[int] = mapped_column(ForeignKey("labs.id"), index=True)
     endpoint_id: Mapped[int] = mapped_column(ForeignKey("endpoints.id"))
     order_ids: Mapped[list] = mapped_column(JSON, default=list)
-    control_id: Mapped[str] = mapped_column(String(64))                #: MSH-10, or the bundle's id
+    control_id: Mapped[str] = mapped_column(String(64))  #: MSH-10, or the bundle's id
     payload: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(20), default="pending", index=True)  # pending|sending|delivered|refused|failed
+    status: Mapped[str] = mapped_column(
+        String(20), default="pending", index=True
+    )  # pending|sending|delivered|refused|failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_at: Mapped[_dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     detail: Mapped[str] = mapped_column(Text, default="")
@@ -193,6 +204,6 @@ class QcPoints(Base):
     assay_id: Mapped[int] = mapped_column(ForeignKey("assays.id"))
     at: Mapped[_dt.datetime] = mapped_column(UTCDateTime)
     lot: Mapped[str] = mapped_column(String(100), default="")
-    points: Mapped[list] = mapped_column(JSON, default=list)          #: [control, target, cq] triples
+    points: Mapped[list] = mapped_column(JSON, default=list)  #: [control, target, cq] triples
     ntc_wells: Mapped[int] = mapped_column(Integer, default=0)
     ntc_amplified: Mapped[int] = mapped_column(Integer, default=0)

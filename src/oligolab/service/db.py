@@ -9,18 +9,29 @@ from __future__ import annotations
 import datetime as _dt
 from pathlib import Path
 
-from sqlalchemy import (JSON, Boolean, DateTime, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint,
-                        create_engine, event)
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
 from sqlalchemy.engine import Engine
-from sqlalchemy.types import TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
+from sqlalchemy.types import TypeDecorator
 
 #: the embedded default database (a file in the working folder)
 DEFAULT_URL = "sqlite:///oligolab-lab.db"
 
 
 def utcnow() -> _dt.datetime:
-    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
+    return _dt.datetime.now(_dt.UTC).replace(microsecond=0)
 
 
 class UTCDateTime(TypeDecorator):
@@ -31,7 +42,7 @@ class UTCDateTime(TypeDecorator):
 
     def process_result_value(self, value, dialect):
         if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=_dt.timezone.utc)
+            return value.replace(tzinfo=_dt.UTC)
         return value
 
 
@@ -55,7 +66,7 @@ class User(Base):
     lab_id: Mapped[int] = mapped_column(ForeignKey("labs.id"))
     username: Mapped[str] = mapped_column(String(100), unique=True)
     full_name: Mapped[str] = mapped_column(String(200), default="")
-    role: Mapped[str] = mapped_column(String(20))             # technician | reviewer | admin
+    role: Mapped[str] = mapped_column(String(20))  # technician | reviewer | admin
     password_hash: Mapped[str] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[_dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -103,7 +114,7 @@ class Assay(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     lab_id: Mapped[int] = mapped_column(ForeignKey("labs.id"))
     name: Mapped[str] = mapped_column(String(200))
-    ruleset: Mapped[str] = mapped_column(String(100))          # shipped id or a lab rule set name
+    ruleset: Mapped[str] = mapped_column(String(100))  # shipped id or a lab rule set name
     watch_assays: Mapped[list] = mapped_column(JSON, default=list)  # assay names in the check assays table
     loinc_code: Mapped[str] = mapped_column(String(20), default="")
     loinc_display: Mapped[str] = mapped_column(String(300), default="")
@@ -120,14 +131,16 @@ class Batch(Base):
     assay_id: Mapped[int] = mapped_column(ForeignKey("assays.id"))
     name: Mapped[str] = mapped_column(String(200))
     run_filename: Mapped[str] = mapped_column(String(300))
-    run_bytes: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)      # loaded only to analyse
+    run_bytes: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)  # loaded only to analyse
     run_sha256: Mapped[str] = mapped_column(String(64), index=True)
     map_filename: Mapped[str] = mapped_column(String(300), default="")
     map_bytes: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, deferred=True)
     # the rule set the batch is analysed with, resolved once at upload (rulesets.frozen); empty for old batches
     ruleset_text: Mapped[str | None] = mapped_column(Text, nullable=True, deferred=True)
     ruleset_sha256: Mapped[str] = mapped_column(String(64), default="")
-    status: Mapped[str] = mapped_column(String(20), default="queued", index=True)  # queued|running|analysed|failed|signed
+    status: Mapped[str] = mapped_column(
+        String(20), default="queued", index=True
+    )  # queued|running|analysed|failed|signed
     progress: Mapped[str] = mapped_column(String(300), default="waiting in the queue")
     error: Mapped[str] = mapped_column(Text, default="")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -145,10 +158,10 @@ class BatchVersion(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id"), index=True)
     version: Mapped[int] = mapped_column(Integer)
-    overrides: Mapped[list] = mapped_column(JSON, default=list)   # lab-core override entries (dicts)
-    summary: Mapped[dict] = mapped_column(JSON, default=dict)     # counts for lists and the daily summary
+    overrides: Mapped[list] = mapped_column(JSON, default=list)  # lab-core override entries (dicts)
+    summary: Mapped[dict] = mapped_column(JSON, default=dict)  # counts for lists and the daily summary
     # loaded only when a page needs them (a 384-well plate's curves are ~0.5 MB of JSON)
-    result: Mapped[dict] = mapped_column(JSON, deferred=True)     # samples, wells, controls, provenance
+    result: Mapped[dict] = mapped_column(JSON, deferred=True)  # samples, wells, controls, provenance
     curves: Mapped[dict] = mapped_column(JSON, default=dict, deferred=True)  # "WELL/TARGET" -> fluorescence
     # the lab core's printable report as rendered for this version (analysis.pack_report), and the rule set
     report_html: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, deferred=True)
@@ -159,7 +172,7 @@ class BatchVersion(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     created_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[_dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-    signoff: Mapped["Signoff | None"] = relationship(back_populates="version_row", uselist=False, lazy="selectin")
+    signoff: Mapped[Signoff | None] = relationship(back_populates="version_row", uselist=False, lazy="selectin")
 
     @property
     def signed_by(self) -> str:
@@ -223,7 +236,7 @@ class WatchResult(Base):
 
     __tablename__ = "watch_results"
     id: Mapped[int] = mapped_column(primary_key=True)
-    assay_key: Mapped[str] = mapped_column(String(300), index=True)   # sorted watch assay names, '|'-joined
+    assay_key: Mapped[str] = mapped_column(String(300), index=True)  # sorted watch assay names, '|'-joined
     genomes: Mapped[str] = mapped_column(String(500))
     summary: Mapped[dict] = mapped_column(JSON)
     created_at: Mapped[_dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -231,12 +244,14 @@ class WatchResult(Base):
 
 # --------------------------------------------------------------------------------------- engine and set-up
 
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys, PostgreSQL a pre-ping pool
     (connections dropped by a database restart are replaced instead of failing the next request)."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=10,
-                               max_overflow=20)
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=10, max_overflow=20
+        )
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record):  # pragma: no cover - exercised by every SQLite test
@@ -245,6 +260,7 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
+
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, pool_recycle=1800)
 

@@ -21,8 +21,8 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 START, END = b"\x0b", b"\x1c\r"
 #: the longest acknowledgement or HTTP answer read (bytes)
@@ -39,33 +39,36 @@ class Endpoint:
     """A configured receiver of results."""
 
     name: str
-    kind: str                              #: mllp | fhir
-    url: str                               #: mllp://host:port or http(s)://host/path (the FHIR base)
-    receiving_application: str = ""        #: MSH-5 (MLLP)
-    receiving_facility: str = ""           #: MSH-6 (MLLP)
+    kind: str  #: mllp | fhir
+    url: str  #: mllp://host:port or http(s)://host/path (the FHIR base)
+    receiving_application: str = ""  #: MSH-5 (MLLP)
+    receiving_facility: str = ""  #: MSH-6 (MLLP)
     timeout_s: float = 10.0
     attempts: int = ATTEMPTS
     backoff_s: float = BACKOFF_S
-    headers: dict[str, str] = field(default_factory=dict)   #: extra HTTP headers (e.g. Authorization)
+    headers: dict[str, str] = field(default_factory=dict)  #: extra HTTP headers (e.g. Authorization)
 
     def check(self) -> None:
         """Refuse an endpoint that cannot work (unknown kind, URL of the wrong scheme)."""
         from ..errors import InputError
 
         if self.kind not in KINDS:
-            raise InputError("endpoint", f"unknown endpoint kind '{self.kind}'", "use mllp or fhir",
-                             record=self.name)
+            raise InputError("endpoint", f"unknown endpoint kind '{self.kind}'", "use mllp or fhir", record=self.name)
         scheme = urllib.parse.urlsplit(self.url).scheme
         allowed = ("mllp",) if self.kind == "mllp" else ("http", "https")
         if scheme not in allowed:
-            raise InputError("endpoint", f"a {self.kind} endpoint needs a {'/'.join(allowed)}:// URL, not "
-                             f"'{self.url}'", "e.g. mllp://his.example:2575 or https://his.example/fhir",
-                             record=self.name)
+            raise InputError(
+                "endpoint",
+                f"a {self.kind} endpoint needs a {'/'.join(allowed)}:// URL, not '{self.url}'",
+                "e.g. mllp://his.example:2575 or https://his.example/fhir",
+                record=self.name,
+            )
         if self.kind == "mllp":
             parts = urllib.parse.urlsplit(self.url)
             if not parts.hostname or not parts.port:
-                raise InputError("endpoint", f"'{self.url}' names no host and port", "mllp://HOST:PORT",
-                                 record=self.name)
+                raise InputError(
+                    "endpoint", f"'{self.url}' names no host and port", "mllp://HOST:PORT", record=self.name
+                )
 
 
 @dataclass(frozen=True)
@@ -73,11 +76,11 @@ class Attempt:
     """One try of one delivery."""
 
     endpoint: str
-    number: int                  #: 1, 2, ...
-    at: _dt.datetime             #: UTC
+    number: int  #: 1, 2, ...
+    at: _dt.datetime  #: UTC
     delivered: bool
-    retry: bool                  #: a later attempt may succeed
-    detail: str                  #: the acknowledgement code, the HTTP status, or the error, in one line
+    retry: bool  #: a later attempt may succeed
+    detail: str  #: the acknowledgement code, the HTTP status, or the error, in one line
     seconds: float
 
 
@@ -95,6 +98,7 @@ class Outcome:
 
 # --------------------------------------------------------------------------------------------- MLLP
 
+
 def frame(message: str) -> bytes:
     return START + message.encode("utf-8") + END
 
@@ -111,7 +115,7 @@ def _read_framed(sock: socket.socket) -> bytes:
     start = data.find(START)
     if start < 0 or not data.endswith(END):
         raise OSError("no framed acknowledgement (the receiver closed the connection)")
-    return data[start + 1:-len(END)]
+    return data[start + 1 : -len(END)]
 
 
 def mllp_exchange(url: str, message: str, timeout_s: float) -> str:
@@ -154,11 +158,19 @@ def _send_mllp(endpoint: Endpoint, message: str, control_id: str) -> tuple[bool,
 
 # --------------------------------------------------------------------------------------------- FHIR
 
+
 def _send_fhir(endpoint: Endpoint, bundle: dict) -> tuple[bool, bool, str]:
     body = json.dumps(bundle, ensure_ascii=False).encode("utf-8")
-    req = urllib.request.Request(endpoint.url, data=body, method="POST",
-                                 headers={"Content-Type": "application/fhir+json; charset=utf-8",
-                                          "Accept": "application/fhir+json", **endpoint.headers})
+    req = urllib.request.Request(
+        endpoint.url,
+        data=body,
+        method="POST",
+        headers={
+            "Content-Type": "application/fhir+json; charset=utf-8",
+            "Accept": "application/fhir+json",
+            **endpoint.headers,
+        },
+    )
     try:
         with urllib.request.urlopen(req, timeout=endpoint.timeout_s) as resp:
             resp.read(MAX_ANSWER)
@@ -174,16 +186,24 @@ def _send_fhir(endpoint: Endpoint, bundle: dict) -> tuple[bool, bool, str]:
 
 # ----------------------------------------------------------------------------------------- attempts
 
+
 def send(endpoint: Endpoint, payload: str | dict, *, control_id: str = "", number: int = 1) -> Attempt:
     """One attempt: an ER7 message over MLLP (``control_id`` = its MSH-10) or a FHIR bundle over HTTP."""
     began = time.monotonic()
-    at = _dt.datetime.now(_dt.timezone.utc)
+    at = _dt.datetime.now(_dt.UTC)
     if endpoint.kind == "mllp":
         ok, retry, detail = _send_mllp(endpoint, str(payload), control_id)
     else:
         ok, retry, detail = _send_fhir(endpoint, payload if isinstance(payload, dict) else json.loads(payload))
-    return Attempt(endpoint.name, number, at, ok, retry and not ok, detail.replace("\r", " ").replace("\n", " "),
-                   round(time.monotonic() - began, 3))
+    return Attempt(
+        endpoint.name,
+        number,
+        at,
+        ok,
+        retry and not ok,
+        detail.replace("\r", " ").replace("\n", " "),
+        round(time.monotonic() - began, 3),
+    )
 
 
 def backoff(number: int, base_s: float = BACKOFF_S, cap_s: float = MAX_BACKOFF_S) -> float:
@@ -191,9 +211,15 @@ def backoff(number: int, base_s: float = BACKOFF_S, cap_s: float = MAX_BACKOFF_S
     return min(cap_s, base_s * 2 ** (number - 1))
 
 
-def deliver(endpoint: Endpoint, payload: str | dict, *, control_id: str = "",
-            record: Callable[[Attempt], None] | None = None, sleep: Callable[[float], None] = time.sleep,
-            first: int = 1) -> Outcome:
+def deliver(
+    endpoint: Endpoint,
+    payload: str | dict,
+    *,
+    control_id: str = "",
+    record: Callable[[Attempt], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    first: int = 1,
+) -> Outcome:
     """Attempts ``first`` .. ``endpoint.attempts`` with backoff between them, until delivered or refused."""
     attempts = []
     for number in range(first, endpoint.attempts + 1):

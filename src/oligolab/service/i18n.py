@@ -19,9 +19,9 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import datetime as _dt
-from functools import lru_cache
+from collections.abc import Iterator
+from functools import cache, lru_cache
 from pathlib import Path
-from typing import Iterator
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from babel import Locale
@@ -39,7 +39,7 @@ DEFAULT_ZONE = "UTC"
 _current: contextvars.ContextVar[str] = contextvars.ContextVar("oligolab_language", default=DEFAULT_LANGUAGE)
 
 
-@lru_cache(maxsize=None)
+@cache
 def translations(lang: str) -> NullTranslations:
     """The compiled catalogue of ``lang`` (English is the source language: no catalogue, strings as written)."""
     if lang == DEFAULT_LANGUAGE or lang not in LANGUAGES:
@@ -95,12 +95,51 @@ def N_(message: str) -> str:
 
 #: words pages show from data (states, calls, sexes): marked here so the catalogue has them
 VOCABULARY = (
-    N_("waiting"), N_("on_plate"), N_("measured"), N_("released"), N_("retest"), N_("cancelled"),
-    N_("queued"), N_("running"), N_("analysed"), N_("failed"), N_("signed"), N_("pending"), N_("sending"),
-    N_("delivered"), N_("refused"), N_("positive"), N_("negative"), N_("inconclusive"), N_("invalid"),
-    N_("review"), N_("run_invalid"), N_("screen_positive"), N_("male"), N_("female"), N_("other"), N_("unknown"),
-    N_("ok"), N_("warning"), N_("reject"), N_("no result"), N_("technician"), N_("reviewer"), N_("admin"),
-    N_("release"), N_("rerun"), N_("indeterminate"), N_("missing"), N_("any"), N_("control"), N_("passed"), N_("problems"), N_("wells"), N_("outcome"), N_("role"), N_("sample"),
+    N_("waiting"),
+    N_("on_plate"),
+    N_("measured"),
+    N_("released"),
+    N_("retest"),
+    N_("cancelled"),
+    N_("queued"),
+    N_("running"),
+    N_("analysed"),
+    N_("failed"),
+    N_("signed"),
+    N_("pending"),
+    N_("sending"),
+    N_("delivered"),
+    N_("refused"),
+    N_("positive"),
+    N_("negative"),
+    N_("inconclusive"),
+    N_("invalid"),
+    N_("review"),
+    N_("run_invalid"),
+    N_("screen_positive"),
+    N_("male"),
+    N_("female"),
+    N_("other"),
+    N_("unknown"),
+    N_("ok"),
+    N_("warning"),
+    N_("reject"),
+    N_("no result"),
+    N_("technician"),
+    N_("reviewer"),
+    N_("admin"),
+    N_("release"),
+    N_("rerun"),
+    N_("indeterminate"),
+    N_("missing"),
+    N_("any"),
+    N_("control"),
+    N_("passed"),
+    N_("problems"),
+    N_("wells"),
+    N_("outcome"),
+    N_("role"),
+    N_("sample"),
 )
 
 
@@ -109,7 +148,7 @@ def install(env) -> None:
     language, and the time and number filters."""
     env.add_extension("jinja2.ext.i18n")
     env.install_gettext_callables(
-        lambda s: translations(current()).gettext(s) if s else s,       # '' would give the catalogue header
+        lambda s: translations(current()).gettext(s) if s else s,  # '' would give the catalogue header
         lambda s, p, n: translations(current()).ngettext(s, p, n),
         newstyle=True,
         pgettext=lambda c, s: translations(current()).pgettext(c, s),
@@ -148,6 +187,7 @@ def cell_text(value: object) -> str:
 
 # --------------------------------------------------------------------------------------------- choices
 
+
 def parse_accept_language(header: str) -> list[str]:
     """Language codes of an Accept-Language header, best first (``ru-RU,ru;q=0.9,en;q=0.8`` -> ru, ru, en)."""
     weighted = []
@@ -174,8 +214,7 @@ def choose_language(user: str | None = None, lab: str | None = None, accept: str
 
 def check_language(lang: str) -> str:
     if lang not in LANGUAGES:
-        raise InputError("language", f"'{lang}' is not a language of the service",
-                         f"use one of {', '.join(LANGUAGES)}")
+        raise InputError("language", f"'{lang}' is not a language of the service", f"use one of {', '.join(LANGUAGES)}")
     return lang
 
 
@@ -190,22 +229,27 @@ def check_zone(name: str) -> str:
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise InputError("time zone", f"'{name[:60]}' is not a time zone", "use an IANA name such as "
-                         "Europe/Moscow, Europe/Astrakhan, Asia/Yekaterinburg or Asia/Vladivostok") from None
+        raise InputError(
+            "time zone",
+            f"'{name[:60]}' is not a time zone",
+            "use an IANA name such as Europe/Moscow, Europe/Astrakhan, Asia/Yekaterinburg or Asia/Vladivostok",
+        ) from None
     return name
 
 
 # ------------------------------------------------------------------------------------------------ time
 
+
 def local(t: _dt.datetime, zone: str = DEFAULT_ZONE) -> _dt.datetime:
     """A stored time (UTC; a naive one is taken as UTC) in the lab's zone."""
     if t.tzinfo is None:
-        t = t.replace(tzinfo=_dt.timezone.utc)
+        t = t.replace(tzinfo=_dt.UTC)
     return t.astimezone(ZoneInfo(zone))
 
 
-def format_datetime(t: _dt.datetime | None, zone: str = DEFAULT_ZONE, fmt: str = "dd.MM.yyyy HH:mm",
-                    lang: str | None = None) -> str:
+def format_datetime(
+    t: _dt.datetime | None, zone: str = DEFAULT_ZONE, fmt: str = "dd.MM.yyyy HH:mm", lang: str | None = None
+) -> str:
     """A stored time as the lab reads it: in its zone, with the zone's offset when ``fmt`` has none
     (``05.12.2026 10:30 (UTC+03:00)``). ``fmt`` is a CLDR pattern."""
     from babel.dates import format_datetime as babel_format
@@ -236,8 +280,9 @@ def format_number(x: float | None, digits: int = 2, lang: str | None = None) -> 
 
     if x is None:
         return ""
-    return format_decimal(round(float(x), digits), f"0.{'0' * digits}" if digits else "0",
-                          locale=Locale.parse(lang or current()))
+    return format_decimal(
+        round(float(x), digits), f"0.{'0' * digits}" if digits else "0", locale=Locale.parse(lang or current())
+    )
 
 
 # ------------------------------------------------------------------------------------------ extraction

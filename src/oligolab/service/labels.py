@@ -30,21 +30,33 @@ def code128_svg(value: str) -> str:
     from barcode.errors import BarcodeError
 
     if not value or not value.isascii() or not value.isprintable():
-        raise InputError("label", f"'{value[:40]}' cannot be encoded in Code 128",
-                         "use printable ASCII specimen ids", record=value[:40])
+        raise InputError(
+            "label",
+            f"'{value[:40]}' cannot be encoded in Code 128",
+            "use printable ASCII specimen ids",
+            record=value[:40],
+        )
     try:
         modules = barcode.get("code128", value).build()[0]
     except BarcodeError as exc:
-        raise InputError("label", f"'{value[:40]}' cannot be encoded in Code 128 ({exc})",
-                         "use printable ASCII specimen ids", record=value[:40]) from None
+        raise InputError(
+            "label",
+            f"'{value[:40]}' cannot be encoded in Code 128 ({exc})",
+            "use printable ASCII specimen ids",
+            record=value[:40],
+        ) from None
     quiet = 10
     bars = [(m.start(), m.end() - m.start()) for m in re.finditer("1+", modules)]
     width = len(modules) + 2 * quiet
-    rects = "".join(f'<rect x="{(quiet + x) * MODULE_MM:g}" y="0" width="{w * MODULE_MM:g}" '
-                    f'height="{BAR_HEIGHT_MM:g}"/>' for x, w in bars)
-    return (f'<svg class="barcode" viewBox="0 0 {width * MODULE_MM:g} {BAR_HEIGHT_MM:g}" preserveAspectRatio="none" '
-            f'role="img" aria-label="Code 128 {value}" xmlns="http://www.w3.org/2000/svg">'
-            f'<rect width="100%" height="100%" fill="#fff"/><g fill="#000">{rects}</g></svg>')
+    rects = "".join(
+        f'<rect x="{(quiet + x) * MODULE_MM:g}" y="0" width="{w * MODULE_MM:g}" height="{BAR_HEIGHT_MM:g}"/>'
+        for x, w in bars
+    )
+    return (
+        f'<svg class="barcode" viewBox="0 0 {width * MODULE_MM:g} {BAR_HEIGHT_MM:g}" preserveAspectRatio="none" '
+        f'role="img" aria-label="Code 128 {value}" xmlns="http://www.w3.org/2000/svg">'
+        f'<rect width="100%" height="100%" fill="#fff"/><g fill="#000">{rects}</g></svg>'
+    )
 
 
 @dataclass(frozen=True)
@@ -53,7 +65,7 @@ class Label:
 
     specimen_id: str
     patient: str
-    collected: str          #: already in the lab's zone and format
+    collected: str  #: already in the lab's zone and format
     test: str
     svg: str
 
@@ -61,4 +73,4 @@ class Label:
 def sheets(labels: list[Label]) -> list[list[Label]]:
     """The labels in pages of one A4 sheet each."""
     per = SHEET["columns"] * SHEET["rows"]
-    return [labels[i:i + per] for i in range(0, len(labels), per)] or [[]]
+    return [labels[i : i + per] for i in range(0, len(labels), per)] or [[]]

@@ -64,7 +64,7 @@ class Form:
     pattern: re.Pattern
     msgid: str
     parts: dict[str, Callable[[str], str]]
-    whole: bool = False          #: a message that holds '; ' itself (tried before a text is cut at '; ')
+    whole: bool = False  #: a message that holds '; ' itself (tried before a text is cut at '; ')
 
     def render(self, m: re.Match) -> str:
         values = {k: self.parts.get(k, _keep)(v) for k, v in m.groupdict().items()}
@@ -107,26 +107,47 @@ FORMS: tuple[Form, ...] = (
     _exact(N_("Repeat the run")),
     _form(r"Run invalid: (?P<problem>.+)", N_("Run invalid: %(problem)s"), True, problem=_any),
     _form(r"held by the rule set: (?P<text>.+)", N_("held by the rule set: %(text)s"), True, text=_any),
-    _form(r"control (?P<sample>.+?) flagged \((?P<reasons>.+)\)", N_("control %(sample)s flagged (%(reasons)s)"),
-          reasons=_any),
-    _form(r"no (?P<name>.+) on the plate: the run cannot be validated",
-          N_("no %(name)s on the plate: the run cannot be validated"), name=_rule),
-    _form(r"(?P<name>.+?) '(?P<sample>[^']*)': (?P<failures>.+?(?:, expected \w+|outside \[[^\]]*\])): (?P<failure>.+)",
-          N_("%(name)s '%(sample)s': %(failures)s: %(failure)s"), True, name=_rule, failures=_items("; ", _any),
-          failure=_rule),
-    _form(r"(?P<seen>.+), expected (?P<expected>\w+)", N_("%(seen)s, expected %(expected)s"),
-          seen=_items(", ", _any), expected=_word),
-    _form(rf"(?P<wells>\S+) \((?P<target>[^)]*)\) Cq (?P<cq>{NUM}) outside \[(?P<lo>[^,\]]*), (?P<hi>[^\]]*)\]",
-          N_("%(wells)s (%(target)s) Cq %(cq)s outside [%(lo)s, %(hi)s]"), cq=_number),
-    _form(rf"(?P<well>{WELL}) \((?P<target>[^)]*)\) (?P<shown>.+)", N_("%(well)s (%(target)s) %(shown)s"),
-          shown=_any),
+    _form(
+        r"control (?P<sample>.+?) flagged \((?P<reasons>.+)\)",
+        N_("control %(sample)s flagged (%(reasons)s)"),
+        reasons=_any,
+    ),
+    _form(
+        r"no (?P<name>.+) on the plate: the run cannot be validated",
+        N_("no %(name)s on the plate: the run cannot be validated"),
+        name=_rule,
+    ),
+    _form(
+        r"(?P<name>.+?) '(?P<sample>[^']*)': (?P<failures>.+?(?:, expected \w+|outside \[[^\]]*\])): (?P<failure>.+)",
+        N_("%(name)s '%(sample)s': %(failures)s: %(failure)s"),
+        True,
+        name=_rule,
+        failures=_items("; ", _any),
+        failure=_rule,
+    ),
+    _form(
+        r"(?P<seen>.+), expected (?P<expected>\w+)",
+        N_("%(seen)s, expected %(expected)s"),
+        seen=_items(", ", _any),
+        expected=_word,
+    ),
+    _form(
+        rf"(?P<wells>\S+) \((?P<target>[^)]*)\) Cq (?P<cq>{NUM}) outside \[(?P<lo>[^,\]]*), (?P<hi>[^\]]*)\]",
+        N_("%(wells)s (%(target)s) Cq %(cq)s outside [%(lo)s, %(hi)s]"),
+        cq=_number,
+    ),
+    _form(rf"(?P<well>{WELL}) \((?P<target>[^)]*)\) (?P<shown>.+)", N_("%(well)s (%(target)s) %(shown)s"), shown=_any),
     _form(r"(?P<target>\S+) missing", N_("%(target)s missing")),
     _exact(N_("not amplified")),
     _exact(N_("amplified without a Cq")),
     _exact(N_("excluded")),
     _form(rf"amplified at Cq (?P<cq>{NUM})", N_("amplified at Cq %(cq)s"), cq=_number),
-    _form(rf"(?P<name>\S+): weak positive \(Cq (?P<cq>{NUM}) >= (?P<limit>{NUM})\)",
-          N_("%(name)s: weak positive (Cq %(cq)s >= %(limit)s)"), cq=_number, limit=_number),
+    _form(
+        rf"(?P<name>\S+): weak positive \(Cq (?P<cq>{NUM}) >= (?P<limit>{NUM})\)",
+        N_("%(name)s: weak positive (Cq %(cq)s >= %(limit)s)"),
+        cq=_number,
+        limit=_number,
+    ),
     _form(r"(?P<name>\S+): indeterminate \((?P<note>.+)\)", N_("%(name)s: indeterminate (%(note)s)"), note=_any),
     _form(r"(?P<name>\S+): indeterminate", N_("%(name)s: indeterminate")),
     _form(r"replicates disagree: (?P<kinds>.+)", N_("replicates disagree: %(kinds)s"), kinds=_items(", ", _word)),
@@ -134,8 +155,12 @@ FORMS: tuple[Form, ...] = (
     # oligolab.lab.qc: flags (qc.describe: the meaning, and the detail in brackets)
     *(_exact(t) for t in FLAG_TEXTS),
     _form(_DRIFT_FLAG, N_("the baseline drifts by more than %(pct)s%% of the amplification height")),
-    _form(rf"(?P<flag>{_FLAG}|{_DRIFT_FLAG.replace('?P<pct>', '?:')}) \((?P<detail>.+)\)", N_("%(flag)s (%(detail)s)"),
-          flag=_any, detail=_any),
+    _form(
+        rf"(?P<flag>{_FLAG}|{_DRIFT_FLAG.replace('?P<pct>', '?:')}) \((?P<detail>.+)\)",
+        N_("%(flag)s (%(detail)s)"),
+        flag=_any,
+        detail=_any,
+    ),
     _form(r"cycles (?P<cycles>[\d, -]+)", N_("cycles %(cycles)s")),
     _form(r"unrepairable: (?P<reason>.+)", N_("unrepairable: %(reason)s"), reason=_any),
     _form(rf"TD0 (?P<td0>{NUM}) of (?P<n>\d+)", N_("TD0 %(td0)s of %(n)s"), td0=_number),
@@ -147,29 +172,54 @@ FORMS: tuple[Form, ...] = (
     _form(rf"Cq SD (?P<sd>{NUM}) cycles", N_("Cq SD %(sd)s cycles"), sd=_number),
     _form(rf"(?P<value>{NUM})", "%(value)s", value=_number),
     # oligolab.lab.calling: why a curve is held for a person's eyes
-    _form(rf"rises only in the last (?P<late>\d+) cycles \(threshold crossed at cycle (?P<cq>{NUM}) of (?P<n>\d+)\): "
-          r"too late to confirm the curve shape",
-          N_("rises only in the last %(late)s cycles (threshold crossed at cycle %(cq)s of %(n)s): too late to "
-             "confirm the curve shape"), cq=_number),
-    _form(r"ends (?P<x>\d+)x the noise above its first cycles without an amplification shape \(drift\?\): look at "
-          r"the curve", N_("ends %(x)sx the noise above its first cycles without an amplification shape (drift?): "
-                          "look at the curve")),
-    _form(r"rises (?P<x>\d+)x the noise but does not stay above the detection threshold to the end of the run",
-          N_("rises %(x)sx the noise but does not stay above the detection threshold to the end of the run")),
-    _form(r"weak rise \((?P<x>\d+)x the noise\) above the threshold: weak or late amplification\?",
-          N_("weak rise (%(x)sx the noise) above the threshold: weak or late amplification?")),
-    _form(r"rises (?P<x>\d+)x the noise but not with an amplification shape \(drift, step or bubble\?\): look at "
-          r"the curve", N_("rises %(x)sx the noise but not with an amplification shape (drift, step or bubble?): "
-                          "look at the curve")),
-    _form(rf"rises from the first cycles \(threshold crossed at cycle (?P<cq>{NUM})\) without a flat baseline before "
-          r"it: drift or a very early amplification\? look at the curve",
-          N_("rises from the first cycles (threshold crossed at cycle %(cq)s) without a flat baseline before it: "
-             "drift or a very early amplification? look at the curve"), cq=_number),
-    _form(r"its baseline drifts by (?P<pct>\d+)% of the rise before it: drift or amplification\? look at the curve",
-          N_("its baseline drifts by %(pct)s%% of the rise before it: drift or amplification? look at the curve")),
-    _form(r"rises back from a dip only to (?P<x>\d+)x the noise above its first cycles: drift or amplification\? "
-          r"look at the curve", N_("rises back from a dip only to %(x)sx the noise above its first cycles: drift or "
-                                   "amplification? look at the curve")),
+    _form(
+        rf"rises only in the last (?P<late>\d+) cycles \(threshold crossed at cycle (?P<cq>{NUM}) of (?P<n>\d+)\): "
+        r"too late to confirm the curve shape",
+        N_(
+            "rises only in the last %(late)s cycles (threshold crossed at cycle %(cq)s of %(n)s): too late to "
+            "confirm the curve shape"
+        ),
+        cq=_number,
+    ),
+    _form(
+        r"ends (?P<x>\d+)x the noise above its first cycles without an amplification shape \(drift\?\): look at "
+        r"the curve",
+        N_("ends %(x)sx the noise above its first cycles without an amplification shape (drift?): look at the curve"),
+    ),
+    _form(
+        r"rises (?P<x>\d+)x the noise but does not stay above the detection threshold to the end of the run",
+        N_("rises %(x)sx the noise but does not stay above the detection threshold to the end of the run"),
+    ),
+    _form(
+        r"weak rise \((?P<x>\d+)x the noise\) above the threshold: weak or late amplification\?",
+        N_("weak rise (%(x)sx the noise) above the threshold: weak or late amplification?"),
+    ),
+    _form(
+        r"rises (?P<x>\d+)x the noise but not with an amplification shape \(drift, step or bubble\?\): look at "
+        r"the curve",
+        N_("rises %(x)sx the noise but not with an amplification shape (drift, step or bubble?): look at the curve"),
+    ),
+    _form(
+        rf"rises from the first cycles \(threshold crossed at cycle (?P<cq>{NUM})\) without a flat baseline before "
+        r"it: drift or a very early amplification\? look at the curve",
+        N_(
+            "rises from the first cycles (threshold crossed at cycle %(cq)s) without a flat baseline before it: "
+            "drift or a very early amplification? look at the curve"
+        ),
+        cq=_number,
+    ),
+    _form(
+        r"its baseline drifts by (?P<pct>\d+)% of the rise before it: drift or amplification\? look at the curve",
+        N_("its baseline drifts by %(pct)s%% of the rise before it: drift or amplification? look at the curve"),
+    ),
+    _form(
+        r"rises back from a dip only to (?P<x>\d+)x the noise above its first cycles: drift or amplification\? "
+        r"look at the curve",
+        N_(
+            "rises back from a dip only to %(x)sx the noise above its first cycles: drift or "
+            "amplification? look at the curve"
+        ),
+    ),
     # the service's analysis states (oligolab.service.uploads, .worker)
     _exact(N_("waiting in the queue")),
     _exact(N_("starting")),
@@ -183,8 +233,12 @@ FORMS: tuple[Form, ...] = (
     _form(r"(?P<file>.+), line (?P<n>\d+)", N_("%(file)s, line %(n)s")),
     _form(r"(?P<file>.+), entry (?P<n>\d+)", N_("%(file)s, entry %(n)s")),
     # oligolab.lab.audit: a reviewer's override of a call (user, time, old -> new, the reviewer's reason)
-    _form(r"(?P<user>\S+) (?P<time>\S+): (?P<old>\S+) -> (?P<new>\S+) \((?P<reason>.*)\)",
-          N_("%(user)s %(time)s: %(old)s -> %(new)s (%(reason)s)"), old=_word, new=_word),
+    _form(
+        r"(?P<user>\S+) (?P<time>\S+): (?P<old>\S+) -> (?P<new>\S+) \((?P<reason>.*)\)",
+        N_("%(user)s %(time)s: %(old)s -> %(new)s (%(reason)s)"),
+        old=_word,
+        new=_word,
+    ),
 )
 
 

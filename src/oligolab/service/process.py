@@ -32,12 +32,11 @@ def die_with_parent(*, kernel_signal: bool = True, interval_s: float = 0.5) -> N
     if kernel_signal:
         try:
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        except (OSError, AttributeError):        # not Linux: the watchdog alone
+        except (OSError, AttributeError):  # not Linux: the watchdog alone
             pass
     if os.getppid() != parent:
         os._exit(1)
-    threading.Thread(target=_watch_parent, args=(parent, interval_s), name="oligolab-parent-watch",
-                     daemon=True).start()
+    threading.Thread(target=_watch_parent, args=(parent, interval_s), name="oligolab-parent-watch", daemon=True).start()
 
 
 def analysis_process_start() -> None:

@@ -48,31 +48,46 @@ def _ic_targets(db: Session, batch: Batch) -> list[str]:
 
 def _points_row(db: Session, b: Batch, lot: str) -> QcPoints:
     """The QC points of a batch's current version, computed once from its stored result."""
-    v = db.scalar(select(BatchVersion).options(undefer(BatchVersion.result))
-                  .where(BatchVersion.batch_id == b.id, BatchVersion.version == b.current_version))
-    pts = qt.control_points(v.result, run=str(b.id), at=b.created_at, assay="", lot=lot,
-                            ic_targets=_ic_targets(db, b))
+    v = db.scalar(
+        select(BatchVersion)
+        .options(undefer(BatchVersion.result))
+        .where(BatchVersion.batch_id == b.id, BatchVersion.version == b.current_version)
+    )
+    pts = qt.control_points(v.result, run=str(b.id), at=b.created_at, assay="", lot=lot, ic_targets=_ic_targets(db, b))
     ntc = qt.ntc_counts(v.result, run=str(b.id), at=b.created_at)
-    return QcPoints(batch_id=b.id, version=b.current_version, lab_id=b.lab_id, assay_id=b.assay_id,
-                    at=b.created_at, lot=lot, points=[[p.key.control, p.key.target, p.cq] for p in pts],
-                    ntc_wells=ntc.wells, ntc_amplified=ntc.amplified)
+    return QcPoints(
+        batch_id=b.id,
+        version=b.current_version,
+        lab_id=b.lab_id,
+        assay_id=b.assay_id,
+        at=b.created_at,
+        lot=lot,
+        points=[[p.key.control, p.key.target, p.cq] for p in pts],
+        ntc_wells=ntc.wells,
+        ntc_amplified=ntc.amplified,
+    )
 
 
 def _cached_points(db: Session, batches: list[Batch]) -> dict[int, QcPoints]:
     """Batch id -> QC points of its current version; missing ones are computed and stored."""
     if not batches:
         return {}
-    rows = {(r.batch_id, r.version): r for r in db.scalars(
-        select(QcPoints).where(QcPoints.batch_id.in_([b.id for b in batches])))}
+    rows = {
+        (r.batch_id, r.version): r
+        for r in db.scalars(select(QcPoints).where(QcPoints.batch_id.in_([b.id for b in batches])))
+    }
     missing = [b for b in batches if (b.id, b.current_version) not in rows]
     if missing:
-        lots = dict(db.execute(select(Worklist.batch_id, Worklist.reagent_lot)
-                               .where(Worklist.batch_id.in_([b.id for b in missing]))).all())
+        lots = dict(
+            db.execute(
+                select(Worklist.batch_id, Worklist.reagent_lot).where(Worklist.batch_id.in_([b.id for b in missing]))
+            ).all()
+        )
         made = [_points_row(db, b, lots.get(b.id, "")) for b in missing]
         try:
             db.add_all(made)
             db.commit()
-        except IntegrityError:            # another request stored them first: theirs are the same
+        except IntegrityError:  # another request stored them first: theirs are the same
             db.rollback()
         rows.update({(r.batch_id, r.version): r for r in made})
     return {b.id: rows[(b.id, b.current_version)] for b in batches}
@@ -93,10 +108,22 @@ def qc_data(db: Session, lab_id: int, assay_id: int | None = None, *, upto_batch
     cached = _cached_points(db, batches)
     assays = {a.id: a.name for a in db.scalars(select(Assay).where(Assay.lab_id == lab_id))}
     given_rows = list(db.scalars(select(QcLimit).where(QcLimit.lab_id == lab_id).order_by(QcLimit.id)))
-    key = (tuple((b.id, b.assay_id, cached[b.id].at, cached[b.id].lot, cached[b.id].ntc_wells,
-                  cached[b.id].ntc_amplified, tuple(map(tuple, cached[b.id].points))) for b in batches),
-           tuple(sorted(assays.items())),
-           tuple((r.assay_id, r.control, r.target, r.lot, r.mean, r.sd, r.source) for r in given_rows))
+    key = (
+        tuple(
+            (
+                b.id,
+                b.assay_id,
+                cached[b.id].at,
+                cached[b.id].lot,
+                cached[b.id].ntc_wells,
+                cached[b.id].ntc_amplified,
+                tuple(map(tuple, cached[b.id].points)),
+            )
+            for b in batches
+        ),
+        tuple(sorted(assays.items())),
+        tuple((r.assay_id, r.control, r.target, r.lot, r.mean, r.sd, r.source) for r in given_rows),
+    )
     with _JUDGED_LOCK:
         known = _JUDGED.get(key)
         if known is not None:
@@ -106,11 +133,15 @@ def qc_data(db: Session, lab_id: int, assay_id: int | None = None, *, upto_batch
     ntc: list[qt.NtcRun] = []
     for b in batches:
         row, assay = cached[b.id], assays.get(b.assay_id, "?")
-        points += [qt.ControlPoint(qt.SeriesKey(assay, control, target, row.lot), str(b.id), row.at, float(cq))
-                   for control, target, cq in row.points]
+        points += [
+            qt.ControlPoint(qt.SeriesKey(assay, control, target, row.lot), str(b.id), row.at, float(cq))
+            for control, target, cq in row.points
+        ]
         ntc.append(qt.NtcRun(str(b.id), row.at, row.ntc_wells, row.ntc_amplified))
-    given = {qt.SeriesKey(assays.get(r.assay_id, "?"), r.control, r.target, r.lot): qt.Limits(r.mean, r.sd, 0, r.source)
-             for r in given_rows}
+    given = {
+        qt.SeriesKey(assays.get(r.assay_id, "?"), r.control, r.target, r.lot): qt.Limits(r.mean, r.sd, 0, r.source)
+        for r in given_rows
+    }
     limits = qt.series_limits(points, given)
     data = QcData(points, limits, qt.westgard(points, limits), ntc)
     with _JUDGED_LOCK:
@@ -133,7 +164,6 @@ def batch_flags(db: Session, batch: Batch) -> tuple[str, list[qt.Flag]]:
     return qt.run_status(mine, str(batch.id)), mine
 
 
-
 def save_limit(db: Session, user: User, form: dict) -> QcLimit:
     from ..errors import InputError
 
@@ -142,14 +172,24 @@ def save_limit(db: Session, user: User, form: dict) -> QcLimit:
     except ValueError:
         raise InputError("control limits", _("mean and SD must be numbers (cycles)"), _("e.g. 27.5 and 0.8")) from None
     if not (0 < mean < 60 and 0 < sd < 10):
-        raise InputError("control limits", _("mean %(mean)s / SD %(sd)s cycles are not plausible", mean=mean, sd=sd),
-                         _("check the values"))
+        raise InputError(
+            "control limits",
+            _("mean %(mean)s / SD %(sd)s cycles are not plausible", mean=mean, sd=sd),
+            _("check the values"),
+        )
     control = str(form.get("control", ""))
     if control not in qt.CONTROL_KINDS:
         raise InputError("control limits", _("unknown control '%(control)s'", control=control), _("use pc, ec or ic"))
-    row = QcLimit(lab_id=user.lab_id, assay_id=int(form.get("assay_id") or 0), control=control,
-                  target=str(form.get("target", "")).strip()[:50], lot=str(form.get("lot", "")).strip()[:100],
-                  mean=mean, sd=sd, source=str(form.get("source", "")).strip()[:200])
+    row = QcLimit(
+        lab_id=user.lab_id,
+        assay_id=int(form.get("assay_id") or 0),
+        control=control,
+        target=str(form.get("target", "")).strip()[:50],
+        lot=str(form.get("lot", "")).strip()[:100],
+        mean=mean,
+        sd=sd,
+        source=str(form.get("source", "")).strip()[:200],
+    )
     db.add(row)
     db.flush()
     return row
@@ -158,8 +198,7 @@ def save_limit(db: Session, user: User, form: dict) -> QcLimit:
 # ---------------------------------------------------------------------------------------------- charts
 
 #: control kinds as pages name them (translated where shown)
-KIND_TEXT = {"pc": i18n.N_("positive control"), "ec": i18n.N_("extraction control"),
-             "ic": i18n.N_("internal control")}
+KIND_TEXT = {"pc": i18n.N_("positive control"), "ec": i18n.N_("extraction control"), "ic": i18n.N_("internal control")}
 
 
 def series_label(key: qt.SeriesKey) -> str:
@@ -199,29 +238,62 @@ def lj_chart(data: QcData, key: qt.SeriesKey, zone: str) -> dict:
     page's script draws."""
     chart = qt.levey_jennings(data.points, key, data.limits.get(key), data.flags)
     x = [f"№ {run} · {i18n.format_datetime(t, zone, 'dd.MM HH:mm')}" for run, t in zip(chart["runs"], chart["at"])]
-    colours = [_RULE_COLOURS[qt.REJECT if any(qt.RULES[r] == qt.REJECT for r in rules)
-                             else qt.WARNING if rules else "ok"] for rules in chart["rules"]]
+    colours = [
+        _RULE_COLOURS[qt.REJECT if any(qt.RULES[r] == qt.REJECT for r in rules) else qt.WARNING if rules else "ok"]
+        for rules in chart["rules"]
+    ]
     batch_word = _("batch")
-    hover = [f"{batch_word} {run}: Cq {i18n.format_number(cq)}" + (f" — {', '.join(rules)}" if rules else "")
-             for run, cq, rules in zip(chart["runs"], chart["cq"], chart["rules"])]
-    traces = [{"type": "scatter", "mode": "lines+markers", "x": x, "y": chart["cq"], "text": hover,
-               "hoverinfo": "text", "name": "Cq", "marker": {"size": 9, "color": colours},
-               "line": {"color": "#8c959f", "width": 1}}]
+    hover = [
+        f"{batch_word} {run}: Cq {i18n.format_number(cq)}" + (f" — {', '.join(rules)}" if rules else "")
+        for run, cq, rules in zip(chart["runs"], chart["cq"], chart["rules"])
+    ]
+    traces = [
+        {
+            "type": "scatter",
+            "mode": "lines+markers",
+            "x": x,
+            "y": chart["cq"],
+            "text": hover,
+            "hoverinfo": "text",
+            "name": "Cq",
+            "marker": {"size": 9, "color": colours},
+            "line": {"color": "#8c959f", "width": 1},
+        }
+    ]
     shapes = []
     for name, y in chart["lines"].items():
         dash = "solid" if name == "mean" else {"1": "dot", "2": "dash", "3": "solid"}[name[1]]
         colour = "#1a7f37" if name == "mean" else {"1": "#8c959f", "2": "#bf8700", "3": "#cf222e"}[name[1]]
-        shapes.append({"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": y, "y1": y,
-                       "line": {"dash": dash, "width": 1, "color": colour}})
+        shapes.append(
+            {
+                "type": "line",
+                "xref": "paper",
+                "x0": 0,
+                "x1": 1,
+                "y0": y,
+                "y1": y,
+                "line": {"dash": dash, "width": 1, "color": colour},
+            }
+        )
     lim = chart["limits"]
-    limits = (_("mean %(mean)s, SD %(sd)s", mean=i18n.format_number(lim.mean), sd=i18n.format_number(lim.sd))
-              if lim else _("limits not established yet"))
+    limits = (
+        _("mean %(mean)s, SD %(sd)s", mean=i18n.format_number(lim.mean), sd=i18n.format_number(lim.sd))
+        if lim
+        else _("limits not established yet")
+    )
     title = f"{series_label(key)} — {limits}"
-    layout = {"title": {"text": title, "font": {"size": 13}}, "shapes": shapes, "margin": {"t": 40, "b": 60},
-              "xaxis": {"title": {"text": _("run")}, "type": "category"},
-              "yaxis": {"title": {"text": "Cq"}}, "showlegend": False}
-    if lim is not None and chart["cq"]:       # the 3 SD lines always in view
-        layout["yaxis"]["range"] = [min(lim.mean - 3.5 * lim.sd, min(chart["cq"]) - 0.5),
-                                    max(lim.mean + 3.5 * lim.sd, max(chart["cq"]) + 0.5)]
+    layout = {
+        "title": {"text": title, "font": {"size": 13}},
+        "shapes": shapes,
+        "margin": {"t": 40, "b": 60},
+        "xaxis": {"title": {"text": _("run")}, "type": "category"},
+        "yaxis": {"title": {"text": "Cq"}},
+        "showlegend": False,
+    }
+    if lim is not None and chart["cq"]:  # the 3 SD lines always in view
+        layout["yaxis"]["range"] = [
+            min(lim.mean - 3.5 * lim.sd, min(chart["cq"]) - 0.5),
+            max(lim.mean + 3.5 * lim.sd, max(chart["cq"]) + 0.5),
+        ]
     layout["height"] = 320
     return {"data": traces, "layout": layout}

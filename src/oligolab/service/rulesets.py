@@ -22,16 +22,28 @@ def seed_lab(db: Session, lab_id: int, user: str = "system") -> None:
     if db.scalar(select(func.count()).select_from(Assay).where(Assay.lab_id == lab_id)):
         return
     for spec in knowledge.lab_service()["assays"]:
-        a = Assay(lab_id=lab_id, name=spec["name"], ruleset=spec["ruleset"], watch_assays=spec["watch_assays"],
-                  loinc_code=spec.get("loinc_code", ""), loinc_display=spec.get("loinc_display", ""))
+        a = Assay(
+            lab_id=lab_id,
+            name=spec["name"],
+            ruleset=spec["ruleset"],
+            watch_assays=spec["watch_assays"],
+            loinc_code=spec.get("loinc_code", ""),
+            loinc_display=spec.get("loinc_display", ""),
+        )
         db.add(a)
         db.flush()
         record(db, user=user, lab_id=lab_id, action="create", entity="assay", entity_id=a.id, after=assay_dict(a))
 
 
 def assay_dict(a: Assay) -> dict:
-    return {"id": a.id, "name": a.name, "ruleset": a.ruleset, "watch_assays": list(a.watch_assays or []),
-            "loinc_code": a.loinc_code, "active": a.active}
+    return {
+        "id": a.id,
+        "name": a.name,
+        "ruleset": a.ruleset,
+        "watch_assays": list(a.watch_assays or []),
+        "loinc_code": a.loinc_code,
+        "active": a.active,
+    }
 
 
 def resolve_ruleset(db: Session, lab_id: int, name: str) -> RuleSet:
@@ -39,8 +51,9 @@ def resolve_ruleset(db: Session, lab_id: int, name: str) -> RuleSet:
     row = db.scalar(select(RuleSetRow).where(RuleSetRow.lab_id == lab_id, RuleSetRow.name == name))
     if row is None:
         return load_ruleset(name)
-    return dataclasses.replace(ruleset_from_yaml(row.yaml_text, f"rule set {name}"),
-                               path=f"lab rule set '{name}' (sha256 {row.sha256[:12]})")
+    return dataclasses.replace(
+        ruleset_from_yaml(row.yaml_text, f"rule set {name}"), path=f"lab rule set '{name}' (sha256 {row.sha256[:12]})"
+    )
 
 
 def frozen(ruleset: RuleSet) -> str:
@@ -62,7 +75,7 @@ def save_ruleset(db: Session, user: User, name: str, yaml_text: str) -> RuleSetR
         raise InputError("rule set", "the name must be letters, digits, - or _", "choose a plain name")
     if name in shipped_rulesets():
         raise InputError("rule set", f"'{name}' is a shipped rule set", "choose another name (extends: it)")
-    ruleset_from_yaml(yaml_text, f"rule set {name}")       # InputError (file, line, fix) when invalid
+    ruleset_from_yaml(yaml_text, f"rule set {name}")  # InputError (file, line, fix) when invalid
     sha = hashlib.sha256(yaml_text.encode()).hexdigest()
     row = db.scalar(select(RuleSetRow).where(RuleSetRow.lab_id == user.lab_id, RuleSetRow.name == name))
     before = {"name": row.name, "sha256": row.sha256, "yaml": row.yaml_text} if row else None
@@ -72,8 +85,16 @@ def save_ruleset(db: Session, user: User, name: str, yaml_text: str) -> RuleSetR
     else:
         row.yaml_text, row.sha256 = yaml_text, sha
     db.flush()
-    record(db, user=user, lab_id=user.lab_id, action="update" if before else "create", entity="ruleset",
-           entity_id=name, before=before, after={"name": name, "sha256": sha, "yaml": yaml_text})
+    record(
+        db,
+        user=user,
+        lab_id=user.lab_id,
+        action="update" if before else "create",
+        entity="ruleset",
+        entity_id=name,
+        before=before,
+        after={"name": name, "sha256": sha, "yaml": yaml_text},
+    )
     return row
 
 
@@ -82,19 +103,32 @@ def call_choices(ruleset: RuleSet) -> list[str]:
     return sorted(({c.call for c in ruleset.calls} | {ruleset.default.call}) - {"review"})
 
 
-def save_assay(db: Session, user: User, name: str, ruleset: str, watch_assays: list[str] | str = (),
-               loinc_code: str = "", loinc_display: str = "") -> Assay:
+def save_assay(
+    db: Session,
+    user: User,
+    name: str,
+    ruleset: str,
+    watch_assays: list[str] | str = (),
+    loinc_code: str = "",
+    loinc_display: str = "",
+) -> Assay:
     """An admin adds an assay of the lab (its rule set must resolve), audited."""
     name, ruleset = name.strip(), ruleset.strip()
     if not name:
         raise InputError("assay", "the assay needs a name", "give a name")
-    resolve_ruleset(db, user.lab_id, ruleset)       # InputError if unknown
+    resolve_ruleset(db, user.lab_id, ruleset)  # InputError if unknown
     if db.scalar(select(Assay).where(Assay.lab_id == user.lab_id, Assay.name == name)):
         raise InputError("assay", f"an assay '{name}' exists", "choose another name")
     if isinstance(watch_assays, str):
         watch_assays = [w.strip() for w in watch_assays.split(";") if w.strip()]
-    a = Assay(lab_id=user.lab_id, name=name, ruleset=ruleset, watch_assays=list(watch_assays),
-              loinc_code=loinc_code.strip(), loinc_display=loinc_display.strip())
+    a = Assay(
+        lab_id=user.lab_id,
+        name=name,
+        ruleset=ruleset,
+        watch_assays=list(watch_assays),
+        loinc_code=loinc_code.strip(),
+        loinc_display=loinc_display.strip(),
+    )
     db.add(a)
     db.flush()
     record(db, user=user, lab_id=user.lab_id, action="create", entity="assay", entity_id=a.id, after=assay_dict(a))

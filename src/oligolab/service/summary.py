@@ -17,16 +17,21 @@ def current_summaries(db: Session, rows: list[Batch]) -> dict[int, dict]:
     if not current:
         return {}
     q = select(BatchVersion.batch_id, BatchVersion.version, BatchVersion.summary).where(
-        BatchVersion.batch_id.in_([bid for bid, _ in current]))
+        BatchVersion.batch_id.in_([bid for bid, _ in current])
+    )
     return {bid: summary for bid, ver, summary in db.execute(q) if (bid, ver) in current}
 
 
 def daily_summary(db: Session, lab_id: int, day: _dt.date) -> dict:
     """Batches uploaded on ``day`` (UTC) with their status, and the final calls of their current versions."""
-    start = _dt.datetime.combine(day, _dt.time(0), _dt.timezone.utc)
-    rows = list(db.scalars(select(Batch).where(Batch.lab_id == lab_id, Batch.created_at >= start,
-                                               Batch.created_at < start + _dt.timedelta(days=1))
-                           .order_by(Batch.id)))
+    start = _dt.datetime.combine(day, _dt.time(0), _dt.UTC)
+    rows = list(
+        db.scalars(
+            select(Batch)
+            .where(Batch.lab_id == lab_id, Batch.created_at >= start, Batch.created_at < start + _dt.timedelta(days=1))
+            .order_by(Batch.id)
+        )
+    )
     assays = {a.id: a.name for a in db.scalars(select(Assay).where(Assay.lab_id == lab_id))}
     per_assay: dict[str, dict] = {}
     status: dict[str, int] = {}

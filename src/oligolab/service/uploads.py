@@ -8,8 +8,8 @@ import hashlib
 import io
 import tempfile
 import zipfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -37,8 +37,9 @@ def _check_size(data: bytes, filename: str, what: str) -> None:
     if not data:
         raise InputError(filename or what, f"the {what} is empty", f"choose the {what} file again")
     if len(data) > MAX_UPLOAD_BYTES:
-        raise InputError(filename, f"the {what} is larger than {MAX_UPLOAD_BYTES >> 20} MiB",
-                         "upload one instrument run per batch")
+        raise InputError(
+            filename, f"the {what} is larger than {MAX_UPLOAD_BYTES >> 20} MiB", "upload one instrument run per batch"
+        )
 
 
 def _check_zip(data: bytes, filename: str) -> None:
@@ -52,8 +53,11 @@ def _check_zip(data: bytes, filename: str) -> None:
         raise InputError(filename, "a damaged zip archive", "export the run from the instrument again") from None
     total = sum(i.file_size for i in infos)
     if len(infos) > 100 or total > MAX_UNPACKED_BYTES or total > MAX_ZIP_RATIO * max(len(data), 1):
-        raise InputError(filename, f"the archive unpacks to {total >> 20} MiB in {len(infos)} files (refused as a "
-                         "possible zip bomb)", "upload the run file exported by the instrument")
+        raise InputError(
+            filename,
+            f"the archive unpacks to {total >> 20} MiB in {len(infos)} files (refused as a possible zip bomb)",
+            "upload the run file exported by the instrument",
+        )
 
 
 def _safe_name(filename: str, suffixes: tuple[str, ...], what: str) -> str:
@@ -66,8 +70,9 @@ def _safe_name(filename: str, suffixes: tuple[str, ...], what: str) -> str:
 
 
 @contextlib.contextmanager
-def upload_files(run_name: str, run_bytes: bytes, map_name: str = "", map_bytes: bytes | None = None
-                 ) -> Iterator[tuple[Path, Path | None]]:
+def upload_files(
+    run_name: str, run_bytes: bytes, map_name: str = "", map_bytes: bytes | None = None
+) -> Iterator[tuple[Path, Path | None]]:
     """The upload as files in a private temporary folder, removed afterwards whatever happens."""
     with tempfile.TemporaryDirectory(prefix="oligolab-batch-") as tmp:
         run_path = Path(tmp) / run_name
@@ -83,8 +88,11 @@ def one_run(run_path: Path, *, validate: bool = True) -> Run:
     """The single run of an uploaded file (InputError when it holds several)."""
     runs = load_runs(run_path, validate=validate)
     if len(runs) != 1:
-        raise InputError(run_path.name, f"the file holds {len(runs)} runs", "export one run per file and upload "
-                         "each as its own batch")
+        raise InputError(
+            run_path.name,
+            f"the file holds {len(runs)} runs",
+            "export one run per file and upload each as its own batch",
+        )
     return runs[0]
 
 
@@ -96,20 +104,27 @@ def _read_named(name: str, read: Callable[[], Run]) -> Run:
     except InputError as exc:
         raise InputError(name, exc.problem, exc.fix, line=exc.line, record=exc.record) from None
     except Exception as exc:
-        raise InputError(name, f"could not be read ({type(exc).__name__})",
-                         "upload the file exported by the instrument (RDML or a supported table)") from None
+        raise InputError(
+            name,
+            f"could not be read ({type(exc).__name__})",
+            "upload the file exported by the instrument (RDML or a supported table)",
+        ) from None
 
 
 def _check_targets(run: Run, ruleset: RuleSet, where: str) -> None:
     used = sorted(set(run.layout.loc[run.layout["role"] != "empty", "target"].astype(str)))
     if not any(ruleset.target_of(t) for t in used):
-        raise InputError(where, f"none of the plate's targets ({', '.join(used[:6])}{'…' if len(used) > 6 else ''}) "
-                         f"belongs to the assay's rule set ({', '.join(ruleset.targets)})",
-                         "choose the right assay, or upload the plate map that names the targets")
+        raise InputError(
+            where,
+            f"none of the plate's targets ({', '.join(used[:6])}{'…' if len(used) > 6 else ''}) "
+            f"belongs to the assay's rule set ({', '.join(ruleset.targets)})",
+            "choose the right assay, or upload the plate map that names the targets",
+        )
 
 
-def validate_upload(run_name: str, run_bytes: bytes, map_name: str, map_bytes: bytes | None,
-                    ruleset: RuleSet | None = None) -> str:
+def validate_upload(
+    run_name: str, run_bytes: bytes, map_name: str, map_bytes: bytes | None, ruleset: RuleSet | None = None
+) -> str:
     """Check an upload the way the analysis will read it; returns a one-line description of the run.
 
     InputError (naming the uploaded file, line or well, and the fix) on anything the analysis would refuse.
@@ -126,8 +141,11 @@ def validate_upload(run_name: str, run_bytes: bytes, map_name: str, map_bytes: b
         if map_path is not None:
             run = _read_named(map_name, lambda: apply_plate_map(run, read_plate_map(map_path), map_name))
         if (run.layout["role"] == "empty").all():
-            raise InputError(run_name, "the run has no plate layout (samples, targets, roles)",
-                             "upload the plate map with it (columns well, sample, role, target)")
+            raise InputError(
+                run_name,
+                "the run has no plate layout (samples, targets, roles)",
+                "upload the plate map with it (columns well, sample, role, target)",
+            )
         if ruleset is not None:
             _check_targets(run, ruleset, map_name if map_bytes else run_name)
         return run.describe()
@@ -135,12 +153,27 @@ def validate_upload(run_name: str, run_bytes: bytes, map_name: str, map_bytes: b
 
 def duplicates(db: Session, batch: Batch, limit: int = 10) -> list[int]:
     """Other batches of the same lab with the same run file (same SHA-256), the first ``limit`` of them."""
-    return list(db.scalars(select(Batch.id).where(Batch.lab_id == batch.lab_id, Batch.run_sha256 == batch.run_sha256,
-                                                  Batch.id != batch.id).order_by(Batch.id).limit(limit)))
+    return list(
+        db.scalars(
+            select(Batch.id)
+            .where(Batch.lab_id == batch.lab_id, Batch.run_sha256 == batch.run_sha256, Batch.id != batch.id)
+            .order_by(Batch.id)
+            .limit(limit)
+        )
+    )
 
 
-def create_batch(db: Session, user: User, *, assay_id: int, name: str, run_name: str, run_bytes: bytes,
-                 map_name: str = "", map_bytes: bytes | None = None) -> Batch:
+def create_batch(
+    db: Session,
+    user: User,
+    *,
+    assay_id: int,
+    name: str,
+    run_name: str,
+    run_bytes: bytes,
+    map_name: str = "",
+    map_bytes: bytes | None = None,
+) -> Batch:
     """Validate and store an upload as a queued batch (in the caller's transaction, with its audit event); the
     rule set is resolved once here and kept with the batch."""
     assay = db.get(Assay, assay_id)
@@ -148,17 +181,42 @@ def create_batch(db: Session, user: User, *, assay_id: int, name: str, run_name:
         raise InputError("assay", "unknown assay", "choose one of your lab's assays")
     ruleset = resolve_ruleset(db, user.lab_id, assay.ruleset)
     description = compute(validate_upload, run_name, run_bytes, map_name, map_bytes, ruleset, db=db)
-    batch = Batch(lab_id=user.lab_id, assay_id=assay.id, name=(name or Path(run_name).stem).strip()[:200],
-                  run_filename=Path(run_name).name, run_bytes=run_bytes,
-                  run_sha256=hashlib.sha256(run_bytes).hexdigest(),
-                  map_filename=Path(map_name).name if map_bytes else "", map_bytes=map_bytes or None,
-                  ruleset_text=frozen(ruleset), ruleset_sha256=ruleset.sha256,
-                  status="queued", progress="waiting in the queue", created_by=user.username, created_at=utcnow())
+    batch = Batch(
+        lab_id=user.lab_id,
+        assay_id=assay.id,
+        name=(name or Path(run_name).stem).strip()[:200],
+        run_filename=Path(run_name).name,
+        run_bytes=run_bytes,
+        run_sha256=hashlib.sha256(run_bytes).hexdigest(),
+        map_filename=Path(map_name).name if map_bytes else "",
+        map_bytes=map_bytes or None,
+        ruleset_text=frozen(ruleset),
+        ruleset_sha256=ruleset.sha256,
+        status="queued",
+        progress="waiting in the queue",
+        created_by=user.username,
+        created_at=utcnow(),
+    )
     db.add(batch)
     db.flush()
     same = duplicates(db, batch)
-    record(db, user=user, lab_id=user.lab_id, action="upload", entity="batch", entity_id=batch.id,
-           after={"name": batch.name, "assay": assay.name, "run_file": batch.run_filename,
-                  "run_sha256": batch.run_sha256, "plate_map": batch.map_filename, "run": description,
-                  "rules": ruleset.label(), "rules_sha256": ruleset.sha256, "same_run_file_as": same})
+    record(
+        db,
+        user=user,
+        lab_id=user.lab_id,
+        action="upload",
+        entity="batch",
+        entity_id=batch.id,
+        after={
+            "name": batch.name,
+            "assay": assay.name,
+            "run_file": batch.run_filename,
+            "run_sha256": batch.run_sha256,
+            "plate_map": batch.map_filename,
+            "run": description,
+            "rules": ruleset.label(),
+            "rules_sha256": ruleset.sha256,
+            "same_run_file_as": same,
+        },
+    )
     return batch

@@ -54,10 +54,10 @@ class Report:
 class _Audited:
     """What the audit chain says, collected while walking it."""
 
-    made: dict[tuple[int, int], str] = field(default_factory=dict)         # (batch, version) -> content hash
+    made: dict[tuple[int, int], str] = field(default_factory=dict)  # (batch, version) -> content hash
     signed: dict[tuple[int, int], AuditEvent] = field(default_factory=dict)
-    users: dict[str, dict] = field(default_factory=dict)                    # user name -> last audited state
-    rulesets: dict[tuple[int, str], str] = field(default_factory=dict)     # (lab, name) -> sha256
+    users: dict[str, dict] = field(default_factory=dict)  # user name -> last audited state
+    rulesets: dict[tuple[int, str], str] = field(default_factory=dict)  # (lab, name) -> sha256
 
 
 def _walk_chain(db: Session, report: Report) -> _Audited:
@@ -67,22 +67,40 @@ def _walk_chain(db: Session, report: Report) -> _Audited:
         report.events += 1
         where = f"audit event {ev.seq} (id {ev.id}, {ev.action} {ev.entity} {ev.entity_id} by {ev.username})"
         if ev.seq != expected:
-            report.breaks.append(Break(where, f"is number {ev.seq} where {expected} was expected: events removed or "
-                                              "inserted out of order"))
+            report.breaks.append(
+                Break(
+                    where, f"is number {ev.seq} where {expected} was expected: events removed or inserted out of order"
+                )
+            )
         if ev.prev_sha256 != prev:
-            report.breaks.append(Break(where, "does not carry the hash of the event before it: an event before it "
-                                              "was removed, changed or inserted"))
+            report.breaks.append(
+                Break(
+                    where,
+                    "does not carry the hash of the event before it: an event before it "
+                    "was removed, changed or inserted",
+                )
+            )
         if sha_of_event(ev) != ev.sha256:
-            report.breaks.append(Break(where, "its content no longer gives its hash: it was edited after it was "
-                                              "written (or forged)", ev.lab_id))
+            report.breaks.append(
+                Break(
+                    where,
+                    "its content no longer gives its hash: it was edited after it was written (or forged)",
+                    ev.lab_id,
+                )
+            )
         prev, expected = ev.sha256, (ev.seq or expected) + 1
         _collect(seen, ev)
     head = db.get(AuditHead, 1)
     report.head = (head.seq, head.sha256) if head else (0, "")
     if head is not None and (head.seq != expected - 1 or (head.seq and head.sha256 != prev)):
-        report.breaks.append(Break("audit chain head", f"says {head.seq} events ending in {head.sha256[:12]}…, the "
-                                   f"table ends at {expected - 1} ({prev[:12]}…): events were removed or added "
-                                   "outside the service"))
+        report.breaks.append(
+            Break(
+                "audit chain head",
+                f"says {head.seq} events ending in {head.sha256[:12]}…, the "
+                f"table ends at {expected - 1} ({prev[:12]}…): events were removed or added "
+                "outside the service",
+            )
+        )
     return seen
 
 
@@ -101,9 +119,17 @@ def _collect(seen: _Audited, ev: AuditEvent) -> None:
 
 def _check_versions(db: Session, report: Report, seen: _Audited) -> None:
     batches = {b.id: b for b in db.scalars(select(Batch))}
-    q = (select(BatchVersion).options(undefer(BatchVersion.result), undefer(BatchVersion.curves),
-                                      undefer(BatchVersion.report_html), undefer(BatchVersion.ruleset_text))
-         .order_by(BatchVersion.id).execution_options(yield_per=20))
+    q = (
+        select(BatchVersion)
+        .options(
+            undefer(BatchVersion.result),
+            undefer(BatchVersion.curves),
+            undefer(BatchVersion.report_html),
+            undefer(BatchVersion.ruleset_text),
+        )
+        .order_by(BatchVersion.id)
+        .execution_options(yield_per=20)
+    )
     for v in db.scalars(q):
         report.versions += 1
         b = batches.get(v.batch_id)
@@ -114,11 +140,18 @@ def _check_versions(db: Session, report: Report, seen: _Audited) -> None:
         sha = content_sha256(b, v) if v.content_sha256 else ""
         audited = seen.made.get((v.batch_id, v.version))
         if v.content_sha256 and sha != v.content_sha256:
-            report.breaks.append(Break(where, "its stored content no longer gives the hash stored with it: results, "
-                                              "curves, report or rule set were changed", b.lab_id))
+            report.breaks.append(
+                Break(
+                    where,
+                    "its stored content no longer gives the hash stored with it: results, "
+                    "curves, report or rule set were changed",
+                    b.lab_id,
+                )
+            )
         if audited and audited != v.content_sha256:
-            report.breaks.append(Break(where, "its hash differs from the one the audit trail recorded when it was "
-                                              "made", b.lab_id))
+            report.breaks.append(
+                Break(where, "its hash differs from the one the audit trail recorded when it was made", b.lab_id)
+            )
         _check_signoff(report, seen, b, v, sha)
         db.expunge(v)
 
@@ -129,23 +162,36 @@ def _check_signoff(report: Report, seen: _Audited, b: Batch, v: BatchVersion, sh
     s = v.signoff
     if s is None:
         if event is not None:
-            report.breaks.append(Break(where, f"the audit trail says {event.username} signed it, but its sign-off is "
-                                              "gone", b.lab_id))
+            report.breaks.append(
+                Break(where, f"the audit trail says {event.username} signed it, but its sign-off is gone", b.lab_id)
+            )
         if b.status == "signed" and b.current_version == v.version:
-            report.breaks.append(Break(f"batch {b.id}", "is marked signed but its current version has no sign-off",
-                                       b.lab_id))
+            report.breaks.append(
+                Break(f"batch {b.id}", "is marked signed but its current version has no sign-off", b.lab_id)
+            )
         return
     report.signoffs += 1
     after = event.after if event is not None else {}
     if event is None:
-        report.breaks.append(Break(where, f"carries a sign-off by {s.signed_by} that the audit trail does not record",
-                                   b.lab_id))
+        report.breaks.append(
+            Break(where, f"carries a sign-off by {s.signed_by} that the audit trail does not record", b.lab_id)
+        )
     elif event.username != s.signed_by or (after.get("content_sha256") or "") != s.content_sha256:
-        report.breaks.append(Break(where, f"its sign-off (by {s.signed_by}) differs from the audited sign event "
-                                          f"(by {event.username})", b.lab_id))
+        report.breaks.append(
+            Break(
+                where,
+                f"its sign-off (by {s.signed_by}) differs from the audited sign event (by {event.username})",
+                b.lab_id,
+            )
+        )
     if v.content_sha256 and s.content_sha256 != sha:
-        report.breaks.append(Break(where, "the signed content hash is not the hash of the content stored now: "
-                                          "the signed results were changed", b.lab_id))
+        report.breaks.append(
+            Break(
+                where,
+                "the signed content hash is not the hash of the content stored now: the signed results were changed",
+                b.lab_id,
+            )
+        )
 
 
 def _check_users(db: Session, report: Report, seen: _Audited) -> None:
@@ -155,13 +201,14 @@ def _check_users(db: Session, report: Report, seen: _Audited) -> None:
         report.users += 1
         audited = seen.users.get(u.username)
         if audited is None:
-            report.breaks.append(Break(f"user {u.username}", "has no audited creation or change: added outside the "
-                                                             "service", u.lab_id))
+            report.breaks.append(
+                Break(f"user {u.username}", "has no audited creation or change: added outside the service", u.lab_id)
+            )
         elif any(audited[k] != v for k, v in user_state(u).items() if k in audited):
-            diff = ", ".join(f"{k} {audited.get(k)!r} -> {v!r}" for k, v in user_state(u).items()
-                             if k in audited and audited[k] != v)
-            report.breaks.append(Break(f"user {u.username}", f"differs from its last audited state ({diff})",
-                                       u.lab_id))
+            diff = ", ".join(
+                f"{k} {audited.get(k)!r} -> {v!r}" for k, v in user_state(u).items() if k in audited and audited[k] != v
+            )
+            report.breaks.append(Break(f"user {u.username}", f"differs from its last audited state ({diff})", u.lab_id))
 
 
 def _check_rulesets(db: Session, report: Report, seen: _Audited) -> None:
@@ -178,10 +225,13 @@ def verify(db: Session) -> Report:
     seen = _walk_chain(db, report)
     _check_versions(db, report, seen)
     for (batch_id, number), event in seen.signed.items():
-        report.breaks.append(Break(f"batch {batch_id} version {number}", f"the audit trail says {event.username} "
-                                   "signed it, but the version is gone", event.lab_id))
+        report.breaks.append(
+            Break(
+                f"batch {batch_id} version {number}",
+                f"the audit trail says {event.username} signed it, but the version is gone",
+                event.lab_id,
+            )
+        )
     _check_users(db, report, seen)
     _check_rulesets(db, report, seen)
     return report
-
-

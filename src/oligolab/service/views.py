@@ -10,10 +10,11 @@ def plate_grid(result: dict) -> dict:
     calls = {str(s["sample"]): s.get("final_call") or s.get("call") or "" for s in result["samples"]}
     wells: dict[str, dict] = {}
     for w in result["wells"]:
-        if w["role"] == "empty":          # read by the instrument but not used by the plate map
+        if w["role"] == "empty":  # read by the instrument but not used by the plate map
             continue
-        cell = wells.setdefault(w["well"], {"sample": str(w["sample"]), "role": w["role"], "targets": [],
-                                            "review": False})
+        cell = wells.setdefault(
+            w["well"], {"sample": str(w["sample"]), "role": w["role"], "targets": [], "review": False}
+        )
         cell["targets"].append(w["target"])
         cell["review"] = cell["review"] or bool(w.get("review"))
     rows_n = result["plate"]["rows"] or (16 if len(wells) > 96 else 8)
@@ -25,8 +26,14 @@ def plate_grid(result: dict) -> dict:
             cell = wells.get(f"{r}{c}")
             if cell:
                 call = calls.get(cell["sample"], "") if cell["role"] == "sample" else cell["role"]
-                row.append({"well": f"{r}{c}", **cell, "call": call,
-                            "cls": CALL_CLASS.get(call, "na") if cell["role"] == "sample" else "ctl"})
+                row.append(
+                    {
+                        "well": f"{r}{c}",
+                        **cell,
+                        "call": call,
+                        "cls": CALL_CLASS.get(call, "na") if cell["role"] == "sample" else "ctl",
+                    }
+                )
             else:
                 row.append({"well": f"{r}{c}", "sample": "", "role": "empty", "call": "", "cls": "empty"})
         grid.append({"row": r, "cells": row})
@@ -42,16 +49,36 @@ def curve_chart(result: dict, curves: dict, wells: list[dict]) -> dict:
         y = curves.get(f"{w['well']}/{w['target']}")
         if y is None:
             continue
-        data.append({"type": "scatter", "mode": "lines+markers", "x": cycles,
-                     "y": [v if v is not None and v > 0 else None for v in y],
-                     "name": f"{w['target']} ({w['well']}) Cq "
-                             + (f"{w['cq_threshold']:.2f}" if w.get("cq_threshold") is not None else "-"),
-                     "marker": {"size": 4}})
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "x": cycles,
+                "y": [v if v is not None and v > 0 else None for v in y],
+                "name": f"{w['target']} ({w['well']}) Cq "
+                + (f"{w['cq_threshold']:.2f}" if w.get("cq_threshold") is not None else "-"),
+                "marker": {"size": 4},
+            }
+        )
     for target, thr in (result.get("thresholds") or {}).items():
         if thr and any(w["target"] == target for w in wells):
-            shapes.append({"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": thr, "y1": thr,
-                           "line": {"dash": "dot", "width": 1}})
-    layout = {"xaxis": {"title": {"text": "cycle"}}, "yaxis": {"title": {"text": "baseline-corrected fluorescence"},
-                                                             "type": "log"},
-              "shapes": shapes, "margin": {"t": 20}, "legend": {"orientation": "h", "y": -0.25}, "height": 420}
+            shapes.append(
+                {
+                    "type": "line",
+                    "xref": "paper",
+                    "x0": 0,
+                    "x1": 1,
+                    "y0": thr,
+                    "y1": thr,
+                    "line": {"dash": "dot", "width": 1},
+                }
+            )
+    layout = {
+        "xaxis": {"title": {"text": "cycle"}},
+        "yaxis": {"title": {"text": "baseline-corrected fluorescence"}, "type": "log"},
+        "shapes": shapes,
+        "margin": {"t": 20},
+        "legend": {"orientation": "h", "y": -0.25},
+        "height": 420,
+    }
     return {"data": data, "layout": layout}

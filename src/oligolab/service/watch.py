@@ -52,17 +52,33 @@ def summarise(out: Path, top: int = 5) -> dict:
         for (oligo, role), rows in g.groupby(["oligo", "role"], sort=False):
             rows = rows.sort_values("lost", ascending=False)
             esc = escapes[(escapes["assay"] == a.assay) & (escapes["oligo"] == oligo)].head(3)
-            oligos.append({
-                "oligo": oligo, "role": role, "degraded": int(rows["degraded"].sum()),
-                "fails": int(rows["fails"].sum()),
-                "groups": [f"{r.lineage_group} ({int(r.lost)}/{int(r.genomes)})" for r in rows.head(top).itertuples()],
-                "mutations": [f"{m.mutation} ({int(m.from_3p)} nt from 3')" + (f" {m.amino_acid}" if isinstance(m.amino_acid, str) else "")
-                              + f": {int(m.genomes)} genomes" for m in esc.itertuples()],
-            })
+            oligos.append(
+                {
+                    "oligo": oligo,
+                    "role": role,
+                    "degraded": int(rows["degraded"].sum()),
+                    "fails": int(rows["fails"].sum()),
+                    "groups": [
+                        f"{r.lineage_group} ({int(r.lost)}/{int(r.genomes)})" for r in rows.head(top).itertuples()
+                    ],
+                    "mutations": [
+                        f"{m.mutation} ({int(m.from_3p)} nt from 3')"
+                        + (f" {m.amino_acid}" if isinstance(m.amino_acid, str) else "")
+                        + f": {int(m.genomes)} genomes"
+                        for m in esc.itertuples()
+                    ],
+                }
+            )
         oligos.sort(key=lambda o: -(o["degraded"] + o["fails"]))
-        result[a.assay] = {"genomes": int(a.genomes), "detected": int(a.detected), "at_risk": int(a.at_risk),
-                           "not_detected": int(a.not_detected), "no_data": int(a.no_data),
-                           "detected_fraction": float(a.detected_fraction), "oligos": oligos}
+        result[a.assay] = {
+            "genomes": int(a.genomes),
+            "detected": int(a.detected),
+            "at_risk": int(a.at_risk),
+            "not_detected": int(a.not_detected),
+            "no_data": int(a.no_data),
+            "detected_fraction": float(a.detected_fraction),
+            "oligos": oligos,
+        }
     return result
 
 
@@ -72,12 +88,18 @@ def run_watch(db: Session, inputs: WatchInputs | None = None) -> WatchResult | N
     if not inputs.available():
         return None
     with tempfile.TemporaryDirectory(prefix="oligolab-watch-") as tmp:
-        run_check(CheckInputs(assays=[inputs.assays], genomes=[inputs.genomes], reference=inputs.reference,
-                              alias_key=inputs.alias_key if Path(inputs.alias_key).exists() else None),
-                  tmp, CheckOptions())
+        run_check(
+            CheckInputs(
+                assays=[inputs.assays],
+                genomes=[inputs.genomes],
+                reference=inputs.reference,
+                alias_key=inputs.alias_key if Path(inputs.alias_key).exists() else None,
+            ),
+            tmp,
+            CheckOptions(),
+        )
         summary = summarise(Path(tmp))
-    row = WatchResult(assay_key=inputs.key(), genomes=Path(inputs.genomes).name, summary=summary,
-                      created_at=utcnow())
+    row = WatchResult(assay_key=inputs.key(), genomes=Path(inputs.genomes).name, summary=summary, created_at=utcnow())
     db.add(row)
     return row
 
@@ -86,8 +108,9 @@ def latest(db: Session, inputs: WatchInputs | None = None) -> WatchResult | None
     inputs = inputs or WatchInputs()
     if not inputs.available():
         return None
-    return db.scalar(select(WatchResult).where(WatchResult.assay_key == inputs.key())
-                     .order_by(WatchResult.id.desc()).limit(1))
+    return db.scalar(
+        select(WatchResult).where(WatchResult.assay_key == inputs.key()).order_by(WatchResult.id.desc()).limit(1)
+    )
 
 
 def for_assay(result: WatchResult | None, watch_assays: list[str]) -> list[dict]:
@@ -101,14 +124,17 @@ def for_assay(result: WatchResult | None, watch_assays: list[str]) -> list[dict]
             lines.append({"assay": name, "status": "unknown", "text": "not in the checked assay table", "oligos": []})
             continue
         status = "ok" if s["at_risk"] + s["not_detected"] == 0 else ("bad" if s["not_detected"] else "warn")
-        text = (f"detected in {s['detected']:,} of {s['genomes']:,} genomes; at risk in {s['at_risk']:,}; "
-                f"not detected in {s['not_detected']:,}")
-        findings = [f"{o['oligo']} ({o['role']}) degraded in {o['degraded']:,} and failing in {o['fails']:,} "
-                    f"genomes; lineage groups {', '.join(o['groups'])}"
-                    + (f"; caused by {', '.join(o['mutations'])}" if o["mutations"] else "")
-                    for o in s["oligos"][:3]]
-        short = (f"{s['detected']:,}/{s['genomes']:,} detected, {s['at_risk']:,} at risk, "
-                 f"{s['not_detected']:,} missed")
+        text = (
+            f"detected in {s['detected']:,} of {s['genomes']:,} genomes; at risk in {s['at_risk']:,}; "
+            f"not detected in {s['not_detected']:,}"
+        )
+        findings = [
+            f"{o['oligo']} ({o['role']}) degraded in {o['degraded']:,} and failing in {o['fails']:,} "
+            f"genomes; lineage groups {', '.join(o['groups'])}"
+            + (f"; caused by {', '.join(o['mutations'])}" if o["mutations"] else "")
+            for o in s["oligos"][:3]
+        ]
+        short = f"{s['detected']:,}/{s['genomes']:,} detected, {s['at_risk']:,} at risk, {s['not_detected']:,} missed"
         lines.append({"assay": name, "status": status, "text": text, "short": short, "oligos": findings})
     return lines
 

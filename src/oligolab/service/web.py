@@ -8,8 +8,9 @@ routers of :mod:`.api`, :mod:`.pages` and :mod:`.admin_pages` are plain module-l
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import Depends, HTTPException, Request, UploadFile
@@ -63,16 +64,21 @@ def current(request: Request, db: Session = Depends(get_db)) -> tuple[User, Logi
 def need(permission: str) -> Callable[..., User]:
     """A dependency giving the signed-in user if their role has ``permission``; cookie-authenticated API
     changes must carry the session's X-CSRF-Token header."""
+
     def dep(request: Request, who: tuple[User, LoginSession] = Depends(current)) -> User:
         user, sess = who
         if not auth.can(user, permission):
             raise Forbidden(f"your role ({user.role}) may not {permission}")
         request.state.session = sess
-        if (request.method not in ("GET", "HEAD") and request.url.path.startswith("/api/")
-                and not request.state.bearer
-                and not auth.csrf_ok(sess, request.headers.get("x-csrf-token"))):
+        if (
+            request.method not in ("GET", "HEAD")
+            and request.url.path.startswith("/api/")
+            and not request.state.bearer
+            and not auth.csrf_ok(sess, request.headers.get("x-csrf-token"))
+        ):
             raise Forbidden("cookie-authenticated API calls need the X-CSRF-Token header")
         return user
+
     return dep
 
 
@@ -93,13 +99,17 @@ def wants_html(request: Request) -> bool:
 def page(request: Request, name: str, user: User | None, status_code: int = 200, **ctx: Any) -> HTMLResponse:
     """A rendered page with the user, the session's CSRF token and the version."""
     sess = getattr(request.state, "session", None)
-    return TEMPLATES.TemplateResponse(request, name, {"user": user, "csrf": sess.csrf_token if sess else "",
-                                                      "version": __version__, **ctx}, status_code=status_code)
+    return TEMPLATES.TemplateResponse(
+        request,
+        name,
+        {"user": user, "csrf": sess.csrf_token if sess else "", "version": __version__, **ctx},
+        status_code=status_code,
+    )
 
 
 def get_batch(db: Session, user: User, batch_id: int) -> Batch:
     b = db.get(Batch, batch_id)
-    if b is None or b.lab_id != user.lab_id:     # another lab's batch does not exist for this user
+    if b is None or b.lab_id != user.lab_id:  # another lab's batch does not exist for this user
         raise HTTPException(404, "no such batch")
     return b
 
@@ -152,7 +162,7 @@ def local_path(url: str) -> str:
 
 def parse_day(day: str | None) -> _dt.date:
     if not day:
-        return _dt.datetime.now(_dt.timezone.utc).date()
+        return _dt.datetime.now(_dt.UTC).date()
     try:
         return _dt.date.fromisoformat(day)
     except ValueError:

@@ -36,10 +36,18 @@ def recover(factory: sessionmaker) -> int:
                 b.error = f"the analysis was interrupted {b.attempts} times; upload the run again"
             else:
                 b.status, b.progress = "queued", "queued again after a service restart"
-        db.flush()          # every batch row first, then the audit chain's head (one lock order everywhere)
+        db.flush()  # every batch row first, then the audit chain's head (one lock order everywhere)
         for b in stuck:
-            record(db, user="system", lab_id=b.lab_id, action="recover", entity="batch", entity_id=b.id,
-                   before={"status": "running"}, after={"status": b.status})
+            record(
+                db,
+                user="system",
+                lab_id=b.lab_id,
+                action="recover",
+                entity="batch",
+                entity_id=b.id,
+                before={"status": "running"},
+                after={"status": b.status},
+            )
     return len(stuck)
 
 
@@ -53,8 +61,11 @@ def claim(factory: sessionmaker) -> tuple[int, int] | None:
         batch_id = db.scalar(q)
         if batch_id is None:
             return None
-        done = db.execute(update(Batch).where(Batch.id == batch_id, Batch.status == "queued")
-                          .values(status="running", progress="starting", attempts=Batch.attempts + 1))
+        done = db.execute(
+            update(Batch)
+            .where(Batch.id == batch_id, Batch.status == "queued")
+            .values(status="running", progress="starting", attempts=Batch.attempts + 1)
+        )
         if done.rowcount != 1:
             return None
         return batch_id, db.scalar(select(Batch.attempts).where(Batch.id == batch_id))
@@ -84,22 +95,42 @@ def process(factory: sessionmaker, batch_id: int, attempt: int) -> str:
             document = None
     with factory.begin() as db:
         batch = db.get(Batch, batch_id)
-        if batch.status != "running" or batch.attempts != attempt:   # recovered and re-claimed meanwhile
+        if batch.status != "running" or batch.attempts != attempt:  # recovered and re-claimed meanwhile
             return batch.status
         if document is None:
             batch.status, batch.progress, batch.error = "failed", "failed", error
-            record(db, user="system", lab_id=batch.lab_id, action="analysis_failed", entity="batch",
-                       entity_id=batch.id, after={"error": error})
+            record(
+                db,
+                user="system",
+                lab_id=batch.lab_id,
+                action="analysis_failed",
+                entity="batch",
+                entity_id=batch.id,
+                after={"error": error},
+            )
             return "failed"
-        v = analysis.store_version(db, batch, document, ruleset, user="system", reason="automatic analysis",
-                                   overrides=[])
+        v = analysis.store_version(
+            db, batch, document, ruleset, user="system", reason="automatic analysis", overrides=[]
+        )
         batch.status, batch.progress, batch.error = "analysed", "done", ""
         s = v.result["summary"]
-        record(db, user="system", lab_id=batch.lab_id, action="analyse", entity="batch", entity_id=batch.id,
-                   before={"status": "running"},
-                   after={"status": "analysed", "version": v.version, "valid": s.get("valid"),
-                          "calls": s.get("calls", {}), "rules": v.result["provenance"].get("rules"),
-                          "content_sha256": v.content_sha256})
+        record(
+            db,
+            user="system",
+            lab_id=batch.lab_id,
+            action="analyse",
+            entity="batch",
+            entity_id=batch.id,
+            before={"status": "running"},
+            after={
+                "status": "analysed",
+                "version": v.version,
+                "valid": s.get("valid"),
+                "calls": s.get("calls", {}),
+                "rules": v.result["provenance"].get("rules"),
+                "content_sha256": v.content_sha256,
+            },
+        )
         return "analysed"
 
 
@@ -123,8 +154,14 @@ def drain(factory: sessionmaker) -> int:
 class Worker:
     """Background threads that poll the queue; the service starts them and stops them on shutdown."""
 
-    def __init__(self, factory: sessionmaker, *, threads: int = 1, poll_s: float = 0.5,
-                 watch_inputs: watch.WatchInputs | None = None):
+    def __init__(
+        self,
+        factory: sessionmaker,
+        *,
+        threads: int = 1,
+        poll_s: float = 0.5,
+        watch_inputs: watch.WatchInputs | None = None,
+    ):
         self.factory, self.threads, self.poll_s = factory, threads, poll_s
         self.watch_inputs = watch_inputs
         self._stop = threading.Event()
@@ -156,7 +193,7 @@ class Worker:
                     backoff = self.poll_s
                     continue
                 backoff = self.poll_s
-            except (OperationalError, DBAPIError) as exc:   # database restarting: wait, then try again
+            except (OperationalError, DBAPIError) as exc:  # database restarting: wait, then try again
                 log.warning("database unavailable (%s); retrying", str(exc).splitlines()[0])
                 backoff = min(backoff * 2, 5.0)
                 if claimed is not None:
@@ -169,8 +206,11 @@ class Worker:
         while not self._stop.is_set():
             try:
                 with self.factory.begin() as db:
-                    db.execute(update(Batch).where(Batch.id == batch_id, Batch.status == "running")
-                               .values(status="queued", progress="queued again after a database outage"))
+                    db.execute(
+                        update(Batch)
+                        .where(Batch.id == batch_id, Batch.status == "running")
+                        .values(status="queued", progress="queued again after a database outage")
+                    )
                 return
             except (OperationalError, DBAPIError):
                 self._stop.wait(1.0)

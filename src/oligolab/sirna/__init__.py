@@ -29,20 +29,40 @@ positions 12-18. The library returns :class:`~oligolab.sirna.design.SirnaResult`
 
 from .chemistry import Duplex, decode_notation, duplex_strands, modified_notation
 from .design import (
-                     PREDICTION_SCOPE,
-                     SirnaInputs,
-                     SirnaOptions,
-                     SirnaResult,
-                     design_sirnas,
-                     design_targets,
-                     locate_known,
-                     score_duplexes,
+    PREDICTION_SCOPE,
+    SirnaInputs,
+    SirnaOptions,
+    SirnaResult,
+    design_sirnas,
+    design_targets,
+    locate_known,
+    score_duplexes,
 )
 from .index import TranscriptIndex, build_index, load_index
 from .rules import load_patterns, load_sirna_rules
 from .transcripts import SITE, Transcript, gene_symbol, longest_orf, read_transcripts
 
-__all__ = ["PREDICTION_SCOPE", "SITE", "Duplex", "SirnaInputs", "SirnaOptions", "SirnaResult", "Transcript",
-           "TranscriptIndex", "build_index", "decode_notation", "design_sirnas", "design_targets", "duplex_strands",
-           "gene_symbol", "load_index", "load_patterns", "load_sirna_rules", "locate_known", "longest_orf",
-           "modified_notation", "read_transcripts", "score_duplexes"]
+__all__ = [
+    "PREDICTION_SCOPE",
+    "SITE",
+    "Duplex",
+    "SirnaInputs",
+    "SirnaOptions",
+    "SirnaResult",
+    "Transcript",
+    "TranscriptIndex",
+    "build_index",
+    "decode_notation",
+    "design_sirnas",
+    "design_targets",
+    "duplex_strands",
+    "gene_symbol",
+    "load_index",
+    "load_patterns",
+    "load_sirna_rules",
+    "locate_known",
+    "longest_orf",
+    "modified_notation",
+    "read_transcripts",
+    "score_duplexes",
+]

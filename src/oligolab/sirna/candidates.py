@@ -51,7 +51,7 @@ class Candidates:
     def sites(self) -> list[str]:
         """The 19-nt target sites on the transcript (DNA letters)."""
         seq = self.target.transcript.seq
-        return [seq[p:p + SITE] for p in self.positions]
+        return [seq[p : p + SITE] for p in self.positions]
 
 
 def candidate_positions(seq: str, avoid: list[tuple[int, int]], layout: str) -> np.ndarray:
@@ -69,28 +69,37 @@ def candidate_positions(seq: str, avoid: list[tuple[int, int]], layout: str) -> 
     return positions[keep]
 
 
-def design_candidates(target: Target, positions: np.ndarray, layout: str, overhang: str,
-                      pattern: dict[str, Any]) -> Candidates:
+def design_candidates(
+    target: Target, positions: np.ndarray, layout: str, overhang: str, pattern: dict[str, Any]
+) -> Candidates:
     """Every site at ``positions`` as a duplex in ``layout`` (see :func:`.chemistry.duplex_strands`), written in
     ``pattern``'s chemistry; strands cut from the transcript directly (vectorised over the sites)."""
     rna = target.transcript.seq.replace("T", "U")
     comp = str.maketrans("ACGU", "UGCA")
     if layout == "21/23":
-        sense = [rna[p - 2:p + SITE] for p in positions]
-        guide = [rna[p - 4:p + SITE].translate(comp)[::-1] for p in positions]
+        sense = [rna[p - 2 : p + SITE] for p in positions]
+        guide = [rna[p - 4 : p + SITE].translate(comp)[::-1] for p in positions]
         sense_tokens: list = sense
         guide_tokens: list = guide
     else:
-        core = [rna[p:p + SITE] for p in positions]
+        core = [rna[p : p + SITE] for p in positions]
         tail = ["dT", "dT"] if overhang == "dTdT" else list(overhang.replace("T", "U"))
         sense_tokens = [list(c) + tail for c in core]
         guide_tokens = [list(c.translate(comp)[::-1]) + tail for c in core]
         sense = ["".join(t if t != "dT" else "T" for t in x) for x in sense_tokens]
         guide = ["".join(t if t != "dT" else "T" for t in x) for x in guide_tokens]
     label = target.gene or target.transcript.id
-    return Candidates(target, positions, guide, sense, notations(guide_tokens, "guide", pattern),
-                      notations(sense_tokens, "sense", pattern), [f"{label}-{p + 1}" for p in positions],
-                      [""] * len(positions), np.ones(len(positions)))
+    return Candidates(
+        target,
+        positions,
+        guide,
+        sense,
+        notations(guide_tokens, "guide", pattern),
+        notations(sense_tokens, "sense", pattern),
+        [f"{label}-{p + 1}" for p in positions],
+        [""] * len(positions),
+        np.ones(len(positions)),
+    )
 
 
 def notations(strands: list, strand: str, pattern: dict[str, Any]) -> list[str]:
@@ -172,8 +181,7 @@ class GivenDuplex:
     line: int
 
 
-def locate_duplexes(target: Target, duplexes: list[GivenDuplex],
-                    rules: dict[str, Any]) -> tuple[Candidates, list[str]]:
+def locate_duplexes(target: Target, duplexes: list[GivenDuplex], rules: dict[str, Any]) -> tuple[Candidates, list[str]]:
     """The duplexes whose guide pairs with ``target`` (at most ``MAX_LOCATE_MM`` non-Watson-Crick pairs over
     nt 1-19), as candidates; and the names of those that do not."""
     seq = target.transcript.seq
@@ -188,9 +196,13 @@ def locate_duplexes(target: Target, duplexes: list[GivenDuplex],
         keep.append((d, p, pair_classes(seq, p, d.guide.bases)))
     core = [[c for c in classes if c[0] <= SITE] for _, _, classes in keep]
     return Candidates(
-        target, np.array([p for _, p, _ in keep], dtype=np.int64),
-        [d.guide.bases for d, _, _ in keep], [d.passenger.bases for d, _, _ in keep],
+        target,
+        np.array([p for _, p, _ in keep], dtype=np.int64),
+        [d.guide.bases for d, _, _ in keep],
+        [d.passenger.bases for d, _, _ in keep],
         [d.guide_text if d.guide.modified else "" for d, _, _ in keep],
         [d.passenger_text if d.passenger.modified or d.passenger.ligand else "" for d, _, _ in keep],
-        [d.name for d, _, _ in keep], [pairing_text(classes) for _, _, classes in keep],
-        np.array([pairing_factor(c, rules) for c in core], dtype=float)), missing
+        [d.name for d, _, _ in keep],
+        [pairing_text(classes) for _, _, classes in keep],
+        np.array([pairing_factor(c, rules) for c in core], dtype=float),
+    ), missing

@@ -42,7 +42,7 @@ def duplex_strands(mrna: str, pos: int, layout: str, overhang: str = "dTdT") -> 
     with the target, blunt at the guide 5' end), the layout of the GalNAc-conjugated drugs.
     """
     rna = mrna.replace("T", "U")
-    core = rna[pos:pos + SITE]
+    core = rna[pos : pos + SITE]
     if layout == "19+2":
         tail = ["dT", "dT"] if overhang == "dTdT" else list(overhang.replace("T", "U"))
         sense = list(core) + tail
@@ -50,12 +50,13 @@ def duplex_strands(mrna: str, pos: int, layout: str, overhang: str = "dTdT") -> 
     elif layout == "21/23":
         if pos < 4:
             return None
-        sense = list(rna[pos - 2:pos + SITE])
-        guide = list(rc_rna(rna[pos - 4:pos + SITE]))
+        sense = list(rna[pos - 2 : pos + SITE])
+        guide = list(rc_rna(rna[pos - 4 : pos + SITE]))
     else:
         raise InputError(None, f"unknown layout {layout!r}", "use 19+2 or 21/23")
-    return Duplex("".join(t if t != "dT" else "T" for t in sense), "".join(t if t != "dT" else "T" for t in guide),
-                  sense, guide)
+    return Duplex(
+        "".join(t if t != "dT" else "T" for t in sense), "".join(t if t != "dT" else "T" for t in guide), sense, guide
+    )
 
 
 def residue_styles(pattern: dict[str, Any], strand: str, n: int) -> tuple[list[str], set[int]]:
@@ -81,8 +82,13 @@ def residue_styles(pattern: dict[str, Any], strand: str, n: int) -> tuple[list[s
     return styles, ps_after
 
 
-_STYLE = {"f": lambda b: b + "f", "o": str.lower, "r": lambda b: b, "g": lambda b: f"({'T' if b == 'U' else b}gn)",
-          "v": lambda b: f"(vin{b.lower()})"}
+_STYLE = {
+    "f": lambda b: b + "f",
+    "o": str.lower,
+    "r": lambda b: b,
+    "g": lambda b: f"({'T' if b == 'U' else b}gn)",
+    "v": lambda b: f"(vin{b.lower()})",
+}
 
 
 def modified_notation(tokens: list[str], strand: str, pattern: dict[str, Any]) -> str:
@@ -99,6 +105,7 @@ def modified_notation(tokens: list[str], strand: str, pattern: dict[str, Any]) -
     if strand == "sense" and pattern.get("sense_3prime"):
         text += pattern["sense_3prime"]
     return text
+
 
 _TOKEN = re.compile(r"\((?:([ACGT])gn|vin([acgu]))\)|d([ACGT])|([ACGU])f|([acgu])|([ACGU])|(s)")
 _LIGAND = re.compile(r"(?:-?GalNAc3|-?L96|-?\(?NAG\d*\)?)$")
@@ -136,7 +143,7 @@ def decode_notation(text: str) -> DecodedStrand:
     while pos < len(body):
         m = _TOKEN.match(body, pos)
         if not m:
-            raise ValueError(f"cannot read {body[pos:pos + 8]!r} at character {pos + 1}")
+            raise ValueError(f"cannot read {body[pos : pos + 8]!r} at character {pos + 1}")
         gna, vin, deoxy, fluoro, ome, rna, ps = m.groups()
         if ps:
             out.phosphorothioates += 1

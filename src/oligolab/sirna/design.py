@@ -46,7 +46,8 @@ PREDICTION_SCOPE = (
     "for the chemical modification pattern being ordered (2'-OMe/2'-F placement, phosphorothioates, GNA, "
     "5'-vinylphosphonate), for the delivery route (GalNAc conjugate or lipid nanoparticle), for dose, tissue "
     "exposure or duration, or for in vivo metabolism. Given duplexes with non-Watson-Crick target pairs are "
-    "extrapolated with the rule file's pairing factors.")
+    "extrapolated with the rule file's pairing factors."
+)
 
 
 @dataclass
@@ -110,8 +111,11 @@ def chemistry_pattern(options: SirnaOptions) -> dict[str, Any]:
     pattern = dict(patterns[options.pattern])
     if options.guide_gna:
         if any(not 1 <= p <= 19 for p in options.guide_gna):
-            raise InputError(None, f"--guide-gna positions {options.guide_gna} outside guide nt 1-19",
-                             "give guide positions 1-19, e.g. 7 (the seed-destabilising position)")
+            raise InputError(
+                None,
+                f"--guide-gna positions {options.guide_gna} outside guide nt 1-19",
+                "give guide positions 1-19, e.g. 7 (the seed-destabilising position)",
+            )
         pattern["guide_gna"] = sorted(set(options.guide_gna) | set(pattern.get("guide_gna", [])))
     if options.guide_vp:
         pattern["guide_5prime_vp"] = True
@@ -126,13 +130,20 @@ def prepare(inputs: SirnaInputs, options: SirnaOptions, say: Callable[[str], Non
     if layout not in ("19+2", "21/23"):
         raise InputError(None, f"unknown layout {layout!r}", "use 19+2 or 21/23")
     if inputs.index and inputs.off_targets:
-        raise InputError(inputs.index, "both --index and --off-target given",
-                         "index the off-target transcripts with `oligolab sirna index` and give --index only")
+        raise InputError(
+            inputs.index,
+            "both --index and --off-target given",
+            "index the off-target transcripts with `oligolab sirna index` and give --index only",
+        )
     index = load_index(inputs.index) if inputs.index else None
     ids = [*([options.target_id] if options.target_id else []), *options.target_ids]
     targets = resolve_targets(inputs.target, index, ids, options.genes)
-    variants = {t.transcript.id: read_variants(inputs.variants, t.transcript.id, len(t.transcript.seq))
-                if inputs.variants else [] for t in targets}
+    variants = {
+        t.transcript.id: read_variants(inputs.variants, t.transcript.id, len(t.transcript.seq))
+        if inputs.variants
+        else []
+        for t in targets
+    }
     mirnas = read_mirna_seeds(inputs.mirnas) if inputs.mirnas else {}
     known = read_known(inputs.known) if inputs.known else []
     if index is None and inputs.off_targets:
@@ -159,8 +170,15 @@ def search_all(run: Run, cands: list[Candidates], say: Callable[[str], None]) ->
 def evaluate(run: Run, c: Candidates, np_hits: NearPerfect | None) -> SirnaResult:
     """Score, check and rank one target's candidates."""
     eff, acc = predict_efficacy(c)
-    ch = run_checks(c, run.rules, run.index, np_hits, run.variants[c.target.transcript.id], run.mirna_seeds,
-                    list(run.inputs.orthologs))
+    ch = run_checks(
+        c,
+        run.rules,
+        run.index,
+        np_hits,
+        run.variants[c.target.transcript.id],
+        run.mirna_seeds,
+        list(run.inputs.orthologs),
+    )
     hard, penalty, gc_out, run_bad = penalties(run.rules, ch, len(c.target.variants))
     table = candidate_table(c, eff, acc, ch, hard, eff - penalty, flag_texts(run.rules, c, ch, hard, gc_out, run_bad))
     info = design_info(run, c.target, table)
@@ -182,12 +200,16 @@ def seed_list(run: Run, c: Candidates, own_rows: Any, table: pd.DataFrame) -> pd
     rows = seed_offtarget_rows(run.index, codes, own_rows, [pos_to_cand[int(p)] for p in top["position"]])
     rank_of = dict(zip(top["position"], top["rank"]))
     out = [(rank_of[int(c.positions[i]) + 1], int(c.positions[i]) + 1, tid, gene, rep) for i, tid, gene, rep in rows]
-    return pd.DataFrame(out, columns=cols).sort_values(["rank", "predicted_repression"], ascending=[True, False],
-                                                       kind="stable").reset_index(drop=True)
+    return (
+        pd.DataFrame(out, columns=cols)
+        .sort_values(["rank", "predicted_repression"], ascending=[True, False], kind="stable")
+        .reset_index(drop=True)
+    )
 
 
-def design_targets(inputs: SirnaInputs, options: SirnaOptions | None = None,
-                   progress: Callable[[str], None] | None = None) -> list[SirnaResult]:
+def design_targets(
+    inputs: SirnaInputs, options: SirnaOptions | None = None, progress: Callable[[str], None] | None = None
+) -> list[SirnaResult]:
     """Every candidate of each target transcript, scored, checked and ranked (one result per target)."""
     options = options or SirnaOptions()
     say = progress or (lambda msg: None)
@@ -196,22 +218,28 @@ def design_targets(inputs: SirnaInputs, options: SirnaOptions | None = None,
     for t in run.targets:
         positions = candidate_positions(t.transcript.seq, options.avoid, run.layout)
         if len(positions) == 0:
-            raise InputError(inputs.target, "no candidate site left", "narrow the --avoid ranges",
-                             record=t.transcript.id)
+            raise InputError(
+                inputs.target, "no candidate site left", "narrow the --avoid ranges", record=t.transcript.id
+            )
         cands.append(design_candidates(t, positions, run.layout, options.overhang, run.pattern))
         say(f"{len(positions)} candidate sites on {t.transcript.id}")
     hits = search_all(run, cands, say)
     return [evaluate(run, c, h) for c, h in zip(cands, hits)]
 
 
-def design_sirnas(inputs: SirnaInputs, options: SirnaOptions | None = None,
-                  progress: Callable[[str], None] | None = None) -> SirnaResult:
+def design_sirnas(
+    inputs: SirnaInputs, options: SirnaOptions | None = None, progress: Callable[[str], None] | None = None
+) -> SirnaResult:
     """Every candidate of the (first) target transcript, scored, checked and ranked."""
     return design_targets(inputs, options, progress)[0]
 
 
-def score_duplexes(inputs: SirnaInputs, duplexes_path: str | Path, options: SirnaOptions | None = None,
-                   progress: Callable[[str], None] | None = None) -> list[SirnaResult]:
+def score_duplexes(
+    inputs: SirnaInputs,
+    duplexes_path: str | Path,
+    options: SirnaOptions | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[SirnaResult]:
     """Given duplexes (CSV/TSV/FASTA, plain or modified notation) scored on each target they pair with, with the
     same columns and ranking rule as a design."""
     options = options or SirnaOptions()
@@ -222,9 +250,12 @@ def score_duplexes(inputs: SirnaInputs, duplexes_path: str | Path, options: Sirn
     cands = [c for c, _ in located]
     placed = {n for c in cands for n in c.names}
     if not placed:
-        raise InputError(duplexes_path, f"no duplex pairs with {', '.join(t.transcript.id for t in run.targets)} "
-                         f"(at most {4} non-Watson-Crick pairs over guide nt 1-19)",
-                         "check the strands (guide = antisense) and the target")
+        raise InputError(
+            duplexes_path,
+            f"no duplex pairs with {', '.join(t.transcript.id for t in run.targets)} "
+            f"(at most {4} non-Watson-Crick pairs over guide nt 1-19)",
+            "check the strands (guide = antisense) and the target",
+        )
     hits = search_all(run, cands, say)
     results = []
     for c, h in zip(cands, hits):
@@ -244,20 +275,35 @@ def design_info(run: Run, target: Target, table: pd.DataFrame) -> dict[str, Any]
     inputs = run.inputs
     idx = run.index.meta if run.index is not None else {}
     return {
-        "target": {"id": t.id, "description": t.description, "length": len(t.seq),
-                   "cds": [t.cds[0] + 1, t.cds[1]] if t.cds else None, "cds_source": t.cds_source,
-                   "gene": target.gene, "transcript_variants": [v.id for v in target.variants]},
-        "candidates": len(table), "layout": run.layout, "pattern": run.pattern["name"],
-        "pattern_description": run.pattern["description"], "pattern_source": run.pattern.get("source", ""),
-        "guide_gna": run.pattern.get("guide_gna", []), "guide_5prime_vp": bool(run.pattern.get("guide_5prime_vp")),
+        "target": {
+            "id": t.id,
+            "description": t.description,
+            "length": len(t.seq),
+            "cds": [t.cds[0] + 1, t.cds[1]] if t.cds else None,
+            "cds_source": t.cds_source,
+            "gene": target.gene,
+            "transcript_variants": [v.id for v in target.variants],
+        },
+        "candidates": len(table),
+        "layout": run.layout,
+        "pattern": run.pattern["name"],
+        "pattern_description": run.pattern["description"],
+        "pattern_source": run.pattern.get("source", ""),
+        "guide_gna": run.pattern.get("guide_gna", []),
+        "guide_5prime_vp": bool(run.pattern.get("guide_5prime_vp")),
         "prediction_scope": PREDICTION_SCOPE,
-        "offtarget": {"files": [Path(p).name for p in inputs.off_targets],
-                      "index": str(Path(inputs.index).name) if inputs.index else None,
-                      "transcripts_examined": int(idx.get("transcripts", 0)), "genes": int(idx.get("genes", 0)),
-                      "max_mismatches": int(run.rules["offtarget"]["max_mismatches"]),
-                      "cds_source": idx.get("cds_source", {}), "sources": idx.get("transcripts_files", []),
-                      "annotation": idx.get("annotation_file"), "seed_model": idx.get("seed_model", {}),
-                      "utr_note": utr_note(idx)},
+        "offtarget": {
+            "files": [Path(p).name for p in inputs.off_targets],
+            "index": str(Path(inputs.index).name) if inputs.index else None,
+            "transcripts_examined": int(idx.get("transcripts", 0)),
+            "genes": int(idx.get("genes", 0)),
+            "max_mismatches": int(run.rules["offtarget"]["max_mismatches"]),
+            "cds_source": idx.get("cds_source", {}),
+            "sources": idx.get("transcripts_files", []),
+            "annotation": idx.get("annotation_file"),
+            "seed_model": idx.get("seed_model", {}),
+            "utr_note": utr_note(idx),
+        },
         "orthologs": [Path(p).name for p in inputs.orthologs],
         "variants": Path(inputs.variants).name if inputs.variants else None,
         "model": getattr(sirna_efficacy, "MODEL_INFO", {}),
@@ -270,8 +316,10 @@ def utr_note(meta: dict[str, Any]) -> str:
     guessed = int(src.get("longest ORF", 0)) + int(src.get("header", 0))
     if not meta or not guessed:
         return ""
-    return (f"{src.get('longest ORF', 0)} of {meta.get('transcripts', 0)} off-target transcripts had no annotated "
-            f"CDS: their 3' UTR is taken after the longest ORF; {src.get('header', 0)} from a CDS= header field")
+    return (
+        f"{src.get('longest ORF', 0)} of {meta.get('transcripts', 0)} off-target transcripts had no annotated "
+        f"CDS: their 3' UTR is taken after the longest ORF; {src.get('header', 0)} from a CDS= header field"
+    )
 
 
 def locate_known(known: list[KnownSirna], target: Transcript, table: pd.DataFrame) -> list[dict[str, Any]]:
@@ -293,7 +341,15 @@ def locate_known(known: list[KnownSirna], target: Transcript, table: pd.DataFram
         if not len(match):
             continue
         r = match.iloc[0]
-        out.append({"name": row.name, "position": p + 1, "rank": int(r["rank"]),
-                    "of": len(table), "percentile": round(100.0 * (1 - (r["rank"] - 1) / len(table)), 1),
-                    "predicted_efficacy": float(r["predicted_efficacy"]), "flags": r["flags"]})
+        out.append(
+            {
+                "name": row.name,
+                "position": p + 1,
+                "rank": int(r["rank"]),
+                "of": len(table),
+                "percentile": round(100.0 * (1 - (r["rank"] - 1) / len(table)), 1),
+                "predicted_efficacy": float(r["predicted_efficacy"]),
+                "flags": r["flags"],
+            }
+        )
     return out

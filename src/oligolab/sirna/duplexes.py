@@ -36,20 +36,28 @@ _NAME_COLS = ("name", "id", "duplex", "drug")
 _SUFFIX = re.compile(r"^(?P<name>.+?)(?:[_/\-. ](?P<kind>AS|S|antisense|sense|guide|passenger))$", re.IGNORECASE)
 
 
-def decode(path: Path, text: str, strand: str, name: str, line: int | None,
-           record: str | None = None) -> DecodedStrand:
+def decode(path: Path, text: str, strand: str, name: str, line: int | None, record: str | None = None) -> DecodedStrand:
     """One strand, decoded and length-checked."""
     try:
         d = decode_notation(text)
     except ValueError as exc:
-        raise InputError(path, f"{strand} strand of {name[:40]!r}: {exc}", "write bases (A C G U/T) or the "
-                         "modification notation (a c g u = 2'-OMe, Af = 2'-F, s = PS, dT, (Tgn) GNA, (vinu) 5'-VP)",
-                         line=line, record=record) from None
+        raise InputError(
+            path,
+            f"{strand} strand of {name[:40]!r}: {exc}",
+            "write bases (A C G U/T) or the "
+            "modification notation (a c g u = 2'-OMe, Af = 2'-F, s = PS, dT, (Tgn) GNA, (vinu) 5'-VP)",
+            line=line,
+            record=record,
+        ) from None
     lo, hi = GUIDE_NT if strand == "guide" else PASSENGER_NT
     if not lo <= len(d.bases) <= hi:
-        raise InputError(path, f"{strand} strand of {name[:40]!r} has {len(d.bases)} nt", f"give {lo}-{hi} nt "
-                         f"({'the antisense strand, 5->3' if strand == 'guide' else 'the sense strand, 5->3'})",
-                         line=line, record=record)
+        raise InputError(
+            path,
+            f"{strand} strand of {name[:40]!r} has {len(d.bases)} nt",
+            f"give {lo}-{hi} nt ({'the antisense strand, 5->3' if strand == 'guide' else 'the sense strand, 5->3'})",
+            line=line,
+            record=record,
+        )
     return d
 
 
@@ -78,15 +86,20 @@ def read_table_duplexes(path: Path) -> list[GivenDuplex]:
     guide_col = next((c for c in _GUIDE_COLS if c in header), None)
     pass_col = next((c for c in _PASSENGER_COLS if c in header), None)
     if guide_col is None:
-        raise InputError(path, f"duplex table needs a guide (antisense) column; header has "
-                         f"{', '.join(header[:12]) or 'nothing'}", "add columns name, guide, passenger", line=1)
+        raise InputError(
+            path,
+            f"duplex table needs a guide (antisense) column; header has {', '.join(header[:12]) or 'nothing'}",
+            "add columns name, guide, passenger",
+            line=1,
+        )
     out = []
     for lineno, row in rows:
         name = (row.get(name_col or "", "") or f"duplex{lineno}").strip()
         g_text = row.get(guide_col, "")
         if not g_text:
-            raise InputError(path, f"duplex {name[:40]!r} has no guide strand", "give the antisense strand",
-                             line=lineno)
+            raise InputError(
+                path, f"duplex {name[:40]!r} has no guide strand", "give the antisense strand", line=lineno
+            )
         p_text = row.get(pass_col or "", "") if pass_col else ""
         guide = decode(path, g_text, "guide", name, lineno)
         passenger = decode(path, p_text, "passenger", name, lineno) if p_text else DecodedStrand("", [], [])
@@ -103,16 +116,24 @@ def strand_rows(path: Path, rows, name_col: str) -> list[GivenDuplex]:
         name = row.get(name_col, "").strip()
         kind = row.get("strand", "").lower()
         if kind not in ("sense", "antisense"):
-            raise InputError(path, f"strand {row.get('strand', '')[:30]!r} is not sense or antisense",
-                             "write sense or antisense", line=lineno)
+            raise InputError(
+                path,
+                f"strand {row.get('strand', '')[:30]!r} is not sense or antisense",
+                "write sense or antisense",
+                line=lineno,
+            )
         seq, notation = row.get("sequence", ""), row.get("modified_notation", "")
         strand = "guide" if kind == "antisense" else "passenger"
         plain = decode(path, seq, strand, name, lineno)
         text = notation or seq
         d = decode(path, notation, strand, name, lineno) if notation else plain
         if notation and not d.bases.replace("T", "U").startswith(plain.bases.replace("T", "U")):
-            raise InputError(path, f"{strand} of {name[:40]!r}: notation bases {d.bases} differ from sequence "
-                             f"{plain.bases}", "make modified_notation spell the same bases", line=lineno)
+            raise InputError(
+                path,
+                f"{strand} of {name[:40]!r}: notation bases {d.bases} differ from sequence {plain.bases}",
+                "make modified_notation spell the same bases",
+                line=lineno,
+            )
         if kind in strands.setdefault(name, {}):
             raise InputError(path, f"{name[:40]!r} has two {kind} rows", "give one row per strand", line=lineno)
         strands[name][kind] = (text, d, lineno)
@@ -138,19 +159,29 @@ def read_fasta_duplexes(path: Path) -> list[GivenDuplex]:
             records.append((rid, desc, "", lineno))
         elif text.strip():
             if not records:
-                raise InputError(path, "sequence before the first '>' header", "start each record with >name",
-                                 line=lineno)
+                raise InputError(
+                    path, "sequence before the first '>' header", "start each record with >name", line=lineno
+                )
             rid, desc, seq, line = records[-1]
             records[-1] = (rid, desc, seq + text.strip(), line)
     pairs: dict[str, dict[str, tuple[str, int]]] = {}
     for rid, desc, seq, line in records:
         m = _SUFFIX.match(rid) or _SUFFIX.match(f"{rid} {desc.split(' ')[0]}" if desc else rid)
         kind_text = (m.group("kind") if m else desc).lower()
-        kind = "guide" if kind_text in ("as", "antisense", "guide") or "antisense" in kind_text else \
-            "passenger" if kind_text in ("s", "sense", "passenger") or "sense" in kind_text else ""
+        kind = (
+            "guide"
+            if kind_text in ("as", "antisense", "guide") or "antisense" in kind_text
+            else "passenger"
+            if kind_text in ("s", "sense", "passenger") or "sense" in kind_text
+            else ""
+        )
         if not kind:
-            raise InputError(path, f"record {rid[:40]!r} is neither a guide nor a passenger",
-                             "name records <name>_AS (guide) and <name>_S (passenger)", line=line)
+            raise InputError(
+                path,
+                f"record {rid[:40]!r} is neither a guide nor a passenger",
+                "name records <name>_AS (guide) and <name>_S (passenger)",
+                line=line,
+            )
         name = m.group("name") if m else rid
         if kind in pairs.setdefault(name, {}):
             raise InputError(path, f"two {kind} records for {name[:40]!r}", "give one of each", line=line)
@@ -160,11 +191,19 @@ def read_fasta_duplexes(path: Path) -> list[GivenDuplex]:
     out = []
     for name, p in pairs.items():
         if "guide" not in p:
-            raise InputError(path, f"{name[:40]!r} has a passenger but no guide record", "add <name>_AS",
-                             line=p["passenger"][1])
+            raise InputError(
+                path, f"{name[:40]!r} has a passenger but no guide record", "add <name>_AS", line=p["passenger"][1]
+            )
         g_text, line = p["guide"]
         p_text = p.get("passenger", ("", line))[0]
-        out.append(GivenDuplex(name, decode(path, g_text, "guide", name, line, name),
-                               decode(path, p_text, "passenger", name, line, name) if p_text
-                               else DecodedStrand("", [], []), g_text, p_text, line))
+        out.append(
+            GivenDuplex(
+                name,
+                decode(path, g_text, "guide", name, line, name),
+                decode(path, p_text, "passenger", name, line, name) if p_text else DecodedStrand("", [], []),
+                g_text,
+                p_text,
+                line,
+            )
+        )
     return out

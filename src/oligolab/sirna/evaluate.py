@@ -49,8 +49,10 @@ def predict_efficacy(c: Candidates) -> tuple[np.ndarray, np.ndarray]:
     guides = c.guides19
     # the model reads the duplex as designed: its central 19 nt are the guide's own complement (for a perfect
     # match, exactly the transcript's site), flanked by the transcript
-    contexts = [padded[p:p + FLANK] + rc_rna(g) + padded[p + FLANK + SITE:p + SITE + 2 * FLANK]
-                for p, g in zip(c.positions, guides)]
+    contexts = [
+        padded[p : p + FLANK] + rc_rna(g) + padded[p + FLANK + SITE : p + SITE + 2 * FLANK]
+        for p, g in zip(c.positions, guides)
+    ]
     eff = np.asarray(predict_sirna_efficacy(guides, contexts, accessibility=acc, profile=profile))
     return eff * c.pairing_factor, acc
 
@@ -87,12 +89,24 @@ def snp_flags(var_list: list[Variant], positions: np.ndarray, min_frequency: flo
     return flags, in_seed
 
 
-def offtarget_checks(c: Candidates, index: TranscriptIndex | None, np_hits: NearPerfect | None,
-                     k: int) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, SeedMatches, np.ndarray | None]:
+def offtarget_checks(
+    c: Candidates, index: TranscriptIndex | None, np_hits: NearPerfect | None, k: int
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, SeedMatches, np.ndarray | None]:
     """Near-perfect hits outside the target's gene, counted per candidate; seed matches."""
     if index is None or np_hits is None:
-        empty = pd.DataFrame(columns=["candidate", "strand", "transcript", "gene", "description", "region",
-                                      "position", "mismatches", "site_position"])
+        empty = pd.DataFrame(
+            columns=[
+                "candidate",
+                "strand",
+                "transcript",
+                "gene",
+                "description",
+                "region",
+                "position",
+                "mismatches",
+                "site_position",
+            ]
+        )
         z = np.zeros((len(c), k + 1), dtype=np.int64)
         return empty, z, z.copy(), seed_matches(None, c.guides19, c.guides19, None), None
     own = gene_mask(index, c.target.transcript, c.target.gene)
@@ -103,8 +117,15 @@ def offtarget_checks(c: Candidates, index: TranscriptIndex | None, np_hits: Near
     return hits, guide_mm, pass_mm, seed_matches(index, c.guides19, passengers, own), own
 
 
-def run_checks(c: Candidates, rules: dict[str, Any], index: TranscriptIndex | None, np_hits: NearPerfect | None,
-               variants: list[Variant], mirna_seeds: dict[str, list[str]], orthologs: list[str | Path]) -> Checks:
+def run_checks(
+    c: Candidates,
+    rules: dict[str, Any],
+    index: TranscriptIndex | None,
+    np_hits: NearPerfect | None,
+    variants: list[Variant],
+    mirna_seeds: dict[str, list[str]],
+    orthologs: list[str | Path],
+) -> Checks:
     """Off-targets, seeds, SNPs, orthologs, transcript variants and sequence rules of every candidate."""
     k = int(rules["offtarget"]["max_mismatches"])
     hits, guide_mm, pass_mm, seeds, own = offtarget_checks(c, index, np_hits, k)
@@ -114,20 +135,29 @@ def run_checks(c: Candidates, rules: dict[str, Any], index: TranscriptIndex | No
     motifs = rules["immune"]["motifs"]
     ortho, species = ortholog_mismatches(guides, orthologs)
     return Checks(
-        hits=hits, guide_mm=guide_mm, pass_mm=pass_mm, seeds=seeds,
+        hits=hits,
+        guide_mm=guide_mm,
+        pass_mm=pass_mm,
+        seeds=seeds,
         seed_dg=seed_duplex_dg(guides),
         mirna=[",".join(mirna_seeds.get(g[1:8], [])[:3]) for g in guides],
-        snps=snps, snp_in_seed=in_seed,
+        snps=snps,
+        snp_in_seed=in_seed,
         variant_hits=np.array([sum(s in v.seq for v in c.target.variants) for s in c.sites], dtype=np.int64),
-        orthologs=ortho, ortholog_species=species,
-        gc=gc_percent(sites, SITE), runs=longest_run(sites, SITE),
-        immune=[immune_motifs(g.replace("T", "U"), p.replace("T", "U"), motifs)
-                for g, p in zip(c.guides, c.passengers)],
-        own_rows=own)
+        orthologs=ortho,
+        ortholog_species=species,
+        gc=gc_percent(sites, SITE),
+        runs=longest_run(sites, SITE),
+        immune=[
+            immune_motifs(g.replace("T", "U"), p.replace("T", "U"), motifs) for g, p in zip(c.guides, c.passengers)
+        ],
+        own_rows=own,
+    )
 
 
-def penalties(rules: dict[str, Any], ch: Checks, n_variants: int) -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                                                           np.ndarray]:
+def penalties(
+    rules: dict[str, Any], ch: Checks, n_variants: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(hard failure, total penalty, GC outside the range, base run too long) per candidate."""
     rk = rules["ranking"]
     k_off = ch.guide_mm.shape[1] - 1
@@ -137,18 +167,22 @@ def penalties(rules: dict[str, Any], ch: Checks, n_variants: int) -> tuple[np.nd
     run_bad = ch.runs >= int(rules["runs"]["max_same_base"])
     two_mm = ch.guide_mm[:, 2:].sum(1) + ch.pass_mm[:, 2:].sum(1) if k_off >= 2 else 0
     seed = np.minimum(ch.seeds.relative, float(rk["max_relative_seed_burden"]))
-    penalty = (rk["penalty_per_relative_seed_burden"] * seed
-               + rk["penalty_offtarget_2mm"] * two_mm
-               + rk["penalty_immune_motif"] * np.array([bool(x) for x in ch.immune])
-               + rk["penalty_gc_outside"] * gc_out + rk["penalty_run"] * run_bad
-               + rk["penalty_snp"] * np.array([bool(x) for x in ch.snps])
-               + rk["penalty_mirna_seed"] * np.array([bool(x) for x in ch.mirna])
-               + rk["penalty_missing_variant"] * (n_variants - ch.variant_hits))
+    penalty = (
+        rk["penalty_per_relative_seed_burden"] * seed
+        + rk["penalty_offtarget_2mm"] * two_mm
+        + rk["penalty_immune_motif"] * np.array([bool(x) for x in ch.immune])
+        + rk["penalty_gc_outside"] * gc_out
+        + rk["penalty_run"] * run_bad
+        + rk["penalty_snp"] * np.array([bool(x) for x in ch.snps])
+        + rk["penalty_mirna_seed"] * np.array([bool(x) for x in ch.mirna])
+        + rk["penalty_missing_variant"] * (n_variants - ch.variant_hits)
+    )
     return hard, penalty, gc_out, run_bad
 
 
-def flag_texts(rules: dict[str, Any], c: Candidates, ch: Checks, hard: np.ndarray, gc_out: np.ndarray,
-               run_bad: np.ndarray) -> list[str]:
+def flag_texts(
+    rules: dict[str, Any], c: Candidates, ch: Checks, hard: np.ndarray, gc_out: np.ndarray, run_bad: np.ndarray
+) -> list[str]:
     """One readable line of warnings per candidate."""
     hard_k = int(rules["ranking"]["hard_fail_offtarget_max_mismatches"])
     n_variants = len(c.target.variants)
@@ -188,30 +222,47 @@ def conserved_in(orthologs: dict[str, np.ndarray], species: dict[str, str]) -> l
     return [",".join(sorted({species[col] for col, v in orthologs.items() if v[i] == "0"})) for i in range(n)]
 
 
-def candidate_table(c: Candidates, eff: np.ndarray, acc: np.ndarray, ch: Checks, hard: np.ndarray,
-                    score: np.ndarray, flags: list[str]) -> pd.DataFrame:
+def candidate_table(
+    c: Candidates, eff: np.ndarray, acc: np.ndarray, ch: Checks, hard: np.ndarray, score: np.ndarray, flags: list[str]
+) -> pd.DataFrame:
     """The ranked candidate table (hard failures last, then by score, then position)."""
     k_off = ch.guide_mm.shape[1] - 1
     t = c.target.transcript
     seeds = ch.seeds
-    table = pd.DataFrame({
-        "name": c.names, "position": c.positions + 1,
-        "region": np.array([region_of(t, int(p)) for p in c.positions], dtype=object),
-        "site": c.sites, "guide": c.guides, "passenger": c.passengers,
-        "guide_modified": c.guide_mod, "passenger_modified": c.passenger_mod, "target_pairing": c.pairing,
-        "predicted_efficacy": np.round(eff, 4), "accessibility": np.round(acc, 4),
-        "gc_percent": np.round(ch.gc, 1), "longest_run": ch.runs,
-        **{f"guide_offtargets_{m}mm": ch.guide_mm[:, m] for m in range(k_off + 1)},
-        **{f"passenger_offtargets_{m}mm": ch.pass_mm[:, m] for m in range(k_off + 1)},
-        **{f"guide_seed_{name.replace('-', '_').lower()}": seeds.sites[:, i] for i, name in enumerate(SITE_TYPES)},
-        "guide_seed_genes": seeds.genes, "guide_seed_burden": np.round(seeds.burden, 3),
-        "guide_seed_relative": np.round(seeds.relative, 3),
-        "passenger_seed_burden": np.round(seeds.passenger_burden, 3),
-        "seed_duplex_dG": ch.seed_dg, "mirna_seed_match": ch.mirna, "immune_motifs": ch.immune, "snps": ch.snps,
-        "transcript_variants_hit": ch.variant_hits, **ch.orthologs,
-        **({"conserved_in": conserved_in(ch.orthologs, ch.ortholog_species)} if ch.orthologs else {}),
-        "hard_fail": hard, "score": np.round(score, 4), "flags": flags,
-    })
+    table = pd.DataFrame(
+        {
+            "name": c.names,
+            "position": c.positions + 1,
+            "region": np.array([region_of(t, int(p)) for p in c.positions], dtype=object),
+            "site": c.sites,
+            "guide": c.guides,
+            "passenger": c.passengers,
+            "guide_modified": c.guide_mod,
+            "passenger_modified": c.passenger_mod,
+            "target_pairing": c.pairing,
+            "predicted_efficacy": np.round(eff, 4),
+            "accessibility": np.round(acc, 4),
+            "gc_percent": np.round(ch.gc, 1),
+            "longest_run": ch.runs,
+            **{f"guide_offtargets_{m}mm": ch.guide_mm[:, m] for m in range(k_off + 1)},
+            **{f"passenger_offtargets_{m}mm": ch.pass_mm[:, m] for m in range(k_off + 1)},
+            **{f"guide_seed_{name.replace('-', '_').lower()}": seeds.sites[:, i] for i, name in enumerate(SITE_TYPES)},
+            "guide_seed_genes": seeds.genes,
+            "guide_seed_burden": np.round(seeds.burden, 3),
+            "guide_seed_relative": np.round(seeds.relative, 3),
+            "passenger_seed_burden": np.round(seeds.passenger_burden, 3),
+            "seed_duplex_dG": ch.seed_dg,
+            "mirna_seed_match": ch.mirna,
+            "immune_motifs": ch.immune,
+            "snps": ch.snps,
+            "transcript_variants_hit": ch.variant_hits,
+            **ch.orthologs,
+            **({"conserved_in": conserved_in(ch.orthologs, ch.ortholog_species)} if ch.orthologs else {}),
+            "hard_fail": hard,
+            "score": np.round(score, 4),
+            "flags": flags,
+        }
+    )
     table = table.sort_values(["hard_fail", "score", "position"], ascending=[True, False, True], kind="stable")
     table.insert(0, "rank", np.arange(1, len(table) + 1))
     return table.reset_index(drop=True)

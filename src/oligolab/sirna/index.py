@@ -45,7 +45,7 @@ from .transcriptome import (
 from .transcripts import CDS_HEADER, gene_symbol, longest_orf_codes
 
 INDEX_FORMAT = 1  #: bumped when the files change meaning
-N_SEEDS = 4 ** 7  #: guide seeds (nt 2-8)
+N_SEEDS = 4**7  #: guide seeds (nt 2-8)
 SITE_TYPES = ("8mer", "7mer-m8", "7mer-A1", "6mer")
 TOP_GENES = 20  #: most repressed genes kept per seed
 CHUNK_NT = 8_000_000  #: nt searched per engine call (bounds the engine's per-position arrays)
@@ -68,7 +68,7 @@ class TranscriptIndex:
 
     def sequence(self, i: int) -> str:
         """DNA letters of transcript ``i``."""
-        return decode(np.asarray(self.codes[int(self.starts[i]):int(self.ends[i])]))
+        return decode(np.asarray(self.codes[int(self.starts[i]) : int(self.ends[i])]))
 
     def chunks(self, size: int = CHUNK_NT) -> Iterator[tuple[int, int, int, int]]:
         """(first transcript, last transcript + 1, first code, last code + 1) of consecutive transcripts holding
@@ -85,9 +85,19 @@ class TranscriptIndex:
 
 # ------------------------------------------------------------------------------------------------ seeds
 
+
 @nb.njit(cache=True, nogil=True)
-def _utr_sites(codes: np.ndarray, lo: int, hi: int, t: int, weights: np.ndarray, w: np.ndarray, mark: np.ndarray,
-               touched: np.ndarray, sites: np.ndarray) -> int:
+def _utr_sites(
+    codes: np.ndarray,
+    lo: int,
+    hi: int,
+    t: int,
+    weights: np.ndarray,
+    w: np.ndarray,
+    mark: np.ndarray,
+    touched: np.ndarray,
+    sites: np.ndarray,
+) -> int:
     """Add the log2 weights of every seed site of one 3' UTR [lo, hi) to ``w``; returns how many seeds were
     touched (listed in ``touched``). Every 6-mer at j (the target of seed nt 2-7) is a site of the four seeds
     sharing it: of the seed whose nt 8 target is the base before it, an 8mer (A after) or 7mer-m8; of the other
@@ -122,8 +132,7 @@ def _utr_sites(codes: np.ndarray, lo: int, hi: int, t: int, weights: np.ndarray,
 
 
 @nb.njit(cache=True, nogil=True)
-def _keep_top(top_rep: np.ndarray, top_tx: np.ndarray, top_min: np.ndarray, seed: int, rep: float,
-              tx: int) -> None:
+def _keep_top(top_rep: np.ndarray, top_tx: np.ndarray, top_min: np.ndarray, seed: int, rep: float, tx: int) -> None:
     """Keep the ``k`` most repressed genes of a seed (an empty slot first, else replace the least repressed)."""
     k = top_rep.shape[1]
     if top_tx[seed, k - 1] >= 0 and rep <= top_min[seed]:
@@ -148,8 +157,16 @@ def _keep_top(top_rep: np.ndarray, top_tx: np.ndarray, top_min: np.ndarray, seed
 
 
 @nb.njit(cache=True, nogil=True)
-def _seed_table(codes: np.ndarray, utr_lo: np.ndarray, utr_hi: np.ndarray, order: np.ndarray,
-                group_ends: np.ndarray, weights: np.ndarray, min_dist: int, k_top: int) -> tuple:
+def _seed_table(
+    codes: np.ndarray,
+    utr_lo: np.ndarray,
+    utr_hi: np.ndarray,
+    order: np.ndarray,
+    group_ends: np.ndarray,
+    weights: np.ndarray,
+    min_dist: int,
+    k_top: int,
+) -> tuple:
     """Seed-match table over the 3' UTRs [utr_lo, utr_hi) of the transcripts in ``order`` (grouped by gene,
     ``group_ends`` = end of each group in ``order``): a transcript's repression is 1 - 2^(sum of its site
     weights), a gene's that of its most repressed transcript; per seed, the sum over genes, the genes hit, the
@@ -197,29 +214,39 @@ def _seed_table(codes: np.ndarray, utr_lo: np.ndarray, utr_hi: np.ndarray, order
     return burden, genes_hit, sites, top_rep, top_tx
 
 
-def seed_table(codes: np.ndarray, table: pd.DataFrame, starts: np.ndarray, weights: dict[str, float],
-               min_dist: int) -> dict[str, np.ndarray]:
+def seed_table(
+    codes: np.ndarray, table: pd.DataFrame, starts: np.ndarray, weights: dict[str, float], min_dist: int
+) -> dict[str, np.ndarray]:
     """The seed-match table of the transcripts with a CDS (their 3' UTR = after the CDS), genes grouped by gene
     id (a transcript without one is its own gene); top genes sorted by repression."""
     has_utr = (table["cds_end"].to_numpy() >= 0) & (table["cds_end"].to_numpy() < table["length"].to_numpy())
     lo = np.where(has_utr, starts + table["cds_end"].to_numpy(), 0).astype(np.int64)
     hi = np.where(has_utr, starts + table["length"].to_numpy(), 0).astype(np.int64)
-    gene_key = np.where(table["gene_id"].to_numpy(dtype=object) != "", table["gene_id"].to_numpy(dtype=object),
-                        table["id"].to_numpy(dtype=object)).astype(str)
+    gene_key = np.where(
+        table["gene_id"].to_numpy(dtype=object) != "",
+        table["gene_id"].to_numpy(dtype=object),
+        table["id"].to_numpy(dtype=object),
+    ).astype(str)
     order = np.lexsort((np.arange(len(table)), gene_key)).astype(np.int64)
     order = order[has_utr[order]]
     keys = gene_key[order]
     group_ends = np.flatnonzero(np.r_[keys[1:] != keys[:-1], True]) + 1 if len(order) else np.zeros(0, np.int64)
     w = np.array([weights[t] for t in SITE_TYPES], dtype=np.float64)
-    burden, genes_hit, sites, top_rep, top_tx = _seed_table(np.asarray(codes), lo, hi, order,
-                                                            group_ends.astype(np.int64), w, int(min_dist), TOP_GENES)
+    burden, genes_hit, sites, top_rep, top_tx = _seed_table(
+        np.asarray(codes), lo, hi, order, group_ends.astype(np.int64), w, int(min_dist), TOP_GENES
+    )
     rank = np.argsort(-top_rep, axis=1, kind="stable")
-    return {"burden": burden, "genes_hit": genes_hit, "sites": sites,
-            "top_rep": np.take_along_axis(top_rep, rank, 1).astype(np.float32),
-            "top_tx": np.take_along_axis(top_tx, rank, 1).astype(np.int32)}
+    return {
+        "burden": burden,
+        "genes_hit": genes_hit,
+        "sites": sites,
+        "top_rep": np.take_along_axis(top_rep, rank, 1).astype(np.float32),
+        "top_tx": np.take_along_axis(top_tx, rank, 1).astype(np.int32),
+    }
 
 
 # ------------------------------------------------------------------------------------------------ build
+
 
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
@@ -234,13 +261,18 @@ def _is_stop(codon: np.ndarray) -> bool:
     return codon[0] == 3 and ((codon[1] == 0 and codon[2] in (0, 2)) or (codon[1] == 2 and codon[2] == 0))
 
 
-def _cds_of(rec_id: str, description: str, codes: np.ndarray, ann: AnnotatedTranscript | None,
-            header_cds: tuple[int, int] | None) -> tuple[tuple[int, int] | None, str]:
+def _cds_of(
+    rec_id: str,
+    description: str,
+    codes: np.ndarray,
+    ann: AnnotatedTranscript | None,
+    header_cds: tuple[int, int] | None,
+) -> tuple[tuple[int, int] | None, str]:
     """CDS and its source: the annotation (when its exon length matches the sequence), a header field, or the
     longest ORF."""
     if ann is not None and ann.length == len(codes):
         cds = ann.cds()
-        if cds and cds[1] + 3 <= len(codes) and _is_stop(codes[cds[1]:cds[1] + 3]):
+        if cds and cds[1] + 3 <= len(codes) and _is_stop(codes[cds[1] : cds[1] + 3]):
             cds = (cds[0], cds[1] + 3)  # GTF CDS rows leave the stop codon out (it has its own feature)
         return cds, "annotation" if cds else "none"
     if header_cds is not None:
@@ -249,8 +281,9 @@ def _cds_of(rec_id: str, description: str, codes: np.ndarray, ann: AnnotatedTran
     return ((int(s), int(e)), "longest ORF") if s >= 0 else (None, "none")
 
 
-def build_index(fasta_paths: list[str | Path], annotation_path: str | Path | None, rules: dict[str, Any],
-                say: Any = None) -> TranscriptIndex:
+def build_index(
+    fasta_paths: list[str | Path], annotation_path: str | Path | None, rules: dict[str, Any], say: Any = None
+) -> TranscriptIndex:
     """Index transcripts (FASTA, any compression) joined with an optional GTF/GFF3 annotation."""
     say = say or (lambda msg: None)
     annotation = read_annotation(annotation_path) if annotation_path else {}
@@ -267,13 +300,26 @@ def build_index(fasta_paths: list[str | Path], annotation_path: str | Path | Non
             m = CDS_HEADER.search(rec.description) or CDS_HEADER.search(rec.id)
             header_cds = (int(m.group(1)) - 1, int(m.group(2))) if m else None
             cds, source = _cds_of(rec.id, rec.description, codes, ann, header_cds)
-            gene_name = (ann.gene_name if ann else "") or header_field(rec.description, "gene_symbol") or \
-                gene_symbol(rec.description) or ""
+            gene_name = (
+                (ann.gene_name if ann else "")
+                or header_field(rec.description, "gene_symbol")
+                or gene_symbol(rec.description)
+                or ""
+            )
             gene_id = (ann.gene_id if ann else "") or header_field(rec.description, "gene") or gene_name
-            rows.append((rec.id, gene_id.split(".")[0] if gene_id.startswith("ENSG") else gene_id, gene_name,
-                         (ann.biotype if ann else "") or header_field(rec.description, "transcript_biotype"),
-                         len(codes), cds[0] if cds else -1, cds[1] if cds else -1, source,
-                         rec.description[:200]))
+            rows.append(
+                (
+                    rec.id,
+                    gene_id.split(".")[0] if gene_id.startswith("ENSG") else gene_id,
+                    gene_name,
+                    (ann.biotype if ann else "") or header_field(rec.description, "transcript_biotype"),
+                    len(codes),
+                    cds[0] if cds else -1,
+                    cds[1] if cds else -1,
+                    source,
+                    rec.description[:200],
+                )
+            )
             parts.append(codes)
     if not rows:
         raise InputError(fasta_paths[0] if fasta_paths else None, "no transcript", "give a cDNA FASTA")
@@ -281,11 +327,13 @@ def build_index(fasta_paths: list[str | Path], annotation_path: str | Path | Non
     ends = np.cumsum(lengths + 1) - 1
     codes = np.empty(int(ends[-1]) + 1, dtype=np.uint8)
     for p, e in zip(parts, ends):
-        codes[e - len(p):e] = p
+        codes[e - len(p) : e] = p
     codes[ends] = SEPARATOR
     del parts
-    table = pd.DataFrame(rows, columns=["id", "gene_id", "gene", "biotype", "length", "cds_start", "cds_end",
-                                        "cds_source", "description"])
+    table = pd.DataFrame(
+        rows,
+        columns=["id", "gene_id", "gene", "biotype", "length", "cds_start", "cds_end", "cds_source", "description"],
+    )
     say("seed-match table of the 3' UTRs")
     weights = {k: float(v) for k, v in rules["seed_sites"]["log2_fold_change"].items()}
     min_dist = int(rules["seed_sites"]["min_distance_from_stop_nt"])
@@ -295,9 +343,16 @@ def build_index(fasta_paths: list[str | Path], annotation_path: str | Path | Non
     return TranscriptIndex(codes, ends.astype(np.int64), table, seeds, meta)
 
 
-def index_meta(fasta_paths: list[str | Path], annotation_path: str | Path | None, table: pd.DataFrame,
-               seeds: dict[str, np.ndarray], weights: dict[str, float], min_dist: int, length_mismatch: int,
-               annotation: dict[str, AnnotatedTranscript]) -> dict[str, Any]:
+def index_meta(
+    fasta_paths: list[str | Path],
+    annotation_path: str | Path | None,
+    table: pd.DataFrame,
+    seeds: dict[str, np.ndarray],
+    weights: dict[str, float],
+    min_dist: int,
+    length_mismatch: int,
+    annotation: dict[str, AnnotatedTranscript],
+) -> dict[str, Any]:
     """What the index was built from (names, sizes, SHA-256) and what it holds."""
     from .. import __version__
 
@@ -307,17 +362,23 @@ def index_meta(fasta_paths: list[str | Path], annotation_path: str | Path | None
 
     burden = seeds["burden"]
     return {
-        "format": INDEX_FORMAT, "oligolab": __version__,
+        "format": INDEX_FORMAT,
+        "oligolab": __version__,
         "transcripts_files": [source(p) for p in fasta_paths],
         "annotation_file": source(annotation_path) if annotation_path else None,
-        "transcripts": len(table), "nucleotides": int(table["length"].sum()),
+        "transcripts": len(table),
+        "nucleotides": int(table["length"].sum()),
         "genes": int(table["gene_id"].where(table["gene_id"] != "", table["id"]).nunique()),
         "cds_source": {k: int((table["cds_source"] == k).sum()) for k in CDS_SOURCES},
-        "annotated_transcripts": len(annotation), "annotation_length_mismatches": length_mismatch,
-        "seed_model": {"log2_fold_change": weights, "min_distance_from_stop_nt": min_dist,
-                       "top_genes_per_seed": TOP_GENES,
-                       "mean_burden": float(np.mean(burden)) if burden.size else 0.0,
-                       "source": "TargetScan context-score site-type means (Grimson et al. 2007), via miRmap"},
+        "annotated_transcripts": len(annotation),
+        "annotation_length_mismatches": length_mismatch,
+        "seed_model": {
+            "log2_fold_change": weights,
+            "min_distance_from_stop_nt": min_dist,
+            "top_genes_per_seed": TOP_GENES,
+            "mean_burden": float(np.mean(burden)) if burden.size else 0.0,
+            "source": "TargetScan context-score site-type means (Grimson et al. 2007), via miRmap",
+        },
     }
 
 
@@ -350,8 +411,11 @@ def load_index(folder: str | Path) -> TranscriptIndex:
     try:
         meta = json.loads((folder / "index.json").read_text())
         if meta.get("format") != INDEX_FORMAT:
-            raise InputError(folder, f"index format {meta.get('format')} (this oligolab reads {INDEX_FORMAT})",
-                             "rebuild it with `oligolab sirna index`")
+            raise InputError(
+                folder,
+                f"index format {meta.get('format')} (this oligolab reads {INDEX_FORMAT})",
+                "rebuild it with `oligolab sirna index`",
+            )
         codes = np.load(folder / "codes.npy", mmap_mode="r", allow_pickle=False)
         ends = np.load(folder / "ends.npy", allow_pickle=False)
         table = pd.read_parquet(folder / "transcripts.parquet")
@@ -368,4 +432,3 @@ def index_from_fasta(paths: list[str | Path], rules: dict[str, Any]) -> Transcri
     """An in-memory index of off-target FASTA files given directly (``--off-target``; CDS from headers or the
     longest ORF)."""
     return build_index(paths, None, rules)
-

@@ -37,8 +37,9 @@ def text_lines(path: str | Path) -> Iterator[tuple[int, str]]:
     path = Path(path)
     for lineno, raw in enumerate(iter_lines(path, max_line=MAX_LINE), 1):
         if lineno > MAX_ROWS:
-            raise InputError(path, f"more than {MAX_ROWS:,} lines", "split the file or keep the rows you need",
-                             line=lineno)
+            raise InputError(
+                path, f"more than {MAX_ROWS:,} lines", "split the file or keep the rows you need", line=lineno
+            )
         text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
         if "\x00" in text:
             raise InputError(path, "binary content (a NUL byte)", "give a text file", line=lineno)
@@ -73,8 +74,12 @@ def table_rows(path: str | Path, what: str) -> tuple[list[str], Iterator[tuple[i
                 continue
             fields = split_fields(path, line, delimiter, n)
             if len(fields) > len(header):
-                raise InputError(path, f"{len(fields)} fields but the header has {len(header)}",
-                                 f"use one {'tab' if delimiter == chr(9) else 'comma'} between columns", line=n)
+                raise InputError(
+                    path,
+                    f"{len(fields)} fields but the header has {len(header)}",
+                    f"use one {'tab' if delimiter == chr(9) else 'comma'} between columns",
+                    line=n,
+                )
             yield n, dict(zip(header, fields))
 
     return header, rows()
@@ -85,11 +90,19 @@ def parse_position(path: Path, text: str, length: int, lineno: int, column: str)
     try:
         pos = int(text)
     except ValueError:
-        raise InputError(path, f"{column} {text[:40]!r} is not a whole number",
-                         "give the 1-based position on the target transcript", line=lineno) from None
+        raise InputError(
+            path,
+            f"{column} {text[:40]!r} is not a whole number",
+            "give the 1-based position on the target transcript",
+            line=lineno,
+        ) from None
     if not 1 <= pos <= length:
-        raise InputError(path, f"{column} {pos} is outside the target transcript (1-{length})",
-                         "give positions on the target transcript (1-based), or the right --target-id", line=lineno)
+        raise InputError(
+            path,
+            f"{column} {pos} is outside the target transcript (1-{length})",
+            "give positions on the target transcript (1-based), or the right --target-id",
+            line=lineno,
+        )
     return pos
 
 
@@ -98,11 +111,16 @@ def parse_frequency(path: Path, text: str, lineno: int, column: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise InputError(path, f"{column} {text[:40]!r} is not a number", "give the allele frequency (0-1)",
-                         line=lineno) from None
+        raise InputError(
+            path, f"{column} {text[:40]!r} is not a number", "give the allele frequency (0-1)", line=lineno
+        ) from None
     if not math.isfinite(value) or not 0.0 <= value <= 1.0:
-        raise InputError(path, f"{column} {text[:40]} is not an allele frequency between 0 and 1",
-                         "give the allele frequency (0-1), not a percentage or a count", line=lineno)
+        raise InputError(
+            path,
+            f"{column} {text[:40]} is not an allele frequency between 0 and 1",
+            "give the allele frequency (0-1), not a percentage or a count",
+            line=lineno,
+        )
     return value
 
 
@@ -127,10 +145,14 @@ def read_vcf_variants(path: Path, transcript_id: str, length: int) -> list[Varia
             continue
         f = text.split("\t")
         if len(f) < 8:
-            problem = "comma-separated, not tab-separated" if "," in text and len(f) == 1 else \
-                f"{len(f)} tab-separated columns, a VCF has at least 8"
-            raise InputError(path, problem, "give a tab-separated VCF (CHROM POS ID REF ALT QUAL FILTER INFO)",
-                             line=lineno)
+            problem = (
+                "comma-separated, not tab-separated"
+                if "," in text and len(f) == 1
+                else f"{len(f)} tab-separated columns, a VCF has at least 8"
+            )
+            raise InputError(
+                path, problem, "give a tab-separated VCF (CHROM POS ID REF ALT QUAL FILTER INFO)", line=lineno
+            )
         if not same_transcript(f[0], transcript_id):
             continue
         pos = parse_position(path, f[1], length, lineno, "POS")
@@ -140,14 +162,16 @@ def read_vcf_variants(path: Path, transcript_id: str, length: int) -> list[Varia
         alts = f[4].split(",")
         freqs = m.group(1).split(",")
         if len(freqs) != len(alts):
-            raise InputError(path, f"{len(freqs)} AF values for {len(alts)} ALT alleles",
-                             "give one AF per ALT allele", line=lineno)
+            raise InputError(
+                path, f"{len(freqs)} AF values for {len(alts)} ALT alleles", "give one AF per ALT allele", line=lineno
+            )
         for alt, af in zip(alts, freqs):
             label = f[2] if f[2] not in (".", "") else f"{f[3]}{pos}{alt}"
             out.append(Variant(pos, parse_frequency(path, af, lineno, "AF"), label))
         if len(out) > MAX_KEPT:
-            raise InputError(path, f"more than {MAX_KEPT:,} variants on {transcript_id}", "keep the variants you "
-                             "need", line=lineno)
+            raise InputError(
+                path, f"more than {MAX_KEPT:,} variants on {transcript_id}", "keep the variants you need", line=lineno
+            )
     return out
 
 
@@ -164,9 +188,14 @@ def read_table_variants(path: Path, transcript_id: str, length: int) -> list[Var
     freq_col = next((c for c in FREQUENCY_COLUMNS if c in header), None)
     id_col = next((c for c in ID_COLUMNS if c in header), None)
     if pos_col is None or freq_col is None:
-        raise InputError(path, "variant table needs a position column (position or nm_start, 1-based on the "
-                         "target transcript) and a frequency column (frequency or af); header has "
-                         f"{', '.join(header[:12]) or 'nothing'}", "add the columns or give a VCF", line=1)
+        raise InputError(
+            path,
+            "variant table needs a position column (position or nm_start, 1-based on the "
+            "target transcript) and a frequency column (frequency or af); header has "
+            f"{', '.join(header[:12]) or 'nothing'}",
+            "add the columns or give a VCF",
+            line=1,
+        )
     out: list[Variant] = []
     for lineno, row in rows:
         if row.get("transcript_id") and not same_transcript(row["transcript_id"], transcript_id):
@@ -186,16 +215,24 @@ def read_variants(path: str | Path, transcript_id: str, length: int) -> list[Var
     """Variants on the target transcript (``length`` nt): a VCF whose CHROM is the transcript id and whose INFO
     has AF, or a table (see :func:`read_table_variants`). Compressed files are read as they are."""
     path = Path(path)
-    return read_vcf_variants(path, transcript_id, length) if is_vcf(path) else \
-        read_table_variants(path, transcript_id, length)
+    return (
+        read_vcf_variants(path, transcript_id, length)
+        if is_vcf(path)
+        else read_table_variants(path, transcript_id, length)
+    )
 
 
 def mirna_seed(path: Path, name: str, sequence: str, lineno: int | None, record: str | None = None) -> str:
     """Nucleotides 2-8 of a mature miRNA (RNA letters), validated."""
     seq = sequence.strip().upper().replace("T", "U")
     if len(seq) < 8 or not RNA_LETTERS.fullmatch(seq):
-        raise InputError(path, f"miRNA {name[:40]!r}: sequence {sequence[:40]!r} is not a mature miRNA "
-                         "(8+ letters A, C, G, U/T)", "give the mature sequence 5'->3'", line=lineno, record=record)
+        raise InputError(
+            path,
+            f"miRNA {name[:40]!r}: sequence {sequence[:40]!r} is not a mature miRNA (8+ letters A, C, G, U/T)",
+            "give the mature sequence 5'->3'",
+            line=lineno,
+            record=record,
+        )
     return seq[1:8]
 
 
@@ -214,8 +251,11 @@ def read_mirna_seeds(path: str | Path) -> dict[str, list[str]]:
     else:
         read_mirna_table(path, seeds)
     if not seeds:
-        raise InputError(path, "no miRNA in the file", "give a mature-miRNA FASTA or a table with name and "
-                         "seed_2_8 (or sequence) columns")
+        raise InputError(
+            path,
+            "no miRNA in the file",
+            "give a mature-miRNA FASTA or a table with name and seed_2_8 (or sequence) columns",
+        )
     return seeds
 
 
@@ -226,16 +266,25 @@ def read_mirna_table(path: Path, seeds: dict[str, list[str]]) -> None:
     seed_col = next((c for c in ("seed_2_8", "seed") if c in header), None)
     seq_col = next((c for c in ("mature_sequence", "sequence") if c in header), None)
     if name_col is None or (seed_col is None and seq_col is None):
-        raise InputError(path, "miRNA table needs a name column and a seed_2_8 (or mature sequence) column; "
-                         f"header has {', '.join(header[:12]) or 'nothing'}",
-                         "add the columns (name, seed_2_8) or give a mature-miRNA FASTA", line=1)
+        raise InputError(
+            path,
+            "miRNA table needs a name column and a seed_2_8 (or mature sequence) column; "
+            f"header has {', '.join(header[:12]) or 'nothing'}",
+            "add the columns (name, seed_2_8) or give a mature-miRNA FASTA",
+            line=1,
+        )
     for lineno, row in rows:
         name = row.get(name_col, "")
         if seed_col is not None:
             seed = row.get(seed_col, "").upper().replace("T", "U")
             if len(seed) != 7 or not RNA_LETTERS.fullmatch(seed):
-                raise InputError(path, f"seed {row.get(seed_col, '')[:40]!r} of {name[:40]!r} is not 7 letters A, "
-                                 "C, G, U/T (miRNA nucleotides 2-8)", "fix the seed_2_8 value", line=lineno)
+                raise InputError(
+                    path,
+                    f"seed {row.get(seed_col, '')[:40]!r} of {name[:40]!r} is not 7 letters A, "
+                    "C, G, U/T (miRNA nucleotides 2-8)",
+                    "fix the seed_2_8 value",
+                    line=lineno,
+                )
         else:
             seed = mirna_seed(path, name, row.get(seq_col or "", ""), lineno)
         seeds.setdefault(seed, []).append(name)
@@ -262,18 +311,30 @@ def read_known(path: str | Path) -> list[KnownSirna]:
     name_col = next((c for c in ("drug", "name") if c in header), None)
     missing = [c for c in ("strand", "sequence") if c not in header] + ([] if name_col else ["drug"])
     if missing:
-        raise InputError(path, f"reference siRNA table lacks column(s) {', '.join(missing)}",
-                         "give columns drug, strand, sequence (approved-sirnas.tsv format)", line=1)
+        raise InputError(
+            path,
+            f"reference siRNA table lacks column(s) {', '.join(missing)}",
+            "give columns drug, strand, sequence (approved-sirnas.tsv format)",
+            line=1,
+        )
     out = []
     for lineno, row in rows:
         strand = row.get("strand", "").lower()
         if strand not in ("sense", "antisense"):
-            raise InputError(path, f"strand {row.get('strand', '')[:30]!r} is not sense or antisense",
-                             "write sense or antisense", line=lineno)
+            raise InputError(
+                path,
+                f"strand {row.get('strand', '')[:30]!r} is not sense or antisense",
+                "write sense or antisense",
+                line=lineno,
+            )
         seq = row.get("sequence", "").upper().replace("T", "U")
         if not 15 <= len(seq) <= 40 or not RNA_LETTERS.fullmatch(seq):
-            raise InputError(path, f"sequence {row.get('sequence', '')[:40]!r} is not 15-40 letters A, C, G, U/T",
-                             "give the strand's bases 5'->3' (notation in modified_notation)", line=lineno)
+            raise InputError(
+                path,
+                f"sequence {row.get('sequence', '')[:40]!r} is not 15-40 letters A, C, G, U/T",
+                "give the strand's bases 5'->3' (notation in modified_notation)",
+                line=lineno,
+            )
         out.append(KnownSirna(row.get(name_col or "", ""), strand, seq, row.get("modified_notation", ""), lineno))
         if len(out) > MAX_KEPT:
             raise InputError(path, f"more than {MAX_KEPT:,} rows", "keep the siRNAs you need", line=lineno)

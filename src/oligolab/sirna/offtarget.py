@@ -40,8 +40,9 @@ class NearPerfect:
     def subset(self, lo: int, hi: int) -> NearPerfect:
         """The hits of candidates lo..hi-1, renumbered from 0."""
         m = (self.candidate >= lo) & (self.candidate < hi)
-        return NearPerfect(self.candidate[m] - lo, self.strand[m], self.transcript[m], self.position[m],
-                           self.mismatches[m])
+        return NearPerfect(
+            self.candidate[m] - lo, self.strand[m], self.transcript[m], self.position[m], self.mismatches[m]
+        )
 
 
 def guide_targets(guides: list[str]) -> list[str]:
@@ -49,8 +50,9 @@ def guide_targets(guides: list[str]) -> list[str]:
     return [rc_rna(g[:SITE]).replace("U", "T") for g in guides]
 
 
-def near_perfect(index: TranscriptIndex, guides: list[str], max_mismatches: int, threads: int | None,
-                 say: Callable[[str], None]) -> NearPerfect:
+def near_perfect(
+    index: TranscriptIndex, guides: list[str], max_mismatches: int, threads: int | None, say: Callable[[str], None]
+) -> NearPerfect:
     """Search the guide targets of all candidates in the index, chunk by chunk (memory stays bounded)."""
     targets = guide_targets(guides)
     ps = PatternSet.from_oligos([str(i) for i in range(len(targets))], targets)
@@ -62,8 +64,15 @@ def near_perfect(index: TranscriptIndex, guides: list[str], max_mismatches: int,
             hits = engine.search_codes(np.ascontiguousarray(index.codes[c0:c1]), index.ends[t0:t1] - c0)
             s = engine.sites
             pat = s.pattern[hits.site].astype(np.int64)
-            parts.append((pat // 2, pat % 2, hits.genome.astype(np.int64),
-                          hits.pos.astype(np.int64), (s.mismatches + s.unknown)[hits.site].astype(np.int64)))
+            parts.append(
+                (
+                    pat // 2,
+                    pat % 2,
+                    hits.genome.astype(np.int64),
+                    hits.pos.astype(np.int64),
+                    (s.mismatches + s.unknown)[hits.site].astype(np.int64),
+                )
+            )
     finally:
         engine.close()
     if not parts:
@@ -99,8 +108,9 @@ def seed_code(guide: str) -> int:
     return kmer_code(rc_rna(guide[1:8]).replace("U", "T"))
 
 
-def seed_matches(index: TranscriptIndex | None, guides: list[str], passengers: list[str],
-                 own_rows: np.ndarray | None) -> SeedMatches:
+def seed_matches(
+    index: TranscriptIndex | None, guides: list[str], passengers: list[str], own_rows: np.ndarray | None
+) -> SeedMatches:
     """Look up each seed in the index's seed table and take out the target gene's own 3' UTR sites."""
     n = len(guides)
     codes = np.array([seed_code(g) for g in guides], dtype=np.int64)
@@ -118,8 +128,14 @@ def seed_matches(index: TranscriptIndex | None, guides: list[str], passengers: l
         genes -= own["genes_hit"]
     mean = float(index.meta.get("seed_model", {}).get("mean_burden") or 0.0)
     rel = burden[codes] / mean if mean > 0 else np.zeros(n)
-    return SeedMatches(np.maximum(burden[codes], 0.0), np.maximum(rel, 0.0), np.maximum(sites[codes], 0),
-                       np.maximum(genes[codes], 0), np.maximum(burden[pcodes], 0.0), codes)
+    return SeedMatches(
+        np.maximum(burden[codes], 0.0),
+        np.maximum(rel, 0.0),
+        np.maximum(sites[codes], 0),
+        np.maximum(genes[codes], 0),
+        np.maximum(burden[pcodes], 0.0),
+        codes,
+    )
 
 
 def own_seed_table(index: TranscriptIndex, rows: np.ndarray) -> dict[str, np.ndarray]:
@@ -131,8 +147,9 @@ def own_seed_table(index: TranscriptIndex, rows: np.ndarray) -> dict[str, np.nda
     return seed_table(index.codes, sub, index.starts[rows], weights, min_dist)
 
 
-def seed_offtarget_rows(index: TranscriptIndex, seed_codes: list[int] | np.ndarray, own_rows: np.ndarray,
-                        candidates: list[int]) -> list[tuple[int, str, str, float]]:
+def seed_offtarget_rows(
+    index: TranscriptIndex, seed_codes: list[int] | np.ndarray, own_rows: np.ndarray, candidates: list[int]
+) -> list[tuple[int, str, str, float]]:
     """(candidate, transcript id, gene, predicted repression) of the genes most repressed by each listed
     candidate's guide seed, the target's own gene left out."""
     out = []
@@ -146,22 +163,34 @@ def seed_offtarget_rows(index: TranscriptIndex, seed_codes: list[int] | np.ndarr
     return out
 
 
-def hits_frame(index: TranscriptIndex, np_hits: NearPerfect, keep: np.ndarray,
-               site_positions: np.ndarray) -> pd.DataFrame:
+def hits_frame(
+    index: TranscriptIndex, np_hits: NearPerfect, keep: np.ndarray, site_positions: np.ndarray
+) -> pd.DataFrame:
     """Near-perfect matches as a table: candidate site, strand, transcript, gene, region of the match on the
     off-target transcript, 1-based position, mismatches."""
     cand, strand, tx = np_hits.candidate[keep], np_hits.strand[keep], np_hits.transcript[keep]
     pos, mm = np_hits.position[keep], np_hits.mismatches[keep]
     table = index.table
-    regions = [region_of(Transcript("", "", "", (int(a), int(b)) if a >= 0 else None, ""), int(p))
-               for a, b, p in zip(table["cds_start"].to_numpy()[tx], table["cds_end"].to_numpy()[tx], pos)]
-    df = pd.DataFrame({"candidate": cand, "strand": np.where(strand == 0, "guide", "passenger"),
-                       "transcript": table["id"].to_numpy()[tx], "gene": table["gene"].to_numpy()[tx],
-                       "description": table["description"].to_numpy()[tx], "region": regions,
-                       "position": pos + 1, "mismatches": mm})
+    regions = [
+        region_of(Transcript("", "", "", (int(a), int(b)) if a >= 0 else None, ""), int(p))
+        for a, b, p in zip(table["cds_start"].to_numpy()[tx], table["cds_end"].to_numpy()[tx], pos)
+    ]
+    df = pd.DataFrame(
+        {
+            "candidate": cand,
+            "strand": np.where(strand == 0, "guide", "passenger"),
+            "transcript": table["id"].to_numpy()[tx],
+            "gene": table["gene"].to_numpy()[tx],
+            "description": table["description"].to_numpy()[tx],
+            "region": regions,
+            "position": pos + 1,
+            "mismatches": mm,
+        }
+    )
     df["site_position"] = site_positions[df["candidate"].to_numpy()] + 1 if len(df) else []
-    return df.sort_values(["site_position", "strand", "mismatches", "transcript", "position"],
-                          kind="stable").reset_index(drop=True)
+    return df.sort_values(
+        ["site_position", "strand", "mismatches", "transcript", "position"], kind="stable"
+    ).reset_index(drop=True)
 
 
 def count_offtargets(df: pd.DataFrame, n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -199,4 +228,3 @@ def ortholog_mismatches(guides: list[str], paths: list[str | Path]) -> tuple[dic
             cols[label] = np.where(best <= ORTHOLOG_MAX_MM, best.astype(str), ">4").astype(object)
             species[label] = sp
     return cols, species
-

@@ -70,8 +70,7 @@ def gene_of(t: Transcript, index: TranscriptIndex | None) -> str | None:
     return None
 
 
-def pick(records: list[Transcript], genes: dict[str, str | None], want: str, by_gene: bool,
-         source: str) -> Transcript:
+def pick(records: list[Transcript], genes: dict[str, str | None], want: str, by_gene: bool, source: str) -> Transcript:
     """The record named by id, or the gene's MANE Select record (else its first)."""
     if not by_gene:
         for t in records:
@@ -85,16 +84,20 @@ def pick(records: list[Transcript], genes: dict[str, str | None], want: str, by_
     return next((t for t in of_gene if any(m and same_id(t.id, m) for m in mane)), of_gene[0])
 
 
-def resolve_targets(target_path: str | Path | None, index: TranscriptIndex | None, target_ids: list[str],
-                    gene_symbols: list[str]) -> list[Target]:
+def resolve_targets(
+    target_path: str | Path | None, index: TranscriptIndex | None, target_ids: list[str], gene_symbols: list[str]
+) -> list[Target]:
     """The targets of a run: records of ``target_path`` (or of the index when no target file is given) named by
     id or gene; the first record when neither is given."""
     if target_path is not None:
         records, source = read_transcripts(target_path), str(target_path)
     elif index is not None:
         wanted_genes = set(gene_symbols)
-        rows = [i for i, (tid, g) in enumerate(zip(index.table["id"], index.table["gene"]))
-                if g in wanted_genes or any(same_id(tid, w) for w in target_ids)]
+        rows = [
+            i
+            for i, (tid, g) in enumerate(zip(index.table["id"], index.table["gene"]))
+            if g in wanted_genes or any(same_id(tid, w) for w in target_ids)
+        ]
         records, source = index_transcripts(index, rows), "the index"
     else:
         raise InputError(None, "no target", "give --target FILE, or --index with --target-id / --gene")
@@ -113,6 +116,5 @@ def resolve_targets(target_path: str | Path | None, index: TranscriptIndex | Non
         if len(t.seq) < SITE + 2 * 4:
             raise InputError(source, f"transcript {t.id} has {len(t.seq)} nt", "give a full mRNA", record=t.id)
         gene = genes[t.id]
-        out.append(Target(t, [v for v in records if v.id != t.id and gene is not None and genes[v.id] == gene],
-                          gene))
+        out.append(Target(t, [v for v in records if v.id != t.id and gene is not None and genes[v.id] == gene], gene))
     return out

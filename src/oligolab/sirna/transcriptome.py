@@ -21,9 +21,26 @@ from .inputs import text_lines
 
 MAX_ANNOTATED = 5_000_000  #: transcripts in one annotation file
 _GTF_ATTR = re.compile(r'\s*([^\s";]+)\s+(?:"([^"]*)"|([^;\s]+))\s*;?')
-_TRANSCRIPT_TYPES = {"transcript", "mrna", "lnc_rna", "ncrna", "primary_transcript", "mirna", "snrna", "snorna",
-                     "rrna", "trna", "pseudogenic_transcript", "unconfirmed_transcript", "nmd_transcript_variant",
-                     "processed_transcript", "v_gene_segment", "c_gene_segment", "misc_rna", "antisense_rna"}
+_TRANSCRIPT_TYPES = {
+    "transcript",
+    "mrna",
+    "lnc_rna",
+    "ncrna",
+    "primary_transcript",
+    "mirna",
+    "snrna",
+    "snorna",
+    "rrna",
+    "trna",
+    "pseudogenic_transcript",
+    "unconfirmed_transcript",
+    "nmd_transcript_variant",
+    "processed_transcript",
+    "v_gene_segment",
+    "c_gene_segment",
+    "misc_rna",
+    "antisense_rna",
+}
 
 
 @dataclass
@@ -78,8 +95,12 @@ def _attributes(path: Path, text: str, gff3: bool, lineno: int) -> dict[str, str
         m = _GTF_ATTR.match(text, pos)
         if not m:
             if text[pos:].strip(" ;"):
-                raise InputError(path, f"cannot read the attributes near {text[pos:pos + 30]!r}",
-                                 'write GTF attributes as key "value";', line=lineno)
+                raise InputError(
+                    path,
+                    f"cannot read the attributes near {text[pos : pos + 30]!r}",
+                    'write GTF attributes as key "value";',
+                    line=lineno,
+                )
             break
         out.setdefault(m.group(1), m.group(2) if m.group(2) is not None else m.group(3))
         pos = m.end()
@@ -99,8 +120,12 @@ def _rows(path: Path) -> Iterator[tuple[int, list[str], bool]]:
             continue
         cols = text.split("\t")
         if len(cols) != 9:
-            raise InputError(path, f"{len(cols)} tab-separated columns, a GTF/GFF line has 9",
-                             "give a GTF or GFF3 annotation (tab-separated)", line=lineno)
+            raise InputError(
+                path,
+                f"{len(cols)} tab-separated columns, a GTF/GFF line has 9",
+                "give a GTF or GFF3 annotation (tab-separated)",
+                line=lineno,
+            )
         yield lineno, cols, gff3
 
 
@@ -108,11 +133,14 @@ def _interval(path: Path, cols: list[str], lineno: int) -> tuple[int, int]:
     try:
         start, end = int(cols[3]), int(cols[4])
     except ValueError:
-        raise InputError(path, f"start {cols[3][:20]!r} / end {cols[4][:20]!r} are not whole numbers",
-                         "give 1-based start and end in columns 4 and 5", line=lineno) from None
+        raise InputError(
+            path,
+            f"start {cols[3][:20]!r} / end {cols[4][:20]!r} are not whole numbers",
+            "give 1-based start and end in columns 4 and 5",
+            line=lineno,
+        ) from None
     if not 1 <= start <= end:
-        raise InputError(path, f"start {start} after end {end} (or below 1)", "give 1-based start <= end",
-                         line=lineno)
+        raise InputError(path, f"start {start} after end {end} (or below 1)", "give 1-based start <= end", line=lineno)
     if cols[6] not in ("+", "-", "."):
         raise InputError(path, f"strand {cols[6][:10]!r} is not + or -", "give + or - in column 7", line=lineno)
     return start, end
@@ -143,8 +171,10 @@ def read_annotation(path: str | Path) -> dict[str, AnnotatedTranscript]:
         interval = _interval(path, cols, lineno)
         attrs = _attributes(path, cols[8], gff3, lineno)
         if gff3 and kind == "gene":
-            genes[attrs.get("ID", "")] = (attrs.get("gene_id") or re.sub(r"^(gene-|gene:)", "", attrs.get("ID", "")),
-                                          attrs.get("Name") or attrs.get("gene_name") or attrs.get("gene", ""))
+            genes[attrs.get("ID", "")] = (
+                attrs.get("gene_id") or re.sub(r"^(gene-|gene:)", "", attrs.get("ID", "")),
+                attrs.get("Name") or attrs.get("gene_name") or attrs.get("gene", ""),
+            )
             continue
         if gff3 and kind in _TRANSCRIPT_TYPES:
             key = _transcript_key(attrs, True)
@@ -164,11 +194,19 @@ def read_annotation(path: str | Path) -> dict[str, AnnotatedTranscript]:
             continue
         key = _transcript_key(attrs, False)
         if not key:
-            raise InputError(path, f"{cols[2]} line without transcript_id", "give each exon/CDS a transcript_id",
-                             line=lineno)
-        t = tx.setdefault(key, AnnotatedTranscript(key, attrs.get("gene_id", ""), attrs.get("gene_name")
-                                                   or attrs.get("gene", ""), attrs.get("transcript_biotype")
-                                                   or attrs.get("transcript_type", ""), cols[6]))
+            raise InputError(
+                path, f"{cols[2]} line without transcript_id", "give each exon/CDS a transcript_id", line=lineno
+            )
+        t = tx.setdefault(
+            key,
+            AnnotatedTranscript(
+                key,
+                attrs.get("gene_id", ""),
+                attrs.get("gene_name") or attrs.get("gene", ""),
+                attrs.get("transcript_biotype") or attrs.get("transcript_type", ""),
+                cols[6],
+            ),
+        )
         (t.exons if kind == "exon" else t.coding).append(interval)
         if len(tx) > MAX_ANNOTATED:
             raise InputError(path, f"more than {MAX_ANNOTATED:,} transcripts", "give one annotation", line=lineno)
@@ -194,4 +232,3 @@ def header_field(description: str, key: str) -> str:
     """A ``key:value`` field of an Ensembl cDNA header (``gene_symbol:TTR``, ``gene:ENSG...``)."""
     m = re.search(rf"(?:^|\s){key}:(\S+)", description)
     return m.group(1) if m else ""
-

@@ -77,8 +77,11 @@ def read_transcripts(path: str | Path, *, find_cds: bool = True) -> list[Transcr
     if is_genbank(path):
         for rec in read_genbank(path):
             cds = next(((f.start, f.end) for f in rec.features if f.kind == "CDS"), None)
-            out.append(Transcript(rec.id, rec.description, rec.seq.decode().replace("U", "T"), cds,
-                                  "annotation" if cds else ""))
+            out.append(
+                Transcript(
+                    rec.id, rec.description, rec.seq.decode().replace("U", "T"), cds, "annotation" if cds else ""
+                )
+            )
     else:
         for fa in read_fasta(path):
             seq = fa.text().replace("U", "T")

@@ -34,7 +34,7 @@ class CallText:
     call: str
     report: str
     action: str
-    coding: Coding | None      #: None: not a result value a clinician receives (invalid, review, run_invalid, ...)
+    coding: Coding | None  #: None: not a result value a clinician receives (invalid, review, run_invalid, ...)
 
 
 def coding(call: str) -> Coding | None:

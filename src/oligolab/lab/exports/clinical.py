@@ -8,8 +8,9 @@ from a :class:`SpecimenResult`; codes are data (``knowledge/lab-day.toml``, ``kn
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from ... import knowledge
 from ..accessioning import Accession
@@ -45,12 +46,12 @@ class SpecimenResult:
     """One specimen's released result and everything a clinic's system needs to file it."""
 
     accession: Accession
-    sample: Mapping[str, Any]        #: the stored sample row (final_call, report, action) of the version
-    release: Release                 #: that version's release state
+    sample: Mapping[str, Any]  #: the stored sample row (final_call, report, action) of the version
+    release: Release  #: that version's release state
     test: Test
-    lab: str                         #: the performing laboratory
-    source: str                      #: which run and version the result comes from, in words
-    prefix: str                      #: id prefix of the run's Observations (the batch), as exports.fhir uses it
+    lab: str  #: the performing laboratory
+    source: str  #: which run and version the result comes from, in words
+    prefix: str  #: id prefix of the run's Observations (the batch), as exports.fhir uses it
     analysed_at: _dt.datetime | None = None
 
     @property

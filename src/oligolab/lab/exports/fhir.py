@@ -13,8 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping
 
 from ... import knowledge
 from .calls import coding
@@ -51,12 +51,13 @@ def _value(obs: dict, call: str, status: str) -> None:
         obs["valueCodeableConcept"] = {"coding": [code.as_fhir()], "text": call}
         return
     cfg = knowledge.lab_exports()["fhir"]
-    obs["dataAbsentReason"] = {"coding": [{"system": cfg["data_absent_system"], "code": "error",
-                                           "display": "Error"}], "text": call or "no call"}
+    obs["dataAbsentReason"] = {
+        "coding": [{"system": cfg["data_absent_system"], "code": "error", "display": "Error"}],
+        "text": call or "no call",
+    }
 
 
-def observation(sample: Mapping, *, release: Release, test: Test, performer: str, prefix: str,
-                context: str) -> dict:
+def observation(sample: Mapping, *, release: Release, test: Test, performer: str, prefix: str, context: str) -> dict:
     """One sample row of a stored result as a FHIR Observation (a plain dict)."""
     cfg = knowledge.lab_exports()["fhir"]
     name, call, status = str(sample["sample"]), final_call(sample), release.status(sample)
@@ -64,15 +65,20 @@ def observation(sample: Mapping, *, release: Release, test: Test, performer: str
     if status == CANCELLED:
         notes.insert(0, f"Run invalid, released without sample results: {release.invalid_reason}")
     obs: dict = {
-        "resourceType": "Observation", "id": observation_id(prefix, name),
+        "resourceType": "Observation",
+        "id": observation_id(prefix, name),
         "meta": {"versionId": str(release.version)},
         "identifier": [{"system": cfg["sample_identifier_system"], "value": f"{prefix}/{name}"}],
         "status": status,
-        "category": [{"coding": [{"system": cfg["category_system"], "code": "laboratory",
-                                  "display": "Laboratory"}]}],
-        "code": ({"coding": [{"system": "http://loinc.org", "code": test.loinc_code,
-                              "display": test.loinc_display}], "text": test.name}
-                 if test.loinc_code else {"text": test.name}),
+        "category": [{"coding": [{"system": cfg["category_system"], "code": "laboratory", "display": "Laboratory"}]}],
+        "code": (
+            {
+                "coding": [{"system": "http://loinc.org", "code": test.loinc_code, "display": test.loinc_display}],
+                "text": test.name,
+            }
+            if test.loinc_code
+            else {"text": test.name}
+        ),
         "specimen": {"display": name},
         "performer": [{"display": performer}],
         "note": [{"text": f"{n} ({context})" if i == 0 else n} for i, n in enumerate(x for x in notes if x)],
@@ -83,13 +89,28 @@ def observation(sample: Mapping, *, release: Release, test: Test, performer: str
     prev = release.previous.get(name)
     if release.change_note(sample) and prev is not None:
         old = coding(prev.call)
-        obs["extension"] = [{"url": PREVIOUS_VALUE_URL, "valueCodeableConcept": {
-            "coding": [old.as_fhir()] if old else [], "text": f"{prev.call} (version {prev.version})"}}]
+        obs["extension"] = [
+            {
+                "url": PREVIOUS_VALUE_URL,
+                "valueCodeableConcept": {
+                    "coding": [old.as_fhir()] if old else [],
+                    "text": f"{prev.call} (version {prev.version})",
+                },
+            }
+        ]
     return obs
 
 
-def bundle(samples: Iterable[Mapping], *, release: Release, test: Test, performer: str, prefix: str,
-           context: str, timestamp: str) -> dict:
+def bundle(
+    samples: Iterable[Mapping],
+    *,
+    release: Release,
+    test: Test,
+    performer: str,
+    prefix: str,
+    context: str,
+    timestamp: str,
+) -> dict:
     """A validated FHIR R4 Bundle (type collection) of one Observation per sample row."""
     from fhir.resources.R4B.bundle import Bundle
 

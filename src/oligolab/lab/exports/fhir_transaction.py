@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Iterable
+from collections.abc import Iterable
 
 from ... import knowledge
 from .calls import coding
@@ -34,13 +34,13 @@ def _ident(system: str, value: str) -> list[dict]:
 
 def _patient(r: SpecimenResult, ids: dict) -> dict:
     a = r.accession
-    res: dict = {"resourceType": "Patient", "identifier": _ident(ids["patient"], a.patient_id),
-                 "gender": a.sex}
+    res: dict = {"resourceType": "Patient", "identifier": _ident(ids["patient"], a.patient_id), "gender": a.sex}
     if a.patient_name:
         family, _, given = a.patient_name.partition(" ")
-        res["name"] = [{"use": "official", "family": family, **({"given": given.split()} if given else {}),
-                        "text": a.patient_name}]
-    else:                                          # a pseudonymous code stands for the name
+        res["name"] = [
+            {"use": "official", "family": family, **({"given": given.split()} if given else {}), "text": a.patient_name}
+        ]
+    else:  # a pseudonymous code stands for the name
         res["name"] = [{"use": "anonymous", "text": a.pseudonym or a.patient_id}]
     if a.birth_date:
         res["birthDate"] = a.birth_date.isoformat()
@@ -50,18 +50,24 @@ def _patient(r: SpecimenResult, ids: dict) -> dict:
 def _test_code(r: SpecimenResult) -> dict:
     t = r.test
     if t.loinc_code:
-        return {"coding": [{"system": "http://loinc.org", "code": t.loinc_code, "display": t.loinc_display}],
-                "text": t.name}
+        return {
+            "coding": [{"system": "http://loinc.org", "code": t.loinc_code, "display": t.loinc_display}],
+            "text": t.name,
+        }
     return {"text": t.name}
 
 
 def _specimen(r: SpecimenResult, ids: dict, refs: dict) -> dict:
     a = r.accession
-    res: dict = {"resourceType": "Specimen", "identifier": _ident(ids["specimen"], a.specimen_id),
-                 "accessionIdentifier": {"system": ids["specimen"], "value": a.specimen_id},
-                 "status": "available", "subject": {"reference": refs["patient"]},
-                 "request": [{"reference": refs["order"]}],
-                 "collection": {"collectedDateTime": a.collected_at.isoformat()}}
+    res: dict = {
+        "resourceType": "Specimen",
+        "identifier": _ident(ids["specimen"], a.specimen_id),
+        "accessionIdentifier": {"system": ids["specimen"], "value": a.specimen_id},
+        "status": "available",
+        "subject": {"reference": refs["patient"]},
+        "request": [{"reference": refs["order"]}],
+        "collection": {"collectedDateTime": a.collected_at.isoformat()},
+    }
     stype = r.specimen_type
     if stype is not None:
         res["type"] = {"coding": [stype.coding().as_fhir()], "text": a.specimen_type}
@@ -72,40 +78,62 @@ def _specimen(r: SpecimenResult, ids: dict, refs: dict) -> dict:
 
 def _order(r: SpecimenResult, ids: dict, refs: dict) -> dict:
     a = r.accession
-    res: dict = {"resourceType": "ServiceRequest", "identifier": _ident(ids["order"], a.order_id),
-                 "status": "completed", "intent": "order", "code": _test_code(r),
-                 "subject": {"reference": refs["patient"]}, "specimen": [{"reference": refs["specimen"]}]}
+    res: dict = {
+        "resourceType": "ServiceRequest",
+        "identifier": _ident(ids["order"], a.order_id),
+        "status": "completed",
+        "intent": "order",
+        "code": _test_code(r),
+        "subject": {"reference": refs["patient"]},
+        "specimen": [{"reference": refs["specimen"]}],
+    }
     if a.submitter:
         res["requester"] = {"display": a.submitter}
     return res
 
 
 def _observation(r: SpecimenResult, ids: dict, refs: dict) -> dict:
-    obs = observation(r.sample, release=r.release, test=r.test, performer=r.lab, prefix=r.prefix,
-                      context=r.source)
+    obs = observation(r.sample, release=r.release, test=r.test, performer=r.lab, prefix=r.prefix, context=r.source)
     obs.pop("id", None)
-    obs.pop("meta", None)                        # server-managed on the clinic's side
+    obs.pop("meta", None)  # server-managed on the clinic's side
     obs["identifier"] = _ident(ids["result"], r.result_id) + obs["identifier"]
-    obs.update(subject={"reference": refs["patient"]}, specimen={"reference": refs["specimen"]},
-               basedOn=[{"reference": refs["order"]}],
-               effectiveDateTime=r.accession.collected_at.isoformat())
+    obs.update(
+        subject={"reference": refs["patient"]},
+        specimen={"reference": refs["specimen"]},
+        basedOn=[{"reference": refs["order"]}],
+        effectiveDateTime=r.accession.collected_at.isoformat(),
+    )
     return obs
 
 
 def _report(r: SpecimenResult, ids: dict, refs: dict) -> dict:
     cfg = knowledge.lab_day()["fhir"]
     status = r.status
-    res: dict = {"resourceType": "DiagnosticReport", "identifier": _ident(ids["result"], r.result_id),
-                 "status": status if status != CANCELLED else "cancelled",
-                 "category": [{"coding": [{"system": cfg["report_category_system"],
-                                           "code": cfg["report_category_code"],
-                                           "display": cfg["report_category_display"]}]}],
-                 "code": _test_code(r), "subject": {"reference": refs["patient"]},
-                 "specimen": [{"reference": refs["specimen"]}], "basedOn": [{"reference": refs["order"]}],
-                 "effectiveDateTime": r.accession.collected_at.isoformat(),
-                 "performer": [{"display": r.lab}], "result": [{"reference": refs["observation"]}],
-                 "conclusion": " ".join(x for x in (str(r.sample.get("report") or ""),
-                                                     r.release.change_note(r.sample)) if x) or r.call}
+    res: dict = {
+        "resourceType": "DiagnosticReport",
+        "identifier": _ident(ids["result"], r.result_id),
+        "status": status if status != CANCELLED else "cancelled",
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": cfg["report_category_system"],
+                        "code": cfg["report_category_code"],
+                        "display": cfg["report_category_display"],
+                    }
+                ]
+            }
+        ],
+        "code": _test_code(r),
+        "subject": {"reference": refs["patient"]},
+        "specimen": [{"reference": refs["specimen"]}],
+        "basedOn": [{"reference": refs["order"]}],
+        "effectiveDateTime": r.accession.collected_at.isoformat(),
+        "performer": [{"display": r.lab}],
+        "result": [{"reference": refs["observation"]}],
+        "conclusion": " ".join(x for x in (str(r.sample.get("report") or ""), r.release.change_note(r.sample)) if x)
+        or r.call,
+    }
     if r.release.signed_at:
         res["issued"] = r.release.signed_at
     if r.release.signed_by:
@@ -118,20 +146,30 @@ def _report(r: SpecimenResult, ids: dict, refs: dict) -> dict:
 
 def _entries(r: SpecimenResult, ids: dict) -> list[dict]:
     a = r.accession
-    keys = {"patient": ("Patient", ids["patient"], a.patient_id),
-            "specimen": ("Specimen", ids["specimen"], a.specimen_id),
-            "order": ("ServiceRequest", ids["order"], a.order_id),
-            "observation": ("Observation", ids["result"], r.result_id),
-            "report": ("DiagnosticReport", ids["result"], r.result_id)}
+    keys = {
+        "patient": ("Patient", ids["patient"], a.patient_id),
+        "specimen": ("Specimen", ids["specimen"], a.specimen_id),
+        "order": ("ServiceRequest", ids["order"], a.order_id),
+        "observation": ("Observation", ids["result"], r.result_id),
+        "report": ("DiagnosticReport", ids["result"], r.result_id),
+    }
     refs = {k: _ref(*v) for k, v in keys.items()}
-    made = {"patient": _patient(r, ids), "specimen": _specimen(r, ids, refs), "order": _order(r, ids, refs),
-            "observation": _observation(r, ids, refs), "report": _report(r, ids, refs)}
+    made = {
+        "patient": _patient(r, ids),
+        "specimen": _specimen(r, ids, refs),
+        "order": _order(r, ids, refs),
+        "observation": _observation(r, ids, refs),
+        "report": _report(r, ids, refs),
+    }
     out = []
     for k, res in made.items():
         kind, system, value = keys[k]
         query = f"identifier={system}|{value}"
-        request = ({"method": "POST", "url": kind, "ifNoneExist": query}
-                   if k in ("patient", "specimen") else {"method": "PUT", "url": f"{kind}?{query}"})
+        request = (
+            {"method": "POST", "url": kind, "ifNoneExist": query}
+            if k in ("patient", "specimen")
+            else {"method": "PUT", "url": f"{kind}?{query}"}
+        )
         out.append({"fullUrl": refs[k], "resource": res, "request": request})
     return out
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ...errors import InputError
 from ... import reports
+from ...errors import InputError
 from . import csv as csv_export
 from . import fhir
 from .release import Release
@@ -37,9 +37,13 @@ def _read(folder: Path) -> tuple[list[dict], dict, bool]:
 
 def _release(doc: dict, signed: bool) -> Release:
     signoff = doc.get("signoff") or {}
-    return Release(version=1, signed_by=signoff.get("user", "") if signed else "",
-                   signed_at=signoff.get("time", "") if signed else "", run_valid=doc.get("valid"),
-                   invalid_reason="; ".join(doc.get("problems") or []) if signed else "")
+    return Release(
+        version=1,
+        signed_by=signoff.get("user", "") if signed else "",
+        signed_at=signoff.get("time", "") if signed else "",
+        run_valid=doc.get("valid"),
+        invalid_reason="; ".join(doc.get("problems") or []) if signed else "",
+    )
 
 
 def export_csv(folder: Path, dest: Path, **_options: str) -> Path:
@@ -47,8 +51,15 @@ def export_csv(folder: Path, dest: Path, **_options: str) -> Path:
     return reports.write_text(dest / "samples.export.csv", csv_export.samples_csv(samples, _release(doc, signed)))
 
 
-def export_fhir(folder: Path, dest: Path, *, performer: str = "laboratory", loinc: str = "",
-                loinc_display: str = "", **_options: str) -> Path:
+def export_fhir(
+    folder: Path,
+    dest: Path,
+    *,
+    performer: str = "laboratory",
+    loinc: str = "",
+    loinc_display: str = "",
+    **_options: str,
+) -> Path:
     samples, doc, signed = _read(folder)
     settings = (doc.get("provenance") or {}).get("settings") or {}
     ruleset_id = str(settings.get("rules") or (doc.get("provenance") or {}).get("rules", "")).split(" v")[0]
@@ -56,10 +67,17 @@ def export_fhir(folder: Path, dest: Path, *, performer: str = "laboratory", loin
     if loinc:
         test = fhir.Test(test.name, loinc, loinc_display)
     release = _release(doc, signed)
-    stamp = release.signed_at or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    stamp = release.signed_at or _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     prefix = "r" + str(doc.get("run_id", "run")).split(":")[0][:12]
-    bundle = fhir.bundle(samples, release=release, test=test, performer=performer, prefix=prefix,
-                         context=f"run {doc.get('summary', {}).get('run', '')}", timestamp=stamp)
+    bundle = fhir.bundle(
+        samples,
+        release=release,
+        test=test,
+        performer=performer,
+        prefix=prefix,
+        context=f"run {doc.get('summary', {}).get('run', '')}",
+        timestamp=stamp,
+    )
     return reports.write_json(dest / "observations.fhir.json", bundle)
 
 

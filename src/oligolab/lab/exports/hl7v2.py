@@ -43,7 +43,7 @@ def _put(element, name: str, text: str) -> None:
     try:
         setattr(element, name, text)
     except MaxLengthReached as exc:
-        setattr(element, name, text[:exc.limit])
+        setattr(element, name, text[: exc.limit])
 
 
 def _code(field, code: str, text: str, system: str) -> None:
@@ -68,7 +68,7 @@ def _patient(msg, r: SpecimenResult, tables: dict) -> None:
         _put(pid.pid_5.xpn_1, "fn_1", family)
         if given:
             _put(pid.pid_5, "xpn_2", given)
-    else:                     # pseudonymous: the code stands for the name (name type code S, "coded pseudo-name")
+    else:  # pseudonymous: the code stands for the name (name type code S, "coded pseudo-name")
         _put(pid.pid_5.xpn_1, "fn_1", a.pseudonym or a.patient_id)
         pid.pid_5.xpn_7 = "S"
     if a.birth_date:
@@ -102,7 +102,7 @@ def _observation(group, r: SpecimenResult, tables: dict, status: str) -> None:
     obx.obx_2 = "CWE"
     _code(obx.obx_3, t.loinc_code or t.name, t.loinc_display or t.name, tables["loinc"] if t.loinc_code else "L")
     code = coding(r.call) if status != "cancelled" else None
-    if code is not None:          # OBX-5 "varies": given as ER7 text, each component escaped
+    if code is not None:  # OBX-5 "varies": given as ER7 text, each component escaped
         obx.obx_5 = "^".join(escape(x) for x in (code.code, code.display, tables["snomed"]))
     if tables["abnormal"].get(r.call) and code is not None:
         obx.obx_8 = tables["abnormal"][r.call]
@@ -113,8 +113,12 @@ def _observation(group, r: SpecimenResult, tables: dict, status: str) -> None:
     if r.analysed_at is not None:
         obx.obx_19 = hl7_time(r.analysed_at)
     _put(obx.obx_23, "xon_1", r.lab)
-    notes = [str(r.sample.get("report") or ""), str(r.sample.get("action") or ""), f"Result from {r.source}",
-             r.release.change_note(r.sample)]
+    notes = [
+        str(r.sample.get("report") or ""),
+        str(r.sample.get("action") or ""),
+        f"Result from {r.source}",
+        r.release.change_note(r.sample),
+    ]
     for i, text in enumerate(n for n in notes if n):
         nte = obs.add_segment("NTE")
         nte.nte_1 = str(i + 1)
@@ -133,8 +137,14 @@ def _specimen(group, r: SpecimenResult, tables: dict) -> None:
     spm.spm_17.dr_1 = hl7_time(r.accession.collected_at)
 
 
-def oru_r01(r: SpecimenResult, *, control_id: str, at: _dt.datetime, receiving_application: str = "",
-            receiving_facility: str = "") -> str:
+def oru_r01(
+    r: SpecimenResult,
+    *,
+    control_id: str,
+    at: _dt.datetime,
+    receiving_application: str = "",
+    receiving_facility: str = "",
+) -> str:
     """One specimen's released result as an ER7-encoded HL7 v2.5.1 ORU^R01 message (segments end with CR),
     validated strictly by hl7apy."""
     from hl7apy import VALIDATION_LEVEL

@@ -7,8 +7,8 @@ Observation status codes are FHIR R4's (http://hl7.org/fhir/observation-status).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 from .calls import is_result
 
@@ -32,10 +32,10 @@ class Release:
 
     version: int
     signed_by: str = ""
-    signed_at: str = ""                     #: ISO 8601, UTC
+    signed_at: str = ""  #: ISO 8601, UTC
     run_valid: bool | None = True
-    invalid_reason: str = ""                #: why an invalid run was signed (released without results)
-    superseded_by: int | None = None        #: a newer version of the same results exists
+    invalid_reason: str = ""  #: why an invalid run was signed (released without results)
+    superseded_by: int | None = None  #: a newer version of the same results exists
     previous: Mapping[str, Previous] = field(default_factory=dict)
 
     @property
@@ -58,8 +58,10 @@ class Release:
         if self.status(sample) not in (CORRECTED, AMENDED):
             return ""
         prev = self.previous[str(sample.get("sample"))]
-        return (f"{self.status(sample).capitalize()} result: replaces '{prev.call}' ({prev.report}) released in "
-                f"version {prev.version}, signed by {prev.signed_by} at {prev.signed_at}.")
+        return (
+            f"{self.status(sample).capitalize()} result: replaces '{prev.call}' ({prev.report}) released in "
+            f"version {prev.version}, signed by {prev.signed_by} at {prev.signed_at}."
+        )
 
 
 def final_call(sample: Mapping) -> str:

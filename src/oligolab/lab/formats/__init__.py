@@ -56,12 +56,19 @@ def detect_format(path: str | Path) -> str:
         if "cycle" in cols or "cyc" in cols or not ({"well", "pos", "well position"} & cols):
             continue
         if {"cq", "ct", "cт", "cp"} & cols:
-            raise InputError(path, "this file holds Cq results but no amplification readings",
-                             "export the amplification data (cycle by cycle) and give this file as --plate-map",
-                             line=k + 1)
+            raise InputError(
+                path,
+                "this file holds Cq results but no amplification readings",
+                "export the amplification data (cycle by cycle) and give this file as --plate-map",
+                line=k + 1,
+            )
         if {"sample", "target", "role", "content", "sample name", "name"} & cols:
-            raise InputError(path, "this file looks like a plate map (wells and samples) and holds no amplification "
-                             "readings", "give it as --plate-map beside the run file", line=k + 1)
+            raise InputError(
+                path,
+                "this file looks like a plate map (wells and samples) and holds no amplification readings",
+                "give it as --plate-map beside the run file",
+                line=k + 1,
+            )
     what = f"header: '{first}'" if first else "not a text table, RDML or .eds document"
     raise InputError(path, f"unknown instrument export ({what})", common.SUPPORTED_HELP, line=1 if first else None)
 

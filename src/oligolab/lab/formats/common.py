@@ -31,9 +31,11 @@ MAX_TARGETS = 512
 #: most cells read from one table (rows x columns)
 MAX_CELLS = 40_000_000
 
-SUPPORTED_HELP = ("export the run as RDML, or as the instrument's amplification export (QuantStudio/ViiA 7/7500 "
-                  "text or Excel, .eds, Bio-Rad CFX, LightCycler 480 text), RDES, or a long/wide table "
-                  "(see docs/lab.md, file formats)")
+SUPPORTED_HELP = (
+    "export the run as RDML, or as the instrument's amplification export (QuantStudio/ViiA 7/7500 "
+    "text or Excel, .eds, Bio-Rad CFX, LightCycler 480 text), RDES, or a long/wide table "
+    "(see docs/lab.md, file formats)"
+)
 
 
 def check_size(path: Path) -> None:
@@ -43,21 +45,30 @@ def check_size(path: Path) -> None:
     except OSError:
         raise InputError(path, "file not found", "check the path") from None
     if size > MAX_FILE_BYTES:
-        raise InputError(path, f"the file is {size >> 20} MiB, more than the {MAX_FILE_BYTES >> 20} MiB a run file "
-                         "may have", "export only the amplification data of one run")
+        raise InputError(
+            path,
+            f"the file is {size >> 20} MiB, more than the {MAX_FILE_BYTES >> 20} MiB a run file may have",
+            "export only the amplification data of one run",
+        )
 
 
 def read_member(path: Path, zf: zipfile.ZipFile, name: str) -> bytes:
     """One member of a zip container, refused before unpacking when it claims (or turns out) to be too large."""
     info = zf.getinfo(name)
     if info.file_size > MAX_UNPACKED_BYTES:
-        raise InputError(path, f"{name} unpacks to more than {MAX_UNPACKED_BYTES >> 20} MiB",
-                         "export only the amplification data of one run")
+        raise InputError(
+            path,
+            f"{name} unpacks to more than {MAX_UNPACKED_BYTES >> 20} MiB",
+            "export only the amplification data of one run",
+        )
     with zf.open(info) as fh:
         data = fh.read(MAX_UNPACKED_BYTES + 1)
     if len(data) > MAX_UNPACKED_BYTES:
-        raise InputError(path, f"{name} unpacks to more than {MAX_UNPACKED_BYTES >> 20} MiB",
-                         "export only the amplification data of one run")
+        raise InputError(
+            path,
+            f"{name} unpacks to more than {MAX_UNPACKED_BYTES >> 20} MiB",
+            "export only the amplification data of one run",
+        )
     return data
 
 
@@ -144,14 +155,20 @@ def excel_sheets(path: Path, *, max_rows: int | None = None) -> dict[str, list[l
         with zipfile.ZipFile(path) as zf:
             total = sum(i.file_size for i in zf.infolist())
         if total > MAX_UNPACKED_BYTES:
-            raise InputError(path, f"the workbook unpacks to more than {MAX_UNPACKED_BYTES >> 20} MiB",
-                             "export only the amplification data of one run")
+            raise InputError(
+                path,
+                f"the workbook unpacks to more than {MAX_UNPACKED_BYTES >> 20} MiB",
+                "export only the amplification data of one run",
+            )
         wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except InputError:
         raise
     except Exception as exc:  # openpyxl and zipfile raise many types for damaged workbooks
-        raise InputError(path, f"the Excel workbook cannot be opened ({type(exc).__name__})",
-                         "export it again from the instrument software") from None
+        raise InputError(
+            path,
+            f"the Excel workbook cannot be opened ({type(exc).__name__})",
+            "export it again from the instrument software",
+        ) from None
     try:
         out: dict[str, list[list[object]]] = {}
         cells = 0
@@ -161,8 +178,12 @@ def excel_sheets(path: Path, *, max_rows: int | None = None) -> dict[str, list[l
                 rows.append(list(r))
                 cells += len(r)
                 if cells > MAX_CELLS:
-                    raise InputError(path, f"the workbook holds more than {MAX_CELLS:,} cells",
-                                     "export only the amplification data of one run", record=ws.title)
+                    raise InputError(
+                        path,
+                        f"the workbook holds more than {MAX_CELLS:,} cells",
+                        "export only the amplification data of one run",
+                        record=ws.title,
+                    )
                 if max_rows is not None and len(rows) >= max_rows:
                     break
             out[str(ws.title)] = rows
@@ -170,8 +191,11 @@ def excel_sheets(path: Path, *, max_rows: int | None = None) -> dict[str, list[l
     except InputError:
         raise
     except Exception as exc:
-        raise InputError(path, f"the Excel workbook is damaged ({type(exc).__name__})",
-                         "export it again from the instrument software") from None
+        raise InputError(
+            path,
+            f"the Excel workbook is damaged ({type(exc).__name__})",
+            "export it again from the instrument software",
+        ) from None
     finally:
         wb.close()
 
@@ -209,8 +233,9 @@ def frame_from_text(text: str, path: Path) -> pd.DataFrame:
         raise InputError(path, "the file is empty", SUPPORTED_HELP)
     width = max(len(r) for r in rows)
     if width * len(rows) > MAX_CELLS:
-        raise InputError(path, f"the table holds more than {MAX_CELLS:,} cells",
-                         "export only the amplification data of one run")
+        raise InputError(
+            path, f"the table holds more than {MAX_CELLS:,} cells", "export only the amplification data of one run"
+        )
     header = [h.strip() for h in rows[0]] + [""] * (width - len(rows[0]))
     body = [r + [""] * (width - len(r)) for r in rows[1:]]
     frame = pd.DataFrame(body, columns=dedupe(header), dtype=object)
@@ -241,9 +266,12 @@ def need_columns(frame: pd.DataFrame, path: Path, what: str, **wanted: str | Non
     """Refuse a table that lacks required columns, naming them."""
     missing = [name for name, c in wanted.items() if c is None]
     if missing:
-        raise InputError(path, f"{what} lacks the column(s) {', '.join(missing)}",
-                         "export the amplification data with its standard columns, or choose the right --format",
-                         line=1)
+        raise InputError(
+            path,
+            f"{what} lacks the column(s) {', '.join(missing)}",
+            "export the amplification data with its standard columns, or choose the right --format",
+            line=1,
+        )
 
 
 def number(text: object, path: Path, well: str, cycle: object, decimal_comma: bool = False) -> float:
@@ -262,8 +290,12 @@ def number(text: object, path: Path, well: str, cycle: object, decimal_comma: bo
     try:
         return float(s)
     except ValueError:
-        raise InputError(path, f"reading '{text}' at cycle {cycle} is not a number",
-                         "re-export the amplification data with numeric readings", record=well) from None
+        raise InputError(
+            path,
+            f"reading '{text}' at cycle {cycle} is not a number",
+            "re-export the amplification data with numeric readings",
+            record=well,
+        ) from None
 
 
 def cycle_numbers(values: list[object], path: Path, well: str, *, line0: int | None = None) -> np.ndarray:
@@ -273,27 +305,48 @@ def cycle_numbers(values: list[object], path: Path, well: str, *, line0: int | N
         try:
             out[k] = float(str(v).strip().replace(",", ".")) if not isinstance(v, (int, float)) else float(v)
         except ValueError:
-            raise InputError(path, f"cycle number '{v}' is not a number", "keep one header row and numeric cycles",
-                             line=None if line0 is None else line0 + k, record=well) from None
+            raise InputError(
+                path,
+                f"cycle number '{v}' is not a number",
+                "keep one header row and numeric cycles",
+                line=None if line0 is None else line0 + k,
+                record=well,
+            ) from None
         if not math.isfinite(out[k]) or out[k] != round(out[k]) or not 0 <= out[k] <= MAX_CYCLES:
-            raise InputError(path, f"cycle number '{v}' is not a whole number from 1 to {MAX_CYCLES}",
-                             "export the amplification data with cycle numbers 1, 2, 3, ...",
-                             line=None if line0 is None else line0 + k, record=well)
+            raise InputError(
+                path,
+                f"cycle number '{v}' is not a whole number from 1 to {MAX_CYCLES}",
+                "export the amplification data with cycle numbers 1, 2, 3, ...",
+                line=None if line0 is None else line0 + k,
+                record=well,
+            )
     return out
 
 
 def check_counts(path: Path, curves: int, targets: int = 1) -> None:
     """Refuse more curves or targets than a run may have, before any per-curve work."""
     if curves > MAX_CURVES:
-        raise InputError(path, f"{curves:,} curves, more than the {MAX_CURVES:,} a run may have",
-                         "export one run (one plate) per file")
+        raise InputError(
+            path,
+            f"{curves:,} curves, more than the {MAX_CURVES:,} a run may have",
+            "export one run (one plate) per file",
+        )
     if targets > MAX_TARGETS:
         raise InputError(path, f"{targets} targets, more than {MAX_TARGETS}", "export one run per file")
 
 
-def curves_to_run(path: Path, records: list[dict], curves: list[tuple[np.ndarray, np.ndarray]], *, fmt: str,
-                  instrument: str, rows: int | None, cols: int | None, meta: dict | None = None,
-                  name: str | None = None) -> Run:
+def curves_to_run(
+    path: Path,
+    records: list[dict],
+    curves: list[tuple[np.ndarray, np.ndarray]],
+    *,
+    fmt: str,
+    instrument: str,
+    rows: int | None,
+    cols: int | None,
+    meta: dict | None = None,
+    name: str | None = None,
+) -> Run:
     """Per-curve (cycles, readings) into one run; cycles absent from a curve become missing readings, and a
     file that numbers cycles from 0 is shifted to start at 1 (noted in the run)."""
     if not curves:
@@ -301,11 +354,16 @@ def curves_to_run(path: Path, records: list[dict], curves: list[tuple[np.ndarray
     check_counts(path, len(curves))
     for rec, (cyc, _) in zip(records, curves):
         if cyc.size and (cyc.max() > MAX_CYCLES or not np.isfinite(cyc).all()):
-            raise InputError(path, f"cycle number {cyc.max():g} is above {MAX_CYCLES}", "export cycles numbered from 1",
-                             record=rec["well"])
+            raise InputError(
+                path,
+                f"cycle number {cyc.max():g} is above {MAX_CYCLES}",
+                "export cycles numbered from 1",
+                record=rec["well"],
+            )
         if cyc.size and np.unique(cyc).size != cyc.size:
-            raise InputError(path, "a cycle appears twice", "one reading per cycle and curve; re-export the run",
-                             record=rec["well"])
+            raise InputError(
+                path, "a cycle appears twice", "one reading per cycle and curve; re-export the run", record=rec["well"]
+            )
     meta = dict(meta or {})
     if min((c.min() for c, _ in curves if c.size), default=1) == 0:
         curves = [(c + 1, f) for c, f in curves]
@@ -319,12 +377,23 @@ def curves_to_run(path: Path, records: list[dict], curves: list[tuple[np.ndarray
             fluor[i, cyc.astype(np.int64) - 1] = flu
     layout = pd.DataFrame.from_records(records)
     check_counts(path, len(curves), layout["target"].nunique())
-    return make_run(name or path.stem, path, fluor, np.arange(1, n + 1), layout, instrument=instrument, fmt=fmt,
-                    plate_rows=rows, plate_columns=cols, meta=meta)
+    return make_run(
+        name or path.stem,
+        path,
+        fluor,
+        np.arange(1, n + 1),
+        layout,
+        instrument=instrument,
+        fmt=fmt,
+        plate_rows=rows,
+        plate_columns=cols,
+        meta=meta,
+    )
 
 
 def empty_layout(wells: list[str], dye: str) -> pd.DataFrame:
     """Layout of curves whose samples and targets a plate map must give."""
-    layout = pd.DataFrame({"well": wells, "sample": "", "target": "", "dye": dye, "role": "empty",
-                           "sample_type": "", "excluded": ""})
+    layout = pd.DataFrame(
+        {"well": wells, "sample": "", "target": "", "dye": dye, "role": "empty", "sample_type": "", "excluded": ""}
+    )
     return layout

@@ -45,15 +45,21 @@ def read(path: Path, fmt: str = "eds", **_: object) -> list[Run]:
                 run.fmt = "eds (7500 analysis result)"
                 return [run]
             if MULTICOMPONENT not in names:
-                raise InputError(path, "the .eds file holds no amplification data (no analysis_result.txt or "
-                                 "multicomponent_data.txt)", "open the run in the instrument software and save it again")
+                raise InputError(
+                    path,
+                    "the .eds file holds no amplification data (no analysis_result.txt or multicomponent_data.txt)",
+                    "open the run in the instrument software and save it again",
+                )
             signals = common.decode(common.read_member(path, zf, names[MULTICOMPONENT]), path)
             setup = common.read_member(path, zf, names[PLATE_SETUP]) if PLATE_SETUP in names else b""
     except InputError:
         raise
     except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
-        raise InputError(path, f"the .eds archive is truncated or damaged ({type(exc).__name__})",
-                         "copy the file again; the transfer was incomplete") from None
+        raise InputError(
+            path,
+            f"the .eds archive is truncated or damaged ({type(exc).__name__})",
+            "copy the file again; the transfer was incomplete",
+        ) from None
     return [_multicomponent_run(path, signals, _plate_setup(path, setup))]
 
 
@@ -110,9 +116,24 @@ def _multicomponent_run(path: Path, text: str, setup: dict[int, dict]) -> Run:
         flu = np.array([rep[int(c)] / rox[int(c)] if rox.get(int(c)) else rep[int(c)] for c in cyc])
         task = info.get("task", "")
         role = {"unknown": "sample", "ntc": "ntc", "standard": "std"}.get(task, "sample" if info else "empty")
-        records.append({"well": well_from_position(w + 1, cols), "sample": info.get("sample", ""),
-                        "target": info.get("target", reporter), "dye": reporter, "role": role, "sample_type": task,
-                        "excluded": ""})
+        records.append(
+            {
+                "well": well_from_position(w + 1, cols),
+                "sample": info.get("sample", ""),
+                "target": info.get("target", reporter),
+                "dye": reporter,
+                "role": role,
+                "sample_type": task,
+                "excluded": "",
+            }
+        )
         curves.append((cyc, flu))
-    return common.curves_to_run(path, records, curves, fmt="eds (multicomponent)", instrument="Applied Biosystems",
-                                rows=16 if cols == 24 else 8, cols=cols)
+    return common.curves_to_run(
+        path,
+        records,
+        curves,
+        fmt="eds (multicomponent)",
+        instrument="Applied Biosystems",
+        rows=16 if cols == 24 else 8,
+        cols=cols,
+    )

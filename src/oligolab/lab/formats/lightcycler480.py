@@ -34,18 +34,24 @@ def detect(probe: common.Probe) -> str | None:
 def read(path: Path, fmt: str = "lightcycler480", **_: object) -> list[Run]:
     text = common.read_text(path)
     lines = text.split("\n")
-    head_at = next((k for k, ln in enumerate(lines[:3])
-                    if tuple(c.strip().lower() for c in ln.split("\t")[:5]) == HEADER), None)
+    head_at = next(
+        (k for k, ln in enumerate(lines[:3]) if tuple(c.strip().lower() for c in ln.split("\t")[:5]) == HEADER), None
+    )
     if head_at is None:
-        raise InputError(path, "no SamplePos / SampleName / Prog# / Seg# / Cycle# header", "export the raw data as "
-                         "text from the LightCycler 480 software, or choose the right --format", line=1)
+        raise InputError(
+            path,
+            "no SamplePos / SampleName / Prog# / Seg# / Cycle# header",
+            "export the raw data as text from the LightCycler 480 software, or choose the right --format",
+            line=1,
+        )
     m = re.search(r"Experiment - (.*?)(?: \(Run on (.*)\))?\s*$", lines[0]) if head_at > 0 else None
     body = "\n".join(lines[head_at:])
     frame = common.frame_from_text(body, path)
     channels = [c for c in list(frame.columns)[7:] if str(c).strip()]
     if not channels:
-        raise InputError(path, "no detection channel column after Temp", "export the raw data with its channels",
-                         line=head_at + 1)
+        raise InputError(
+            path, "no detection channel column after Temp", "export the raw data with its channels", line=head_at + 1
+        )
     prog = _amplification_program(frame, path)
     amp = frame[frame["Prog#"].astype(str).str.strip() == prog]
     records, curves = [], []
@@ -55,13 +61,31 @@ def read(path: Path, fmt: str = "lightcycler480", **_: object) -> list[Run]:
         sample = str(grp["SampleName"].iat[0]).strip()
         for ch in channels:
             flu = np.array([common.number(v, path, well, c) for v, c in zip(grp[ch], cyc)])
-            records.append({"well": well, "sample": sample, "target": str(ch).strip(), "dye": str(ch).strip(),
-                            "role": "sample" if sample else "empty", "sample_type": "", "excluded": ""})
+            records.append(
+                {
+                    "well": well,
+                    "sample": sample,
+                    "target": str(ch).strip(),
+                    "dye": str(ch).strip(),
+                    "role": "sample" if sample else "empty",
+                    "sample_type": "",
+                    "excluded": "",
+                }
+            )
             curves.append((cyc, flu))
     meta = {"experiment": m.group(1).strip()} if m else {}
     instrument = f"Roche LightCycler 480 ({m.group(2)})" if m and m.group(2) else "Roche LightCycler 480"
-    run = common.curves_to_run(path, records, curves, fmt="lightcycler480", instrument=instrument, rows=None,
-                               cols=None, meta=meta, name=meta.get("experiment"))
+    run = common.curves_to_run(
+        path,
+        records,
+        curves,
+        fmt="lightcycler480",
+        instrument=instrument,
+        rows=None,
+        cols=None,
+        meta=meta,
+        name=meta.get("experiment"),
+    )
     return [run]
 
 
@@ -74,6 +98,9 @@ def _amplification_program(frame, path: Path) -> str:
         if cycles.is_unique and len(cycles) > best_cycles:
             best, best_cycles = str(prog).strip(), len(cycles)
     if best is None or best_cycles < 10:
-        raise InputError(path, "no program with one reading per cycle (amplification)",
-                         "export the raw data of a run with its amplification program")
+        raise InputError(
+            path,
+            "no program with one reading per cycle (amplification)",
+            "export the raw data of a run with its amplification program",
+        )
     return best

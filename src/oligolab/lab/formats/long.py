@@ -45,15 +45,25 @@ def read(path: Path, fmt: str = "long", **_: object) -> list[Run]:
         cyc = common.cycle_numbers(grp[cyc_c].tolist(), path, well)
         if (np.diff(cyc) <= 0).any():
             k = int(np.flatnonzero(np.diff(cyc) <= 0)[0])
-            raise InputError(path, f"cycle numbers are not increasing ({cyc[k]:g} then {cyc[k + 1]:g})",
-                             "sort the rows by well and cycle, one reading per cycle", record=well)
+            raise InputError(
+                path,
+                f"cycle numbers are not increasing ({cyc[k]:g} then {cyc[k + 1]:g})",
+                "sort the rows by well and cycle, one reading per cycle",
+                record=well,
+            )
         flu = np.array([common.number(v, path, well, c, dec) for v, c in zip(grp[flu_c], cyc)])
         first = grp.iloc[0]
-        records.append({"well": well, "target": str(first[tar_c]).strip() if tar_c else "",
-                        "dye": str(first[dye_c]).strip() if dye_c else "",
-                        "sample": str(first[sam_c]).strip() if sam_c else "",
-                        "role": str(first[role_c]).strip() if role_c else ("sample" if sam_c else "empty"),
-                        "sample_type": "", "excluded": ""})
+        records.append(
+            {
+                "well": well,
+                "target": str(first[tar_c]).strip() if tar_c else "",
+                "dye": str(first[dye_c]).strip() if dye_c else "",
+                "sample": str(first[sam_c]).strip() if sam_c else "",
+                "role": str(first[role_c]).strip() if role_c else ("sample" if sam_c else "empty"),
+                "sample_type": "",
+                "excluded": "",
+            }
+        )
         curves.append((cyc, flu))
     run = common.curves_to_run(path, records, curves, fmt="long", instrument="", rows=None, cols=None)
     return [run]

@@ -28,12 +28,28 @@ from ..run import Run, normalize_well, well_from_position
 from . import common
 
 NAMES = ("quantstudio", "abi-7500")
-TASK_ROLE = {"UNKNOWN": "sample", "NTC": "ntc", "STANDARD": "std", "POSITIVE": "pc", "POSITIVE CONTROL": "pc",
-             "NEGATIVE": "ntc", "NEGATIVE CONTROL": "ntc", "": "empty"}
-META_KEYS = {"Instrument Type": "instrument", "Instrument Serial Number": "serial", "Instrument Name": "instrument_name",
-             "Experiment Run Start Time": "run_date", "Experiment Run End Time": "run_end", "User Name": "operator",
-             "Experiment Name": "experiment", "Block Type": "block", "Chemistry": "chemistry",
-             "Experiment Barcode": "barcode"}
+TASK_ROLE = {
+    "UNKNOWN": "sample",
+    "NTC": "ntc",
+    "STANDARD": "std",
+    "POSITIVE": "pc",
+    "POSITIVE CONTROL": "pc",
+    "NEGATIVE": "ntc",
+    "NEGATIVE CONTROL": "ntc",
+    "": "empty",
+}
+META_KEYS = {
+    "Instrument Type": "instrument",
+    "Instrument Serial Number": "serial",
+    "Instrument Name": "instrument_name",
+    "Experiment Run Start Time": "run_date",
+    "Experiment Run End Time": "run_end",
+    "User Name": "operator",
+    "Experiment Name": "experiment",
+    "Block Type": "block",
+    "Chemistry": "chemistry",
+    "Experiment Barcode": "barcode",
+}
 
 
 _AMPLIFICATION_SECTION = re.compile(r"^[ \t\ufeff]*\[Amplification Data\]", re.M)
@@ -49,7 +65,7 @@ def detect(probe: common.Probe) -> str | None:
     # the section header starts a line (a README that names the section in its prose is no export)
     if _AMPLIFICATION_SECTION.search(probe.text) or ("[Sample Setup]" in probe.text and probe.text.startswith("*")):
         if re.search(r"^\* Block Type = 384", probe.text, re.M):
-            return "quantstudio"          # the 7500 is a 96-well instrument
+            return "quantstudio"  # the 7500 is a 96-well instrument
         return flavour(probe.text.split("[Amplification Data]", 1)[-1])
     return None
 
@@ -117,14 +133,33 @@ def read(path: Path, fmt: str = "quantstudio", **_: object) -> list[Run]:
             continue  # an empty well of the plate
         info = setup.get((well, target), {})
         cq, call = results.get((well, target), (np.nan, ""))
-        records.append({"well": well, "sample": info.get("sample", ""), "target": target, "dye": info.get("dye", ""),
-                        "role": info.get("role", "empty" if not info else "sample"), "sample_type": info.get("task", ""),
-                        "excluded": "", "instrument_cq": cq, "instrument_call": call})
+        records.append(
+            {
+                "well": well,
+                "sample": info.get("sample", ""),
+                "target": target,
+                "dye": info.get("dye", ""),
+                "role": info.get("role", "empty" if not info else "sample"),
+                "sample_type": info.get("task", ""),
+                "excluded": "",
+                "instrument_cq": cq,
+                "instrument_call": call,
+            }
+        )
         curves.append((cyc, flu))
     meta = {v: header[k] for k, v in META_KEYS.items() if header.get(k) and header[k] not in ("NA", "N/A")}
     meta.update(_reagents(secs, path))
-    run = common.curves_to_run(path, records, curves, fmt=fmt, instrument=header.get("Instrument Type", "Applied Biosystems"),
-                               rows=16 if cols == 24 else 8, cols=cols, meta=meta, name=header.get("Experiment Name"))
+    run = common.curves_to_run(
+        path,
+        records,
+        curves,
+        fmt=fmt,
+        instrument=header.get("Instrument Type", "Applied Biosystems"),
+        rows=16 if cols == 24 else 8,
+        cols=cols,
+        meta=meta,
+        name=header.get("Experiment Name"),
+    )
     if (run.layout["role"] == "empty").all():
         run.layout.attrs["needs_plate_map"] = True
     return [run]
@@ -152,8 +187,12 @@ def _well(raw: object, pos: object, cols: int, path: Path) -> str:
     except (ValueError, OverflowError):
         return normalize_well(text)
     if not 1 <= number <= cols * (16 if cols == 24 else 8):
-        raise InputError(path, f"well number {text} is outside the {cols * (16 if cols == 24 else 8)}-well plate",
-                         "export the run with its Well Position column", record=text)
+        raise InputError(
+            path,
+            f"well number {text} is outside the {cols * (16 if cols == 24 else 8)}-well plate",
+            "export the run with its Well Position column",
+            record=text,
+        )
     return well_from_position(number, cols)
 
 
@@ -173,8 +212,11 @@ def _setup(secs: dict[str, str], path: Path, cols: int) -> dict[tuple[str, str],
         well = _well(r[well_c] if well_c else "", r[pos_c] if pos_c else "", cols, path)
         task = str(r[task_c]).strip().upper() if task_c else "UNKNOWN"
         out[(well, str(r[tar_c]).strip())] = {
-            "sample": str(r[sample_c]).strip() if sample_c else "", "task": task.lower(),
-            "role": TASK_ROLE.get(task, "sample"), "dye": str(r[rep_c]).strip() if rep_c else ""}
+            "sample": str(r[sample_c]).strip() if sample_c else "",
+            "task": task.lower(),
+            "role": TASK_ROLE.get(task, "sample"),
+            "dye": str(r[rep_c]).strip() if rep_c else "",
+        }
     return out
 
 

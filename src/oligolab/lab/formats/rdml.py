@@ -13,7 +13,7 @@ import re
 import threading
 import zipfile
 import zlib
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
@@ -32,13 +32,12 @@ SUPPORTED_VERSIONS = ("1.0", "1.1", "1.2", "1.3", "1.4")
 _XSD = {"1.3": "RDML_v1_3_REC.xsd", "1.4": "RDML_v1_4_CR.xsd"}
 
 
-
 _THREAD = threading.local()
 # XML limits are libxml2's without huge_tree: element depth 256 (RDML nests 6 levels), text nodes of 10 MB;
 # the document's size is common.MAX_UNPACKED_BYTES (zip member) or common.MAX_FILE_BYTES (plain XML).
 
 
-@lru_cache(maxsize=None)
+@cache
 def _schema_text(version: str) -> bytes:
     return resources.files("oligolab.lab").joinpath("schema", _XSD[version]).read_bytes()
 
@@ -82,20 +81,32 @@ def read_xml_bytes(path: str | Path) -> bytes:
         try:
             with zipfile.ZipFile(io.BytesIO(raw)) as zf:
                 names = zf.namelist()
-                name = "rdml_data.xml" if "rdml_data.xml" in names else next(
-                    (n for n in names if n.lower().endswith(".xml")), None)
+                name = (
+                    "rdml_data.xml"
+                    if "rdml_data.xml" in names
+                    else next((n for n in names if n.lower().endswith(".xml")), None)
+                )
                 if name is None:
-                    raise InputError(path, "the RDML archive holds no rdml_data.xml",
-                                     "export the run again as RDML from the instrument software")
+                    raise InputError(
+                        path,
+                        "the RDML archive holds no rdml_data.xml",
+                        "export the run again as RDML from the instrument software",
+                    )
                 return common.read_member(path, zf, name)
         except InputError:
             raise
         except (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError, ValueError) as exc:
-            raise InputError(path, f"the RDML archive is truncated or damaged ({type(exc).__name__})",
-                             "copy or export the file again; the transfer was incomplete") from None
+            raise InputError(
+                path,
+                f"the RDML archive is truncated or damaged ({type(exc).__name__})",
+                "copy or export the file again; the transfer was incomplete",
+            ) from None
     if raw.lstrip()[:1] != b"<":
-        raise InputError(path, "not an RDML file (neither a zip archive nor XML)",
-                         "give an .rdml file exported by the instrument software")
+        raise InputError(
+            path,
+            "not an RDML file (neither a zip archive nor XML)",
+            "give an .rdml file exported by the instrument software",
+        )
     return raw
 
 
@@ -113,30 +124,36 @@ def parse(path: str | Path, *, validate: bool = True, warnings: list[str] | None
         root = etree.fromstring(data, parser)
     except etree.XMLSyntaxError as exc:
         line = exc.lineno if exc.lineno else None
-        raise InputError(path, f"the RDML XML is truncated or malformed ({exc.msg})",
-                         "copy or export the file again", line=line) from None
+        raise InputError(
+            path, f"the RDML XML is truncated or malformed ({exc.msg})", "copy or export the file again", line=line
+        ) from None
     if etree.QName(root).localname != "rdml":
-        raise InputError(path, f"root element is <{etree.QName(root).localname}>, not <rdml>",
-                         "give an RDML file")
+        raise InputError(path, f"root element is <{etree.QName(root).localname}>, not <rdml>", "give an RDML file")
     version = root.get("version", "")
     if version not in SUPPORTED_VERSIONS:
-        raise InputError(path, f"unsupported RDML version '{version}'",
-                         f"use RDML {', '.join(SUPPORTED_VERSIONS)}")
+        raise InputError(path, f"unsupported RDML version '{version}'", f"use RDML {', '.join(SUPPORTED_VERSIONS)}")
     if validate and version in _XSD:
         # melting-curve points, which oligolab does not read, are left out of the validation (5x faster on runs
         # with melt data); everything the reader uses is validated
-        etree.strip_elements(root, f"{{{etree.QName(root).namespace}}}mdp" if etree.QName(root).namespace else "mdp",
-                             with_tail=False)
+        etree.strip_elements(
+            root, f"{{{etree.QName(root).namespace}}}mdp" if etree.QName(root).namespace else "mdp", with_tail=False
+        )
         schema = _schema(version)
         if not schema.validate(root.getroottree()):
             errors = schema.error_log.filter_from_errors()
             fatal = [e for e in errors if not _harmless(e.message)]
             if fatal:
-                raise InputError(path, f"does not follow the RDML {version} schema: {fatal[0].message}",
-                                 "export the run again; do not edit RDML by hand", line=fatal[0].line)
+                raise InputError(
+                    path,
+                    f"does not follow the RDML {version} schema: {fatal[0].message}",
+                    "export the run again; do not edit RDML by hand",
+                    line=fatal[0].line,
+                )
             if warnings is not None:
-                warnings.append(f"{len(errors)} RDML schema deviation(s) that do not change the data were read "
-                                f"as numbers (first, line {errors[0].line}: {errors[0].message})")
+                warnings.append(
+                    f"{len(errors)} RDML schema deviation(s) that do not change the data were read "
+                    f"as numbers (first, line {errors[0].line}: {errors[0].message})"
+                )
     return root, version
 
 
@@ -163,8 +180,9 @@ def _float(text: str | None, path: Path, what: str, well: str, line: int | None)
     try:
         return float(text) if text is not None else np.nan
     except ValueError:
-        raise InputError(path, f"{what} '{text}' is not a number", "re-export the run", line=line,
-                         record=well) from None
+        raise InputError(
+            path, f"{what} '{text}' is not a number", "re-export the run", line=line, record=well
+        ) from None
 
 
 def read_rdml(path: str | Path, *, validate: bool = True) -> list[Run]:
@@ -189,7 +207,7 @@ def read_rdml(path: str | Path, *, validate: bool = True) -> list[Run]:
     target_dye = {}
     for t in root.findall(q("target")):
         dye = t.find(q("dyeId"))
-        target_dye[t.get("id", "")] = (dye.get("id", "") if dye is not None else (t.findtext(q("dyeId")) or ""))
+        target_dye[t.get("id", "")] = dye.get("id", "") if dye is not None else (t.findtext(q("dyeId")) or "")
 
     runs: list[Run] = []
     for exp in root.findall(q("experiment")):
@@ -225,8 +243,9 @@ def _dimension(text: str | None, default: int, what: str, path: Path, line: int 
     except ValueError:
         value = -1.0
     if not (1 <= value <= 1536 and value == int(value)):
-        raise InputError(path, f"pcrFormat {what} '{text}' is not a whole number from 1 to 1536",
-                         "export the run again", line=line)
+        raise InputError(
+            path, f"pcrFormat {what} '{text}' is not a whole number from 1 to 1536", "export the run again", line=line
+        )
     return int(value)
 
 
@@ -234,51 +253,87 @@ def _read_run(path: Path, version: str, exp_id: str, run_el, q, sample_types, ta
     run_id = run_el.get("id", "")
     name = f"{exp_id} / {run_id}" if exp_id else run_id
     rows, cols, row_label, col_label = _plate_format(run_el, q, path)
-    records: dict[str, list] = {k: [] for k in ("well", "sample", "target", "dye", "role", "sample_type", "excluded",
-                                                "react_id", "instrument_cq")}
+    records: dict[str, list] = {
+        k: []
+        for k in ("well", "sample", "target", "dye", "role", "sample_type", "excluded", "react_id", "instrument_cq")
+    }
     curves: list[tuple[np.ndarray, np.ndarray]] = []
     max_cycle = 0
     for react in run_el.findall(q("react")):
         rid = react.get("id", "")
         if rid.isdigit() and not 1 <= int(rid[:12]) <= rows * cols:
-            raise InputError(path, f"reaction id {rid[:20]} is not a position of the {rows} x {cols} plate",
-                             "export the run again", line=react.sourceline)
-        well = (well_from_position(int(rid), cols, row_label, col_label) if rid.isdigit()
-                else normalize_well(rid))
+            raise InputError(
+                path,
+                f"reaction id {rid[:20]} is not a position of the {rows} x {cols} plate",
+                "export the run again",
+                line=react.sourceline,
+            )
+        well = well_from_position(int(rid), cols, row_label, col_label) if rid.isdigit() else normalize_well(rid)
         sample_el = react.find(q("sample"))
         sample = sample_el.get("id", "") if sample_el is not None else ""
         if sample and sample not in sample_types:
-            raise InputError(path, f"reaction refers to sample '{sample}' that the file does not define",
-                             "export the run again", line=react.sourceline, record=well)
+            raise InputError(
+                path,
+                f"reaction refers to sample '{sample}' that the file does not define",
+                "export the run again",
+                line=react.sourceline,
+                record=well,
+            )
         for data in react.findall(q("data")):
             tar_el = data.find(q("tar"))
             target = tar_el.get("id", "") if tar_el is not None else ""
             if target and target not in target_dye:
-                raise InputError(path, f"reaction refers to target '{target}' that the file does not define",
-                                 "export the run again", line=data.sourceline, record=well)
+                raise InputError(
+                    path,
+                    f"reaction refers to target '{target}' that the file does not define",
+                    "export the run again",
+                    line=data.sourceline,
+                    record=well,
+                )
             cyc, flu = _readings(data, q, path, well)
             if cyc.size:
                 if not np.isfinite(cyc).all() or cyc.max() > MAX_CYCLES:
-                    raise InputError(path, f"a cycle number is missing or not from 1 to {MAX_CYCLES}",
-                                     "re-export the run", line=data.sourceline, record=well)
+                    raise InputError(
+                        path,
+                        f"a cycle number is missing or not from 1 to {MAX_CYCLES}",
+                        "re-export the run",
+                        line=data.sourceline,
+                        record=well,
+                    )
                 cyc = np.ceil(cyc).astype(np.int64)
                 if cyc.min() < 1:
-                    raise InputError(path, f"cycle number {cyc.min()} is below 1", "re-export the run",
-                                     line=data.sourceline, record=well)
+                    raise InputError(
+                        path,
+                        f"cycle number {cyc.min()} is below 1",
+                        "re-export the run",
+                        line=data.sourceline,
+                        record=well,
+                    )
                 if np.unique(cyc).size != cyc.size:
                     dup = int(pd.Series(cyc)[pd.Series(cyc).duplicated()].iloc[0])
-                    raise InputError(path, f"cycle {dup} appears twice for target '{target}'",
-                                     "one reading per cycle; re-export the run", line=data.sourceline,
-                                     record=well)
+                    raise InputError(
+                        path,
+                        f"cycle {dup} appears twice for target '{target}'",
+                        "one reading per cycle; re-export the run",
+                        line=data.sourceline,
+                        record=well,
+                    )
                 max_cycle = max(max_cycle, int(cyc.max()))
             types = sample_types.get(sample, {})
             stype = types.get(target, types.get("", "unkn"))
             excl = (data.findtext(q("excl")) or "").strip()
             role = types.get("__role__") or ROLE_OF_SAMPLE_TYPE.get(stype, "sample")
-            for key, value in (("well", well), ("sample", sample), ("target", target),
-                               ("dye", target_dye.get(target, "")), ("role", role), ("sample_type", stype),
-                               ("excluded", excl), ("react_id", rid),
-                               ("instrument_cq", _opt_float(data.findtext(q("cq"))))):
+            for key, value in (
+                ("well", well),
+                ("sample", sample),
+                ("target", target),
+                ("dye", target_dye.get(target, "")),
+                ("role", role),
+                ("sample_type", stype),
+                ("excluded", excl),
+                ("react_id", rid),
+                ("instrument_cq", _opt_float(data.findtext(q("cq")))),
+            ):
                 records[key].append(value)
             curves.append((cyc.astype(np.int64), flu))
             if len(curves) > MAX_CURVES:
@@ -286,16 +341,32 @@ def _read_run(path: Path, version: str, exp_id: str, run_el, q, sample_types, ta
     if not curves:
         raise InputError(path, f"run '{name}' has no reactions with data", "export the amplification data")
     if max_cycle == 0:
-        raise InputError(path, f"run '{name}' has no amplification readings (adp)",
-                         "export the amplification curves, not only Cq values")
+        raise InputError(
+            path,
+            f"run '{name}' has no amplification readings (adp)",
+            "export the amplification curves, not only Cq values",
+        )
     fluor = np.full((len(curves), max_cycle), np.nan)
     for i, (cyc, flu) in enumerate(curves):
         fluor[i, cyc - 1] = flu
     instrument = (run_el.findtext(q("instrument")) or "").strip()
-    return make_run(name, path, fluor, np.arange(1, max_cycle + 1), records, instrument=instrument,
-                    fmt=f"rdml {version}", plate_rows=rows, plate_columns=cols,
-                    meta={"experiment": exp_id, "run": run_id, "rdml_version": version,
-                          "run_date": (run_el.findtext(q("runDate")) or "").strip()})
+    return make_run(
+        name,
+        path,
+        fluor,
+        np.arange(1, max_cycle + 1),
+        records,
+        instrument=instrument,
+        fmt=f"rdml {version}",
+        plate_rows=rows,
+        plate_columns=cols,
+        meta={
+            "experiment": exp_id,
+            "run": run_id,
+            "rdml_version": version,
+            "run_date": (run_el.findtext(q("runDate")) or "").strip(),
+        },
+    )
 
 
 def _adp_paths(namespaced: bool) -> tuple[etree.XPath, etree.XPath, etree.XPath]:
@@ -307,9 +378,11 @@ def _adp_paths(namespaced: bool) -> tuple[etree.XPath, etree.XPath, etree.XPath]
     if namespaced not in cache:
         ns = {"r": NS} if namespaced else None
         pre = "r:" if ns else ""
-        cache[namespaced] = (etree.XPath(f"{pre}adp/{pre}cyc/text()", namespaces=ns),
-                             etree.XPath(f"{pre}adp/{pre}fluor/text()", namespaces=ns),
-                             etree.XPath(f"count({pre}adp)", namespaces=ns))
+        cache[namespaced] = (
+            etree.XPath(f"{pre}adp/{pre}cyc/text()", namespaces=ns),
+            etree.XPath(f"{pre}adp/{pre}fluor/text()", namespaces=ns),
+            etree.XPath(f"count({pre}adp)", namespaces=ns),
+        )
     return cache[namespaced]
 
 
@@ -379,8 +452,14 @@ def to_rdml_xml(run: Run, *, experiment: str = "oligolab", run_id: str | None = 
         ann.append(E("property", ROLE_ANNOTATION))
         ann.append(E("value", role))
         s.append(ann)
-        s.append(E("type", grp["sample_type"].iat[0] if grp["sample_type"].iat[0] in ROLE_OF_SAMPLE_TYPE
-                   else RDML_TYPE_OF_ROLE[role]))
+        s.append(
+            E(
+                "type",
+                grp["sample_type"].iat[0]
+                if grp["sample_type"].iat[0] in ROLE_OF_SAMPLE_TYPE
+                else RDML_TYPE_OF_ROLE[role],
+            )
+        )
         root.append(s)
     for target, grp in used.groupby("target", sort=False):
         t = E("target", id=target)
@@ -392,8 +471,12 @@ def to_rdml_xml(run: Run, *, experiment: str = "oligolab", run_id: str | None = 
     if run.instrument:
         r.append(E("instrument", run.instrument))
     fmt = E("pcrFormat")
-    for tag, text in (("rows", run.plate_rows), ("columns", run.plate_columns), ("rowLabel", "ABC"),
-                      ("columnLabel", "123")):
+    for tag, text in (
+        ("rows", run.plate_rows),
+        ("columns", run.plate_columns),
+        ("rowLabel", "ABC"),
+        ("columnLabel", "123"),
+    ):
         fmt.append(E(tag, str(text)))
     r.append(fmt)
     for well in sorted(used["well"].unique(), key=well_sort_key):
@@ -432,7 +515,6 @@ def write_rdml(run: Run, path: str | Path, **kwargs) -> Path:
     from ...reports import atomic_path
 
     data = to_rdml_xml(run, **kwargs)
-    with atomic_path(path) as tmp:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            zf.writestr("rdml_data.xml", data)
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("rdml_data.xml", data)
     return Path(path)

@@ -18,8 +18,15 @@ from ..run import Run, well_from_position
 from . import common
 
 NAMES = ("abi-7500-sds",)
-TASK_ROLE = {"target": "sample", "unknown": "sample", "ntc": "ntc", "standard": "std", "std": "std",
-             "positive": "pc", "negative": "ntc"}
+TASK_ROLE = {
+    "target": "sample",
+    "unknown": "sample",
+    "ntc": "ntc",
+    "standard": "std",
+    "std": "std",
+    "positive": "pc",
+    "negative": "ntc",
+}
 
 
 def detect(probe: common.Probe) -> str | None:
@@ -39,16 +46,21 @@ def parse(text: str, path: Path) -> Run:
     lines = text.split("\n")
     head_at = next((k for k, ln in enumerate(lines[:5]) if ln.lower().startswith("well\t")), None)
     if head_at is None:
-        raise InputError(path, "no 'Well  Sample Name  Detector' header line", "export the 7500 analysis results",
-                         line=1)
+        raise InputError(
+            path, "no 'Well  Sample Name  Detector' header line", "export the 7500 analysis results", line=1
+        )
     header = [h.strip().lower() for h in lines[head_at].split("\t")]
     need = {"well", "sample name", "detector", "task", "ct"}
     if not need <= set(header):
-        raise InputError(path, f"the header lacks {', '.join(sorted(need - set(header)))}",
-                         "export the 7500 analysis results with their standard columns", line=head_at + 1)
+        raise InputError(
+            path,
+            f"the header lacks {', '.join(sorted(need - set(header)))}",
+            "export the 7500 analysis results with their standard columns",
+            line=head_at + 1,
+        )
     idx = {h: header.index(h) for h in need}
     records, curves, current = [], [], None
-    for k, ln in enumerate(lines[head_at + 1:], start=head_at + 2):
+    for k, ln in enumerate(lines[head_at + 1 :], start=head_at + 2):
         cells = ln.split("\t")
         first = cells[0].strip()
         if first.isdigit() and len(cells) > max(idx.values()):
@@ -59,8 +71,9 @@ def parse(text: str, path: Path) -> Run:
             flu = np.array([common.number(v, path, records[-1]["well"], j + 1) for j, v in enumerate(values)])
             curves.append((np.arange(1, flu.size + 1, dtype=np.float64), flu))
             current = None
-    run = common.curves_to_run(path, records, curves, fmt="abi-7500-sds", instrument="Applied Biosystems 7500",
-                               rows=8, cols=12)
+    run = common.curves_to_run(
+        path, records, curves, fmt="abi-7500-sds", instrument="Applied Biosystems 7500", rows=8, cols=12
+    )
     n = run.n_cycles
     cq = run.layout["instrument_cq"].to_numpy(dtype=np.float64)
     late = ~(cq < n)
@@ -76,6 +89,13 @@ def _record(cells: list[str], idx: dict[str, int], path: Path, line: int) -> dic
     well = well_from_position(number + 1, 12)
     task = cells[idx["task"]].strip().lower()
     ct = common.number(cells[idx["ct"]], path, well, "Ct")
-    return {"well": well, "sample": cells[idx["sample name"]].strip(), "target": cells[idx["detector"]].strip(),
-            "dye": "", "role": TASK_ROLE.get(task, "sample"), "sample_type": task, "excluded": "",
-            "instrument_cq": ct}
+    return {
+        "well": well,
+        "sample": cells[idx["sample name"]].strip(),
+        "target": cells[idx["detector"]].strip(),
+        "dye": "",
+        "role": TASK_ROLE.get(task, "sample"),
+        "sample_type": task,
+        "excluded": "",
+        "instrument_cq": ct,
+    }

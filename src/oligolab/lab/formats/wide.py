@@ -27,8 +27,17 @@ from . import common
 NAMES = ("biorad-cfx", "wide")
 CYCLE_NAMES = ("cycle", "cycles", "cyc", "cycle#", "cycle number", "cycle no", "cycle no.", "cycle_number")
 WELL_COLUMN = re.compile(r"^[A-Pa-p]0?\d{1,2}$")
-_CONTENT_ROLE = {"unkn": "sample", "neg ctrl": "ntc", "pos ctrl": "pc", "std": "std", "ntc": "ntc", "nrt": "ntc",
-                 "unknown": "sample", "standard": "std", "": "sample"}
+_CONTENT_ROLE = {
+    "unkn": "sample",
+    "neg ctrl": "ntc",
+    "pos ctrl": "pc",
+    "std": "std",
+    "ntc": "ntc",
+    "nrt": "ntc",
+    "unknown": "sample",
+    "standard": "std",
+    "": "sample",
+}
 
 
 def header_kind(first_line: str) -> str | None:
@@ -37,7 +46,7 @@ def header_kind(first_line: str) -> str | None:
     cyc = next((k for k, c in enumerate(cols) if c in CYCLE_NAMES), None)
     if cyc is None or cyc > 1:
         return None
-    after = [c for c in cols[cyc + 1:] if c]
+    after = [c for c in cols[cyc + 1 :] if c]
     if not after:
         return None
     if cyc == 1 and (cols[0] == "" or cols[0].startswith("unnamed")) and all(WELL_COLUMN.match(c) for c in after):
@@ -69,8 +78,9 @@ def read(path: Path, fmt: str = "wide", *, dye: str | None = None, **_: object) 
         elif rows and layout is None:
             layout = _layout_sheet(common.frame_from_text(text, path) if text.strip() else None, path)
     if not parts:
-        raise InputError(path, "no sheet holds amplification data (a cycle column and one column per well)",
-                         common.SUPPORTED_HELP)
+        raise InputError(
+            path, "no sheet holds amplification data (a cycle column and one column per well)", common.SUPPORTED_HELP
+        )
     return [_run(path, parts, fmt, instrument, layout)]
 
 
@@ -89,15 +99,19 @@ def _columns(frame: pd.DataFrame, path: Path) -> tuple[str, list[str]]:
     cols = list(frame.columns)
     cyc = next((c for c in cols if str(c).strip().lower() in CYCLE_NAMES), None)
     if cyc is None:
-        raise InputError(path, "not a wide table: no cycle column (Cycle, Cycles, cyc, Cycle#)",
-                         "export one column of cycle numbers and one column per well, or choose the right --format",
-                         line=1)
-    curves = [c for c in cols[cols.index(cyc) + 1:] if str(c).strip()]
+        raise InputError(
+            path,
+            "not a wide table: no cycle column (Cycle, Cycles, cyc, Cycle#)",
+            "export one column of cycle numbers and one column per well, or choose the right --format",
+            line=1,
+        )
+    curves = [c for c in cols[cols.index(cyc) + 1 :] if str(c).strip()]
     return cyc, curves
 
 
-def _run(path: Path, parts: list[tuple[pd.DataFrame, str]], fmt: str, instrument: str,
-         layout: pd.DataFrame | None) -> Run:
+def _run(
+    path: Path, parts: list[tuple[pd.DataFrame, str]], fmt: str, instrument: str, layout: pd.DataFrame | None
+) -> Run:
     records, curves = [], []
     common.check_counts(path, sum(len(_columns(frame, path)[1]) for frame, _ in parts))
     for frame, dye in parts:
@@ -126,8 +140,13 @@ def _record(label: str, well: str, dye: str, layout: pd.DataFrame | None, path: 
     if hit.empty:
         return rec
     r = hit.iloc[0]
-    rec.update(sample=r["sample"] or label, target=r["target"] or dye or "target", dye=r["dye"] or dye,
-               role=r["role"], sample_type=r["sample_type"])
+    rec.update(
+        sample=r["sample"] or label,
+        target=r["target"] or dye or "target",
+        dye=r["dye"] or dye,
+        role=r["role"],
+        sample_type=r["sample_type"],
+    )
     return rec
 
 

@@ -16,12 +16,12 @@ Revision ID: 0007
 Revises: 0006
 Create Date: 2026-12-05
 """
-from alembic import op
+
 import sqlalchemy as sa
+from alembic import op
 
-
-revision = '0007'
-down_revision = '0006'
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
@@ -35,46 +35,46 @@ LARGE = {
 def _columns(table: str) -> list[sa.Column]:
     if table == "batches":
         return [
-            sa.Column('id', sa.Integer(), nullable=False),
-            sa.Column('lab_id', sa.Integer(), nullable=False),
-            sa.Column('assay_id', sa.Integer(), nullable=False),
-            sa.Column('name', sa.String(length=200), nullable=False),
-            sa.Column('run_filename', sa.String(length=300), nullable=False),
-            sa.Column('run_sha256', sa.String(length=64), nullable=False),
-            sa.Column('map_filename', sa.String(length=300), nullable=False),
-            sa.Column('status', sa.String(length=20), nullable=False),
-            sa.Column('progress', sa.String(length=300), nullable=False),
-            sa.Column('error', sa.Text(), nullable=False),
-            sa.Column('attempts', sa.Integer(), nullable=False),
-            sa.Column('current_version', sa.Integer(), nullable=False),
-            sa.Column('created_by', sa.String(length=100), nullable=False),
-            sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-            sa.Column('ruleset_sha256', sa.String(length=64), nullable=False, server_default=''),
-            sa.Column('ruleset_text', sa.Text(), nullable=True),
-            sa.Column('map_bytes', sa.LargeBinary(), nullable=True),
-            sa.Column('run_bytes', sa.LargeBinary(), nullable=False),
-            sa.ForeignKeyConstraint(['assay_id'], ['assays.id']),
-            sa.ForeignKeyConstraint(['lab_id'], ['labs.id']),
-            sa.PrimaryKeyConstraint('id'),
+            sa.Column("id", sa.Integer(), nullable=False),
+            sa.Column("lab_id", sa.Integer(), nullable=False),
+            sa.Column("assay_id", sa.Integer(), nullable=False),
+            sa.Column("name", sa.String(length=200), nullable=False),
+            sa.Column("run_filename", sa.String(length=300), nullable=False),
+            sa.Column("run_sha256", sa.String(length=64), nullable=False),
+            sa.Column("map_filename", sa.String(length=300), nullable=False),
+            sa.Column("status", sa.String(length=20), nullable=False),
+            sa.Column("progress", sa.String(length=300), nullable=False),
+            sa.Column("error", sa.Text(), nullable=False),
+            sa.Column("attempts", sa.Integer(), nullable=False),
+            sa.Column("current_version", sa.Integer(), nullable=False),
+            sa.Column("created_by", sa.String(length=100), nullable=False),
+            sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+            sa.Column("ruleset_sha256", sa.String(length=64), nullable=False, server_default=""),
+            sa.Column("ruleset_text", sa.Text(), nullable=True),
+            sa.Column("map_bytes", sa.LargeBinary(), nullable=True),
+            sa.Column("run_bytes", sa.LargeBinary(), nullable=False),
+            sa.ForeignKeyConstraint(["assay_id"], ["assays.id"]),
+            sa.ForeignKeyConstraint(["lab_id"], ["labs.id"]),
+            sa.PrimaryKeyConstraint("id"),
         ]
     return [
-        sa.Column('id', sa.Integer(), nullable=False),
-        sa.Column('batch_id', sa.Integer(), nullable=False),
-        sa.Column('version', sa.Integer(), nullable=False),
-        sa.Column('overrides', sa.JSON(), nullable=False),
-        sa.Column('summary', sa.JSON(), nullable=False),
-        sa.Column('reason', sa.Text(), nullable=False),
-        sa.Column('created_by', sa.String(length=100), nullable=False),
-        sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-        sa.Column('ruleset_sha256', sa.String(length=64), nullable=False, server_default=''),
-        sa.Column('content_sha256', sa.String(length=64), nullable=False, server_default=''),
-        sa.Column('ruleset_text', sa.Text(), nullable=True),
-        sa.Column('result', sa.JSON(), nullable=False),
-        sa.Column('curves', sa.JSON(), nullable=False),
-        sa.Column('report_html', sa.LargeBinary(), nullable=True),
-        sa.ForeignKeyConstraint(['batch_id'], ['batches.id']),
-        sa.PrimaryKeyConstraint('id'),
-        sa.UniqueConstraint('batch_id', 'version'),
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("batch_id", sa.Integer(), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("overrides", sa.JSON(), nullable=False),
+        sa.Column("summary", sa.JSON(), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.Column("created_by", sa.String(length=100), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("ruleset_sha256", sa.String(length=64), nullable=False, server_default=""),
+        sa.Column("content_sha256", sa.String(length=64), nullable=False, server_default=""),
+        sa.Column("ruleset_text", sa.Text(), nullable=True),
+        sa.Column("result", sa.JSON(), nullable=False),
+        sa.Column("curves", sa.JSON(), nullable=False),
+        sa.Column("report_html", sa.LargeBinary(), nullable=True),
+        sa.ForeignKeyConstraint(["batch_id"], ["batches.id"]),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("batch_id", "version"),
     ]
 
 
@@ -82,11 +82,16 @@ def _rebuild(table: str) -> None:
     """New table in the new column order, rows copied, old table dropped, new one renamed, then its indexes and
     triggers (the append-only ones of batch_versions) made again from their stored SQL."""
     bind = op.get_bind()
-    kept = [sql for (sql,) in bind.exec_driver_sql(
-        "SELECT sql FROM sqlite_master WHERE tbl_name = ? AND type IN ('index', 'trigger') AND sql IS NOT NULL "
-        "ORDER BY type", (table,))]
+    kept = [
+        sql
+        for (sql,) in bind.exec_driver_sql(
+            "SELECT sql FROM sqlite_master WHERE tbl_name = ? AND type IN ('index', 'trigger') AND sql IS NOT NULL "
+            "ORDER BY type",
+            (table,),
+        )
+    ]
     new = f"_new_{table}"
-    bind.exec_driver_sql(f"DROP TABLE IF EXISTS {new}")        # left by an interrupted run (DDL autocommits)
+    bind.exec_driver_sql(f"DROP TABLE IF EXISTS {new}")  # left by an interrupted run (DDL autocommits)
     op.create_table(new, *_columns(table))
     names = ", ".join(c.name for c in _columns(table) if isinstance(c, sa.Column))
     bind.exec_driver_sql(f"INSERT INTO {new} ({names}) SELECT {names} FROM {table}")
@@ -102,7 +107,7 @@ def upgrade() -> None:
         return
     for table in LARGE:
         order = [name for _cid, name, *_rest in bind.exec_driver_sql(f"PRAGMA table_info({table})")]
-        if order[-len(LARGE[table]):] != list(LARGE[table]):
+        if order[-len(LARGE[table]) :] != list(LARGE[table]):
             _rebuild(table)
     broken = bind.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
     if broken:
@@ -110,4 +115,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    pass        # the column order is not part of the schema: nothing to undo
+    pass  # the column order is not part of the schema: nothing to undo

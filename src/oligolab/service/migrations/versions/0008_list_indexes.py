@@ -8,20 +8,20 @@ Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-05
 """
+
 from alembic import op
 
-
-revision = '0008'
-down_revision = '0007'
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    op.create_index('ix_orders_lab_status', 'orders', ['lab_id', 'status'])
-    op.create_index('ix_specimens_lab_received', 'specimens', ['lab_id', 'received_at'])
+    op.create_index("ix_orders_lab_status", "orders", ["lab_id", "status"])
+    op.create_index("ix_specimens_lab_received", "specimens", ["lab_id", "received_at"])
 
 
 def downgrade() -> None:
-    op.drop_index('ix_specimens_lab_received', table_name='specimens')
-    op.drop_index('ix_orders_lab_status', table_name='orders')
+    op.drop_index("ix_specimens_lab_received", table_name="specimens")
+    op.drop_index("ix_orders_lab_status", table_name="orders")
