@@ -364,7 +364,7 @@ class Engine:
         if not gapped.any():
             return hits
         key = hits.genome.astype(np.int64) * self.patterns.n_patterns + pat
-        involved = np.isin(key, np.unique(key[gapped]))
+        involved = _members(key, key[gapped])
         idx = np.flatnonzero(involved)
         order = idx[np.lexsort((hits.pos[idx], pat[idx], hits.genome[idx]))]
         keep_sub = _suppress_gapped(hits.genome[order], hits.pos[order], hits.site[order], self.sites.pattern,
@@ -400,3 +400,14 @@ def search(patterns: PatternSet, seqs: list[np.ndarray], max_mismatches: int = 3
     finally:
         engine.close()
     return hits, engine.sites
+
+
+def _members(values: np.ndarray, of: np.ndarray) -> np.ndarray:
+    """``np.isin(values, of)`` for integers, ``of`` drawn from ``values``: by a table over their range where it is
+    small (a batch's genome x pattern keys; 0.3 s of the shipped check went to sorting them), else by np.isin."""
+    lo, hi = int(values.min()), int(values.max())
+    if hi - lo > 8 * len(values) + 1_000_000:
+        return np.isin(values, of)
+    table = np.zeros(hi - lo + 1, dtype=bool)
+    table[of - lo] = True
+    return table[values - lo]
