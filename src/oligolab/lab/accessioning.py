@@ -483,7 +483,7 @@ def _order_record(
     if not test:
         raise _fhir_error(source, i, "the ServiceRequest has no test code", "give code.text or code.coding")
     requester = (sr.get("requester") or {}).get("display") or ""
-    base = dict(
+    base: dict[str, Any] = dict(
         patient_id=_identifier(patient, source, i, "patient id"),
         patient_name=_name(patient),
         birth_date=parse_date(str(patient.get("birthDate") or ""), source, record=f"entry {i}"),

@@ -12,11 +12,12 @@ automatic call beside the final one.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import hashlib
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +48,7 @@ class Entry:
     reason: str
     prev: str
     hash: str
-    files: dict = field(default_factory=dict, hash=False)  # sign-off: SHA-256 of each signed table
+    files: dict = dataclasses.field(default_factory=dict, hash=False)  # sign-off: SHA-256 of each signed table
 
     def record(self) -> dict:
         """The entry as stored (``files`` only on sign-offs that carry it)."""
@@ -157,9 +158,10 @@ def record_override(
     path = Path(path)
     if field not in FIELDS:
         raise InputError(path, f"field '{field}' cannot be overridden", "use one of: " + ", ".join(FIELDS))
-    new_s = str(new).strip().lower() if FIELDS[field] else str(new).strip()
-    if FIELDS[field] and new_s not in FIELDS[field]:
-        raise InputError(path, f"'{new}' is not a value of {field}", "use one of: " + ", ".join(FIELDS[field]))
+    choices = FIELDS[field]
+    new_s = str(new).strip().lower() if choices else str(new).strip()
+    if choices and new_s not in choices:
+        raise InputError(path, f"'{new}' is not a value of {field}", "use one of: " + ", ".join(choices))
     if not new_s:
         raise InputError(path, "the new value is empty", "give the new value")
     return _append(path, "override", user, run_id, subject, field, str(old), new_s, reason)

@@ -294,8 +294,8 @@ def sustained_crossing(corrected: np.ndarray, threshold: np.ndarray) -> np.ndarr
     above = corrected >= threshold[:, None]
     run = np.zeros((n, c), dtype=np.int64)  # readings above the threshold from each cycle on, in a row
     run[:, -1] = above[:, -1]
-    for k in range(c - 2, -1, -1):
-        run[:, k] = np.where(above[:, k], run[:, k + 1] + 1, 0)
+    for j in range(c - 2, -1, -1):
+        run[:, j] = np.where(above[:, j], run[:, j + 1] + 1, 0)
     # the stretch above the threshold that holds the curve's highest 3-cycle mean (the amplification)
     smooth = corrected.copy()
     smooth[:, 1:-1] = (corrected[:, :-2] + corrected[:, 1:-1] + corrected[:, 2:]) / 3.0
@@ -561,7 +561,7 @@ def decide(t: CurveTests) -> tuple[np.ndarray, np.ndarray]:
     call = np.where(flat, NOT_AMPLIFIED, REVIEW).astype(object)
     reason = np.full(n, "", dtype=object)
     for i in np.flatnonzero(~flat):
-        reason[i] = _review_reason(t, i, bool(late[i]))
+        reason[i] = _review_reason(t, int(i), bool(late[i]))
         if not reason[i]:
             call[i] = AMPLIFIED
     return call, reason

@@ -298,8 +298,8 @@ def rules_cmd(name: str | None = typer.Argument(None, help="Rule set id or YAML 
     for c in rs.controls.values():
         console.print(f"  control {c.name}: " + ", ".join(f"{k} {v}" for k, v in c.expect.items()), highlight=False)
     table = Table(title="decision table (first match wins)")
-    for t in rs.targets:
-        table.add_column(t)
+    for name in rs.targets:
+        table.add_column(name)
     table.add_column("call")
     table.add_column("report")
     for row in rs.calls:

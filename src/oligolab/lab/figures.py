@@ -75,6 +75,8 @@ def curve_chart(
     pw, ph = width - left - right, height - top - bottom
     x0, x1 = float(cycles[0]), float(cycles[-1])
     finite = values[np.isfinite(values)]
+    ylo: float
+    yhi: float
     if log:
         positive = finite[finite > 0]
         hi = float(positive.max()) if positive.size else 1.0
@@ -83,7 +85,7 @@ def curve_chart(
         ylo, yhi = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
         yhi = max(yhi, ylo + 1)
         scale = lambda v: np.log10(np.clip(v, 10.0**ylo, None))  # noqa: E731
-        ticks = [float(t) for t in range(ylo, yhi + 1)]
+        ticks = [float(t) for t in range(int(ylo), int(yhi) + 1)]
         tick_text = [_fmt(10**t) for t in ticks]
     else:
         lo_v, hi_v = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)

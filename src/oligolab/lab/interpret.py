@@ -125,7 +125,9 @@ def _wells(curves: _Curves, idx: list[int]) -> str:
 def check_controls(curves: _Curves, ruleset: RuleSet) -> tuple[pd.DataFrame, list[str], list[str]]:
     """One row per control well group with its outcomes and verdict; the failures that invalidate the run; the
     failures that hold every sample (controls whose rule says ``on_failure: hold``)."""
-    rows, problems, holds = [], [], []
+    rows: list[dict] = []
+    problems: list[str] = []
+    holds: list[str] = []
     run_targets = {t for t, r in zip(curves.target, curves.role) if t and r != "empty"}
     for role, rule in ruleset.controls.items():
         groups = [(sample, idx) for (r, sample), idx in curves.groups.items() if r == role]
@@ -221,7 +223,7 @@ def interpret(table: pd.DataFrame, ruleset: RuleSet, source: str = "run") -> Int
         else:
             call, report, action = rule.call, rule.report, rule.action
             status = STATUS_REVIEW if reasons else STATUS_RELEASE
-        row = {
+        row: dict[str, object] = {
             "sample": sample,
             "wells": _wells(curves, idx),
             "call": call,

@@ -324,7 +324,7 @@ def _curve_sections(result: PlateResult) -> list[tuple[str, str]]:
         notable = [calls[i] == "review" or t["role"].iat[i] != "sample" for i in idx]
         show_all = len(idx) <= MAX_CHART_LABELS
         chosen = set(range(len(idx))) if show_all else set(np.flatnonzero(notable)[:MAX_CHART_LABELS].tolist())
-        labels = [_label_of(t, i) if k in chosen else "" for k, i in enumerate(idx)]
+        labels = [_label_of(t, int(i)) if k in chosen else "" for k, i in enumerate(idx)]
         thr = float(np.nanmedian(t["detection_threshold"].to_numpy(dtype=float)[idx]))
         charts = "".join(
             figures.curve_chart(
@@ -376,14 +376,14 @@ def _plate_grid(result: PlateResult) -> str:
         letter = chr(ord("A") + ri)
         cells = []
         for ci in range(cols):
-            d = by_well.get(f"{letter}{ci + 1}")
-            if not d or d["role"] == "empty":
+            cell = by_well.get(f"{letter}{ci + 1}")
+            if not cell or cell["role"] == "empty":
                 cells.append('<td class="muted"></td>')
                 continue
-            tag = call_of.get(d["sample"], d["role"]) if d["role"] == "sample" else d["role"].upper()
-            cls = CALL_CLASS.get(str(tag), "") if d["role"] == "sample" else "muted"
-            mark = " &#9873;" if d["review"] else ""
-            tip = reports.html_escape(f"{d['sample']}: {' '.join(d['amp'])}")
+            tag = call_of.get(cell["sample"], cell["role"]) if cell["role"] == "sample" else cell["role"].upper()
+            cls = CALL_CLASS.get(str(tag), "") if cell["role"] == "sample" else "muted"
+            mark = " &#9873;" if cell["review"] else ""
+            tip = reports.html_escape(f"{cell['sample']}: {' '.join(cell['amp'])}")
             cells.append(
                 f'<td title="{tip}" style="font-size:9px"><span class="{cls}">'
                 f"{reports.html_escape(tag)}</span>{mark}</td>"

@@ -330,7 +330,9 @@ def _build(data: dict, where: str) -> RuleSet:
         f"unknown Cq method '{cq_method}'",
         "use " + ", ".join(CQ_METHOD_COLUMNS),
     )
-    _need(isinstance(data["targets"], dict) and data["targets"], where, "targets", "no targets", "list the targets")
+    _need(
+        bool(isinstance(data["targets"], dict) and data["targets"]), where, "targets", "no targets", "list the targets"
+    )
 
     targets: dict[str, TargetRule] = {}
     for name, spec in data["targets"].items():
@@ -347,6 +349,7 @@ def _build(data: dict, where: str) -> RuleSet:
         )
         cutoff = _num(spec.get("positive_below"), where, f"{key}.positive_below")
         _need(cutoff is not None, where, f"{key}.positive_below", "missing Cq cutoff", "e.g. positive_below: 40")
+        assert cutoff is not None  # _need refused a missing one
         review = _num(spec.get("review_above"), where, f"{key}.review_above")
         aliases = tuple(str(a) for a in (spec.get("aliases") or []))
         targets[str(name)] = TargetRule(str(name), aliases, cutoff, review)
@@ -390,7 +393,9 @@ def _build(data: dict, where: str) -> RuleSet:
                 when[t] = outcome_set(v, f"{key}.when.{t}")
         return CallRule(when, str(spec["call"]), str(spec["report"]), str(spec.get("action", "")))
 
-    _need(isinstance(data["calls"], list) and data["calls"], where, "calls", "no decision table", "list call rows")
+    _need(
+        bool(isinstance(data["calls"], list) and data["calls"]), where, "calls", "no decision table", "list call rows"
+    )
     calls = tuple(call_row(s, f"calls[{i}]", True) for i, s in enumerate(data["calls"]))
     default = call_row(
         data.get("default")

@@ -167,7 +167,8 @@ class Run:
 def _cycle_ranges(cycles: np.ndarray) -> str:
     """[2,3,4,9] -> '2-4, 9'."""
     parts = []
-    start = prev = None
+    start: int | None = None
+    prev = 0  # read only once start is set (then prev is too)
     for c in cycles.tolist():
         if start is None:
             start = prev = c

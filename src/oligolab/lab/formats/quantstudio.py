@@ -85,7 +85,7 @@ def sections(path: Path) -> tuple[dict[str, str], dict[str, str]]:
     out: dict[str, str] = {}
     if common.is_excel(path):
         for name, rows in common.excel_sheets(path).items():
-            body = []
+            body: list[str] = []
             for ln in common.rows_to_text(rows).split("\n"):
                 if ln.startswith("*"):
                     k, _, v = ln[1:].partition("=")
@@ -94,7 +94,8 @@ def sections(path: Path) -> tuple[dict[str, str], dict[str, str]]:
                     body.append(ln)
             out[name.strip().lower()] = "\n".join(body).strip("\n")
         return header, out
-    current, buf = None, []
+    current: str | None = None
+    buf: list[str] = []
     for ln in common.read_text(path).split("\n"):
         if ln.startswith("*") and current is None:
             k, _, v = ln[1:].partition("=")
@@ -119,6 +120,7 @@ def read(path: Path, fmt: str = "quantstudio", **_: object) -> list[Run]:
     cyc_c, tar_c = common.col(amp, "cycle", "cycle number"), common.col(amp, "target name", "target", "detector")
     rn_c = common.col(amp, "rn")
     common.need_columns(amp, path, "[Amplification Data]", Well=well_c, Cycle=cyc_c, **{"Target Name": tar_c}, Rn=rn_c)
+    assert well_c is not None  # need_columns refused a missing one
     cols = _plate_columns(header, amp, well_c, pos_c, fmt)
     wells = [_well(w, p, cols, path) for w, p in zip(amp[well_c], amp[pos_c] if pos_c else amp[well_c])]
     amp = amp.assign(_well=wells, _target=amp[tar_c].astype(str).str.strip())

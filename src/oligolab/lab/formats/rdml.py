@@ -238,6 +238,7 @@ def _dimension(text: str | None, default: int, what: str, path: Path, line: int 
     """A plate dimension from pcrFormat: a whole number 1..1536 (rotor positions count as columns)."""
     if not (text or "").strip():
         return default
+    assert text is not None  # empty or None returned above
     try:
         value = float(text)
     except ValueError:
