@@ -29,6 +29,7 @@ def change_password(db: Session, user: User, current: str, new: str, keep_sessio
         raise InputError("password", "the new password is the old one", "choose a new password")
     before = auth.user_state(user)
     lab = db.get(Lab, user.lab_id)
+    assert lab is not None  # a foreign key
     user.password_hash = auth.hash_password(new, user.username, user.full_name, lab.name)
     _end_sessions(db, user, keep_session)
     auth.audit_user(db, user, user, "change_password", before=before)
@@ -77,7 +78,9 @@ def update_user(
         if not active:
             _end_sessions(db, u)
     if password:
-        u.password_hash = auth.hash_password(password, u.username, u.full_name, db.get(Lab, u.lab_id).name)
+        lab = db.get(Lab, u.lab_id)
+        assert lab is not None  # a foreign key
+        u.password_hash = auth.hash_password(password, u.username, u.full_name, lab.name)
         _end_sessions(db, u)
     if auth.user_state(u) == before:
         raise InputError("user", "nothing to change", "choose a new role, state or password")
@@ -91,9 +94,9 @@ def update_user(
 
 
 def add_user(db: Session, admin: User, username: str, password: str, role: str, full_name: str = "") -> User:
-    u = auth.create_user(
-        db, lab=db.get(Lab, admin.lab_id), username=username, password=password, role=role, full_name=full_name
-    )
+    lab = db.get(Lab, admin.lab_id)
+    assert lab is not None  # a foreign key
+    u = auth.create_user(db, lab=lab, username=username, password=password, role=role, full_name=full_name)
     auth.audit_user(db, admin, u, "create")
     return u
 
@@ -125,6 +128,7 @@ def create_lab(db: Session, admin: User, name: str, admin_username: str, admin_p
 def set_lab_settings(db: Session, admin: User, four_eyes: bool) -> Lab:
     """An admin changes the lab's settings (four-eyes sign-off), audited."""
     lab = db.get(Lab, admin.lab_id)
+    assert lab is not None  # a foreign key
     before = {"four_eyes": lab.four_eyes}
     lab.four_eyes = bool(four_eyes)
     record(

@@ -64,7 +64,9 @@ def batch_ruleset(db: Session, batch: Batch) -> RuleSet:
     """The rule set a batch was uploaded with (batches stored before rule sets were kept: resolved by name)."""
     if batch.ruleset_text:
         return thaw(batch.ruleset_text)
-    return resolve_ruleset(db, batch.lab_id, db.get(Assay, batch.assay_id).ruleset)
+    assay = db.get(Assay, batch.assay_id)
+    assert assay is not None  # a foreign key
+    return resolve_ruleset(db, batch.lab_id, assay.ruleset)
 
 
 def version_ruleset(db: Session, batch: Batch, v: BatchVersion) -> RuleSet:
@@ -127,17 +129,19 @@ def document_job(job: AnalysisJob) -> Document:
 # ------------------------------------------------------------------------------------ analysis processes
 
 _pool = None
+_workers = 0  # the pool's size (to restart it alike)
 
 
 def use_analysis_processes(n: int) -> None:
     """Run analyses in ``n`` worker processes (0: in the calling thread)."""
-    global _pool
+    global _pool, _workers
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     if _pool is not None:
         _pool.shutdown(cancel_futures=True)
         _pool = None
+    _workers = n
     if n > 0:
         from .process import analysis_process_start
 
@@ -161,7 +165,7 @@ def compute(fn: Callable[..., Any], *args: Any, db: Session | None = None) -> An
     try:
         return _pool.submit(fn, *args).result()
     except BrokenProcessPool:
-        use_analysis_processes(_pool._max_workers)
+        use_analysis_processes(_workers)
         return _pool.submit(fn, *args).result()
 
 

@@ -66,7 +66,9 @@ def logout(request: Request, who: tuple = Depends(current), db: Session = Depend
 
 @router.get("/me")
 def me(user: User = Depends(need("view")), db: Session = Depends(get_db)) -> dict:
-    return {"username": user.username, "role": user.role, "lab": db.get(Lab, user.lab_id).name}
+    lab = db.get(Lab, user.lab_id)
+    assert lab is not None  # a foreign key
+    return {"username": user.username, "role": user.role, "lab": lab.name}
 
 
 @router.post("/me/password")
@@ -133,6 +135,7 @@ def batch_json(db: Session, b: Batch, detail: bool = False) -> dict:
     }
     if detail and b.current_version:
         v = analysis.version(db, b)
+        assert v is not None  # the batch has a current version
         out["result"] = {k: v.result[k] for k in ("summary", "valid", "problems", "samples", "controls")}
         out["signed_by"], out["signed_at"] = v.signed_by, v.signed_at.isoformat() if v.signed_at else None
     return out

@@ -155,7 +155,7 @@ async def _bad_input(request: Request, exc: Exception) -> Response:
 
 
 async def _bad_body(request: Request, exc: Exception) -> Response:
-    errors = getattr(exc, "errors", lambda: [])()
+    errors: list[dict] = getattr(exc, "errors", lambda: [])()
     where = "; ".join(f"{'.'.join(str(x) for x in e.get('loc', ()))}: {e.get('msg', '')}" for e in errors[:3])
     return _answer(request, 400, "Not accepted", f"request: {where or 'not understood'} (see /api/docs)")
 

@@ -254,7 +254,9 @@ def sign_out(db: Session, token: str | None) -> None:
 
 
 def csrf_ok(session: LoginSession, given: str | None) -> bool:
-    return bool(given) and secrets.compare_digest(session.csrf_token, given)
+    if not given:
+        return False
+    return secrets.compare_digest(session.csrf_token, given)
 
 
 def bootstrap(db: Session, *, lab_name: str = "Regional laboratory", demo_password: str | None = None) -> list[str]:

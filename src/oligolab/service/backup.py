@@ -201,7 +201,9 @@ def _pg_has_tables(url: str) -> bool:
     import psycopg
 
     with psycopg.connect(_libpq(url), connect_timeout=10) as c:
-        return c.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema='public'").fetchone()[0] > 0
+        row = c.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema='public'").fetchone()
+        assert row is not None  # count(*) always returns a row
+        return row[0] > 0
 
 
 def restore(path: str | Path, url: str, *, force: bool = False) -> None:

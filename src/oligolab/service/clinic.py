@@ -76,7 +76,9 @@ def _wire(row: Endpoint) -> wire.Endpoint:
 
 def specimen_result(db: Session, order: Order, batch: Batch, sample: dict, release, lab: Lab) -> SpecimenResult:
     s, assay = db.get(Specimen, order.specimen_pk), db.get(Assay, order.assay_id)
+    assert s is not None and assay is not None  # foreign keys
     p = db.get(Patient, s.patient_pk)
+    assert p is not None  # a foreign key
     return SpecimenResult(
         accession_of(s, p, order, assay.name),
         sample,
@@ -126,7 +128,9 @@ def release_batch(db: Session, user: User, batch: Batch, qc_reason: str = "") ->
     released: list[Order] = []
     retests: list[Order] = []
     for o in orders:
-        sid = db.get(Specimen, o.specimen_pk).specimen_id
+        specimen = db.get(Specimen, o.specimen_pk)
+        assert specimen is not None  # a foreign key
+        sid = specimen.specimen_id
         row = samples.get(sid)
         call = final_call(row) if row else ""
         status = rel.status(row) if row else CANCELLED
@@ -187,11 +191,17 @@ def payload(db: Session, d: Delivery, ep: Endpoint) -> str:
     results = []
     for oid in d.order_ids:
         o = db.get(Order, oid)
+        assert o is not None  # a delivery names existing orders
         batch = db.get(Batch, o.batch_id)
+        assert batch is not None  # a delivered order was measured in a batch
         v = need_version(db, batch, o.version)
-        sid = db.get(Specimen, o.specimen_pk).specimen_id
+        specimen = db.get(Specimen, o.specimen_pk)
+        assert specimen is not None  # a foreign key
+        sid = specimen.specimen_id
         row = next(s for s in v.result["samples"] if str(s["sample"]) == sid)
-        results.append(specimen_result(db, o, batch, row, release_of(db, batch, v), db.get(Lab, o.lab_id)))
+        lab = db.get(Lab, o.lab_id)
+        assert lab is not None  # a foreign key
+        results.append(specimen_result(db, o, batch, row, release_of(db, batch, v), lab))
     if ep.kind == "mllp":
         return oru_r01(
             results[0],

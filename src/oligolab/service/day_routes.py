@@ -257,7 +257,9 @@ async def retest_page(
     o = db.get(Order, order_id)
     if o is None or o.lab_id != user.lab_id:
         raise HTTPException(404, "no such order")
-    sid = db.get(Specimen, o.specimen_pk).specimen_id
+    specimen = db.get(Specimen, o.specimen_pk)
+    assert specimen is not None  # a foreign key
+    sid = specimen.specimen_id
     back = f"/specimen?id={i18n_quote(sid)}"
     return await run_in_threadpool(form_result, db, lambda: specimens.retest(db, user, o, reason), back, back)
 
@@ -476,6 +478,7 @@ def release_page(
     ).all()
     per_batch: dict[int, int] = {}
     for bid, _oid in pending:
+        assert bid is not None  # a measured order names its batch
         per_batch[bid] = per_batch.get(bid, 0) + 1
     batches = [db.get(Batch, bid) for bid in sorted(per_batch)]
     deliveries = list(
@@ -543,7 +546,8 @@ def patient_report(
     lab = specimens.lab_settings(db, user.lab_id)
     i18n.activate(lab.language)  # the printout is in the lab's language, whoever prints it
     h = Here(lab.timezone, lab.language, lab.training)
-    rows, versions = [], {}
+    rows: list[dict] = []
+    versions: dict = {}
     taken = list(db.scalars(select(Specimen).where(Specimen.patient_pk == pt.id).order_by(Specimen.collected_at)))
     orders: dict[int, list[Order]] = {}
     for o in db.scalars(select(Order).where(Order.specimen_pk.in_([s.id for s in taken])).order_by(Order.id)):

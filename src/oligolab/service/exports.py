@@ -4,6 +4,7 @@ with its release line, the per-sample CSV and the FHIR Observations, all with th
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 
 from sqlalchemy import select
@@ -17,7 +18,7 @@ from .analysis import unpack_report
 from .db import Assay, Batch, BatchVersion, Lab, Signoff
 
 
-def _iso(t: object) -> str:
+def _iso(t: _dt.date | None) -> str:
     return t.isoformat() if t is not None else ""
 
 
@@ -111,6 +112,7 @@ def samples_csv(db: Session, batch: Batch, v: BatchVersion) -> str:
 
 def fhir_bundle(db: Session, batch: Batch, v: BatchVersion) -> dict:
     assay, lab = db.get(Assay, batch.assay_id), db.get(Lab, batch.lab_id)
+    assert assay is not None and lab is not None  # foreign keys
     test = fhir.Test(assay.name, assay.loinc_code, assay.loinc_display)
     return fhir.bundle(
         v.result["samples"],

@@ -81,7 +81,7 @@ def ngettext(singular: str, plural: str, n: int, **variables: object) -> str:
 
 def pgettext(context: str, message: str, **variables: object) -> str:
     """``message`` in the current language, told apart by ``context`` (the same English word, two meanings)."""
-    text = translations(current()).pgettext(context, message)
+    text = str(translations(current()).pgettext(context, message))  # babel annotates it as object
     return text % variables if variables else text
 
 

@@ -175,6 +175,7 @@ def batch_page(
 ) -> HTMLResponse:
     b = get_batch(db, user, batch_id)
     assay = db.get(Assay, b.assay_id)
+    assert assay is not None  # a foreign key
     v = analysis.version(db, b, version) if b.current_version else None
     res = watch.latest(db, request.app.state.settings.watch_inputs)
     return page(

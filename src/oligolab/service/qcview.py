@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -53,6 +54,7 @@ def _points_row(db: Session, b: Batch, lot: str) -> QcPoints:
         .options(undefer(BatchVersion.result))
         .where(BatchVersion.batch_id == b.id, BatchVersion.version == b.current_version)
     )
+    assert v is not None  # the batches charted have a current version
     pts = qt.control_points(v.result, run=str(b.id), at=b.created_at, assay="", lot=lot, ic_targets=_ic_targets(db, b))
     ntc = qt.ntc_counts(v.result, run=str(b.id), at=b.created_at)
     return QcPoints(
@@ -282,7 +284,7 @@ def lj_chart(data: QcData, key: qt.SeriesKey, zone: str) -> dict:
         else _("limits not established yet")
     )
     title = f"{series_label(key)} — {limits}"
-    layout = {
+    layout: dict[str, Any] = {
         "title": {"text": title, "font": {"size": 13}},
         "shapes": shapes,
         "margin": {"t": 40, "b": 60},

@@ -152,6 +152,7 @@ def changed_by(db: Session, batch: Batch, v: BatchVersion) -> set[str]:
 def _release_checks(db: Session, user: User, batch: Batch, v: BatchVersion, reason: str) -> str:
     """The release rules: four-eyes, an invalid run only with a reason. Returns the invalid-run reason."""
     lab = db.get(Lab, batch.lab_id)
+    assert lab is not None  # a foreign key
     if lab.four_eyes and user.username in changed_by(db, batch, v):
         raise InputError(
             f"batch {batch.id}",

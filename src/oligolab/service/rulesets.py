@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Sequence
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -108,7 +109,7 @@ def save_assay(
     user: User,
     name: str,
     ruleset: str,
-    watch_assays: list[str] | str = (),
+    watch_assays: Sequence[str] | str = (),
     loinc_code: str = "",
     loinc_display: str = "",
 ) -> Assay:

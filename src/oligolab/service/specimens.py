@@ -128,6 +128,7 @@ def _patient(db: Session, lab_id: int, a: Accession) -> Patient:
                 db.add(p)
         except IntegrityError:
             p = db.scalar(find)
+            assert p is not None  # the registration that won the race
     return p
 
 
@@ -329,7 +330,9 @@ def get_specimen(db: Session, lab_id: int, specimen_id: str) -> Found | None:
     if s is None:
         return None
     orders = list(db.scalars(select(Order).where(Order.specimen_pk == s.id).order_by(Order.id)))
-    return Found(s, db.get(Patient, s.patient_pk), orders)
+    patient = db.get(Patient, s.patient_pk)
+    assert patient is not None  # a foreign key
+    return Found(s, patient, orders)
 
 
 def accession_of(specimen: Specimen, patient: Patient, order: Order, test: str = "") -> Accession:

@@ -171,7 +171,7 @@ def _check_signoff(report: Report, seen: _Audited, b: Batch, v: BatchVersion, sh
             )
         return
     report.signoffs += 1
-    after = event.after if event is not None else {}
+    after = (event.after or {}) if event is not None else {}  # an event without a record: a break, not a crash
     if event is None:
         report.breaks.append(
             Break(where, f"carries a sign-off by {s.signed_by} that the audit trail does not record", b.lab_id)

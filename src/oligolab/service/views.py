@@ -23,15 +23,15 @@ def plate_grid(result: dict) -> dict:
     for r in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"[:rows_n]:
         row = []
         for c in range(1, cols_n + 1):
-            cell = wells.get(f"{r}{c}")
-            if cell:
-                call = calls.get(cell["sample"], "") if cell["role"] == "sample" else cell["role"]
+            found = wells.get(f"{r}{c}")
+            if found:
+                call = calls.get(found["sample"], "") if found["role"] == "sample" else found["role"]
                 row.append(
                     {
                         "well": f"{r}{c}",
-                        **cell,
+                        **found,
                         "call": call,
-                        "cls": CALL_CLASS.get(call, "na") if cell["role"] == "sample" else "ctl",
+                        "cls": CALL_CLASS.get(call, "na") if found["role"] == "sample" else "ctl",
                     }
                 )
             else:

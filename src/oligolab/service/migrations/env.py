@@ -17,6 +17,7 @@ def run_migrations_offline() -> None:
 
 
 def run_migrations_online() -> None:
+    assert url, "no database URL: pass -x url=... or set sqlalchemy.url"
     engine = make_engine(url)
     with engine.connect() as connection:
         if connection.dialect.name == "sqlite":
