@@ -146,7 +146,7 @@ def window_values(
 
 
 @nb.njit(cache=True, nogil=True)
-def _mismatch_bits(x: np.uint64, L: int) -> np.int64:
+def _mismatch_bits(x: np.uint64, L: int) -> int:
     """Positions (bit p = p nt from the 3' end, 0 = 3'-terminal) where two packed spacers differ."""
     m = (x | (x >> np.uint64(1))) & _LOW
     out = 0
@@ -346,10 +346,10 @@ class _CallCache:
         self.L = spacer_len
         self.k = max_mismatches
         lo, hi = enzyme.seed
-        self.seed_mask = 0
+        mask = 0
         for i in range(max(0, lo - 1), min(spacer_len, hi)):
-            self.seed_mask |= 3 << (2 * (spacer_len - 1 - i))
-        self.seed_mask = np.uint64(self.seed_mask)
+            mask |= 3 << (2 * (spacer_len - 1 - i))
+        self.seed_mask = np.uint64(mask)
         self.cache: dict[tuple, int] = {}
 
     def call(self, mm_mask: int, motif_ok: bool, motif_unknown: bool) -> int:
@@ -443,8 +443,8 @@ def _reference_repeats(collection: Collection, c5: int, L: int, W: int) -> np.nd
         return np.zeros(0, np.uint64)
     anything = np.ones(4 ** (W - L), dtype=np.bool_)
     keys = []
-    for strand in (0, 1):
-        v = window_values(ref, 0, n, W, c5, L, anything, strand)[0]
+    for st in (0, 1):
+        v = window_values(ref, 0, n, W, c5, L, anything, st)[0]
         keys.append(v[(v & (F_GAP | F_UNKNOWN)) == 0] & KEY_MASK)
     k = np.concatenate(keys)
     uniq, counts = np.unique(k, return_counts=True)
@@ -489,8 +489,8 @@ def generate_guides(
         row_count = np.bincount(inv, minlength=len(rows)).astype(np.int64)
         row_genomes = np.argsort(inv, kind="stable").astype(np.int64)
         row_start = np.concatenate([[0], np.cumsum(row_count)]).astype(np.int64)
-        for strand in (0, 1):
-            V = np.ascontiguousarray(window_values(rows, 0, c1 - c0, W, c5, L, masks, strand, pl).T)
+        for st in (0, 1):
+            V = np.ascontiguousarray(window_values(rows, 0, c1 - c0, W, c5, L, masks, st, pl).T)
             cap = 2 * (c1 - c0) + 64
             while True:
                 o_jj = np.empty(cap, np.int64)
@@ -518,7 +518,7 @@ def generate_guides(
                 if n >= 0:
                     break
                 cap *= 4
-            parts.append((c0 + o_jj[:n], np.full(n, strand, np.int8), o_key[:n], o_b[:n].copy(), o_nb[:n], o_nr[:n]))
+            parts.append((c0 + o_jj[:n], np.full(n, st, np.int8), o_key[:n], o_b[:n].copy(), o_nb[:n], o_nr[:n]))
         if progress is not None:
             progress(c1 - lo, hi - lo)
     if parts:

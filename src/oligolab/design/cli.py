@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -13,6 +14,10 @@ from rich.table import Table
 
 from ..cli import app, fail
 from ..errors import InputError
+
+if TYPE_CHECKING:
+    from .pipeline import DesignResult
+    from .rescue import RescueResult
 
 console = Console()
 
@@ -173,6 +178,7 @@ def design_command(
             def report(stage: str, frac: float) -> None:
                 progress.update(task, stage=stage, completed=frac)
 
+            result: DesignResult | RescueResult
             if rescue is not None:
                 result = run_rescue(inputs, rescue, options, list(rescue_assay) or None, progress=report)
                 write_rescue(result, out)

@@ -533,4 +533,5 @@ def read_collection(
     ]
     bases = np.stack(rows)
     weights = np.ones(len(ids), dtype=np.float64)
+    assert ref is not None  # given, or taken from the first genome read (none read was refused above)
     return Collection(ref, ids, lineages, bases, weights, [str(p) for p in genome_paths], reversed_ids, unanchored)

@@ -199,7 +199,7 @@ def oligo_survival(
     r = np.clip(np.asarray(rates, dtype=np.float64), 0.0, MAX_RATE)
     single = r.ndim == 1
     r = np.atleast_2d(r)
-    b0, b1, b2 = _binds_tables(rules, group, r.shape[1], tuple(seed), enzyme)
+    b0, b1, b2 = _binds_tables(rules, group, r.shape[1], (seed[0], seed[1]), enzyme)
     p0 = np.prod(1.0 - r, axis=1)
     o = r / (1.0 - r)
     out = p0 * (float(b0) + o @ b1 + 0.5 * np.einsum("ni,ij,nj->n", o, b2, o))

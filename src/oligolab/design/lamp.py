@@ -167,9 +167,10 @@ def _loop(
         return None, f"the loop is {hi - lo} nt, shorter than a {spec.length[0]}-nt loop primer"
     cands = factory.candidates(lo, hi, strand, spec, limit=24)
     if not cands:
+        tm = f"Tm {spec.tm[0]:g}-{spec.tm[1]:g} °C, " if spec.tm is not None else ""  # no Tm limit: none named
         return None, (
-            f"no {spec.length[0]}-{spec.length[1]} nt primer in the {hi - lo}-nt loop meets Tm "
-            f"{spec.tm[0]:g}-{spec.tm[1]:g} °C, GC {spec.gc[0]:.0%}-{spec.gc[1]:.0%}, homopolymer and "
+            f"no {spec.length[0]}-{spec.length[1]} nt primer in the {hi - lo}-nt loop meets "
+            f"{tm}GC {spec.gc[0]:.0%}-{spec.gc[1]:.0%}, homopolymer and "
             "hairpin limits"
         )
     tolerated = int(float(design_table("lamp")["max_loop_miss_fraction"]) * n)

@@ -132,7 +132,7 @@ def parse_region(text: str | None, reference: SeqRecord, annotation_path: str | 
             "pass --annotation reference.gb, or give coordinates START-END",
         )
     ann = Annotation.from_genbank(annotation_path)
-    genes = {}
+    genes: dict[str, list] = {}  # gene (lower case) -> [name, start, end]
     for cds in ann.cdss:
         lo, hi = int(cds.positions.min()), int(cds.positions.max()) + 1
         g = genes.setdefault(cds.gene.lower(), [cds.gene, lo, hi])

@@ -156,7 +156,7 @@ class Rescuer:
             mask = IUPAC_MASK[out[i]] | sum(1 << b for b in range(4) if counts[b] > 0)
             if mask != IUPAC_MASK[out[i]]:
                 options.append((-int(counts.sum()), i, mask))
-        product = 1
+        product = 1.0
         changed = False
         for _, i, mask in sorted(options):
             k = bin(mask).count("1") / bin(IUPAC_MASK[out[i]]).count("1")
@@ -229,6 +229,7 @@ def _role_binds(assay: Assay, cov: CheckCoverage) -> dict[str, np.ndarray]:
     for o in assay.oligos:
         for name in [o.name] if o.parts is None else [f"{o.name}:{p}" for p in ("F1c", "F2", "B1c", "B2")]:
             if name in cov.oligo_names:
+                assert cov.oligo_calls is not None  # set whenever oligos were searched
                 b = cov.oligo_calls[:, cov.oligo_names.index(name)] == BINDS
                 key = o.role if o.parts is None else name.split(":")[1]
                 out[key] = out.get(key, np.zeros(len(b), bool)) | b
@@ -333,6 +334,7 @@ def _best_checked(
     sizes = [sum(2 if o.role in ("FIP", "BIP") else 1 for o in t.oligos) for t in trial]  # searched, in order
     first = sum(sizes[:k])
     cols = list(range(first, first + sizes[k]))
+    assert cov.oligo_calls is not None  # set whenever oligos were searched
     sub = CheckCoverage(
         [name], cov.genome_ids, cov.calls[:, [k]].copy(), [cov.oligo_names[j] for j in cols], cov.oligo_calls[:, cols]
     )

@@ -97,7 +97,7 @@ def cas12a_context(profile: Profile, column: int, strand: int, footprint: int) -
 def cas12a_model():
     """The Cas12a activity predictor, or None when the model (branch model-cas12a) is not installed."""
     try:
-        from ..models.cas12a import predict_cas12a_activity  # type: ignore[import-not-found]
+        from ..models.cas12a import predict_cas12a_activity
     except ImportError:
         return None
     return predict_cas12a_activity
