@@ -318,7 +318,7 @@ class GuideCandidates:
     n_binds: np.ndarray  #: genomes where it binds
     n_risk: np.ndarray  #: genomes where it binds or is degraded
     footprint: int  #: site length in columns (context + spacer)
-    core_offset: np.ndarray = field(default=None)  #: first spacer column of each candidate
+    core_offset: np.ndarray  #: first spacer column of each candidate
     survival: np.ndarray | None = field(default=None)  #: P(an unseen genome keeps it binding), set by the pipeline
 
     def __len__(self) -> int:
@@ -550,6 +550,7 @@ def generate_guides(
             out_nb[r] = int(POPCOUNT8[out_binds[r]].sum())
             out_nr[r] = max(out_nb[r], int(nr[idx[members]].max()))
     del binds
-    cand = GuideCandidates(enzyme, G, column[rows], strand[rows], key[rows], out_binds, out_nb, out_nr, W)
-    cand.core_offset = cand.column + np.where(cand.strand == 0, c5, c3)
-    return cand
+    core_offset = column[rows] + np.where(strand[rows] == 0, c5, c3)
+    return GuideCandidates(
+        enzyme, G, column[rows], strand[rows], key[rows], out_binds, out_nb, out_nr, W, core_offset=core_offset
+    )

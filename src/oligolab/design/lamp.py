@@ -55,7 +55,7 @@ def design_lamp(
             f3s = factory.candidates(f2.start - g_out_hi - outer.length[1], f2.start - g_out_lo, 0, outer, limit=12)
             f3s = [p for p in f3s if g_out_lo <= f2.start - p.end <= g_out_hi][:k_chain]
             for f3 in f3s:
-                out.append((f3, f2, f1, f1.binds & f2.binds & f3.binds))
+                out.append((f3, f2, f1, f1.coverage() & f2.coverage() & f3.coverage()))
         return out
 
     def b_chains(b1: Primer):
@@ -66,7 +66,7 @@ def design_lamp(
             b3s = factory.candidates(b2.end + g_out_lo, b2.end + g_out_hi + outer.length[1], 1, outer, limit=12)
             b3s = [p for p in b3s if g_out_lo <= p.start - b2.end <= g_out_hi][:k_chain]
             for b3 in b3s:
-                out.append((b1, b2, b3, b1.binds & b2.binds & b3.binds))
+                out.append((b1, b2, b3, b1.coverage() & b2.coverage() & b3.coverage()))
         return out
 
     fc = [c for f1 in f1c for c in f_chains(f1)]

@@ -110,7 +110,9 @@ class Primer:
     hairpin_tm: float
     hairpin_dg: float
     homodimer_tm: float
-    binds: np.ndarray = field(repr=False, default=None)  #: packed bitset of genomes where it binds
+    binds: np.ndarray | None = field(
+        repr=False, default=None
+    )  #: packed bitset of genomes where it binds (set by the factory)
     n_binds: int = 0
     n_risk: int = 0
     variable_columns: int = 0  #: columns of the site where some genome differs from the consensus
@@ -119,6 +121,11 @@ class Primer:
     survival: float = 1.0  #: P(an unseen genome of the family leaves it binding), see :mod:`.conservation`
     degenerate: int = 0  #: degenerate (IUPAC) positions
     end_dg: float = float("nan")  #: ΔG (kcal/mol) of the 3'-terminal pentamer on its complement (3'-end stability)
+
+    def coverage(self) -> np.ndarray:
+        """``binds``, which every primer the factory gives with its coverage checked (the default) carries."""
+        assert self.binds is not None
+        return self.binds
 
     @property
     def length(self) -> int:

@@ -185,7 +185,7 @@ def assemble(
                 )
             )
     oligos += guide_oligos(gs, cands, name)
-    role_binds = [np.bitwise_or.reduce([p.binds for p in side]) for side in sides]
+    role_binds = [np.bitwise_or.reduce([p.coverage() for p in side]) for side in sides]
     covered = gs.covered & role_binds[0] & role_binds[1]
     allp = sides[0] + sides[1]
     amplicon = (min(p.start for p in allp), max(p.end for p in allp))
