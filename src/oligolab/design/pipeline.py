@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -197,6 +198,7 @@ class _Run:
 
     @property
     def reference(self) -> SeqRecord:
+        assert self.collection is not None  # read first (_read)
         return self.collection.reference.record
 
     @property
@@ -269,6 +271,7 @@ def _read(run: _Run, reference: SeqRecord | None) -> None:
 def _candidates(run: _Run) -> None:
     t1 = time.perf_counter()
     run.step("candidate guides")
+    assert run.collection is not None and run.conservation is not None  # read first (_read)
     e = run.enzyme
     run.cands = generate_guides(
         run.collection, e, run.rules, max_mismatches=run.options.max_mismatches, columns=run.region
@@ -290,6 +293,7 @@ def _environment(run: _Run, sets: list[GuideSet]) -> np.ndarray:
     robust the primers around it can be; the primers themselves are chosen later)."""
     table = design_table(run.chemistry)
     length = int(table["primer_length_nt"][0])
+    assert run.conservation is not None  # read first (_read)
     fwd, rev = primer_site_survival(run.conservation, run.rules, length)
     reach = int(table.get("amplicon_nt", table.get("f2_b2_nt", [0, 200]))[1])
     per_side = 3 if run.chemistry == "lamp" else 1
@@ -308,6 +312,7 @@ def _guide_sets(run: _Run) -> list[GuideSet]:
     t2 = time.perf_counter()
     run.step("guide sets and specificity")
     cands, o = run.cands, run.options
+    assert cands is not None and run.survival is not None and run.collection is not None  # earlier steps
     variability = site_variability(cands, run.collection.profile().differ)
     excluded = np.zeros(len(cands), dtype=bool)
     screened: dict[str, list] = {}
@@ -360,7 +365,13 @@ def _build_batch(
     run: _Run, sets: list[GuideSet], state: dict, sl: _Shortlist, factory: PrimerFactory, want: int
 ) -> list[tuple[DesignedAssay, GuideSet, int]]:
     """Assays for the next guide sets (and retries), each in a region no earlier assay occupies."""
-    build = {"rpa": design_rpa, "lamp": design_lamp, "pcr": design_pcr}[run.chemistry]
+    builders: dict[str, Callable[[str, GuideSet, GuideCandidates, PrimerFactory], DesignedAssay | None]] = {
+        "rpa": design_rpa,
+        "lamp": design_lamp,
+        "pcr": design_pcr,
+    }
+    build = builders[run.chemistry]
+    assert run.cands is not None  # found first (_candidates)
     pending: list[tuple[DesignedAssay, GuideSet, int]] = []
     taken = state["taken"]
     while state["retry"] and len(pending) < want:
@@ -395,10 +406,11 @@ def _shortlist(run: _Run, sets: list[GuideSet]) -> _Shortlist:
     enough specific assays (every guide set is tried before giving up)."""
     t3 = time.perf_counter()
     o = run.options
+    assert run.collection is not None  # read first (_read)
     factory = PrimerFactory(run.collection, run.rules, o.max_mismatches, run.conservation)
     want_n = o.shortlist or max(24, 4 * o.n_assays)
     sl = _Shortlist()
-    state = {"taken": [], "retry": [], "next": 0, "serial": 0}
+    state: dict[str, Any] = {"taken": [], "retry": [], "next": 0, "serial": 0}
     while state["next"] < len(sets) or state["retry"]:
         if state["next"] >= o.max_windows and not state["retry"]:
             if _distinct(sl.good) >= o.n_assays:
@@ -456,6 +468,7 @@ def _finish(run: _Run, sl: _Shortlist) -> DesignResult:
     t4 = time.perf_counter()
     o = run.options
     made = sl.good[: o.shortlist or max(24, 4 * o.n_assays)]
+    assert run.collection is not None and run.cands is not None  # earlier steps
     run.step("scoring guides")
     _score(made, run.cands, run.collection.profile())
     run.step("checking the shortlist against the target genomes")
@@ -471,7 +484,8 @@ def _finish(run: _Run, sl: _Shortlist) -> DesignResult:
         a.scores["check"] = coverage.counts(coverage.index(a.name))
     run.timings["check_s"] = time.perf_counter() - t4
     final: list[DesignedAssay] = []
-    for a in sorted(made, key=lambda a: _rank_key(a, run.collection.n)):  # best first, one assay per region
+    n_genomes = run.collection.n
+    for a in sorted(made, key=lambda a: _rank_key(a, n_genomes)):  # best first, one assay per region
         if any(a.amplicon[0] < f.amplicon[1] and f.amplicon[0] < a.amplicon[1] for f in final):
             continue
         final.append(a)
