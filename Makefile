@@ -36,8 +36,9 @@ test: $(STAMP) lint
 test-fast: $(STAMP)
 	HYPOTHESIS_PROFILE=fast $(BIN)/python -m pytest -q -m "not slow and not browser and not db" -p no:cacheprovider
 
-# ruff's lint rules and mypy, configured in pyproject.toml ([tool.ruff], [tool.mypy]); `make test` runs this first
+# ruff's format check and lint rules, and mypy, configured in pyproject.toml ([tool.ruff], [tool.mypy]); `make test` runs this first
 lint: $(STAMP)
+	$(BIN)/ruff format --check src
 	$(BIN)/ruff check src
 	$(BIN)/mypy
 

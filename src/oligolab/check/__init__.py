@@ -39,5 +39,17 @@ from .options import CheckInputs, CheckOptions
 from .outputs import run_check, write_outputs
 from .pipeline import CheckResult, check
 
-__all__ = ["ASSAY_CALLS", "CALLS", "BatchResult", "CheckInputs", "CheckOptions", "CheckResult", "Checker",
-           "check", "exclusivity", "genome_batches", "run_check", "write_outputs"]
+__all__ = [
+    "ASSAY_CALLS",
+    "CALLS",
+    "BatchResult",
+    "CheckInputs",
+    "CheckOptions",
+    "CheckResult",
+    "Checker",
+    "check",
+    "exclusivity",
+    "genome_batches",
+    "run_check",
+    "write_outputs",
+]

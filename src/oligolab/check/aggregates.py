@@ -41,8 +41,15 @@ class Aggregates:
         out[: arr.shape[0]] = arr
         return out
 
-    def add(self, lineages: list[str], months: list[str], ids: list[str], res: BatchResult,
-            dates: list[str] | None = None, causes: np.ndarray | None = None) -> None:
+    def add(
+        self,
+        lineages: list[str],
+        months: list[str],
+        ids: list[str],
+        res: BatchResult,
+        dates: list[str] | None = None,
+        causes: np.ndarray | None = None,
+    ) -> None:
         """Count one checked batch (``dates``: ISO collection dates or '', for when mutations were seen;
         ``causes``: per genome and oligo, the index of what made the call, see :data:`.rows.CAUSES`)."""
         li = self._index(self.lineage_index, lineages)
@@ -76,8 +83,11 @@ class Aggregates:
             for (o, lin_i, lid), n in zip(uniq.tolist(), counts.tolist()):
                 self.lost_use[(o, lin_i, lid)] += n
             if dates is not None:
-                _note_dates(self.lost_dates, list(zip(o_idx.tolist(), res.lost[g_idx, o_idx].tolist())),
-                            [dates[g] for g in g_idx])
+                _note_dates(
+                    self.lost_dates,
+                    list(zip(o_idx.tolist(), res.lost[g_idx, o_idx].tolist())),
+                    [dates[g] for g in g_idx],
+                )
         for a in np.flatnonzero((res.assay_call == 3).any(axis=0)):
             ex = self.not_detected_examples[int(a)]
             for g in np.flatnonzero(res.assay_call[:, a] == 3)[: max(0, 20 - len(ex))]:
@@ -97,18 +107,18 @@ class Aggregates:
         for (sid, li, call), n in self.site_use.items():
             oi = int(checker.engine.sites.pattern[sid]) // 2
             for name, from_3p, refpos in checker.mutations(sid):
-                add_mutation(stats, oi, name, from_3p, refpos, CALLS[call], lin_names[li], n,
-                             self.site_dates.get(sid))
+                add_mutation(stats, oi, name, from_3p, refpos, CALLS[call], lin_names[li], n, self.site_dates.get(sid))
         for (oi, li, lid), n in self.lost_use.items():
             for name, from_3p, refpos in checker.lost[lid]:
-                add_mutation(stats, oi, name, from_3p, refpos, "fails", lin_names[li], n,
-                             self.lost_dates.get((oi, lid)))
+                add_mutation(
+                    stats, oi, name, from_3p, refpos, "fails", lin_names[li], n, self.lost_dates.get((oi, lid))
+                )
         self.site_use.clear()
         self.lost_use.clear()
         self.site_dates.clear()
         self.lost_dates.clear()
 
-    def merge(self, other: "Aggregates") -> None:
+    def merge(self, other: Aggregates) -> None:
         """Add another shard's (finalized) counts; lineages and months are matched by name."""
         self.oligo_cause += other.oligo_cause
         li = self._index(self.lineage_index, other.lineages())
@@ -134,12 +144,30 @@ class Aggregates:
             mine_ex.extend(ex[: max(0, 20 - len(mine_ex))])
 
 
-def add_mutation(stats: dict, oi: int, name: str, from_3p: int, refpos: int, call: str, lineage: str, n: int,
-                 dates: list[str] | None = None) -> None:
+def add_mutation(
+    stats: dict,
+    oi: int,
+    name: str,
+    from_3p: int,
+    refpos: int,
+    call: str,
+    lineage: str,
+    n: int,
+    dates: list[str] | None = None,
+) -> None:
     s = stats.get((oi, name))
     if s is None:
-        s = stats[(oi, name)] = {"genomes": 0, "degraded": 0, "fails": 0, "no_data": 0, "from_3p": from_3p,
-                                 "refpos": refpos, "lineages": Counter(), "first_seen": "", "last_seen": ""}
+        s = stats[(oi, name)] = {
+            "genomes": 0,
+            "degraded": 0,
+            "fails": 0,
+            "no_data": 0,
+            "from_3p": from_3p,
+            "refpos": refpos,
+            "lineages": Counter(),
+            "first_seen": "",
+            "last_seen": "",
+        }
     s["genomes"] += n
     s[call.replace(" ", "_")] += n
     s["lineages"][lineage] += n

@@ -5,7 +5,7 @@ in order on their strands)."""
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -45,16 +45,22 @@ def max_amplicon(assay: Assay) -> int:
 class AssayCaller:
     """Calls assays in a batch of genomes; reason texts are stored through ``reason_id``."""
 
-    def __init__(self, assays: AssaySet, oligos: list[SearchOligo], members: list[dict[str, list[int]]],
-                 reason_id: Callable[[str], int]):
+    def __init__(
+        self,
+        assays: AssaySet,
+        oligos: list[SearchOligo],
+        members: list[dict[str, list[int]]],
+        reason_id: Callable[[str], int],
+    ):
         self.assays = assays
         self.oligos = oligos
         self.members = members
         self.reason_id = reason_id
         self._role_reason: dict[tuple, int] = {}
 
-    def __call__(self, call: np.ndarray, best_site: np.ndarray, best_pos: np.ndarray,
-                 sites: SiteTable) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def __call__(
+        self, call: np.ndarray, best_site: np.ndarray, best_pos: np.ndarray, sites: SiteTable
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(assay codes, reason ids, amplicon start/end) per genome and assay."""
         n_gen = call.shape[0]
         n_as = len(self.assays.assays)
@@ -67,7 +73,7 @@ class AssayCaller:
         for ai, (assay, members) in enumerate(zip(self.assays.assays, self.members)):
             codes, pick = self._role_calls(call, members, reason[:, ai])
 
-            def take(role: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            def take(role: str, pick: dict[str, np.ndarray] = pick) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                 o = pick[role]
                 rows = np.arange(n_gen)
                 return best_pos[rows, o], end[rows, o], strand[rows, o]
@@ -82,8 +88,9 @@ class AssayCaller:
             out[:, ai] = codes
         return out, reason, amplicon
 
-    def _role_calls(self, call: np.ndarray, members: dict[str, list[int]],
-                    reason: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def _role_calls(
+        self, call: np.ndarray, members: dict[str, list[int]], reason: np.ndarray
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Worst of the roles' best alternatives per genome, the oligo picked for each role, and the reason
         (written into ``reason``) naming the oligos that decided."""
         n_gen = call.shape[0]
@@ -108,12 +115,19 @@ class AssayCaller:
             rid = self._role_reason.get(key)
             if rid is None:
                 rid = self._role_reason[key] = self.reason_id(
-                    f"{CALLS[worst[g]]}: {', '.join(self.oligos[o].name for o in bad)}")
+                    f"{CALLS[worst[g]]}: {', '.join(self.oligos[o].name for o in bad)}"
+                )
             reason[g] = rid
         return worst, pick
 
-    def _geometry(self, assay: Assay, members: dict[str, list[int]], pick: dict[str, np.ndarray],
-                  take: Callable, codes: np.ndarray) -> Geometry:
+    def _geometry(
+        self,
+        assay: Assay,
+        members: dict[str, list[int]],
+        pick: dict[str, np.ndarray],
+        take: Callable,
+        codes: np.ndarray,
+    ) -> Geometry:
         """(reason id of a geometry failure per genome (0 = none), amplicon formed, amplicon start, end)."""
         kind = assay.kind
         n_gen = len(codes)
@@ -123,8 +137,14 @@ class AssayCaller:
             return self._lamp_geometry(assay, members, take, codes)
         return np.zeros(n_gen, dtype=np.int32), np.zeros(n_gen, dtype=bool), None, None
 
-    def _pcr_geometry(self, assay: Assay, members: dict[str, list[int]], pick: dict[str, np.ndarray],
-                      take: Callable, codes: np.ndarray) -> Geometry:
+    def _pcr_geometry(
+        self,
+        assay: Assay,
+        members: dict[str, list[int]],
+        pick: dict[str, np.ndarray],
+        take: Callable,
+        codes: np.ndarray,
+    ) -> Geometry:
         max_amp = max_amplicon(assay)
         bad_geom = np.zeros(len(codes), dtype=np.int32)
         fp, fe, fs = take("forward")
@@ -136,7 +156,8 @@ class AssayCaller:
         facing = np.where(fs == 0, fp <= rp, rp <= fp) & (hi > lo) & (hi - lo <= max_amp)
         bad_geom[same] = self.reason_id("forward and reverse primers bind the same strand")
         bad_geom[have & ~same & ~facing & (bad_geom == 0)] = self.reason_id(
-            f"primers do not face each other within {max_amp} nt")
+            f"primers do not face each other within {max_amp} nt"
+        )
         for role in ("probe", "crRNA"):
             if role in members:
                 pp, pe, ps = take(role)
@@ -146,13 +167,16 @@ class AssayCaller:
         if "crRNA" in members and t7 is not None:
             pp, pe, ps = take("crRNA")
             t7_strand = take(t7)[2]
-            rna = np.array([self.oligos[o].enzyme is not None and self.oligos[o].enzyme.target == "rna"
-                            for o in pick["crRNA"]])
+            rna = np.array(
+                [self.oligos[o].enzyme is not None and self.oligos[o].enzyme.target == "rna" for o in pick["crRNA"]]
+            )
             wrong = have & (pp >= 0) & rna & (ps == t7_strand) & (bad_geom == 0)
             bad_geom[wrong] = self.reason_id("the guide does not pair with the T7 transcript")
         return bad_geom, have & (bad_geom == 0), lo, hi
 
-    def _lamp_geometry(self, assay: Assay, members: dict[str, list[int]], take: Callable, codes: np.ndarray) -> Geometry:
+    def _lamp_geometry(
+        self, assay: Assay, members: dict[str, list[int]], take: Callable, codes: np.ndarray
+    ) -> Geometry:
         max_amp = max_amplicon(assay)
         bad_geom = np.zeros(len(codes), dtype=np.int32)
         parts = [take(r) for r in LAMP_ORDER]
@@ -166,8 +190,7 @@ class AssayCaller:
         hi = np.max([p[1] for p in parts], axis=0)
         bad_geom[have & ~strands_ok] = self.reason_id("LAMP primers are not on the expected strands")
         bad_geom[have & strands_ok & ~ordered] = self.reason_id("LAMP primers are out of order")
-        bad_geom[have & (bad_geom == 0) & (hi - lo > max_amp)] = self.reason_id(
-            f"LAMP region longer than {max_amp} nt")
+        bad_geom[have & (bad_geom == 0) & (hi - lo > max_amp)] = self.reason_id(f"LAMP region longer than {max_amp} nt")
         if "crRNA" in members:
             pp, pe, ps = take("crRNA")
             outside = have & (pp >= 0) & ~((pp >= lo) & (pe <= hi)) & (bad_geom == 0)

@@ -40,7 +40,7 @@ class BatchResult:
     amplicon: np.ndarray  #: (n_genomes, n_assays, 2) start, end (-1 when none)
     lost: np.ndarray  #: (n_genomes, n_oligos) index into Checker.lost: mutations that removed a site
     oligo_inst: np.ndarray  #: (n_genomes, n_oligos) index into ``instances`` or -1
-    instances: "SiteInstances"  #: the distinct (site, template flanks) of the batch and their calls
+    instances: SiteInstances  #: the distinct (site, template flanks) of the batch and their calls
 
 
 @dataclass
@@ -63,8 +63,15 @@ class Checker:
     The engine's window cache and the site book grow with the distinct content seen; :meth:`trim` starts them
     afresh when they pass a memory budget (results never depend on what is cached, only the speed does)."""
 
-    def __init__(self, assays: AssaySet, *, reference: SeqRecord | None = None, annotation: Annotation | None = None,
-                 options: CheckOptions = CheckOptions()):
+    def __init__(
+        self,
+        assays: AssaySet,
+        *,
+        reference: SeqRecord | None = None,
+        annotation: Annotation | None = None,
+        options: CheckOptions | None = None,
+    ):
+        options = options if options is not None else CheckOptions()
         self.assays = assays
         self.options = options
         self.rules = load_rules(options.rules_path)
@@ -73,8 +80,12 @@ class Checker:
         ref_codes = reference.codes() if reference is not None else None
         self.ref_codes = ref_codes
         self.oligos = compile_search_oligos(assays, ref_codes, options.enzymes_dir)
-        self.patterns = PatternSet.from_oligos([o.name for o in self.oligos], [o.pattern for o in self.oligos],
-                                               [o.context5 for o in self.oligos], [o.context3 for o in self.oligos])
+        self.patterns = PatternSet.from_oligos(
+            [o.name for o in self.oligos],
+            [o.pattern for o in self.oligos],
+            [o.context5 for o in self.oligos],
+            [o.context3 for o in self.oligos],
+        )
         self.assay_members = assay_members(assays, self.oligos)
         self.ref_sites: list[ReferenceSite | None] = [None] * len(self.oligos)
         if ref_codes is not None:
@@ -85,8 +96,9 @@ class Checker:
     def _fresh(self) -> None:
         """A new engine (empty window cache), site book, reason vocabulary and mutation namer."""
         options = self.options
-        self.engine = Engine(self.patterns, options.max_mismatches, options.max_gaps, threads=options.threads,
-                             device=options.device)
+        self.engine = Engine(
+            self.patterns, options.max_mismatches, options.max_gaps, threads=options.threads, device=options.device
+        )
         self.book = SiteBook(self.oligos, self.engine.sites, self.rules)
         self.reasons: list[str] = [""]
         self._reason_index: dict[str, int] = {"": 0}
@@ -108,8 +120,7 @@ class Checker:
         return True
 
     def _find_reference_sites(self, ref_codes: np.ndarray) -> None:
-        hits, sites = search(self.patterns, [ref_codes], self.options.max_mismatches, self.options.max_gaps,
-                             threads=1)
+        hits, sites = search(self.patterns, [ref_codes], self.options.max_mismatches, self.options.max_gaps, threads=1)
         book = SiteBook(self.oligos, sites, self.rules)
         best: dict[int, tuple[int, int, int]] = {}
         for p, sid in zip(hits.pos, hits.site):
@@ -120,12 +131,13 @@ class Checker:
         n = self.rules.conditions.flank_nt
         for oi, (_, pos, sid) in best.items():
             f = book.facts(sid)
-            left = decode(ref_codes[max(0, pos - n):pos])
-            right = decode(ref_codes[pos + f.span:pos + f.span + n])
+            left = decode(ref_codes[max(0, pos - n) : pos])
+            right = decode(ref_codes[pos + f.span : pos + f.span + n])
             five, three = (left, right) if f.strand == "+" else (reverse_complement(right), reverse_complement(left))
             code, why, _, _, drop = book.call(sid, five, three)
-            self.ref_sites[oi] = ReferenceSite(pos, pos + f.span, f.strand, f.target, f.columns, f.mm_from_3p,
-                                               (code, why, drop))
+            self.ref_sites[oi] = ReferenceSite(
+                pos, pos + f.span, f.strand, f.target, f.columns, f.mm_from_3p, (code, why, drop)
+            )
 
     def reason_id(self, text: str) -> int:
         """Index of a reason text in the shared vocabulary (rows store indices, not strings)."""
@@ -160,8 +172,9 @@ class Checker:
         self._design[sid] = result = tuple(sorted(out))
         return result
 
-    def process(self, codes: np.ndarray, ends: np.ndarray,
-                unknown_runs: list[np.ndarray] | None = None) -> tuple[Hits, BatchResult]:
+    def process(
+        self, codes: np.ndarray, ends: np.ndarray, unknown_runs: list[np.ndarray] | None = None
+    ) -> tuple[Hits, BatchResult]:
         """Search and call one batch of genomes (``codes``/``ends`` as :func:`oligolab.engine.pack_batch`)."""
         starts = np.concatenate([[0], ends[:-1] + 1]).astype(np.int64)
         if unknown_runs is None:
@@ -183,8 +196,20 @@ class Checker:
         call[found] = instances.code[inst_of[found]]
         reason[found] = instances.reason[inst_of[found]]
         assay_call, assay_reason, amplicon = self._assay_caller(call, best_site, best_pos, self.engine.sites)
-        return hits, BatchResult(np.arange(first, first + n_gen), call, best_site, best_pos, nsites, reason,
-                                 assay_call, assay_reason, amplicon, lost, inst_of, instances)
+        return hits, BatchResult(
+            np.arange(first, first + n_gen),
+            call,
+            best_site,
+            best_pos,
+            nsites,
+            reason,
+            assay_call,
+            assay_reason,
+            amplicon,
+            lost,
+            inst_of,
+            instances,
+        )
 
     def _best_sites(self, hits: Hits, oi: np.ndarray, local: np.ndarray, n_gen: int) -> tuple[np.ndarray, np.ndarray]:
         """Per genome and oligo, the cheapest site within ON_LOCUS_NT of the reference site (nearest first)."""
@@ -203,8 +228,17 @@ class Checker:
         best_pos[g_on[firsts], o_on[firsts]] = p_on[firsts]
         return best_site, best_pos
 
-    def _missing_sites(self, codes: np.ndarray, starts: np.ndarray, ends: np.ndarray, unknown_runs: list[np.ndarray],
-                       best_site: np.ndarray, best_pos: np.ndarray, call: np.ndarray, reason: np.ndarray) -> np.ndarray:
+    def _missing_sites(
+        self,
+        codes: np.ndarray,
+        starts: np.ndarray,
+        ends: np.ndarray,
+        unknown_runs: list[np.ndarray],
+        best_site: np.ndarray,
+        best_pos: np.ndarray,
+        call: np.ndarray,
+        reason: np.ndarray,
+    ) -> np.ndarray:
         """For oligos the search found no site for: 'no data' where the genome has unknown bases at the expected
         place; else the best alignment at the expected place whatever the search limit (filled into
         ``best_site``/``best_pos``, called by the rules like any site); else (the site is deleted or changed
@@ -215,7 +249,7 @@ class Checker:
         rescue = _Rescue(len(self.engine.sites))
         for g in np.flatnonzero(missing.any(axis=1)):
             runs = unknown_runs[g]
-            genome = codes[starts[g]:ends[g]]
+            genome = codes[starts[g] : ends[g]]
             for o in np.flatnonzero(missing[g]):
                 if ref_start[o] < 0:
                     continue
@@ -232,7 +266,7 @@ class Checker:
         rescue.add_to(self.engine.sites)
         return lost
 
-    def _rescue(self, o: int, genome: np.ndarray, shift: int, rescue: "_Rescue") -> tuple[int, int]:
+    def _rescue(self, o: int, genome: np.ndarray, shift: int, rescue: _Rescue) -> tuple[int, int]:
         """(site id, start) of the cheapest alignment of oligo ``o`` near its expected place in ``genome`` (the
         search's own verification, any number of differences) when at most a third of its core differs, else
         (-1, -1). Cached by the genome bases of the window, so each distinct place is aligned once."""
@@ -243,20 +277,32 @@ class Checker:
         key = (o, genome[lo:hi].tobytes())
         cached = self._rescued.get(key)
         if cached is None:
-            cached = self._rescued[key] = self._align_near(o, ref.strand, genome[lo:hi], ref.start + shift - lo,
-                                                           rescue)
+            cached = self._rescued[key] = self._align_near(o, ref.strand, genome[lo:hi], ref.start + shift - lo, rescue)
         sid, offset = cached
         return (sid, lo + offset) if sid >= 0 else (-1, -1)
 
-    def _align_near(self, o: int, strand: str, window: np.ndarray, expected: int, rescue: "_Rescue") -> tuple[int, int]:
+    def _align_near(self, o: int, strand: str, window: np.ndarray, expected: int, rescue: _Rescue) -> tuple[int, int]:
         p = self.patterns
         j = 2 * o + (0 if strand == "+" else 1)
         m = int(p.lengths[j])
         row_int = np.zeros(10, dtype=np.int32)
         row_mask = np.zeros(2, dtype=np.uint64)
         row_target = np.zeros(MAX_PATTERN + MAX_GAPS, dtype=np.uint8)
-        start = best_site_in_window(window, 0, len(window), len(window), expected, p.masks[j], p.is_context[j], m, m,
-                                    self.engine.g, row_int, row_mask, row_target)
+        start = best_site_in_window(
+            window,
+            0,
+            len(window),
+            len(window),
+            expected,
+            p.masks[j],
+            p.is_context[j],
+            m,
+            m,
+            self.engine.g,
+            row_int,
+            row_mask,
+            row_target,
+        )
         differences = int(row_int[2] + row_int[3] + row_int[4])
         if start < 0 or differences > len(self.oligos[o].core) * RESCUE_MAX_CHANGED:
             return -1, -1
@@ -279,8 +325,9 @@ class Checker:
         hi = self._ref_start[o] + shift + len(self.oligos[o].pattern) + EXPECTED_SLACK_NT
         return bool(np.any((runs[:, 0] < hi) & (runs[:, 1] > lo)))
 
-    def _instances(self, codes: np.ndarray, starts: np.ndarray, ends: np.ndarray, best_site: np.ndarray,
-                   best_pos: np.ndarray) -> tuple[np.ndarray, SiteInstances]:
+    def _instances(
+        self, codes: np.ndarray, starts: np.ndarray, ends: np.ndarray, best_site: np.ndarray, best_pos: np.ndarray
+    ) -> tuple[np.ndarray, SiteInstances]:
         """The distinct (site, template flanks) of the batch, called once each; per genome and oligo the index of
         its instance (-1 where no site)."""
         n = self.rules.conditions.flank_nt
@@ -291,8 +338,11 @@ class Checker:
         left = _gather(codes, a[:, None] - n + np.arange(n), starts[g_idx, None], ends[g_idx, None])
         right = _gather(codes, b[:, None] + np.arange(n), starts[g_idx, None], ends[g_idx, None])
         keys = np.concatenate([sid[:, None].astype(">i8").view(np.uint8), left, right], axis=1)
-        uniq, first, inv = np.unique(np.ascontiguousarray(keys).view(np.dtype((np.void, keys.shape[1]))).ravel(),
-                                     return_index=True, return_inverse=True)
+        uniq, first, inv = np.unique(
+            np.ascontiguousarray(keys).view(np.dtype((np.void, keys.shape[1]))).ravel(),
+            return_index=True,
+            return_inverse=True,
+        )
         inst = _empty_instances(len(uniq))
         inst.sid = sid[first]
         for i, row in enumerate(first):
@@ -346,8 +396,16 @@ def _gather(codes: np.ndarray, index: np.ndarray, lo: np.ndarray, hi: np.ndarray
 
 
 def _empty_instances(n: int) -> SiteInstances:
-    return SiteInstances(np.zeros(n, np.int64), [], [], np.zeros(n, np.int8), np.zeros(n, np.int32),
-                         np.zeros(n), np.zeros(n), np.zeros(n))
+    return SiteInstances(
+        np.zeros(n, np.int64),
+        [],
+        [],
+        np.zeros(n, np.int8),
+        np.zeros(n, np.int32),
+        np.zeros(n),
+        np.zeros(n),
+        np.zeros(n),
+    )
 
 
 class _Rescue:

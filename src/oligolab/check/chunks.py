@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -43,7 +44,7 @@ class Chunk:
         return codes
 
 
-def _chunk(index: int, ids: list[str], sources: list[Path], seqs: list[bytes], labels: "Labels") -> Chunk:
+def _chunk(index: int, ids: list[str], sources: list[Path], seqs: list[bytes], labels: Labels) -> Chunk:
     ends = np.cumsum([len(s) + 1 for s in seqs], dtype=np.int64) - 1
     return Chunk(index, ids, *labels(ids, sources), b"\n".join(seqs) + b"\n", ends)
 
@@ -64,8 +65,7 @@ class Labels:
         lineages, months, dates = [], [], []
         for rid, source in zip(ids, sources):
             if rid in self.seen:
-                raise InputError(source, f"duplicate record id '{rid}'", "give every genome a unique id",
-                                 record=rid)
+                raise InputError(source, f"duplicate record id '{rid}'", "give every genome a unique id", record=rid)
             self.seen.add(rid)
             d = metadata.date(rid) if metadata is not None else None
             lineage = metadata.lineage(rid) if metadata is not None else None

@@ -3,9 +3,9 @@ with the runs of unknown bases of each genome."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 
@@ -31,8 +31,9 @@ def unknown_run_table(codes: np.ndarray) -> np.ndarray:
     return np.stack([np.flatnonzero(d == 1), np.flatnonzero(d == -1)], axis=1)
 
 
-def genome_batches(paths: list[str | Path], batch_nt: int,
-                   keep: Callable[[str], bool] | None = None) -> Iterator[GenomeBatch]:
+def genome_batches(
+    paths: list[str | Path], batch_nt: int, keep: Callable[[str], bool] | None = None
+) -> Iterator[GenomeBatch]:
     """Genomes from several FASTA files (those whose id ``keep`` accepts), in batches of about ``batch_nt``
     nucleotides."""
     records: list[SeqRecord] = []

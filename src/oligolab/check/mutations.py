@@ -55,8 +55,13 @@ class Mutations:
     """Mutations under found sites (by site id) and behind lost sites (lists kept by id in :attr:`lost`;
     id 0 is the empty list)."""
 
-    def __init__(self, oligos: list[SearchOligo], book: SiteBook, ref_sites: list[ReferenceSite | None],
-                 ref_codes: np.ndarray | None):
+    def __init__(
+        self,
+        oligos: list[SearchOligo],
+        book: SiteBook,
+        ref_sites: list[ReferenceSite | None],
+        ref_codes: np.ndarray | None,
+    ):
         self.oligos = oligos
         self.book = book
         self.ref_sites = ref_sites
@@ -124,8 +129,9 @@ class Mutations:
         lid = self._lost_index[key] = len(self.lost) - 1
         return lid
 
-    def _walk_alignment(self, o: int, ref: ReferenceSite, aln: Any, window: str, ref_top: str,
-                        r0: int) -> list[Mutation]:
+    def _walk_alignment(
+        self, o: int, ref: ReferenceSite, aln: Any, window: str, ref_top: str, r0: int
+    ) -> list[Mutation]:
         """The differences inside the reference site along an alignment of the genome window to the reference."""
         so = self.oligos[o]
         m = len(so.pattern)

@@ -51,9 +51,12 @@ def _split_inner_primer(o: Oligo, reference: np.ndarray | None) -> tuple[str, st
     if o.parts is not None:
         return o.parts
     if reference is None:
-        raise InputError(_source_file(o), f"cannot split {o.role} '{o.name}' into its two parts without "
-                         "a reference", f"write it as {'F1c|F2' if o.role == 'FIP' else 'B1c|B2'} or pass --reference",
-                         line=_source_line(o))
+        raise InputError(
+            _source_file(o),
+            f"cannot split {o.role} '{o.name}' into its two parts without a reference",
+            f"write it as {'F1c|F2' if o.role == 'FIP' else 'B1c|B2'} or pass --reference",
+            line=_source_line(o),
+        )
     seq = o.sequence
     cuts = list(range(12, len(seq) - 11))
     names, seqs = [], []
@@ -66,8 +69,10 @@ def _split_inner_primer(o: Oligo, reference: np.ndarray | None) -> tuple[str, st
         found[int(sites.pattern[s])].append((int(p), int(sites.pattern[s]) % 2))
     best = None
     for ci, i in enumerate(cuts):
-        a_sites, b_sites = found.get(4 * ci, []) + found.get(4 * ci + 1, []), found.get(4 * ci + 2, []) + \
-            found.get(4 * ci + 3, [])
+        a_sites, b_sites = (
+            found.get(4 * ci, []) + found.get(4 * ci + 1, []),
+            found.get(4 * ci + 2, []) + found.get(4 * ci + 3, []),
+        )
         for pa, sa in a_sites:
             for pb, sb in b_sites:
                 if sa != sb and abs(pa - pb) < 300:
@@ -75,14 +80,18 @@ def _split_inner_primer(o: Oligo, reference: np.ndarray | None) -> tuple[str, st
                     if best is None or score > best[0]:
                         best = (score, i)
     if best is None:
-        raise InputError(_source_file(o), f"{o.role} '{o.name}': no split into two halves that both "
-                         "bind the reference", f"write it as {'F1c|F2' if o.role == 'FIP' else 'B1c|B2'}",
-                         line=_source_line(o))
-    return seq[: best[1]], seq[best[1]:]
+        raise InputError(
+            _source_file(o),
+            f"{o.role} '{o.name}': no split into two halves that both bind the reference",
+            f"write it as {'F1c|F2' if o.role == 'FIP' else 'B1c|B2'}",
+            line=_source_line(o),
+        )
+    return seq[: best[1]], seq[best[1] :]
 
 
-def compile_search_oligos(assays: AssaySet, reference: np.ndarray | None, enzymes_dir: str | None = None
-                          ) -> list[SearchOligo]:
+def compile_search_oligos(
+    assays: AssaySet, reference: np.ndarray | None, enzymes_dir: str | None = None
+) -> list[SearchOligo]:
     """Search oligos for every oligo of every assay (tails stripped, FIP/BIP halves, guide context)."""
     out: list[SearchOligo] = []
     for o in assays.oligos:
@@ -101,17 +110,26 @@ def compile_search_oligos(assays: AssaySet, reference: np.ndarray | None, enzyme
             c5, c3, motif = enzyme.oligo_context()
             lo, hi = enzyme.spacer_lengths
             if not lo <= len(o.sequence) <= hi:
-                raise InputError(_source_file(o), f"crRNA '{o.name}' spacer has {len(o.sequence)} nt; "
-                                 f"{enzyme.name} takes {lo}-{hi} nt", "give the spacer only (no direct repeat)",
-                                 line=_source_line(o))
-            out.append(SearchOligo(o.name, o, "", "crRNA", rule_group("crRNA", enzyme), o.sequence, enzyme, c5, c3, motif,
-                                   enzyme.seed))
+                raise InputError(
+                    _source_file(o),
+                    f"crRNA '{o.name}' spacer has {len(o.sequence)} nt; {enzyme.name} takes {lo}-{hi} nt",
+                    "give the spacer only (no direct repeat)",
+                    line=_source_line(o),
+                )
+            out.append(
+                SearchOligo(
+                    o.name, o, "", "crRNA", rule_group("crRNA", enzyme), o.sequence, enzyme, c5, c3, motif, enzyme.seed
+                )
+            )
         else:
             out.append(SearchOligo(o.name, o, "", o.role, rule_group(o.role), o.sequence))
     for so in out:
         if len(so.pattern) > MAX_PATTERN:
-            raise InputError(_source_file(so.oligo), f"oligo '{so.name}' has {len(so.core)} nt; the search takes "
-                             f"at most {MAX_PATTERN - so.context5 - so.context3} nt",
-                             "give the binding part only (a 5' tail in lower case)", line=_source_line(so.oligo))
+            raise InputError(
+                _source_file(so.oligo),
+                f"oligo '{so.name}' has {len(so.core)} nt; the search takes "
+                f"at most {MAX_PATTERN - so.context5 - so.context3} nt",
+                "give the binding part only (a 5' tail in lower case)",
+                line=_source_line(so.oligo),
+            )
     return out
-

@@ -5,8 +5,8 @@ moment leaves the previous complete result or the new one)."""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ..errors import InputError
 from ..reports import output_folder, replaceable, write_json, write_table, write_text
@@ -32,11 +32,28 @@ def write_outputs(result: CheckResult, folder: Path) -> None:
 
 
 #: every name a check writes into its output folder
-OUTPUT_NAMES = {"oligo_calls", "assay_calls", "oligo_calls.tsv", "assay_calls.tsv", "assay_summary.tsv",
-                "group_summary.tsv", "lineage_summary.tsv", "oligo_lineage_groups.tsv", "monthly_summary.tsv",
-                "escape_mutations.tsv", "design_mismatches.tsv", "exclusivity_sites.tsv", "exclusivity_assays.tsv",
-                "changes.tsv", "assay_watch.json", "summary.json", "report.html", "manifest.json",
-                "oligo_calls.parquet", "assay_calls.parquet"}
+OUTPUT_NAMES = {
+    "oligo_calls",
+    "assay_calls",
+    "oligo_calls.tsv",
+    "assay_calls.tsv",
+    "assay_summary.tsv",
+    "group_summary.tsv",
+    "lineage_summary.tsv",
+    "oligo_lineage_groups.tsv",
+    "monthly_summary.tsv",
+    "escape_mutations.tsv",
+    "design_mismatches.tsv",
+    "exclusivity_sites.tsv",
+    "exclusivity_assays.tsv",
+    "changes.tsv",
+    "assay_watch.json",
+    "summary.json",
+    "report.html",
+    "manifest.json",
+    "oligo_calls.parquet",
+    "assay_calls.parquet",
+}
 
 
 def work_folder(out_dir: Path) -> Path:
@@ -44,14 +61,22 @@ def work_folder(out_dir: Path) -> Path:
     return out_dir.parent / f".{out_dir.name}.check-work"
 
 
-def run_check(inputs: CheckInputs, out_dir: str | Path, options: CheckOptions = CheckOptions(),
-              progress: Callable[[int, int], None] | None = None) -> CheckResult:
+def run_check(
+    inputs: CheckInputs,
+    out_dir: str | Path,
+    options: CheckOptions | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> CheckResult:
     """Check and write the result folder ``out_dir`` (replaced as a whole only when the check succeeded). An
     interrupted run on the same folder with the same inputs and options resumes with the chunks still missing."""
+    options = options if options is not None else CheckOptions()
     out_dir = Path(out_dir)
     if out_dir.is_dir() and not replaceable(out_dir, OUTPUT_NAMES):  # say so now, not after hours of checking
-        raise InputError(out_dir, "the folder holds files oligolab did not write, so it is not replaced",
-                         "choose a new or empty output folder")
+        raise InputError(
+            out_dir,
+            "the folder holds files oligolab did not write, so it is not replaced",
+            "choose a new or empty output folder",
+        )
     work = work_folder(out_dir)
     with output_folder(out_dir) as tmp:
         result = check(inputs, options, tmp, progress, work_dir=work)

@@ -14,9 +14,10 @@ from __future__ import annotations
 import itertools
 import os
 import time
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from ..errors import InputError
 
@@ -68,8 +69,9 @@ class LocalProcesses:
         self._pool = self._new_pool()
 
     def _new_pool(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(self.workers, mp_context=self._context, initializer=_exit_with,
-                                   initargs=(os.getpid(),))
+        return ProcessPoolExecutor(
+            self.workers, mp_context=self._context, initializer=_exit_with, initargs=(os.getpid(),)
+        )
 
     def map_unordered(self, fn: Task, items: Iterable[Any], pool_fn: Task | None = None) -> Iterator[Any]:
         fn = pool_fn or fn
@@ -156,14 +158,17 @@ class DaskCluster:
             raise InputError(None, "--cluster needs the 'distributed' package", "pip install distributed") from None
         self._cluster = None
         if address.startswith("local:"):
-            n = _count(address[len("local:"):])
+            n = _count(address[len("local:") :])
             self._cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
             address = self._cluster.scheduler_address
         try:
             self.client = Client(address, timeout=30)
         except OSError as exc:
-            raise InputError(None, f"cannot reach the Dask scheduler at {address} ({exc})",
-                             "start it (dask scheduler) or give --cluster local:N") from None
+            raise InputError(
+                None,
+                f"cannot reach the Dask scheduler at {address} ({exc})",
+                "start it (dask scheduler) or give --cluster local:N",
+            ) from None
         self.workers = max(1, len(self.client.scheduler_info().get("workers", {})))
         self.name = "DaskCluster"
         self.inline_cpu_s = 0.0
@@ -174,10 +179,8 @@ class DaskCluster:
 
         source = iter(items)
         batch = as_completed(loop=self.client.loop)  # this client's loop, whatever other clients the process has
-        in_flight = 0
-        for item in source:
+        for in_flight, item in enumerate(source, start=1):
             batch.add(self.client.submit(fn, item, pure=False, retries=2))
-            in_flight += 1
             if in_flight >= 2 * self.workers:
                 break
         for future in batch:
@@ -195,19 +198,24 @@ class DaskCluster:
 
 def _count(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
-        raise InputError(None, f"--cluster local:{text}: the number of workers must be a positive whole number",
-                         "write e.g. --cluster local:4")
+        raise InputError(
+            None,
+            f"--cluster local:{text}: the number of workers must be a positive whole number",
+            "write e.g. --cluster local:4",
+        )
     return int(text)
 
 
-def executor(workers: int | None, cluster: str | None,
-             inline_chunks: int = 0) -> Inline | LocalProcesses | DaskCluster:
+def executor(workers: int | None, cluster: str | None, inline_chunks: int = 0) -> Inline | LocalProcesses | DaskCluster:
     """Where to check: ``cluster`` (Dask) if given, else ``workers`` local processes (1: this process; None: the
     first ``inline_chunks`` chunks in this process and the rest, if any, on every core)."""
     if cluster:
         if not (cluster.startswith("local:") or "://" in cluster):
-            raise InputError(None, f"--cluster {cluster!r} is neither local:N nor a scheduler address",
-                             "write --cluster local:4 or --cluster tcp://host:8786")
+            raise InputError(
+                None,
+                f"--cluster {cluster!r} is neither local:N nor a scheduler address",
+                "write --cluster local:4 or --cluster tcp://host:8786",
+            )
         return DaskCluster(cluster)
     if workers is None:
         n = local_cores()

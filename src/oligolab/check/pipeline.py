@@ -9,10 +9,11 @@ import tempfile
 import time
 import warnings
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import InputError
 from ..lineages import Lineages, group_lineages
@@ -82,8 +83,13 @@ def _summary(result: ChunkResult) -> dict[str, Any]:
     return {k: v for k, v in result.__dict__.items() if not k.endswith(("parquet", "tsv"))}
 
 
-def check(inputs: CheckInputs, options: CheckOptions, rows_dir: str | Path, progress: Progress | None = None,
-          work_dir: str | Path | None = None) -> CheckResult:
+def check(
+    inputs: CheckInputs,
+    options: CheckOptions,
+    rows_dir: str | Path,
+    progress: Progress | None = None,
+    work_dir: str | Path | None = None,
+) -> CheckResult:
     """Check assays against genomes (and off-target collections); returns the counts, tables and calls.
 
     The per-genome tables go into ``rows_dir`` (``oligo_calls/`` and ``assay_calls/`` Parquet datasets, and TSV
@@ -92,34 +98,44 @@ def check(inputs: CheckInputs, options: CheckOptions, rows_dir: str | Path, prog
     of an interrupted run with the same inputs and options checks only the chunks still missing.
     """
     t0 = time.perf_counter()
-    setup = CheckSetup(tuple(map(str, inputs.assays)), str(inputs.reference) if inputs.reference else None,
-                       str(inputs.annotation) if inputs.annotation else None, options)
+    setup = CheckSetup(
+        tuple(map(str, inputs.assays)),
+        str(inputs.reference) if inputs.reference else None,
+        str(inputs.annotation) if inputs.annotation else None,
+        options,
+    )
     metadata = read_metadata(inputs.metadata) if inputs.metadata else None
     checker = checker_for(setup)  # validates assays and reference before any genome is read
     temporary = work_dir is None
-    store = ChunkStore(Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix=".chunks-", dir=rows_dir)),
-                       run_key(inputs, options))
+    store = ChunkStore(
+        Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix=".chunks-", dir=rows_dir)),
+        run_key(inputs, options),
+    )
     try:
         merger = _Merger(Aggregates(len(checker.oligos), len(checker.assays.assays)), progress)
         labels = Labels(metadata, options.lineage_from_id)
         with warnings.catch_warnings(record=True) as reading:  # e.g. a .gz name on a plain file: said in the result
             warnings.simplefilter("always", UserWarning)
-            run = _check_chunks(setup, read_ahead(read_chunks(inputs.genomes, options.batch_nt, labels)), store,
-                               merger)
+            run = _check_chunks(setup, read_ahead(read_chunks(inputs.genomes, options.batch_nt, labels)), store, merger)
         if merger.genomes == 0:
             raise InputError(inputs.genomes[0] if inputs.genomes else None, "no genomes read", "give FASTA genomes")
         store.move_rows(Path(rows_dir), tsv_header(OLIGO_COLUMNS), tsv_header(ASSAY_COLUMNS))
         result = _finish(inputs, options, checker, metadata, merger, labels.seen)
         result.warnings = list(dict.fromkeys([str(w.message) for w in reading] + result.warnings))
         if inputs.previous:
-            result.tables["changes"], result.watch = compare(Path(rows_dir), Path(inputs.previous),
-                                                             result.tables["escape_mutations"])
+            result.tables["changes"], result.watch = compare(
+                Path(rows_dir), Path(inputs.previous), result.tables["escape_mutations"]
+            )
     finally:
         store.remove() if temporary else store.close()
     inline_cpu_s = run.pop("inline_cpu_s")  # counted in this process's own CPU time, not a worker's
-    result.run = {**run, "resumed_chunks": store.resumed, "distinct_genomes": merger.distinct,
-                  "worker_cpu_s": round(max(0.0, merger.stats.get("cpu_seconds", 0.0) - inline_cpu_s), 2),
-                  "worker_peak_rss_mib": round(merger.peak_rss_mib, 1)}
+    result.run = {
+        **run,
+        "resumed_chunks": store.resumed,
+        "distinct_genomes": merger.distinct,
+        "worker_cpu_s": round(max(0.0, merger.stats.get("cpu_seconds", 0.0) - inline_cpu_s), 2),
+        "worker_peak_rss_mib": round(merger.peak_rss_mib, 1),
+    }
     result.seconds = time.perf_counter() - t0
     return result
 
@@ -130,8 +146,9 @@ def _check_chunks(setup: CheckSetup, chunks: Any, store: ChunkStore, merger: _Me
     where = executor(options.workers, options.cluster, -(-INLINE_NT // options.batch_nt))
     pool_setup = setup  # a worker process or Dask worker among several: one engine thread each
     if options.threads is None and (where.workers > 1 or isinstance(where, InlineThenProcesses)):
-        pool_setup = CheckSetup(setup.assays, setup.reference, setup.annotation,
-                                CheckOptions(**{**options.__dict__, "threads": 1}))
+        pool_setup = CheckSetup(
+            setup.assays, setup.reference, setup.annotation, CheckOptions(**{**options.__dict__, "threads": 1})
+        )
     n_chunks = 0
 
     def todo() -> Any:
@@ -152,8 +169,14 @@ def _check_chunks(setup: CheckSetup, chunks: Any, store: ChunkStore, merger: _Me
     return {"workers": where.workers, "where": where.name, "chunks": n_chunks, "inline_cpu_s": where.inline_cpu_s}
 
 
-def _finish(inputs: CheckInputs, options: CheckOptions, checker: Checker, metadata: Metadata | None,
-            merger: _Merger, ids: set[str]) -> CheckResult:
+def _finish(
+    inputs: CheckInputs,
+    options: CheckOptions,
+    checker: Checker,
+    metadata: Metadata | None,
+    merger: _Merger,
+    ids: set[str],
+) -> CheckResult:
     """The result from the merged counts, with exclusivity and the summary tables (``ids``: every genome read)."""
     caught: list[str] = []
     if metadata is not None:
@@ -165,8 +188,19 @@ def _finish(inputs: CheckInputs, options: CheckOptions, checker: Checker, metada
     lineages = Lineages(inputs.alias_key)
     agg = merger.aggregates
     groups = group_lineages(agg.lineages(), lineages, options.max_groups)
-    result = CheckResult(checker, merger.genomes, merger.nucleotides, agg, groups, ex_sites, ex_assays, 0.0, inputs,
-                         engine_stats=dict(merger.stats), warnings=caught)
+    result = CheckResult(
+        checker,
+        merger.genomes,
+        merger.nucleotides,
+        agg,
+        groups,
+        ex_sites,
+        ex_assays,
+        0.0,
+        inputs,
+        engine_stats=dict(merger.stats),
+        warnings=caught,
+    )
     result.tables = summary_tables(result, lineages)
     return result
 

@@ -26,8 +26,11 @@ def _assay_calls(folder: Path, watched_only: bool) -> Any:
     if not path.exists():
         path = folder / "assay_calls.parquet"
     if not path.exists():
-        raise InputError(folder, "no assay_calls dataset: not an `oligolab check` output folder",
-                         "give --previous the --out folder of an earlier check")
+        raise InputError(
+            folder,
+            "no assay_calls dataset: not an `oligolab check` output folder",
+            "give --previous the --out folder of an earlier check",
+        )
     dataset = ds.dataset(path, format="parquet")
     columns = ["genome", "lineage", "date", "assay", "call"]
     flt = ds.field("call").cast("string").isin(list(_WATCHED)) if watched_only else None
@@ -41,8 +44,9 @@ def _genomes(folder: Path, first_assay: str) -> set[str]:
     path = folder / "assay_calls"
     if not path.exists():
         path = folder / "assay_calls.parquet"
-    table = ds.dataset(path, format="parquet").to_table(columns=["genome"],
-                                                        filter=ds.field("assay").cast("string") == first_assay)
+    table = ds.dataset(path, format="parquet").to_table(
+        columns=["genome"], filter=ds.field("assay").cast("string") == first_assay
+    )
     return set(table.column("genome").cast("string").to_pylist())
 
 
@@ -63,31 +67,67 @@ def compare(current: Path, previous: Path, escapes: Any) -> tuple[Any, dict[str,
     rows += _new_lineages(now, before)
     rows += _new_mutations(escapes, previous)
     changes = pd.DataFrame(rows, columns=_CHANGE_COLUMNS)
-    order = {c: i for i, c in enumerate(["new escape mutation", "lineage newly not detected",
-                                         "lineage newly at risk", "new genome not detected", "new genome at risk",
-                                         "call worse"])}
+    order = {
+        c: i
+        for i, c in enumerate(
+            [
+                "new escape mutation",
+                "lineage newly not detected",
+                "lineage newly at risk",
+                "new genome not detected",
+                "new genome at risk",
+                "call worse",
+            ]
+        )
+    }
     if len(changes):
-        changes = changes.assign(_o=changes["change"].map(order)).sort_values(
-            ["assay", "_o", "date", "lineage", "genome", "detail"], kind="stable").drop(columns="_o")
+        changes = (
+            changes.assign(_o=changes["change"].map(order))
+            .sort_values(["assay", "_o", "date", "lineage", "genome", "detail"], kind="stable")
+            .drop(columns="_o")
+        )
     return changes.reset_index(drop=True), _watch(changes, now, before, len(known))
 
 
 def _new_genomes(now: Any, known: set[str]) -> list[dict[str, Any]]:
     new = now[~now.genome.isin(known)]
-    return [{"assay": r.assay, "change": f"new genome {r.call}", "lineage": r.lineage, "genome": r.genome,
-             "date": r.date, "call": r.call, "previous_call": "", "genomes": 1, "detail": ""}
-            for r in new.itertuples()]
+    return [
+        {
+            "assay": r.assay,
+            "change": f"new genome {r.call}",
+            "lineage": r.lineage,
+            "genome": r.genome,
+            "date": r.date,
+            "call": r.call,
+            "previous_call": "",
+            "genomes": 1,
+            "detail": "",
+        }
+        for r in new.itertuples()
+    ]
 
 
 def _worse_calls(now: Any, before: Any, known: set[str]) -> list[dict[str, Any]]:
     """Genomes of both runs whose call for an assay got worse (e.g. after a rule change or a corrected genome)."""
-    both = now[now.genome.isin(known)].merge(before[["genome", "assay", "call"]], on=["genome", "assay"],
-                                              how="left", suffixes=("", "_before"))
+    both = now[now.genome.isin(known)].merge(
+        before[["genome", "assay", "call"]], on=["genome", "assay"], how="left", suffixes=("", "_before")
+    )
     rank = {"detected": 0, "at risk": 1, "no data": 2, "not detected": 3}
     worse = both[both.call.map(rank) > both.call_before.fillna("detected").map(rank)]
-    return [{"assay": r.assay, "change": "call worse", "lineage": r.lineage, "genome": r.genome, "date": r.date,
-             "call": r.call, "previous_call": r.call_before if isinstance(r.call_before, str) else "detected",
-             "genomes": 1, "detail": ""} for r in worse.itertuples()]
+    return [
+        {
+            "assay": r.assay,
+            "change": "call worse",
+            "lineage": r.lineage,
+            "genome": r.genome,
+            "date": r.date,
+            "call": r.call,
+            "previous_call": r.call_before if isinstance(r.call_before, str) else "detected",
+            "genomes": 1,
+            "detail": "",
+        }
+        for r in worse.itertuples()
+    ]
 
 
 def _new_lineages(now: Any, before: Any) -> list[dict[str, Any]]:
@@ -100,9 +140,19 @@ def _new_lineages(now: Any, before: Any) -> list[dict[str, Any]]:
             if (assay, lineage) in had:
                 continue
             dates = sorted(x for x in d.date if x)
-            rows.append({"assay": assay, "change": f"lineage newly {call}", "lineage": lineage, "genome": "",
-                         "date": dates[0] if dates else "", "call": call, "previous_call": "", "genomes": len(d),
-                         "detail": f"first collected {dates[0]}, last {dates[-1]}" if dates else ""})
+            rows.append(
+                {
+                    "assay": assay,
+                    "change": f"lineage newly {call}",
+                    "lineage": lineage,
+                    "genome": "",
+                    "date": dates[0] if dates else "",
+                    "call": call,
+                    "previous_call": "",
+                    "genomes": len(d),
+                    "detail": f"first collected {dates[0]}, last {dates[-1]}" if dates else "",
+                }
+            )
     return rows
 
 
@@ -119,9 +169,19 @@ def _new_mutations(escapes: Any, previous: Path) -> list[dict[str, Any]]:
             continue
         where = f"{r.oligo} {r.from_3p} nt from 3'" + (f", {r.amino_acid}" if r.amino_acid else "")
         dates = f"; first collected {r.first_seen}, last {r.last_seen}" if r.first_seen else ""
-        rows.append({"assay": r.assay, "change": "new escape mutation", "lineage": r.lineage_groups, "genome": "",
-                     "date": r.first_seen, "call": f"{r.fails} fail, {r.degraded} degraded", "previous_call": "",
-                     "genomes": r.genomes, "detail": f"{r.mutation} ({where}){dates}"})
+        rows.append(
+            {
+                "assay": r.assay,
+                "change": "new escape mutation",
+                "lineage": r.lineage_groups,
+                "genome": "",
+                "date": r.first_seen,
+                "call": f"{r.fails} fail, {r.degraded} degraded",
+                "previous_call": "",
+                "genomes": r.genomes,
+                "detail": f"{r.mutation} ({where}){dates}",
+            }
+        )
     return rows
 
 
@@ -131,12 +191,20 @@ def _watch(changes: Any, now: Any, before: Any, previous_genomes: int) -> dict[s
     assays = sorted(set(now.assay) | set(before.assay) | set(changes.assay))
     for assay in assays:
         c = changes[changes.assay == assay]
-        entry = {"not_detected": int((now[now.assay == assay].call == "not detected").sum()),
-                 "at_risk": int((now[now.assay == assay].call == "at risk").sum()),
-                 "previous_not_detected": int((before[before.assay == assay].call == "not detected").sum()),
-                 "previous_at_risk": int((before[before.assay == assay].call == "at risk").sum())}
-        for change in ("new genome not detected", "new genome at risk", "lineage newly not detected",
-                       "lineage newly at risk", "new escape mutation", "call worse"):
+        entry = {
+            "not_detected": int((now[now.assay == assay].call == "not detected").sum()),
+            "at_risk": int((now[now.assay == assay].call == "at risk").sum()),
+            "previous_not_detected": int((before[before.assay == assay].call == "not detected").sum()),
+            "previous_at_risk": int((before[before.assay == assay].call == "at risk").sum()),
+        }
+        for change in (
+            "new genome not detected",
+            "new genome at risk",
+            "lineage newly not detected",
+            "lineage newly at risk",
+            "new escape mutation",
+            "call worse",
+        ):
             entry[change.replace(" ", "_")] = int((c.change == change).sum())
         entry["new_lineages"] = sorted(set(c[c.change.str.startswith("lineage newly")].lineage))[:10]
         entry["new_mutations"] = list(c[c.change == "new escape mutation"].detail.head(5))

@@ -14,8 +14,15 @@ import plotly.graph_objects as go
 from ..reports import figure_div, html_escape, html_page, table_html
 
 #: status colours: lost (red) through all detected (green) to at risk (amber)
-_STATUS_SCALE = [[0.0, "#8c1a13"], [0.4, "#f1a7a1"], [0.499, "#f1a7a1"], [0.5, "#2da44e"], [0.501, "#f5dc8e"],
-                 [0.6, "#f5dc8e"], [1.0, "#9a6700"]]
+_STATUS_SCALE = [
+    [0.0, "#8c1a13"],
+    [0.4, "#f1a7a1"],
+    [0.499, "#f1a7a1"],
+    [0.5, "#2da44e"],
+    [0.501, "#f5dc8e"],
+    [0.6, "#f5dc8e"],
+    [1.0, "#9a6700"],
+]
 _VERDICT_CLASS = {"ok": "ok", "watch": "warn", "failing": "bad"}
 
 
@@ -31,17 +38,31 @@ def _status_heatmap(frame: Any, column: str, keep: list[str], good: str, risk: s
     n = sub["genomes"].clip(lower=1)
     lost_share, risk_share = sub[lost] / n, sub[risk] / n
     score = np.where(sub[lost] > 0, -(0.2 + 0.8 * lost_share), np.where(sub[risk] > 0, 0.2 + 0.8 * risk_share, 0.0))
-    sub = sub.assign(score=score, text=[f"{g:,} genomes: {d:,} {good}, {r:,} {risk.replace('_', ' ')}, "
-                                        f"{x:,} {lost.replace('_', ' ')}"
-                                        for g, d, r, x in zip(sub["genomes"], sub[good], sub[risk], sub[lost])])
+    sub = sub.assign(
+        score=score,
+        text=[
+            f"{g:,} genomes: {d:,} {good}, {r:,} {risk.replace('_', ' ')}, {x:,} {lost.replace('_', ' ')}"
+            for g, d, r, x in zip(sub["genomes"], sub[good], sub[risk], sub[lost])
+        ],
+    )
     piv = sub.pivot(index="lineage_group", columns=column, values="score")[keep]
     text = sub.pivot(index="lineage_group", columns=column, values="text")[keep]
-    fig = go.Figure(go.Heatmap(z=piv.values, x=list(piv.columns), y=list(piv.index), zmin=-1, zmax=1,
-                               customdata=text.values, colorscale=_STATUS_SCALE,
-                               colorbar=dict(tickvals=[-1, -0.2, 0, 0.2, 1],
-                                             ticktext=["all lost", "some lost", f"all {good}", "some at risk",
-                                                       "all at risk"]),
-                               hovertemplate="%{y}<br>%{x}<br>%{customdata}<extra></extra>"))
+    fig = go.Figure(
+        go.Heatmap(
+            z=piv.values,
+            x=list(piv.columns),
+            y=list(piv.index),
+            zmin=-1,
+            zmax=1,
+            customdata=text.values,
+            colorscale=_STATUS_SCALE,
+            colorbar=dict(
+                tickvals=[-1, -0.2, 0, 0.2, 1],
+                ticktext=["all lost", "some lost", f"all {good}", "some at risk", "all at risk"],
+            ),
+            hovertemplate="%{y}<br>%{x}<br>%{customdata}<extra></extra>",
+        )
+    )
     fig.update_layout(margin=dict(l=10, r=10, t=10, b=10), xaxis=dict(tickangle=-45))
     return figure_div(fig, height=max(420, 18 * len(piv.index) + margin))
 
@@ -86,55 +107,85 @@ def _assays(tables: dict) -> str:
     """Assays at a glance, one table per panel (input file), the most-missing first."""
     assay_summary = tables["assay_summary"]
     view = assay_summary.sort_values(["not_detected_fraction", "at_risk", "assay"], ascending=[False, False, True])
-    view = view.assign(verdict=[_verdict(r) for r in view.itertuples()],
-                       detected=view["detected_fraction"].map(_pct),
-                       not_detected_pct=view["not_detected_fraction"].map(_pct))
+    view = view.assign(
+        verdict=[_verdict(r) for r in view.itertuples()],
+        detected=view["detected_fraction"].map(_pct),
+        not_detected_pct=view["not_detected_fraction"].map(_pct),
+    )
     cols = ["verdict", "assay", "kind", "genomes", "detected", "at_risk", "no_data", "not_detected", "not_detected_pct"]
-    inner = ('<p class="explain">Sorted by the share of genomes an assay would miss. Counts are genomes. '
-             "<b>failing</b>: misses 1 % or more; <b>watch</b>: misses some, or 10 % or more are at risk; "
-             "<b>ok</b>: otherwise.</p>")
+    inner = (
+        '<p class="explain">Sorted by the share of genomes an assay would miss. Counts are genomes. '
+        "<b>failing</b>: misses 1 % or more; <b>watch</b>: misses some, or 10 % or more are at risk; "
+        "<b>ok</b>: otherwise.</p>"
+    )
     for panel in dict.fromkeys(view["panel"]):
-        sub = view[view["panel"] == panel][cols].rename(columns={"detected": "detected %",
-                                                                "not_detected_pct": "missed %"})
-        inner += f"<h3>{html_escape(panel)} ({len(sub)} assays)</h3>" + _scroll(table_html(
-            sub, max_rows=40, classes={"verdict": lambda v: _VERDICT_CLASS[v]}))
+        sub = view[view["panel"] == panel][cols].rename(
+            columns={"detected": "detected %", "not_detected_pct": "missed %"}
+        )
+        inner += f"<h3>{html_escape(panel)} ({len(sub)} assays)</h3>" + _scroll(
+            table_html(sub, max_rows=40, classes={"verdict": lambda v: _VERDICT_CLASS[v]})
+        )
     return inner
 
 
 def _heatmaps(tables: dict) -> list[tuple[str, str]]:
-    assay_summary, groups, oligo_groups = tables["assay_summary"], tables["group_summary"], tables["oligo_lineage_groups"]
+    assay_summary, groups, oligo_groups = (
+        tables["assay_summary"],
+        tables["group_summary"],
+        tables["oligo_lineage_groups"],
+    )
     out = []
     bad_assays = list(assay_summary.loc[assay_summary["detected_fraction"] < 0.99999, "assay"])
     if bad_assays:
-        out.append(("Where assays lose genomes (lineage group x assay)",
-                    '<p class="explain">Per lineage group, for the assays that do not detect every genome: red where '
-                    "genomes are not detected (darker = a larger share), amber where genomes are at risk but none is "
-                    "lost, green where all are detected.</p>" +
-                    _status_heatmap(groups, "assay", bad_assays[:80], "detected", "at_risk", "not_detected", 160)))
+        out.append(
+            (
+                "Where assays lose genomes (lineage group x assay)",
+                '<p class="explain">Per lineage group, for the assays that do not detect every genome: red where '
+                "genomes are not detected (darker = a larger share), amber where genomes are at risk but none is "
+                "lost, green where all are detected.</p>"
+                + _status_heatmap(groups, "assay", bad_assays[:80], "detected", "at_risk", "not_detected", 160),
+            )
+        )
     weak = oligo_groups.groupby("oligo")["binds_fraction"].min()
     weak_oligos = [o for o in dict.fromkeys(oligo_groups["oligo"]) if weak[o] < 0.99999][:100]
     if weak_oligos:
-        out.append(("Which oligo loses binding (lineage group x oligo)",
-                    '<p class="explain">Red where the oligo fails in some genomes, amber where it is degraded but '
-                    "never fails, green where it binds in all; only oligos that weaken somewhere are shown.</p>" +
-                    _status_heatmap(oligo_groups, "oligo", weak_oligos, "binds", "degraded", "fails", 200)))
+        out.append(
+            (
+                "Which oligo loses binding (lineage group x oligo)",
+                '<p class="explain">Red where the oligo fails in some genomes, amber where it is degraded but '
+                "never fails, green where it binds in all; only oligos that weaken somewhere are shown.</p>"
+                + _status_heatmap(oligo_groups, "oligo", weak_oligos, "binds", "degraded", "fails", 200),
+            )
+        )
     return out
 
 
 def _over_time(tables: dict) -> str:
     monthly, assay_summary = tables["monthly_summary"], tables["assay_summary"]
     if not len(monthly):
-        return ('<p class="explain">The genomes carry no collection dates (give --metadata with a date column to see '
-                "this chart).</p>")
+        return (
+            '<p class="explain">The genomes carry no collection dates (give --metadata with a date column to see '
+            "this chart).</p>"
+        )
     fig = go.Figure()
     bad = list(assay_summary.loc[assay_summary["detected_fraction"] < 0.99999, "assay"])
     for name in (bad or list(assay_summary["assay"][:10]))[:15]:
         sub = monthly[monthly["assay"] == name]
-        fig.add_trace(go.Scatter(x=sub["month"], y=sub["detected_fraction"], mode="lines+markers", name=name,
-                                 customdata=sub["genomes"],
-                                 hovertemplate="%{x}: %{y:.1%} of %{customdata} genomes<extra>" + name + "</extra>"))
-    fig.update_layout(yaxis=dict(title="detected", tickformat=".0%", range=[0, 1.02]),
-                      xaxis=dict(title="collection month"), margin=dict(l=10, r=10, t=10, b=10))
+        fig.add_trace(
+            go.Scatter(
+                x=sub["month"],
+                y=sub["detected_fraction"],
+                mode="lines+markers",
+                name=name,
+                customdata=sub["genomes"],
+                hovertemplate="%{x}: %{y:.1%} of %{customdata} genomes<extra>" + name + "</extra>",
+            )
+        )
+    fig.update_layout(
+        yaxis=dict(title="detected", tickformat=".0%", range=[0, 1.02]),
+        xaxis=dict(title="collection month"),
+        margin=dict(l=10, r=10, t=10, b=10),
+    )
     return figure_div(fig, height=420)
 
 
@@ -142,24 +193,38 @@ def _design(tables: dict) -> str:
     design = tables["design_mismatches"]
     if not len(design):
         return "<p>Every oligo matches the reference exactly at its site.</p>"
-    return ('<p class="explain">These oligos differ from the reference genome itself, by design (often a degenerate '
-            "base chosen for related viruses). Such a mismatch is in nearly every genome, so it is reported here once "
-            "rather than as a mutation; <i>genomes by design</i> counts the genomes where it alone degrades or fails "
-            "the oligo.</p>" + _scroll(table_html(design, max_rows=60)))
+    return (
+        '<p class="explain">These oligos differ from the reference genome itself, by design (often a degenerate '
+        "base chosen for related viruses). Such a mismatch is in nearly every genome, so it is reported here once "
+        "rather than as a mutation; <i>genomes by design</i> counts the genomes where it alone degrades or fails "
+        "the oligo.</p>" + _scroll(table_html(design, max_rows=60))
+    )
 
 
 def _mutations(tables: dict) -> str:
     escapes = tables["escape_mutations"]
     if not len(escapes):
         return "<p>No oligo is weakened by a mutation.</p>"
-    cols = ["assay", "oligo", "mutation", "from_3p", "amino_acid", "genomes", "degraded", "fails", "lineage_groups",
-            "first_seen"]
+    cols = [
+        "assay",
+        "oligo",
+        "mutation",
+        "from_3p",
+        "amino_acid",
+        "genomes",
+        "degraded",
+        "fails",
+        "lineage_groups",
+        "first_seen",
+    ]
     view = escapes.head(60)[[c for c in cols if c in escapes.columns]]
-    return ('<p class="explain">Genome differences from the reference under an oligo that is degraded or fails (a '
-            "run of adjacent substitutions counts as one event), ranked by how many genomes they affect, with the "
-            "lineage groups that carry them ranked the same way. <i>from_3p</i> is the oligo position counted from "
-            "its 3' end (1 = the 3'-terminal base), the most harmful place for a primer mismatch. All columns: "
-            "<code>escape_mutations.tsv</code>.</p>" + _scroll(table_html(view, max_rows=60)))
+    return (
+        '<p class="explain">Genome differences from the reference under an oligo that is degraded or fails (a '
+        "run of adjacent substitutions counts as one event), ranked by how many genomes they affect, with the "
+        "lineage groups that carry them ranked the same way. <i>from_3p</i> is the oligo position counted from "
+        "its 3' end (1 = the 3'-terminal base), the most harmful place for a primer mismatch. All columns: "
+        "<code>escape_mutations.tsv</code>.</p>" + _scroll(table_html(view, max_rows=60))
+    )
 
 
 def _escapes(result: Any, tables: dict) -> str:
@@ -170,10 +235,17 @@ def _escapes(result: Any, tables: dict) -> str:
     for assay, d in missed.groupby("assay", sort=True):
         by_group = d.groupby("lineage_group")["not_detected"].sum().sort_values(ascending=False, kind="stable")
         lineages = d.sort_values(["not_detected", "lineage"], ascending=[False, True])
-        rows.append({"assay": assay, "genomes not detected": int(d["not_detected"].sum()), "lineages": len(d),
-                     "lineage groups (genomes)": ", ".join(f"{g} ({n})" for g, n in by_group.head(8).items()),
-                     "lineages (genomes)": ", ".join(f"{r.lineage} ({r.not_detected})"
-                                                     for r in lineages.head(12).itertuples())})
+        rows.append(
+            {
+                "assay": assay,
+                "genomes not detected": int(d["not_detected"].sum()),
+                "lineages": len(d),
+                "lineage groups (genomes)": ", ".join(f"{g} ({n})" for g, n in by_group.head(8).items()),
+                "lineages (genomes)": ", ".join(
+                    f"{r.lineage} ({r.not_detected})" for r in lineages.head(12).itertuples()
+                ),
+            }
+        )
     if not rows:
         return "<p>Every assay detects every genome it could be judged on.</p>"
     import pandas as pd
@@ -184,19 +256,27 @@ def _escapes(result: Any, tables: dict) -> str:
 
 def _exclusivity(result: Any, summary: dict) -> str:
     ex, exs = result.exclusivity_assays, result.exclusivity_sites
-    inner = '<p class="explain">Off-target collections: ' + html_escape(", ".join(summary["inputs"]["off_targets"])) + ". "
+    inner = (
+        '<p class="explain">Off-target collections: ' + html_escape(", ".join(summary["inputs"]["off_targets"])) + ". "
+    )
     if len(ex):
-        inner += ("Assays that could amplify (<i>amplicon</i>) or also give a signal (<i>detected</i>) on these "
-                  "records:</p>" + _scroll(table_html(ex, max_rows=100)))
+        inner += (
+            "Assays that could amplify (<i>amplicon</i>) or also give a signal (<i>detected</i>) on these "
+            "records:</p>" + _scroll(table_html(ex, max_rows=100))
+        )
     else:
         inner += "No assay could amplify or detect any of these records.</p>"
     if len(exs):
         strong = exs[exs["call"].isin(["binds", "degraded"])]
         cols = ["record", "assay", "oligo", "call", "strand", "start", "mismatches", "mismatch_from_3p", "tm_drop_C"]
-        inner += (f"<h3>Oligo sites in off-target records ({len(exs)} sites, {len(strong)} binding or degraded)</h3>"
-                  + _scroll(table_html(strong[cols], max_rows=60)))
-    return inner + ('<p class="muted">What is not checked: only the collections listed above; no human genome or '
-                    "transcriptome and no animal sarbecoviruses are shipped with oligolab.</p>")
+        inner += (
+            f"<h3>Oligo sites in off-target records ({len(exs)} sites, {len(strong)} binding or degraded)</h3>"
+            + _scroll(table_html(strong[cols], max_rows=60))
+        )
+    return inner + (
+        '<p class="muted">What is not checked: only the collections listed above; no human genome or '
+        "transcriptome and no animal sarbecoviruses are shipped with oligolab.</p>"
+    )
 
 
 def _methods(result: Any, summary: dict) -> str:
@@ -214,8 +294,12 @@ def _methods(result: Any, summary: dict) -> str:
         f"{html_escape(summary['parameters']['conditions'])}.</li>"
         f"<li>Inputs: {html_escape(', '.join(summary['inputs']['genomes']))}; assays "
         f"{html_escape(', '.join(summary['inputs']['assays']))}.</li>"
-        + (f"<li>Oligos without a site on the reference (called on their best site anywhere): "
-           f"{html_escape(', '.join(ref_missing))}</li>" if ref_missing else "")
+        + (
+            f"<li>Oligos without a site on the reference (called on their best site anywhere): "
+            f"{html_escape(', '.join(ref_missing))}</li>"
+            if ref_missing
+            else ""
+        )
         + "</ul><p class='explain'>Files beside this report: <code>oligo_calls/</code> and <code>assay_calls/</code> "
         "(Parquet datasets: every genome x oligo and genome x assay, readable by DuckDB, Polars or pandas), "
         "<code>oligo_calls.tsv</code> and <code>assay_calls.tsv</code> (the rows that are not binds / detected), "
@@ -230,36 +314,56 @@ def changes_section(result: Any) -> str:
     changes = result.tables["changes"]
     watch = result.watch
     if not len(changes):
-        return (f'<p>Nothing new since the previous check ({watch["previous_genomes"]:,} genomes): no new genome, '
-                "lineage or mutation escapes or degrades any assay.</p>")
+        return (
+            f"<p>Nothing new since the previous check ({watch['previous_genomes']:,} genomes): no new genome, "
+            "lineage or mutation escapes or degrades any assay.</p>"
+        )
     import pandas as pd
 
-    rows = [{"assay": a, "not detected (before)": f'{w["not_detected"]:,} ({w["previous_not_detected"]:,})',
-             "at risk (before)": f'{w["at_risk"]:,} ({w["previous_at_risk"]:,})',
-             "new genomes not detected": w["new_genome_not_detected"], "new genomes at risk": w["new_genome_at_risk"],
-             "lineages newly escaping": ", ".join(w["new_lineages"]), "new escape mutations": w["new_escape_mutation"]}
-            for a, w in watch["assays"].items() if any(v for k, v in w.items() if k.startswith("new"))]
+    rows = [
+        {
+            "assay": a,
+            "not detected (before)": f"{w['not_detected']:,} ({w['previous_not_detected']:,})",
+            "at risk (before)": f"{w['at_risk']:,} ({w['previous_at_risk']:,})",
+            "new genomes not detected": w["new_genome_not_detected"],
+            "new genomes at risk": w["new_genome_at_risk"],
+            "lineages newly escaping": ", ".join(w["new_lineages"]),
+            "new escape mutations": w["new_escape_mutation"],
+        }
+        for a, w in watch["assays"].items()
+        if any(v for k, v in w.items() if k.startswith("new"))
+    ]
     summary = pd.DataFrame(rows)
     cols = ["assay", "change", "lineage", "genome", "date", "call", "genomes", "detail"]
-    return (f'<p class="explain">Compared with the previous check ({watch["previous_genomes"]:,} genomes). '
-            "Assays with something new, then every change (all in <code>changes.tsv</code>; per assay in "
-            "<code>assay_watch.json</code>).</p>" + _scroll(table_html(summary, max_rows=60)) +
-            _scroll(table_html(changes[cols], max_rows=100)))
+    return (
+        f'<p class="explain">Compared with the previous check ({watch["previous_genomes"]:,} genomes). '
+        "Assays with something new, then every change (all in <code>changes.tsv</code>; per assay in "
+        "<code>assay_watch.json</code>).</p>"
+        + _scroll(table_html(summary, max_rows=60))
+        + _scroll(table_html(changes[cols], max_rows=100))
+    )
 
 
 def render(result: Any, tables: dict, summary: dict, extra: list[tuple[str, str]] | None = None) -> str:
     """The report page; ``extra`` sections (such as the changes since a previous run) follow the summary."""
     from .. import __version__
 
-    sections = [("Summary", _summary(result, tables, summary)), *(extra or []),
-                ("Assays at a glance", _assays(tables)), *_heatmaps(tables),
-                ("Detected fraction over time", _over_time(tables)),
-                ("Design mismatches: where an oligo differs from the reference itself", _design(tables)),
-                ("Mutations behind weakened oligos", _mutations(tables)),
-                ("Variants that escape detection", _escapes(result, tables))]
+    sections = [
+        ("Summary", _summary(result, tables, summary)),
+        *(extra or []),
+        ("Assays at a glance", _assays(tables)),
+        *_heatmaps(tables),
+        ("Detected fraction over time", _over_time(tables)),
+        ("Design mismatches: where an oligo differs from the reference itself", _design(tables)),
+        ("Mutations behind weakened oligos", _mutations(tables)),
+        ("Variants that escape detection", _escapes(result, tables)),
+    ]
     if result.inputs.off_targets:
         sections.append(("Exclusivity: what else would the assays detect?", _exclusivity(result, summary)))
     sections.append(("How this was computed", _methods(result, summary)))
-    return html_page("oligolab check: assay inclusivity and exclusivity",
-                     f"{summary['counts']['genomes']:,} genomes x {len(tables['assay_summary'])} assays", sections,
-                     footer=f"oligolab {__version__}")
+    return html_page(
+        "oligolab check: assay inclusivity and exclusivity",
+        f"{summary['counts']['genomes']:,} genomes x {len(tables['assay_summary'])} assays",
+        sections,
+        footer=f"oligolab {__version__}",
+    )

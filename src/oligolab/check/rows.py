@@ -12,7 +12,6 @@ from ..knowledge import ASSAY_CALLS, CALLS
 from .checker import CAUSES, BatchResult, Checker, SiteInstances
 
 
-
 def dict_column(indices: np.ndarray, values: list[str]) -> Any:
     """A dictionary-encoded string column of ``values[indices]``: repeated texts are stored once; the dictionary
     holds only the texts used, sorted and unique (as readers such as pandas require), so the column's bytes
@@ -32,11 +31,39 @@ def dict_column(indices: np.ndarray, values: list[str]) -> Any:
 _TEXT = ("strand", "mismatch_from_3p", "design_mismatch_from_3p", "gap_from_3p", "motif", "target", "mutations")
 _INTS = ("mismatches", "unknown", "gaps", "seed_mismatches", "span")
 _FLOATS = ("tm_C", "dg_kcal", "tm_drop_C")
-_ORDER = ("strand", "mismatches", "unknown", "gaps", "mismatch_from_3p", "design_mismatch_from_3p", "gap_from_3p",
-          "seed_mismatches", "motif", "target", "tm_C", "dg_kcal", "tm_drop_C", "mutations", "span")
+_ORDER = (
+    "strand",
+    "mismatches",
+    "unknown",
+    "gaps",
+    "mismatch_from_3p",
+    "design_mismatch_from_3p",
+    "gap_from_3p",
+    "seed_mismatches",
+    "motif",
+    "target",
+    "tm_C",
+    "dg_kcal",
+    "tm_drop_C",
+    "mutations",
+    "span",
+)
 #: columns of the genome x oligo and genome x assay tables
-OLIGO_COLUMNS = ("genome", "lineage", "date", "assay", "oligo", "role", "call", "reason", "cause", "start", "end",
-                 *(c for c in _ORDER if c != "span"), "n_sites")
+OLIGO_COLUMNS = (
+    "genome",
+    "lineage",
+    "date",
+    "assay",
+    "oligo",
+    "role",
+    "call",
+    "reason",
+    "cause",
+    "start",
+    "end",
+    *(c for c in _ORDER if c != "span"),
+    "n_sites",
+)
 ASSAY_COLUMNS = ("genome", "lineage", "date", "assay", "call", "reason", "amplicon_start", "amplicon_end")
 
 
@@ -57,8 +84,9 @@ def site_columns(checker: Checker, inst_of: np.ndarray, instances: SiteInstances
         text["motif"].append(f.motif_bases)
         text["target"].append(f.target)
         text["mutations"].append(" ".join(m[0] for m in checker.mutations(sid)))
-        for name, value in zip(_INTS, (f.mismatches, f.unknown, f.gaps,
-                                       f.seed_mm if so.enzyme is not None else -1, f.span)):
+        for name, value in zip(
+            _INTS, (f.mismatches, f.unknown, f.gaps, f.seed_mm if so.enzyme is not None else -1, f.span)
+        ):
             ints[name].append(value)
     index = np.where(inst_of >= 0, inst_of, n)  # row n: no site
     out: dict[str, Any] = {}
@@ -71,8 +99,9 @@ def site_columns(checker: Checker, inst_of: np.ndarray, instances: SiteInstances
     return {name: out[name] for name in _ORDER}
 
 
-def chunk_tables(checker: Checker, ids: list[str], lineages: list[str], dates: list[str], res: BatchResult,
-                 causes: np.ndarray) -> tuple[Any, Any]:
+def chunk_tables(
+    checker: Checker, ids: list[str], lineages: list[str], dates: list[str], res: BatchResult, causes: np.ndarray
+) -> tuple[Any, Any]:
     """(genome x oligo table, genome x assay table) of one checked chunk (``causes``: :meth:`Checker.causes`)."""
     import pyarrow as pa
 
@@ -90,31 +119,37 @@ def chunk_tables(checker: Checker, ids: list[str], lineages: list[str], dates: l
     date_values, date_idx = np.unique(np.asarray(dates, dtype=object).astype(str), return_inverse=True)
     assay_names = [a.name for a in checker.assays.assays]
     oligo_assay = np.array([assay_names.index(o.oligo.assay) for o in checker.oligos])
-    oligo_table = pa.table({
-        "genome": dict_column(np.repeat(np.arange(n_gen), n_ol), ids),
-        "lineage": dict_column(np.repeat(lin_idx.ravel(), n_ol), lin_values.tolist()),
-        "date": dict_column(np.repeat(date_idx.ravel(), n_ol), date_values.tolist()),
-        "assay": dict_column(np.tile(oligo_assay, n_gen), assay_names),
-        "oligo": dict_column(np.tile(np.arange(n_ol), n_gen), [o.name for o in checker.oligos]),
-        "role": dict_column(np.tile(np.arange(n_ol), n_gen), [o.role for o in checker.oligos]),
-        "call": dict_column(res.oligo_call.ravel(), list(CALLS)),
-        "reason": dict_column(res.oligo_reason.ravel(), checker.reasons),
-        "cause": dict_column(causes.ravel(), list(CAUSES)),
-        "start": np.where(pos >= 0, pos + 1, -1), "end": np.where(pos >= 0, pos + span, -1),
-        **sc, "n_sites": res.oligo_nsites.ravel(),
-    })
+    oligo_table = pa.table(
+        {
+            "genome": dict_column(np.repeat(np.arange(n_gen), n_ol), ids),
+            "lineage": dict_column(np.repeat(lin_idx.ravel(), n_ol), lin_values.tolist()),
+            "date": dict_column(np.repeat(date_idx.ravel(), n_ol), date_values.tolist()),
+            "assay": dict_column(np.tile(oligo_assay, n_gen), assay_names),
+            "oligo": dict_column(np.tile(np.arange(n_ol), n_gen), [o.name for o in checker.oligos]),
+            "role": dict_column(np.tile(np.arange(n_ol), n_gen), [o.role for o in checker.oligos]),
+            "call": dict_column(res.oligo_call.ravel(), list(CALLS)),
+            "reason": dict_column(res.oligo_reason.ravel(), checker.reasons),
+            "cause": dict_column(causes.ravel(), list(CAUSES)),
+            "start": np.where(pos >= 0, pos + 1, -1),
+            "end": np.where(pos >= 0, pos + span, -1),
+            **sc,
+            "n_sites": res.oligo_nsites.ravel(),
+        }
+    )
     assert tuple(oligo_table.column_names) == OLIGO_COLUMNS
     amp = res.amplicon.reshape(-1, 2)
-    assay_table = pa.table({
-        "genome": dict_column(np.repeat(np.arange(n_gen), n_as), ids),
-        "lineage": dict_column(np.repeat(lin_idx.ravel(), n_as), lin_values.tolist()),
-        "date": dict_column(np.repeat(date_idx.ravel(), n_as), date_values.tolist()),
-        "assay": dict_column(np.tile(np.arange(n_as), n_gen), assay_names),
-        "call": dict_column(res.assay_call.ravel(), list(ASSAY_CALLS)),
-        "reason": dict_column(res.assay_reason.ravel(), checker.reasons),
-        "amplicon_start": np.where(amp[:, 0] >= 0, amp[:, 0] + 1, -1),
-        "amplicon_end": amp[:, 1],
-    })
+    assay_table = pa.table(
+        {
+            "genome": dict_column(np.repeat(np.arange(n_gen), n_as), ids),
+            "lineage": dict_column(np.repeat(lin_idx.ravel(), n_as), lin_values.tolist()),
+            "date": dict_column(np.repeat(date_idx.ravel(), n_as), date_values.tolist()),
+            "assay": dict_column(np.tile(np.arange(n_as), n_gen), assay_names),
+            "call": dict_column(res.assay_call.ravel(), list(ASSAY_CALLS)),
+            "reason": dict_column(res.assay_reason.ravel(), checker.reasons),
+            "amplicon_start": np.where(amp[:, 0] >= 0, amp[:, 0] + 1, -1),
+            "amplicon_end": amp[:, 1],
+        }
+    )
     return oligo_table, assay_table
 
 
@@ -136,8 +171,9 @@ def tsv_bytes(table: Any, omit_call: str) -> bytes:
 
     rows = table.filter(pc.not_equal(table["call"].cast(pa.string()), omit_call))
     sink = pa.BufferOutputStream()
-    pacsv.write_csv(rows, sink, write_options=pacsv.WriteOptions(delimiter="\t", quoting_style="none",
-                                                                 include_header=False))
+    pacsv.write_csv(
+        rows, sink, write_options=pacsv.WriteOptions(delimiter="\t", quoting_style="none", include_header=False)
+    )
     return sink.getvalue().to_pybytes()
 
 

@@ -85,10 +85,12 @@ class SiteBook:
         codes = s.target[sid, :span]
         top = decode(codes)
         # pattern-orientation bit masks -> oligo orientation
-        bits = np.array([(int(s.mm_mask[sid]) >> i) & 1 or (int(s.unk_mask[sid]) >> i) & 1 for i in range(m)],
-                        dtype=bool)
-        cols = pattern_columns(m, int(s.gap1_pos[sid]), int(s.gap1_len[sid]), int(s.gap2_pos[sid]),
-                               int(s.gap2_len[sid]))
+        bits = np.array(
+            [(int(s.mm_mask[sid]) >> i) & 1 or (int(s.unk_mask[sid]) >> i) & 1 for i in range(m)], dtype=bool
+        )
+        cols = pattern_columns(
+            m, int(s.gap1_pos[sid]), int(s.gap1_len[sid]), int(s.gap2_pos[sid]), int(s.gap2_len[sid])
+        )
         gap_pattern_pos = [p for p in (int(s.gap1_pos[sid]), int(s.gap2_pos[sid])) if p >= 0]
         if strand == 1:
             bits = bits[::-1]
@@ -110,11 +112,27 @@ class SiteBook:
             motif_unknown = ok is None
             motif_ok = bool(ok) if ok is not None else False
         seed_lo, seed_hi = so.seed
-        seed_mm = int(sum(1 for i in mm_idx if seed_lo - 1 <= i <= seed_hi - 1)) + \
-            int(sum(1 for g in gap_core if seed_lo - 1 <= g <= seed_hi))
-        f = SiteFacts(oi, "+-"[strand], span, int(s.mismatches[sid]), int(s.unknown[sid]), int(s.gaps[sid]),
-                      int(s.cost[sid]), mm_idx, tuple(int(core_len - i) for i in mm_idx), target, cols,
-                      gap_core, motif_bases, motif_ok, motif_unknown, seed_mm)
+        seed_mm = int(sum(1 for i in mm_idx if seed_lo - 1 <= i <= seed_hi - 1)) + int(
+            sum(1 for g in gap_core if seed_lo - 1 <= g <= seed_hi)
+        )
+        f = SiteFacts(
+            oi,
+            "+-"[strand],
+            span,
+            int(s.mismatches[sid]),
+            int(s.unknown[sid]),
+            int(s.gaps[sid]),
+            int(s.cost[sid]),
+            mm_idx,
+            tuple(int(core_len - i) for i in mm_idx),
+            target,
+            cols,
+            gap_core,
+            motif_bases,
+            motif_ok,
+            motif_unknown,
+            seed_mm,
+        )
         self._facts[sid] = f
         return f
 
@@ -148,8 +166,17 @@ class SiteBook:
         five = (flank5 + f.target[:a])[-n:] if n else ""
         three = (f.target[b:] + flank3)[:n] if n else ""
         thermo = site_thermo(so.core, f.target[a:b], self.rules.conditions, five, three)
-        diffs = SiteDifferences(core_len, f.mismatches, f.unknown, f.gaps, f.mm_from_3p,
-                                tuple(core_len - g for g in f.gap_core_idx), f.seed_mm, f.motif_ok, f.motif_unknown)
+        diffs = SiteDifferences(
+            core_len,
+            f.mismatches,
+            f.unknown,
+            f.gaps,
+            f.mm_from_3p,
+            tuple(core_len - g for g in f.gap_core_idx),
+            f.seed_mm,
+            f.motif_ok,
+            f.motif_unknown,
+        )
         code, why = call_site(self.rules, so.group, diffs, thermo, so.enzyme)
         c = (code, why, thermo.tm_C, thermo.dg_kcal, thermo.tm_drop_C)
         self._calls[key] = c

@@ -19,9 +19,10 @@ import hashlib
 import os
 import pickle
 import shutil
+from collections.abc import Iterator
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .. import __version__
 from ..errors import InputError
@@ -43,8 +44,7 @@ def run_key(inputs: CheckInputs, options: CheckOptions) -> str:
             h.update(f"{f.name}={getattr(options, f.name)!r}\n".encode())
     if options.rules_path:
         h.update(Path(options.rules_path).read_bytes())
-    paths = [*inputs.assays, *inputs.genomes, inputs.metadata, inputs.reference, inputs.annotation,
-             inputs.alias_key]
+    paths = [*inputs.assays, *inputs.genomes, inputs.metadata, inputs.reference, inputs.annotation, inputs.alias_key]
     for p in paths:
         if p is None:
             h.update(b"-\n")
@@ -65,14 +65,15 @@ class ChunkStore:
         try:
             folder.mkdir(parents=True, exist_ok=True)
             apply_umask(folder, folder=True)
-            self._lock = open(folder / "lock", "a+")
+            self._lock = open(folder / "lock", "a+")  # noqa: SIM115 (held open and locked for the store lifetime)
         except OSError as exc:
             raise InputError.from_os_error(exc, folder) from exc
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise InputError(folder, "another check is writing this output folder",
-                             "wait for it to finish or choose another --out") from None
+            raise InputError(
+                folder, "another check is writing this output folder", "wait for it to finish or choose another --out"
+            ) from None
         key_file = folder / "key"
         if not key_file.exists() or key_file.read_text() != key:
             for p in folder.iterdir():
@@ -100,12 +101,15 @@ class ChunkStore:
     def save(self, result: ChunkResult) -> None:
         i = result.index
         files = {}
-        for what, data in (("oligo.parquet", result.oligo_parquet), ("assay.parquet", result.assay_parquet),
-                           ("oligo.tsv", result.oligo_tsv), ("assay.tsv", result.assay_tsv)):
+        for what, data in (
+            ("oligo.parquet", result.oligo_parquet),
+            ("assay.parquet", result.assay_parquet),
+            ("oligo.tsv", result.oligo_tsv),
+            ("assay.tsv", result.assay_tsv),
+        ):
             _write(self._path(i, what), data)
             files[what] = (len(data), _digest(data))
-        summary = {f.name: getattr(result, f.name) for f in fields(result)
-                   if not f.name.endswith(("parquet", "tsv"))}
+        summary = {f.name: getattr(result, f.name) for f in fields(result) if not f.name.endswith(("parquet", "tsv"))}
         _write(self._path(i, "counts"), pickle.dumps({**summary, "files": files}, protocol=pickle.HIGHEST_PROTOCOL))
 
     def load(self, index: int) -> dict[str, Any]:

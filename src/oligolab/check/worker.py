@@ -32,14 +32,19 @@ class CheckSetup:
     options: CheckOptions
 
     def key(self) -> str:
-        return repr((self.assays, self.reference, self.annotation,
-                     tuple(getattr(self.options, f.name) for f in fields(self.options))))
+        return repr(
+            (
+                self.assays,
+                self.reference,
+                self.annotation,
+                tuple(getattr(self.options, f.name) for f in fields(self.options)),
+            )
+        )
 
     def build(self) -> Checker:
         reference = next(iter(read_fasta(self.reference)), None) if self.reference else None
         annotation = Annotation.from_genbank(self.annotation) if self.annotation else None
-        return Checker(read_assays(list(self.assays)), reference=reference, annotation=annotation,
-                       options=self.options)
+        return Checker(read_assays(list(self.assays)), reference=reference, annotation=annotation, options=self.options)
 
 
 _CHECKERS: dict[str, Checker] = {}  #: one checker per setup in each process, kept between chunks
@@ -84,9 +89,17 @@ def check_chunk(setup: CheckSetup, chunk: Chunk) -> ChunkResult:
     agg = Aggregates(len(checker.oligos), len(checker.assays.assays))
     agg.add(chunk.lineages, chunk.months, chunk.ids, res, chunk.dates if any(chunk.dates) else None, causes)
     agg.finalize(checker)
-    result = ChunkResult(chunk.index, parquet_bytes(oligo_rows), parquet_bytes(assay_rows),
-                         tsv_bytes(oligo_rows, "binds"), tsv_bytes(assay_rows, "detected"), agg, len(chunk.ids),
-                         chunk.nucleotides, distinct)
+    result = ChunkResult(
+        chunk.index,
+        parquet_bytes(oligo_rows),
+        parquet_bytes(assay_rows),
+        tsv_bytes(oligo_rows, "binds"),
+        tsv_bytes(assay_rows, "detected"),
+        agg,
+        len(chunk.ids),
+        chunk.nucleotides,
+        distinct,
+    )
     result.stats = {**checker.engine.stats, "cpu_seconds": time.process_time() - cpu0}
     result.peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     checker.engine.stats = dict.fromkeys(checker.engine.stats, 0)
@@ -105,8 +118,9 @@ def process_distinct(checker: Checker, codes: np.ndarray, ends: np.ndarray) -> t
     if len(first) == len(ends):
         return checker.process(codes, ends)[1], len(ends)
     keep = np.unique(which, return_index=True)[1]
-    sub_codes, sub_ends = pack_batch([codes[starts[g]:ends[g]] for g in keep])
+    sub_codes, sub_ends = pack_batch([codes[starts[g] : ends[g]] for g in keep])
     res = checker.process(sub_codes, sub_ends)[1]
-    per_genome = {f.name: getattr(res, f.name)[which] for f in fields(res)
-                  if f.name not in ("genome_index", "instances")}
+    per_genome = {
+        f.name: getattr(res, f.name)[which] for f in fields(res) if f.name not in ("genome_index", "instances")
+    }
     return replace(res, genome_index=np.arange(len(ends)), **per_genome), len(first)

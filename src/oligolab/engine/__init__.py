@@ -49,5 +49,15 @@ from .cache import Engine, search
 from .patterns import MAX_GAPS, MAX_MISMATCHES, MAX_PATTERN, PatternSet
 from .seed import SeedEngine
 
-__all__ = ["MAX_GAPS", "MAX_MISMATCHES", "MAX_PATTERN", "Engine", "Hits", "PatternSet", "SeedEngine", "SiteTable",
-           "pack_batch", "search"]
+__all__ = [
+    "MAX_GAPS",
+    "MAX_MISMATCHES",
+    "MAX_PATTERN",
+    "Engine",
+    "Hits",
+    "PatternSet",
+    "SeedEngine",
+    "SiteTable",
+    "pack_batch",
+    "search",
+]

@@ -10,8 +10,20 @@ import numpy as np
 from ..sequences import SEPARATOR
 from .patterns import MAX_GAPS, MAX_PATTERN
 
-SITE_FIELDS = ("pattern", "span", "mismatches", "mm_mask", "unknown", "unk_mask", "gaps", "gap1_pos",
-               "gap1_len", "gap2_pos", "gap2_len", "cost")
+SITE_FIELDS = (
+    "pattern",
+    "span",
+    "mismatches",
+    "mm_mask",
+    "unknown",
+    "unk_mask",
+    "gaps",
+    "gap1_pos",
+    "gap1_len",
+    "gap2_pos",
+    "gap2_len",
+    "cost",
+)
 
 
 @dataclass
@@ -35,18 +47,53 @@ class SiteTable:
     @classmethod
     def empty(cls) -> SiteTable:
         z = np.zeros(0, dtype=np.int32)
-        return cls(z, z, z, np.zeros(0, np.uint64), z, np.zeros(0, np.uint64), z, z, z, z, z, z,
-                   np.zeros((0, MAX_PATTERN + MAX_GAPS), np.uint8))
+        return cls(
+            z,
+            z,
+            z,
+            np.zeros(0, np.uint64),
+            z,
+            np.zeros(0, np.uint64),
+            z,
+            z,
+            z,
+            z,
+            z,
+            z,
+            np.zeros((0, MAX_PATTERN + MAX_GAPS), np.uint8),
+        )
 
     def __len__(self) -> int:
         return len(self.pattern)
 
     def extend(self, raw_int: np.ndarray, raw_masks: np.ndarray, raw_target: np.ndarray) -> None:
         """Append rows from the kernel's output arrays (see :func:`.kernels.verify_start`)."""
-        cols = [self.pattern, self.span, self.mismatches, None, self.unknown, None, self.gaps, self.gap1_pos,
-                self.gap1_len, self.gap2_pos, self.gap2_len, self.cost]
-        int_idx = {"pattern": 0, "span": 1, "mismatches": 2, "unknown": 3, "gaps": 4, "gap1_pos": 5,
-                   "gap1_len": 6, "gap2_pos": 7, "gap2_len": 8, "cost": 9}
+        cols = [
+            self.pattern,
+            self.span,
+            self.mismatches,
+            None,
+            self.unknown,
+            None,
+            self.gaps,
+            self.gap1_pos,
+            self.gap1_len,
+            self.gap2_pos,
+            self.gap2_len,
+            self.cost,
+        ]
+        int_idx = {
+            "pattern": 0,
+            "span": 1,
+            "mismatches": 2,
+            "unknown": 3,
+            "gaps": 4,
+            "gap1_pos": 5,
+            "gap1_len": 6,
+            "gap2_pos": 7,
+            "gap2_len": 8,
+            "cost": 9,
+        }
         for name, idx in int_idx.items():
             setattr(self, name, np.concatenate([getattr(self, name), raw_int[:, idx].astype(np.int32)]))
         self.mm_mask = np.concatenate([self.mm_mask, raw_masks[:, 0]])
@@ -75,8 +122,11 @@ class Hits:
         if not parts:
             z = np.zeros(0, np.int32)
             return cls(z, z, z)
-        return cls(np.concatenate([p.genome for p in parts]), np.concatenate([p.pos for p in parts]),
-                   np.concatenate([p.site for p in parts]))
+        return cls(
+            np.concatenate([p.genome for p in parts]),
+            np.concatenate([p.pos for p in parts]),
+            np.concatenate([p.site for p in parts]),
+        )
 
 
 def pack_batch(seqs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -87,7 +137,7 @@ def pack_batch(seqs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     ends = np.empty(len(seqs), dtype=np.int64)
     o = 0
     for i, s in enumerate(seqs):
-        codes[o:o + len(s)] = s
+        codes[o : o + len(s)] = s
         o += len(s)
         ends[i] = o
         codes[o] = SEPARATOR

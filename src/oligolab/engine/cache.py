@@ -53,13 +53,32 @@ def _window_key(codes, p, rlen, key) -> None:
 
 @nb.njit(cache=True, nogil=True, inline="always")
 def _same(ent_keys, e, key) -> bool:
-    return (ent_keys[e, 0] == key[0] and ent_keys[e, 1] == key[1] and ent_keys[e, 2] == key[2]
-            and ent_keys[e, 3] == key[3] and ent_keys[e, 4] == key[4])
+    return (
+        ent_keys[e, 0] == key[0]
+        and ent_keys[e, 1] == key[1]
+        and ent_keys[e, 2] == key[2]
+        and ent_keys[e, 3] == key[3]
+        and ent_keys[e, 4] == key[4]
+    )
 
 
 @nb.njit(cache=True, nogil=True)
-def _lookup_insert(codes, genome_ends, W, use_cache, p_start, tab_val, ent_keys, ent_len, ent_last, succ, n_entries,
-                   max_entries, entry, novel) -> tuple[int, int]:
+def _lookup_insert(
+    codes,
+    genome_ends,
+    W,
+    use_cache,
+    p_start,
+    tab_val,
+    ent_keys,
+    ent_len,
+    ent_last,
+    succ,
+    n_entries,
+    max_entries,
+    entry,
+    novel,
+) -> tuple[int, int]:
     """Look up the window starting at each position from ``p_start``, inserting new ones.
 
     ``entry[p]`` gets the entry id, -1 where nothing is cached (``use_cache`` false: every window searched
@@ -214,7 +233,6 @@ def _suppress_gapped(genome, pos, site, site_pattern, site_span, site_gaps, site
     return keep
 
 
-
 class Engine:
     """Streaming search of a :class:`PatternSet` over batches of genomes, with a window cache shared by all
     batches (so repeated content is searched once).
@@ -223,8 +241,16 @@ class Engine:
     for any thread count.
     """
 
-    def __init__(self, patterns: PatternSet, max_mismatches: int = 3, max_gaps: int = 2, *,
-                 threads: int | None = None, cache: bool = True, device: str = "cpu"):
+    def __init__(
+        self,
+        patterns: PatternSet,
+        max_mismatches: int = 3,
+        max_gaps: int = 2,
+        *,
+        threads: int | None = None,
+        cache: bool = True,
+        device: str = "cpu",
+    ):
         if not 0 <= max_mismatches <= MAX_MISMATCHES:
             raise ValueError(f"max_mismatches must be 0..{MAX_MISMATCHES}")
         if not 0 <= max_gaps <= MAX_GAPS:
@@ -259,7 +285,7 @@ class Engine:
         self._pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
         # group pattern-strands into per-thread shares balanced by length
         order = np.argsort(-patterns.lengths, kind="stable")
-        self._shares = [np.sort(order[t:: self.threads]) for t in range(self.threads)]
+        self._shares = [np.sort(order[t :: self.threads]) for t in range(self.threads)]
 
     @property
     def n_windows(self) -> int:
@@ -275,8 +301,13 @@ class Engine:
             keys = np.zeros((new, 5), dtype=np.uint64)
             keys[: self._n_entries] = self._ent_keys[: self._n_entries]
             self._ent_keys = keys
-            for name, fill in (("_ent_len", 0), ("_ent_last", 0), ("_succ", -1), ("_entry_first", 0),
-                               ("_entry_count", 0)):
+            for name, fill in (
+                ("_ent_len", 0),
+                ("_ent_last", 0),
+                ("_succ", -1),
+                ("_entry_first", 0),
+                ("_entry_count", 0),
+            ):
                 old = getattr(self, name)
                 arr = np.full(new, fill, dtype=old.dtype)
                 arr[: self._n_entries] = old[: self._n_entries]
@@ -301,9 +332,22 @@ class Engine:
         while p < n:
             self._ensure_capacity(max(4096, n // 64))
             limit = min(self._tab_val.shape[0] // 2, self._ent_len.shape[0])
-            p, self._n_entries = _lookup_insert(codes, genome_ends, W, self.use_cache, p, self._tab_val,
-                                                self._ent_keys, self._ent_len, self._ent_last, self._succ,
-                                                self._n_entries, limit, entry, novel)
+            p, self._n_entries = _lookup_insert(
+                codes,
+                genome_ends,
+                W,
+                self.use_cache,
+                p,
+                self._tab_val,
+                self._ent_keys,
+                self._ent_len,
+                self._ent_last,
+                self._succ,
+                self._n_entries,
+                limit,
+                entry,
+                novel,
+            )
         self._ensure_capacity(0)
         seg_s, seg_e, seg_l = _segments(novel, genome_ends, W)
         self.stats["positions"] += int(n - len(genome_ends))
@@ -321,17 +365,26 @@ class Engine:
         cacheable = ent_of_start >= 0
         new_entries = np.arange(first_new, self._n_entries)
         counts = np.bincount(ent_of_start[cacheable] - first_new, minlength=len(new_entries)).astype(np.int32)
-        self._entry_count[first_new:self._n_entries] = counts
-        self._entry_first[first_new:self._n_entries] = len(self._entry_sites) + np.concatenate(
-            [[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        self._entry_count[first_new : self._n_entries] = counts
+        self._entry_first[first_new : self._n_entries] = len(self._entry_sites) + np.concatenate(
+            [[0], np.cumsum(counts)[:-1]]
+        ).astype(np.int64)
         # sites are already sorted by start, hence grouped by entry in first-occurrence order; sort by entry
         c_ids = site_ids[cacheable]
         c_ent = ent_of_start[cacheable]
         self._entry_sites = np.concatenate([self._entry_sites, c_ids[np.argsort(c_ent, kind="stable")]])
         direct_pos = starts[~cacheable]
         direct_site = site_ids[~cacheable]
-        g, p, s = _emit(entry, genome_ends, self._entry_first, self._entry_count, self._entry_sites,
-                        direct_pos, direct_site, self.n_genomes)
+        g, p, s = _emit(
+            entry,
+            genome_ends,
+            self._entry_first,
+            self._entry_count,
+            self._entry_sites,
+            direct_pos,
+            direct_site,
+            self.n_genomes,
+        )
         self.n_genomes += len(genome_ends)
         hits = Hits(g, p, s)
         if self.g > 0 and len(hits):
@@ -350,11 +403,17 @@ class Engine:
         if self._pool is None or len(seg_s) == 0:
             return search_patterns(*args, np.arange(p.n_patterns, dtype=np.int64), *tail)
         # (mypy cannot match star-arguments around a positional one to the kernel's parameters)
-        futures = [self._pool.submit(search_patterns, *args, share.astype(np.int64), *tail)  # type: ignore[arg-type, call-arg]
-                   for share in self._shares]
+        futures = [
+            self._pool.submit(search_patterns, *args, share.astype(np.int64), *tail)  # type: ignore[arg-type, call-arg]
+            for share in self._shares
+        ]
         parts = [f.result() for f in futures]
-        return (np.concatenate([x[0] for x in parts]), np.concatenate([x[1] for x in parts]),
-                np.concatenate([x[2] for x in parts]), np.concatenate([x[3] for x in parts]))
+        return (
+            np.concatenate([x[0] for x in parts]),
+            np.concatenate([x[1] for x in parts]),
+            np.concatenate([x[2] for x in parts]),
+            np.concatenate([x[3] for x in parts]),
+        )
 
     def _suppress(self, hits: Hits) -> Hits:
         """Drop gapped hits overlapping a better hit of the same genome and pattern-strand (only the
@@ -367,8 +426,15 @@ class Engine:
         involved = _members(key, key[gapped])
         idx = np.flatnonzero(involved)
         order = idx[np.lexsort((hits.pos[idx], pat[idx], hits.genome[idx]))]
-        keep_sub = _suppress_gapped(hits.genome[order], hits.pos[order], hits.site[order], self.sites.pattern,
-                                    self.sites.span, self.sites.gaps, self.sites.cost)
+        keep_sub = _suppress_gapped(
+            hits.genome[order],
+            hits.pos[order],
+            hits.site[order],
+            self.sites.pattern,
+            self.sites.span,
+            self.sites.gaps,
+            self.sites.cost,
+        )
         keep = np.ones(len(hits), dtype=bool)
         keep[order[~keep_sub]] = False
         return Hits(hits.genome[keep], hits.pos[keep], hits.site[keep])
@@ -390,8 +456,9 @@ def _reinsert(n_entries, ent_keys, ent_len, tab_val) -> None:
         tab_val[h] = e
 
 
-def search(patterns: PatternSet, seqs: list[np.ndarray], max_mismatches: int = 3, max_gaps: int = 2,
-           **kwargs) -> tuple[Hits, SiteTable]:
+def search(
+    patterns: PatternSet, seqs: list[np.ndarray], max_mismatches: int = 3, max_gaps: int = 2, **kwargs
+) -> tuple[Hits, SiteTable]:
     """Search encoded sequences in one batch (for small inputs and tests)."""
     engine = Engine(patterns, max_mismatches, max_gaps, **kwargs)
     try:

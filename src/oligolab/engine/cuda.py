@@ -40,8 +40,9 @@ def _myers_kernel(text, seg_starts, seg_ends, seg_limits, seg_offsets, pattern_i
 
 
 @nb.njit(cache=True, nogil=True)
-def _verify_marked(text, seg_starts, seg_ends, seg_offsets, pattern_ids, lengths, masks, is_context, k, g,
-                   cand) -> tuple:
+def _verify_marked(
+    text, seg_starts, seg_ends, seg_offsets, pattern_ids, lengths, masks, is_context, k, g, cand
+) -> tuple:
     """Verify every marked candidate start with the CPU routine (same output layout as the CPU search)."""
     out = new_rows(1024)
     n_out = 0
@@ -50,13 +51,30 @@ def _verify_marked(text, seg_starts, seg_ends, seg_offsets, pattern_ids, lengths
         for si in range(seg_starts.shape[0]):
             a = seg_starts[si]
             b = seg_ends[si]
-            out, n_out = verify_marked_range(text, a, b, cand, pj, seg_offsets[si], 0, b - a - 1, j, masks[j],
-                                              is_context[j], lengths[j], k, g, out, n_out)
+            out, n_out = verify_marked_range(
+                text,
+                a,
+                b,
+                cand,
+                pj,
+                seg_offsets[si],
+                0,
+                b - a - 1,
+                j,
+                masks[j],
+                is_context[j],
+                lengths[j],
+                k,
+                g,
+                out,
+                n_out,
+            )
     return out[0][:n_out], out[1][:n_out], out[2][:n_out], out[3][:n_out]
 
 
-def search_patterns_cuda(text, seg_starts, seg_ends, seg_limits, pattern_ids, peq, lengths, masks, is_context, k,
-                         g) -> tuple:
+def search_patterns_cuda(
+    text, seg_starts, seg_ends, seg_limits, pattern_ids, peq, lengths, masks, is_context, k, g
+) -> tuple:
     """GPU filter + CPU verification; same return value as :func:`.kernels.search_patterns`."""
     lens = (seg_ends - seg_starts).astype(np.int64)
     offsets = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64)
@@ -67,9 +85,18 @@ def search_patterns_cuda(text, seg_starts, seg_ends, seg_limits, pattern_ids, pe
         d_cand = cuda.to_device(cand)
         block = 128
         grid = (n_threads + block - 1) // block
-        _myers_kernel[grid, block](cuda.to_device(text), cuda.to_device(seg_starts), cuda.to_device(seg_ends),
-                                   cuda.to_device(seg_limits), cuda.to_device(offsets),
-                                   cuda.to_device(pattern_ids), cuda.to_device(peq), cuda.to_device(lengths),
-                                   k, g, d_cand)
+        _myers_kernel[grid, block](
+            cuda.to_device(text),
+            cuda.to_device(seg_starts),
+            cuda.to_device(seg_ends),
+            cuda.to_device(seg_limits),
+            cuda.to_device(offsets),
+            cuda.to_device(pattern_ids),
+            cuda.to_device(peq),
+            cuda.to_device(lengths),
+            k,
+            g,
+            d_cand,
+        )
         cand = d_cand.copy_to_host()
     return _verify_marked(text, seg_starts, seg_ends, offsets, pattern_ids, lengths, masks, is_context, k, g, cand)

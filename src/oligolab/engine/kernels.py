@@ -152,8 +152,11 @@ def verify_start(text, s, seg_end, masks_j, ctx_j, m, k, g, out_int, out_mask, o
                 continue
             cost = v + 2 * u
             span = m + (di - g)
-            if best_di < 0 or cost < best_cost or (cost == best_cost and (u < best_u or (
-                    u == best_u and span < m + (best_di - g)))):
+            if (
+                best_di < 0
+                or cost < best_cost
+                or (cost == best_cost and (u < best_u or (u == best_u and span < m + (best_di - g))))
+            ):
                 best_cost = cost
                 best_di = di
                 best_u = u
@@ -242,8 +245,12 @@ def grow_rows(a, cap) -> np.ndarray:
 
 @nb.njit(cache=True, nogil=True)
 def new_rows(cap) -> tuple:
-    return (np.empty(cap, dtype=np.int64), np.empty((cap, 10), dtype=np.int32), np.empty((cap, 2), dtype=np.uint64),
-            np.empty((cap, MAX_PATTERN + MAX_GAPS), dtype=np.uint8))
+    return (
+        np.empty(cap, dtype=np.int64),
+        np.empty((cap, 10), dtype=np.int32),
+        np.empty((cap, 2), dtype=np.uint64),
+        np.empty((cap, MAX_PATTERN + MAX_GAPS), dtype=np.uint8),
+    )
 
 
 @nb.njit(cache=True, nogil=True)
@@ -299,8 +306,9 @@ def _myers_all(peq_c, pv, mv, score, high, n_pat) -> int:
 
 
 @nb.njit(cache=True, nogil=True)
-def search_patterns(text, seg_starts, seg_ends, seg_limits, pattern_ids, peq, lengths, masks, is_context,
-                    k, g) -> tuple:
+def search_patterns(
+    text, seg_starts, seg_ends, seg_limits, pattern_ids, peq, lengths, masks, is_context, k, g
+) -> tuple:
     """Search pattern-strands over text segments. Segment ``i`` covers text[seg_starts[i]:seg_ends[i]]; only
     sites starting before ``seg_limits[i]`` are reported. Returns (starts, int fields, masks, targets).
 
@@ -355,8 +363,9 @@ def search_patterns(text, seg_starts, seg_ends, seg_limits, pattern_ids, peq, le
         for pj in range(n_pat):
             if hi[pj] >= lo[pj]:
                 j = pattern_ids[pj]
-                out, n_out = verify_marked_range(text, a, a + n, cand, pj, 0, lo[pj], hi[pj], j, masks[j],
-                                                  is_context[j], m_of[pj], k, g, out, n_out)
+                out, n_out = verify_marked_range(
+                    text, a, a + n, cand, pj, 0, lo[pj], hi[pj], j, masks[j], is_context[j], m_of[pj], k, g, out, n_out
+                )
     return out[0][:n_out], out[1][:n_out], out[2][:n_out], out[3][:n_out]
 
 

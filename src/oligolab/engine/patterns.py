@@ -42,7 +42,7 @@ class PatternSet:
             ctx = np.zeros(len(seq), dtype=bool)
             ctx[: self.context5[i]] = True
             if self.context3[i]:
-                ctx[len(seq) - self.context3[i]:] = True
+                ctx[len(seq) - self.context3[i] :] = True
             for strand, (s, c) in enumerate(((seq, ctx), (reverse_complement(seq), ctx[::-1]))):
                 j = 2 * i + strand
                 m = len(s)
@@ -69,6 +69,9 @@ class PatternSet:
     @classmethod
     def from_oligos(cls, names: list[str], sequences: list[str], context5=None, context3=None) -> PatternSet:
         n = len(sequences)
-        return cls(list(names), list(sequences),
-                   np.zeros(n, np.int64) if context5 is None else context5,
-                   np.zeros(n, np.int64) if context3 is None else context3)
+        return cls(
+            list(names),
+            list(sequences),
+            np.zeros(n, np.int64) if context5 is None else context5,
+            np.zeros(n, np.int64) if context3 is None else context3,
+        )

@@ -38,8 +38,26 @@ def _qmer_values(codes, q) -> np.ndarray:
 
 
 @nb.njit(cache=True, nogil=True)
-def _seed_scan_into(codes, genome_ends, lo, hi, qv, offsets, pair_a, pair_b, q, starts_tab, pats_tab, lengths, masks,
-                    k, out_start, out_int, out_mask, out_target) -> tuple[int, int]:
+def _seed_scan_into(
+    codes,
+    genome_ends,
+    lo,
+    hi,
+    qv,
+    offsets,
+    pair_a,
+    pair_b,
+    q,
+    starts_tab,
+    pats_tab,
+    lengths,
+    masks,
+    k,
+    out_start,
+    out_int,
+    out_mask,
+    out_target,
+) -> tuple[int, int]:
     """Scan window starts lo..hi-1 into preallocated output rows: look up every pair of pieces in its table,
     verify each candidate pattern by Hamming distance (unknown bases count as differences) and report it from
     the first pair of pieces that matches exactly (so every site is reported once). Returns (rows written,
@@ -126,8 +144,9 @@ def _seed_scan_into(codes, genome_ends, lo, hi, qv, offsets, pair_a, pair_b, q, 
     return n_out, hi
 
 
-def _seed_scan(codes, genome_ends, lo, hi, qv, offsets, pair_a, pair_b, q, starts_tab, pats_tab, lengths, masks,
-               k) -> tuple:
+def _seed_scan(
+    codes, genome_ends, lo, hi, qv, offsets, pair_a, pair_b, q, starts_tab, pats_tab, lengths, masks, k
+) -> tuple:
     """All sites with window starts in lo..hi-1 (see :func:`_seed_scan_into`); grows the output as needed."""
     parts = []
     p = lo
@@ -137,13 +156,35 @@ def _seed_scan(codes, genome_ends, lo, hi, qv, offsets, pair_a, pair_b, q, start
         out_int = np.empty((cap, 10), dtype=np.int32)
         out_mask = np.empty((cap, 2), dtype=np.uint64)
         out_target = np.empty((cap, MAX_PATTERN + MAX_GAPS), dtype=np.uint8)
-        n, p = _seed_scan_into(codes, genome_ends, p, hi, qv, offsets, pair_a, pair_b, q, starts_tab, pats_tab,
-                               lengths, masks, k, out_start, out_int, out_mask, out_target)
+        n, p = _seed_scan_into(
+            codes,
+            genome_ends,
+            p,
+            hi,
+            qv,
+            offsets,
+            pair_a,
+            pair_b,
+            q,
+            starts_tab,
+            pats_tab,
+            lengths,
+            masks,
+            k,
+            out_start,
+            out_int,
+            out_mask,
+            out_target,
+        )
         parts.append((out_start[:n], out_int[:n], out_mask[:n], out_target[:n]))
         cap *= 2
     if not parts:
-        return (np.zeros(0, np.int64), np.zeros((0, 10), np.int32), np.zeros((0, 2), np.uint64),
-                np.zeros((0, MAX_PATTERN + MAX_GAPS), np.uint8))
+        return (
+            np.zeros(0, np.int64),
+            np.zeros((0, 10), np.int32),
+            np.zeros((0, 2), np.uint64),
+            np.zeros((0, MAX_PATTERN + MAX_GAPS), np.uint8),
+        )
     return tuple(np.concatenate([x[i] for x in parts]) for i in range(4))
 
 
@@ -219,13 +260,24 @@ class SeedEngine:
         qv = _qmer_values(codes, self.q)
         n = codes.shape[0]
         bounds = np.linspace(0, n, self.threads + 1).astype(np.int64)
-        args = (self.offsets, self.pair_a, self.pair_b, self.q, self.starts_tab, self.pats_tab,
-                self.patterns.lengths, self.patterns.masks, self.k)
+        args = (
+            self.offsets,
+            self.pair_a,
+            self.pair_b,
+            self.q,
+            self.starts_tab,
+            self.pats_tab,
+            self.patterns.lengths,
+            self.patterns.masks,
+            self.k,
+        )
         if self._pool is None:
             parts = [_seed_scan(codes, genome_ends, 0, n, qv, *args)]
         else:
-            futures = [self._pool.submit(_seed_scan, codes, genome_ends, int(bounds[i]), int(bounds[i + 1]), qv, *args)
-                       for i in range(self.threads)]
+            futures = [
+                self._pool.submit(_seed_scan, codes, genome_ends, int(bounds[i]), int(bounds[i + 1]), qv, *args)
+                for i in range(self.threads)
+            ]
             parts = [f.result() for f in futures]
         starts = np.concatenate([x[0] for x in parts])
         raw_int = np.concatenate([x[1] for x in parts])
@@ -237,8 +289,11 @@ class SeedEngine:
         self.sites.extend(raw_int, raw_mask, raw_target)
         genome_starts = np.concatenate([[0], genome_ends[:-1] + 1])
         g = np.searchsorted(genome_ends, starts, side="left")
-        hits = Hits((self.n_genomes + g).astype(np.int32), (starts - genome_starts[g]).astype(np.int32),
-                    np.arange(base_id, base_id + len(starts), dtype=np.int32))
+        hits = Hits(
+            (self.n_genomes + g).astype(np.int32),
+            (starts - genome_starts[g]).astype(np.int32),
+            np.arange(base_id, base_id + len(starts), dtype=np.int32),
+        )
         self.n_genomes += len(genome_ends)
         self.stats["positions"] += int(n - len(genome_ends))
         self.stats["searched"] += int(n - len(genome_ends))
