@@ -94,10 +94,10 @@ class Aggregates:
                 ex.append(ids[g])
 
     def lineages(self) -> list[str]:
-        return sorted(self.lineage_index, key=self.lineage_index.get)
+        return sorted(self.lineage_index, key=self.lineage_index.__getitem__)
 
     def months(self) -> list[str]:
-        return sorted(self.month_index, key=self.month_index.get)
+        return sorted(self.month_index, key=self.month_index.__getitem__)
 
     def finalize(self, checker: Checker) -> None:
         """Turn site and lost-site counts (engine ids, local to this process) into mutation counts by name,

@@ -82,7 +82,7 @@ class AssayCaller:
             failed = bad_geom > 0
             codes = np.where(failed, NOT_DETECTED, codes).astype(np.int8)
             reason[failed, ai] = bad_geom[failed]
-            if lo is not None:
+            if lo is not None and hi is not None:
                 amplicon[ok, ai, 0] = lo[ok]
                 amplicon[ok, ai, 1] = hi[ok]
             out[:, ai] = codes

@@ -247,10 +247,10 @@ class Checker:
         lost = np.zeros(best_site.shape, dtype=np.int32)
         missing = best_site < 0
         rescue = _Rescue(len(self.engine.sites))
-        for g in np.flatnonzero(missing.any(axis=1)):
+        for g in np.flatnonzero(missing.any(axis=1)).tolist():
             runs = unknown_runs[g]
             genome = codes[starts[g] : ends[g]]
-            for o in np.flatnonzero(missing[g]):
+            for o in np.flatnonzero(missing[g]).tolist():
                 if ref_start[o] < 0:
                     continue
                 shift = self._shift(g, o, best_pos)

@@ -191,7 +191,7 @@ def _watch(changes: Any, now: Any, before: Any, previous_genomes: int) -> dict[s
     assays = sorted(set(now.assay) | set(before.assay) | set(changes.assay))
     for assay in assays:
         c = changes[changes.assay == assay]
-        entry = {
+        entry: dict[str, Any] = {
             "not_detected": int((now[now.assay == assay].call == "not detected").sum()),
             "at_risk": int((now[now.assay == assay].call == "at risk").sum()),
             "previous_not_detected": int((before[before.assay == assay].call == "not detected").sum()),
