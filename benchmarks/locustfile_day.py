@@ -32,7 +32,10 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
-from locust import HttpUser, between, events, task
+from locust import HttpUser, between, task
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from locust_recording import record  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -52,36 +55,10 @@ _lists = itertools.count()
 _retry: list[int] = []            # lists whose import was refused (a conflict): imported again
 _claimed: set[int] = set()
 _making = {"worklist": False}
-_times: dict[str, dict[str, list[float]]] = {"ramp": {}, "steady": {}}
-_fails: dict[str, dict[str, int]] = {"ramp": {}, "steady": {}}
 _counts = {"started": 0, "signed_in": 0, "lists": 0, "specimens_sent": 0, "worklists": 0, "runs": 0,
            "plates_done": 0, "signed": 0, "released_batches": 0, "released": 0, "retests": 0,
            "refused": 0, "reviewer_idle": 0}
-_window: dict[str, float] = {}
-
-
-@events.request.add_listener
-def _on_request(request_type, name, response_time, response_length, exception=None, **_kw):
-    phase = "steady" if "steady" in _window else "ramp"
-    if exception is None:
-        _times[phase].setdefault(name, []).append(float(response_time))
-    else:
-        _fails[phase][name] = _fails[phase].get(name, 0) + 1
-
-
-@events.test_start.add_listener
-def _on_start(**_kw):
-    _window["start"] = time.time()
-
-
-@events.test_stop.add_listener
-def _on_stop(**_kw):
-    _window["stop"] = time.time()
-
-
-@events.quitting.add_listener
-def _on_quit(**_kw):
-    OUT.write_text(json.dumps({"times_ms": _times, "failures": _fails, "counts": _counts, "window": _window}))
+_window = record(OUT, _counts)
 
 
 class DayUser(HttpUser):

@@ -27,11 +27,15 @@ import itertools
 import json
 import os
 import random
+import sys
 import time
 from pathlib import Path
 from urllib.parse import quote
 
-from locust import HttpUser, between, events, task
+from locust import HttpUser, between, task
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from locust_recording import record  # noqa: E402
 
 ACCOUNTS = json.loads(Path(os.environ["BENCH_SERVE_ACCOUNTS"]).read_text())
 RUN_PATH = Path(os.environ["BENCH_SERVE_RUN"])
@@ -46,38 +50,10 @@ UPLOAD_INTERVAL_S = float(os.environ.get("BENCH_SERVE_UPLOAD_INTERVAL", "0") or 
 
 _next_account = {role: itertools.cycle(ACCOUNTS[role]) for role in ("technician", "reviewer")}
 _claimed: set[int] = set()          # batches a reviewer has taken (one locust process: a plain set)
-#: phase ("ramp": while users are still starting and signing in, "steady": all users running) -> request name
-#: -> response times (ms) of successful requests, and counts of failed ones
-_times: dict[str, dict[str, list[float]]] = {"ramp": {}, "steady": {}}
-_fails: dict[str, dict[str, int]] = {"ramp": {}, "steady": {}}
 _counts = {"started": 0, "signed_in": 0, "sign_in_retries": 0, "uploads_accepted": 0, "uploads_refused": 0,
            "plates_seen_done": 0, "corrections": 0, "signed": 0,
            "review_conflicts": 0, "reviewer_idle": 0}
-_window: dict[str, float] = {}
-
-
-@events.request.add_listener
-def _on_request(request_type, name, response_time, response_length, exception=None, **_kw):
-    phase = "steady" if "steady" in _window else "ramp"
-    if exception is None:
-        _times[phase].setdefault(name, []).append(float(response_time))
-    else:
-        _fails[phase][name] = _fails[phase].get(name, 0) + 1
-
-
-@events.test_start.add_listener
-def _on_start(**_kw):
-    _window["start"] = time.time()
-
-
-@events.test_stop.add_listener
-def _on_stop(**_kw):
-    _window["stop"] = time.time()
-
-
-@events.quitting.add_listener
-def _on_quit(**_kw):
-    OUT.write_text(json.dumps({"times_ms": _times, "failures": _fails, "counts": _counts, "window": _window}))
+_window = record(OUT, _counts)
 
 
 class LabUser(HttpUser):
