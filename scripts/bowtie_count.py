@@ -140,9 +140,9 @@ def _forms(sites: dict[str, list[tuple[int, str]]], roles: list[str], max_amplic
     return False
 
 
-def count(assays_tsv: Path, prefix: Path, genome_ids: list[str], workdir: Path, *, primer_mm: int = 3,
-          guide_mm: int = 1, max_amplicon: int = 500) -> dict[str, int]:
-    """Genomes detected per assay of ``assays_tsv`` (the project's assay table)."""
+def assay_hits(assays_tsv: Path, prefix: Path, workdir: Path, primer_mm: int, guide_mm: int
+               ) -> tuple[pd.DataFrame, dict, dict]:
+    """The assay table and bowtie's hits of its primers (<= primer_mm) and guides (<= guide_mm) on ``prefix``."""
     table = pd.read_csv(assays_tsv, sep="\t", dtype=str).fillna("")
     reads = searched(table)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -150,6 +150,13 @@ def count(assays_tsv: Path, prefix: Path, genome_ids: list[str], workdir: Path, 
     guides = [r for r in reads if r[1] == "crRNA"]
     primer_hits = align(prefix, primers, primer_mm, workdir) if primers else {}
     guide_hits = align(prefix, guides, guide_mm, workdir) if guides else {}
+    return table, primer_hits, guide_hits
+
+
+def count(assays_tsv: Path, prefix: Path, genome_ids: list[str], workdir: Path, *, primer_mm: int = 3,
+          guide_mm: int = 1, max_amplicon: int = 500) -> dict[str, int]:
+    """Genomes detected per assay of ``assays_tsv`` (the project's assay table)."""
+    table, primer_hits, guide_hits = assay_hits(assays_tsv, prefix, workdir, primer_mm, guide_mm)
     return detected(table, primer_hits, guide_hits, genome_ids, max_amplicon)
 
 
@@ -200,13 +207,7 @@ def count_regions(assays_tsv: Path, prefix: Path, slices: dict[str, list[str]], 
                   ) -> dict[str, int]:
     """Genomes detected per assay on a region index (:func:`build_region_index`): a genome counts when one of
     its slices holds every role as :func:`detected` requires."""
-    table = pd.read_csv(assays_tsv, sep="\t", dtype=str).fillna("")
-    reads = searched(table)
-    workdir.mkdir(parents=True, exist_ok=True)
-    primers = [r for r in reads if r[1] != "crRNA"]
-    guides = [r for r in reads if r[1] == "crRNA"]
-    primer_hits = align(prefix, primers, primer_mm, workdir) if primers else {}
-    guide_hits = align(prefix, guides, guide_mm, workdir) if guides else {}
+    table, primer_hits, guide_hits = assay_hits(assays_tsv, prefix, workdir, primer_mm, guide_mm)
     wanted = set(genome_ids)
     per_slice = detected(table, primer_hits, guide_hits, list(slices), max_amplicon, per_genome=True)
     return {assay: len({g for sl in found for g in slices[sl]} & wanted) for assay, found in per_slice.items()}
